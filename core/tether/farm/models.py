@@ -1,0 +1,219 @@
+"""The Renderfarm Platform contract (seed 004), as pydantic models.
+
+Replies are tolerant (``extra="allow"``: the vendor adds fields); what we send is strict (``extra="forbid"``).
+What the vendor has not published (status values, pagination, error body, token lifetime) is **unknown**: the
+local farm picks one plausible form, documented here, and the client accepts the others.
+
+Wire choices of the local farm where the vendor is silent:
+- list replies: ``{"items": [...], "page": 1, "per_page": 50, "total": N, "pages": P}``; the client also accepts a bare
+  list or ``jobs``/``results``/``data`` as the items key;
+- job ``status``: ``syncing``, ``queued``, ``rendering``, ``waiting`` (scout frames done, the rest waiting for release),
+  ``held``, ``completed``, ``failed``, ``cancelled``; tasks use the same words;
+- ``PATCH /api/jobs/{id}``: ``{"action": "hold" | "unhold" | "cancel"}`` or ``{"priority": N}`` (0..100);
+  ``unhold`` also releases tasks held behind scout frames;
+- uploads: ``POST /api/uploads/md5 {"md5", "size", "path"}`` -> ``{"exists": bool, "file_id"}``; an existing blob is
+  then bound to ``path`` so the job's ``upload_paths`` resolve; ``POST /api/uploads/file`` is multipart with fields
+  ``file``, ``md5`` and ``path``; the server verifies the md5 of what it received;
+- the job's scene is the first ``.blend`` in ``upload_paths``;
+- the documented API has no download route. The local farm adds ``GET /api/jobs/{id}/outputs`` (list) and
+  ``GET /api/jobs/{id}/outputs/{name}`` (file, honours ``Range``); against a service without them the client says
+  where the outputs are (``output_path``) instead of failing obscurely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Dict, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..jobs import JobState
+
+
+class Tolerant(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- auth ----------------------------------------------------------------------------------------------------
+class LoginRequest(Strict):
+    email: str
+    password: str
+
+
+class LoginReply(Tolerant):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: Optional[int] = None
+
+
+# --- jobs ----------------------------------------------------------------------------------------------------
+class JobCreate(Strict):
+    job_title: str = Field(min_length=1)
+    project: str = Field(min_length=1)
+    instance_type: str = Field(min_length=1)
+    preemptible: bool = False
+    preemptible_retries: int = Field(0, ge=0)
+    chunk_size: int = Field(1, ge=1)
+    frame_range: str = Field(min_length=1)
+    scout_frames: str = ""
+    blender_version: str = Field(min_length=1)
+    render_software: str = "cycles"
+    output_path: str = Field(min_length=1)
+    upload_paths: List[str] = Field(min_length=1)
+    environment_variables: Dict[str, str] = Field(default_factory=dict)
+
+
+JobAction = Literal["hold", "unhold", "cancel"]
+
+
+class JobUpdate(Strict):
+    action: Optional[JobAction] = None
+    priority: Optional[int] = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one(self) -> JobUpdate:
+        if (self.action is None) == (self.priority is None):
+            raise ValueError("give exactly one of action or priority")
+        return self
+
+
+class FarmTask(Tolerant):
+    id: str
+    index: int = 0
+    frames: List[int] = Field(default_factory=list)
+    status: str = "queued"
+    scout: bool = False
+    attempts: int = 0
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    error: Optional[str] = None
+
+
+class FarmJob(Tolerant):
+    id: str
+    job_title: str = ""
+    project: str = ""
+    status: str
+    priority: int = 50
+    frame_range: str = ""
+    scout_frames: str = ""
+    chunk_size: int = 1
+    instance_type: str = ""
+    blender_version: str = ""
+    render_software: str = ""
+    output_path: str = ""
+    created_at: Optional[datetime] = None
+    updated_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    progress: float = 0.0
+    frames_total: int = 0
+    frames_done: int = 0
+    tasks_total: int = 0
+    tasks_completed: int = 0
+    tasks_running: int = 0
+    tasks_failed: int = 0
+    tasks_waiting: int = 0
+    error: Optional[str] = None
+    tasks: Optional[List[FarmTask]] = None  # only on GET /api/jobs/{id}
+
+
+class Page(Tolerant):
+    page: int = 1
+    per_page: int = 50
+    total: Optional[int] = None
+    pages: Optional[int] = None
+
+
+class FarmOutput(Tolerant):
+    name: str
+    size: Optional[int] = None
+    md5: Optional[str] = None
+    url: Optional[str] = None
+
+
+# --- projects, instances, packages -----------------------------------------------------------------------------
+class Project(Tolerant):
+    id: str
+    name: str
+    archived: bool = False
+    created_at: Optional[datetime] = None
+
+
+class ProjectCreate(Strict):
+    name: str = Field(min_length=1)
+
+
+class ProjectUpdate(Strict):
+    archived: bool
+
+
+class Instance(Tolerant):
+    id: str
+    name: str = ""
+    cpus: Optional[int] = None
+    memory_gb: Optional[float] = None
+    gpu: Optional[str] = None
+    enabled: bool = True
+    price_per_hour: Optional[float] = None
+
+
+class Package(Tolerant):
+    id: str
+    name: str = ""
+    version: str = ""
+    render_software: List[str] = Field(default_factory=list)
+
+
+# --- uploads ---------------------------------------------------------------------------------------------------
+class Md5Check(Strict):
+    md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+    size: Optional[int] = Field(None, ge=0)
+    path: Optional[str] = None
+
+
+class Md5Reply(Tolerant):
+    exists: bool
+    file_id: Optional[str] = None
+
+
+class UploadReply(Tolerant):
+    file_id: str
+    md5: str
+    size: int
+    path: Optional[str] = None
+
+
+# --- billing ---------------------------------------------------------------------------------------------------
+class BillingPeriod(Tolerant):
+    period_start: Optional[datetime] = None
+    period_end: Optional[datetime] = None
+    total_cost: float = 0.0
+    currency: str = "USD"
+    render_hours: float = 0.0
+
+
+class Transaction(Tolerant):
+    id: str
+    amount: float
+    currency: str = "USD"
+    created_at: Optional[datetime] = None
+    description: str = ""
+    status: str = ""
+
+
+# Vendor states -> the one job view. Unknown values map to UNKNOWN and are shown verbatim.
+STATES: Dict[str, JobState] = {
+    "syncing": JobState.QUEUED, "uploading": JobState.QUEUED, "queued": JobState.QUEUED,
+    "pending": JobState.QUEUED, "submitted": JobState.QUEUED,
+    "rendering": JobState.RUNNING, "running": JobState.RUNNING, "active": JobState.RUNNING,
+    "in_progress": JobState.RUNNING,
+    "waiting": JobState.HELD, "held": JobState.HELD, "on_hold": JobState.HELD, "paused": JobState.HELD,
+    "completed": JobState.COMPLETED, "complete": JobState.COMPLETED, "finished": JobState.COMPLETED,
+    "done": JobState.COMPLETED, "success": JobState.COMPLETED,
+    "failed": JobState.FAILED, "error": JobState.FAILED,
+    "cancelled": JobState.CANCELLED, "canceled": JobState.CANCELLED, "aborted": JobState.CANCELLED,
+}

@@ -1,0 +1,280 @@
+"""The one HTTP layer every service client shares.
+
+- auth hooks per service: a fixed header (``x-api-key``, ``Token``, raw ``authorization``) or a Bearer token from
+  a login that is renewed once when the server answers 401;
+- timeouts, and retries with exponential backoff and jitter that honour ``Retry-After`` on 429/502/503/504 and
+  on connection errors, for idempotent requests only. A POST is retried only when the server cannot have acted
+  on it: the connection was never made, or it answered 429 (it refused the request outright);
+- typed errors carrying status, the server's own message and the request id, with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import random
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .errors import (
+    AuthError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServiceError,
+    ServiceUnavailable,
+    redact,
+    register_secret,
+)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id", "cf-ray")
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: Optional[float]) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        # "full jitter": spreads the retries of many clients that failed together
+        return random.uniform(0, min(self.max_backoff, self.backoff * (2 ** (attempt - 1))))
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HeaderAuth(httpx.Auth):
+    """A fixed credential header: ``x-api-key: K``, ``Authorization: Token K``, ``authorization: K``."""
+
+    def __init__(self, header: str, value: str, prefix: str = "") -> None:
+        register_secret(value)
+        self._header = header
+        self._value = f"{prefix} {value}".strip() if prefix else value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._header] = self._value
+        yield request
+
+
+class BearerLogin(httpx.Auth):
+    """Bearer token obtained from a login call; on a 401 it logs in again once and repeats the request."""
+
+    def __init__(self, login: Callable[[], str], token: Optional[str] = None) -> None:
+        self._login = login
+        self._token = token
+        self._lock = threading.Lock()
+        register_secret(token)
+
+    @property
+    def token(self) -> Optional[str]:
+        return self._token
+
+    def _fresh(self, stale: Optional[str]) -> str:
+        with self._lock:
+            if self._token is None or self._token == stale:
+                self._token = self._login()
+                register_secret(self._token)
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._token or self._fresh(None)
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self._fresh(token)}"
+            yield request
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The server's own words, from the error body shapes the vendors use."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return response.text[:300].strip()
+    if isinstance(body, dict):
+        for path in (("message",), ("detail",), ("error", "detail"), ("error", "message"), ("error",)):
+            node: Any = body
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, str) and node:
+                code = body.get("error", {}).get("code") if isinstance(body.get("error"), dict) else None
+                return f"{node} ({code})" if code else node
+            if isinstance(node, list) and node:  # FastAPI/DRF validation lists
+                return "; ".join(str(x.get("msg", x)) if isinstance(x, dict) else str(x) for x in node)
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+    return str(body)[:300]
+
+
+def request_id_of(response: httpx.Response) -> Optional[str]:
+    for name in REQUEST_ID_HEADERS:
+        if name in response.headers:
+            return response.headers[name]
+    return None
+
+
+_STATUS_ERRORS: dict[int, type[ServiceError]] = {
+    400: BadRequest, 401: AuthError, 403: AuthError, 404: NotFound, 409: Conflict, 422: BadRequest, 429: RateLimited,
+}
+
+
+@dataclass
+class BaseClient:
+    """One service's HTTP client. Subclasses add typed methods; they never touch httpx directly for errors."""
+
+    service: str
+    base_url: str
+    auth: Optional[httpx.Auth] = None
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Says how to fix a 401 for this profile, e.g. "run `tether login farm --profile studio`".
+    auth_hint: str = ""
+    sleep: Callable[[float], None] = time.sleep
+    _client: Optional[httpx.Client] = field(default=None, init=False, repr=False)
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.base_url.rstrip("/"),
+                auth=self.auth,
+                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                follow_redirects=True,
+                headers={"User-Agent": "tether/0.1"},
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> BaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests -------------------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: Optional[bool] = None,
+        expect: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; raise a typed :class:`ServiceError` unless the status is 2xx or in ``expect``.
+
+        ``idempotent`` overrides the method's default (e.g. a PATCH that sets a value may be repeated safely).
+        """
+        method = method.upper()
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: Optional[float] = None
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never left: safe to repeat whatever the method.
+                if attempt >= self.retry.attempts:
+                    raise self._unreachable(method, path, exc) from None
+            except httpx.TransportError as exc:
+                # It may have reached the server (read timeout, dropped connection): only repeat what is safe.
+                if not safe or attempt >= self.retry.attempts:
+                    raise self._unreachable(method, path, exc, maybe_sent=not safe) from None
+            else:
+                if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts and (
+                    safe or response.status_code == 429
+                ):
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    response.close()
+                else:
+                    if response.is_success or response.status_code in expect:
+                        return response
+                    raise self.error_for(response)
+            self.sleep(self.retry.delay(attempt, retry_after))
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            raise ProtocolError(
+                f"{self.service}: {method} {path} answered {response.status_code} with a body that is not JSON",
+                service=self.service, status=response.status_code, server_message=response.text[:200],
+                request_id=request_id_of(response), method=method, url=str(response.request.url),
+            ) from None
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """Stream a response body (downloads). Errors are raised typed, before the body is read."""
+        with self.http.stream(method, path, **kwargs) as response:
+            if not response.is_success:
+                response.read()
+                raise self.error_for(response)
+            yield response
+
+    # --- errors ---------------------------------------------------------------------------------------------
+    def error_for(self, response: httpx.Response) -> ServiceError:
+        status = response.status_code
+        method = response.request.method
+        url = str(response.request.url.copy_with(query=None))
+        server = _server_message(response)
+        kind = _STATUS_ERRORS.get(status, ServiceError)
+        what = f"{self.service}: {method} {url} failed with HTTP {status}"
+        if status == 401:
+            what = f"{self.service}: the credentials were refused (HTTP 401)"
+            if self.auth_hint:
+                what += f"; {self.auth_hint}"
+        elif status == 403:
+            what = f"{self.service}: this account may not do that (HTTP 403) at {url}"
+        elif status == 429:
+            what = f"{self.service}: rate limited (HTTP 429) after {self.retry.attempts} tries; try again later"
+        elif status >= 500:
+            what = f"{self.service}: the service failed (HTTP {status}) on {method} {url}"
+        return kind(what, service=self.service, status=status, server_message=server,
+                    request_id=request_id_of(response), method=method, url=url)
+
+    def _unreachable(self, method: str, path: str, exc: Exception, maybe_sent: bool = False) -> ServiceError:
+        url = f"{self.base_url.rstrip('/')}{path}"
+        reason = type(exc).__name__
+        detail = redact(str(exc))
+        if maybe_sent:
+            msg = (f"{self.service}: the connection failed during {method} {url} ({reason}: {detail}); "
+                   "it may have reached the server, so it was not repeated: check the job list before resubmitting")
+        else:
+            msg = (f"{self.service}: cannot reach {self.base_url} ({reason}: {detail}); is the service running and "
+                   "the URL right? (`tether config show`)")
+        return ServiceUnavailable(msg, service=self.service, method=method, url=url)
