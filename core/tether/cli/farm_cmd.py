@@ -1,10 +1,161 @@
+"""`tether farm ...`: submit a .blend to the render farm and look at what the farm offers."""
+
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..errors import InputError
+
+
+def _env_pairs(values: List[str]) -> Dict[str, str]:
+    env: Dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--env '{item}' must be NAME=VALUE")
+        env[name] = value
+    return env
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
-    _ = argparse
+    farm = subparsers.add_parser("farm", help="the Blender render farm (Renderfarm Platform)")
+    sub = farm.add_subparsers(dest="farm_command", metavar="ACTION")
+
+    submit = sub.add_parser("submit", help="submit a .blend: validate, upload what the farm lacks, create the job")
+    submit.add_argument("scene", type=Path, help="the .blend file")
+    submit.add_argument("--frames", help="frame spec (default: the scene's start-end and step), e.g. 1-100x2")
+    submit.add_argument("--chunk-size", type=int, default=1, help="frames per task (default 1)")
+    submit.add_argument("--scout", default="", help="scout frames rendered first, e.g. fml:3 or auto:5")
+    submit.add_argument("--instance-type", help="instance id (see `tether farm instances`)")
+    submit.add_argument("--blender-version", help="package id (see `tether farm packages`); default: newest")
+    submit.add_argument("--project", default="default", help="farm project (created if missing)")
+    submit.add_argument("--title", help="job title (default: scene name and frames)")
+    submit.add_argument("--output-path", help="the farm-side output path (default renders/<scene>/<time>)")
+    submit.add_argument("--extra", action="append", default=[], type=Path, metavar="FILE",
+                        help="an extra file to upload (repeatable)")
+    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment variable for the render (repeatable)")
+    submit.add_argument("--preemptible", action="store_true", help="use spot/preemptible instances")
+    submit.add_argument("--retries", type=int, default=0, help="retries for a preempted task")
+    submit.add_argument("--scene-name", help="render this scene of the file instead of the active one")
+    submit.add_argument("--allow-missing", action="store_true", help="submit even though files are missing")
+    submit.add_argument("--dry-run", action="store_true", help="check and show the payload; send nothing")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    submit.add_argument("--out", type=Path, help="fetch the frames here when the job completes (implies --wait)")
+    submit.add_argument("--json", action="store_true", help="print machine-readable results")
+    submit.set_defaults(func=cmd_submit)
+
+    for name, helptext in (("projects", "list projects"), ("instances", "list instance types"),
+                           ("packages", "list Blender versions"), ("billing", "current billing period")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_list, what=name)
+    farm.set_defaults(func=lambda args: (farm.print_help(), 2)[1])
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def print_preflight(check: Any, console: Any) -> None:
+    console.print(f"[bold]{check.facts.path.name}[/] scene '{check.facts.scene}', engine {check.facts.engine}")
+    console.print(f"  frames    {check.frame_spec} ({len(check.frames)} frames, {len(check.chunks)} tasks, "
+                  f"{check.scout_tasks} scout tasks)")
+    if check.scout_frames:
+        console.print(f"  scout     {', '.join(map(str, check.scout_frames))}")
+    console.print(f"  files     {1 + len(check.deps.found) + len(check.extra_files)} to upload, "
+                  f"{_human(check.upload_size)}; {len(check.deps.missing)} missing")
+    for path in check.deps.missing:
+        console.print(f"  [yellow]missing[/]   {path} (used by {check.deps.missing_from.get(path, '?')})")
+    for warning in check.warnings:
+        console.print(f"  [yellow]warning[/]   {warning}")
+    for error in check.errors:
+        console.print(f"  [red]error[/]     {error}")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..farm.client import FarmClient
+    from ..farm.submit import FarmOptions, FarmSubmitter
+    from ..registry import JobRegistry
+    from .progress import TransferBars
+
+    console = Console(stderr=True)
+    opts = FarmOptions(
+        scene=args.scene, frames=args.frames, chunk_size=args.chunk_size, scout=args.scout,
+        instance_type=args.instance_type, blender_version=args.blender_version, project=args.project,
+        title=args.title, output_path=args.output_path, out_dir=args.out.resolve() if args.out else None,
+        extra_files=args.extra, environment=_env_pairs(args.env), preemptible=args.preemptible,
+        preemptible_retries=args.retries, scene_name=args.scene_name, allow_missing=args.allow_missing,
+    )
+    client = FarmClient.from_profile(args.profile)
+    submitter = FarmSubmitter(client, registry=JobRegistry())
+    if args.dry_run:
+        check = submitter.preflight(opts)
+        if args.json:
+            print(json.dumps(check.payload.model_dump() if check.payload else {"errors": check.errors}, indent=2))
+        else:
+            print_preflight(check, console)
+            if check.payload:
+                console.print_json(check.payload.model_dump_json())
+        return 0 if check.ok else 1
+    with TransferBars(console) as bars:
+        result = submitter.submit(opts, progress=bars.update)
+    up = result.upload
+    console.print(f"[green]submitted[/] job {result.job.id} '{result.job.job_title}': "
+                  f"{len(result.preflight.frames)} frames in {len(result.preflight.chunks)} tasks; uploaded "
+                  f"{_human(up.bytes_sent)} of {_human(up.bytes_total)} ({up.files_skipped} files already on the farm)")
+    for warning in result.preflight.warnings:
+        console.print(f"[yellow]warning[/] {warning}")
+    code = 0
+    if args.wait or args.out:
+        from .follow import follow_and_fetch
+
+        code = follow_and_fetch("farm", [result.job.id], profile=args.profile, out=args.out, console=console)
+    if args.json:
+        print(json.dumps({"job_id": result.job.id, "title": result.job.job_title,
+                          "frames": result.preflight.frame_spec, "tasks": len(result.preflight.chunks),
+                          "bytes_sent": up.bytes_sent, "bytes_total": up.bytes_total}))
+    return code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..farm.client import FarmClient
+
+    client = FarmClient.from_profile(args.profile)
+    rows: List[Any]
+    if args.what == "billing":
+        period = client.billing_current()
+        data: Optional[Any] = period.model_dump(mode="json")
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(f"{period.period_start} .. {period.period_end}: {period.total_cost:.2f} {period.currency}, "
+                  f"{period.render_hours:.2f} render hours")
+        return 0
+    rows = {"projects": client.projects, "instances": client.instances, "packages": client.packages}[args.what]()
+    if args.json or not sys.stdout.isatty():
+        for row in rows:
+            print(json.dumps(row.model_dump(mode="json")))
+        return 0
+    table = Table(title=f"farm {args.what}")
+    keys = list(rows[0].model_dump().keys()) if rows else ["(none)"]
+    for key in keys:
+        table.add_column(key)
+    for row in rows:
+        dumped = row.model_dump(mode="json")
+        table.add_row(*(str(dumped.get(k, "")) for k in keys))
+    Console().print(table)
+    return 0

@@ -1,0 +1,72 @@
+"""Follow jobs until they finish, with a progress bar each, then fetch their outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
+from ..jobs import Job, JobService, JobState
+
+
+def follow_and_fetch(
+    service: str,
+    job_ids: List[str],
+    *,
+    profile: Optional[str] = None,
+    out: Optional[Path] = None,
+    console: Optional[Console] = None,
+    client: Optional[JobService] = None,
+    registry: Any = None,
+    interval: float = 1.0,
+    max_interval: float = 10.0,
+) -> int:
+    """Return 0 when every job completed (and was fetched, if ``out``), 1 otherwise."""
+    from ..clients import client_for
+
+    console = console or Console(stderr=True)
+    client = client or client_for(service, profile)
+    if registry is None:
+        from ..registry import JobRegistry
+
+        registry = JobRegistry()
+    jobs: Dict[str, Job] = {}
+    delay = interval
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TextColumn("{task.fields[state]}"), console=console) as bars:
+        tasks: Dict[str, TaskID] = {
+            job_id: bars.add_task(f"job {job_id}", total=100, state="") for job_id in job_ids
+        }
+        while True:
+            current = client.jobs_by_id(job_ids)
+            changed = False
+            for job_id, job in current.items():
+                before = jobs.get(job_id)
+                if before is None or (before.state, before.progress) != (job.state, job.progress):
+                    changed = True
+                jobs[job_id] = job
+                registry.update_from(job, profile or "")
+                label = job.state_label + (f" ({job.counts.get('completed', 0)}/{job.counts.get('tasks', 0)} tasks)"
+                                           if job.counts.get("tasks") else "")
+                bars.update(tasks[job_id], completed=job.progress, state=label)
+            if len(jobs) == len(job_ids) and all(j.state.finished for j in jobs.values()):
+                break
+            delay = interval if changed else min(max_interval, delay * 1.5)
+            time.sleep(delay)
+    failed = [j for j in jobs.values() if j.state is not JobState.COMPLETED]
+    for job in failed:
+        console.print(f"[red]job {job.id} {job.state_label}[/]" + (f": {job.error}" if job.error else ""))
+    if out is not None:
+        from .progress import TransferBars
+
+        for job in jobs.values():
+            if job.state is not JobState.COMPLETED:
+                continue
+            with TransferBars(console) as transfer:
+                files = client.fetch_outputs(job.id, out, progress=lambda d, t: transfer.bytes("download", d, t))
+            registry.mark_fetched(service, job.id)
+            console.print(f"[green]fetched[/] {len(files)} files of job {job.id} into {out}")
+    return 1 if failed else 0

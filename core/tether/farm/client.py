@@ -1,0 +1,360 @@
+"""Client for the Renderfarm Platform (seed 004): every documented route, typed.
+
+Auth is ``POST /api/auth/login`` -> Bearer token; the token is renewed once on a 401 when the client knows the
+password, else the 401 says which profile to log in again. ``create_job`` is never blindly retried: when the
+connection drops after the request may have reached the farm, the client looks for the job it just made before
+giving up, so a flaky network cannot produce a duplicate render.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
+from ..http import BaseClient, BearerLogin, RetryPolicy
+from ..jobs import Job, JobOutput, JobState, map_state
+from .models import (
+    STATES,
+    BillingPeriod,
+    FarmJob,
+    FarmOutput,
+    Instance,
+    JobCreate,
+    JobUpdate,
+    LoginReply,
+    LoginRequest,
+    Md5Check,
+    Md5Reply,
+    Package,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+    Transaction,
+    UploadReply,
+)
+
+SERVICE = "farm"
+_ITEM_KEYS = ("items", "jobs", "results", "data", "projects", "instances", "packages", "transactions")
+
+
+def items_of(body: Any) -> List[Any]:
+    """List replies come as a bare list or under one of several keys (the vendor's pagination is unknown)."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in _ITEM_KEYS:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    raise ValueError("expected a list, or an object holding one under 'items'")
+
+
+class JobPage(BaseModel):
+    items: List[FarmJob]
+    page: int = 1
+    per_page: int = 50
+    total: Optional[int] = None
+    pages: Optional[int] = None
+
+    @property
+    def has_more(self) -> bool:
+        if self.pages is not None:
+            return self.page < self.pages
+        if self.total is not None:
+            return self.page * self.per_page < self.total
+        return len(self.items) >= self.per_page
+
+
+def to_job(farm_job: FarmJob) -> Job:
+    """The farm's reply as the one job view."""
+    state = map_state(farm_job.status, STATES)
+    progress = farm_job.progress
+    if not progress and farm_job.frames_total:
+        progress = 100.0 * farm_job.frames_done / farm_job.frames_total
+    return Job(
+        service=SERVICE,
+        id=farm_job.id,
+        title=farm_job.job_title,
+        state=state,
+        raw_state=farm_job.status,
+        progress=100.0 if state is JobState.COMPLETED else progress,
+        created_at=farm_job.created_at,
+        updated_at=farm_job.updated_at,
+        finished_at=farm_job.finished_at,
+        error=farm_job.error,
+        counts={
+            "tasks": farm_job.tasks_total,
+            "completed": farm_job.tasks_completed,
+            "running": farm_job.tasks_running,
+            "failed": farm_job.tasks_failed,
+            "waiting": farm_job.tasks_waiting,
+            "frames": farm_job.frames_total,
+            "frames_done": farm_job.frames_done,
+        },
+        vendor=farm_job,
+    )
+
+
+class FarmClient(BaseClient):
+    """Typed access to the farm. Implements :class:`tether.jobs.JobService` and the transfer upload target."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        email: Optional[str] = None,
+        password: Optional[str] = None,
+        token: Optional[str] = None,
+        profile: str = "local",
+        timeout: float = 30.0,
+        retry: Optional[RetryPolicy] = None,
+    ) -> None:
+        register_secret(password)
+        self.email = email
+        self._password = password
+        self.profile = profile
+        hint = f"run `tether login farm --profile {profile}` (or set TETHER_FARM_TOKEN)"
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+                         auth_hint=hint)
+        self.auth = BearerLogin(self._relogin, token=token)
+
+    # --- auth -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def login_token(base_url: str, email: str, password: str, timeout: float = 30.0) -> str:
+        """Log in with e-mail and password; return the access token (for `tether login farm`)."""
+        register_secret(password)
+        bare = BaseClient(service=SERVICE, base_url=base_url, timeout=timeout,
+                          auth_hint="check the e-mail and password")
+        try:
+            body = bare.json("POST", "/api/auth/login", idempotent=True,
+                             json=LoginRequest(email=email, password=password).model_dump())
+        finally:
+            bare.close()
+        reply = LoginReply.model_validate(body)
+        register_secret(reply.access_token)
+        return reply.access_token
+
+    def _relogin(self) -> str:
+        if not (self.email and self._password):
+            raise AuthError(
+                f"farm: no valid token for profile '{self.profile}'; {self.auth_hint}",
+                service=SERVICE, status=401,
+            )
+        return self.login_token(self.base_url, self.email, self._password, self.timeout)
+
+    @classmethod
+    def from_profile(cls, profile: Optional[str] = None) -> FarmClient:
+        from ..settings import active_profile, get_secret
+
+        prof = active_profile(profile)
+        svc = prof.service(SERVICE)
+        token = get_secret(prof.name, SERVICE, "token")
+        password = get_secret(prof.name, SERVICE, "password")
+        if token is None and password is None:
+            raise ConfigError(
+                f"no farm credentials for profile '{prof.name}': run `tether login farm --profile {prof.name}` "
+                "or set TETHER_FARM_TOKEN"
+            )
+        return cls(
+            svc.url,
+            email=svc.email,
+            password=password.get_secret_value() if password else None,
+            token=token.get_secret_value() if token else None,
+            profile=prof.name,
+            timeout=svc.timeout,
+        )
+
+    # --- jobs -----------------------------------------------------------------------------------------------
+    def list_jobs(
+        self, *, status: Optional[Iterable[str]] = None, project: Optional[str] = None, page: int = 1,
+        per_page: int = 50,
+    ) -> JobPage:
+        params: Dict[str, Any] = {"page": page, "per_page": per_page}
+        if status:
+            params["status"] = ",".join(status)
+        if project:
+            params["project"] = project
+        body = self.json("GET", "/api/jobs", params=params)
+        items: List[FarmJob] = TypeAdapter(List[FarmJob]).validate_python(items_of(body))
+        meta = body if isinstance(body, dict) else {}
+        return JobPage(items=items, page=int(meta.get("page", page)), per_page=int(meta.get("per_page", per_page)),
+                       total=meta.get("total"), pages=meta.get("pages"))
+
+    def iter_jobs(self, *, status: Optional[Iterable[str]] = None, project: Optional[str] = None,
+                  per_page: int = 100) -> Iterator[FarmJob]:
+        page = 1
+        while True:
+            result = self.list_jobs(status=status, project=project, page=page, per_page=per_page)
+            yield from result.items
+            if not result.items or not result.has_more:
+                return
+            page += 1
+
+    def get_farm_job(self, job_id: str) -> FarmJob:
+        return FarmJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))
+
+    def get_job(self, job_id: str) -> Job:
+        return to_job(self.get_farm_job(job_id))
+
+    def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
+        """Walk the job list a page at a time until every wanted job is seen: pages, not one GET per job."""
+        wanted = set(job_ids)
+        found: Dict[str, Job] = {}
+        if not wanted:
+            return found
+        for farm_job in self.iter_jobs(per_page=100):
+            if farm_job.id in wanted:
+                found[farm_job.id] = to_job(farm_job)
+                if len(found) == len(wanted):
+                    return found
+        for job_id in wanted - found.keys():  # not listed (archived project, deleted): ask directly
+            try:
+                found[job_id] = self.get_job(job_id)
+            except NotFound:
+                continue
+        return found
+
+    def create_job(self, payload: JobCreate) -> FarmJob:
+        started = datetime.now(timezone.utc) - timedelta(seconds=5)
+        body = payload.model_dump(mode="json")
+        try:
+            reply = self.json("POST", "/api/jobs", json=body)
+        except ServiceUnavailable as exc:
+            if "may have reached" not in str(exc):
+                raise
+            existing = self._find_created(payload, started)
+            if existing is None:
+                raise
+            return existing
+        return FarmJob.model_validate(reply)
+
+    def _find_created(self, payload: JobCreate, since: datetime) -> Optional[FarmJob]:
+        """After a dropped POST: the job if the farm made it, found by title and frames among the newest jobs."""
+        for attempt in range(3):
+            try:
+                page = self.list_jobs(page=1, per_page=50)
+            except ServiceError:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            for job in page.items:
+                created = job.created_at
+                if created is not None and created.tzinfo is None:
+                    created = created.replace(tzinfo=timezone.utc)
+                if (job.job_title == payload.job_title and job.frame_range == payload.frame_range
+                        and job.output_path == payload.output_path and (created is None or created >= since)):
+                    return job
+            return None
+        return None
+
+    def update_job(self, job_id: str, *, action: Optional[str] = None, priority: Optional[int] = None) -> FarmJob:
+        update = JobUpdate.model_validate({"action": action, "priority": priority})
+        # Setting a state or a priority twice has the same effect as once: safe to retry.
+        body = self.json("PATCH", f"/api/jobs/{job_id}", idempotent=True, json=update.model_dump(exclude_none=True))
+        return FarmJob.model_validate(body)
+
+    def hold(self, job_id: str) -> FarmJob:
+        return self.update_job(job_id, action="hold")
+
+    def unhold(self, job_id: str) -> FarmJob:
+        """Release a held job, and the tasks waiting behind its scout frames."""
+        return self.update_job(job_id, action="unhold")
+
+    def set_priority(self, job_id: str, priority: int) -> FarmJob:
+        return self.update_job(job_id, priority=priority)
+
+    def cancel_job(self, job_id: str) -> None:
+        self.update_job(job_id, action="cancel")
+
+    def delete_job(self, job_id: str) -> None:
+        self.request("DELETE", f"/api/jobs/{job_id}")
+
+    # --- outputs (local farm extension; the vendor documents none) ------------------------------------------
+    def outputs(self, job_id: str) -> List[FarmOutput]:
+        try:
+            body = self.json("GET", f"/api/jobs/{job_id}/outputs")
+        except NotFound as exc:
+            if "outputs" in (exc.server_message or "").lower() or "not found" in (exc.server_message or "").lower():
+                job = self.get_farm_job(job_id)  # distinguishes "no such job" from "no download route"
+                raise ServiceError(
+                    f"farm: this service has no output download route; job {job_id}'s frames are at "
+                    f"{job.output_path or 'its output_path'}: fetch them from there", service=SERVICE, status=404,
+                ) from None
+            raise
+        return TypeAdapter(List[FarmOutput]).validate_python(items_of(body))
+
+    def fetch_outputs(self, job_id: str, dest: Path,
+                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+        from ..transfer import download
+
+        files = self.outputs(job_id)
+        total = sum(f.size or 0 for f in files)
+        done = 0
+        written: List[Path] = []
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in files:
+            base = done
+
+            def on_bytes(n: int, _total: int = 0, base: int = base) -> Optional[bool]:
+                return None if progress is None else progress(base + n, total)
+
+            written.append(download(self, f"/api/jobs/{job_id}/outputs/{item.name}", dest, item.name,
+                                    size=item.size, md5=item.md5, progress=on_bytes))
+            done += item.size or 0
+        return written
+
+    # --- projects, instances, packages -------------------------------------------------------------------------
+    def projects(self) -> List[Project]:
+        return TypeAdapter(List[Project]).validate_python(items_of(self.json("GET", "/api/projects")))
+
+    def create_project(self, name: str) -> Project:
+        return Project.model_validate(self.json("POST", "/api/projects", json=ProjectCreate(name=name).model_dump()))
+
+    def archive_project(self, project_id: str, archived: bool = True) -> Project:
+        body = self.json("PATCH", f"/api/projects/{project_id}", idempotent=True,
+                         json=ProjectUpdate(archived=archived).model_dump())
+        return Project.model_validate(body)
+
+    def instances(self) -> List[Instance]:
+        return TypeAdapter(List[Instance]).validate_python(items_of(self.json("GET", "/api/enterprise/instances")))
+
+    def packages(self) -> List[Package]:
+        return TypeAdapter(List[Package]).validate_python(items_of(self.json("GET", "/api/packages")))
+
+    # --- uploads ----------------------------------------------------------------------------------------------
+    def check_md5(self, md5: str, size: Optional[int] = None, path: Optional[str] = None) -> Md5Reply:
+        # Asking twice changes nothing on the server: safe to retry.
+        body = self.json("POST", "/api/uploads/md5", idempotent=True,
+                         json=Md5Check(md5=md5, size=size, path=path).model_dump(exclude_none=True))
+        return Md5Reply.model_validate(body)
+
+    def upload_file(self, fileobj: BinaryIO, *, md5: str, path: str, filename: Optional[str] = None) -> UploadReply:
+        """Stream one file as multipart; the farm verifies the md5. Content-addressed, so a retry is harmless."""
+        name = filename or path.replace("\\", "/").rsplit("/", 1)[-1]
+        files = {"file": (name, fileobj, "application/octet-stream")}
+        body = self.json("POST", "/api/uploads/file", idempotent=False, files=files, data={"md5": md5, "path": path},
+                         timeout=httpx.Timeout(self.timeout, read=max(self.timeout, 600.0)))
+        return UploadReply.model_validate(body)
+
+    # UploadTarget protocol of tether.transfer
+    def exists(self, item: Any) -> bool:
+        return self.check_md5(item.md5, item.size, item.remote_path).exists
+
+    def send(self, item: Any, reader: BinaryIO) -> None:
+        self.upload_file(reader, md5=item.md5, path=item.remote_path)
+
+    # --- billing ----------------------------------------------------------------------------------------------
+    def billing_current(self) -> BillingPeriod:
+        return BillingPeriod.model_validate(self.json("GET", "/api/billing/current-period"))
+
+    def transactions(self) -> List[Transaction]:
+        body = self.json("GET", "/api/billing/transactions")
+        return TypeAdapter(List[Transaction]).validate_python(items_of(body))
+
+
+__all__ = ["FarmClient", "JobOutput", "JobPage", "items_of", "to_job"]

@@ -1,0 +1,274 @@
+"""The one headless farm submitter: the CLI, the Blender add-on and the tests all go through it.
+
+validate -> snapshot the .blend -> collect dependencies -> hash and upload what the farm lacks -> create the job
+-> record it locally. Everything that can be wrong with the input is found in :meth:`FarmSubmitter.preflight`
+and reported before a byte is uploaded; missing dependencies may be submitted anyway once named.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..blend import Dependencies, SceneFacts, check_blend, dependencies, scene_facts
+from ..errors import InputError
+from .client import FarmClient
+from .models import FarmJob, Instance, JobCreate, Package
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class FarmOptions:
+    """What the artist chose. ``None`` means: take it from the scene or the farm's default."""
+
+    scene: Path
+    frames: Optional[str] = None  # full spec (1-100x2, 1,5,10-20, fml:3); default: the scene's start-end x step
+    chunk_size: int = 1
+    scout: str = ""
+    instance_type: Optional[str] = None
+    blender_version: Optional[str] = None
+    project: str = "default"
+    title: Optional[str] = None
+    output_path: Optional[str] = None  # where the farm writes; default renders/<scene>/<time>
+    out_dir: Optional[Path] = None  # where frames are fetched to on this machine
+    extra_files: Sequence[Path] = ()
+    environment: Dict[str, str] = field(default_factory=dict)
+    preemptible: bool = False
+    preemptible_retries: int = 0
+    scene_name: Optional[str] = None
+    allow_missing: bool = False  # "submit anyway" after the missing files were named
+
+
+@dataclass
+class Preflight:
+    """The scan outcome: what would be sent, and what is wrong with it."""
+
+    facts: SceneFacts
+    frames: List[int]
+    frame_spec: str
+    chunks: List[List[int]]
+    scout_frames: List[int]
+    deps: Dependencies
+    extra_files: List[Path]
+    errors: List[str]
+    warnings: List[str]
+    payload: Optional[JobCreate]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def upload_size(self) -> int:
+        return self.facts.path.stat().st_size + self.deps.size + sum(p.stat().st_size for p in self.extra_files)
+
+    @property
+    def scout_tasks(self) -> int:
+        scouts = set(self.scout_frames)
+        return sum(1 for chunk in self.chunks if scouts.intersection(chunk))
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise InputError("cannot submit:\n  - " + "\n  - ".join(self.errors))
+
+
+@dataclass
+class SubmitResult:
+    job: FarmJob
+    preflight: Preflight
+    upload: Any  # tether.transfer.UploadReport
+    seconds: float
+
+
+def remote_path(path: Path) -> str:
+    """The farm's name for a local file: its absolute path, with forward slashes (the documented upload_paths)."""
+    return Path(path).resolve().as_posix()
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        child.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+class FarmSubmitter:
+    def __init__(self, client: FarmClient, registry: Any = None, hash_cache: Any = None) -> None:
+        self.client = client
+        self.registry = registry
+        self.hash_cache = hash_cache
+        self._instances: Optional[List[Instance]] = None
+        self._packages: Optional[List[Package]] = None
+
+    # --- the farm's lists, fetched once per submitter -------------------------------------------------------
+    def instances(self) -> List[Instance]:
+        if self._instances is None:
+            self._instances = self.client.instances()
+        return self._instances
+
+    def packages(self) -> List[Package]:
+        if self._packages is None:
+            self._packages = self.client.packages()
+        return self._packages
+
+    # --- validation ---------------------------------------------------------------------------------------------
+    def preflight(self, opts: FarmOptions) -> Preflight:
+        from .. import frames as framespec
+
+        scene = check_blend(opts.scene)
+        facts = scene_facts(scene, opts.scene_name)
+        errors: List[str] = []
+        warnings: List[str] = []
+
+        if not facts.has_camera:
+            errors.append(f"scene '{facts.scene}' has no active camera: set one (Scene properties > Camera)")
+        software = facts.render_software
+        if software is None:
+            errors.append(f"the scene's render engine '{facts.engine}' is not one the farm runs "
+                          f"(known: {', '.join(sorted(set(ENGINE_NAMES)))}); switch engine in Render properties")
+        if not facts.output_pattern.strip():
+            errors.append("the scene's output path is empty: set Output properties > Output to e.g. //render/####")
+
+        frame_list: List[int] = []
+        spec_text = opts.frames or facts.frame_spec
+        chunks: List[List[int]] = []
+        scouts: List[int] = []
+        try:
+            base = framespec.parse(facts.frame_spec)
+            spec = framespec.parse(spec_text, base=base)
+            frame_list = list(spec.frames)
+            the_plan = framespec.plan(spec, opts.chunk_size, opts.scout or None)
+            chunks = [list(c.frames) for c in the_plan.chunks]
+            scouts = list(the_plan.scout_frames)
+            spec_text = spec.format()
+        except InputError as exc:
+            errors.append(str(exc))
+
+        instance_id = opts.instance_type
+        enabled = [i for i in self.instances() if i.enabled]
+        if instance_id is None:
+            instance_id = enabled[0].id if enabled else None
+            if instance_id is None:
+                errors.append("the farm offers no enabled instance type")
+        else:
+            known = {i.id: i for i in self.instances()}
+            if instance_id not in known:
+                errors.append(f"unknown instance type '{instance_id}'; the farm offers: "
+                              f"{', '.join(i.id for i in enabled)}")
+            elif not known[instance_id].enabled:
+                errors.append(f"instance type '{instance_id}' is disabled on this farm; choose one of: "
+                              f"{', '.join(i.id for i in enabled)}")
+
+        version = opts.blender_version
+        packages = {p.id: p for p in self.packages()}
+        if version is None:
+            version = sorted(packages, key=_version_key)[-1] if packages else None
+            if version is None:
+                errors.append("the farm lists no Blender package")
+        elif version not in packages:
+            errors.append(f"unknown Blender version '{version}'; the farm offers: {', '.join(sorted(packages))}")
+        if version in packages and software and packages[version].render_software and \
+                software not in packages[version].render_software:
+            errors.append(f"{version} on this farm renders {', '.join(packages[version].render_software)}, "
+                          f"not {software}")
+
+        if opts.preemptible_retries < 0:
+            errors.append("preemptible retries must be 0 or more")
+        for name in opts.environment:
+            if not _ENV_NAME.match(name):
+                errors.append(f"environment variable name '{name}' is not valid: use letters, digits and _")
+
+        extra: List[Path] = []
+        for item in opts.extra_files:
+            path = Path(item).expanduser()
+            if not path.is_file():
+                errors.append(f"extra file not found: {path}")
+            else:
+                extra.append(path.resolve())
+
+        deps = dependencies(scene)
+        if deps.missing:
+            named = ", ".join(f"{p} (used by {deps.missing_from.get(p, '?')})" for p in deps.missing)
+            if opts.allow_missing:
+                warnings.append(f"missing files, submitted anyway: {named}")
+            else:
+                errors.append(f"missing files: {named}; fix the paths, or submit anyway (--allow-missing)")
+
+        uploads = [scene, *deps.found, *extra]
+        out_dirs = [d for d in (facts.output_dir(), opts.out_dir) if d is not None]
+        for folder in out_dirs:
+            clash = [p for p in uploads if _inside(p, folder)]
+            if clash:
+                errors.append(f"the output folder {folder} holds files that would be uploaded ({clash[0].name}"
+                              f"{' and more' if len(clash) > 1 else ''}): rendered frames would overwrite them; "
+                              "choose another output folder")
+
+        payload = None
+        if not errors and instance_id and version and software:
+            payload = JobCreate(
+                job_title=opts.title or f"{scene.stem} {spec_text}",
+                project=opts.project,
+                instance_type=instance_id,
+                preemptible=opts.preemptible,
+                preemptible_retries=opts.preemptible_retries,
+                chunk_size=opts.chunk_size,
+                frame_range=spec_text,
+                scout_frames=opts.scout or "",
+                blender_version=version,
+                render_software=software,
+                output_path=opts.output_path or f"renders/{scene.stem}/{time.strftime('%Y%m%d-%H%M%S')}",
+                upload_paths=[remote_path(p) for p in uploads],
+                environment_variables=dict(opts.environment),
+            )
+        return Preflight(facts=facts, frames=frame_list, frame_spec=spec_text, chunks=chunks, scout_frames=scouts,
+                         deps=deps, extra_files=extra, errors=errors, warnings=warnings, payload=payload)
+
+    # --- submission ---------------------------------------------------------------------------------------------
+    def submit(self, opts: FarmOptions, progress: Optional[Callable[[Any], Optional[bool]]] = None,
+               source: Optional[str] = None) -> SubmitResult:
+        from ..transfer import HashCache, upload_files
+
+        started = time.monotonic()
+        check = self.preflight(opts)
+        check.raise_errors()
+        assert check.payload is not None
+        self._ensure_project(opts.project)
+        staging = Path(tempfile.mkdtemp(prefix="tether-submit-"))
+        try:
+            # A snapshot, so the artist can keep saving while the upload runs.
+            snapshot = staging / check.facts.path.name
+            shutil.copy2(check.facts.path, snapshot)
+            items: List[Tuple[Path, str]] = [(snapshot, remote_path(check.facts.path))]
+            items += [(p, remote_path(p)) for p in [*check.deps.found, *check.extra_files]]
+            cache = self.hash_cache or HashCache()
+            report = upload_files(items, self.client, cache=cache, progress=progress)
+            job = self.client.create_job(check.payload)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if self.registry is not None:
+            self.registry.record(
+                service="farm", job_id=job.id, profile=self.client.profile, title=job.job_title,
+                source=source or str(check.facts.path), output_dir=str(opts.out_dir) if opts.out_dir else None,
+                extra={"frames": check.frame_spec, "chunk_size": opts.chunk_size, "scout": opts.scout,
+                       "output_path": check.payload.output_path, "user": getpass.getuser()},
+            )
+        return SubmitResult(job=job, preflight=check, upload=report, seconds=time.monotonic() - started)
+
+    def _ensure_project(self, name: str) -> None:
+        if not any(p.name == name for p in self.client.projects()):
+            self.client.create_project(name)
+
+
+ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+
+
+def _version_key(package_id: str) -> Tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", package_id))
