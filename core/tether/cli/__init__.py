@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "jobs_cmd",     # tether jobs [list|watch|cancel|fetch]
     "serve_cmd",    # tether serve
     "demo_cmd",     # tether demo
+    "blender_cmd",  # tether blender build-extension
+    "autopilot_cmd",  # tether autopilot submit|import|jobs|quota
 )
 
 

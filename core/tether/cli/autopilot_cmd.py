@@ -1,0 +1,247 @@
+"""`tether autopilot submit|jobs|quota|results`: Slapshot Autopilot from the command line.
+
+``submit CLIP`` takes a movie (.mov/.mp4) or an image sequence (``shot.####.png``, ``shot.%04d.png``); the
+sequence's first frame is recorded with the job so results line up with the plate's frame numbers.
+``tether autopilot import JOB --nk OUT.nk`` is added by the Nuke import (it builds on
+:meth:`tether.autopilot.client.AutopilotClient.fetch_results`, which ``results`` here uses too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..errors import InputError
+
+
+def _flag(value: Optional[bool]) -> Optional[str]:
+    return None if value is None else ("True" if value else "False")
+
+
+def register(subparsers: Any) -> None:
+    ap = subparsers.add_parser("autopilot", help="Slapshot Autopilot: roto, camera tracking, depth for a clip")
+    sub = ap.add_subparsers(dest="autopilot_command", metavar="ACTION")
+
+    submit = sub.add_parser("submit", help="check, upload and submit a clip")
+    submit.add_argument("clip", help="a movie file, or an image sequence such as shot.####.png or shot.%%04d.png")
+    submit.add_argument("--roto", action="store_true", help="mattes of the moving subject")
+    submit.add_argument("--tracking", action="store_true", help="a camera solve")
+    submit.add_argument("--depth", action="store_true", help="depth maps")
+    submit.add_argument("--smart-vectors", action="store_true", help="motion vectors (EXR)")
+    submit.add_argument("--depth-export", choices=("jpg", "mov"), help="depth as JPEG frames (default) or a movie")
+    submit.add_argument("--fps", type=float, help="tracking: working frames per second (default: the clip's)")
+    submit.add_argument("--lens", type=float, help="tracking: focal length in mm")
+    submit.add_argument("--sensor", nargs=2, type=float, metavar=("WIDTH", "HEIGHT"),
+                        help="tracking: sensor width and height in mm (both)")
+    submit.add_argument("--near", type=float, help="tracking: estimated closest point, metres")
+    submit.add_argument("--far", type=float, help="tracking: estimated farthest point, metres")
+    submit.add_argument("--distortion", action=argparse.BooleanOptionalAction, default=None,
+                        help="tracking: calculate lens distortion (ST maps)")
+    submit.add_argument("--fix-focal", action=argparse.BooleanOptionalAction, default=None,
+                        help="tracking: keep the focal length fixed")
+    submit.add_argument("--fix-sensor", action=argparse.BooleanOptionalAction, default=None,
+                        help="tracking: keep the sensor size fixed")
+    submit.add_argument("--output-path", help="service-side output key prefix (default tether/<clip>/<id>)")
+    submit.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                        help="job metadata, e.g. --meta project=Chocolate --meta shot=ch01 (repeatable)")
+    submit.add_argument("--dry-run", action="store_true", help="check the clip and options; send nothing")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    submit.add_argument("--out", type=Path, help="download and unpack the results here (implies --wait)")
+    submit.add_argument("--json", action="store_true", help="print machine-readable results")
+    submit.set_defaults(func=cmd_submit)
+
+    jobs = sub.add_parser("jobs", help="list Autopilot jobs")
+    jobs.add_argument("--service", choices=("roto", "tracking", "depth_map", "smart_vectors"))
+    jobs.add_argument("--status", choices=("pending", "running", "completed", "failed", "cancelled"))
+    jobs.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
+    jobs.add_argument("--page", type=int, default=1)
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
+
+    quota = sub.add_parser("quota", help="frames used and whether the account is over its limit")
+    quota.add_argument("--json", action="store_true")
+    quota.set_defaults(func=cmd_quota)
+
+    results = sub.add_parser("results", help="download and unpack a finished job's results")
+    results.add_argument("job", help="job id")
+    results.add_argument("--out", type=Path, required=True, help="folder for the results")
+    results.add_argument("--export", action="append", default=[], metavar="TYPE",
+                         help="export type (hard_mattes, mb_mattes, tracking, jpg, mov, exr); default: all it has")
+    results.add_argument("--json", action="store_true")
+    results.set_defaults(func=cmd_results)
+
+    cancel = sub.add_parser("cancel", help="cancel a job")
+    cancel.add_argument("job", help="job id")
+    cancel.set_defaults(func=cmd_cancel)
+    ap.set_defaults(func=lambda args: (ap.print_help(), 2)[1])
+
+
+def _meta(pairs: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--meta '{item}' must be KEY=VALUE")
+        try:
+            out[key] = json.loads(value)  # numbers stay numbers: {"project_id": 123}
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..autopilot.client import AutopilotClient
+
+    return AutopilotClient.from_profile(args.profile)
+
+
+def _choice(args: argparse.Namespace) -> Any:
+    from ..autopilot.submit import ServiceChoice
+
+    tracking: Dict[str, Any] = {
+        "working_fps": args.fps, "lens": args.lens, "estimated_closest_point": args.near,
+        "estimated_farthest_point": args.far, "calculate_distortion": _flag(args.distortion),
+        "fix_focal_length": _flag(args.fix_focal), "fix_sensor_size": _flag(args.fix_sensor),
+    }
+    if args.sensor:
+        tracking["sensor_width"], tracking["sensor_height"] = args.sensor
+    tracking = {k: v for k, v in tracking.items() if v is not None}
+    if tracking and not args.tracking:
+        raise InputError(f"tracking options ({', '.join(sorted(tracking))}) were given without --tracking")
+    if args.depth_export and not args.depth:
+        raise InputError("--depth-export was given without --depth")
+    return ServiceChoice(roto=args.roto, tracking=args.tracking, depth=args.depth, smart_vectors=args.smart_vectors,
+                         depth_export=args.depth_export, tracking_metadata=tracking)
+
+
+def _print_results(result: Any, console: Any) -> None:
+    offset = f" (output frame 1 = plate frame {result.first_frame})" if result.first_frame is not None else ""
+    console.print(f"[green]results[/] in {result.root}{offset}: {result.summary()}")
+    for seq in result.mattes:
+        console.print(f"  matte   {seq.hashes}  {seq.first}-{seq.last}")
+    for cam in result.cameras:
+        console.print(f"  camera  {cam}")
+    for item in result.depth:
+        console.print(f"  depth   {getattr(item, 'hashes', item)}")
+    for seq in result.vectors:
+        console.print(f"  vectors {seq.hashes}")
+    for path, why in result.unknown:
+        console.print(f"  [yellow]unknown[/] {path}: {why}")
+
+
+def _result_json(result: Any) -> Dict[str, Any]:
+    return {
+        "root": str(result.root), "first_frame": result.first_frame,
+        "mattes": [s.hashes for s in result.mattes], "cameras": [str(c) for c in result.cameras],
+        "depth": [getattr(d, "hashes", str(d)) for d in result.depth], "vectors": [s.hashes for s in result.vectors],
+        "unknown": [{"path": str(p), "why": w} for p, w in result.unknown],
+    }
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..autopilot.submit import build_payload, prepare, submit_clip
+    from .progress import TransferBars
+
+    console = Console(stderr=True)
+    client = _client(args)
+    choice = _choice(args)
+    out: Optional[Path] = args.out.resolve() if args.out else None
+    with client:
+        if args.dry_run:
+            prep = prepare(client, args.clip, choice, output_path=args.output_path)
+            clip = prep.clip
+            payload = build_payload("<uploaded clip>", choice, output_path=prep.output_path,
+                                    job_metadata=_meta(args.meta))
+            console.print(f"{clip.source}: {clip.kind}, {clip.frame_count} frames "
+                          f"({clip.first_frame}-{clip.last_frame}); quota left: "
+                          f"{prep.quota.remaining if prep.quota and prep.quota.remaining is not None else 'unknown'}")
+            print(json.dumps(payload.payload(), indent=2))
+            return 0
+        from ..registry import JobRegistry
+
+        registry = JobRegistry()
+        with TransferBars(console) as bars:
+            sub = submit_clip(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
+                              registry=registry, out_dir=out,
+                              progress=lambda done, total: bars.bytes("upload", done, total))
+        clip = sub.clip
+        console.print(f"[green]submitted[/] Autopilot job {sub.job.id}: {clip.frame_count} frames "
+                      f"({clip.first_frame}-{clip.last_frame}), {sub.job.total} inference(s)")
+        code = 0
+        result = None
+        if args.wait or out:
+            from .follow import follow_and_fetch
+
+            code = follow_and_fetch("autopilot", [sub.job.id], profile=args.profile, console=console,
+                                    client=client, registry=registry)
+            if out is not None:
+                job = client.get_job(sub.job.id)
+                if job.counts.get("completed"):  # a partial failure still brings back what completed
+                    result = client.fetch_results(sub.job.id, out)
+                    registry.mark_fetched("autopilot", sub.job.id, out)
+                    _print_results(result, console)
+        if args.json:
+            data: Dict[str, Any] = {"job_id": sub.job.id, "s3_key": sub.s3_key, "first_frame": clip.first_frame,
+                                    "frames": clip.frame_count}
+            if result is not None:
+                data["results"] = _result_json(result)
+            print(json.dumps(data))
+        return code
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..autopilot.client import to_job
+
+    with _client(args) as client:
+        page = client.list_jobs(service=args.service, status=args.status, metadata=_meta(args.meta) or None,
+                                page=args.page)
+    jobs = [to_job(aj) for aj in page.items]
+    if args.json:
+        print(json.dumps([{**j.model_dump(mode="json"), "state_label": j.state_label} for j in jobs]))
+        return 0
+    table = Table("job", "title", "state", "done", "failed", "progress", "error")
+    for j in jobs:
+        table.add_row(j.id, j.title, j.state_label, f"{j.counts['completed']}/{j.counts['tasks']}",
+                      str(j.counts["failed"]), f"{j.progress:.0f}%", j.error or "")
+    Console().print(table)
+    more = f" (more: --page {page.page + 1})" if page.has_more(len(page.items)) else ""
+    Console(stderr=True).print(f"page {page.page}, {len(jobs)} job(s){more}")
+    return 0
+
+
+def cmd_quota(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        quota = client.quota()
+    if args.json:
+        print(json.dumps({**quota.model_dump(mode="json"), "limit": quota.limit, "remaining": quota.remaining}))
+        return 0
+    limit = f" of {quota.limit}" if quota.limit is not None else ""
+    state = "ABOVE THE LIMIT" if quota.is_above_limit else "within the limit"
+    print(f"{quota.frames_inferenced}{limit} frames used, tier {quota.subscription_tier or 'unknown'}: {state}")
+    return 1 if quota.is_above_limit else 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    with _client(args) as client:
+        result = client.fetch_results(args.job, args.out.resolve(), export_types=args.export or None)
+    if args.json:
+        print(json.dumps(_result_json(result)))
+    else:
+        _print_results(result, Console(stderr=True))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        gone = not client.cancel(args.job)
+    print(f"job {args.job} " + ("was already gone" if gone else "cancelled"))
+    return 0
