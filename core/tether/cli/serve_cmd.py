@@ -1,10 +1,54 @@
+"""`tether serve`: run the local stand-in services in the foreground until Ctrl-C."""
+
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
-    _ = argparse
+    parser = subparsers.add_parser(
+        "serve", help="run the local services (render farm, ...) on 127.0.0.1 until Ctrl-C",
+        description="Run the local stand-in services on one port, one path prefix per service (e.g. /farm).",
+    )
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8765; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--workers", type=int, default=2, help="render worker processes of the local farm (default 2)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="folder for uploads, job workspaces and outputs (default: a temporary folder)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from tether_services.server import LocalServices
+    except ImportError as exc:
+        print(f"tether: error: the local services are not installed ({exc.name} is missing); "
+              "run `pip install 'tether[services,render]'`", file=sys.stderr)
+        return 1
+    if args.workers < 1:
+        print("tether: error: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    services = LocalServices(args.host, args.port, state_dir=args.store, workers=args.workers, log_level="info")
+    try:
+        services.start()
+    except OSError as exc:
+        print(f"tether: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"Tether local services at {services.base_url}  (store: {services.state_dir})")
+        for name in services.names:
+            print(f"  {name:<10} {services.url(name)}")
+        if "farm" in services.names:
+            from tether_services.farm.engine import EMAIL, PASSWORD
+
+            print(f"  farm login: {EMAIL} / {PASSWORD} (a local test account, not a secret)")
+        print("Press Ctrl-C to stop.", flush=True)
+        services.wait()
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        services.stop()
+    return 0

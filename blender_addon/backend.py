@@ -1,0 +1,263 @@
+"""The add-on's calls into the ``tether`` core. Every function runs on a worker thread and takes plain values.
+
+This module imports nothing heavy at import time; each function imports what it needs, so ``register()`` stays
+cheap and the first network action pays for httpx and pydantic once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .runtime import JobRow, row_from_record
+
+SERVICE = "farm"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Which farm to talk to: a settings profile, optionally with another endpoint. No secret in here."""
+
+    profile: str = ""  # "" = the configured default profile
+    endpoint: str = ""  # "" = the profile's farm URL
+
+    @property
+    def profile_or_none(self) -> Optional[str]:
+        return self.profile or None
+
+
+@dataclass
+class SubmitRequest:
+    """What the submit operator read from the scene, on the main thread, as plain values."""
+
+    scene: str
+    scene_name: str
+    frames: Optional[str] = None
+    chunk_size: int = 1
+    scout: str = ""
+    instance_type: Optional[str] = None
+    blender_version: Optional[str] = None
+    project: str = "default"
+    preemptible: bool = False
+    preemptible_retries: int = 0
+    extra_files: List[str] = field(default_factory=list)
+    environment: Dict[str, str] = field(default_factory=dict)
+    fetch_dir: Optional[str] = None
+    auto_fetch: bool = False
+    allow_missing: bool = False
+
+    def key(self) -> Tuple[Any, ...]:
+        """What the cached summary depends on: the options and the saved file's identity."""
+        try:
+            stat = os.stat(self.scene)
+            stamp: Tuple[int, int] = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (0, 0)
+        return (self.scene, stamp, self.scene_name, self.frames, self.chunk_size, self.scout, self.instance_type,
+                self.blender_version, self.project, self.preemptible, self.preemptible_retries,
+                tuple(self.extra_files), tuple(sorted(self.environment.items())), self.fetch_dir, self.allow_missing)
+
+
+def options(req: SubmitRequest) -> Any:
+    from tether.farm.submit import FarmOptions
+
+    return FarmOptions(
+        scene=Path(req.scene), frames=req.frames or None, chunk_size=req.chunk_size, scout=req.scout,
+        instance_type=req.instance_type or None, blender_version=req.blender_version or None,
+        project=req.project or "default", out_dir=Path(req.fetch_dir) if req.fetch_dir else None,
+        extra_files=[Path(p) for p in req.extra_files], environment=dict(req.environment),
+        preemptible=req.preemptible, preemptible_retries=req.preemptible_retries, scene_name=req.scene_name,
+        allow_missing=req.allow_missing,
+    )
+
+
+def client(account: Account) -> Any:
+    """A FarmClient for the account: the profile's URL (or the endpoint override) and its keyring credentials."""
+    from tether.farm.client import FarmClient
+
+    if not account.endpoint:
+        return FarmClient.from_profile(account.profile_or_none)
+    from tether.errors import ConfigError
+    from tether.settings import active_profile, get_secret
+
+    prof = active_profile(account.profile_or_none)
+    svc = prof.service(SERVICE)
+    token = get_secret(prof.name, SERVICE, "token")
+    password = get_secret(prof.name, SERVICE, "password")
+    if token is None and password is None:
+        raise ConfigError(f"no farm credentials for profile '{prof.name}': log in from the Tether add-on's "
+                          "preferences, or run `tether login farm`")
+    return FarmClient(account.endpoint.rstrip("/"), email=svc.email,
+                      password=password.get_secret_value() if password else None,
+                      token=token.get_secret_value() if token else None, profile=prof.name, timeout=svc.timeout)
+
+
+def registry() -> Any:
+    from tether.registry import JobRegistry
+
+    return JobRegistry()
+
+
+# --- lists for the enum menus ---------------------------------------------------------------------------------
+def catalog(account: Account) -> Dict[str, Any]:
+    farm = client(account)
+    try:
+        instances = [(i.id, _instance_label(i), _instance_text(i)) for i in farm.instances() if i.enabled]
+        packages = [(p.id, p.id, "renders " + ", ".join(p.render_software or ["?"])) for p in farm.packages()]
+        projects = [(p.name, p.name, "") for p in farm.projects() if not p.archived]
+    finally:
+        farm.close()
+    from tether.farm.submit import _version_key
+
+    packages.sort(key=lambda item: _version_key(item[0]), reverse=True)
+    return {"lists": {"instance_type": instances, "blender_version": packages, "project": projects}}
+
+
+def _instance_label(instance: Any) -> str:
+    bits = [f"{getattr(instance, name)}{unit}" for name, unit in (("cpus", " CPU"), ("memory_gb", " GB"), ("gpu", ""))
+            if getattr(instance, name, None)]
+    return f"{instance.id} ({', '.join(bits)})" if bits else str(instance.id)
+
+
+def _instance_text(instance: Any) -> str:
+    return str(getattr(instance, "description", "") or getattr(instance, "name", "") or instance.id)
+
+
+# --- preflight summary --------------------------------------------------------------------------------------
+def summary(account: Account, req: SubmitRequest) -> Dict[str, Any]:
+    from tether.farm.submit import FarmSubmitter
+
+    farm = client(account)
+    try:
+        check = FarmSubmitter(farm).preflight(options(req))
+    finally:
+        farm.close()
+    return {"summary": summarize(check)}
+
+
+def summarize(check: Any) -> Dict[str, Any]:
+    """The Preflight as plain values the panel can draw."""
+    try:
+        size = int(check.upload_size)
+    except OSError:
+        size = 0
+    return {
+        "frames": len(check.frames), "frame_spec": check.frame_spec, "tasks": len(check.chunks),
+        "scout_tasks": check.scout_tasks, "scout_frames": list(check.scout_frames),
+        "found": [str(p) for p in check.deps.found], "missing": [str(p) for p in check.deps.missing],
+        "missing_from": {str(k): v for k, v in check.deps.missing_from.items()},
+        "extra": [str(p) for p in check.extra_files], "upload_size": size,
+        "errors": list(check.errors), "warnings": list(check.warnings), "scene": check.facts.scene,
+        "engine": check.facts.engine, "output": check.facts.output_pattern,
+    }
+
+
+# --- submission -----------------------------------------------------------------------------------------------
+def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]) -> Dict[str, Any]:
+    """The headless submitter, as the CLI runs it; then the job is tagged with its scene in the registry."""
+    from tether.errors import InputError
+    from tether.farm.submit import FarmSubmitter
+
+    farm = client(account)
+    reg = registry()
+    try:
+        try:
+            result = FarmSubmitter(farm, registry=reg).submit(options(req), progress=progress, source=req.scene)
+        except InputError as exc:  # the core speaks CLI; say it the panel's way
+            raise InputError(str(exc).replace("(--allow-missing)", "(the Submit Anyway button)")) from None
+        reg.record(service=SERVICE, job_id=result.job.id, extra={"scene": req.scene_name})
+    finally:
+        reg.close()
+        farm.close()
+    check = result.preflight
+    return {
+        "job_id": result.job.id,
+        "message": f"job {result.job.id} submitted: {len(check.frames)} frames in {len(check.chunks)} tasks",
+        "warnings": list(check.warnings), "fetch_dir": (req.fetch_dir or "") if req.auto_fetch else "",
+    }
+
+
+# --- the job monitor ------------------------------------------------------------------------------------------
+def make_watcher(account: Account) -> Any:
+    from tether.watch import Watcher
+
+    def clients(service: str, profile: Optional[str]) -> Any:
+        return client(Account(profile or account.profile, account.endpoint if service == SERVICE else ""))
+
+    return Watcher(registry(), clients, service=SERVICE, fast=2.0, cap=30.0)
+
+
+def list_rows(limit: int = 50) -> List[JobRow]:
+    reg = registry()
+    try:
+        return [row_from_record(r) for r in reg.list(service=SERVICE, limit=limit)]
+    finally:
+        reg.close()
+
+
+ACTIONS = ("hold", "unhold", "cancel", "priority")
+
+
+def job_action(account: Account, job_id: str, action: str, priority: int = 50) -> Dict[str, Any]:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    farm = client(account)
+    try:
+        if action == "priority":
+            farm.set_priority(job_id, priority)
+        elif action == "cancel":
+            farm.cancel_job(job_id)
+        else:
+            farm.update_job(job_id, action=action)
+    finally:
+        farm.close()
+    return {}
+
+
+def fetch(account: Account, job_id: str, folder: str, progress: Callable[[int, int], bool]) -> Dict[str, Any]:
+    farm = client(account)
+    reg = registry()
+    try:
+        written = farm.fetch_outputs(job_id, Path(folder), progress=progress)
+        reg.mark_fetched(SERVICE, job_id, folder)
+    finally:
+        reg.close()
+        farm.close()
+    return {"count": len(written), "files": [str(p) for p in written], "folder": folder, "done": True}
+
+
+# --- login ----------------------------------------------------------------------------------------------------
+def login(account: Account, email: str, password: str) -> Dict[str, Any]:
+    """Trade e-mail and password for a token, kept in the OS keyring; the password itself is not stored."""
+    from tether.farm.client import FarmClient
+    from tether.settings import active_profile, set_secret
+
+    prof = active_profile(account.profile_or_none)
+    url = account.endpoint or prof.service(SERVICE).url
+    token = FarmClient.login_token(url.rstrip("/"), email, password)
+    set_secret(prof.name, SERVICE, token, "token")
+    return {"state": f"logged in to {url} as {email} (profile '{prof.name}', token in the OS keyring)"}
+
+
+def logout(account: Account) -> Dict[str, Any]:
+    from tether.settings import active_profile, delete_secret
+
+    prof = active_profile(account.profile_or_none)
+    delete_secret(prof.name, SERVICE, "token")
+    return login_state(account)
+
+
+def login_state(account: Account) -> Dict[str, Any]:
+    from tether.settings import active_profile, secret_source
+
+    prof = active_profile(account.profile_or_none)
+    url = account.endpoint or prof.service(SERVICE).url
+    token = secret_source(prof.name, SERVICE, "token")
+    password = secret_source(prof.name, SERVICE, "password")
+    if token:
+        return {"state": f"profile '{prof.name}' at {url}: token from {token}"}
+    if password:
+        return {"state": f"profile '{prof.name}' at {url}: password from {password} (logs in by itself)"}
+    return {"state": f"profile '{prof.name}' at {url}: not logged in"}

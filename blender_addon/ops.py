@@ -1,0 +1,535 @@
+"""Operators, the main-thread timer and the glue between the scene and the workers.
+
+Rules: ``bpy`` data is read only here, on the main thread, into plain values (:class:`backend.SubmitRequest`);
+workers get those values and post results to the runtime's hand-off; :func:`tick` (a ``bpy.app.timers``
+callback) applies them. Headless, timers never fire: ``wait=True`` on the submit operator, or :func:`pump`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, List, Literal, Optional, Set
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.types import Operator
+
+from . import prefs
+
+if TYPE_CHECKING:  # runtime loads on first use (the first panel draw), keeping register() cheap
+    from .runtime import Notice, Runtime
+
+Result = Set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
+_RUNTIME: Optional[Runtime] = None
+TICK_S = 0.1
+
+
+# --- runtime --------------------------------------------------------------------------------------------------
+def peek_runtime() -> Optional[Runtime]:
+    return _RUNTIME
+
+
+def runtime() -> Runtime:
+    global _RUNTIME
+    if _RUNTIME is None:
+        from .runtime import Runtime
+
+        _RUNTIME = Runtime()
+        _RUNTIME.on_fetch = lambda job_id, folder: start_fetch(job_id, folder, open_folder=False)
+        _RUNTIME.on_open = _open_folder
+    return _RUNTIME
+
+
+def drop_runtime() -> None:
+    global _RUNTIME
+    if _RUNTIME is not None:
+        _RUNTIME.shutdown()
+    _RUNTIME = None
+
+
+def pump() -> List[Notice]:
+    """Apply what the workers posted (what the timer does). Tests and scripts call it headless."""
+    rt = peek_runtime()
+    if rt is None:
+        return []
+    notices = rt.pump()
+    for notice in notices:
+        print(f"Tether: {notice.level.lower()}: {notice.text}")
+    return notices
+
+
+def tick() -> Optional[float]:
+    notices = pump()
+    if notices and not bpy.app.background:
+        _popup(notices[-1])
+    _redraw()
+    rt = peek_runtime()
+    return TICK_S if rt is not None and rt.busy else None
+
+
+def ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_S)
+
+
+def stop_timer() -> None:
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+
+
+def _open_folder(folder: str) -> None:
+    if not bpy.app.background and os.path.isdir(folder):
+        bpy.ops.wm.path_open(filepath=folder)
+
+
+def _popup(notice: Notice) -> None:
+    icon = {"ERROR": "ERROR", "WARNING": "ERROR"}.get(notice.level, "INFO")
+
+    def draw(menu: Any, _context: Any) -> None:
+        menu.layout.label(text=notice.text)
+
+    wm = bpy.context.window_manager
+    if wm is not None and wm.windows:
+        wm.popup_menu(draw, title="Tether", icon=icon)
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "PROPERTIES", "STATUSBAR", "PREFERENCES"}:
+                area.tag_redraw()
+
+
+def ensure_monitor() -> None:
+    """Start following the registry's farm jobs (once; again after a failure stopped the thread)."""
+    if not prefs.online():
+        return
+    rt = runtime()
+    if rt.monitor is None or not rt.monitor.alive():
+        from . import backend
+        from .runtime import Monitor
+
+        account = prefs.account()
+        rt.monitor = Monitor(lambda: backend.make_watcher(account), backend.list_rows, rt.handoff)
+        rt.monitor.start()
+    ensure_timer()
+
+
+# --- reading the scene (main thread) --------------------------------------------------------------------------
+def fetch_folder(scene: Any) -> str:
+    """The folder fetched frames go to: the setting, else the scene's own output folder, `//` resolved."""
+    settings = scene.tether
+    if settings.fetch_dir.strip():
+        return os.path.normpath(bpy.path.abspath(settings.fetch_dir.strip()))
+    output = scene.render.filepath
+    full = bpy.path.abspath(output) if output else bpy.path.abspath("//")
+    folder = full if output.endswith(("/", "\\")) else os.path.dirname(full)
+    return os.path.normpath(folder)
+
+
+def request_from(context: Any, allow_missing: bool = False) -> Any:
+    from .backend import SubmitRequest
+
+    scene = context.scene
+    s = scene.tether
+    return SubmitRequest(
+        scene=bpy.data.filepath, scene_name=scene.name,
+        frames=s.frames_override.strip() if s.use_frames_override and s.frames_override.strip() else None,
+        chunk_size=s.chunk_size, scout=s.scout.strip(), instance_type=s.instance_type or None,
+        blender_version=s.blender_version or None, project=s.project.strip() or "default",
+        preemptible=s.preemptible, preemptible_retries=s.preemptible_retries if s.preemptible else 0,
+        extra_files=[bpy.path.abspath(i.path) for i in s.extra_files if i.path.strip()],
+        environment={e.name.strip(): e.value for e in s.environment if e.name.strip()},
+        fetch_dir=fetch_folder(scene) if bpy.data.filepath else None, auto_fetch=s.auto_fetch,
+        allow_missing=allow_missing,
+    )
+
+
+def blocking_reason() -> Optional[str]:
+    """Why nothing can be sent right now, in words that say what to do."""
+    if not prefs.online():
+        return prefs.ONLINE_HELP
+    if not bpy.data.filepath:
+        return "Save the .blend first (File > Save As): the farm renders the saved file"
+    return None
+
+
+def request_summary(context: Any) -> None:
+    """Start a background preflight when the options or the saved file changed. Safe to call from draw()."""
+    if blocking_reason() is not None:
+        return
+    rt = runtime()
+    req = request_from(context, allow_missing=True)
+    key = req.key()
+    if key == rt.ui.summary_key or rt.ui.summary_running:
+        return
+    from . import backend
+    from .runtime import run_in_thread
+
+    rt.ui.summary_key = key
+    rt.ui.summary_running = True
+    account = prefs.account(context)
+    rt.track(run_in_thread("summary", lambda: backend.summary(account, req), rt.handoff, "summary", key=key))
+    ensure_timer()
+
+
+def request_catalog(context: Any = None) -> None:
+    if not prefs.online():
+        return
+    from . import backend
+    from .runtime import run_in_thread
+
+    rt = runtime()
+    account = prefs.account(context)
+    rt.track(run_in_thread("catalog", lambda: backend.catalog(account), rt.handoff, "catalog"))
+    ensure_timer()
+
+
+def start_fetch(job_id: str, folder: str, open_folder: bool) -> None:
+    from . import backend
+    from .runtime import run_in_thread
+
+    rt = runtime()
+    account = prefs.account()
+
+    def progress(done: int, total: int) -> bool:
+        rt.handoff.post("fetch", job_id=job_id, factor=(done / total if total else 0.0))
+        return True
+
+    def work() -> Any:
+        result = backend.fetch(account, job_id, folder, progress)
+        result["open"] = open_folder
+        return result
+
+    rt.ui.fetching[job_id] = 0.0
+    rt.track(run_in_thread("fetch", work, rt.handoff, "fetch", job_id=job_id, folder=folder))
+    ensure_timer()
+
+
+# --- operators ------------------------------------------------------------------------------------------------
+class TETHER_OT_submit(Operator):
+    """Send the saved scene to the render farm (Esc cancels the upload)"""
+
+    bl_idname = "tether.submit"
+    bl_label = "Submit to Farm"
+    bl_options = {"REGISTER"}
+
+    save_first: BoolProperty(name="Save First", default=False, options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                             description="Save the unsaved changes, then submit")
+    allow_missing: BoolProperty(name="Submit Anyway", default=False, options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                                description="Submit although some files the scene uses are missing")
+    wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE", "HIDDEN"},  # type: ignore[valid-type]
+                       description="Block until the job is created (scripts and tests)")
+
+    # Plain attributes, not annotations: Blender reads an Operator's annotations as its RNA properties.
+    _task = None
+    _timer = None
+
+    def invoke(self, context: Any, event: Any) -> Result:
+        if bpy.data.filepath and bpy.data.is_dirty and not self.save_first:
+            self.save_first = True
+            return context.window_manager.invoke_confirm(
+                self, event, title="Unsaved changes", message="The farm renders the saved file. Save and submit?",
+                confirm_text="Save and Submit")
+        return self.execute(context)
+
+    def execute(self, context: Any) -> Result:
+        reason = blocking_reason()
+        if reason:
+            self.report({"ERROR"}, reason)
+            return {"CANCELLED"}
+        if self.save_first:
+            bpy.ops.wm.save_mainfile()
+        elif bpy.app.background:
+            # Without a window Blender reports every file as modified (is_dirty stays True after a save), so a
+            # script gets the file as it is on disk; it passes save_first=True to include its own changes.
+            self.report({"INFO"}, f"Submitting {bpy.path.basename(bpy.data.filepath)} as saved on disk")
+        elif bpy.data.is_dirty:
+            self.report({"ERROR"}, "The scene has unsaved changes: save it (Ctrl+S) first, or use Save and "
+                                   "Submit; the farm renders the saved file")
+            return {"CANCELLED"}
+        rt = runtime()
+        if rt.submit_task is not None and rt.submit_task.alive():
+            self.report({"ERROR"}, "A submission is already running: wait for it or cancel it")
+            return {"CANCELLED"}
+        from . import backend
+        from .runtime import Phase, SubmitTask
+
+        # The saved file itself is sent: the submitter snapshots its bytes and uploads them under the file's own
+        # path, so `//` paths resolve on the farm exactly as here. (A save_as_mainfile(copy=True) into another
+        # folder remaps image and library paths but not render.filepath, which would then point elsewhere.)
+        req = request_from(context, allow_missing=self.allow_missing)
+        account = prefs.account(context)
+        task = SubmitTask(lambda progress: backend.submit(account, req, progress), rt.handoff)
+        rt.submit_task = task
+        rt.ui.submit = type(rt.ui.submit)()
+        task.start()
+        ensure_timer()
+        if self.wait or bpy.app.background or context.window is None:
+            task.join()
+            pump()
+            status = rt.ui.submit
+            if status.phase is not Phase.DONE:
+                self.report({"ERROR"} if status.phase is Phase.FAILED else {"WARNING"}, status.message)
+                return {"CANCELLED"}
+            for warning in status.warnings:
+                self.report({"WARNING"}, warning)
+            self.report({"INFO"}, status.message)
+            return {"FINISHED"}
+        self._task = task
+        self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> Result:
+        task = self._task
+        if task is None:
+            return {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS" and task.alive():
+            task.cancel()
+        if event.type == "TIMER" and not task.alive():
+            context.window_manager.event_timer_remove(self._timer)
+            pump()
+            status = runtime().ui.submit
+            if status.phase.value == "done":
+                self.report({"INFO"}, status.message)
+                return {"FINISHED"}
+            self.report({"ERROR"} if status.phase.value == "failed" else {"WARNING"}, status.message)
+            return {"CANCELLED"}
+        return {"PASS_THROUGH"}  # never swallow the artist's input while the upload runs
+
+
+class TETHER_OT_cancel_submit(Operator):
+    """Stop the running upload; no job is created"""
+
+    bl_idname = "tether.cancel_submit"
+    bl_label = "Cancel Submission"
+
+    def execute(self, context: Any) -> Result:
+        rt = peek_runtime()
+        if rt is None or rt.submit_task is None or not rt.submit_task.alive():
+            self.report({"INFO"}, "No submission is running")
+            return {"CANCELLED"}
+        rt.submit_task.cancel()
+        return {"FINISHED"}
+
+
+class TETHER_OT_refresh(Operator):
+    """Fetch the farm's lists again, check the scene again and update the jobs"""
+
+    bl_idname = "tether.refresh"
+    bl_label = "Refresh"
+
+    def execute(self, context: Any) -> Result:
+        if not prefs.online():
+            self.report({"ERROR"}, prefs.ONLINE_HELP)
+            return {"CANCELLED"}
+        rt = runtime()
+        rt.ui.summary_key = None
+        request_catalog(context)
+        request_summary(context)
+        ensure_monitor()
+        if rt.monitor is not None:
+            rt.monitor.kick()
+        return {"FINISHED"}
+
+
+class TETHER_OT_job_action(Operator):
+    """Hold, release, cancel or re-prioritise a farm job"""
+
+    bl_idname = "tether.job_action"
+    bl_label = "Job Action"
+
+    job_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    action: EnumProperty(items=[  # type: ignore[valid-type]
+        ("hold", "Hold", "Stop starting new tasks"),
+        ("unhold", "Release", "Resume the job, and the tasks waiting behind its scout frames"),
+        ("cancel", "Cancel", "Cancel the job on the farm"),
+        ("priority", "Set Priority", "Give the job the scene's priority value"),
+    ], options={"SKIP_SAVE"})
+    priority: IntProperty(default=50, min=0, max=100, options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    @classmethod
+    def description(cls, _context: Any, properties: Any) -> str:
+        return {"hold": "Stop starting new tasks of this job", "unhold": "Resume this job and its held tasks",
+                "cancel": "Cancel this job on the farm",
+                "priority": "Give this job the priority set below"}.get(properties.action, "")
+
+    def invoke(self, context: Any, event: Any) -> Result:
+        if self.action == "cancel":
+            return context.window_manager.invoke_confirm(self, event)
+        return self.execute(context)
+
+    def execute(self, context: Any) -> Result:
+        if not prefs.online():
+            self.report({"ERROR"}, prefs.ONLINE_HELP)
+            return {"CANCELLED"}
+        if not self.job_id:
+            self.report({"ERROR"}, "No job given")
+            return {"CANCELLED"}
+        from . import backend
+        from .runtime import run_in_thread
+
+        rt = runtime()
+        account = prefs.account(context)
+        job_id, action, priority = self.job_id, self.action, self.priority
+        rt.track(run_in_thread("action", lambda: backend.job_action(account, job_id, action, priority),
+                               rt.handoff, "action", job_id=job_id, action=action))
+        ensure_timer()
+        return {"FINISHED"}
+
+
+class TETHER_OT_fetch(Operator):
+    """Download the job's frames into the scene's fetch folder, then open it"""
+
+    bl_idname = "tether.fetch"
+    bl_label = "Fetch Frames"
+
+    job_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    folder: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                           description="Where to put the frames; empty: the scene's fetch folder")
+    open_folder: BoolProperty(default=True, options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    wait: BoolProperty(default=False, options={"SKIP_SAVE", "HIDDEN"})  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> Result:
+        if not prefs.online():
+            self.report({"ERROR"}, prefs.ONLINE_HELP)
+            return {"CANCELLED"}
+        if not self.job_id:
+            self.report({"ERROR"}, "No job given")
+            return {"CANCELLED"}
+        folder = bpy.path.abspath(self.folder) if self.folder else fetch_folder(context.scene)
+        if not folder or folder in (".", os.sep):
+            self.report({"ERROR"}, "No folder to fetch into: save the .blend or set Fetch To")
+            return {"CANCELLED"}
+        start_fetch(self.job_id, folder, self.open_folder and not bpy.app.background)
+        if self.wait or bpy.app.background:
+            rt = runtime()
+            for thread in list(rt.threads):
+                thread.join()
+            for notice in pump():
+                if notice.level == "ERROR":
+                    self.report({"ERROR"}, notice.text)
+                    return {"CANCELLED"}
+            self.report({"INFO"}, f"Frames of job {self.job_id} in {folder}")
+        return {"FINISHED"}
+
+
+class TETHER_OT_open_folder(Operator):
+    """Open the folder in the system's file browser"""
+
+    bl_idname = "tether.open_folder"
+    bl_label = "Open Folder"
+
+    path: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> Result:
+        if not self.path or not Path(self.path).is_dir():
+            self.report({"ERROR"}, f"Folder not found: {self.path or '(none)'}; fetch the frames first")
+            return {"CANCELLED"}
+        bpy.ops.wm.path_open(filepath=self.path)
+        return {"FINISHED"}
+
+
+class TETHER_OT_list_edit(Operator):
+    """Add or remove an extra file or an environment variable"""
+
+    bl_idname = "tether.list_edit"
+    bl_label = "Edit List"
+    bl_options = {"REGISTER", "UNDO"}
+
+    collection: EnumProperty(items=[("extra_files", "Extra Files", ""),  # type: ignore[valid-type]
+                                    ("environment", "Environment", "")], options={"SKIP_SAVE"})
+    remove: BoolProperty(default=False, options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> Result:
+        settings = context.scene.tether
+        items = getattr(settings, self.collection)
+        index_name = f"{self.collection}_index"
+        if self.remove:
+            index = getattr(settings, index_name)
+            if 0 <= index < len(items):
+                items.remove(index)
+                setattr(settings, index_name, max(0, min(index, len(items) - 1)))
+        else:
+            items.add()
+            setattr(settings, index_name, len(items) - 1)
+        return {"FINISHED"}
+
+
+class TETHER_OT_login(Operator):
+    """Log in to the farm; the token is kept in the OS keyring, the password is not stored"""
+
+    bl_idname = "tether.login"
+    bl_label = "Log In to the Farm"
+
+    email: StringProperty(name="E-mail", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    password: StringProperty(name="Password", subtype="PASSWORD", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def invoke(self, context: Any, event: Any) -> Result:
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context: Any) -> Result:
+        if not prefs.online():
+            self.report({"ERROR"}, prefs.ONLINE_HELP)
+            return {"CANCELLED"}
+        if not self.email or not self.password:
+            self.report({"ERROR"}, "Give the e-mail and the password of the farm account")
+            return {"CANCELLED"}
+        from . import backend
+        from .runtime import run_in_thread
+
+        rt = runtime()
+        account = prefs.account(context)
+        email, password = self.email, self.password
+        self.password = ""  # do not leave it in the operator's memory
+        thread = run_in_thread("login", lambda: backend.login(account, email, password), rt.handoff, "login",
+                               report=True)
+        rt.track(thread)
+        ensure_timer()
+        if bpy.app.background:
+            thread.join()
+            pump()
+        return {"FINISHED"}
+
+
+class TETHER_OT_logout(Operator):
+    """Forget the farm token of this profile (removes it from the OS keyring)"""
+
+    bl_idname = "tether.logout"
+    bl_label = "Log Out"
+
+    def execute(self, context: Any) -> Result:
+        from . import backend
+        from .runtime import run_in_thread
+
+        rt = runtime()
+        account = prefs.account(context)
+        rt.track(run_in_thread("logout", lambda: backend.logout(account), rt.handoff, "login", report=True))
+        ensure_timer()
+        return {"FINISHED"}
+
+
+class TETHER_OT_check_login(Operator):
+    """Check where this profile's farm credentials come from"""
+
+    bl_idname = "tether.check_login"
+    bl_label = "Check Login"
+
+    def execute(self, context: Any) -> Result:
+        from . import backend
+        from .runtime import run_in_thread
+
+        rt = runtime()
+        account = prefs.account(context)
+        rt.track(run_in_thread("login-state", lambda: backend.login_state(account), rt.handoff, "login"))
+        ensure_timer()
+        return {"FINISHED"}
+
+
+CLASSES = (TETHER_OT_submit, TETHER_OT_cancel_submit, TETHER_OT_refresh, TETHER_OT_job_action, TETHER_OT_fetch,
+           TETHER_OT_open_folder, TETHER_OT_list_edit, TETHER_OT_login, TETHER_OT_logout, TETHER_OT_check_login)

@@ -1,0 +1,456 @@
+"""The add-on's moving parts, in plain Python (no ``bpy``): worker threads and the hand-off to the main thread.
+
+Workers never touch ``bpy``. They post :class:`Event` objects into a :class:`Handoff`; a ``bpy.app.timers``
+callback on the main thread calls :meth:`Runtime.pump`, which applies the events to :class:`UIState` (what the
+panels draw) and returns the notable ones (finished jobs, failures) for the caller to report. Headless, timers never
+fire, so tests and scripts call :meth:`Runtime.pump` themselves.
+
+Nothing here imports tether's heavy modules at import time: the ``backend`` callables do, on the worker.
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+
+class Phase(str, enum.Enum):
+    IDLE = "idle"
+    CHECKING = "checking"  # preflight: scene facts, dependencies, the farm's lists
+    UPLOADING = "uploading"
+    CREATING = "creating"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def busy(self) -> bool:
+        return self in (Phase.CHECKING, Phase.UPLOADING, Phase.CREATING)
+
+
+@dataclass
+class Event:
+    kind: str  # submit | jobs | changes | catalog | summary | action | login | fetch
+    data: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SubmitStatus:
+    phase: Phase = Phase.IDLE
+    done_bytes: int = 0
+    total_bytes: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    message: str = ""
+    job_id: str = ""
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def factor(self) -> float:
+        return self.done_bytes / self.total_bytes if self.total_bytes else 0.0
+
+
+@dataclass
+class JobRow:
+    """One job as the panel shows it (a copy of a registry record, made on the worker)."""
+
+    job_id: str
+    title: str
+    state: str  # the normalised state value (queued, running, held, completed, failed, cancelled, unknown)
+    label: str  # what to show: the vendor's own word when we do not know it
+    progress: float
+    source: str = ""
+    scene: str = ""
+    output_dir: str = ""
+    error: str = ""
+    tasks: int = 0
+    completed: int = 0
+    running: int = 0
+    failed: int = 0
+    waiting: int = 0
+    fetched_to: str = ""
+    profile: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "failed", "cancelled")
+
+
+@dataclass
+class Notice:
+    level: str  # INFO | WARNING | ERROR
+    text: str
+
+
+@dataclass
+class UIState:
+    """Everything the panels draw. Written only on the main thread, by :meth:`Runtime.pump`."""
+
+    submit: SubmitStatus = field(default_factory=SubmitStatus)
+    jobs: List[JobRow] = field(default_factory=list)
+    jobs_error: str = ""
+    catalog: Dict[str, List[Tuple[str, str, str]]] = field(default_factory=dict)
+    catalog_error: str = ""
+    summary: Optional[Dict[str, Any]] = None
+    summary_key: Optional[Tuple[Any, ...]] = None
+    summary_running: bool = False
+    login: str = ""  # "" unknown, else a sentence for the preferences
+    fetching: Dict[str, float] = field(default_factory=dict)  # job id -> 0..1
+    notices: List[Notice] = field(default_factory=list)
+
+    def notice(self, level: str, text: str) -> Notice:
+        item = Notice(level, text)
+        self.notices.append(item)
+        del self.notices[:-8]  # the panel shows the last few
+        return item
+
+
+class Handoff:
+    """Worker -> main thread mailbox. ``post`` from any thread; ``drain`` on the main thread within a time budget."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+
+    def post(self, kind: str, **data: Any) -> None:
+        self._queue.put(Event(kind, data))
+
+    def drain(self, budget_s: float = 0.004, max_items: int = 500) -> List[Event]:
+        """What arrived, stopping early when the budget is spent so a flood of events cannot stall the UI."""
+        out: List[Event] = []
+        deadline = time.perf_counter() + budget_s
+        while len(out) < max_items:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+            if time.perf_counter() > deadline:
+                break
+        return out
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+
+class SubmitTask:
+    """One submission on a worker thread. ``run(progress)`` does the work; ``progress(event)`` returns False to stop.
+
+    Transfer progress arrives many times a second; only a throttled copy is posted so the main thread stays idle.
+    """
+
+    def __init__(self, run: Callable[[Callable[[Any], bool]], Dict[str, Any]], handoff: Handoff,
+                 post_every: float = 0.1) -> None:
+        self._run = run
+        self._handoff = handoff
+        self._post_every = post_every
+        self._last_post = 0.0
+        self.cancel_requested = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._handoff.post("submit", phase=Phase.CHECKING, message="checking the scene")
+        self.thread = threading.Thread(target=self._main, name="tether-submit", daemon=True)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.cancel_requested.set()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def progress(self, event: Any) -> bool:
+        """The transfer's callback. Returning False makes the transfer stop and raise CancelledByUser."""
+        if self.cancel_requested.is_set():
+            return False
+        info = describe_transfer(event)
+        now = time.monotonic()
+        final = info.get("phase") == Phase.CREATING
+        if final or now - self._last_post >= self._post_every:
+            self._last_post = now
+            self._handoff.post("submit", **info)
+        return True
+
+    def _main(self) -> None:
+        try:
+            result = self._run(self.progress)
+        except BaseException as exc:
+            if self.cancel_requested.is_set() or type(exc).__name__ == "CancelledByUser":
+                self._handoff.post("submit", phase=Phase.CANCELLED, message="submission cancelled; nothing was created")
+            else:
+                self._handoff.post("submit", phase=Phase.FAILED, message=error_text(exc))
+            return
+        self._handoff.post("submit", phase=Phase.DONE, **result)
+
+
+def describe_transfer(event: Any) -> Dict[str, Any]:
+    """Normalise a tether.transfer progress event (or a plain ``(done, total)``) into SubmitStatus fields."""
+    if isinstance(event, tuple) and len(event) == 2:
+        return {"phase": Phase.UPLOADING, "done_bytes": int(event[0]), "total_bytes": int(event[1])}
+    get = lambda *names: next((getattr(event, n) for n in names if getattr(event, n, None) is not None), None)  # noqa: E731
+    done = get("bytes_done", "done_bytes", "done", "sent")
+    total = get("bytes_total", "total_bytes", "total")
+    files_done = get("files_done")
+    files_total = get("files_total")
+    stage = str(get("phase", "stage", "kind") or "upload")
+    info: Dict[str, Any] = {"phase": Phase.UPLOADING}
+    if done is not None:
+        info["done_bytes"] = int(done)
+    if total is not None:
+        info["total_bytes"] = int(total)
+    if files_done is not None:
+        info["files_done"] = int(files_done)
+    if files_total is not None:
+        info["files_total"] = int(files_total)
+    name = get("path", "name", "file")
+    verb = "hashing" if "hash" in stage.lower() else "uploading"
+    info["message"] = f"{verb} {Path(str(name)).name}" if name else verb
+    return info
+
+
+def error_text(exc: BaseException) -> str:
+    """An error for a person: tether's own messages as they are (already redacted), others with their type."""
+    try:
+        from tether.errors import TetherError, redact
+    except ImportError:  # tether not importable: the message is all we have
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TetherError):
+        return str(exc)
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def row_from_record(rec: Any) -> JobRow:
+    """A registry JobRecord as a JobRow (on the worker: the record's fields are plain values)."""
+    extra = dict(getattr(rec, "extra", {}) or {})
+    raw = extra.get("counts")
+    counts: Dict[str, Any] = raw if isinstance(raw, dict) else {}
+
+    def count(name: str) -> int:
+        try:
+            return int(counts.get(name) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    return JobRow(
+        job_id=str(rec.job_id), title=rec.title or "", state=rec.state.value, label=rec.state_label,
+        progress=float(rec.progress or 0.0), source=rec.source or "", scene=str(extra.get("scene") or ""),
+        output_dir=rec.output_dir or "", error=rec.error or "", tasks=count("tasks"), completed=count("completed"),
+        running=count("running"), failed=count("failed"), waiting=count("waiting"),
+        fetched_to=str(extra.get("fetched_to") or ""), profile=rec.profile or "",
+    )
+
+
+class Monitor:
+    """Polls the registry's farm jobs on a worker thread (``tether.watch.Watcher``) and posts rows and changes.
+
+    ``make_watcher()`` and ``list_rows()`` come from the backend. ``kick()`` wakes the loop at once (after a submit
+    or an action); otherwise it sleeps as long as the watcher says, so an idle Blender costs no requests.
+    """
+
+    def __init__(self, make_watcher: Callable[[], Any], list_rows: Callable[[], List[JobRow]], handoff: Handoff,
+                 idle_delay: float = 30.0) -> None:
+        self._make_watcher = make_watcher
+        self._list_rows = list_rows
+        self._handoff = handoff
+        self._idle = idle_delay
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        self.watcher: Any = None
+
+    def start(self) -> None:
+        if self.alive():
+            return
+        self._stop.clear()
+        self.thread = threading.Thread(target=self._main, name="tether-monitor", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
+
+    def cycle(self) -> float:
+        """One poll: changes, then the fresh rows. Returns how long to wait. Plain Python, so tests drive it."""
+        try:
+            if self.watcher is None:
+                self.watcher = self._make_watcher()
+            changes = self.watcher.poll_once()
+            if changes:
+                self._handoff.post("changes", changes=changes)
+            self._handoff.post("jobs", rows=self._list_rows(), error="")
+            pending = not self.watcher.done
+            return float(self.watcher.next_delay()) if pending else self._idle
+        except Exception as exc:  # the monitor must outlive a bad profile or an unreachable farm
+            self._handoff.post("jobs", rows=None, error=error_text(exc))
+            self.watcher = None
+            return self._idle
+
+    def _main(self) -> None:
+        while not self._stop.is_set():
+            delay = self.cycle()
+            self._wake.wait(delay)
+            self._wake.clear()
+
+
+def run_in_thread(name: str, work: Callable[[], Dict[str, Any]], handoff: Handoff, kind: str,
+                  **tag: Any) -> threading.Thread:
+    """Run ``work`` on a daemon thread; post ``kind`` with its result (or ``error``) and ``tag``."""
+
+    def main() -> None:
+        try:
+            result = work()
+        except Exception as exc:
+            handoff.post(kind, error=error_text(exc), **tag)
+            return
+        handoff.post(kind, **{**tag, **result, "error": ""})
+
+    thread = threading.Thread(target=main, name=f"tether-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+class Runtime:
+    """The add-on's live state between register() and unregister()."""
+
+    def __init__(self) -> None:
+        self.handoff = Handoff()
+        self.ui = UIState()
+        self.submit_task: Optional[SubmitTask] = None
+        self.monitor: Optional[Monitor] = None
+        self.threads: List[threading.Thread] = []
+        self.auto_started = False  # the panel's first draw started the catalog fetch and the monitor
+        self.auto_fetch: Dict[str, str] = {}  # job id -> folder, fetched when the job completes
+        self.on_fetch: Optional[Callable[[str, str], None]] = None  # (job id, folder): start a fetch
+        self.on_open: Optional[Callable[[str], None]] = None  # open a folder in the file browser
+
+    @property
+    def busy(self) -> bool:
+        return bool(
+            (self.submit_task is not None and self.submit_task.alive())
+            or any(t.is_alive() for t in self.threads)
+            or (self.monitor is not None and self.monitor.alive())
+            or not self.handoff.empty()
+        )
+
+    def track(self, thread: threading.Thread) -> None:
+        self.threads = [t for t in self.threads if t.is_alive()]
+        self.threads.append(thread)
+
+    def pump(self, budget_s: float = 0.004) -> List[Notice]:
+        """Apply what the workers posted to the UI state. Main thread only. Returns notices to report now."""
+        notices: List[Notice] = []
+        for event in self.handoff.drain(budget_s):
+            notice = self.apply(event)
+            if notice is not None:
+                notices.append(notice)
+        return notices
+
+    def apply(self, event: Event) -> Optional[Notice]:
+        ui = self.ui
+        data = event.data
+        if event.kind == "submit":
+            status = ui.submit
+            for name, value in data.items():
+                if hasattr(status, name):
+                    setattr(status, name, value)
+            phase = data.get("phase")
+            if phase == Phase.DONE:
+                status.done_bytes = status.total_bytes
+                if self.monitor is not None:
+                    self.monitor.kick()
+                if data.get("fetch_dir"):
+                    self.auto_fetch[status.job_id] = str(data["fetch_dir"])
+                return ui.notice("INFO", status.message or f"submitted job {status.job_id}")
+            if phase == Phase.FAILED:
+                return ui.notice("ERROR", f"submission failed: {status.message}")
+            if phase == Phase.CANCELLED:
+                return ui.notice("WARNING", status.message)
+            return None
+        if event.kind == "jobs":
+            if data.get("rows") is not None:
+                ui.jobs = list(data["rows"])
+            ui.jobs_error = str(data.get("error") or "")
+            return None
+        if event.kind == "changes":
+            last: Optional[Notice] = None
+            for change in data.get("changes", []):
+                kind = getattr(getattr(change, "kind", None), "value", "")
+                if kind == "finished":
+                    level = "WARNING" if change.failed else "INFO"
+                    last = ui.notice(level, change.message)
+                    job_id = str(change.job_id)
+                    folder = self.auto_fetch.pop(job_id, None)
+                    if folder and not change.failed and self.on_fetch is not None:
+                        self.on_fetch(job_id, folder)
+                elif kind in ("error", "missing"):
+                    last = ui.notice("WARNING", change.message)
+            return last
+        if event.kind == "catalog":
+            if data.get("error"):
+                ui.catalog_error = str(data["error"])
+            else:
+                ui.catalog = dict(data.get("lists") or {})
+                ui.catalog_error = ""
+            return None
+        if event.kind == "summary":
+            ui.summary_running = False
+            if data.get("key") == ui.summary_key:
+                ui.summary = dict(data.get("summary") or {"errors": [data.get("error") or "no summary"]})
+                if data.get("error"):
+                    ui.summary = {"errors": [str(data["error"])], "warnings": []}
+            return None
+        if event.kind == "fetch":
+            job_id = str(data.get("job_id"))
+            if "factor" in data and not data.get("done"):
+                ui.fetching[job_id] = float(data["factor"])
+                return None
+            ui.fetching.pop(job_id, None)
+            if self.monitor is not None:
+                self.monitor.kick()
+            if data.get("error"):
+                return ui.notice("ERROR", f"fetching job {job_id} failed: {data['error']}")
+            if data.get("open") and self.on_open is not None:
+                self.on_open(str(data.get("folder")))
+            return ui.notice("INFO", f"job {job_id}: {data.get('count', 0)} files in {data.get('folder')}")
+        if event.kind == "action":
+            if self.monitor is not None:
+                self.monitor.kick()
+            if data.get("error"):
+                return ui.notice("ERROR", f"{data.get('action')} job {data.get('job_id')}: {data['error']}")
+            return ui.notice("INFO", f"{data.get('action')} job {data.get('job_id')}: done")
+        if event.kind == "login":
+            ui.login = str(data.get("error") or data.get("state") or "")
+            return ui.notice("ERROR", ui.login) if data.get("error") and data.get("report") else None
+        return None
+
+    def shutdown(self) -> None:
+        if self.submit_task is not None:
+            self.submit_task.cancel()
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+        if self.submit_task is not None:
+            self.submit_task.join(2.0)
+            self.submit_task = None
+
+
+__all__ = ["Event", "Handoff", "JobRow", "Monitor", "Notice", "Phase", "Runtime", "SubmitStatus", "SubmitTask",
+           "UIState", "describe_transfer", "error_text", "row_from_record", "run_in_thread"]

@@ -1,0 +1,431 @@
+"""Client for Slapshot Autopilot (seed 000): jobs, inferences, quota, presigned uploads and results, typed.
+
+Auth is the ``x-api-key`` header on every call to the API, and never on a presigned URL (those go to storage, which
+must not see the key). A job has no single status: its state is derived from the counters (``total``,
+``total_pending``, ``total_running``, ``total_completed``, ``total_failed``, ``total_cancelled``), and a job where some
+inferences failed is reported as FAILED with "2 of 3 inferences failed: ..." even though the others produced files
+(``counts["partial"]`` is 1 then, and the completed outputs can still be fetched).
+
+``create_job`` is never blindly repeated: each submission carries ``metadata.tether_submission`` (a uuid), and when
+the connection drops after the POST may have reached the service, the client looks the job up by that metadata
+before giving up, so a flaky network cannot make a duplicate job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from ..errors import CancelledByUser, ConfigError, InputError, NotFound, ServiceError, ServiceUnavailable, TransferError
+from ..http import BaseClient, HeaderAuth, RetryPolicy
+from ..jobs import Job, JobOutput, JobState, map_state
+from .models import (
+    EXPORT_TYPES,
+    STATES,
+    AutopilotJob,
+    Inference,
+    InferencePage,
+    JobCreate,
+    JobPage,
+    Quota,
+    ResultLink,
+    UploadTicket,
+)
+from .results import ResultFiles, classify, unpack
+
+SERVICE = "autopilot"
+# The key of the local Autopilot stand-in (tether_services.autopilot). Not a secret: it opens nothing but 127.0.0.1.
+LOCAL_API_KEY = "local-autopilot-key"
+ASSET_TYPES = ("video", "mask")
+CHUNK = 1024 * 1024
+_ITEM_KEYS = ("items", "jobs", "inferences", "results", "data")
+
+Progress = Callable[[int, int], Optional[bool]]
+
+
+def items_of(body: Any) -> List[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in _ITEM_KEYS:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    raise ValueError("expected a list, or an object holding one under 'items'")
+
+
+def _page_meta(body: Any, page: int) -> Dict[str, Any]:
+    meta = dict(body) if isinstance(body, dict) else {}
+    for key in _ITEM_KEYS:
+        meta.pop(key, None)
+    meta.setdefault("page", page)
+    if isinstance(meta.get("next"), (int, float)):
+        meta["next"] = str(meta["next"])
+    return meta
+
+
+def describe_failures(aj: AutopilotJob) -> Optional[str]:
+    """'2 of 3 inferences failed: tracking: needs 2 frames; ...' or None when nothing failed or was cancelled."""
+    parts: List[str] = []
+    if aj.total_failed:
+        reasons = [f"{i.type or 'inference'} {i.id}: {i.error or 'no reason given'}" for i in aj.inferences
+                   if map_state(i.status, STATES) is JobState.FAILED]
+        text = f"{aj.total_failed} of {aj.total} inferences failed"
+        parts.append(f"{text}: {'; '.join(reasons)}" if reasons else text)
+    if aj.total_cancelled and aj.total_cancelled < aj.total:
+        parts.append(f"{aj.total_cancelled} of {aj.total} inferences cancelled")
+    return "; ".join(parts) or None
+
+
+def derive_state(aj: AutopilotJob) -> JobState:
+    """The job's state from its counters (the API reports no single status)."""
+    if aj.total <= 0:
+        return map_state(aj.status, STATES) if aj.status else JobState.QUEUED
+    if aj.total_pending or aj.total_running:
+        started = aj.total_running + aj.total_completed + aj.total_failed + aj.total_cancelled
+        return JobState.RUNNING if started else JobState.QUEUED
+    if aj.total_failed:
+        return JobState.FAILED
+    if aj.total_cancelled:
+        return JobState.CANCELLED
+    if aj.total_completed >= aj.total:
+        return JobState.COMPLETED
+    return JobState.UNKNOWN
+
+
+def to_job(aj: AutopilotJob) -> Job:
+    state = derive_state(aj)
+    done = aj.total_completed + aj.total_failed + aj.total_cancelled
+    progress = aj.percent_complete or (100.0 * done / aj.total if aj.total else 0.0)
+    if state.finished:
+        progress = 100.0
+    raw = aj.status or (f"{aj.total_completed}/{aj.total} completed" if aj.total else "no inferences yet")
+    outputs = [JobOutput(name=export, kind=kind) for kind, export in expected_exports(aj)]
+    title = str(aj.metadata.get("shot") or aj.metadata.get("title") or aj.metadata.get("source") or "")
+    return Job(
+        service=SERVICE, id=aj.id, title=title, state=state, raw_state=raw, progress=progress,
+        created_at=aj.created_at, updated_at=aj.updated_at, outputs=outputs, error=describe_failures(aj),
+        counts={
+            "tasks": aj.total, "pending": aj.total_pending, "running": aj.total_running,
+            "completed": aj.total_completed, "failed": aj.total_failed, "cancelled": aj.total_cancelled,
+            "partial": int(bool(aj.total_failed or aj.total_cancelled) and aj.total_completed > 0),
+        },
+        vendor=aj,
+    )
+
+
+_KIND = {"roto": "matte", "tracking": "camera", "depth_map": "depth", "smart_vectors": "vectors"}
+
+
+def expected_exports(aj: AutopilotJob) -> List[tuple[str, str]]:
+    """(kind, export_type) the job's completed inferences should offer; every known one if the reply lists none."""
+    found: List[tuple[str, str]] = []
+    inferences = aj.inferences
+    if not inferences:
+        return [(_KIND[svc], ex[0]) for svc, ex in EXPORT_TYPES.items()]
+    for inf in inferences:
+        if map_state(inf.status, STATES) is not JobState.COMPLETED:
+            continue
+        exports = inf.export_types or EXPORT_TYPES.get(inf.type, [])[:1]
+        for export in exports:
+            pair = (_KIND.get(inf.type, inf.type), export)
+            if pair not in found:
+                found.append(pair)
+    return found
+
+
+def safe_name(url: str, fallback: str) -> str:
+    """A file name from a URL's last path segment that cannot climb out of a folder."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return name or fallback
+
+
+class FileChunks:
+    """A file's bytes as a re-iterable stream: each retry of a PUT reads the file again from the start."""
+
+    def __init__(self, path: Path, progress: Optional[Progress] = None) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[bytes]:
+        done = 0
+        with open(self.path, "rb") as fh:
+            while True:
+                chunk = fh.read(CHUNK)
+                if not chunk:
+                    return
+                done += len(chunk)
+                if self.progress is not None and self.progress(done, self.size) is False:
+                    raise CancelledByUser(f"upload of {self.path.name} stopped at {done} of {self.size} bytes")
+                yield chunk
+
+
+class PresignedUploads:
+    """The seam for uploads. The known route is the ComfyUI node's (``/api/comfyui/assets/upload``); when Slapshot
+    documents another, a subclass changes ``ticket`` and nothing else moves."""
+
+    route = "/api/comfyui/assets/upload"
+
+    def ticket(self, client: AutopilotClient, file_name: str, asset_type: str, upload_id: str) -> UploadTicket:
+        # asking again for the same upload_id only signs another URL: safe to retry
+        body = client.json("GET", self.route, params={"upload_id": upload_id, "asset_type": asset_type,
+                                                      "file_name": file_name})
+        return UploadTicket.model_validate(body)
+
+    def put(self, client: AutopilotClient, ticket: UploadTicket, path: Path,
+            progress: Optional[Progress] = None) -> None:
+        chunks = FileChunks(path, progress)
+        client.storage.request("PUT", ticket.upload_url, content=chunks,
+                               headers={"Content-Length": str(chunks.size),
+                                        "Content-Type": "application/octet-stream"},
+                               timeout=httpx.Timeout(client.timeout, read=max(client.timeout, 600.0),
+                                                     write=max(client.timeout, 600.0)))
+
+
+@dataclass
+class ResultDownload:
+    export_type: str
+    path: Path
+
+
+class AutopilotClient(BaseClient):
+    """Typed access to Autopilot. Implements :class:`tether.jobs.JobService`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Optional[str] = None,
+        profile: str = "local",
+        timeout: float = 30.0,
+        retry: Optional[RetryPolicy] = None,
+        uploads: Optional[PresignedUploads] = None,
+    ) -> None:
+        hint = (f"run `tether login autopilot --profile {profile}` to store the API key "
+                "(or set TETHER_AUTOPILOT_API_KEY)")
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+                         auth_hint=hint)
+        self.profile = profile
+        self.auth = HeaderAuth("x-api-key", api_key) if api_key else None
+        self.uploads = uploads or PresignedUploads()
+        # presigned URLs (storage): same retries and errors, no API key
+        self.storage = BaseClient(service=f"{SERVICE} storage", base_url="", timeout=timeout, retry=self.retry,
+                                  auth_hint="the presigned URL was refused: it may have expired; try again",
+                                  sleep=lambda seconds: self.sleep(seconds))
+
+    def close(self) -> None:
+        super().close()
+        self.storage.close()
+
+    def __enter__(self) -> AutopilotClient:
+        return self
+
+    @classmethod
+    def from_profile(cls, profile: Optional[str] = None) -> AutopilotClient:
+        from ..settings import LOCAL_PROFILE, active_profile, get_secret
+
+        prof = active_profile(profile)
+        svc = prof.service(SERVICE)
+        secret = get_secret(prof.name, SERVICE, "api_key")
+        key = secret.get_secret_value() if secret else (LOCAL_API_KEY if prof.name == LOCAL_PROFILE else None)
+        if key is None:
+            raise ConfigError(f"no Autopilot API key for profile '{prof.name}': run `tether login autopilot "
+                              f"--profile {prof.name}` or set TETHER_AUTOPILOT_API_KEY")
+        return cls(svc.url, api_key=key, profile=prof.name, timeout=svc.timeout)
+
+    # --- jobs -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _filters(service: Optional[str], status: Optional[str], metadata: Optional[Dict[str, Any]],
+                 page: int) -> Dict[str, Any]:
+        import json
+
+        params: Dict[str, Any] = {"page": page}
+        if service:
+            params["service"] = service
+        if status:
+            params["status"] = status
+        if metadata:
+            params["metadata"] = json.dumps(metadata, separators=(",", ":"), sort_keys=True)
+        return params
+
+    def list_jobs(self, *, service: Optional[str] = None, status: Optional[str] = None,
+                  metadata: Optional[Dict[str, Any]] = None, page: int = 1) -> JobPage:
+        body = self.json("GET", "/api/jobs", params=self._filters(service, status, metadata, page))
+        return JobPage.model_validate({**_page_meta(body, page), "items": items_of(body)})
+
+    def iter_jobs(self, **filters: Any) -> Iterator[AutopilotJob]:
+        page = 1
+        while True:
+            result = self.list_jobs(page=page, **filters)
+            yield from result.items
+            if not result.items or not result.has_more(len(result.items)):
+                return
+            page += 1
+
+    def get_autopilot_job(self, job_id: str) -> AutopilotJob:
+        return AutopilotJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))
+
+    def get_job(self, job_id: str) -> Job:
+        return to_job(self.get_autopilot_job(job_id))
+
+    def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
+        """List pages until every wanted job is seen; ask directly for those the list did not show."""
+        wanted = set(job_ids)
+        found: Dict[str, Job] = {}
+        if not wanted:
+            return found
+        if len(wanted) > 2:
+            for aj in self.iter_jobs():
+                if aj.id in wanted:
+                    found[aj.id] = to_job(aj)
+                    if len(found) == len(wanted):
+                        return found
+        for job_id in sorted(wanted - found.keys()):
+            try:
+                found[job_id] = self.get_job(job_id)
+            except NotFound:
+                continue
+        return found
+
+    def create_job(self, payload: JobCreate) -> AutopilotJob:
+        marker = str(payload.metadata.get("tether_submission") or uuid.uuid4())
+        payload = payload.model_copy(update={"metadata": {**payload.metadata, "tether_submission": marker}})
+        try:
+            reply = self.json("POST", "/api/jobs", json=payload.payload())
+        except ServiceUnavailable as exc:
+            if "may have reached" not in str(exc):
+                raise
+            try:
+                existing = next(iter(self.list_jobs(metadata={"tether_submission": marker}).items), None)
+            except ServiceError:
+                existing = None
+            if existing is None:
+                raise
+            return existing
+        return AutopilotJob.model_validate(reply)
+
+    def cancel_job(self, job_id: str) -> None:
+        self.cancel(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel every inference of a job. False when the service no longer knows it (404: already gone)."""
+        response = self.request("DELETE", f"/api/jobs/{job_id}", expect=(404,))
+        return response.status_code != 404
+
+    # --- inferences -----------------------------------------------------------------------------------------
+    def list_inferences(self, *, service: Optional[str] = None, status: Optional[str] = None,
+                        metadata: Optional[Dict[str, Any]] = None, page: int = 1) -> InferencePage:
+        body = self.json("GET", "/api/inferences", params=self._filters(service, status, metadata, page))
+        return InferencePage.model_validate({**_page_meta(body, page), "items": items_of(body)})
+
+    def get_inference(self, inference_id: str) -> Inference:
+        return Inference.model_validate(self.json("GET", f"/api/inferences/{inference_id}"))
+
+    def cancel_inference(self, inference_id: str) -> bool:
+        response = self.request("DELETE", f"/api/inferences/{inference_id}", expect=(404,))
+        return response.status_code != 404
+
+    # --- quota ----------------------------------------------------------------------------------------------
+    def quota(self) -> Quota:
+        return Quota.model_validate(self.json("GET", "/api/user/limit"))
+
+    # --- uploads --------------------------------------------------------------------------------------------
+    def upload(self, path: Path, *, asset_type: str = "video", file_name: Optional[str] = None,
+               progress: Optional[Progress] = None) -> str:
+        """Upload one file through a presigned URL, streamed from disk; returns the ``s3_key`` for ``source_path``."""
+        if asset_type not in ASSET_TYPES:
+            raise InputError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, not {asset_type!r}")
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"cannot upload {path}: no such file")
+        ticket = self.uploads.ticket(self, file_name or path.name, asset_type, str(uuid.uuid4()))
+        self.uploads.put(self, ticket, path, progress)
+        return ticket.s3_key
+
+    # --- results --------------------------------------------------------------------------------------------
+    def result_link(self, job_id: str, export_type: str) -> str:
+        body = self.json("GET", f"/api/comfyui/{job_id}/result", params={"export_type": export_type.lower()})
+        link = ResultLink.model_validate(body if isinstance(body, dict) else {}).link
+        if not link:
+            keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
+            raise ServiceError(f"autopilot: the result of job {job_id} ({export_type}) names no download link "
+                               f"(expected download_url, url or presigned_url; got {keys})", service=SERVICE)
+        return link
+
+    def download_result(self, job_id: str, export_type: str, dest: Path,
+                        progress: Optional[Progress] = None) -> Path:
+        """Stream one export to ``dest`` under a temporary name; rename it once its size checks out."""
+        link = self.result_link(job_id, export_type)
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / safe_name(link, f"{export_type}.bin")
+        tmp = target.with_name(target.name + ".part")
+        client = self if not urlsplit(link).scheme else self.storage
+        done = 0
+        with client.stream("GET", link) as response:
+            total = int(response.headers.get("content-length") or 0)
+            with open(tmp, "wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None and progress(done, total) is False:
+                        out.close()
+                        tmp.unlink(missing_ok=True)
+                        raise CancelledByUser(f"download of {export_type} for job {job_id} stopped")
+        if total and done != total:
+            tmp.unlink(missing_ok=True)
+            raise TransferError(f"autopilot: the {export_type} result of job {job_id} arrived incomplete "
+                                f"({done} of {total} bytes); fetch it again")
+        os.replace(tmp, target)
+        return target
+
+    def fetch_results(self, job_id: str, dest: Path, export_types: Optional[Iterable[str]] = None,
+                      progress: Optional[Progress] = None) -> ResultFiles:
+        """Download and unpack a job's results into ``dest/<export_type>/`` and classify the files.
+
+        This is the hook ``tether autopilot import`` and the Nuke plug-in build on. ``ResultFiles.first_frame`` is
+        the plate frame of output frame 1 when the job was submitted by Tether (``metadata.first_frame``).
+        """
+        aj = self.get_autopilot_job(job_id)
+        state = derive_state(aj)
+        if not state.finished:
+            raise InputError(f"autopilot job {job_id} is {state.value} "
+                             f"({aj.total_completed}/{aj.total} inferences done): wait for it to finish")
+        wanted = list(export_types) if export_types else [export for _, export in expected_exports(aj)]
+        out = ResultFiles(root=dest)
+        for export in wanted:
+            folder = dest / export
+            try:
+                download = self.download_result(job_id, export, folder / ".download", progress)
+            except NotFound:
+                if export_types:
+                    raise
+                continue  # listed when the reply names no inferences: this job simply has none of that kind
+            try:
+                files = unpack(download, folder)
+            finally:
+                shutil.rmtree(folder / ".download", ignore_errors=True)
+            part = classify(files, folder, export)
+            part.exports[export] = folder
+            out.merge(part)
+        first = aj.metadata.get("first_frame")
+        out.first_frame = int(first) if isinstance(first, (int, str)) and str(first).lstrip("-").isdigit() else None
+        return out
+
+    def fetch_outputs(self, job_id: str, dest: Path,
+                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+        result = self.fetch_results(job_id, dest, progress=progress)
+        return sorted(p for p in dest.rglob("*") if p.is_file()) if result.exports else []
+
+
+__all__ = ["LOCAL_API_KEY", "AutopilotClient", "PresignedUploads", "derive_state", "describe_failures",
+           "safe_name", "to_job"]

@@ -1,0 +1,281 @@
+"""Autopilot results on disk: unpack a download (zip or loose file) safely, then say what each file is.
+
+The vendor has not published its output formats, so files are recognised by extension, folder name and content,
+never assumed: mattes (PNG or EXR sequences), a camera (.chan, .fbx, .json, .nk), depth (JPG sequence or a movie),
+motion vectors (EXR, from ``smart_vectors``/``exr``). Whatever is not understood is listed in ``unknown`` and
+named to the user rather than dropped silently.
+
+Unpacking refuses any zip entry that would land outside the target folder (absolute paths, ``..``, drive letters,
+symlinks): a hostile or broken archive cannot write anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, Optional, Tuple, Union
+
+from ..errors import TransferError
+
+# the export type a result came from, as a hint where a file's kind is ambiguous (EXR: matte or vectors)
+MATTE_EXPORTS = frozenset({"hard_mattes", "mb_mattes"})
+DEPTH_EXPORTS = frozenset({"jpg", "mov"})
+CAMERA_EXTS = frozenset({".chan", ".fbx", ".nk", ".abc", ".usd", ".usda"})
+MOVIE_EXTS = frozenset({".mov", ".mp4", ".m4v"})
+_NUMBERED = re.compile(r"^(?P<head>.*?)(?P<num>-?\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+MAX_UNPACKED_BYTES = 64 * 1024**3
+
+
+@dataclass
+class FileSequence:
+    """Numbered files of one kind in one folder, e.g. ``mattes/00001.png .. 00012.png``."""
+
+    folder: Path
+    head: str
+    tail: str  # the extension with its dot
+    padding: int
+    frames: List[int]
+    files: List[Path]
+
+    @property
+    def first(self) -> int:
+        return self.frames[0]
+
+    @property
+    def last(self) -> int:
+        return self.frames[-1]
+
+    @property
+    def ext(self) -> str:
+        return self.tail.lower()
+
+    @property
+    def hashes(self) -> str:
+        """``folder/head####tail``: the form a Nuke Read takes."""
+        return str(self.folder / f"{self.head}{'#' * max(self.padding, 1)}{self.tail}")
+
+    @property
+    def printf(self) -> str:
+        return str(self.folder / f"{self.head}%0{max(self.padding, 1)}d{self.tail}")
+
+    @property
+    def missing(self) -> List[int]:
+        return sorted(set(range(self.first, self.last + 1)) - set(self.frames))
+
+
+Item = Union[FileSequence, Path]
+
+
+@dataclass
+class ResultFiles:
+    """A finished job's files, classified. ``unknown`` holds what was not understood, with the reason."""
+
+    root: Path
+    mattes: List[FileSequence] = field(default_factory=list)
+    cameras: List[Path] = field(default_factory=list)
+    depth: List[Item] = field(default_factory=list)
+    vectors: List[FileSequence] = field(default_factory=list)
+    unknown: List[Tuple[Path, str]] = field(default_factory=list)
+    # export type -> folder it was unpacked into
+    exports: Dict[str, Path] = field(default_factory=dict)
+    # the plate's frame number of the service's output frame 1 (recorded at submit)
+    first_frame: Optional[int] = None
+
+    def merge(self, other: ResultFiles) -> None:
+        self.mattes += other.mattes
+        self.cameras += other.cameras
+        self.depth += other.depth
+        self.vectors += other.vectors
+        self.unknown += other.unknown
+        self.exports.update(other.exports)
+
+    def summary(self) -> str:
+        parts = []
+        for name, items in (("matte sequences", self.mattes), ("cameras", self.cameras), ("depth", self.depth),
+                            ("vector sequences", self.vectors)):
+            if items:
+                parts.append(f"{len(items)} {name}")
+        text = ", ".join(parts) or "nothing usable"
+        if self.unknown:
+            text += "; not understood: " + "; ".join(f"{p.name} ({why})" for p, why in self.unknown)
+        return text
+
+
+# --- unpacking ----------------------------------------------------------------------------------------------------
+def _safe_member(name: str, dest: Path) -> Path:
+    if "\x00" in name:
+        raise TransferError(f"refused zip entry {name!r}: its name holds a NUL byte")
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or re.match(r"^[A-Za-z]:", name) or any(part == ".." for part in posix.parts):
+        raise TransferError(f"refused zip entry {name!r}: it would write outside {dest}")
+    target = (dest / Path(*[p for p in posix.parts if p not in ("", ".")])).resolve()
+    root = dest.resolve()
+    if target != root and root not in target.parents:
+        raise TransferError(f"refused zip entry {name!r}: it would write outside {dest}")
+    return target
+
+
+def unpack_zip(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> List[Path]:
+    """Extract ``archive`` into ``dest``, checking every entry before anything is written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as exc:
+        raise TransferError(f"{archive.name} is not a readable zip ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        plan: List[Tuple[zipfile.ZipInfo, Path]] = []
+        total = 0
+        for info in infos:
+            target = _safe_member(info.filename, dest)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise TransferError(f"refused zip entry {info.filename!r}: symbolic links are not unpacked")
+            total += info.file_size
+            if total > max_bytes:
+                raise TransferError(f"{archive.name} unpacks to more than {max_bytes} bytes; refused")
+            plan.append((info, target))
+        written: List[Path] = []
+        for info, target in plan:
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            with zf.open(info) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+            os.replace(tmp, target)
+            written.append(target)
+    return written
+
+
+def unpack(download: Path, dest: Path, *, keep_archive: bool = False) -> List[Path]:
+    """A zip is extracted into ``dest``; a loose file is moved there. Returns the files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(download):
+        files = unpack_zip(download, dest)
+        if not keep_archive:
+            download.unlink()
+        return files
+    target = dest / download.name
+    if download.resolve() != target.resolve():
+        os.replace(download, target)
+    return [target]
+
+
+# --- classification -----------------------------------------------------------------------------------------------
+def group_sequences(files: List[Path]) -> Tuple[List[FileSequence], List[Path]]:
+    """Numbered files grouped by folder, name and extension; the rest returned as singles."""
+    groups: Dict[Tuple[Path, str, str], Dict[int, Tuple[Path, int]]] = {}
+    singles: List[Path] = []
+    for path in files:
+        m = _NUMBERED.match(path.name)
+        if not m:
+            singles.append(path)
+            continue
+        key = (path.parent, m.group("head"), m.group("tail"))
+        num = m.group("num")
+        groups.setdefault(key, {})[int(num)] = (path, len(num.lstrip("-")))
+    seqs: List[FileSequence] = []
+    for (folder, head, tail), by_frame in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if len(by_frame) == 1 and not head.endswith((".", "_", "-")) and head:
+            # "camera2.chan" is a name with a digit, not a one-frame sequence
+            singles.extend(p for p, _ in by_frame.values())
+            continue
+        frames = sorted(by_frame)
+        pads = {pad for _, pad in by_frame.values()}
+        seqs.append(FileSequence(folder=folder, head=head, tail=tail, padding=min(pads), frames=frames,
+                                 files=[by_frame[f][0] for f in frames]))
+    return seqs, singles
+
+
+def _looks_like_camera_json(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    text = json.dumps(data)[:20000].lower()
+    return any(word in text for word in ("focal", "vfov", "translate", "rotation", "camera", "frames"))
+
+
+def _nk_has_camera(path: Path) -> bool:
+    try:
+        return "camera" in path.read_text(encoding="utf-8", errors="replace")[:200000].lower()
+    except OSError:
+        return False
+
+
+def _hint_of(path: Path, root: Path, export_type: Optional[str]) -> str:
+    if export_type:
+        return export_type
+    parts = " ".join(p.lower() for p in path.relative_to(root).parts[:-1]) if root in path.parents else ""
+    for word, hint in (("matte", "hard_mattes"), ("roto", "hard_mattes"), ("alpha", "hard_mattes"),
+                       ("depth", "jpg"), ("vector", "exr"), ("motion", "exr"), ("track", "tracking"),
+                       ("camera", "tracking")):
+        if word in parts or word in path.name.lower():
+            return hint
+    return ""
+
+
+def classify(files: List[Path], root: Path, export_type: Optional[str] = None) -> ResultFiles:
+    """Sort ``files`` (under ``root``) into mattes, cameras, depth and vectors; name what was not understood."""
+    out = ResultFiles(root=root)
+    files = [f for f in files if not f.name.startswith(".") and f.name not in ("__MACOSX",)]
+    seqs, singles = group_sequences(files)
+    for seq in seqs:
+        hint = _hint_of(seq.files[0], root, export_type)
+        if seq.ext in (".png", ".tif", ".tiff") and hint not in DEPTH_EXPORTS:
+            out.mattes.append(seq)
+        elif seq.ext == ".exr":
+            (out.mattes if hint in MATTE_EXPORTS else out.vectors).append(seq)
+        elif seq.ext in (".jpg", ".jpeg"):
+            if hint in MATTE_EXPORTS:
+                out.mattes.append(seq)
+            else:
+                out.depth.append(seq)
+        elif seq.ext in (".png", ".tif", ".tiff"):
+            out.depth.append(seq)
+        elif seq.ext in CAMERA_EXTS or seq.ext == ".json":
+            singles.extend(seq.files)  # numbered camera files: treat each on its own
+        else:
+            out.unknown.extend((f, f"numbered {seq.ext} files are not a known result kind") for f in seq.files[:1])
+    for path in singles:
+        ext = path.suffix.lower()
+        if ext in (".chan", ".fbx", ".abc", ".usd", ".usda"):
+            out.cameras.append(path)
+        elif ext == ".nk":
+            if _nk_has_camera(path):
+                out.cameras.append(path)
+            else:
+                out.unknown.append((path, "a Nuke script without a Camera node"))
+        elif ext == ".json":
+            if _looks_like_camera_json(path):
+                out.cameras.append(path)
+            else:
+                out.unknown.append((path, "JSON that does not describe a camera"))
+        elif ext in MOVIE_EXTS:
+            out.depth.append(path)
+        elif ext == ".exr":
+            (out.mattes if _hint_of(path, root, export_type) in MATTE_EXPORTS else out.vectors).append(
+                FileSequence(folder=path.parent, head=path.stem, tail=path.suffix, padding=0, frames=[1],
+                             files=[path]))
+        elif ext in (".txt", ".log", ".md"):
+            out.unknown.append((path, "a text file (read it: it may explain the result)"))
+        else:
+            out.unknown.append((path, f"unrecognised file type '{ext or path.name}'"))
+    return out
+
+
+def classify_folder(folder: Path, export_type: Optional[str] = None) -> ResultFiles:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".part"))
+    return classify(files, folder, export_type)
+
+
+__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "group_sequences", "unpack", "unpack_zip"]

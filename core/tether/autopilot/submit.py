@@ -1,0 +1,150 @@
+"""One headless submission path for Autopilot: check -> pack -> upload -> create job -> record.
+
+The CLI and the Nuke plug-in both call :func:`submit_clip`. Everything that can be wrong with the input (a clip over
+the frame limit or the account's quota, a sequence with gaps, sensor width without height, no service asked for)
+is found by :func:`prepare` before a byte is uploaded, and raised as :class:`InputError` saying what to change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from pydantic import ValidationError
+
+from ..errors import InputError
+from .clip import Clip, inspect_clip, pack_sequence
+from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
+
+Progress = Callable[[int, int], Optional[bool]]
+
+
+@dataclass
+class ServiceChoice:
+    """What the user asked for. ``tracking``/``smart_vectors`` metadata are the API's own field names."""
+
+    roto: bool = False
+    tracking: bool = False
+    depth: bool = False
+    smart_vectors: bool = False
+    depth_export: Optional[str] = None  # "jpg" | "mov"
+    tracking_metadata: Dict[str, Any] = field(default_factory=dict)
+    smart_vectors_metadata: Dict[str, Any] = field(default_factory=dict)
+    roto_references: Optional[List[str]] = None
+
+    @property
+    def count(self) -> int:
+        return sum((self.roto, self.tracking, self.depth, self.smart_vectors))
+
+    def specs(self, output_path: str) -> List[Dict[str, Any]]:
+        out: List[Dict[str, Any]] = []
+        if self.roto:
+            out.append({"type": "roto", "output_path": output_path, "references_path": self.roto_references})
+        if self.tracking:
+            out.append({"type": "tracking", "output_path": output_path,
+                        "metadata": dict(self.tracking_metadata) or None})
+        if self.depth:
+            out.append({"type": "depth_map", "output_path": output_path, "export_type": self.depth_export})
+        if self.smart_vectors:
+            out.append({"type": "smart_vectors", "output_path": output_path,
+                        "metadata": dict(self.smart_vectors_metadata) or None})
+        return out
+
+
+def _field_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def build_payload(source_path: str, choice: ServiceChoice, *, output_path: str,
+                  asset_metadata: Optional[Dict[str, Any]] = None, job_metadata: Optional[Dict[str, Any]] = None,
+                  job_source: Optional[str] = "tether") -> JobCreate:
+    if choice.count == 0:
+        raise InputError("ask for at least one of roto, tracking, depth (or smart vectors)")
+    try:
+        asset = Asset(source_path=source_path, services=choice.specs(output_path),
+                      metadata=asset_metadata or {})
+        return JobCreate(assets=[asset], metadata=job_metadata or {}, job_source=job_source)
+    except ValidationError as exc:
+        raise InputError(f"the Autopilot options are not valid: {_field_errors(exc)}") from None
+
+
+def check_frames(clip: Clip, choice: ServiceChoice, quota: Optional[Quota]) -> None:
+    """Refuse a clip the service would refuse, or that the account cannot afford, before uploading it."""
+    if clip.frame_count > MAX_FRAMES:
+        raise InputError(f"{clip.source} has {clip.frame_count} frames; Autopilot takes at most {MAX_FRAMES} per "
+                         "clip: split it into shorter ranges")
+    if quota is None:
+        return
+    tier = quota.subscription_tier or "unknown"
+    if quota.is_above_limit:
+        raise InputError(f"the Autopilot account is above its frame limit ({quota.frames_inferenced} frames used, "
+                         f"tier {tier}): upgrade the plan or wait for the quota to reset before sending more")
+    needed = clip.frame_count * max(choice.count, 1)
+    remaining = quota.remaining
+    if remaining is not None and needed > remaining:
+        raise InputError(f"this clip needs {needed} frames of quota ({clip.frame_count} frames x {choice.count} "
+                         f"services) but the account has {remaining} left of {quota.limit} (tier {tier}): "
+                         "send fewer frames or services")
+
+
+@dataclass
+class Prepared:
+    clip: Clip
+    choice: ServiceChoice
+    quota: Optional[Quota]
+    output_path: str
+    submission: str
+
+
+def prepare(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
+            check_quota: bool = True) -> Prepared:
+    clip = inspect_clip(clip_spec)
+    submission = str(uuid.uuid4())
+    out = output_path or f"tether/{Path(clip.upload_name).stem}/{submission[:8]}"
+    build_payload("placeholder", choice, output_path=out)  # validates the options before anything is sent
+    quota = client.quota() if check_quota else None
+    check_frames(clip, choice, quota)
+    return Prepared(clip=clip, choice=choice, quota=quota, output_path=out, submission=submission)
+
+
+@dataclass
+class Submission:
+    job: AutopilotJob
+    clip: Clip
+    s3_key: str
+    output_path: str
+
+
+def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
+                metadata: Optional[Dict[str, Any]] = None, registry: Any = None, out_dir: Optional[Path] = None,
+                progress: Optional[Progress] = None, source_label: Optional[str] = None) -> Submission:
+    """Check, upload and create the job; record it in ``registry`` (a :class:`tether.registry.JobRegistry`)."""
+    prep = prepare(client, clip_spec, choice, output_path=output_path)
+    clip = prep.clip
+    with tempfile.TemporaryDirectory(prefix="tether-autopilot-") as tmp:
+        upload_path = Path(clip.source)
+        if clip.kind == "sequence":
+            upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
+        s3_key = client.upload(upload_path, asset_type="video", file_name=clip.upload_name, progress=progress)
+    facts = {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": clip.source,
+             "tether_submission": prep.submission}
+    payload = build_payload(s3_key, choice, output_path=prep.output_path,
+                            asset_metadata={"first_frame": clip.first_frame, "source": clip.source},
+                            job_metadata={**(metadata or {}), **facts})
+    job = client.create_job(payload)
+    if registry is not None:
+        registry.record(service="autopilot", job_id=job.id, profile=getattr(client, "profile", ""),
+                        title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
+                        extra={**facts, "s3_key": s3_key, "services": [s["type"] for s in choice.specs("x")]})
+    return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
+
+
+__all__ = ["Prepared", "ServiceChoice", "Submission", "build_payload", "check_frames", "prepare", "submit_clip"]

@@ -1,0 +1,480 @@
+"""The plate: what a Read node says about its clip, with no ``nuke`` import, and how its frames line up.
+
+Three numberings meet here and must never be confused:
+
+- **file frames**: the numbers in the file names (``plate.1001.exr``), or 1..N for a movie (Nuke's numbering);
+- **plate frames** (the script's timeline): file frame + :attr:`PlateFacts.offset`, where the offset comes from
+  the Read's ``frame_mode`` / ``frame`` knobs ("start at" puts the ``first`` file frame at ``frame``; "offset" adds
+  ``frame``; an "expression" of ``frame+N`` / ``frame-N`` is read too);
+- **result frames**: how the service numbered what it sent back: 1..N (Autopilot's way), 0..N-1, or the file
+  frames it was given. :class:`FrameMap` places them by position: the k-th frame sent is the k-th result.
+
+What is sent: for a sequence, the file frames ``first..last`` (the range the Read uses, not the whole folder);
+for a movie, the whole file (``origfirst..origlast``, i.e. 1..N), because trimming would mean re-encoding. The
+sent range is stored with the job, so an import days later maps frames exactly as they were sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..errors import InputError
+
+MOVIE_EXTS = frozenset({".mov", ".mp4", ".m4v", ".qt", ".mxf", ".avi", ".mkv", ".webm", ".r3d", ".braw"})
+# the frame token in a file name: ####, @@@, %04d, %d
+_TOKEN = re.compile(r"#+|@+|%0?(\d*)d")
+_VIEW = re.compile(r"%[Vv]")
+_EXPR = re.compile(r"^\s*frame\s*(?:([+-])\s*(\d+(?:\.0*)?))?\s*$")
+_NUMBER = re.compile(r"^\s*[+-]?\d+(?:\.0*)?\s*$")
+
+
+def format_ranges(frames: Iterable[int]) -> str:
+    """``1001-1004,1010``: a compact list for messages."""
+    ordered = sorted(set(frames))
+    if not ordered:
+        return ""
+    parts: List[str] = []
+    start = prev = ordered[0]
+    for value in ordered[1:]:
+        if value == prev + 1:
+            prev = value
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = value
+    parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+# --- file patterns ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FramePattern:
+    """A file path with one frame token (``####``, ``%04d``, ``%d``) and optionally a view token (``%V``/``%v``)."""
+
+    path: str
+    head: str = ""
+    tail: str = ""
+    padding: int = 0  # 0: unpadded (%d)
+    has_token: bool = False
+
+    @classmethod
+    def parse(cls, path: str) -> FramePattern:
+        name_start = max(path.rfind("/"), path.rfind("\\")) + 1
+        matches = list(_TOKEN.finditer(path, name_start))
+        if not matches:
+            return cls(path=path)
+        match = matches[-1]
+        token = match.group(0)
+        if token.startswith("%"):
+            padding = int(match.group(1) or 0)
+        else:
+            padding = len(token) if len(token) > 1 else (4 if token == "#" else 1)  # Nuke: lone # means 4
+        return cls(path=path, head=path[: match.start()], tail=path[match.end():], padding=padding, has_token=True)
+
+    def with_view(self, view: Optional[str]) -> FramePattern:
+        """The pattern for one view: ``%V`` becomes the view's name, ``%v`` its first letter."""
+        if not _VIEW.search(self.path):
+            return self
+        if not view:
+            raise InputError(f"{self.path} holds a view token (%V/%v): choose which view to send (e.g. 'left')")
+        text = self.path.replace("%V", view).replace("%v", view[:1].lower())
+        return FramePattern.parse(text)
+
+    @property
+    def has_view(self) -> bool:
+        return bool(_VIEW.search(self.path))
+
+    def frame(self, number: int) -> str:
+        if not self.has_token:
+            return self.path
+        digits = f"{abs(number):0{self.padding}d}" if self.padding else str(abs(number))
+        return f"{self.head}{'-' if number < 0 else ''}{digits}{self.tail}"
+
+    def hashes(self) -> str:
+        """The path in Nuke's ``####`` spelling (``%d`` for unpadded numbers)."""
+        if not self.has_token:
+            return self.path
+        # a lone # means 4 digits to Nuke, so one digit is spelt %01d
+        token = "#" * self.padding if self.padding > 1 else ("%d" if self.padding == 0 else "%01d")
+        return f"{self.head}{token}{self.tail}"
+
+    def scan(self) -> Dict[int, str]:
+        """Frames on disk, by number: one directory listing, not one stat per frame (network shares are slow)."""
+        if not self.has_token:
+            return {}
+        folder, _, head_name = self.head.replace("\\", "/").rpartition("/")
+        folder = folder or "."
+        digits = rf"(-?\d{{{self.padding},}})" if self.padding else r"(-?\d+)"
+        regex = re.compile(f"^{re.escape(head_name)}{digits}{re.escape(self.tail)}$")
+        found: Dict[int, str] = {}
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return found
+        for entry in entries:
+            match = regex.match(entry.name)
+            if match:
+                found[int(match.group(1))] = entry.path
+        return found
+
+
+def sequence_pattern(files: Sequence[Path]) -> Tuple[FramePattern, List[int]]:
+    """The Nuke pattern of a list of numbered files (``matte.0001.png`` ... -> ``matte.####.png``) and their frames.
+
+    Raises :class:`InputError` when the files are not one sequence (different folders, names or extensions).
+    """
+    if not files:
+        raise InputError("no files given for an image sequence")
+    regex = re.compile(r"^(.*?)(\d+)(\.[^./\\]+)$")
+    heads = set()
+    numbers: Dict[int, str] = {}
+    for path in files:
+        match = regex.match(Path(path).name)
+        if match is None:
+            raise InputError(f"{path} has no frame number before its extension, so it cannot be read as a sequence")
+        heads.add((Path(path).parent.as_posix(), match.group(1), match.group(3)))
+        numbers[int(match.group(2))] = match.group(2)
+    if len(heads) > 1:
+        raise InputError(f"these files are not one sequence (several names): {sorted(heads)[:3]}")
+    folder, head, ext = heads.pop()
+    lengths = {len(text) for text in numbers.values()}
+    if len(lengths) == 1:
+        padding = lengths.pop()
+        padding = 0 if padding == 1 else padding  # 0..9: unpadded, read with %d
+    else:
+        padding = min(lengths) if any(t.startswith("0") and len(t) > 1 for t in numbers.values()) else 0
+    base = f"{folder}/{head}" if folder not in ("", ".") else head
+    hashes = FramePattern(path="", head=base, tail=ext, padding=padding, has_token=True).hashes()
+    pattern = FramePattern(path=hashes, head=base, tail=ext, padding=padding, has_token=True)
+    return pattern, sorted(numbers)
+
+
+# --- the plate -------------------------------------------------------------------------------------------------
+def _int(value: Any, what: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} is {value!r}, not a frame number") from None
+    if number != int(number):
+        raise InputError(f"{what} is {value!r}: Tether needs whole frame numbers")
+    return int(number)
+
+
+@dataclass(frozen=True)
+class PlateFacts:
+    """What Tether needs to know about a plate Read node; :meth:`to_dict` is stored with the job."""
+
+    node: str
+    file: str
+    first: int
+    last: int
+    origfirst: Optional[int] = None
+    origlast: Optional[int] = None
+    frame_mode: str = "expression"
+    frame: str = ""
+    width: int = 0
+    height: int = 0
+    pixel_aspect: float = 1.0
+    format_name: str = ""
+    colorspace: str = ""
+    fps: Optional[float] = None
+    movie: bool = False
+    view: Optional[str] = None
+    xpos: int = 0
+    ypos: int = 0
+    # the file frames that were (or will be) sent, when a submission recorded them
+    sent: Optional[Tuple[int, int]] = None
+
+    # --- derived ------------------------------------------------------------------------------------------------
+    @property
+    def pattern(self) -> FramePattern:
+        return FramePattern.parse(self.file).with_view(self.view)
+
+    @property
+    def is_movie(self) -> bool:
+        return self.movie or Path(self.file.split("?")[0]).suffix.lower() in MOVIE_EXTS
+
+    @property
+    def is_still(self) -> bool:
+        """One image, not a clip: no frame token and not a movie, or a one-frame range."""
+        if self.is_movie:
+            return self.sent_range[0] == self.sent_range[1]
+        return not FramePattern.parse(self.file).has_token or self.first == self.last
+
+    @property
+    def offset(self) -> int:
+        """plate frame = file frame + offset."""
+        mode = (self.frame_mode or "").strip().lower().replace("_", " ")
+        text = str(self.frame if self.frame is not None else "").strip()
+        if mode in ("start at", "startat", "start"):
+            if not text:
+                return 0
+            if not _NUMBER.match(text):
+                raise InputError(f"Read {self.node}: frame_mode 'start at' with frame {text!r}; "
+                                 "set a whole frame number")
+            return _int(text, f"Read {self.node} frame") - self.first
+        if mode == "offset":
+            if not text:
+                return 0
+            if not _NUMBER.match(text):
+                raise InputError(f"Read {self.node}: frame_mode 'offset' with frame {text!r}; "
+                                 "set a whole number of frames")
+            return _int(text, f"Read {self.node} frame")
+        if mode in ("expression", ""):
+            if not text:
+                return 0
+            match = _EXPR.match(text)
+            if match is None:
+                raise InputError(
+                    f"Read {self.node}: the frame expression {text!r} cannot be mapped onto plate frames; "
+                    "use frame_mode 'offset' or 'start at' (or an expression like frame+10)")
+            sign, amount = match.groups()
+            if not amount:
+                return 0
+            # the expression gives the file frame for a plate frame: file = plate + n, so plate = file - n
+            shift = _int(amount, "frame expression")
+            return -shift if sign == "+" else shift
+        raise InputError(f"Read {self.node}: unknown frame_mode {self.frame_mode!r}")
+
+    @property
+    def sent_range(self) -> Tuple[int, int]:
+        """The file frames sent: the Read's first..last for a sequence, the whole file for a movie."""
+        if self.sent is not None:
+            return self.sent
+        if self.is_movie:
+            first = self.origfirst if self.origfirst is not None else self.first
+            last = self.origlast if self.origlast is not None else self.last
+            return (first, last)
+        return (self.first, self.last)
+
+    @property
+    def frame_count(self) -> int:
+        first, last = self.sent_range
+        return last - first + 1
+
+    @property
+    def plate_range(self) -> Tuple[int, int]:
+        """The sent frames, as plate (timeline) frames."""
+        first, last = self.sent_range
+        return (first + self.offset, last + self.offset)
+
+    @property
+    def frame_map(self) -> FrameMap:
+        return FrameMap(plate_start=self.plate_range[0], count=self.frame_count, file_start=self.sent_range[0])
+
+    @property
+    def format_script(self) -> str:
+        """The format as Nuke writes it in a script: ``"W H 0 0 W H PA name"``."""
+        name = self.format_name or f"tether_{self.width}x{self.height}"
+        return f"{self.width} {self.height} 0 0 {self.width} {self.height} {self.pixel_aspect:g} {name}"
+
+    def files_to_send(self) -> List[str]:
+        """The file of each sent frame, in order (one path for a movie)."""
+        if self.is_movie:
+            return [self.file]
+        pattern = self.pattern
+        first, last = self.sent_range
+        return [pattern.frame(n) for n in range(first, last + 1)]
+
+    def missing_frames(self) -> List[int]:
+        """Sent frames not on disk (a movie: [] when the file exists)."""
+        if self.is_movie or not self.pattern.has_token:
+            return []
+        on_disk = self.pattern.scan()
+        first, last = self.sent_range
+        return [n for n in range(first, last + 1) if n not in on_disk]
+
+    # --- storage --------------------------------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["sent"] = list(self.sent_range)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlateFacts:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("sent") is not None:
+            values["sent"] = (int(values["sent"][0]), int(values["sent"][1]))
+        return cls(**values)
+
+    @classmethod
+    def from_clip(cls, path: str, name: str = "Plate", start: Optional[int] = None, fps: Optional[float] = None,
+                  frame_count: Optional[int] = None, width: int = 0, height: int = 0) -> PlateFacts:
+        """Plate facts for a clip given on a command line: a sequence pattern (range read from disk) or a movie
+        (``frame_count`` required). ``start`` puts the first frame at that plate frame (default: its own number)."""
+        pattern = FramePattern.parse(path)
+        if Path(path).suffix.lower() in MOVIE_EXTS:
+            if not frame_count:
+                raise InputError(f"{path}: give the movie's frame count")
+            first, last = 1, frame_count
+        elif pattern.has_token:
+            on_disk = sorted(pattern.scan())
+            if not on_disk:
+                raise InputError(f"no frames match {path}: check the folder, the name and the padding")
+            first, last = on_disk[0], on_disk[-1]
+        else:
+            raise InputError(f"{path} is one image: give a sequence pattern such as shot.####.exr or a movie")
+        mode, frame = ("start at", str(start)) if start is not None else ("expression", "")
+        return cls(node=name, file=path, first=first, last=last, origfirst=first, origlast=last, frame_mode=mode,
+                   frame=frame, fps=fps, width=width, height=height, movie=Path(path).suffix.lower() in MOVIE_EXTS)
+
+
+# --- result frames onto plate frames -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameMap:
+    """The k-th sent frame sits at plate frame ``plate_start + k``; results are placed by the same position."""
+
+    plate_start: int
+    count: int
+    file_start: int = 1
+
+    def base(self, numbers: Sequence[int], declared: Optional[int] = None) -> int:
+        """The result number of the first sent frame, for results numbered ``numbers``.
+
+        ``declared`` (what the service is known to use) wins when the numbers fit it. Otherwise the candidates are
+        the lowest number itself, then 1 (Autopilot's numbering), 0, the file frames and the plate frames: the first
+        whose window of ``count`` frames holds every number.
+        """
+        if not numbers:
+            raise InputError("the result holds no frames")
+        low, high = min(numbers), max(numbers)
+        candidates: List[int] = []
+        if declared is not None:
+            candidates.append(declared)
+        if low in (0, 1, self.file_start, self.plate_start):
+            candidates.append(low)
+        candidates += [1, 0, self.file_start, self.plate_start]
+        for base in candidates:
+            if base <= low and high <= base + self.count - 1:
+                return base
+        raise InputError(
+            f"the result's frames {format_ranges(numbers)} do not line up with the {self.count} frames sent "
+            f"(plate frames {self.plate_start}-{self.plate_start + self.count - 1}); "
+            "the job may belong to another clip")
+
+    def plate_frame(self, number: int, base: int) -> int:
+        return self.plate_start + (number - base)
+
+    def missing(self, numbers: Iterable[int], base: int) -> List[int]:
+        """Plate frames with no result."""
+        have = {self.plate_frame(n, base) for n in numbers}
+        return [f for f in range(self.plate_start, self.plate_start + self.count) if f not in have]
+
+
+# --- checks before anything is sent ----------------------------------------------------------------------------
+@dataclass
+class Problem:
+    severity: str  # "error" | "warning"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+
+@dataclass
+class Check:
+    problems: List[Problem] = field(default_factory=list)
+
+    def error(self, message: str) -> None:
+        self.problems.append(Problem("error", message))
+
+    def warning(self, message: str) -> None:
+        self.problems.append(Problem("warning", message))
+
+    @property
+    def errors(self) -> List[str]:
+        return [p.message for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> List[str]:
+        return [p.message for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise InputError("; ".join(self.errors))
+
+
+def check_plate(
+    plate: Optional[PlateFacts],
+    *,
+    check_disk: bool = True,
+    frame_limit: Optional[int] = None,
+    quota_remaining: Optional[int] = None,
+    sensor_width: Optional[float] = None,
+    sensor_height: Optional[float] = None,
+) -> Check:
+    """Everything that can be said about a plate before uploading, errors first, in words that say what to change.
+
+    ``check_disk`` lists the sequence's folder once (run it on a worker thread for a network share).
+    """
+    check = Check()
+    if (sensor_width is None) != (sensor_height is None):
+        given, other = ("sensor width", "sensor height") if sensor_height is None else ("sensor height",
+                                                                                         "sensor width")
+        check.error(f"a {given} was given without a {other}: give both (mm) or neither")
+    if plate is None:
+        check.error("no Read node selected: select the plate's Read node")
+        return check
+    if not plate.file.strip():
+        check.error(f"Read {plate.node} has no file: set its file knob to the plate")
+        return check
+    try:
+        offset = plate.offset
+    except InputError as exc:
+        check.error(str(exc))
+        offset = 0
+    if plate.is_still:
+        check.error(f"Read {plate.node} reads a still image ({plate.file}): Autopilot needs a clip, a sequence "
+                    "(e.g. plate.####.exr) or a movie")
+        return check
+    try:
+        pattern = plate.pattern
+    except InputError as exc:
+        check.error(str(exc))
+        return check
+    if check_disk:
+        if plate.is_movie:
+            if not os.path.isfile(plate.file):
+                check.error(f"Read {plate.node}: the movie {plate.file} does not exist")
+        else:
+            on_disk = pattern.scan()
+            first, last = plate.sent_range
+            if not on_disk:
+                check.error(f"Read {plate.node}: no files match {pattern.path}; check the path and the padding")
+            else:
+                missing = [n for n in range(first, last + 1) if n not in on_disk]
+                if missing:
+                    check.error(f"Read {plate.node}: frames {format_ranges(missing)} are missing from "
+                                f"{pattern.path} (file frames {first}-{last}); render or copy them, or set the "
+                                "Read's range to frames that exist")
+    count = plate.frame_count
+    if frame_limit is not None and count > frame_limit:
+        check.error(f"the clip has {count} frames, over the limit of {frame_limit}; set the Read's range "
+                    "(first/last) to a shorter part")
+    if quota_remaining is not None and count > quota_remaining:
+        check.error(f"the clip has {count} frames but the account has {quota_remaining} frames left this period")
+    if plate.origfirst is not None and plate.origlast is not None and not plate.is_movie and (
+        plate.first < plate.origfirst or plate.last > plate.origlast
+    ):
+        check.warning(f"Read {plate.node}: its range {plate.first}-{plate.last} goes beyond the files found "
+                      f"({plate.origfirst}-{plate.origlast})")
+    if plate.is_movie and (plate.first, plate.last) != plate.sent_range:
+        first, last = plate.sent_range
+        check.warning(f"the whole movie is sent (frames {first}-{last}), not only the Read's range "
+                      f"{plate.first}-{plate.last}; results still land on the right plate frames")
+    del offset
+    return check
+
+
+__all__ = [
+    "MOVIE_EXTS", "Check", "FrameMap", "FramePattern", "PlateFacts", "Problem", "check_plate", "format_ranges",
+    "sequence_pattern",
+]

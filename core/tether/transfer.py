@@ -1,0 +1,678 @@
+"""Uploads and downloads: hashing with a persistent cache, server-side dedupe, parallel streaming, resume.
+
+Uploads (:func:`upload_files`) run one small pipeline per file on a pool of threads, biggest files first:
+hash (through :class:`HashCache`) -> ask the target whether it already holds that md5 -> stream the file through a
+:class:`ProgressReader`. Hashing one file overlaps with sending another, so the wall time is close to the slower of
+the two rather than their sum. Memory stays flat: files are read in fixed blocks, never whole.
+
+Downloads (:func:`download`) write ``.<name>.part`` next to the final file, resume it with ``Range``, verify size and
+md5 when known, and only then rename it into place, so a final name never holds a partial file. The name comes from
+the server and is checked so it can never write outside the destination folder.
+
+Service clients implement :class:`UploadTarget` (``exists`` / ``send``); progress callbacks may return ``False`` to
+cancel, which raises :class:`~tether.errors.CancelledByUser`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union, cast
+
+import httpx
+
+from .errors import CancelledByUser, InputError, ServiceError, ServiceUnavailable, TransferError
+from .http import BaseClient
+
+BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# --- hashing -------------------------------------------------------------------------------------------------------
+def md5_file(
+    path: PathLike,
+    *,
+    progress: Optional[Callable[[int], None]] = None,
+    cancel: Optional[threading.Event] = None,
+    block_size: int = BLOCK,
+    limit: Optional[int] = None,
+) -> Tuple[str, int]:
+    """The md5 (hex) and byte count of ``path``, read in ``block_size`` blocks into one reused buffer.
+
+    One loop for every Python (``hashlib.file_digest`` is 3.11+ and has no progress or cancel hook). hashlib
+    releases the GIL for large updates, so several threads hash in parallel. ``progress`` gets each block's size.
+    ``limit`` stops after that many bytes, so a file that keeps growing cannot keep the loop going forever.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    buf = bytearray(block_size)
+    view = memoryview(buf)
+    total = 0
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise CancelledByUser(f"hashing {os.fspath(path)} was cancelled")
+            n = fh.readinto(buf if limit is None else view[: min(block_size, limit - total)])
+            if not n:
+                break
+            digest.update(view[:n])
+            total += n
+            if progress is not None:
+                progress(n)
+    return digest.hexdigest(), total
+
+
+@dataclass(frozen=True)
+class FileHash:
+    md5: str
+    size: int
+    mtime_ns: int
+    inode: int
+    cached: bool  # True when it came from the cache without reading the file
+
+
+def _key(path: PathLike) -> str:
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def default_cache_path() -> Path:
+    """``<user data dir>/hash-cache.sqlite`` (``TETHER_DATA_DIR`` overrides the folder)."""
+    try:
+        from .settings import data_dir
+
+        folder = data_dir()
+    except ImportError:  # pragma: no cover - settings is part of the package; kept for partial installs
+        from platformdirs import user_data_dir
+
+        folder = Path(user_data_dir("tether", appauthor=False))
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder / "hash-cache.sqlite"
+
+
+class HashCache:
+    """md5 of files, remembered in sqlite by (absolute path, size, mtime_ns, inode); thread-safe.
+
+    A file whose size, mtime or inode changed (edited, touched, replaced by a rename) is hashed again. A file with a
+    whole-second mtime from the last two seconds is hashed but not remembered: on file systems with coarse
+    timestamps it could still change within the same second without its mtime moving.
+    """
+
+    def __init__(self, path: Optional[PathLike] = None, *, block_size: int = BLOCK) -> None:
+        self.block_size = block_size
+        self.path: Optional[Path] = Path(path) if path is not None else None
+        self.hits = 0  # answered from the cache
+        self.misses = 0  # files actually read and hashed
+        self._lock = threading.Lock()
+        self._inflight: Dict[str, threading.Lock] = {}
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        target = self.path if self.path is not None else default_cache_path()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(target), timeout=30, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")  # the CLI and a DCC may share the cache at once
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, md5 TEXT NOT NULL, hashed_at REAL NOT NULL)"
+            )
+            self.path = target
+            return db
+        except (sqlite3.Error, OSError):
+            # A cache we cannot write (read-only home, locked file) must not stop an upload: hash every time.
+            self.path = None
+            db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            db.execute(
+                "CREATE TABLE hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+                "inode INTEGER NOT NULL, md5 TEXT NOT NULL, hashed_at REAL NOT NULL)"
+            )
+            return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lookup(self, path: PathLike) -> Optional[str]:
+        """The cached md5 if the file is unchanged since it was hashed, else None (never reads the file)."""
+        st = os.stat(path)
+        with self._lock:
+            row = self._db.execute("SELECT size, mtime_ns, inode, md5 FROM hashes WHERE path = ?",
+                                   (_key(path),)).fetchone()
+        if row and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return str(row[3])
+        return None
+
+    def hash(
+        self,
+        path: PathLike,
+        *,
+        progress: Optional[Callable[[int], None]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> FileHash:
+        """md5 of ``path`` from the cache when unchanged, else read it (``progress`` gets each block's size)."""
+        key = _key(path)
+        with self._lock:
+            key_lock = self._inflight.setdefault(key, threading.Lock())
+        with key_lock:  # two threads asking for the same file: one reads it, the other gets the cached answer
+            return self._hash(path, key, progress, cancel)
+
+    def _hash(
+        self,
+        path: PathLike,
+        key: str,
+        progress: Optional[Callable[[int], None]],
+        cancel: Optional[threading.Event],
+    ) -> FileHash:
+        for _ in range(3):
+            before = os.stat(path)
+            with self._lock:
+                row = self._db.execute("SELECT size, mtime_ns, inode, md5 FROM hashes WHERE path = ?",
+                                       (key,)).fetchone()
+            if row and (row[0], row[1], row[2]) == (before.st_size, before.st_mtime_ns, before.st_ino):
+                with self._lock:
+                    self.hits += 1
+                return FileHash(str(row[3]), before.st_size, before.st_mtime_ns, before.st_ino, cached=True)
+            md5, size = md5_file(path, progress=progress, cancel=cancel, block_size=self.block_size,
+                                 limit=before.st_size)
+            after = os.stat(path)
+            with self._lock:
+                self.misses += 1
+            stamp = (after.st_size, after.st_mtime_ns, after.st_ino)
+            if stamp != (before.st_size, before.st_mtime_ns, before.st_ino) or size != after.st_size:
+                continue  # written to while we read it: that hash describes no version of the file
+            if not (after.st_mtime_ns % 1_000_000_000 == 0 and time.time() - after.st_mtime_ns / 1e9 < 2.0):
+                with self._lock:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, inode, md5, hashed_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (key, *stamp, md5, time.time()))
+            return FileHash(md5, size, after.st_mtime_ns, after.st_ino, cached=False)
+        raise TransferError(f"{os.fspath(path)} kept changing while it was read; wait until whatever is writing it "
+                            "has finished, then submit again")
+
+    def md5(self, path: PathLike, **kwargs: Any) -> str:
+        return self.hash(path, **kwargs).md5
+
+    def forget(self, path: PathLike) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM hashes WHERE path = ?", (_key(path),))
+
+    def prune(self, older_than_days: float = 90.0) -> int:
+        """Drop entries hashed longer ago than ``older_than_days``; returns how many went."""
+        cutoff = time.time() - older_than_days * 86400
+        with self._lock:
+            return self._db.execute("DELETE FROM hashes WHERE hashed_at < ?", (cutoff,)).rowcount
+
+
+# --- uploads -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UploadItem:
+    path: Path
+    remote_path: str
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """One progress event. ``bytes_done``/``bytes_total`` are over all files of the phase; skipped (deduplicated)
+    files count as done in the ``upload`` phase so its bar reaches the end."""
+
+    phase: str  # "hash" | "upload"
+    file: str
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+
+
+ProgressCallback = Callable[[TransferProgress], Optional[bool]]
+
+
+@dataclass
+class UploadReport:
+    files: int
+    bytes_total: int
+    bytes_sent: int
+    files_sent: int
+    files_skipped: int  # the target already had them (dedupe)
+    bytes_skipped: int
+    cache_hits: int  # files whose md5 came from the hash cache
+    seconds: float
+    items: List[UploadItem] = field(default_factory=list)
+
+
+class UploadTarget(Protocol):
+    """What a service client implements to receive files. ``send`` must read ``reader`` to the end (or until it
+    raises) and may ``seek(0)`` to send again; a failure should raise a :class:`~tether.errors.ServiceError`."""
+
+    def exists(self, item: UploadItem) -> bool: ...
+
+    def send(self, item: UploadItem, reader: BinaryIO) -> None: ...
+
+
+class ProgressReader(io.RawIOBase):
+    """A read-only file wrapper that reports bytes read and raises :class:`CancelledByUser` when told to stop.
+
+    ``on_bytes(n)`` gets the bytes read beyond the furthest point reached so far (a re-read after ``seek(0)`` for a
+    retry is not counted twice); when it returns False the read raises, which aborts the request in flight.
+    No ``fileno()``: every byte must pass through ``read`` to be counted.
+    """
+
+    def __init__(self, raw: BinaryIO, on_bytes: Optional[Callable[[int], Optional[bool]]] = None,
+                 name: str = "") -> None:
+        super().__init__()
+        self._raw = raw
+        self._on_bytes = on_bytes
+        self._pos = raw.tell()
+        self._high = self._pos
+        self._name = name or str(getattr(raw, "name", ""))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def bytes_read(self) -> int:
+        """The furthest byte reached."""
+        return self._high
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def _advance(self, n: int) -> None:
+        self._pos += n
+        if self._pos > self._high:
+            delta = self._pos - self._high
+            self._high = self._pos
+            if self._on_bytes is not None and self._on_bytes(delta) is False:
+                raise CancelledByUser(f"the upload of {self._name} was cancelled")
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        self._advance(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._advance(n or 0)
+        return n or 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = self._raw.seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class _Pipeline:
+    """Shared counters and the one progress callback, serialised so a UI callback need not be thread-safe."""
+
+    def __init__(self, files_total: int, bytes_total: int, progress: Optional[ProgressCallback]) -> None:
+        self.lock = threading.Lock()
+        self.cancel = threading.Event()
+        self.progress = progress
+        self.files_total = files_total
+        self.bytes_total = bytes_total
+        self.done = {"hash": 0, "upload": 0}
+        self.files_done = {"hash": 0, "upload": 0}
+        self.sent = 0
+        self.errors: List[BaseException] = []  # in the order they happened; the first is the cause
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.errors.append(exc)
+        self.cancel.set()
+
+    def add(self, phase: str, file: str, nbytes: int, files: int = 0) -> bool:
+        """Count progress; False when the transfer is (now) cancelled."""
+        with self.lock:
+            self.done[phase] += nbytes
+            self.files_done[phase] += files
+            if phase == "upload" and not files:
+                self.sent += nbytes
+            if self.progress is not None and not self.cancel.is_set():
+                event = TransferProgress(phase, file, self.done[phase], self.bytes_total, self.files_done[phase],
+                                         self.files_total)
+                if self.progress(event) is False:
+                    self.errors.append(CancelledByUser("the transfer was cancelled; nothing further was sent"))
+                    self.cancel.set()
+        return not self.cancel.is_set()
+
+
+def upload_files(
+    files: Iterable[Tuple[PathLike, str]],
+    target: UploadTarget,
+    *,
+    cache: Optional[HashCache] = None,
+    workers: int = 4,
+    progress: Optional[ProgressCallback] = None,
+) -> UploadReport:
+    """Hash ``(local path, remote name)`` pairs, send the ones ``target`` lacks, several at once.
+
+    Every path is checked before anything is sent. The first error (a :class:`ServiceError` from the target, or
+    :class:`CancelledByUser` when ``progress`` returned False) stops new work, aborts sends in flight, and is
+    raised once all workers have stopped.
+    """
+    started = time.monotonic()
+    entries: List[Tuple[Path, str, int]] = []
+    seen: Dict[str, Path] = {}
+    missing: List[str] = []
+    for local, remote in files:
+        path = Path(local)
+        if not path.is_file():
+            missing.append(str(path))
+            continue
+        other = seen.get(remote)
+        if other is not None:
+            if os.path.samefile(other, path):
+                continue
+            raise InputError(f"two files would be uploaded as {remote!r}: {other} and {path}; rename one of them")
+        seen[remote] = path
+        entries.append((path, remote, path.stat().st_size))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise InputError(f"cannot upload files that do not exist or are not regular files: "
+                         f"{', '.join(missing[:3])}{more}; fix the paths and try again")
+    entries.sort(key=lambda e: e[2], reverse=True)  # biggest first: the long poles start early
+
+    own_cache = cache is None
+    hash_cache = cache if cache is not None else HashCache()
+    hits_before = hash_cache.hits
+    run = _Pipeline(len(entries), sum(e[2] for e in entries), progress)
+    items: List[Optional[UploadItem]] = [None] * len(entries)
+    skipped = [0, 0]  # files, bytes
+
+    def one(index: int, path: Path, remote: str, size: int) -> None:
+        if run.cancel.is_set():
+            return
+        name = str(path)
+
+        def hashed(n: int) -> None:
+            if not run.add("hash", name, n):
+                raise CancelledByUser(f"hashing {name} was cancelled")
+
+        result = hash_cache.hash(path, progress=hashed, cancel=run.cancel)
+        if result.size != size:  # it changed since we listed it; keep the totals honest
+            with run.lock:
+                run.bytes_total += result.size - size
+            size = result.size
+        if result.cached:
+            run.add("hash", name, size, files=1)
+        else:
+            run.add("hash", name, 0, files=1)
+        item = UploadItem(path=path, remote_path=remote, size=size, md5=result.md5)
+        items[index] = item
+        if run.cancel.is_set():
+            return
+        if target.exists(item):
+            with run.lock:
+                skipped[0] += 1
+                skipped[1] += size
+            run.add("upload", name, size, files=1)
+            return
+        if run.cancel.is_set():
+            return
+        with open(path, "rb") as fh:
+            reader = ProgressReader(cast(BinaryIO, fh), lambda n: run.add("upload", name, n), name=name)
+            target.send(item, cast(BinaryIO, reader))
+            rest = size - reader.bytes_read  # a target that did not read through (e.g. an empty file)
+        run.add("upload", name, max(rest, 0), files=0)
+        run.add("upload", name, 0, files=1)
+
+    def guarded(index: int, entry: Tuple[Path, str, int]) -> None:
+        try:
+            one(index, *entry)
+        except BaseException as exc:  # recorded here, raised in the caller's thread
+            run.fail(exc)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tether-upload")
+    try:
+        futures: List[Future[None]] = [pool.submit(guarded, i, e) for i, e in enumerate(entries)]
+        wait(futures)
+    except BaseException as exc:  # Ctrl-C in the caller: stop the workers at their next block
+        run.fail(exc)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if own_cache:
+            hash_cache.close()
+    if run.errors:
+        # the cause, not the CancelledByUser that our own abort raised in the other workers
+        first = run.errors[0]
+        raise first
+    done_items = [i for i in items if i is not None]
+    return UploadReport(
+        files=len(entries), bytes_total=run.bytes_total, bytes_sent=run.sent, files_sent=len(entries) - skipped[0],
+        files_skipped=skipped[0], bytes_skipped=skipped[1], cache_hits=hash_cache.hits - hits_before,
+        seconds=time.monotonic() - started, items=done_items,
+    )
+
+
+# --- downloads -----------------------------------------------------------------------------------------------------
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+
+
+def safe_destination(dest_dir: PathLike, name: str, *, create: bool = True) -> Path:
+    """The path for server-supplied ``name`` inside ``dest_dir``, or :class:`TransferError` if it could escape.
+
+    Nested relative names (``render/frame_0001.png``) are fine. Refused: empty names, absolute paths, ``..``,
+    backslashes, drive letters and other colons, control characters, and any existing symlink on the way down.
+    With ``create`` the parent folders are made, one level at a time, checking each.
+    """
+    def refuse(why: str) -> TransferError:
+        return TransferError(f"refusing the server-supplied file name {name!r}: {why}; nothing was written")
+
+    if not name or not name.strip():
+        raise refuse("it is empty")
+    if "\\" in name:
+        raise refuse("it contains a backslash, which Windows reads as a folder separator")
+    if ":" in name:
+        raise refuse("it contains a colon (a drive letter or a stream name on Windows)")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        raise refuse("it contains control characters")
+    if name.startswith("/") or PurePosixPath(name).is_absolute():
+        raise refuse("it is an absolute path")
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if not parts:
+        raise refuse("it names no file")
+    if ".." in parts:
+        raise refuse("it climbs out of the destination folder with '..'")
+    if os.name == "nt" and any(_WINDOWS_RESERVED.match(p) or p.endswith((".", " ")) for p in parts):
+        raise refuse("it uses a name Windows reserves")
+    root = Path(dest_dir)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise refuse(f"{current} is a symbolic link, which could lead outside {root}")
+        if create and not current.exists():
+            with contextlib.suppress(FileExistsError):  # another download made it meanwhile
+                current.mkdir()
+        if current.exists() and not current.is_dir():
+            raise refuse(f"{current} exists and is not a folder")
+    final = current / parts[-1]
+    if final.is_symlink():
+        raise refuse(f"{final} is a symbolic link")
+    if final.is_dir():
+        raise refuse(f"{final} is a folder")
+    if create:
+        resolved_root = root.resolve()
+        try:
+            final.parent.resolve().relative_to(resolved_root)
+        except ValueError:
+            raise refuse(f"it resolves outside {resolved_root}") from None
+    return final
+
+
+def _range_start(value: Optional[str]) -> Optional[int]:
+    match = re.match(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _range_total(value: Optional[str]) -> Optional[int]:
+    match = re.match(r"\s*bytes\s+\d+-\d+/(\d+)", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _md5_prefix(path: Path, nbytes: int) -> Any:
+    digest = hashlib.md5(usedforsecurity=False)
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    left = nbytes
+    with open(path, "rb", buffering=0) as fh:
+        while left > 0:
+            n = fh.readinto(view[: min(BLOCK, left)])
+            if not n:
+                break
+            digest.update(view[:n])
+            left -= n
+    return digest
+
+
+def download(
+    client: BaseClient,
+    path: str,
+    dest_dir: PathLike,
+    name: str,
+    *,
+    size: Optional[int] = None,
+    md5: Optional[str] = None,
+    progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+    params: Optional[Dict[str, Any]] = None,
+    attempts: int = 5,
+    backoff: float = 0.25,
+) -> Path:
+    """GET ``path`` from ``client`` (a :class:`tether.http.BaseClient`) into ``dest_dir/name``; return the file.
+
+    Resumes an existing ``.<name>.part`` with ``Range`` (a 200 answer restarts from zero), resumes again after a
+    dropped connection or a 5xx/429 (up to ``attempts`` failures in a row, with backoff), verifies ``size`` and
+    ``md5`` when given and renames into place. A final file that already matches ``md5`` is kept without a request.
+    ``progress(done, total)`` (``total`` 0 when unknown) may return False to stop: the ``.part`` is kept for a
+    later resume and :class:`CancelledByUser` is raised.
+    """
+    final = safe_destination(dest_dir, name)
+    part = final.with_name(f".{final.name}.part")
+    if md5 is not None:
+        md5 = md5.lower()
+        if final.is_file() and (size is None or final.stat().st_size == size) and md5_file(final)[0] == md5:
+            return final
+    if part.is_symlink():
+        part.unlink()
+    sleep = getattr(client, "sleep", time.sleep)
+    digest: Any = None
+    digested = 0  # bytes of .part that ``digest`` covers
+    failures = 0
+    restarted = False
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        if size is not None and offset > size:
+            part.unlink()
+            offset = 0
+        if size is not None and offset == size and size > 0:
+            break  # complete from an earlier run: verify below
+        headers = {"Accept-Encoding": "identity"}  # Range offsets are in stored bytes, not gzip bytes
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        written = 0
+        try:
+            with client.stream("GET", path, params=params, headers=headers) as response:
+                if offset and response.status_code == 206 and _range_start(response.headers.get("content-range")) \
+                        in (offset, None):
+                    mode = "ab"
+                    total = _range_total(response.headers.get("content-range"))
+                else:  # 200 (Range ignored) or a range we did not ask for: start again from zero
+                    mode, offset = "wb", 0
+                    length = response.headers.get("content-length")
+                    total = int(length) if length and length.isdigit() else None
+                if size is not None and total is not None and total != size:
+                    _discard(part)
+                    raise TransferError(f"{name}: the server offers {total} bytes but {size} were expected; the "
+                                        "file on the server may have changed; fetch the listing again")
+                if md5 is not None and (mode == "wb" or digest is None or digested != offset):
+                    digest = _md5_prefix(part, offset) if mode == "ab" else hashlib.md5(usedforsecurity=False)
+                    digested = offset
+                expected = size if size is not None else (total or 0)
+                with open(part, mode) as fh:
+                    # chunks as they arrive: a sized chunker would lose what it buffered when the connection drops
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+                        written += len(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
+                            digested += len(chunk)
+                        if progress is not None and progress(offset + written, expected) is False:
+                            raise CancelledByUser(f"the download of {name} was cancelled; {part.name} is kept and "
+                                                  "the next download resumes from it")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            break
+        except ServiceError as exc:
+            if exc.status == 416 and offset and not restarted:
+                _discard(part)  # our part is longer than the file: the file changed; start over once
+                restarted = True
+                continue
+            if not (isinstance(exc, ServiceUnavailable) or exc.status in RETRY_STATUSES):
+                raise
+            failures = 1 if written else failures + 1
+            if failures >= attempts:
+                raise
+        except httpx.TransportError as exc:
+            failures = 1 if written else failures + 1
+            if failures >= attempts:
+                raise TransferError(f"{name}: the download from {path} kept failing ({type(exc).__name__}: {exc}); "
+                                    f"{part} is kept and the next attempt resumes from it") from None
+        sleep(min(backoff * (2 ** (failures - 1)), 10.0))
+
+    actual = part.stat().st_size
+    if size is not None and actual != size:
+        _discard(part)
+        raise TransferError(f"{name}: received {actual} bytes but {size} were expected; the partial file was "
+                            "deleted; try again")
+    if md5 is not None:
+        got = digest.hexdigest() if digest is not None and digested == actual else md5_file(part)[0]
+        if got != md5:
+            _discard(part)
+            raise TransferError(f"{name}: the downloaded file's md5 is {got} but the server said {md5}; it was "
+                                "deleted; try again")
+    os.replace(part, final)
+    return final
+
+
+def _discard(part: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+
+
+__all__ = [
+    "BLOCK", "FileHash", "HashCache", "ProgressReader", "TransferProgress", "UploadItem", "UploadReport",
+    "UploadTarget", "default_cache_path", "download", "md5_file", "safe_destination", "upload_files",
+]

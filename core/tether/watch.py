@@ -1,0 +1,251 @@
+"""Follow the registry's unfinished jobs: a plain-Python polling state machine.
+
+It has no thread and no event loop of its own, so the CLI calls it in a loop, a Blender add-on runs it on a worker
+thread and hands the changes to ``bpy.app.timers``, and Nuke runs it on a ``threading.Thread``. Each
+:meth:`Watcher.poll_once` asks every (service, profile) once for all of its jobs (``jobs_by_id``: list pages, not
+one GET per job), stores the answers in the registry and returns what changed. :meth:`Watcher.next_delay` says
+how long to wait: short while jobs move, growing towards a cap while nothing does, reset by any change.
+A service that fails is reported as an event and backed off; it never stops the watcher.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+from .errors import TetherError, redact
+from .jobs import Job, JobService, JobState
+from .registry import JobRecord, JobRegistry
+
+ClientFactory = Callable[[str, Optional[str]], JobService]
+Key = Tuple[str, str]
+
+
+class ChangeKind(str, enum.Enum):
+    PROGRESS = "progress"  # same state, progress moved
+    STATE = "state"  # a state transition that does not finish the job
+    FINISHED = "finished"  # the job reached completed, failed or cancelled
+    MISSING = "missing"  # the service no longer knows the job
+    ERROR = "error"  # the service could not be asked (one event per service and profile)
+
+
+@dataclass(frozen=True)
+class JobChange:
+    kind: ChangeKind
+    service: str
+    profile: str
+    job_id: Optional[str] = None  # None for ERROR: it concerns every job of that service and profile
+    before: Optional[JobRecord] = None
+    after: Optional[JobRecord] = None
+    message: str = ""
+    error: Optional[BaseException] = None
+
+    @property
+    def state_changed(self) -> bool:
+        return self.before is not None and self.after is not None and self.before.state != self.after.state
+
+    @property
+    def failed(self) -> bool:
+        """Finished without completing (failed or cancelled)."""
+        after = self.after
+        return self.kind is ChangeKind.FINISHED and after is not None and after.state is not JobState.COMPLETED
+
+
+def _describe(kind: ChangeKind, before: Optional[JobRecord], after: JobRecord) -> str:
+    label = f"{after.service} job {after.job_id}"
+    if kind is ChangeKind.PROGRESS:
+        return f"{label}: {after.state_label} {after.progress:.0f}%"
+    was = f"{before.state_label} -> " if before is not None else ""
+    text = f"{label}: {was}{after.state_label}"
+    if not after.state.finished:
+        text += f" {after.progress:.0f}%"
+    if after.error and after.state in (JobState.FAILED, JobState.UNKNOWN):
+        text += f": {after.error}"
+    return text
+
+
+def diff(before: Optional[JobRecord], after: JobRecord) -> Optional[JobChange]:
+    """What moved between two views of one job, or None."""
+    # A raw value first learnt (recorded as "", then the service's "queued") is not a transition.
+    same_raw = not before.raw_state or before.raw_state == after.raw_state if before is not None else False
+    if before is not None and before.state == after.state and same_raw:
+        if abs(before.progress - after.progress) < 1e-6:
+            return None
+        kind = ChangeKind.PROGRESS
+    elif after.state.finished:
+        kind = ChangeKind.FINISHED
+    elif before is None:
+        return None  # first sight of an unfinished job is not a change
+    else:
+        kind = ChangeKind.STATE
+    return JobChange(kind, after.service, after.profile, after.job_id, before, after, _describe(kind, before, after))
+
+
+class Watcher:
+    """Poll the unfinished jobs of ``registry`` (all of them, or only ``jobs``) and report changes.
+
+    ``clients(service, profile)`` builds the client for a service; each is made once and reused. Delays:
+    ``fast`` after a cycle in which something moved, then times ``factor`` per quiet cycle up to ``cap``; a failing
+    service doubles the delay (at least ``2 * fast``).
+    """
+
+    def __init__(
+        self,
+        registry: JobRegistry,
+        clients: ClientFactory,
+        *,
+        jobs: Optional[Iterable[Key]] = None,
+        service: Optional[str] = None,
+        profile: Optional[str] = None,
+        fast: float = 2.0,
+        cap: float = 60.0,
+        factor: float = 1.5,
+    ) -> None:
+        if fast <= 0 or cap < fast or factor < 1:
+            raise ValueError("need 0 < fast <= cap and factor >= 1")
+        self.registry = registry
+        self.clients = clients
+        self.only: Optional[Set[Key]] = {(s, str(i)) for s, i in jobs} if jobs is not None else None
+        self.service = service
+        self.profile = profile
+        self.fast = fast
+        self.cap = cap
+        self.factor = factor
+        self.cycles = 0
+        self._delay = fast
+        self._clients: Dict[Tuple[str, str], JobService] = {}
+        self._seen: Dict[Key, JobRecord] = {}  # what this watcher last saw of each job it follows
+        self._pending: Set[Key] = set()  # unfinished jobs after the last cycle
+        self._lock = threading.Lock()
+
+    # --- the state machine -----------------------------------------------------------------------------------
+    def poll_once(self) -> List[JobChange]:
+        """One cycle: one ``jobs_by_id`` per (service, profile) with unfinished jobs. Never raises for a service."""
+        with self._lock:
+            changes: List[JobChange] = []
+            records = self._unfinished()
+            self._catch_up(records, changes)
+            groups: Dict[Tuple[str, str], List[JobRecord]] = {}
+            for rec in records:
+                groups.setdefault((rec.service, rec.profile), []).append(rec)
+            failed = False
+            for (service, profile), members in sorted(groups.items()):
+                if not self._poll_group(service, profile, members, changes):
+                    failed = True
+            self._pending = {k for k, rec in self._seen.items() if not rec.finished and not rec.missing}
+            self.cycles += 1
+            moved = any(c.kind is not ChangeKind.ERROR for c in changes)
+            if failed:
+                self._delay = min(self.cap, max(self._delay, self.fast) * 2)
+            elif moved:
+                self._delay = self.fast
+            else:
+                self._delay = min(self.cap, self._delay * self.factor)
+            return changes
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next :meth:`poll_once`."""
+        return self._delay
+
+    @property
+    def done(self) -> bool:
+        """Every followed job has finished (or vanished) as of the last cycle."""
+        return self.cycles > 0 and not self._pending
+
+    @property
+    def followed(self) -> List[JobRecord]:
+        """The latest view of every job this watcher has seen, in the order first seen."""
+        return list(self._seen.values())
+
+    def _unfinished(self) -> List[JobRecord]:
+        records = self.registry.list(service=self.service, profile=self.profile, unfinished_only=True)
+        return [r for r in records if not r.missing and (self.only is None or r.key in self.only)]
+
+    def _catch_up(self, records: List[JobRecord], changes: List[JobChange]) -> None:
+        """Jobs we followed that another process (or thread) finished or forgot since the last cycle."""
+        polled = {r.key for r in records}
+        for key in [k for k in self._pending if k not in polled]:
+            now = self.registry.get(*key)
+            if now is None:  # forgotten: stop following
+                self._seen.pop(key, None)
+                continue
+            change = diff(self._seen.get(key), now)
+            if now.missing and (change is None or change.kind is not ChangeKind.FINISHED):
+                change = JobChange(ChangeKind.MISSING, now.service, now.profile, now.job_id, self._seen.get(key), now,
+                                   now.error or f"{now.service} job {now.job_id} was not found on the service")
+            if change is not None:
+                changes.append(change)
+            self._seen[key] = now
+        if self.only is not None:
+            # Jobs asked for that are already finished still count as followed (for exit codes and tables).
+            for key in self.only:
+                if key not in self._seen and key not in polled:
+                    rec = self.registry.get(*key)
+                    if rec is not None:
+                        self._seen[key] = rec
+
+    def _client(self, service: str, profile: str) -> JobService:
+        client = self._clients.get((service, profile))
+        if client is None:
+            client = self.clients(service, profile or None)
+            self._clients[(service, profile)] = client
+        return client
+
+    def _poll_group(self, service: str, profile: str, members: List[JobRecord], changes: List[JobChange]) -> bool:
+        ids = [r.job_id for r in members]
+        try:
+            current: Dict[str, Job] = self._client(service, profile).jobs_by_id(ids)
+        except Exception as exc:  # a watcher in a DCC thread must outlive any one failing service
+            where = f"{service} (profile '{profile}')" if profile else service
+            text = str(exc) if isinstance(exc, TetherError) else redact(f"{type(exc).__name__}: {exc}")
+            changes.append(JobChange(ChangeKind.ERROR, service, profile, None, message=f"{where}: {text}", error=exc))
+            for rec in members:
+                self._seen.setdefault(rec.key, rec)
+            return False
+        answered = [job for job_id, job in current.items() if job_id in ids]
+        for before_db, after in self.registry.update_many(answered, profile):
+            before = self._seen.get(after.key, before_db)
+            change = diff(before, after)
+            if change is not None:
+                changes.append(change)
+            self._seen[after.key] = after
+        for rec in members:
+            if rec.job_id in current:
+                continue
+            message = (f"{service} job {rec.job_id} was not found on the service (deleted there?); "
+                       f"`tether jobs forget {rec.job_id}` removes it from the registry")
+            gone = self.registry.mark_missing(service, rec.job_id, message) or rec
+            changes.append(JobChange(ChangeKind.MISSING, service, profile, rec.job_id, self._seen.get(rec.key, rec),
+                                     gone, message))
+            self._seen[rec.key] = gone
+        return True
+
+    # --- a loop for threads ----------------------------------------------------------------------------------
+    def run(
+        self,
+        on_changes: Callable[[List[JobChange]], None],
+        stop: Optional[threading.Event] = None,
+        until_done: bool = True,
+    ) -> None:
+        """Poll until every followed job finished (``until_done``) or ``stop`` is set. For a worker thread."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            changes = self.poll_once()
+            if changes:
+                on_changes(changes)
+            if until_done and self.done:
+                return
+            stop.wait(self.next_delay())
+
+    def close(self) -> None:
+        """Close the clients this watcher made."""
+        for client in self._clients.values():
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+        self._clients.clear()
+
+
+__all__ = ["ChangeKind", "ClientFactory", "JobChange", "Watcher", "diff"]

@@ -1,0 +1,111 @@
+"""The Tether menu: Roto, Track camera, Depth, All three, Job monitor, Settings.
+
+Imported by menu.py at start-up, so it imports only ``nuke`` and ``nukescripts`` (already loaded by Nuke). Each
+command loads the panel (Qt, the core, httpx, pydantic) when first clicked. Each entry is registered on its own,
+so one failing entry leaves the others, and every failure is logged rather than raised into Nuke's start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Callable, List, Optional, Tuple
+
+import nuke
+
+from . import PANEL_ID
+
+log = logging.getLogger("tether")
+
+MENU = "Tether"
+PANEL_WIDGET = "tether_nuke.panel.TetherPanel"
+PANEL_TITLE = "Tether Autopilot"
+
+_panel: Optional[Any] = None  # the one open panel widget, reused
+
+
+def _report(what: str, exc: BaseException) -> None:
+    log.exception("Tether: %s failed", what)
+    with contextlib.suppress(Exception):  # no UI (terminal session): the log has it
+        nuke.message(f"Tether: {what} failed:\n{exc}")
+
+
+def show_panel(services: Tuple[str, ...] = (), page: str = "submit") -> Optional[Any]:
+    """Open (or raise) the Tether panel with ``services`` ticked and ``page`` shown; None when it cannot open."""
+    global _panel
+    try:
+        from .panel import TetherPanel, is_alive  # Qt and the core load here, on first use
+
+        if _panel is None or not is_alive(_panel):
+            import nukescripts
+
+            created = nukescripts.panels.registerWidgetAsPanel(PANEL_WIDGET, PANEL_TITLE, PANEL_ID, True)
+            widget = created.addToPane(nuke.getPaneFor("Properties.1")) if created is not None else None
+            _panel = widget if isinstance(widget, TetherPanel) else TetherPanel.instance()
+        if _panel is not None:
+            _panel.open_with(services, page)
+        return _panel
+    except Exception as exc:
+        _report("opening the panel", exc)
+        return None
+
+
+def roto() -> None:
+    show_panel(("roto",))
+
+
+def track_camera() -> None:
+    show_panel(("tracking",))
+
+
+def depth() -> None:
+    show_panel(("depth",))
+
+
+def all_three() -> None:
+    show_panel(("roto", "tracking", "depth"))
+
+
+def job_monitor() -> None:
+    show_panel((), "jobs")
+
+
+def settings() -> None:
+    show_panel((), "settings")
+
+
+ENTRIES: List[Tuple[str, Callable[[], None]]] = [
+    ("Roto", roto),
+    ("Track camera", track_camera),
+    ("Depth", depth),
+    ("All three", all_three),
+    ("Job monitor", job_monitor),
+    ("Settings", settings),
+]
+
+
+def register() -> List[str]:
+    """Build the menu and register the dockable panel (so saved layouts restore it). Returns the entries added."""
+    added: List[str] = []
+    try:
+        menu = nuke.menu("Nuke").addMenu(MENU)
+    except Exception:
+        log.exception("Tether: cannot create the %s menu", MENU)
+        return added
+    for label, command in ENTRIES:
+        try:
+            menu.addCommand(label, command)
+            added.append(label)
+        except Exception:
+            log.exception("Tether: cannot add the menu entry %s", label)
+    try:
+        import nukescripts
+
+        # the class is named as a string: nothing of the panel (or Qt) is imported until Nuke shows it
+        nukescripts.panels.registerWidgetAsPanel(PANEL_WIDGET, PANEL_TITLE, PANEL_ID)
+    except Exception:
+        log.exception("Tether: cannot register the panel")
+    return added
+
+
+__all__ = ["ENTRIES", "register", "show_panel"]

@@ -1,0 +1,266 @@
+"""Submission, watching and importing, off Nuke's main thread; no Qt, so it is tested as plain Python.
+
+- :meth:`JobController.submit`, :meth:`import_job`, :meth:`cancel` and :meth:`quota` run on a small worker pool and
+  return a Future; the job watcher (``tether.watch.Watcher``) polls on a thread of its own while jobs are unfinished.
+- Workers never touch nodes. The plate's facts are read on the main thread *before* a submission; an import builds
+  its node description on the worker and hands it to :func:`mainthread.run_on_main`, where the plate is found again
+  by name and the nodes are made in one undo step.
+- Every job is recorded in the shared registry (``tether.registry``) with the plate's facts and the frames sent,
+  so closing Nuke loses nothing: a new session lists the jobs and imports finished ones exactly as they were sent.
+- Listeners get ``(kind, payload)`` events on whatever thread produced them: ``"jobs"`` (the list changed),
+  ``"submitted"``, ``"imported"``, ``"error"``, ``"quota"``. The panel forwards them to Qt's thread with a signal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+from tether.autopilot.client import AutopilotClient
+from tether.autopilot.models import MAX_FRAMES
+from tether.autopilot.submit import ServiceChoice, submit_clip
+from tether.errors import InputError, TetherError
+from tether.nukeimport import PlateFacts, ResultFiles, check_plate, describe_import, format_ranges
+from tether.registry import JobRecord, JobRegistry
+from tether.watch import JobChange, Watcher
+
+from .mainthread import run_on_main
+
+SERVICE = "autopilot"
+Event = Tuple[str, Any]
+Listener = Callable[[str, Any], None]
+ClientFactory = Callable[[Optional[str]], Any]
+T = TypeVar("T")
+
+
+def stage_sequence(plate: PlateFacts, folder: Path) -> str:
+    """Link exactly the frames to send (the Read's first..last, one view) into ``folder``; return their pattern.
+
+    The core packs every frame matching a pattern; a Read often uses part of a longer sequence, so the frames are
+    linked (symlink, else hard link, else copied) into a folder of their own, keeping names and numbers.
+    """
+    pattern = plate.pattern
+    first, last = plate.sent_range
+    missing = plate.missing_frames()
+    if missing:
+        raise InputError(f"Read {plate.node}: frames {format_ranges(missing)} are missing from {pattern.path}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(first, last + 1):
+        source = Path(pattern.frame(number))
+        target = folder / source.name
+        try:
+            os.symlink(source.resolve(), target)
+        except OSError:
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+    head = Path(pattern.head).name
+    token = "#" * pattern.padding if pattern.padding > 1 else "%d"
+    return str(folder / f"{head}{token}{pattern.tail}")
+
+
+class JobController:
+    def __init__(
+        self,
+        registry: Optional[JobRegistry] = None,
+        client_factory: Optional[ClientFactory] = None,
+        profile: Optional[str] = None,
+        download_root: Optional[Path] = None,
+        workers: int = 2,
+        poll_fast: float = 2.0,
+        poll_cap: float = 30.0,
+    ) -> None:
+        self.registry = registry or JobRegistry()
+        self.profile = profile
+        self._factory: ClientFactory = client_factory or AutopilotClient.from_profile
+        self.download_root = download_root or self.registry.path.parent / "autopilot"
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tether-nuke")
+        self._listeners: List[Listener] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watch_thread: Optional[threading.Thread] = None
+        self._poll = (poll_fast, poll_cap)
+        self._clients: Dict[Optional[str], Any] = {}
+
+    # --- events ---------------------------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # a broken listener must not stop a worker
+                import logging
+
+                logging.getLogger("tether").exception("Tether: a listener failed on %s", kind)
+
+    def _task(self, what: str, work: Callable[[], T]) -> Future[T]:
+        def run() -> T:
+            try:
+                return work()
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, TetherError) else f"{type(exc).__name__}: {exc}"
+                self._emit("error", f"{what}: {text}")
+                raise
+
+        return self._pool.submit(run)
+
+    def _client(self, profile: Optional[str] = None) -> Any:
+        key = profile if profile is not None else self.profile
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._factory(key)
+                self._clients[key] = client
+            return client
+
+    # --- reading ----------------------------------------------------------------------------------------------------
+    def jobs(self) -> List[JobRecord]:
+        return self.registry.list(service=SERVICE)
+
+    def record(self, job_id: str) -> Optional[JobRecord]:
+        return self.registry.get(SERVICE, job_id)
+
+    # --- actions (each returns a Future; errors are also sent as "error" events) --------------------------------------
+    def quota(self) -> Future[Any]:
+        def work() -> Any:
+            quota = self._client().quota()
+            self._emit("quota", quota)
+            return quota
+
+        return self._task("asking for the quota", work)
+
+    def submit(self, plate: PlateFacts, choice: ServiceChoice, script: str = "") -> Future[str]:
+        """Upload the plate's frames and create the job (worker thread). The Future gives the job id."""
+
+        def work() -> str:
+            # the disk is checked here, off the main thread: a network share may take a while to list
+            check_plate(plate, check_disk=True, frame_limit=MAX_FRAMES).raise_first()
+            with tempfile.TemporaryDirectory(prefix="tether-plate-") as tmp:
+                spec = plate.file if plate.is_movie else stage_sequence(plate, Path(tmp))
+                client = self._client()
+                label = f"{script}:{plate.node}" if script else plate.node
+                submission = submit_clip(client, spec, choice, registry=self.registry, source_label=label,
+                                         metadata={"nuke_read": plate.node})
+            sent = plate.sent_range
+            if submission.clip.frame_count != plate.frame_count:
+                raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
+                                 f"Read {plate.node}: import will not line up")
+            sensor = choice.tracking_metadata
+            self.registry.record(
+                service=SERVICE, job_id=submission.job.id, title=f"{plate.node} ({plate.file.rsplit('/', 1)[-1]})",
+                extra={"plate": {**plate.to_dict(), "sent": list(sent)}, "script": script,
+                       "sensor": [sensor["sensor_width"], sensor["sensor_height"]]
+                       if sensor.get("sensor_width") and sensor.get("sensor_height") else None},
+            )
+            self._emit("submitted", submission.job.id)
+            self._emit("jobs", self.jobs())
+            self.watch()
+            return str(submission.job.id)
+
+        return self._task("sending the clip", work)
+
+    def cancel(self, job_id: str) -> Future[bool]:
+        def work() -> bool:
+            gone = bool(self._client().cancel(job_id))
+            self.watch()
+            return gone
+
+        return self._task(f"cancelling job {job_id}", work)
+
+    def import_job(self, job_id: str, plate: Optional[PlateFacts] = None,
+                   include: Tuple[str, ...] = ("roto", "camera", "depth")) -> Future[Dict[str, str]]:
+        """Download, classify and describe on a worker; create the nodes on the main thread.
+
+        ``plate`` replaces the recorded plate (a job sent from the command line has none); the Future gives
+        spec name -> node name once the nodes exist.
+        """
+        done: Future[Dict[str, str]] = Future()
+
+        def work() -> None:
+            record = self.record(job_id)
+            if record is None:
+                raise InputError(f"job {job_id} is not in the job list")
+            facts = plate
+            if facts is None:
+                stored = record.extra.get("plate")
+                if not stored:
+                    raise InputError(f"job {job_id} was not sent from Nuke: select the plate's Read and import again")
+                facts = PlateFacts.from_dict(stored)
+            elif record.extra.get("frame_count") and record.extra.get("first_frame") is not None:
+                first = int(record.extra["first_frame"])
+                facts = PlateFacts.from_dict({**facts.to_dict(),
+                                              "sent": [first, first + int(record.extra["frame_count"]) - 1]})
+            dest = self.download_root / job_id
+            results = self._client(record.profile or None).fetch_results(job_id, dest)
+            self.registry.mark_fetched(SERVICE, job_id, dest)
+            sensor = record.extra.get("sensor")
+            description = describe_import(facts, ResultFiles.from_classified(results), job_id=job_id,
+                                          sensor=(float(sensor[0]), float(sensor[1])) if sensor else None,
+                                          include=include)
+            run_on_main(self._apply, job_id, description, done)
+
+        future = self._task(f"importing job {job_id}", work)
+        future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
+        return done
+
+    def _apply(self, job_id: str, description: Any, done: Future[Dict[str, str]]) -> None:
+        from .importer import apply_description  # main thread
+
+        try:
+            applied = apply_description(description)
+        except Exception as exc:
+            self._emit("error", f"importing job {job_id}: {exc}")
+            done.set_exception(exc)
+            return
+        self._emit("imported", (job_id, applied))
+        done.set_result(applied.names)
+
+    # --- watching -------------------------------------------------------------------------------------------------
+    def watch(self) -> None:
+        """Follow unfinished jobs on a thread of its own until they finish (restarted by each submit)."""
+        with self._lock:
+            if self._watch_thread is not None and self._watch_thread.is_alive():
+                return
+            if self._stop.is_set():
+                return
+            fast, cap = self._poll
+            watcher = Watcher(self.registry, lambda service, profile: self._client(profile), service=SERVICE,
+                              fast=fast, cap=cap)
+
+            def run() -> None:
+                try:
+                    watcher.run(self._changed, stop=self._stop, until_done=True)
+                except Exception as exc:
+                    self._emit("error", f"following jobs: {exc}")
+
+            self._watch_thread = threading.Thread(target=run, name="tether-nuke-watch", daemon=True)
+            self._watch_thread.start()
+
+    def _changed(self, changes: List[JobChange]) -> None:
+        self._emit("changes", changes)
+        self._emit("jobs", self.jobs())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False)
+        with self._lock:
+            for client in self._clients.values():
+                close = getattr(client, "close", None)
+                if callable(close):
+                    close()
+            self._clients.clear()
+
+
+__all__ = ["SERVICE", "JobController", "stage_sequence"]

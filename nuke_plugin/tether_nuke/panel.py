@@ -1,0 +1,405 @@
+"""The dockable Tether panel (Qt through qtpy: PySide2 in Nuke 14-15, PySide6 in Nuke 16+).
+
+Three pages: **Send** (the selected Read's clip facts, the Autopilot options with the vendor's defaults, the problems
+that block sending, Send), **Jobs** (every Autopilot job of this user from the shared registry, with live state and
+progress; Import and Cancel) and **Settings** (profile, endpoint, where the API key comes from; store a key in the
+OS keyring). The panel never waits on the network: the controller's workers do, and their events arrive here
+through a Qt signal, which Qt delivers on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Dict, List, Optional, Tuple
+
+import nuke
+from qtpy import QtCore, QtWidgets
+from tether.autopilot.models import MAX_FRAMES
+from tether.autopilot.submit import ServiceChoice
+from tether.errors import InputError
+from tether.jobs import JobState
+from tether.nukeimport import Check, PlateFacts, check_plate
+from tether.registry import JobRecord
+
+from .controller import JobController
+from .plate_reader import read_plate, selected_read
+
+SERVICES = ("roto", "tracking", "depth")
+PAGES = ("submit", "jobs", "settings")
+COLUMNS = ("Job", "Plate", "State", "Progress", "Sent")
+
+
+def is_alive(widget: Any) -> bool:
+    """False once Qt deleted the widget behind the Python object (the user closed the pane)."""
+    try:
+        widget.isVisible()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _Bridge(QtCore.QObject):
+    """Carries controller events from worker threads to the GUI thread (a queued signal)."""
+
+    event = QtCore.Signal(str, object)
+
+
+class TetherPanel(QtWidgets.QWidget):
+    _latest: Optional[weakref.ReferenceType[TetherPanel]] = None
+
+    def __init__(self, controller: Optional[JobController] = None, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("TetherPanel")
+        self.controller = controller or JobController()
+        self.plate: Optional[PlateFacts] = None
+        self.plate_error: Optional[str] = None
+        self.quota_remaining: Optional[int] = None
+        self._rows: Dict[str, int] = {}
+        self._bridge = _Bridge(self)
+        self._bridge.event.connect(self._on_event)
+        self.controller.add_listener(self._forward)
+        self._build()
+        TetherPanel._latest = weakref.ref(self)
+        self.refresh_jobs()
+        self.controller.watch()  # jobs left running by an earlier session are followed again
+
+    @classmethod
+    def instance(cls) -> Optional[TetherPanel]:
+        panel = cls._latest() if cls._latest is not None else None
+        return panel if panel is not None and is_alive(panel) else None
+
+    # --- building -------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QtWidgets.QVBoxLayout(self)
+        self.tabs = QtWidgets.QTabWidget()
+        layout.addWidget(self.tabs)
+        self.status = QtWidgets.QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        send = QtWidgets.QWidget()
+        form = QtWidgets.QVBoxLayout(send)
+        clip_box = QtWidgets.QGroupBox("Clip")
+        clip_form = QtWidgets.QFormLayout(clip_box)
+        self.facts: Dict[str, QtWidgets.QLabel] = {}
+        for key, label in (("node", "Read"), ("file", "File"), ("frames", "File frames"), ("plate", "Plate frames"),
+                           ("fps", "FPS"), ("format", "Format"), ("colorspace", "Colourspace")):
+            value = QtWidgets.QLabel("-")
+            value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.facts[key] = value
+            clip_form.addRow(label, value)
+        self.use_selected = QtWidgets.QPushButton("Use selected Read")
+        self.use_selected.clicked.connect(self.refresh_plate)
+        clip_form.addRow(self.use_selected)
+        form.addWidget(clip_box)
+
+        services_box = QtWidgets.QGroupBox("Services")
+        services_form = QtWidgets.QFormLayout(services_box)
+        self.service_boxes = {
+            "roto": QtWidgets.QCheckBox("Roto (mattes)"),
+            "tracking": QtWidgets.QCheckBox("Track camera"),
+            "depth": QtWidgets.QCheckBox("Depth"),
+        }
+        for box in self.service_boxes.values():
+            box.toggled.connect(self.update_problems)
+            services_form.addRow(box)
+        self.depth_export = QtWidgets.QComboBox()
+        self.depth_export.addItems(["jpg", "mov"])  # the vendor's default first
+        services_form.addRow("Depth as", self.depth_export)
+        self.lens = QtWidgets.QLineEdit()
+        self.lens.setPlaceholderText("unknown (solved)")
+        self.sensor_width = QtWidgets.QLineEdit()
+        self.sensor_width.setPlaceholderText("mm, with height")
+        self.sensor_height = QtWidgets.QLineEdit()
+        self.sensor_height.setPlaceholderText("mm, with width")
+        self.working_fps = QtWidgets.QLineEdit()
+        self.working_fps.setPlaceholderText("the clip's")
+        for label, edit in (("Lens (mm)", self.lens), ("Sensor width", self.sensor_width),
+                            ("Sensor height", self.sensor_height), ("Working fps", self.working_fps)):
+            edit.textChanged.connect(self.update_problems)
+            services_form.addRow(label, edit)
+        self.calculate_distortion = QtWidgets.QCheckBox("Calculate distortion")
+        self.fix_focal_length = QtWidgets.QCheckBox("Fix focal length")
+        self.fix_sensor_size = QtWidgets.QCheckBox("Fix sensor size")
+        self.fix_sensor_size.setChecked(True)  # vendor defaults: False, False, True
+        for box in (self.calculate_distortion, self.fix_focal_length, self.fix_sensor_size):
+            services_form.addRow(box)
+        form.addWidget(services_box)
+
+        self.problems = QtWidgets.QLabel("")
+        self.problems.setWordWrap(True)
+        form.addWidget(self.problems)
+        self.send_button = QtWidgets.QPushButton("Send to Autopilot")
+        self.send_button.clicked.connect(self.submit)
+        form.addWidget(self.send_button)
+        form.addStretch(1)
+        self.tabs.addTab(send, "Send")
+
+        jobs = QtWidgets.QWidget()
+        jobs_layout = QtWidgets.QVBoxLayout(jobs)
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        jobs_layout.addWidget(self.table)
+        buttons = QtWidgets.QHBoxLayout()
+        self.import_button = QtWidgets.QPushButton("Import")
+        self.import_button.clicked.connect(self.import_selected)
+        self.cancel_button = QtWidgets.QPushButton("Cancel job")
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh_jobs)
+        for button in (self.import_button, self.cancel_button, self.refresh_button):
+            buttons.addWidget(button)
+        jobs_layout.addLayout(buttons)
+        self.tabs.addTab(jobs, "Jobs")
+
+        settings = QtWidgets.QWidget()
+        settings_form = QtWidgets.QFormLayout(settings)
+        self.profile_label = QtWidgets.QLabel("-")
+        self.endpoint_label = QtWidgets.QLabel("-")
+        self.key_label = QtWidgets.QLabel("-")
+        self.key_edit = QtWidgets.QLineEdit()
+        self.key_edit.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText("paste an Autopilot API key to store it in the keyring")
+        self.key_button = QtWidgets.QPushButton("Store key")
+        self.key_button.clicked.connect(self.store_key)
+        settings_form.addRow("Profile", self.profile_label)
+        settings_form.addRow("Autopilot URL", self.endpoint_label)
+        settings_form.addRow("API key", self.key_label)
+        settings_form.addRow(self.key_edit)
+        settings_form.addRow(self.key_button)
+        self.tabs.addTab(settings, "Settings")
+
+    # --- opening --------------------------------------------------------------------------------------------------
+    def open_with(self, services: Tuple[str, ...] = (), page: str = "submit") -> None:
+        if services:
+            for name, box in self.service_boxes.items():
+                box.setChecked(name in services)
+        self.tabs.setCurrentIndex(PAGES.index(page) if page in PAGES else 0)
+        if page == "submit":
+            self.refresh_plate()
+        elif page == "jobs":
+            self.refresh_jobs()
+        elif page == "settings":
+            self.refresh_settings()
+        self.show()
+        self.raise_()
+
+    # --- the plate and its problems ---------------------------------------------------------------------------------
+    def refresh_plate(self) -> None:
+        """Read the selected Read node (main thread: the panel lives there) and check it."""
+        self.plate, self.plate_error = None, None
+        node = selected_read()
+        if node is not None:
+            try:
+                self.plate = read_plate(node)
+            except InputError as exc:
+                self.plate_error = str(exc)
+        self._show_facts()
+        self.update_problems()
+        if self.plate is not None and self.quota_remaining is None:
+            self.controller.quota()
+
+    def _show_facts(self) -> None:
+        plate = self.plate
+        if plate is None:
+            for label in self.facts.values():
+                label.setText("-")
+            return
+        first, last = plate.sent_range
+        try:
+            start, end = plate.plate_range
+            plate_text = f"{start}-{end}"
+        except InputError as exc:
+            plate_text = str(exc)
+        kind = "movie" if plate.is_movie else "sequence"
+        values = {
+            "node": plate.node, "file": plate.file, "frames": f"{first}-{last} ({plate.frame_count} frames, {kind})",
+            "plate": plate_text, "fps": f"{plate.fps:g}" if plate.fps else "-",
+            "format": f"{plate.width}x{plate.height} {plate.format_name}".strip(),
+            "colorspace": plate.colorspace or "-",
+        }
+        for key, text in values.items():
+            self.facts[key].setText(text)
+
+    def _number(self, edit: QtWidgets.QLineEdit, what: str, check: Check) -> Optional[float]:
+        text = edit.text().strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            check.error(f"{what} '{text}' is not a number")
+            return None
+        if value <= 0:
+            check.error(f"{what} must be more than 0 (got {text})")
+            return None
+        return value
+
+    def validate(self, check_disk: bool = True) -> Check:
+        """Everything that blocks sending, in words that say what to change."""
+        numbers = Check()
+        sensor_w = self._number(self.sensor_width, "sensor width", numbers)
+        sensor_h = self._number(self.sensor_height, "sensor height", numbers)
+        self._number(self.lens, "lens", numbers)
+        self._number(self.working_fps, "working fps", numbers)
+        chosen = [name for name, box in self.service_boxes.items() if box.isChecked()]
+        remaining = None
+        if self.quota_remaining is not None and chosen:
+            remaining = self.quota_remaining // len(chosen)
+        if self.plate_error:
+            check = Check()
+            check.error(self.plate_error)
+        else:
+            check = check_plate(self.plate, check_disk=check_disk, frame_limit=MAX_FRAMES, quota_remaining=remaining,
+                                sensor_width=sensor_w, sensor_height=sensor_h)
+        if not chosen:
+            check.error("tick at least one of Roto, Track camera, Depth")
+        check.problems[:0] = numbers.problems
+        return check
+
+    def update_problems(self, *args: Any) -> Check:
+        check = self.validate(check_disk=False)  # quick; the disk is checked again when sending, off this thread
+        lines = [f"<span style='color:#e0605a'>{p.message}</span>" for p in check.problems if p.severity == "error"]
+        lines += [f"<span style='color:#d8b040'>{p.message}</span>" for p in check.problems if p.severity != "error"]
+        self.problems.setText("<br>".join(lines))
+        self.send_button.setEnabled(check.ok)
+        return check
+
+    def choice(self) -> ServiceChoice:
+        metadata: Dict[str, Any] = {}
+        for key, edit in (("lens", self.lens), ("sensor_width", self.sensor_width),
+                          ("sensor_height", self.sensor_height), ("working_fps", self.working_fps)):
+            if edit.text().strip():
+                metadata[key] = float(edit.text())
+        metadata["calculate_distortion"] = self.calculate_distortion.isChecked()
+        metadata["fix_focal_length"] = self.fix_focal_length.isChecked()
+        metadata["fix_sensor_size"] = self.fix_sensor_size.isChecked()
+        boxes = self.service_boxes
+        return ServiceChoice(roto=boxes["roto"].isChecked(), tracking=boxes["tracking"].isChecked(),
+                             depth=boxes["depth"].isChecked(), depth_export=self.depth_export.currentText(),
+                             tracking_metadata=metadata if boxes["tracking"].isChecked() else {})
+
+    def submit(self) -> None:
+        check = self.update_problems()
+        if not check.ok or self.plate is None:
+            return
+        plate = self.plate
+        try:
+            script = nuke.scriptName()
+        except RuntimeError:  # an unsaved script
+            script = ""
+        self.send_button.setEnabled(False)
+        self.status.setText(f"Sending {plate.node}...")
+        self.controller.submit(plate, self.choice(), script=script)
+
+    # --- jobs -----------------------------------------------------------------------------------------------------
+    def refresh_jobs(self) -> None:
+        self.fill_jobs(self.controller.jobs())
+
+    def fill_jobs(self, records: List[JobRecord]) -> None:
+        self.table.setRowCount(len(records))
+        self._rows = {}
+        for row, record in enumerate(records):
+            self._rows[record.job_id] = row
+            plate = record.extra.get("plate") or {}
+            sent = plate.get("sent") or []
+            values = [record.job_id, str(plate.get("node") or record.source or ""), record.state_label, "",
+                      f"{sent[0]}-{sent[1]}" if len(sent) == 2 else ""]
+            for column, text in enumerate(values):
+                self.table.setItem(row, column, QtWidgets.QTableWidgetItem(text))
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 100)
+            bar.setValue(round(record.progress))
+            if record.state in (JobState.FAILED, JobState.CANCELLED):
+                bar.setFormat(record.state_label)
+            self.table.setCellWidget(row, COLUMNS.index("Progress"), bar)
+
+    def selected_job(self) -> Optional[str]:
+        rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        if not rows:
+            return None
+        item = self.table.item(rows[0], 0)
+        return item.text() if item is not None else None
+
+    def import_selected(self) -> None:
+        job_id = self.selected_job()
+        if job_id is None:
+            self.status.setText("Select a finished job to import.")
+            return
+        record = self.controller.record(job_id)
+        if record is None:
+            return
+        if record.state is not JobState.COMPLETED:
+            self.status.setText(f"Job {job_id} is {record.state_label}: only completed jobs can be imported.")
+            return
+        plate = None
+        if not record.extra.get("plate"):
+            node = selected_read()
+            if node is None:
+                self.status.setText(f"Job {job_id} was not sent from Nuke: select its plate's Read node first.")
+                return
+            plate = read_plate(node)
+        self.status.setText(f"Importing job {job_id}...")
+        self.controller.import_job(job_id, plate)
+
+    def cancel_selected(self) -> None:
+        job_id = self.selected_job()
+        if job_id is not None:
+            self.controller.cancel(job_id)
+
+    # --- settings ---------------------------------------------------------------------------------------------------
+    def refresh_settings(self) -> None:
+        try:
+            from tether.settings import active_profile, secret_source
+
+            profile = active_profile(self.controller.profile)
+            self.profile_label.setText(profile.name)
+            self.endpoint_label.setText(str(profile.autopilot.url))
+            source = secret_source(profile.name, "autopilot", "api_key")
+            self.key_label.setText(source or "not set: store one below or set TETHER_AUTOPILOT_API_KEY")
+        except Exception as exc:
+            self.key_label.setText(f"settings not readable: {exc}")
+
+    def store_key(self) -> None:
+        from tether.settings import set_secret
+
+        value = self.key_edit.text().strip()
+        self.key_edit.clear()  # never left in the widget
+        try:
+            profile = self.profile_label.text() if self.profile_label.text() not in ("", "-") else "local"
+            set_secret(profile, "autopilot", value, "api_key")
+            self.status.setText("API key stored in the keyring.")
+        except Exception as exc:
+            self.status.setText(str(exc))
+        self.refresh_settings()
+
+    # --- events from the controller -------------------------------------------------------------------------------
+    def _forward(self, kind: str, payload: Any) -> None:
+        self._bridge.event.emit(kind, payload)  # any thread -> the GUI thread
+
+    def _on_event(self, kind: str, payload: Any) -> None:
+        if kind == "jobs":
+            self.fill_jobs(payload)
+        elif kind == "submitted":
+            self.status.setText(f"Sent: job {payload}.")
+            self.send_button.setEnabled(True)
+            self.tabs.setCurrentIndex(PAGES.index("jobs"))
+        elif kind == "imported":
+            job_id, applied = payload
+            self.status.setText(f"Imported job {job_id}: {', '.join(applied.names.values())}"
+                                + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
+        elif kind == "quota":
+            self.quota_remaining = payload.remaining
+            self.update_problems()
+        elif kind == "error":
+            self.status.setText(f"<span style='color:#e0605a'>{payload}</span>")
+            self.send_button.setEnabled(self.validate(check_disk=False).ok)
+
+    def closeEvent(self, event: Any) -> None:
+        self.controller.remove_listener(self._forward)
+        super().closeEvent(event)
+
+
+__all__ = ["TetherPanel", "is_alive"]

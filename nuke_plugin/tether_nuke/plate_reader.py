@@ -1,0 +1,85 @@
+"""A Read node -> :class:`PlateFacts` (main thread only: it reads knobs).
+
+- ``file`` as written on the knob (``####``, ``%04d``, ``%d``; ``%V``/``%v`` resolved to one view); a file knob
+  holding a TCL expression is refused with what to do, since its value depends on the frame;
+- ``first``/``last`` are the frames used, ``origfirst``/``origlast`` the files found; a sequence sends
+  ``first..last``; a movie's range comes from ``firstFrame()``/``lastFrame()`` (the node's output, so the offset is
+  taken back out) and the whole movie is sent;
+- ``frame_mode`` ("expression", "start at", "offset") with ``frame`` as a string: the plate offset;
+- the full-resolution ``file`` and ``format`` always: the ``proxy`` file and proxy mode are ignored;
+- fps from the node when it has an ``fps`` knob, else the script's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import nuke
+from tether.errors import InputError
+from tether.nukeimport import PlateFacts
+from tether.nukeimport.plate import MOVIE_EXTS
+
+
+def _knob_value(node: nuke.Node, name: str, default: Any = None) -> Any:
+    knob = node.knob(name)
+    return knob.value() if knob is not None else default
+
+
+def selected_read() -> Optional[nuke.Node]:
+    """The selected Read node (the last one selected when several are), or None."""
+    reads = [n for n in nuke.selectedNodes() if n.Class() == "Read"]
+    return reads[-1] if reads else None
+
+
+def script_fps() -> Optional[float]:
+    knob = nuke.root().knob("fps")
+    return float(knob.value()) if knob is not None else None
+
+
+def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
+    if node.Class() != "Read":
+        raise InputError(f"{node.name()} is a {node.Class()} node: select the plate's Read node")
+    file_text = str(_knob_value(node, "file", "") or "")
+    if "[" in file_text:
+        raise InputError(f"Read {node.name()}: its file is an expression ({file_text}); "
+                         "set the path itself, or bake the expression into a new Read")
+    if "%V" in file_text or "%v" in file_text:
+        views = nuke.views()
+        view = view or (views[0] if views else None)
+    fmt = node.format()
+    fps_value = _knob_value(node, "fps")
+    fps = float(fps_value) if fps_value else None
+    if not fps:
+        fps = script_fps()
+    first = int(_knob_value(node, "first", 1))
+    last = int(_knob_value(node, "last", first))
+    origfirst_value = _knob_value(node, "origfirst")
+    origlast_value = _knob_value(node, "origlast")
+    origfirst = int(origfirst_value) if origfirst_value is not None else None
+    origlast = int(origlast_value) if origlast_value is not None else None
+    frame_mode = str(_knob_value(node, "frame_mode", "expression") or "expression")
+    frame = str(_knob_value(node, "frame", "") or "")
+    movie = any(file_text.lower().endswith(ext) for ext in MOVIE_EXTS)
+    facts = PlateFacts(
+        node=node.name(), file=file_text, first=first, last=last, origfirst=origfirst, origlast=origlast,
+        frame_mode=frame_mode, frame=frame, width=fmt.width(), height=fmt.height(),
+        pixel_aspect=float(fmt.pixelAspect()), format_name=fmt.name() or "",
+        colorspace=str(_knob_value(node, "colorspace", "") or ""), fps=fps, movie=movie, view=view,
+        xpos=node.xpos(), ypos=node.ypos(),
+    )
+    if movie and file_text:
+        # the node's output range is in plate frames: take the offset back out to get the movie's own frames
+        offset = facts.offset
+        out_first, out_last = node.firstFrame() - offset, node.lastFrame() - offset
+        lo = min(out_first, origfirst) if origfirst is not None else out_first
+        hi = max(out_last, origlast) if origlast is not None else out_last
+        facts = PlateFacts(**{**facts.__dict__, "origfirst": lo, "origlast": hi})
+    return facts
+
+
+def selected_plate(view: Optional[str] = None) -> Optional[PlateFacts]:
+    node = selected_read()
+    return read_plate(node, view) if node is not None else None
+
+
+__all__ = ["read_plate", "script_fps", "selected_plate", "selected_read"]

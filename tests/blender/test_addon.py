@@ -1,0 +1,377 @@
+"""The add-on in the real bpy: register/unregister, start-up cost, panels drawn in every state, the handoff."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from .conftest import ADDON, ROOT
+
+bpy = pytest.importorskip("bpy")
+
+CLASS_NAMES = ("TETHER_OT_submit", "TETHER_OT_job_action", "TETHER_OT_fetch", "TETHER_PG_scene",
+               "VIEW3D_PT_tether", "VIEW3D_PT_tether_jobs", "RENDER_PT_tether", "RENDER_PT_tether_summary",
+               "TETHER_UL_paths")
+HEAVY = ("httpx", "pydantic", "pydantic_core", "blender_asset_tracer", "keyring", "tether.farm", "tether.settings")
+
+
+def _leftovers() -> List[str]:
+    found = [name for name in CLASS_NAMES if hasattr(bpy.types, name)]
+    if hasattr(bpy.types.Scene, "tether"):
+        found.append("Scene.tether")
+    found += [f"load_post:{h.__module__}" for h in bpy.app.handlers.load_post if h.__module__.startswith(ADDON)]
+    draw_funcs = getattr(bpy.types.STATUSBAR_HT_header.draw, "_draw_funcs", [])
+    found += [f"statusbar:{f.__module__}" for f in draw_funcs if f.__module__.startswith(ADDON)]
+    ops = sys.modules.get(f"{ADDON}.ops")
+    if ops is not None and bpy.app.timers.is_registered(ops.tick):
+        found.append("timer")
+    return found
+
+
+def test_register_unregister_cycles_leave_nothing(blender: Any, tether_dirs: Path) -> None:
+    import addon_utils
+
+    assert _leftovers() == []
+    for _ in range(3):
+        assert addon_utils.enable(ADDON, default_set=True, handle_error=_fail) is not None
+        assert "TETHER_OT_submit" in dir(bpy.types) and hasattr(bpy.types.Scene, "tether")
+        bpy.context.scene.tether.chunk_size = 4
+        ops = sys.modules[f"{ADDON}.ops"]
+        ops.ensure_timer()  # a timer left registered by use must go too
+        ops.runtime()
+        addon_utils.disable(ADDON, default_set=True, handle_error=_fail)
+        assert _leftovers() == []
+        assert ops.peek_runtime() is None
+
+
+def _fail(exc: BaseException) -> None:
+    raise exc
+
+
+def test_enable_imports_nothing_heavy(tmp_path: Path) -> None:
+    """In a fresh process (this one has httpx loaded by other tests): enabling imports no httpx/pydantic/BAT."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import bpy, addon_utils
+        before = set(sys.modules)
+        assert addon_utils.enable({ADDON!r}, default_set=True) is not None
+        loaded = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in
+                        ("httpx", "pydantic", "pydantic_core", "blender_asset_tracer", "keyring", "tether"))
+        print("RESULT" + json.dumps(loaded))
+    """)
+    env = {**_clean_env(), "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    assert json.loads(line[len("RESULT"):]) == []
+
+
+def _clean_env() -> Dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+
+
+# --- panels drawn with a recording layout ----------------------------------------------------------------------
+FUNCS = set(bpy.types.UILayout.bl_rna.functions.keys())
+LAYOUT_PROPS = set(bpy.types.UILayout.bl_rna.properties.keys())
+
+
+class OpProps:
+    """What layout.operator() returns: only the operator's own properties may be set."""
+
+    def __init__(self, idname: str, log: List[Dict[str, Any]]) -> None:
+        group, name = idname.split(".")
+        rna = getattr(getattr(bpy.ops, group), name).get_rna_type()
+        object.__setattr__(self, "_allowed", set(rna.properties.keys()))
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_idname", idname)
+        log.append({"call": "operator_props", "idname": idname, "values": self._values})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        assert name in self._allowed, f"{self._idname} has no property {name!r}"
+        self._values[name] = value
+
+
+class Recorder:
+    """A strict stand-in for UILayout: unknown functions, attributes or RNA properties fail the test."""
+
+    def __init__(self, log: Optional[List[Dict[str, Any]]] = None) -> None:
+        object.__setattr__(self, "log", log if log is not None else [])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        assert name in LAYOUT_PROPS, f"UILayout has no attribute {name!r}"
+        self.log.append({"call": "set", "name": name, "value": value})
+
+    def __getattr__(self, name: str) -> Any:
+        assert name in FUNCS, f"UILayout has no function {name!r}"
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            entry = {"call": name, "args": args, **kwargs}
+            self.log.append(entry)
+            if name in ("prop", "prop_search") and args:
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"{type(data).__name__} has no property {prop!r}"
+            if name == "operator":
+                return OpProps(args[0], self.log)
+            if name == "template_list":
+                assert hasattr(bpy.types, args[0]), f"no UIList {args[0]}"
+            if name in ("row", "column", "box", "split", "column_flow", "grid_flow"):
+                return Recorder(self.log)
+            return None
+
+        return call
+
+    def texts(self) -> List[str]:
+        return [str(e.get("text", "")) for e in self.log if e["call"] in ("label", "progress", "operator")]
+
+    def calls(self, name: str) -> List[Dict[str, Any]]:
+        return [e for e in self.log if e["call"] == name]
+
+
+def _draw_all(space: str = "VIEW3D") -> Recorder:
+    rec = Recorder()
+    for suffix in ("", "_settings", "_extras", "_summary", "_jobs"):
+        panel = getattr(bpy.types, f"{space}_PT_tether{suffix}")
+        fake = type("FakePanel", (), {"layout": rec})()
+        panel.draw(fake, bpy.context)
+    return rec
+
+
+@pytest.fixture()
+def saved_scene(addon: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The panel may start its background lookups: point them at a closed port so they fail fast and quietly.
+    monkeypatch.setenv("TETHER_FARM_URL", "http://127.0.0.1:9/farm")
+    path = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    # Draw tests look at drawing only: mark the background lookups as already started (they are tested below).
+    rt = _rt()
+    rt.auto_started = True
+    rt.ui.summary_running = True
+    return path
+
+
+def _rt() -> Any:
+    return sys.modules[f"{ADDON}.ops"].runtime()
+
+
+def _settle() -> None:
+    """Let the background lookups the draw started finish, and apply them."""
+    rt = _rt()
+    for thread in list(rt.threads):
+        thread.join(10)
+    if rt.monitor is not None:
+        rt.monitor.stop()
+        rt.monitor = None
+    rt.pump()
+
+
+def test_panel_no_job(saved_scene: Path) -> None:
+    dirty_before = bpy.data.is_dirty
+    rec = _draw_all()
+    _settle()
+    texts = rec.texts()
+    assert "Submit to Farm" in texts
+    assert "No jobs for this file yet" in texts
+    assert bpy.data.is_dirty == dirty_before  # draw() wrote no ID data
+    rec2 = _draw_all("RENDER")
+    assert "Submit to Farm" in rec2.texts()
+
+
+def test_panel_uploading(saved_scene: Path) -> None:
+    from blender_addon.runtime import Phase
+
+    rt = _rt()
+    rt.ui.submit.phase = Phase.UPLOADING
+    rt.ui.submit.done_bytes, rt.ui.submit.total_bytes = 512 * 1024, 1024 * 1024
+    rt.ui.submit.message = "uploading shot.blend"
+    rec = _draw_all()
+    bars = rec.calls("progress")
+    assert bars and bars[0]["factor"] == pytest.approx(0.5)
+    assert "uploading shot.blend" in bars[0]["text"]
+    assert "Cancel" in rec.texts() and "Submit to Farm" not in rec.texts()
+    _settle()
+
+
+def _row(state: str, path: Path, **extra: Any) -> Any:
+    from blender_addon.runtime import JobRow
+
+    return JobRow(job_id="j-42", title="shot 1-5x2", state=state, label=state, progress=40.0, source=str(path),
+                  scene=bpy.context.scene.name, tasks=5, completed=2, running=1, waiting=2, **extra)
+
+
+def test_panel_running(saved_scene: Path) -> None:
+    rt = _rt()
+    rec = _draw_all()
+    _settle()
+    rt.ui.jobs = [_row("running", saved_scene)]
+    rec = _draw_all()
+    actions = {e["values"].get("action"): e["values"].get("job_id") for e in rec.calls("operator_props")
+               if e["idname"] == "tether.job_action"}
+    assert actions == {"hold": "j-42", "priority": "j-42", "cancel": "j-42"}
+    job_bar = [e for e in rec.calls("progress") if "tasks 2/5 done" in e["text"]]
+    assert job_bar and job_bar[0]["factor"] == pytest.approx(0.4)
+    assert "1 running" in job_bar[0]["text"] and "2 waiting" in job_bar[0]["text"]
+    _settle()
+
+
+def test_panel_failed(saved_scene: Path) -> None:
+    from blender_addon.runtime import Phase
+
+    rt = _rt()
+    _draw_all()
+    _settle()
+    rt.ui.jobs = [_row("failed", saved_scene, error="chunk 3: Blender exited 1")]
+    rt.ui.submit.phase = Phase.FAILED
+    rt.ui.submit.message = "cannot submit:\n  - missing files: tex/missing.png (used by IMmissing)"
+    rec = _draw_all()
+    texts = rec.texts()
+    assert "chunk 3: Blender exited 1" in texts
+    assert any("missing files: tex/missing.png" in t for t in texts)
+    assert not [e for e in rec.calls("operator_props") if e["values"].get("action") == "hold"]
+    alerts = [e for e in rec.log if e["call"] == "set" and e["name"] == "alert" and e["value"]]
+    assert alerts
+    _settle()
+
+
+def test_panel_offline_says_how(saved_scene: Path) -> None:
+    bpy.context.preferences.system.use_online_access = False
+    try:
+        rec = _draw_all()
+        assert "Allow it in Preferences > System > Network > Allow Online Access" in rec.texts()
+        with pytest.raises(RuntimeError, match="Allow Online Access"):
+            bpy.ops.tether.submit(wait=True)
+        assert _rt().submit_task is None  # nothing started
+        with pytest.raises(RuntimeError, match="Allow Online Access"):
+            bpy.ops.tether.job_action(job_id="j-1", action="hold")
+    finally:
+        bpy.context.preferences.system.use_online_access = True
+
+
+def test_submit_refuses_unsaved(addon: Any) -> None:
+    with pytest.raises(RuntimeError, match=r"Save the \.blend first"):
+        bpy.ops.tether.submit(wait=True)
+
+
+def test_background_is_dirty_is_meaningless(saved_scene: Path) -> None:
+    """Why the add-on does not trust bpy.data.is_dirty headless: it stays True right after a save."""
+    bpy.ops.wm.save_mainfile()
+    assert bpy.app.background and bpy.data.is_dirty
+
+
+# --- the plain-Python state machines ---------------------------------------------------------------------------
+def test_handoff_worker_to_main(tmp_path: Path) -> None:
+    from blender_addon.runtime import Phase, Runtime, SubmitTask
+
+    rt = Runtime()
+    release = threading.Event()
+    seen: List[bool] = []
+
+    def run(progress: Any) -> Dict[str, Any]:
+        seen.append(progress((10, 100)))
+        release.wait(5)
+        seen.append(progress((100, 100)))
+        return {"job_id": "j-1", "message": "job j-1 submitted"}
+
+    task = SubmitTask(run, rt.handoff, post_every=0.0)
+    rt.submit_task = task
+    task.start()
+    release.set()
+    task.join(5)
+    assert rt.ui.submit.phase is Phase.IDLE  # nothing applied until the main thread pumps
+    notices = rt.pump()
+    assert rt.ui.submit.phase is Phase.DONE and rt.ui.submit.job_id == "j-1"
+    assert [n.text for n in notices] == ["job j-1 submitted"]
+    assert seen == [True, True]
+
+
+def test_cancel_makes_progress_return_false() -> None:
+    from blender_addon.runtime import Phase, Runtime, SubmitTask
+
+    rt = Runtime()
+    started = threading.Event()
+    answers: List[bool] = []
+
+    def run(progress: Any) -> Dict[str, Any]:
+        started.set()
+        while True:
+            ok = progress((1, 10))
+            answers.append(ok)
+            if not ok:
+                from tether.errors import CancelledByUser
+
+                raise CancelledByUser("upload cancelled")
+            threading.Event().wait(0.01)
+
+    task = SubmitTask(run, rt.handoff)
+    task.start()
+    started.wait(5)
+    task.cancel()
+    task.join(5)
+    assert not task.alive()
+    rt.pump()
+    assert rt.ui.submit.phase is Phase.CANCELLED
+    assert answers[-1] is False
+
+
+def test_monitor_cycle_with_registry(tmp_path: Path, tether_dirs: Path) -> None:
+    """The monitor as plain Python: a real registry and Watcher, a stub JobService; changes reach the UI state."""
+    from tether.jobs import Job, JobState
+    from tether.registry import JobRegistry
+    from tether.watch import Watcher
+
+    from blender_addon import backend
+    from blender_addon.runtime import Monitor, Runtime
+
+    reg = JobRegistry()
+    reg.record(service="farm", job_id="j-7", profile="local", title="shot", source=str(tmp_path / "a.blend"),
+               extra={"scene": "Scene"})
+    answers = {"state": JobState.RUNNING, "progress": 50.0}
+
+    class Service:
+        service = "farm"
+
+        def jobs_by_id(self, ids: Any) -> Dict[str, Job]:
+            return {i: Job(service="farm", id=i, title="shot", state=answers["state"], raw_state="rendering",
+                           progress=answers["progress"], counts={"tasks": 4, "completed": 2, "running": 1})
+                    for i in ids}
+
+    rt = Runtime()
+    fetched: List[Any] = []
+    rt.on_fetch = lambda job_id, folder: fetched.append((job_id, folder))
+    rt.auto_fetch["j-7"] = str(tmp_path / "frames")
+    monitor = Monitor(lambda: Watcher(reg, lambda s, p: Service(), service="farm"), backend.list_rows, rt.handoff)
+    monitor.cycle()
+    rt.pump()
+    [row] = rt.ui.jobs
+    assert (row.job_id, row.state, row.progress, row.tasks, row.completed, row.scene) == \
+        ("j-7", "running", 50.0, 4, 2, "Scene")
+    answers.update(state=JobState.COMPLETED, progress=100.0)
+    monitor.cycle()
+    notices = rt.pump()
+    assert rt.ui.jobs[0].state == "completed"
+    assert any("completed" in n.text for n in notices)
+    assert fetched == [("j-7", str(tmp_path / "frames"))]
+    reg.close()
+
+
+def test_monitor_survives_a_broken_service(tether_dirs: Path) -> None:
+    from blender_addon.runtime import Monitor, Runtime
+
+    rt = Runtime()
+
+    def broken() -> Any:
+        raise RuntimeError("no route to farm")
+
+    monitor = Monitor(broken, list, rt.handoff, idle_delay=7.0)
+    assert monitor.cycle() == 7.0
+    rt.pump()
+    assert "no route to farm" in rt.ui.jobs_error

@@ -1,0 +1,70 @@
+"""Shared fixtures: the running local services, per-test faults, and a tiny real .blend.
+
+- ``local_services`` (session): a :class:`tether_services.server.LocalServices` on 127.0.0.1, port 0, temp store,
+  2 render workers (started on the first job, not before).
+- ``faults`` (function): ``local_services.faults``, cleared after the test (and before it, in case).
+- ``farm_url`` (session): ``local_services.url("farm")``.
+- ``farm_token`` / ``farm_headers`` (function): a fresh login of the local farm account and its auth header.
+- ``tiny_blend`` (function): a private copy, in ``tmp_path/scene/``, of a tiny scene built once per session in a
+  subprocess with bpy (this process never imports bpy): camera, cube with an image texture
+  (``textures/checker.png``, referenced relatively), light, Cycles CPU 32x32 with 2 samples, frames 1-8,
+  ``render.filepath = //render/frame_####`` (PNG). Returns the .blend path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Dict
+
+import httpx
+import pytest
+from tether_services.farm.engine import EMAIL, PASSWORD
+from tether_services.faults import Faults
+from tether_services.server import LocalServices
+
+
+@pytest.fixture(scope="session")
+def local_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
+    with LocalServices(port=0, state_dir=tmp_path_factory.mktemp("services"), workers=2) as services:
+        yield services
+
+
+@pytest.fixture
+def faults(local_services: LocalServices) -> Iterator[Faults]:
+    local_services.faults.clear()
+    yield local_services.faults
+    local_services.faults.clear()
+
+
+@pytest.fixture(scope="session")
+def farm_url(local_services: LocalServices) -> str:
+    return local_services.url("farm")
+
+
+@pytest.fixture
+def farm_token(farm_url: str) -> str:
+    reply = httpx.post(f"{farm_url}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
+    reply.raise_for_status()
+    return str(reply.json()["access_token"])
+
+
+@pytest.fixture
+def farm_headers(farm_token: str) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {farm_token}"}
+
+
+@pytest.fixture(scope="session")
+def _tiny_scene_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tether_services.farm.scenes import build_demo_scene
+
+    folder = tmp_path_factory.mktemp("tiny-scene")
+    return Path(build_demo_scene(folder / "tiny.blend", frames="1-8", size=32, samples=2)["blend"])
+
+
+@pytest.fixture
+def tiny_blend(tmp_path: Path, _tiny_scene_master: Path) -> Path:
+    target = tmp_path / "scene"
+    shutil.copytree(_tiny_scene_master.parent, target, ignore=shutil.ignore_patterns(".blender-user", "render"))
+    return target / _tiny_scene_master.name

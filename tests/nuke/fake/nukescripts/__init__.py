@@ -1,0 +1,5 @@
+"""The part of ``nukescripts`` the plugin uses: registering a dockable panel (test stand-in)."""
+
+from . import panels
+
+__all__ = ["panels"]

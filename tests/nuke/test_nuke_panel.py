@@ -1,0 +1,139 @@
+"""The dockable panel, offscreen (QT_QPA_PLATFORM=offscreen) with pytest-qt and the strict fake nuke."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("pytestqt")
+pytest.importorskip("qtpy")
+
+import nuke
+from tether.jobs import JobState
+from tether.registry import JobRegistry
+from tether_nuke.controller import JobController
+
+
+class NoNetwork:
+    """A client that must not be reached from these tests (the panel's own logic is under test)."""
+
+    def quota(self) -> Any:
+        raise RuntimeError("offline")
+
+    def jobs_by_id(self, ids: Any) -> Any:
+        raise RuntimeError("offline")
+
+
+@pytest.fixture
+def panel(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
+    from tether_nuke.panel import TetherPanel
+
+    controller = JobController(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: NoNetwork(),
+                               download_root=tmp_path / "dl")
+    widget = TetherPanel(controller)
+    qtbot.addWidget(widget)
+    yield widget
+    controller.close()
+
+
+def sequence_read(tmp_path: Path, missing: tuple = ()) -> nuke.Node:
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for n in range(1001, 1025):
+        if n not in missing:
+            (folder / f"plate.{n:04d}.exr").write_bytes(b"")
+    read = nuke.nodes.Read()
+    read.setName("Plate7")
+    read["file"].setValue(f"{folder.as_posix()}/plate.####.exr")
+    read["first"].setValue(1001)
+    read["last"].setValue(1024)
+    read["frame_mode"].setValue("offset")
+    read["frame"].setValue("-1000")
+    read["colorspace"].setValue("ACES - ACEScg")
+    read.setSelected(True)
+    return read
+
+
+def test_no_read_selected_blocks_sending(panel: Any) -> None:
+    panel.open_with(("roto",))
+    assert not panel.send_button.isEnabled()
+    assert "no Read node selected" in panel.problems.text()
+
+
+def test_shows_the_clip_facts_and_defaults(panel: Any, tmp_path: Path) -> None:
+    sequence_read(tmp_path)
+    panel.open_with(("roto", "tracking", "depth"))
+    assert panel.facts["node"].text() == "Plate7"
+    assert panel.facts["frames"].text().startswith("1001-1024 (24 frames, sequence)")
+    assert panel.facts["plate"].text() == "1-24"
+    assert panel.facts["colorspace"].text() == "ACES - ACEScg"
+    assert panel.facts["format"].text() == "1920x1080 HD_1080"
+    assert panel.depth_export.currentText() == "jpg"
+    assert panel.fix_sensor_size.isChecked() and not panel.fix_focal_length.isChecked()
+    assert panel.send_button.isEnabled(), panel.problems.text()
+    choice = panel.choice()
+    assert choice.roto and choice.tracking and choice.depth and choice.depth_export == "jpg"
+    assert choice.tracking_metadata["fix_sensor_size"] is True
+
+
+def test_validation_names_what_to_change(panel: Any, tmp_path: Path, qtbot: Any) -> None:
+    sequence_read(tmp_path, missing=(1010, 1011))
+    panel.open_with(("tracking",))
+    panel.sensor_width.setText("36")
+    assert "sensor width was given without a sensor height" in panel.problems.text()
+    assert not panel.send_button.isEnabled()
+    panel.sensor_height.setText("24")
+    panel.lens.setText("abc")
+    assert "lens 'abc' is not a number" in panel.problems.text()
+    panel.lens.setText("")
+    for box in panel.service_boxes.values():
+        box.setChecked(False)
+    assert "tick at least one" in panel.problems.text()
+    panel.service_boxes["roto"].setChecked(True)
+    check = panel.validate(check_disk=True)
+    assert any("frames 1010-1011 are missing" in e for e in check.errors)
+
+
+def test_still_image_is_refused(panel: Any, tmp_path: Path) -> None:
+    read = nuke.nodes.Read()
+    read["file"].setValue(str(tmp_path / "board.jpg"))
+    read.setSelected(True)
+    panel.open_with(("roto",))
+    assert "still image" in panel.problems.text()
+
+
+def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_path: Path, qtbot: Any) -> None:
+    registry = panel.controller.registry
+    registry.record(service="autopilot", job_id="job-1", title="t", state=JobState.RUNNING, progress=25.0,
+                    extra={"plate": {"node": "Plate7", "sent": [1001, 1024]}})
+    panel.open_with((), "jobs")
+    assert panel.table.rowCount() == 1
+    assert panel.table.item(0, 1).text() == "Plate7"
+    assert panel.table.cellWidget(0, 3).value() == 25
+    registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
+    # an event from a worker thread reaches the table on the GUI thread
+    thread = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
+    with qtbot.waitSignal(panel._bridge.event, timeout=5000):
+        thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: panel.table.cellWidget(0, 3).value() == 80, timeout=5000)
+    panel.table.selectRow(0)
+    panel.import_selected()
+    assert "only completed jobs can be imported" in panel.status.text()
+
+
+def test_commands_open_the_panel_through_nukescripts(qtbot: Any, tmp_path: Path) -> None:
+    from tether_nuke import commands
+
+    widget = commands.show_panel(("depth",), "submit")
+    assert widget is not None
+    qtbot.addWidget(widget)
+    assert widget.service_boxes["depth"].isChecked() and not widget.service_boxes["roto"].isChecked()
+    assert commands.show_panel((), "jobs") is widget  # reused, not a second panel
+    assert widget.tabs.currentIndex() == 1
+    widget.controller.close()
