@@ -140,9 +140,38 @@ def scene_facts(path: Path, scene: Optional[str] = None) -> SceneFacts:
         )
 
 
+_bat_patched = False
+
+
+def _patch_bat() -> None:
+    """BAT 1.23 reads ``compositing_node_group`` for every ID of a Blender 5.0 file, but only scenes have it:
+    materials, worlds and lights then expand to nothing and their textures (in linked libraries too) are missed."""
+    global _bat_patched
+    if _bat_patched:
+        return
+    from blender_asset_tracer.trace import expanders
+
+    original = getattr(expanders, "_expand_generic_nodetree_id", None)
+    if original is not None:
+        def expand_nodetree_id(block: Any) -> Iterator[Any]:
+            ntree = None
+            if block.code == b"SC":
+                ntree = block.get_pointer(b"compositing_node_group", None)
+            if ntree is None:
+                with contextlib.suppress(KeyError):
+                    ntree = block.get_pointer(b"nodetree", None)
+            if ntree is not None:
+                yield from expanders._expand_generic_nodetree(ntree)
+
+        expanders._expand_generic_nodetree_id = expand_nodetree_id
+    _bat_patched = True
+
+
 def dependencies(path: Path) -> Dependencies:
     """Every file the scene needs (textures, UDIM tiles, sequences, libraries and their own files, caches)."""
     from blender_asset_tracer import trace
+
+    _patch_bat()
 
     path = check_blend(path)
     deps = Dependencies()

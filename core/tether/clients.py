@@ -13,4 +13,8 @@ def client_for(service: str, profile: Optional[str] = None) -> JobService:
         from .farm.client import FarmClient
 
         return FarmClient.from_profile(profile)
-    raise ConfigError(f"no client for service '{service}' yet (known: farm)")
+    if service == "autopilot":
+        from .autopilot.client import AutopilotClient
+
+        return AutopilotClient.from_profile(profile)
+    raise ConfigError(f"no client for service '{service}' yet (known: farm, autopilot)")

@@ -208,11 +208,17 @@ class FaultMiddleware:
         method: str = scope["method"]
         control = path.startswith(CONTROL_PREFIXES)
         service = _service_of(path)
-        status_seen = [0]
+        recorded = [False]
+
+        def record(status: int) -> None:
+            # Recorded before the reply leaves, so a client that has its answer always finds it in the log.
+            if not control and not recorded[0]:
+                recorded[0] = True
+                self.requests.add(RequestRecord(method, path, status, service, request_id, time.time()))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_seen[0] = message["status"]
+                record(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message["headers"] = headers
@@ -225,8 +231,7 @@ class FaultMiddleware:
             else:
                 await self._apply(fault, scope, receive, send_with_id)
         finally:
-            if not control:
-                self.requests.add(RequestRecord(method, path, status_seen[0], service, request_id, time.time()))
+            record(0)
 
     async def _apply(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         if fault.kind == "slow":

@@ -70,7 +70,9 @@ class LocalServices:
             return self
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._frame = create_app(self.state_dir, self.options, self.names)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: with protocol 0 asyncio never sets TCP_NODELAY on accepted connections, and each
+        # reply then waits out the client's delayed ACK (~40 ms per request on loopback).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self._wanted_port))

@@ -128,11 +128,10 @@ def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memory_k
     ops.pump()
     summary = ops.runtime().ui.summary
     assert summary is not None and "found" in summary, summary
-    # The linked library's own texture: tether.blend (BAT 1.23 on Blender 5.0 files) misses it for now; every
-    # other dependency must match exactly, and the test ends as xfail only for that one known gap.
+    # Exactly, including the linked library's own texture (tether.blend patches BAT 1.23's Blender 5.0 gap).
     lib_tex = str((tmp_path / "lib" / "libtex.png").resolve())
-    assert set(summary["found"]) - {lib_tex} == built["found"] - {lib_tex}
-    library_gap = lib_tex not in summary["found"]
+    assert lib_tex in built["found"]
+    assert set(summary["found"]) == built["found"]
     assert summary["missing"] == [built["missing"]]
     assert summary["missing_from"] == {built["missing"]: "missing"}
     assert (summary["frames"], summary["tasks"], summary["frame_spec"]) == (3, 2, "1-5x2")
@@ -178,9 +177,6 @@ def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memory_k
             assert secret not in data, f"a secret is in {path}"
     for secret in secrets:
         assert secret.decode() not in out + err
-    if library_gap:
-        pytest.xfail("core: a linked library's own texture is not found (BAT 1.23 reads compositing_node_group "
-                     "instead of nodetree for materials in Blender 5.0 files); see the add-on's report")
 
 
 def _run_action(job_id: str, action: str, **extra: Any) -> None:

@@ -44,10 +44,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tether-demo-"))
     console.print(f"[bold]1/4[/] starting the local services (render workers: {args.workers})")
-    with LocalServices(port=args.port, store=work / "farm-store", workers=args.workers) as services:
+    with LocalServices(port=args.port, state_dir=work / "services", workers=args.workers) as services:
         console.print(f"      {services.base_url}")
         console.print("[bold]2/4[/] building a small scene")
-        scene = build_demo_scene(work / "scene" / "tether_demo.blend")
+        scene = Path(build_demo_scene(work / "scene" / "tether_demo.blend", frames="1-24", size=128,
+                                      samples=8)["blend"])
         console.print(f"      {scene}")
         password = get_secret("local", "farm", "password")
         client = FarmClient(services.url("farm"), email="artist@tether.local",

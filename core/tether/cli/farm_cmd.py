@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import InputError
 
@@ -145,7 +145,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{period.period_start} .. {period.period_end}: {period.total_cost:.2f} {period.currency}, "
                   f"{period.render_hours:.2f} render hours")
         return 0
-    rows = {"projects": client.projects, "instances": client.instances, "packages": client.packages}[args.what]()
+    listers: Dict[str, Callable[[], Sequence[Any]]] = {
+        "projects": client.projects, "instances": client.instances, "packages": client.packages}
+    rows = list(listers[args.what]())
     if args.json or not sys.stdout.isatty():
         for row in rows:
             print(json.dumps(row.model_dump(mode="json")))
