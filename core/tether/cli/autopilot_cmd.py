@@ -72,6 +72,14 @@ def register(subparsers: Any) -> None:
     results.add_argument("--json", action="store_true")
     results.set_defaults(func=cmd_results)
 
+    imp = sub.add_parser("import", help="write a finished job's mattes, camera and depth as a Nuke .nk script")
+    imp.add_argument("job", help="job id (from `tether autopilot jobs` or `tether jobs`)")
+    imp.add_argument("--nk", type=Path, required=True, metavar="OUT.nk", help="the .nk script to write")
+    imp.add_argument("--out", type=Path, help="folder for the downloaded results (default: beside the .nk)")
+    imp.add_argument("--snippet", action="store_true",
+                     help="write a snippet to paste with the plate's Read selected, not a script that opens alone")
+    imp.set_defaults(func=cmd_import)
+
     cancel = sub.add_parser("cancel", help="cancel a job")
     cancel.add_argument("job", help="job id")
     cancel.set_defaults(func=cmd_cancel)
@@ -191,6 +199,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 data["results"] = _result_json(result)
             print(json.dumps(data))
         return code
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..nukeimport import import_to_nk
+    from ..registry import JobRegistry
+
+    console = Console(stderr=True)
+    registry = JobRegistry()
+    records = registry.find(args.job, service="autopilot")
+    if not records:
+        raise InputError(f"Autopilot job {args.job} is not in the job registry ({registry.path}): only jobs sent "
+                         "from this machine know their plate's frames; send the clip with `tether autopilot submit`")
+    record = records[0]
+    nk = args.nk.resolve()
+    dest = (args.out or nk.parent / f"{nk.stem}_results").resolve()
+    with _client(args) as client:
+        results = client.fetch_results(args.job, dest)
+    registry.mark_fetched("autopilot", args.job, dest)
+    standalone = not args.snippet and "plate" not in record.extra
+    path, description = import_to_nk(record.extra, results, nk, job_id=args.job, standalone=standalone)
+    console.print(f"[green]wrote[/] {path} ({len(description.nodes)} nodes; results in {dest})")
+    for note in description.notes:
+        console.print(f"  [yellow]note[/] {note}")
+    return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

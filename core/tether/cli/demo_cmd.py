@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Tuple
 
 
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo", help="render a small scene on the local farm and fetch the frames (no account needed)")
     demo.add_argument("--out", type=Path, default=Path("tether-demo"), help="where the frames go (./tether-demo)")
-    demo.add_argument("--frames", default="1-12x1", help="frames to render (default 1-12)")
-    demo.add_argument("--chunk-size", type=int, default=3, help="frames per task (default 3)")
+    demo.add_argument("--frames", default="1-24", help="frames to render (default 1-24; e.g. 1-24x2 for every other)")
+    demo.add_argument("--chunk-size", type=int, default=4, help="frames per task (default 4)")
     demo.add_argument("--workers", type=int, default=2, help="local render worker processes (default 2)")
     demo.add_argument("--port", type=int, default=0, help="port for the local services (default: any free one)")
+    demo.add_argument("--no-autopilot", action="store_true",
+                      help="skip the second round trip (rendered frames -> local Autopilot -> a Nuke script)")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -43,10 +46,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tether-demo-"))
-    console.print(f"[bold]1/4[/] starting the local services (render workers: {args.workers})")
+    steps = 4 if args.no_autopilot else 5
+    console.print(f"[bold]1/{steps}[/] starting the local services (render workers: {args.workers})")
     with LocalServices(port=args.port, state_dir=work / "services", workers=args.workers) as services:
         console.print(f"      {services.base_url}")
-        console.print("[bold]2/4[/] building a small scene")
+        console.print(f"[bold]2/{steps}[/] building a small scene")
         scene = Path(build_demo_scene(work / "scene" / "tether_demo.blend", frames="1-24", size=128,
                                       samples=8)["blend"])
         console.print(f"      {scene}")
@@ -55,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             password=password.get_secret_value() if password else "tether-local", profile="local")
         registry = JobRegistry()
         submitter = FarmSubmitter(client, registry=registry)
-        console.print(f"[bold]3/4[/] submitting frames {args.frames} in chunks of {args.chunk_size}")
+        console.print(f"[bold]3/{steps}[/] submitting frames {args.frames} in chunks of {args.chunk_size}")
         with TransferBars(console) as bars:
             result = submitter.submit(
                 FarmOptions(scene=scene, frames=args.frames, chunk_size=args.chunk_size, project="tether-demo",
@@ -64,15 +68,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         console.print(f"      job {result.job.id}: {len(result.preflight.frames)} frames, "
                       f"{len(result.preflight.chunks)} tasks")
-        console.print("[bold]4/4[/] rendering, then fetching the frames")
+        console.print(f"[bold]4/{steps}[/] rendering, then fetching the frames")
         code = follow_and_fetch("farm", [result.job.id], profile="local", out=out, console=console, client=client,
                                 registry=registry, interval=0.5, max_interval=2.0)
         client.close()
+        nk = None
+        if code == 0 and not args.no_autopilot:
+            console.print(f"[bold]5/{steps}[/] sending the rendered frames to the local Autopilot "
+                          "(roto, tracking, depth) and writing the import as a Nuke script")
+            nk, code = _autopilot_round_trip(services.url("autopilot"), out, registry, console)
+    shutil.rmtree(work, ignore_errors=True)
     if code == 0:
-        frames = sorted(p for p in out.rglob("*") if p.is_file())
+        frames = sorted(out.glob("frame_*"))
         console.print(f"[green]done[/] in {time.monotonic() - started:.0f} s: {len(frames)} frames in {out}")
         for frame in frames[:3]:
             console.print(f"      {frame}")
         if len(frames) > 3:
             console.print(f"      ... {frames[-1]}")
+        if nk is not None:
+            console.print(f"      Nuke script with mattes, camera and depth: {nk}")
     return code
+
+
+def _autopilot_round_trip(url: str, out: Path, registry: Any, console: Any) -> Tuple[Optional[Path], int]:
+    from ..autopilot.client import AutopilotClient
+    from ..autopilot.submit import ServiceChoice, submit_clip
+    from ..nukeimport import import_to_nk
+    from .follow import follow_and_fetch
+
+    frames = sorted(out.glob("frame_*.png"))
+    if len(frames) < 2 or len(frames) != int(frames[-1].stem.split("_")[-1]) - int(frames[0].stem.split("_")[-1]) + 1:
+        console.print("      skipped: Autopilot needs a clip without gaps (render with step 1)")
+        return None, 0
+    pattern = str(out / "frame_####.png")
+    with AutopilotClient(url, api_key="local-autopilot-key", profile="local") as client:
+        sub = submit_clip(client, pattern, ServiceChoice(roto=True, tracking=True, depth=True), registry=registry,
+                          out_dir=out / "autopilot")
+        console.print(f"      job {sub.job.id}: {sub.clip.frame_count} frames")
+        code = follow_and_fetch("autopilot", [sub.job.id], profile="local", console=console, client=client,
+                                registry=registry, interval=0.5, max_interval=2.0)
+        if code != 0:
+            return None, code
+        results = client.fetch_results(sub.job.id, out / "autopilot")
+    record = registry.find(sub.job.id, service="autopilot")[0]
+    nk, description = import_to_nk(record.extra, results, out / "autopilot" / "tether_demo.nk", job_id=sub.job.id,
+                                   standalone=True)
+    console.print(f"      {len(frames)} frames in, {len(description.nodes)} Nuke nodes out")
+    return nk, 0
