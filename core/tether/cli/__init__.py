@@ -19,6 +19,10 @@ COMMAND_MODULES = (
     "demo_cmd",     # tether demo
     "blender_cmd",  # tether blender build-extension
     "autopilot_cmd",  # tether autopilot submit|import|jobs|quota
+    "tensorpix_cmd",  # tether tensorpix ...
+    "clipzy_cmd",   # tether clipzy ...
+    "move_cmd",     # tether move ...
+    "install_cmd",  # tether install / tether doctor
 )
 
 
