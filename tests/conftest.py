@@ -68,3 +68,16 @@ def tiny_blend(tmp_path: Path, _tiny_scene_master: Path) -> Path:
     target = tmp_path / "scene"
     shutil.copytree(_tiny_scene_master.parent, target, ignore=shutil.ignore_patterns(".blender-user", "render"))
     return target / _tiny_scene_master.name
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's config, registry or hash cache, or sees their TETHER_* settings."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TETHER_"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("TETHER_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("TETHER_DATA_DIR", str(home / "data"))

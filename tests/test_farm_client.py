@@ -1,0 +1,240 @@
+"""The farm client, the shared HTTP layer and the headless submitter, over real HTTP against the local farm."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import List
+
+import pytest
+from tether.cli import main
+from tether.errors import AuthError, BadRequest, InputError, ProtocolError, ServiceError, ServiceUnavailable
+from tether.farm.client import FarmClient
+from tether.farm.models import JobCreate
+from tether.farm.submit import FarmOptions, FarmSubmitter
+from tether.http import RetryPolicy
+from tether.jobs import JobState
+from tether.registry import JobRegistry
+from tether_services.faults import Faults
+from tether_services.server import LocalServices
+
+PASSWORD = "tether-local"
+EMAIL = "artist@tether.local"
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: List[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def client(farm_url: str) -> FarmClient:
+    c = FarmClient(farm_url, email=EMAIL, password=PASSWORD, retry=RetryPolicy(attempts=4, backoff=0.01))
+    c.sleep = Sleeps()
+    yield c
+    c.close()
+
+
+def _payload(**extra: object) -> JobCreate:
+    base = dict(job_title="client test", project="default", instance_type="cpu-standard-8", frame_range="1-4",
+                blender_version="blender-5-0", output_path="renders/client-test", upload_paths=["/x/scene.blend"])
+    base.update(extra)
+    return JobCreate.model_validate(base)
+
+
+def test_retry_after_is_honoured_for_get(client: FarmClient, faults: Faults, local_services: LocalServices) -> None:
+    faults.add("status", status=429, retry_after=3, service="farm", path="/api/packages$", times=2)
+    packages = client.packages()
+    assert any(p.id.startswith("blender-") for p in packages)
+    assert client.sleep.calls[:2] == [3.0, 3.0]  # type: ignore[attr-defined]
+
+
+def test_5xx_get_retried_then_typed_error_with_request_id(client: FarmClient, faults: Faults) -> None:
+    faults.add("status", status=503, service="farm", path="/api/projects$", times=0, message="maintenance")
+    with pytest.raises(ServiceError) as err:
+        client.projects()
+    assert err.value.status == 503 and err.value.request_id and "maintenance" in str(err.value)
+    assert len(client.sleep.calls) == 3  # type: ignore[attr-defined]  # 4 attempts
+
+
+def test_post_is_not_repeated_on_5xx(client: FarmClient, faults: Faults, local_services: LocalServices) -> None:
+    faults.add("status", status=503, service="farm", method="POST", path="/api/projects$", times=1)
+    local_services.requests.clear()
+    with pytest.raises(ServiceError):
+        client.create_project("never-twice")
+    assert local_services.requests.count("POST", r"/farm/api/projects$") == 1
+
+
+def test_post_429_is_retried_because_the_server_refused_it(client: FarmClient, faults: Faults) -> None:
+    faults.add("status", status=429, retry_after=1, service="farm", method="POST", path="/api/projects$", times=1)
+    project = client.create_project("after-429")
+    assert project.name == "after-429" and client.sleep.calls == [1.0]  # type: ignore[attr-defined]
+
+
+def test_dropped_create_finds_the_job_instead_of_duplicating(
+    client: FarmClient, faults: Faults, local_services: LocalServices, tiny_blend: Path
+) -> None:
+    # the upload path must exist on the farm: upload the scene first through the real client path
+    from tether.transfer import upload_files
+
+    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    payload = _payload(job_title="dropped-create", upload_paths=[tiny_blend.as_posix()])
+    client.hold  # noqa: B018  (the client exists before the fault)
+    faults.add("drop", service="farm", method="POST", path="/api/jobs$", when="after", times=1)
+    before = [j.id for j in client.iter_jobs() if j.job_title == "dropped-create"]
+    job = client.create_job(payload)
+    after = [j for j in client.iter_jobs() if j.job_title == "dropped-create"]
+    assert before == [] and [j.id for j in after] == [job.id]
+    client.cancel_job(job.id)
+
+
+def test_dropped_create_before_it_reached_the_farm_is_reported(client: FarmClient, faults: Faults,
+                                                               tiny_blend: Path) -> None:
+    from tether.transfer import upload_files
+
+    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    faults.add("drop", service="farm", method="POST", path="/api/jobs$", when="before", times=1)
+    with pytest.raises(ServiceUnavailable, match="may have reached the server"):
+        client.create_job(_payload(job_title="dropped-before", upload_paths=[tiny_blend.as_posix()]))
+    assert not [j for j in client.iter_jobs() if j.job_title == "dropped-before"]
+
+
+def test_expired_token_is_renewed_once(client: FarmClient, local_services: LocalServices) -> None:
+    client.projects()
+    local_services.farm.expire_tokens()
+    local_services.requests.clear()
+    client.projects()
+    assert local_services.requests.count("POST", r"/farm/api/auth/login$") == 1
+    assert local_services.requests.count("GET", r"/farm/api/projects$") == 2  # the 401, then the repeat
+
+
+def test_wrong_credentials_name_the_profile_and_hide_the_password(farm_url: str) -> None:
+    secret = "hunter2-not-the-password"
+    bad = FarmClient(farm_url, email=EMAIL, password=secret, profile="studio")
+    with pytest.raises(AuthError) as err:
+        bad.projects()
+    assert err.value.status == 401 and secret not in str(err.value)
+    token_only = FarmClient(farm_url, token="stale-token-value-123", profile="studio")
+    with pytest.raises(AuthError, match=r"tether login farm --profile studio"):
+        token_only.projects()
+    assert "stale-token-value-123" not in str(err.value)
+
+
+def test_server_down_names_the_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = FarmClient(f"http://127.0.0.1:{port}/farm", token="t" * 20, retry=RetryPolicy(attempts=2, backoff=0.01))
+    with pytest.raises(ServiceUnavailable, match=rf"cannot reach http://127.0.0.1:{port}/farm"):
+        down.packages()
+
+
+def test_malformed_reply_is_a_protocol_error(client: FarmClient, faults: Faults) -> None:
+    faults.add("malformed", service="farm", path="/api/enterprise/instances$")
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client.instances()
+
+
+def test_pages_not_jobs_when_watching(client: FarmClient, local_services: LocalServices, tiny_blend: Path) -> None:
+    from tether.transfer import upload_files
+
+    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    ids = []
+    for i in range(5):
+        job = client.create_job(_payload(job_title=f"paged {i}", scout_frames="1",
+                                         upload_paths=[tiny_blend.as_posix()]))
+        client.hold(job.id)
+        ids.append(job.id)
+    local_services.requests.clear()
+    page = client.list_jobs(per_page=2)
+    assert len(page.items) == 2 and page.has_more
+    found = client.jobs_by_id(ids)
+    assert set(found) == set(ids)
+    assert local_services.requests.count("GET", r"/farm/api/jobs/[^/]+$") == 0  # no GET per job
+    for job_id in ids:
+        client.cancel_job(job_id)
+        client.delete_job(job_id)
+
+
+# --- the headless submitter -------------------------------------------------------------------------------------
+@pytest.fixture
+def submitter(client: FarmClient) -> FarmSubmitter:
+    return FarmSubmitter(client, registry=JobRegistry())
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"frames": "10-1x0"}, "10-1x0"),
+        ({"frames": "abc"}, "abc"),
+        ({"chunk_size": 0}, "chunk"),
+        ({"instance_type": "quantum-9000"}, "unknown instance type 'quantum-9000'"),
+        ({"blender_version": "blender-2-79"}, "unknown Blender version 'blender-2-79'"),
+        ({"environment": {"1BAD": "x"}}, "1BAD"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_uploaded(
+    submitter: FarmSubmitter, tiny_blend: Path, local_services: LocalServices, options: dict, needle: str
+) -> None:
+    local_services.requests.clear()
+    with pytest.raises(InputError) as err:
+        submitter.submit(FarmOptions(scene=tiny_blend, **options))  # type: ignore[arg-type]
+    assert needle in str(err.value)
+    assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0
+
+
+def test_missing_file_and_output_inside_uploads(submitter: FarmSubmitter, tiny_blend: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="scene file not found"):
+        submitter.preflight(FarmOptions(scene=tmp_path / "nope.blend"))
+    not_blend = tmp_path / "notes.blend"
+    not_blend.write_text("hello")
+    with pytest.raises(InputError, match="not a Blender file"):
+        submitter.preflight(FarmOptions(scene=not_blend))
+    check = submitter.preflight(FarmOptions(scene=tiny_blend, out_dir=tiny_blend.parent / "textures"))
+    assert any("would be uploaded" in e and "checker.png" in e for e in check.errors)
+    (tiny_blend.parent / "textures" / "checker.png").unlink()
+    check = submitter.preflight(FarmOptions(scene=tiny_blend))
+    assert any("missing files" in e and "checker.png" in e for e in check.errors)
+    assert submitter.preflight(FarmOptions(scene=tiny_blend, allow_missing=True)).ok
+
+
+def test_cli_submit_renders_with_step_and_fetches(
+    tiny_blend: Path, tmp_path: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The whole path a TD uses: settings (local profile on this port) -> submit -> render -> watch -> fetch."""
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    out = tmp_path / "frames"
+    code = main(["farm", "submit", str(tiny_blend), "--frames", "1-7x2", "--chunk-size", "2", "--out", str(out),
+                 "--json"])
+    assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["frame_0001.png", "frame_0003.png", "frame_0005.png", "frame_0007.png"]
+    assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+    assert not list(out.glob(".*.part"))
+    with JobRegistry() as registry:
+        [record] = registry.list(service="farm")
+    assert record.state == JobState.COMPLETED.value and record.fetched_at is not None
+    assert main(["jobs", "--json"]) == 0
+    assert record.job_id in capsys.readouterr().out
+
+
+def test_dry_run_sends_nothing(tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    local_services.requests.clear()
+    assert main(["farm", "submit", str(tiny_blend), "--frames", "1-8x2", "--chunk-size", "3", "--scout", "fml:2",
+                 "--dry-run", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"frame_range": "1-7x2"' in out and '"scout_frames": "fml:2"' in out
+    assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0
+    assert main(["farm", "submit", str(tiny_blend), "--frames", "10-1x0", "--dry-run"]) == 1
+
+
+def test_bad_request_from_the_farm_is_typed(client: FarmClient) -> None:
+    with pytest.raises(BadRequest) as err:
+        client.create_job(_payload(upload_paths=["/never/uploaded.blend"]))
+    assert "never/uploaded.blend" in str(err.value)
