@@ -9,7 +9,7 @@ from typing import List
 import pytest
 from tether.cli import main
 from tether.errors import AuthError, BadRequest, InputError, ProtocolError, ServiceError, ServiceUnavailable
-from tether.farm.client import FarmClient
+from tether.farm.client import FarmClient, to_job
 from tether.farm.models import JobCreate
 from tether.farm.submit import FarmOptions, FarmSubmitter
 from tether.http import RetryPolicy
@@ -238,3 +238,28 @@ def test_bad_request_from_the_farm_is_typed(client: FarmClient) -> None:
     with pytest.raises(BadRequest) as err:
         client.create_job(_payload(upload_paths=["/never/uploaded.blend"]))
     assert "never/uploaded.blend" in str(err.value)
+
+
+def test_resubmit_asks_nothing_and_recovers_when_the_farm_lost_files(
+    submitter: FarmSubmitter, tiny_blend: Path, local_services: LocalServices
+) -> None:
+    from tether.transfer import HashCache
+
+    submitter.hash_cache = HashCache()
+    opts = FarmOptions(scene=tiny_blend, frames="1", title="resubmit")
+    first = submitter.submit(opts)
+    assert first.upload.files_sent + first.upload.files_skipped == 2  # the scene and its texture
+    local_services.requests.clear()
+    second = submitter.submit(opts)
+    assert second.upload.files_skipped == 2 and second.upload.bytes_sent == 0
+    assert local_services.requests.count(path=r"/api/uploads/") == 0  # confirmed earlier: nothing asked
+    with local_services.farm.lock:  # the farm forgets every upload (a wiped store)
+        local_services.farm._bindings.clear()
+    third = submitter.submit(opts)
+    assert third.upload.files_sent + third.upload.files_skipped == 2
+    assert local_services.requests.count("POST", r"/api/uploads/md5$") == 2  # asked again after the 400
+    for result in (first, second, third):
+        job = submitter.client.get_farm_job(result.job.id)
+        assert job.status != "failed", job.error
+        if not JobState(to_job(job).state).finished:
+            submitter.client.cancel_job(result.job.id)

@@ -99,6 +99,15 @@ def default_cache_path() -> Path:
     return folder / "hash-cache.sqlite"
 
 
+# What a store (a farm account) confirmed it holds, by remote name and md5: a re-submit of unchanged files then
+# asks nothing (AWS Deadline Cloud keeps a similar record). A store that lost files is caught at job creation.
+_REMOTE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS remote (store TEXT NOT NULL, remote_path TEXT NOT NULL, md5 TEXT NOT NULL, "
+    "confirmed_at REAL NOT NULL, PRIMARY KEY (store, remote_path))"
+)
+CONFIRMED_FOR = 24 * 3600.0
+
+
 class HashCache:
     """md5 of files, remembered in sqlite by (absolute path, size, mtime_ns, inode); thread-safe.
 
@@ -127,6 +136,7 @@ class HashCache:
                 "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                 "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, md5 TEXT NOT NULL, hashed_at REAL NOT NULL)"
             )
+            db.execute(_REMOTE_TABLE)
             self.path = target
             return db
         except (sqlite3.Error, OSError):
@@ -137,6 +147,7 @@ class HashCache:
                 "CREATE TABLE hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
                 "inode INTEGER NOT NULL, md5 TEXT NOT NULL, hashed_at REAL NOT NULL)"
             )
+            db.execute(_REMOTE_TABLE)
             return db
 
     def close(self) -> None:
@@ -158,6 +169,23 @@ class HashCache:
         if row and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
             return str(row[3])
         return None
+
+    def confirmed(self, store: str, remote_path: str, md5: str, max_age: float = CONFIRMED_FOR) -> bool:
+        """True if ``store`` said it held ``md5`` as ``remote_path`` less than ``max_age`` seconds ago."""
+        with self._lock:
+            row = self._db.execute("SELECT md5, confirmed_at FROM remote WHERE store = ? AND remote_path = ?",
+                                   (store, remote_path)).fetchone()
+        return bool(row) and row[0] == md5 and time.time() - float(row[1]) < max_age
+
+    def confirm(self, store: str, remote_path: str, md5: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO remote (store, remote_path, md5, confirmed_at) VALUES (?,?,?,?)",
+                             (store, remote_path, md5, time.time()))
+
+    def forget_store(self, store: str) -> None:
+        """The store lost what it had (a job creation named files it never got): ask it again next time."""
+        with self._lock:
+            self._db.execute("DELETE FROM remote WHERE store = ?", (store,))
 
     def hash(
         self,
@@ -263,6 +291,7 @@ class UploadTarget(Protocol):
     raises) and may ``seek(0)`` to send again; a failure should raise a :class:`~tether.errors.ServiceError`."""
 
     def exists(self, item: UploadItem) -> bool: ...
+    # Optional: ``store_key`` (str) names the store; files it confirmed are then not asked about again for a day.
 
     def send(self, item: UploadItem, reader: BinaryIO) -> None: ...
 
@@ -408,6 +437,7 @@ def upload_files(
     run = _Pipeline(len(entries), sum(e[2] for e in entries), progress)
     items: List[Optional[UploadItem]] = [None] * len(entries)
     skipped = [0, 0]  # files, bytes
+    store: Optional[str] = getattr(target, "store_key", None)
 
     def one(index: int, path: Path, remote: str, size: int) -> None:
         if run.cancel.is_set():
@@ -431,7 +461,9 @@ def upload_files(
         items[index] = item
         if run.cancel.is_set():
             return
-        if target.exists(item):
+        if (store and hash_cache.confirmed(store, remote, result.md5)) or target.exists(item):
+            if store:
+                hash_cache.confirm(store, remote, result.md5)
             with run.lock:
                 skipped[0] += 1
                 skipped[1] += size
@@ -445,6 +477,8 @@ def upload_files(
             rest = size - reader.bytes_read  # a target that did not read through (e.g. an empty file)
         run.add("upload", name, max(rest, 0), files=0)
         run.add("upload", name, 0, files=1)
+        if store:
+            hash_cache.confirm(store, remote, result.md5)
 
     def guarded(index: int, entry: Tuple[Path, str, int]) -> None:
         try:

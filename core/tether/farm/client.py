@@ -342,6 +342,11 @@ class FarmClient(BaseClient):
         return UploadReply.model_validate(body)
 
     # UploadTarget protocol of tether.transfer
+    @property
+    def store_key(self) -> str:
+        """One farm account's storage: uploads it confirmed are remembered under this name."""
+        return f"farm|{self.base_url.rstrip('/')}|{self.email or self.profile}"
+
     def exists(self, item: Any) -> bool:
         return self.check_md5(item.md5, item.size, item.remote_path).exists
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, dependencies, scene_facts
-from ..errors import InputError
+from ..errors import BadRequest, InputError
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
 
@@ -250,7 +250,15 @@ class FarmSubmitter:
             items += [(p, remote_path(p)) for p in [*check.deps.found, *check.extra_files]]
             cache = self.hash_cache or HashCache()
             report = upload_files(items, self.client, cache=cache, progress=progress)
-            job = self.client.create_job(check.payload)
+            try:
+                job = self.client.create_job(check.payload)
+            except BadRequest as exc:
+                if "never uploaded" not in str(exc):
+                    raise
+                # The farm lost files it had confirmed earlier: forget what it said, upload again, once.
+                cache.forget_store(self.client.store_key)
+                report = upload_files(items, self.client, cache=cache, progress=progress)
+                job = self.client.create_job(check.payload)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if self.registry is not None:

@@ -20,6 +20,8 @@ Wire choices where the vendor is silent (the same ones ``tether.farm.models`` do
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -235,17 +237,28 @@ async def _receive_upload(farm: LocalFarm, request: Request) -> Any:
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
     pending: List[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
+    # One batch is parsed, hashed and written on a worker thread while the next is read from the socket.
+    in_flight: Optional[asyncio.Future[Any]] = None
     try:
         async for chunk in request.stream():
             pending.append(chunk)
             size += len(chunk)
             if size >= BATCH:
                 data, pending, size = b"".join(pending), [], 0
-                await anyio.to_thread.run_sync(parser.write, data)
+                if in_flight is not None:
+                    await in_flight
+                in_flight = loop.run_in_executor(None, parser.write, data)
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
         if pending:
             await anyio.to_thread.run_sync(parser.write, b"".join(pending))
         parser.finalize()
     except BaseException:
+        if in_flight is not None:
+            with contextlib.suppress(BaseException):
+                await in_flight
         if parts.writer is not None:
             parts.writer.abort()
         raise

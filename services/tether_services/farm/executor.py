@@ -92,7 +92,7 @@ class _Job:
         self.cancelled.set()
         worker = self.worker
         if worker is not None:
-            worker.kill()
+            worker.kill(only_if_running=self)
         elif not self.future.done():
             self.future.set_result(ChunkResult(ok=False, cancelled=True, error="cancelled"))
 
@@ -111,6 +111,7 @@ class _Worker:
         self.executor = executor
         self.proc: Optional[subprocess.Popen[str]] = None
         self.lock = threading.Lock()
+        self.current: Optional[_Job] = None  # the chunk this worker renders now
         self.thread = threading.Thread(target=self._loop, name=f"tether-farm-worker-{index}", daemon=True)
         self.thread.start()
 
@@ -141,11 +142,20 @@ class _Worker:
                 return message
         return None
 
-    def kill(self) -> None:
+    def kill(self, only_if_running: Optional[_Job] = None) -> None:
+        """Kill the process; with ``only_if_running``, only while it still renders that chunk (a cancel that
+        arrives as the chunk ends must not kill the next chunk, of another job, in the same worker)."""
         with self.lock:
+            if only_if_running is not None and self.current is not only_if_running:
+                return
             if self.proc is not None and self.proc.poll() is None:
                 with contextlib.suppress(OSError):
                     self.proc.kill()
+                # Reaped here, not later: until the kill lands poll() still says "alive", and the next chunk
+                # would be written to a dying process and fail with -9 instead of getting a fresh worker.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=10)
+                self.proc = None
 
     def warm(self) -> None:
         with self.lock:
@@ -161,11 +171,15 @@ class _Worker:
                 if not job.future.done():
                     job.future.set_result(ChunkResult(ok=False, cancelled=True, error="cancelled"))
                 continue
+            with self.lock:
+                self.current = job
             job.worker = self
             try:
                 result = self._run(job)
             except Exception as exc:  # a broken worker must not take the farm down
                 result = ChunkResult(ok=False, error=f"render worker failed: {exc}")
+            with self.lock:
+                self.current = None
             job.worker = None
             if job.cancelled.is_set():
                 result.cancelled, result.ok = True, False
