@@ -127,7 +127,7 @@ def build_tether_wheel(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (root / name).is_file():
             shutil.copy2(root / name, src / name)
-    for folder in ("core", "services"):
+    for folder in ("core", "services", "install"):  # every package-dir of pyproject.toml
         if (root / folder).is_dir():
             shutil.copytree(root / folder, src / folder, ignore=ignore)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(src)],
