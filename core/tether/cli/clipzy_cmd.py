@@ -1,8 +1,207 @@
+"""`tether clipzy health|upload|style|jobs|status|result|cancel`: the Clipzy ML Engine from the command line.
+
+``style CLIP --template TEMPLATE`` uploads both (a template that is not a file here is taken as the engine's video id)
+and starts the job; ``--wait`` follows it showing the current stage; ``--out DIR`` also downloads the styled MP4 and
+writes its ``style_json`` beside it. ``cancel`` says plainly that Clipzy has no cancel route.
+"""
+
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..errors import InputError
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
+    cz = subparsers.add_parser("clipzy", help="Clipzy ML Engine: style a clip from a template video")
+    sub = cz.add_subparsers(dest="clipzy_command", metavar="ACTION")
+
+    health = sub.add_parser("health", help="is the engine up?")
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(func=cmd_health)
+
+    upload = sub.add_parser("upload", help="upload a video and print its id and metadata")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--template", metavar="VIDEO_ID", help="template video id to keep with the upload")
+    upload.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when a job ends")
+    upload.add_argument("--json", action="store_true")
+    upload.set_defaults(func=cmd_upload)
+
+    style = sub.add_parser("style", help="style a clip like a template clip")
+    style.add_argument("clip", type=Path, help="the clip to style (.mp4, .mov, ...)")
+    style.add_argument("--template", required=True, help="the template video file, or the video id of an upload")
+    style.add_argument("--config", metavar="JSON", help="engine config object, e.g. '{\"strength\": 0.8}'")
+    style.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when the job ends")
+    style.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    style.add_argument("--out", type=Path, help="download the result here (implies --wait)")
+    style.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    style.add_argument("--json", action="store_true")
+    style.set_defaults(func=cmd_style)
+
+    jobs = sub.add_parser("jobs", help="list the engine's jobs")
+    jobs.add_argument("--page", type=int, default=1)
+    jobs.add_argument("--page-size", type=int, default=20)
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
+
+    status = sub.add_parser("status", help="a job's state, progress and current stage")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    result = sub.add_parser("result", help="download a finished job's video and style_json")
+    result.add_argument("job")
+    result.add_argument("--out", type=Path, required=True)
+    result.add_argument("--json", action="store_true")
+    result.set_defaults(func=cmd_result)
+
+    cancel = sub.add_parser("cancel", help="(Clipzy has no cancel route: explains what to do instead)")
+    cancel.add_argument("job")
+    cancel.set_defaults(func=cmd_cancel)
+    cz.set_defaults(func=lambda args: (cz.print_help(), 2)[1])
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..clipzy.client import ClipzyClient
+
+    return ClipzyClient.from_profile(args.profile)
+
+
+def _job_json(cj: Any) -> Dict[str, Any]:
+    data: Dict[str, Any] = cj.model_dump(mode="json", exclude_none=True)
+    return data
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        data = client.health()
+    print(json.dumps(data) if args.json else f"clipzy at {client.base_url}: {data.get('status', data)}")
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        video = client.upload(args.file, template_video_id=args.template, webhook_url=args.webhook)
+    if args.json:
+        print(json.dumps(video.model_dump(mode="json")))
+    else:
+        m = video.metadata
+        print(f"{video.video_id}  {video.filename}  {video.file_size_bytes} bytes  {m.resolution or '?'}  "
+              f"{m.fps or '?'} fps  {m.duration_seconds or '?'} s")
+    return 0
+
+
+def cmd_style(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..registry import JobRegistry
+
+    console = Console(stderr=True)
+    config: Optional[Dict[str, Any]] = None
+    if args.config:
+        try:
+            config = json.loads(args.config)
+        except ValueError as exc:
+            raise InputError(f"--config is not JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise InputError("--config must be a JSON object")
+    if not args.clip.is_file():
+        raise InputError(f"{args.clip}: no such file")
+    out: Optional[Path] = args.out.resolve() if args.out else None
+    registry = JobRegistry()
+    with _client(args) as client:
+        cj = client.style(args.clip, args.template, config=config, webhook_url=args.webhook)
+        registry.record(service="clipzy", job_id=cj.job_id, profile=client.profile, title=args.clip.name,
+                        source=str(args.clip.resolve()), output_dir=out)
+        console.print(f"[green]submitted[/] Clipzy job {cj.job_id} (template video {cj.template_video_id})")
+        code = 0
+        data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": cj.video_id,
+                                "template_video_id": cj.template_video_id}
+        if args.wait or out is not None:
+            job = follow(client, cj.job_id, console, registry, args.interval)
+            data["status"] = job.raw_state
+            if job.state.value != "completed":
+                code = 1
+            elif out is not None:
+                result = client.fetch_result(cj.job_id, out)
+                registry.mark_fetched("clipzy", cj.job_id, out)
+                console.print(f"[green]fetched[/] {result.video}" +
+                              (f" and {result.style_json.name}" if result.style_json else ""))
+                data["video"] = str(result.video)
+                data["style_json"] = str(result.style_json) if result.style_json else None
+    if args.json:
+        print(json.dumps(data))
+    return code
+
+
+def follow(client: Any, job_id: str, console: Any, registry: Any = None, interval: float = 1.0) -> Any:
+    """Poll until the job ends, printing each new stage; return the last :class:`tether.jobs.Job`."""
+    from ..clipzy.client import stage_text
+
+    last = ""
+    delay = interval
+    while True:
+        job = client.get_job(job_id)
+        if registry is not None:
+            registry.update_from(job, client.profile)
+        text = stage_text(job)
+        if text != last:
+            console.print(f"job {job_id}: {text}")
+            last, delay = text, interval
+        else:
+            delay = min(10.0, delay * 1.5)
+        if job.state.finished:
+            return job
+        time.sleep(delay)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from ..clipzy.client import stage_text, to_job
+
+    with _client(args) as client:
+        page = client.list_jobs(args.page, args.page_size)
+    if args.json:
+        print(json.dumps({"items": [_job_json(j) for j in page.items], "page": page.page, "total": page.total}))
+        return 0
+    if not page.items:
+        print("no jobs")
+    for cj in page.items:
+        print(f"{cj.job_id}  {stage_text(to_job(cj)):<40}  video {cj.video_id}  created {cj.created_at or '?'}")
+    if page.has_more():
+        print(f"(more: --page {page.page + 1})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..clipzy.client import stage_text, to_job
+
+    with _client(args) as client:
+        cj = client.get_clipzy_job(args.job)
+    if args.json:
+        print(json.dumps(_job_json(cj)))
+    else:
+        print(f"{cj.job_id}: {stage_text(to_job(cj))}")
+    return 0
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.fetch_result(args.job, args.out)
+    if args.json:
+        print(json.dumps({"video": str(result.video),
+                          "style_json": str(result.style_json) if result.style_json else None}))
+    else:
+        print(result.video)
+        if result.style_json:
+            print(result.style_json)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.cancel_job(args.job)  # raises CancelNotSupported: main() prints it and exits 1
+    return 0
