@@ -1,4 +1,4 @@
-"""The Tether menu: Roto, Track camera, Depth, All three, Job monitor, Settings.
+"""The Tether menu: Roto, Track camera, Depth, All three, Enhance (TensorPix), Job monitor, Settings.
 
 Imported by menu.py at start-up, so it imports only ``nuke`` and ``nukescripts`` (already loaded by Nuke). Each
 command loads the panel (Qt, the core, httpx, pydantic) when first clicked. Each entry is registered on its own,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import nuke
 
@@ -66,6 +66,34 @@ def all_three() -> None:
     show_panel(("roto", "tracking", "depth"))
 
 
+_dialogs: Dict[str, Any] = {}  # one clip-service dialog per service, reused
+
+
+def open_clip_service(name: str) -> Optional[Any]:
+    """The dialog of a clip-in/clip-out service (``clipservices.ADAPTERS[name]``) for the selected Read."""
+    try:
+        from .clipservices import make_dialog  # Qt and the core load here, on first use
+
+        dialog = _dialogs.get(name)
+        if dialog is None:
+            dialog = _dialogs[name] = make_dialog(name)
+        dialog.refresh_plate()
+        dialog.show()
+        dialog.raise_()
+        return dialog
+    except Exception as exc:
+        _report(f"opening {name}", exc)
+        return None
+
+
+def enhance_tensorpix() -> None:
+    open_clip_service("tensorpix")
+
+
+def style_clipzy() -> None:
+    open_clip_service("clipzy")
+
+
 def job_monitor() -> None:
     show_panel((), "jobs")
 
@@ -79,6 +107,8 @@ ENTRIES: List[Tuple[str, Callable[[], None]]] = [
     ("Track camera", track_camera),
     ("Depth", depth),
     ("All three", all_three),
+    ("Enhance (TensorPix)", enhance_tensorpix),
+    ("Style from template (Clipzy)", style_clipzy),
     ("Job monitor", job_monitor),
     ("Settings", settings),
 ]

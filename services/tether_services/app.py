@@ -24,6 +24,9 @@ from .faults import FaultMiddleware, Faults, RequestLog, faults_from_json
 SERVICES: Dict[str, str] = {
     "farm": "tether_services.farm.api:create_service",
     "autopilot": "tether_services.autopilot.api:create_service",
+    "tensorpix": "tether_services.tensorpix.api:create_service",
+    "clipzy": "tether_services.clipzy.api:create_service",
+    "move": "tether_services.move.api:create_service",
 }
 
 

@@ -77,12 +77,13 @@ def test_init_adds_only_paths_and_survives_a_terminal_session(tmp_path: Path) ->
     assert nuke._menus == {}  # no UI from init.py
 
 
-def test_menu_has_the_six_entries_and_registers_the_panel() -> None:
+def test_menu_has_every_entry_and_registers_the_panel() -> None:
     runpy.run_path(str(PLUGIN / "menu.py"))
     tether = nuke.menu("Nuke").findItem("Tether")
     assert tether is not None
-    assert [i.name() for i in tether.items()] == ["Roto", "Track camera", "Depth", "All three", "Job monitor",
-                                                  "Settings"]
+    assert [i.name() for i in tether.items()] == ["Roto", "Track camera", "Depth", "All three",
+                                                  "Enhance (TensorPix)", "Style from template (Clipzy)",
+                                                  "Job monitor", "Settings"]
     assert "com.tether.autopilot" in nukescripts.panels._registered
 
 

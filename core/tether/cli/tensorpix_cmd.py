@@ -1,8 +1,139 @@
+"""`tether tensorpix models|balance|enhance|jobs`: TensorPix video enhancement from the command line.
+
+``enhance CLIP --model 1 [--model 2] [--resolution 1080] [--wait] [--out DIR]`` uploads a movie, waits until
+TensorPix has processed the upload, creates the job and records it; ``--out`` follows it and downloads the result.
+A job's ``status`` is an integer TensorPix does not document: it is printed as itself, never translated.
+"""
+
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
+    tp = subparsers.add_parser("tensorpix", help="TensorPix: upscale, denoise, interpolate a video")
+    sub = tp.add_subparsers(dest="tensorpix_command", metavar="ACTION")
+
+    models = sub.add_parser("models", help="list the ML models (ids for --model)")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+
+    balance = sub.add_parser("balance", help="the account's balance in USD")
+    balance.add_argument("--json", action="store_true")
+    balance.set_defaults(func=cmd_balance)
+
+    enhance = sub.add_parser("enhance", help="upload a movie and enhance it")
+    enhance.add_argument("clip", help="a movie file (.mp4, .mov, .mkv)")
+    enhance.add_argument("--model", type=int, action="append", default=[], metavar="ID", required=True,
+                         help="ML model id from `tether tensorpix models` (repeatable)")
+    enhance.add_argument("--resolution", type=int, help="output height in pixels (-1: the service's default)")
+    enhance.add_argument("--container", choices=("mp4", "mov", "mkv"))
+    enhance.add_argument("--codec", choices=("libx264", "libx265", "prores_ks", "libvpx-vp9", "mpeg4"))
+    enhance.add_argument("--grain", type=float, help="film grain to add, 0-100")
+    enhance.add_argument("--stabilization", type=float, help="stabilisation smoothing, 0-100")
+    enhance.add_argument("--fps-factor", type=float, help="frame interpolation factor, 1-8")
+    enhance.add_argument("--speed", type=float, help="playback speed (e.g. 0.5 for slow motion)")
+    enhance.add_argument("--sharpen", type=float, help="sharpen strength, 0-100")
+    enhance.add_argument("--start-frame", type=int, help="first frame to enhance (0-based)")
+    enhance.add_argument("--end-frame", type=int, help="last frame to enhance (0-based, inclusive)")
+    enhance.add_argument("--preview", action="store_true", help="enhance a short preview only")
+    enhance.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    enhance.add_argument("--out", type=Path, help="download the enhanced video here (implies --wait)")
+    enhance.add_argument("--json", action="store_true")
+    enhance.set_defaults(func=cmd_enhance)
+
+    jobs = sub.add_parser("jobs", help="list TensorPix jobs (every page)")
+    jobs.add_argument("--limit", type=int, default=0, help="show at most this many (0: all)")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
+    tp.set_defaults(func=lambda args: (tp.print_help(), 2)[1])
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..tensorpix.client import TensorPixClient
+
+    return TensorPixClient.from_profile(args.profile)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        models = client.models()
+    if args.json:
+        print(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
+        return 0
+    console = _console()
+    for m in models:
+        console.print(f"{m.id:>4}  {m.name}  (upscale x{m.upscale_factor or 1:g}, fps x{m.fps_boost_factor or 1:g}, "
+                      f"max {m.max_resolution or '-'}p)")
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        balance = client.balance()
+    if args.json:
+        print(json.dumps({"balance_usd": balance.balance_usd}))
+    else:
+        _console().print(f"balance: {balance.balance_usd} USD")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> Dict[str, Any]:
+    opts: Dict[str, Any] = {
+        "ml_models": args.model, "output_resolution": args.resolution, "container": args.container,
+        "codec": args.codec, "grain": args.grain, "stabilization_smoothing": args.stabilization,
+        "fps_interpolation_factor": args.fps_factor, "playback_speed": args.speed, "sharpen_strength": args.sharpen,
+        "start_frame": args.start_frame, "end_frame": args.end_frame, "preview": args.preview or None,
+    }
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from ..registry import JobRegistry
+    from ..tensorpix.submit import enhance_clip
+
+    registry = JobRegistry()
+    with _client(args) as client:
+        done = enhance_clip(client, args.clip, _options(args), registry=registry, out_dir=args.out)
+        job_id = str(done.job.id)
+        if args.json and not (args.wait or args.out):
+            print(json.dumps({"job": job_id, "video": done.video.id}))
+            return 0
+        _console().print(f"[green]job {job_id}[/] created for {Path(args.clip).name} (video {done.video.id})")
+        if not (args.wait or args.out):
+            return 0
+        from .follow import follow_and_fetch
+
+        return follow_and_fetch("tensorpix", [job_id], profile=args.profile, out=args.out, client=client,
+                                registry=registry, interval=0.5)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from ..tensorpix.client import to_job
+
+    rows = []
+    with _client(args) as client:
+        for tj in client.iter_jobs():
+            rows.append((tj, to_job(tj)))
+            if args.limit and len(rows) >= args.limit:
+                break
+    if args.json:
+        print(json.dumps([{"id": j.id, "state": j.state.value, "status": tj.status, "label": j.state_label,
+                           "progress": j.progress, "output": tj.output_video.name if tj.output_video else None}
+                          for tj, j in rows], indent=2))
+        return 0
+    console = _console()
+    for tj, job in rows:
+        models = ",".join(str(m.id) for m in tj.ml_models)
+        console.print(f"{job.id:>8}  {job.state_label:<14} {job.progress:5.1f}%  models {models}  {job.title}"
+                      + (f"  -> {tj.output_video.name}" if tj.output_video else ""))
+    return 0

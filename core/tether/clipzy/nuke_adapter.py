@@ -14,22 +14,13 @@ Options (``options_spec``): ``template`` (a movie file, or the engine's video id
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import InputError
 from ..jobs import Job
+from ..nukeimport.model import Sent
 from .client import ClipzyClient, stage_text
-
-
-@dataclass
-class ClipSent:
-    """The seam's ``Sent`` (same fields; the core cannot import the Nuke plug-in)."""
-
-    job_id: str
-    first_index: int = 0
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 class ClipzyAdapter:
@@ -52,7 +43,7 @@ class ClipzyAdapter:
         return ClipzyClient.from_profile(profile)
 
     def submit(self, client: ClipzyClient, movie: Path, options: Dict[str, Any], registry: Any, label: str,
-               extra: Dict[str, Any]) -> ClipSent:
+               extra: Dict[str, Any]) -> Sent:
         problems = self.check(movie, options)
         if problems:
             raise InputError("; ".join(problems))
@@ -66,7 +57,7 @@ class ClipzyAdapter:
             registry.record(service=self.service, job_id=job.job_id, profile=client.profile, title=label,
                             source=str(movie), extra={**extra, "video_id": video.video_id,
                                                       "template_video_id": template_id})
-        return ClipSent(job_id=job.job_id, first_index=0,
+        return Sent(job_id=job.job_id, first_index=0,
                         extra={"video_id": video.video_id, "template_video_id": template_id})
 
     def fetch(self, client: ClipzyClient, job_id: str, dest: Path) -> Path:
@@ -107,4 +98,4 @@ class ClipzyAdapter:
         client.cancel_job(job_id)
 
 
-__all__ = ["ClipSent", "ClipzyAdapter"]
+__all__ = ["ClipzyAdapter", "Sent"]

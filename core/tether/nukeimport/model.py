@@ -153,3 +153,12 @@ def channels(value: Any) -> Sequence[Channel]:
 
 
 __all__ = ["Channel", "Curve", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels", "number"]
+
+
+@dataclass
+class Sent:
+    """What a clip-in/clip-out service adapter returns after sending a clip (shared by every adapter)."""
+
+    job_id: str
+    first_index: int = 0  # 0-based index, in the sent clip, of the output's first frame
+    extra: Dict[str, Any] = field(default_factory=dict)

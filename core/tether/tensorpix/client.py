@@ -1,0 +1,243 @@
+"""Client for TensorPix (seed 002): video upload and readiness, jobs, ML models, balance, typed.
+
+Auth is ``Authorization: Token <key>`` on every API call, never on a presigned URL (those go to storage). Lists are
+Django REST pages, followed through ``next``. A video's ``file`` and a job's ``output_video.file`` are presigned URLs
+that expire: a download refused with 403 fetches the job (or video) again for a fresh URL and resumes.
+
+The job state never reads meaning into the integer ``status`` (see :mod:`.models`): ``output_video`` present ->
+COMPLETED; ``"IN_QUEUE"`` -> QUEUED; ``finished`` set without an output -> FAILED (the job says it stopped, and made
+nothing); anything else -> UNKNOWN with the status shown as itself, e.g. ``unknown (3)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from ..errors import AuthError, BadRequest, ConfigError, InputError, NotFound, ServiceError, TetherError
+from ..http import BaseClient, HeaderAuth, RetryPolicy
+from ..jobs import Job, JobOutput, JobState
+from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
+
+SERVICE = "tensorpix"
+# The key of the local TensorPix stand-in (tether_services.tensorpix). Not a secret: it opens nothing but 127.0.0.1.
+LOCAL_API_KEY = "local-tensorpix-key"
+PAGE_SIZE = 50
+URL_REFRESHES = 3
+
+Progress = Callable[[int, int], Optional[bool]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def raw_status(tj: TensorPixJob) -> str:
+    return "" if tj.status is None else str(tj.status)
+
+
+def derive_state(tj: TensorPixJob) -> JobState:
+    if tj.output_video is not None:
+        return JobState.COMPLETED
+    if isinstance(tj.status, str) and tj.status.strip().upper() == IN_QUEUE:
+        return JobState.QUEUED
+    if tj.finished is not None:
+        return JobState.FAILED
+    return JobState.UNKNOWN
+
+
+def to_job(tj: TensorPixJob) -> Job:
+    state = derive_state(tj)
+    outputs: List[JobOutput] = []
+    if tj.output_video is not None:
+        out = tj.output_video
+        outputs.append(JobOutput(name=out.name or f"tensorpix_{tj.id}.mp4", url=out.file, size=out.size,
+                                 kind="video"))
+    error = None
+    if state is JobState.FAILED:
+        error = (f"the job finished without an output video (status {raw_status(tj) or 'none'})"
+                 + (f": {tj.description}" if tj.description else ""))
+    progress = 100.0 if state is JobState.COMPLETED else (tj.processing_progress or 0.0)
+    title = tj.input_video.name if tj.input_video is not None else ""
+    return Job(service=SERVICE, id=str(tj.id), title=title, state=state, raw_state=raw_status(tj),
+               progress=progress, created_at=tj.started, finished_at=tj.finished, outputs=outputs, error=error,
+               vendor=tj)
+
+
+class TensorPixClient(BaseClient):
+    """Typed access to TensorPix. Implements :class:`tether.jobs.JobService`."""
+
+    def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
+                 retry: Optional[RetryPolicy] = None) -> None:
+        hint = (f"run `tether login tensorpix --profile {profile}` to store the API token "
+                "(or set TETHER_TENSORPIX_TOKEN)")
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+                         auth_hint=hint)
+        self.profile = profile
+        self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
+        self.storage = BaseClient(service=f"{SERVICE} storage", base_url="", timeout=timeout, retry=self.retry,
+                                  auth_hint="the presigned URL was refused", sleep=lambda s: self.sleep(s))
+
+    def close(self) -> None:
+        super().close()
+        self.storage.close()
+
+    def __enter__(self) -> TensorPixClient:
+        return self
+
+    @classmethod
+    def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
+        from ..settings import LOCAL_PROFILE, active_profile, get_secret
+
+        prof = active_profile(profile)
+        svc = prof.service(SERVICE)
+        secret = get_secret(prof.name, SERVICE, "token")
+        key = secret.get_secret_value() if secret else (LOCAL_API_KEY if prof.name == LOCAL_PROFILE else None)
+        if key is None:
+            raise ConfigError(f"no TensorPix API token for profile '{prof.name}': run `tether login tensorpix "
+                              f"--profile {prof.name}` or set TETHER_TENSORPIX_TOKEN")
+        return cls(svc.url, token=key, profile=prof.name, timeout=svc.timeout)
+
+    # --- errors ---------------------------------------------------------------------------------------------
+    def error_for(self, response: httpx.Response) -> ServiceError:
+        error = super().error_for(response)
+        text = error.server_message.lower()
+        if response.status_code == 400 and ("quota" in text or "storage" in text):
+            return BadRequest("tensorpix: the account's storage quota is full, so the upload was refused; delete "
+                              "old videos in TensorPix (or upgrade the plan) and send again",
+                              service=SERVICE, status=400, server_message=error.server_message,
+                              request_id=error.request_id, method=error.method, url=error.url)
+        return error
+
+    def _model(self, model: Type[M], body: Any, what: str) -> M:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise ServiceError(f"tensorpix: the reply to {what} does not have the expected shape ({exc.errors()[0]})",
+                               service=SERVICE) from None
+
+    # --- pagination -----------------------------------------------------------------------------------------
+    def page(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE, offset: int = 0,
+             params: Optional[Dict[str, Any]] = None) -> Page[M]:
+        body = self.json("GET", path, params={**(params or {}), "limit": limit, "offset": offset})
+        if isinstance(body, list):  # an unpaginated list is accepted as one page
+            body = {"count": len(body), "next": None, "previous": None, "results": body}
+        return self._model(Page[item], body, f"GET {path}")  # type: ignore[valid-type]
+
+    def iter_pages(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE) -> Iterator[M]:
+        """Every item of a list, page after page, following ``next`` until it is null."""
+        current = self.page(path, item, limit=limit)
+        seen = 0
+        while True:
+            yield from current.results
+            seen += len(current.results)
+            if not current.next or not current.results or seen >= current.count:
+                return
+            body = self.json("GET", current.next)  # DRF gives the full URL; httpx keeps an absolute one as is
+            current = self._model(Page[item], body, "GET next page")  # type: ignore[valid-type]
+
+    # --- models, balance ------------------------------------------------------------------------------------
+    def models(self) -> List[MLModel]:
+        return list(self.iter_pages("/api/ml-models/", MLModel))
+
+    def balance(self) -> Balance:
+        return self._model(Balance, self.json("GET", "/api/accounts/profile/balance/"), "the balance")
+
+    # --- videos ---------------------------------------------------------------------------------------------
+    def upload_video(self, path: Path) -> InputVideo:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"cannot upload {path}: no such file")
+        with open(path, "rb") as fh:
+            body = self.json("POST", "/api/videos/", files={"file": (path.name, fh, "application/octet-stream")},
+                             timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
+        return self._model(InputVideo, body, "the upload")
+
+    def get_video(self, video_id: int) -> InputVideo:
+        return self._model(InputVideo, self.json("GET", f"/api/videos/{video_id}/"), f"video {video_id}")
+
+    def wait_ready(self, video_id: int, *, timeout: float = 600.0, interval: float = 0.2) -> InputVideo:
+        """Poll until the video's ``file`` is set (the service has processed the upload)."""
+        deadline = time.monotonic() + timeout
+        delay = interval
+        while True:
+            video = self.get_video(video_id)
+            if video.ready:
+                return video
+            if time.monotonic() > deadline:
+                raise ServiceError(f"tensorpix: video {video_id} was not ready after {timeout:g} s; check it in "
+                                   "TensorPix, then create the job with its id", service=SERVICE)
+            self.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+    # --- jobs -----------------------------------------------------------------------------------------------
+    def create_job(self, payload: JobCreate) -> TensorPixJob:
+        return self._model(TensorPixJob, self.json("POST", "/api/jobs/", json=payload.payload()), "the new job")
+
+    def create_job_from_url(self, payload: JobFromUrl) -> TensorPixJob:
+        body = self.json("POST", "/api/jobs/from-url/", json=payload.payload())
+        return self._model(TensorPixJob, body, "the new job")
+
+    def get_tensorpix_job(self, job_id: str) -> TensorPixJob:
+        return self._model(TensorPixJob, self.json("GET", f"/api/jobs/{job_id}/"), f"job {job_id}")
+
+    def get_job(self, job_id: str) -> Job:
+        return to_job(self.get_tensorpix_job(job_id))
+
+    def iter_jobs(self, limit: int = PAGE_SIZE) -> Iterator[TensorPixJob]:
+        return self.iter_pages("/api/jobs/", TensorPixJob, limit=limit)
+
+    def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
+        wanted = {str(j) for j in job_ids}
+        found: Dict[str, Job] = {}
+        if len(wanted) > 2:
+            for tj in self.iter_jobs():
+                if str(tj.id) in wanted:
+                    found[str(tj.id)] = to_job(tj)
+                    if len(found) == len(wanted):
+                        return found
+        for job_id in sorted(wanted - found.keys()):
+            try:
+                found[job_id] = self.get_job(job_id)
+            except NotFound:
+                continue
+        return found
+
+    def cancel_job(self, job_id: str) -> None:
+        raise InputError(f"TensorPix publishes no way to cancel a job: job {job_id} runs to the end (cancel it in "
+                         "the TensorPix web app if it must stop)")
+
+    # --- outputs --------------------------------------------------------------------------------------------
+    def download_output(self, job_id: str, dest: Path, progress: Optional[Progress] = None) -> Path:
+        """Download the enhanced video into ``dest``; an expired presigned URL is replaced by a fresh one."""
+        from ..transfer import download
+
+        for attempt in range(URL_REFRESHES + 1):
+            tj = self.get_tensorpix_job(job_id)
+            out = tj.output_video
+            if out is None:
+                job = to_job(tj)
+                if job.state is JobState.FAILED:
+                    raise InputError(f"tensorpix job {job_id}: {job.error}")
+                raise InputError(f"tensorpix job {job_id} has no output video yet ({job.state_label}): "
+                                 "wait for it to finish")
+            if not out.file:
+                raise ServiceError(f"tensorpix: job {job_id}'s output video has no file URL (deleted?)",
+                                   service=SERVICE)
+            name = out.name or f"tensorpix_{job_id}.mp4"
+            try:
+                return download(self.storage, out.file, dest, Path(name).name, size=out.size, progress=progress)
+            except AuthError:
+                if attempt >= URL_REFRESHES:
+                    raise
+                continue  # the presigned URL expired: ask for the job again to get a fresh one
+        raise TetherError("unreachable")  # pragma: no cover
+
+    def fetch_outputs(self, job_id: str, dest: Path,
+                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+        return [self.download_output(job_id, dest, progress)]
+
+
+__all__ = ["LOCAL_API_KEY", "SERVICE", "TensorPixClient", "derive_state", "raw_status", "to_job"]

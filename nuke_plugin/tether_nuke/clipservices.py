@@ -1,0 +1,488 @@
+"""Clip in, clip out: send the selected Read's clip to a video service, follow the job, import the returned movie as a
+Read beside the plate on the plate's own frames.
+
+The seam is :class:`ClipAdapter`, one small class per service (TensorPix here; Clipzy plugs in the same way):
+
+- ``service``/``label``/``suffix``: the registry's service name, the words shown, the new Read's name suffix;
+- ``client(profile)``: the service's client (a :class:`tether.jobs.JobService`);
+- ``submit(client, movie, options, registry, label, extra)`` -> :class:`Sent` (job id, and the index of the first
+  sent frame the output starts at, e.g. TensorPix's ``start_frame``);
+- ``fetch(client, job_id, dest)`` -> the returned movie's path.
+
+Everything else is shared: the plate's clip as one movie (:func:`movie_for_upload`: a movie plate is sent as it is,
+a sequence is encoded with PyAV when it is installed), the registry record, following on a worker thread, and the
+import (:func:`describe_clip_import`: a Read node description applied by :func:`tether_nuke.importer.apply_description`
+on the main thread). ``tether_nuke.commands`` opens :class:`ClipServiceDialog` for an adapter from the menu.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+from tether.errors import InputError, TetherError
+from tether.jobs import Job, JobState
+from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts, check_plate
+from tether.registry import JobRegistry
+
+from .mainthread import run_on_main
+
+log = logging.getLogger("tether")
+COLUMN = 110  # DAG spacing: the returned clip sits one column right of the plate
+Listener = Callable[[str, Any], None]
+
+
+# --- the seam ---------------------------------------------------------------------------------------------------
+from tether.nukeimport.model import Sent  # noqa: E402  (shared with the DCC-free adapters in the core)
+
+
+class ClipAdapter(Protocol):
+    service: str
+    label: str
+    suffix: str
+
+    def client(self, profile: Optional[str]) -> Any: ...
+
+    def submit(self, client: Any, movie: Path, options: Dict[str, Any], registry: JobRegistry, label: str,
+               extra: Dict[str, Any]) -> Sent: ...
+
+    def fetch(self, client: Any, job_id: str, dest: Path) -> Path: ...
+
+
+class TensorPixAdapter:
+    service = "tensorpix"
+    label = "TensorPix"
+    suffix = "tensorpix"
+    action = "Enhance (TensorPix)"
+
+    def client(self, profile: Optional[str]) -> Any:
+        from tether.tensorpix.client import TensorPixClient
+
+        return TensorPixClient.from_profile(profile)
+
+    def submit(self, client: Any, movie: Path, options: Dict[str, Any], registry: JobRegistry, label: str,
+               extra: Dict[str, Any]) -> Sent:
+        from tether.tensorpix.submit import enhance_clip
+
+        done = enhance_clip(client, str(movie), options, registry=registry, source_label=label, extra=extra)
+        return Sent(job_id=str(done.job.id), first_index=int(options.get("start_frame") or 0),
+                    extra={"video_id": done.video.id})
+
+    def fetch(self, client: Any, job_id: str, dest: Path) -> Path:
+        path: Path = client.download_output(job_id, dest)
+        return path
+
+
+def _clipzy() -> ClipAdapter:
+    from tether.clipzy.nuke_adapter import ClipzyAdapter
+
+    adapter: ClipAdapter = ClipzyAdapter()
+    return adapter
+
+
+ADAPTERS: Dict[str, Callable[[], ClipAdapter]] = {"tensorpix": TensorPixAdapter, "clipzy": _clipzy}
+
+
+# --- the clip out ----------------------------------------------------------------------------------------------
+def movie_for_upload(plate: PlateFacts, folder: Path) -> Path:
+    """The plate's sent frames as one movie: a movie plate as it is; a sequence encoded to H.264 with PyAV."""
+    if plate.is_movie:
+        return Path(plate.file)
+    try:
+        import av
+        import numpy as np
+        from PIL import Image
+    except ImportError:
+        raise InputError(f"Read {plate.node} reads an image sequence, and this Python has no PyAV to make a movie "
+                         "of it: render the plate to a .mov/.mp4 and read that") from None
+    missing = plate.missing_frames()
+    if missing:
+        raise InputError(f"Read {plate.node}: frames {missing[:5]} are missing from {plate.pattern.path}")
+    files = plate.files_to_send()
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{plate.node}.mp4"
+    from fractions import Fraction
+
+    rate = Fraction(plate.fps or 24).limit_denominator(1001)
+    with av.open(str(out), "w") as container:
+        stream: Any = container.add_stream("libx264", rate=rate)
+        first = np.asarray(Image.open(files[0]).convert("RGB"))
+        height, width = first.shape[:2]
+        stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
+        stream.options = {"crf": "12"}
+        for name in files:
+            rgb = np.asarray(Image.open(name).convert("RGB"))
+            rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out
+
+
+# --- the clip back ---------------------------------------------------------------------------------------------
+def movie_frames(path: Path) -> Optional[int]:
+    try:
+        from tether.autopilot.clip import movie_facts
+
+        return int(movie_facts(path).frames)
+    except Exception:  # not an MP4/QuickTime we can read (e.g. .mkv): the sent count stands in
+        return None
+
+
+def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_index: int = 0,
+                         frames: Optional[int] = None, job_id: str = "", title: str = "") -> ImportDescription:
+    """A Read of ``movie`` one column right of the plate; its frame 1 on the plate frame of sent frame
+    ``first_index`` (the sent clip's first frame is the plate's first sent frame)."""
+    count = frames or movie_frames(movie) or plate.frame_count
+    start = plate.plate_range[0] + first_index
+    description = ImportDescription(plate=plate, job_id=job_id, title=title or f"Tether {suffix} import")
+    knobs: Dict[str, Any] = {
+        "file": Path(movie).as_posix(), "first": 1, "last": count, "origfirst": 1, "origlast": count,
+        "origset": True, "frame_mode": "start at", "frame": str(start),
+    }
+    # no colorspace: the service returns a display-referred movie whatever the plate was; Nuke's default for
+    # its file type is right, the plate's (e.g. ACEScg) would not be
+    name = f"{plate.node}_{suffix}"
+    description.nodes.append(NodeSpec("Read", name, knobs, (), plate.xpos + COLUMN, plate.ypos, role="clip"))
+    remaining = plate.frame_count - first_index
+    if count != remaining:
+        description.notes.append(f"{Path(movie).name} has {count} frames for the {remaining} sent from frame "
+                                 f"{start}: not one output frame per plate frame (preview, trim or retiming)")
+    return description
+
+
+# --- the controller (no Qt) --------------------------------------------------------------------------------------
+class ClipServiceController:
+    """Submit, follow and import for one adapter, on worker threads; events go to listeners.
+
+    Events: ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes), ``"imported"``
+    (``(job_id, Applied)``), ``"error"`` (text).
+    """
+
+    def __init__(self, adapter: ClipAdapter, registry: Optional[JobRegistry] = None,
+                 client_factory: Optional[Callable[[Optional[str]], Any]] = None, profile: Optional[str] = None,
+                 download_root: Optional[Path] = None, poll: float = 2.0, poll_cap: float = 15.0) -> None:
+        self.adapter = adapter
+        self.registry = registry or JobRegistry()
+        self.profile = profile
+        self._factory = client_factory or adapter.client
+        self.download_root = download_root or self.registry.path.parent / adapter.service
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"tether-{adapter.service}")
+        self._listeners: List[Listener] = []
+        self._stop = threading.Event()
+        self._poll = (poll, poll_cap)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # a broken listener must not stop a worker
+                log.exception("Tether: a listener failed on %s", kind)
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory(self.profile)
+            return self._client
+
+    def _task(self, what: str, work: Callable[[], Any]) -> Future[Any]:
+        def run() -> Any:
+            try:
+                return work()
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, TetherError) else f"{type(exc).__name__}: {exc}"
+                self._emit("error", f"{what}: {text}")
+                raise
+
+        return self._pool.submit(run)
+
+    def submit(self, plate: PlateFacts, options: Dict[str, Any], script: str = "",
+               follow: bool = True) -> Future[Any]:
+        """Send the plate (facts read on the main thread beforehand); the Future gives the job id."""
+
+        def work() -> str:
+            check_plate(plate, check_disk=True).raise_first()
+            label = f"{script}:{plate.node}" if script else plate.node
+            extra = {"plate": plate.to_dict(), "script": script}
+            with tempfile.TemporaryDirectory(prefix="tether-clip-") as tmp:
+                movie = movie_for_upload(plate, Path(tmp))
+                sent = self.adapter.submit(self.client(), movie, options, self.registry, label, extra)
+            self.registry.record(service=self.adapter.service, job_id=sent.job_id,
+                                 title=f"{plate.node} ({Path(plate.file).name})",
+                                 extra={**extra, **sent.extra, "first_index": sent.first_index,
+                                        "frame_count": plate.frame_count})
+            self._emit("submitted", sent.job_id)
+            if follow:
+                self._pool.submit(self._follow_and_import, sent.job_id)
+            return sent.job_id
+
+        return self._task(f"sending the clip to {self.adapter.label}", work)
+
+    def _follow_and_import(self, job_id: str) -> None:
+        try:
+            job = self.follow(job_id)
+            if job.state is JobState.COMPLETED:
+                self.import_job(job_id).result()
+            else:
+                self._emit("error", f"{self.adapter.label} job {job_id} {job.state_label}"
+                           + (f": {job.error}" if job.error else ""))
+        except Exception as exc:
+            self._emit("error", f"following {self.adapter.label} job {job_id}: {exc}")
+
+    def follow(self, job_id: str) -> Job:
+        """Poll until the job finishes (worker thread), backing off while nothing changes."""
+        fast, cap = self._poll
+        delay = fast
+        last: Optional[Tuple[str, float]] = None
+        while True:
+            job = self.client().get_job(job_id)
+            self.registry.update_from(job, self.profile or "")
+            seen = (job.state_label, job.progress)
+            if seen != last:
+                self._emit("job", job)
+                delay = fast
+            else:
+                delay = min(cap, delay * 1.5)
+            last = seen
+            if job.state.finished or self._stop.is_set():
+                return job
+            time.sleep(delay)
+
+    def import_job(self, job_id: str) -> Future[Dict[str, str]]:
+        """Download the returned movie (worker), then create its Read beside the plate (main thread)."""
+        done: Future[Dict[str, str]] = Future()
+
+        def work() -> None:
+            record = self.registry.get(self.adapter.service, job_id)
+            if record is None or not record.extra.get("plate"):
+                raise InputError(f"{self.adapter.label} job {job_id} was not sent from Nuke: its plate is unknown")
+            plate = PlateFacts.from_dict(record.extra["plate"])
+            movie = self.adapter.fetch(self.client(), job_id, self.download_root / job_id)
+            self.registry.mark_fetched(self.adapter.service, job_id, movie.parent)
+            description = describe_clip_import(plate, movie, suffix=self.adapter.suffix, job_id=job_id,
+                                               first_index=int(record.extra.get("first_index") or 0),
+                                               title=f"Tether {self.adapter.label} import")
+            run_on_main(self._apply, job_id, description, done)
+
+        future = self._task(f"importing {self.adapter.label} job {job_id}", work)
+        future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
+        return done
+
+    def _apply(self, job_id: str, description: ImportDescription, done: Future[Dict[str, str]]) -> None:
+        from .importer import apply_description  # main thread
+
+        try:
+            applied = apply_description(description)
+        except Exception as exc:
+            self._emit("error", f"importing {self.adapter.label} job {job_id}: {exc}")
+            done.set_exception(exc)
+            return
+        self._emit("imported", (job_id, applied))
+        done.set_result(applied.names)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False)
+        if self._client is not None and callable(getattr(self._client, "close", None)):
+            self._client.close()
+
+
+# --- the dialog (Qt, loaded on first use) ------------------------------------------------------------------------
+TENSORPIX_RESOLUTIONS = (("service default", -1), ("720p", 720), ("1080p", 1080), ("1440p", 1440),
+                         ("2160p (4K)", 2160))
+
+
+def tensorpix_options(models: List[int], resolution: int = -1, *, preview: bool = False,
+                      **numbers: Optional[float]) -> Dict[str, Any]:
+    """The TensorPix options from the dialog's values (0/empty number fields leave the service's default)."""
+    options: Dict[str, Any] = {"ml_models": list(models), "output_resolution": resolution, "preview": preview}
+    for key, value in numbers.items():
+        if value not in (None, 0, 0.0, ""):
+            options[key] = value
+    return options
+
+
+def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServiceController] = None) -> Any:
+    """The dialog for one adapter (qtpy: PySide2 or PySide6), built on first use so start-up never imports Qt.
+
+    TensorPix gets its own form (models listed from the service, resolution, the numeric options, preview). Any
+    other adapter describes its options in ``options_spec``: ``[{"name", "label", "kind": "file"|"text"|"number"|
+    "bool", "required", "help"}]``; an optional ``stage_text(job)`` is shown while the job runs and an optional
+    ``action`` labels the button.
+    """
+    from qtpy import QtCore, QtWidgets
+
+    from .plate_reader import read_plate, selected_read
+
+    class _Bridge(QtCore.QObject):
+        event = QtCore.Signal(str, object)
+
+    class ClipServiceDialog(QtWidgets.QWidget):
+        def __init__(self) -> None:
+            super().__init__()
+            self.adapter = controller.adapter if controller is not None else ADAPTERS[adapter_name]()
+            self.controller = controller or ClipServiceController(self.adapter)
+            label = self.adapter.label
+            self.setWindowTitle(f"Tether: {label}")
+            self.plate: Optional[PlateFacts] = None
+            self._bridge = _Bridge(self)
+            self._bridge.event.connect(self._on_event)
+            self.controller.add_listener(lambda kind, payload: self._bridge.event.emit(kind, payload))
+            form = QtWidgets.QFormLayout(self)
+            self.read_label = QtWidgets.QLabel("-")
+            form.addRow("Read", self.read_label)
+            self.spec: List[Dict[str, Any]] = list(getattr(self.adapter, "options_spec", None) or [])
+            self.fields: Dict[str, Any] = {}
+            if self.spec:
+                self._spec_form(form)
+            else:
+                self._tensorpix_form(form)
+            self.send_button = QtWidgets.QPushButton(getattr(self.adapter, "action", "") or f"Send to {label}")
+            self.send_button.clicked.connect(self.submit)
+            form.addRow(self.send_button)
+            self.progress = QtWidgets.QProgressBar()
+            self.progress.setRange(0, 100)
+            form.addRow(self.progress)
+            self.status = QtWidgets.QLabel("")
+            self.status.setWordWrap(True)
+            form.addRow(self.status)
+            self.refresh_plate()
+
+        # --- forms --------------------------------------------------------------------------------------------
+        def _tensorpix_form(self, form: Any) -> None:
+            self.models_box = QtWidgets.QListWidget()
+            form.addRow("Models", self.models_box)
+            self.resolution = QtWidgets.QComboBox()
+            for text, value in TENSORPIX_RESOLUTIONS:
+                self.resolution.addItem(text, value)
+            form.addRow("Resolution", self.resolution)
+            self.numbers: Dict[str, Any] = {}
+            for key, label, top in (("grain", "Grain", 100), ("sharpen_strength", "Sharpen", 100),
+                                    ("stabilization_smoothing", "Stabilisation", 100),
+                                    ("fps_interpolation_factor", "FPS factor", 8), ("playback_speed", "Speed", 16)):
+                spin = QtWidgets.QDoubleSpinBox()
+                spin.setRange(0, top)
+                spin.setSpecialValueText("default")
+                self.numbers[key] = spin
+                form.addRow(label, spin)
+            self.preview = QtWidgets.QCheckBox("Preview only (first frames)")
+            form.addRow(self.preview)
+            self.controller._task("listing the models", self._load_models)
+
+        def _spec_form(self, form: Any) -> None:
+            for item in self.spec:
+                kind = item.get("kind", "text")
+                widget: Any
+                if kind == "bool":
+                    widget = QtWidgets.QCheckBox(item.get("label", item["name"]))
+                elif kind == "number":
+                    widget = QtWidgets.QDoubleSpinBox()
+                    widget.setRange(-1e9, 1e9)
+                else:
+                    widget = QtWidgets.QLineEdit()
+                    widget.setPlaceholderText(item.get("help", ""))
+                widget.setToolTip(item.get("help", ""))
+                self.fields[item["name"]] = widget
+                if kind == "file":
+                    row = QtWidgets.QHBoxLayout()
+                    browse = QtWidgets.QPushButton("...")
+                    browse.clicked.connect(lambda _=False, w=widget: self._browse(w))
+                    row.addWidget(widget)
+                    row.addWidget(browse)
+                    form.addRow(item.get("label", item["name"]), row)
+                else:
+                    form.addRow(item.get("label", item["name"]) if kind != "bool" else "", widget)
+
+        def _browse(self, edit: Any) -> None:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a file")
+            if path:
+                edit.setText(path)
+
+        def _load_models(self) -> None:
+            models = self.controller.client().models()
+            self._bridge.event.emit("models", models)
+
+        # --- state --------------------------------------------------------------------------------------------
+        def refresh_plate(self) -> None:
+            node = selected_read()
+            self.plate = None
+            try:
+                self.plate = read_plate(node) if node is not None else None
+            except InputError as exc:
+                self.status.setText(str(exc))
+            self.read_label.setText(self.plate.node if self.plate else "no Read selected")
+            self.send_button.setEnabled(self.plate is not None)
+
+        def options(self) -> Dict[str, Any]:
+            if self.spec:
+                out: Dict[str, Any] = {}
+                for item in self.spec:
+                    widget = self.fields[item["name"]]
+                    kind = item.get("kind", "text")
+                    value = widget.isChecked() if kind == "bool" else (
+                        widget.value() if kind == "number" else widget.text().strip())
+                    if value in ("", None) and item.get("required"):
+                        raise InputError(f"{item.get('label', item['name'])} is required")
+                    if value not in ("", None):
+                        out[item["name"]] = value
+                return out
+            ids = [self.models_box.item(i).data(QtCore.Qt.ItemDataRole.UserRole)
+                   for i in range(self.models_box.count())
+                   if self.models_box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+            if not ids:
+                raise InputError("tick at least one model")
+            numbers = {k: spin.value() for k, spin in self.numbers.items()}
+            return tensorpix_options(ids, int(self.resolution.currentData()), preview=self.preview.isChecked(),
+                                     **numbers)
+
+        def submit(self) -> None:
+            self.refresh_plate()
+            if self.plate is None:
+                return
+            try:
+                options = self.options()
+            except InputError as exc:
+                self.status.setText(str(exc))
+                return
+            self.send_button.setEnabled(False)
+            self.status.setText(f"Sending {self.plate.node}...")
+            self.controller.submit(self.plate, options)
+
+        def _on_event(self, kind: str, payload: Any) -> None:
+            if kind == "models":
+                self.models_box.clear()
+                for model in payload:
+                    item = QtWidgets.QListWidgetItem(f"{model.id}: {model.name}")
+                    item.setData(QtCore.Qt.ItemDataRole.UserRole, model.id)
+                    item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(QtCore.Qt.CheckState.Unchecked)
+                    self.models_box.addItem(item)
+            elif kind == "job":
+                stage = getattr(self.adapter, "stage_text", None)
+                self.progress.setValue(round(payload.progress))
+                self.status.setText(f"job {payload.id}: {stage(payload) if callable(stage) else payload.state_label}")
+            elif kind == "imported":
+                job_id, applied = payload
+                self.status.setText(f"Imported job {job_id}: {', '.join(applied.names.values())}"
+                                    + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
+                self.send_button.setEnabled(True)
+            elif kind == "error":
+                self.status.setText(str(payload))
+                self.send_button.setEnabled(self.plate is not None)
+
+    return ClipServiceDialog()
+
+
+__all__ = ["ADAPTERS", "ClipAdapter", "ClipServiceController", "Sent", "TensorPixAdapter", "describe_clip_import",
+           "make_dialog", "movie_for_upload", "tensorpix_options"]

@@ -1,0 +1,458 @@
+"""The local TensorPix: the seed-002 contract over real HTTP, mounted at ``/tensorpix``.
+
+Auth: ``Authorization: Token local-tensorpix-key`` (:data:`API_KEY`) on every ``/api/...`` route; missing or wrong ->
+401 ``{"detail": ...}`` (Django REST's words). Errors are DRF-shaped: ``{"detail": ...}`` or ``{"field": ["..."]}``.
+
+Routes (below the mount prefix):
+
+- ``POST /api/videos/`` multipart ``file`` -> 201 with ``file: null``; ready (``file`` = a presigned URL) after
+  ``ready_delay`` seconds. Over the storage quota (``storage_limit`` bytes) -> 400 ``{"detail": "Storage quota
+  exceeded ..."}``. ``GET /api/videos/`` (paged), ``GET /api/videos/{id}/``.
+- ``POST /api/jobs/`` ``{input_video, ml_models, ...}`` -> 201; ``POST /api/jobs/from-url/`` ``{url, ml_models, ...}``
+  (the service fetches ``url``); ``GET /api/jobs/`` (paged, newest first); ``GET /api/jobs/{id}/``.
+- ``GET /api/ml-models/`` (paged); ``GET /api/accounts/profile/balance/`` -> ``{"balance_usd": "12.50"}``.
+- Presigned files: ``/_store/<key>?expires=<unix>&signature=<hmac>``, no token; expired -> 403.
+
+Lists: ``{count, next, previous, results}`` with ``limit`` (default 10, max 100) and ``offset``; ``next``/``previous``
+are full URLs. **The integer statuses are this local service's own** (the vendor publishes none):
+:data:`STATUSES` ``0`` waiting, ``1`` processing, ``2`` encoding, ``3`` done, ``4`` failed; ``finished`` is set on
+3 and 4; a failure's reason goes in ``description``. The client never reads meaning into them.
+
+Test handles: ``pause()``/``resume()`` (jobs stay at 0), ``set_status(job_id, value)``, ``expire_next_urls(n)``
+(the next ``n`` presigned URLs are issued already expired), ``ready_delay``, ``storage_limit``, ``balance_usd``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from . import processing
+
+API_KEY = "local-tensorpix-key"
+OWNER = "artist@tether.local"
+STATUSES = {0: "waiting", 1: "processing", 2: "encoding", 3: "done", 4: "failed"}
+URL_TTL = 600
+DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+MODELS: List[Dict[str, Any]] = [
+    {"id": 1, "name": "Upscale x2", "task": 1, "cost_weight": 1.0, "upscale_factor": 2, "fps_boost_factor": 1,
+     "priority": 1, "max_resolution": 4320},
+    {"id": 2, "name": "Denoise", "task": 2, "cost_weight": 0.5, "upscale_factor": 1, "fps_boost_factor": 1,
+     "priority": 2, "max_resolution": 4320},
+    {"id": 3, "name": "Frame interpolation x2", "task": 3, "cost_weight": 1.0, "upscale_factor": 1,
+     "fps_boost_factor": 2, "priority": 3, "max_resolution": 2160},
+    {"id": 4, "name": "Upscale x4", "task": 1, "cost_weight": 2.0, "upscale_factor": 4, "fps_boost_factor": 1,
+     "priority": 4, "max_resolution": 4320},
+    {"id": 5, "name": "Restore (denoise + sharpen)", "task": 2, "cost_weight": 1.5, "upscale_factor": 1,
+     "fps_boost_factor": 1, "priority": 5, "max_resolution": 4320},
+]
+OPTION_FIELDS = ("output_resolution", "container", "codec", "preview", "comparison", "grain",
+                 "stabilization_smoothing", "fps_interpolation_factor", "playback_speed", "sharpen_strength",
+                 "start_frame", "end_frame", "description")
+CONTAINERS = ("mp4", "mov", "mkv")
+CODECS = ("libx264", "libx265", "prores_ks", "libvpx-vp9", "mpeg4")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = body if isinstance(body, dict) else {"detail": str(body)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class Video:
+    id: int
+    name: str
+    path: Optional[Path]
+    size: int
+    facts: Dict[str, Any]
+    ready_at: float
+    external_url: Optional[str] = None
+    created_at: str = field(default_factory=_now)
+
+
+@dataclass
+class TJob:
+    id: int
+    video: Optional[Video]
+    options: Dict[str, Any]
+    models: List[Dict[str, Any]]
+    status: Any = 0
+    progress: float = 0.0
+    started: str = field(default_factory=_now)
+    finished: Optional[str] = None
+    description: Optional[str] = None
+    output: Optional[Dict[str, Any]] = None
+    output_path: Optional[Path] = None
+    cost: float = 0.0
+
+
+class LocalTensorPix:
+    def __init__(self, state_dir: Path, ready_delay: float = 0.3, storage_limit: int = 2 * 1024 ** 3) -> None:
+        self.state_dir = Path(state_dir)
+        self.store = self.state_dir / "store"
+        self.store.mkdir(parents=True, exist_ok=True)
+        self.ready_delay = ready_delay
+        self.storage_limit = storage_limit
+        self.balance_usd = 25.0
+        self._secret = secrets.token_bytes(32)
+        self._lock = threading.RLock()
+        self._videos: Dict[int, Video] = {}
+        self._jobs: Dict[int, TJob] = {}
+        self._next_id = 100
+        self._expire_next = 0
+        self._running = threading.Event()
+        self._running.set()
+        self._closing = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self.app = self._build()
+
+    # --- test handles ---------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def set_status(self, job_id: int, value: Any) -> None:
+        with self._lock:
+            self._jobs[int(job_id)].status = value
+
+    def expire_next_urls(self, count: int) -> None:
+        with self._lock:
+            self._expire_next = count
+
+    def close(self) -> None:
+        self._closing.set()
+        self._running.set()
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+
+    # --- ids, signing, auth ---------------------------------------------------------------------------------
+    def _new_id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id
+
+    def _sign(self, key: str, expires: int) -> str:
+        return hmac.new(self._secret, f"GET\n{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def presign(self, request: Request, path: Path) -> str:
+        key = path.resolve().relative_to(self.store.resolve()).as_posix()
+        expires = int(time.time()) + URL_TTL
+        with self._lock:
+            if self._expire_next > 0:
+                self._expire_next -= 1
+                expires = int(time.time()) - 1
+        # a name of our own: url_for searches the whole mounted app, and other services have a "get_object"
+        url = str(request.url_for("tensorpix_object", key=key))
+        return f"{url}?expires={expires}&signature={self._sign(key, expires)}"
+
+    def _auth(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            raise ApiError(401, "Authentication credentials were not provided.")
+        scheme, _, key = header.partition(" ")
+        if scheme != "Token" or not hmac.compare_digest(key.strip(), API_KEY):
+            raise ApiError(401, "Invalid token.")
+
+    # --- views ----------------------------------------------------------------------------------------------
+    def video_view(self, request: Request, video: Video) -> Dict[str, Any]:
+        ready = video.path is not None and time.time() >= video.ready_at
+        return {"id": video.id, "name": video.name, "created_at": video.created_at, "size": video.size,
+                "owner": OWNER, "thumbnail": None, "external_url": video.external_url,
+                "file": self.presign(request, video.path) if ready and video.path else None,
+                **{k: video.facts.get(k) for k in ("width", "height", "n_frames", "framerate", "codec_id")},
+                "bitrate": None, "bit_depth": 8, "chroma_subsampling": "4:2:0", "color_space": "bt709"}
+
+    def job_view(self, request: Request, job: TJob) -> Dict[str, Any]:
+        out = None
+        if job.output is not None and job.output_path is not None:
+            out = {**job.output, "file": self.presign(request, job.output_path)}
+        return {"id": job.id, "started": job.started, "preview": bool(job.options.get("preview")),
+                "description": job.description, "cost_usd": f"{job.cost:.2f}", "status": job.status,
+                "eta_s": None if job.finished else max(0, int((100 - job.progress) / 20)),
+                "finished": job.finished, "processing_progress": round(job.progress, 1),
+                "input_video": self.video_view(request, job.video) if job.video else None,
+                "output_video": out, "ml_models": job.models,
+                **{k: job.options.get(k) for k in OPTION_FIELDS if k not in ("preview", "description")}}
+
+    @staticmethod
+    def paged(request: Request, items: List[Any]) -> Dict[str, Any]:
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", DEFAULT_LIMIT))
+            offset = int(q.get("offset", 0))
+        except ValueError:
+            raise ApiError(400, {"detail": "limit and offset must be whole numbers"}) from None
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+
+        def link(at: int) -> str:
+            return str(request.url.include_query_params(limit=limit, offset=at))
+
+        return {"count": len(items), "next": link(offset + limit) if offset + limit < len(items) else None,
+                "previous": link(max(0, offset - limit)) if offset > 0 else None,
+                "results": items[offset:offset + limit]}
+
+    # --- videos ---------------------------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(v.size for v in self._videos.values())
+
+    def add_video(self, name: str, data: bytes, external_url: Optional[str] = None) -> Video:
+        if self.used_bytes() + len(data) > self.storage_limit:
+            raise ApiError(400, {"detail": f"Storage quota exceeded: {self.used_bytes()} of {self.storage_limit} "
+                                           "bytes used. Delete videos or upgrade your plan."})
+        video_id = self._new_id()
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._") or "video"
+        path = self.store / "videos" / str(video_id) / safe
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        try:
+            facts = processing.probe(path)
+        except processing.ClipError as exc:
+            path.unlink()
+            raise ApiError(400, {"file": [str(exc)]}) from None
+        video = Video(id=video_id, name=safe, path=path, size=len(data), facts=facts,
+                      ready_at=time.time() + self.ready_delay, external_url=external_url)
+        with self._lock:
+            self._videos[video_id] = video
+        return video
+
+    def video(self, video_id: int) -> Video:
+        with self._lock:
+            video = self._videos.get(video_id)
+        if video is None:
+            raise ApiError(404, "Not found.")
+        return video
+
+    # --- jobs -----------------------------------------------------------------------------------------------
+    def options(self, body: Dict[str, Any], known: tuple) -> Dict[str, Any]:
+        errors: Dict[str, List[str]] = {}
+        unknown = sorted(set(body) - set(known) - set(OPTION_FIELDS) - {"ml_models"})
+        for name in unknown:
+            errors[name] = ["Unknown field."]
+        opts = {k: body.get(k) for k in OPTION_FIELDS}
+        if opts["container"] is not None and opts["container"] not in CONTAINERS:
+            errors["container"] = [f"\"{opts['container']}\" is not a valid choice."]
+        if opts["codec"] is not None and opts["codec"] not in CODECS:
+            errors["codec"] = [f"\"{opts['codec']}\" is not a valid choice."]
+        for name in ("grain", "stabilization_smoothing", "sharpen_strength", "fps_interpolation_factor",
+                     "playback_speed", "start_frame", "end_frame", "output_resolution"):
+            value = opts[name]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < -1):
+                errors[name] = ["A valid number is required."]
+        if errors:
+            raise ApiError(400, errors)
+        return opts
+
+    def models_of(self, ids: Any) -> List[Dict[str, Any]]:
+        if not isinstance(ids, list) or not ids:
+            raise ApiError(400, {"ml_models": ["This list may not be empty."]})
+        by_id = {m["id"]: m for m in MODELS}
+        bad = [i for i in ids if i not in by_id]
+        if bad:
+            raise ApiError(400, {"ml_models": [f"Invalid pk \"{bad[0]}\" - object does not exist."]})
+        return [by_id[i] for i in ids]
+
+    def create_job(self, body: Any, video: Optional[Video], url: Optional[str] = None) -> TJob:
+        models = self.models_of(body.get("ml_models"))
+        opts = self.options(body, ("input_video", "url"))
+        job = TJob(id=self._new_id(), video=video, options=opts, models=models,
+                   cost=round(0.01 * sum(m["cost_weight"] for m in models) * ((video.facts.get("n_frames") or 10)
+                                                                                if video else 10), 2))
+        with self._lock:
+            self._jobs[job.id] = job
+        thread = threading.Thread(target=self._run, args=(job, url), name=f"tensorpix-{job.id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return job
+
+    def _set(self, job: TJob, **changes: Any) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                setattr(job, key, value)
+
+    def _run(self, job: TJob, url: Optional[str]) -> None:
+        while not self._running.wait(0.05):
+            if self._closing.is_set():
+                return
+        if self._closing.is_set():
+            return
+
+        def check() -> None:
+            if self._closing.is_set():
+                raise InterruptedError
+
+        try:
+            if job.video is None and url is not None:
+                import httpx
+
+                reply = httpx.get(url, timeout=30, follow_redirects=True)
+                if reply.status_code != 200:
+                    raise processing.ClipError(f"fetching {url} answered HTTP {reply.status_code}")
+                try:
+                    video = self.add_video(url.split("?")[0].rsplit("/", 1)[-1] or "remote.mp4", reply.content,
+                                           external_url=url)
+                except ApiError as exc:
+                    raise processing.ClipError(str(exc.body.get("detail") or exc.body)) from None
+                self._set(job, video=video)
+            assert job.video is not None and job.video.path is not None
+            self._set(job, status=1)
+            dest = self.store / "outputs" / str(job.id) / f"{Path(job.video.name).stem}_enhanced_{job.id}." \
+                f"{job.options.get('container') or 'mp4'}"
+            facts = processing.enhance(job.video.path, dest, job.options, job.models,
+                                       lambda p: self._set(job, progress=min(99.0, p)), check)
+            self._set(job, status=2)
+        except InterruptedError:
+            return
+        except processing.ClipError as exc:
+            self._set(job, status=4, finished=_now(), description=f"failed: {exc}")
+            return
+        except Exception as exc:  # a bug here must show on the job, not vanish in a thread
+            self._set(job, status=4, finished=_now(), description=f"internal error: {type(exc).__name__}: {exc}")
+            return
+        output = {"id": self._new_id(), "job_id": job.id, "preview_videos": None, "name": dest.name,
+                  "created_at": _now(), "deleted": None, "size": dest.stat().st_size, "thumbnail": None,
+                  "quality_score": None, "owner": 1, "bit_depth": 8, "chroma_subsampling": "4:2:0",
+                  "color_space": "bt709", **facts}
+        with self._lock:
+            self.balance_usd = max(0.0, self.balance_usd - job.cost)
+            job.output, job.output_path = output, dest
+            job.status, job.progress, job.finished = 3, 100.0, _now()
+
+    def job(self, job_id: int) -> TJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "Not found.")
+        return job
+
+    # --- the app --------------------------------------------------------------------------------------------
+    def _build(self) -> FastAPI:
+        app = FastAPI(title="local TensorPix", docs_url=None, redoc_url=None, openapi_url=None)
+
+        @app.exception_handler(ApiError)
+        async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+            return JSONResponse(exc.body, status_code=exc.status)
+
+        async def json_body(request: Request) -> Dict[str, Any]:
+            try:
+                body = await request.json()
+            except ValueError:
+                raise ApiError(400, "JSON parse error.") from None
+            if not isinstance(body, dict):
+                raise ApiError(400, "Expected a JSON object.")
+            return body
+
+        @app.post("/api/videos/", status_code=201)
+        async def upload(request: Request) -> Any:
+            self._auth(request)
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(400, {"file": ["No file was submitted."]})
+            data = await upload.read()
+            if not data:
+                raise ApiError(400, {"file": ["The submitted file is empty."]})
+            return self.video_view(request, self.add_video(upload.filename or "video.mp4", data))
+
+        @app.get("/api/videos/")
+        def list_videos(request: Request) -> Any:
+            self._auth(request)
+            with self._lock:
+                videos = sorted(self._videos.values(), key=lambda v: -v.id)
+            return self.paged(request, [self.video_view(request, v) for v in videos])
+
+        @app.get("/api/videos/{video_id}/")
+        def get_video(video_id: int, request: Request) -> Any:
+            self._auth(request)
+            return self.video_view(request, self.video(video_id))
+
+        @app.post("/api/jobs/", status_code=201)
+        async def create_job(request: Request) -> Any:
+            self._auth(request)
+            body = await json_body(request)
+            video_id = body.get("input_video")
+            if not isinstance(video_id, int) or isinstance(video_id, bool):
+                raise ApiError(400, {"input_video": ["This field is required."]})
+            try:
+                video = self.video(video_id)
+            except ApiError:
+                raise ApiError(400, {"input_video": [f"Invalid pk \"{video_id}\" - object does not exist."]}) from None
+            if time.time() < video.ready_at:
+                raise ApiError(400, {"input_video": ["The video is still being processed; try again shortly."]})
+            return self.job_view(request, self.create_job(body, video))
+
+        @app.post("/api/jobs/from-url/", status_code=201)
+        async def create_from_url(request: Request) -> Any:
+            self._auth(request)
+            body = await json_body(request)
+            url = body.get("url")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ApiError(400, {"url": ["Enter a valid URL."]})
+            return self.job_view(request, self.create_job(body, None, url))
+
+        @app.get("/api/jobs/")
+        def list_jobs(request: Request) -> Any:
+            self._auth(request)
+            with self._lock:
+                jobs = sorted(self._jobs.values(), key=lambda j: -j.id)
+            return self.paged(request, [self.job_view(request, j) for j in jobs])
+
+        @app.get("/api/jobs/{job_id}/")
+        def get_job(job_id: int, request: Request) -> Any:
+            self._auth(request)
+            return self.job_view(request, self.job(job_id))
+
+        @app.get("/api/ml-models/")
+        def models(request: Request) -> Any:
+            self._auth(request)
+            return self.paged(request, MODELS)
+
+        @app.get("/api/accounts/profile/balance/")
+        def balance(request: Request) -> Any:
+            self._auth(request)
+            return {"balance_usd": f"{self.balance_usd:.2f}"}
+
+        @app.get("/_store/{key:path}", name="tensorpix_object")
+        def get_object(key: str, request: Request) -> Any:
+            try:
+                expires = int(request.query_params.get("expires", ""))
+            except ValueError:
+                raise ApiError(403, "SignatureDoesNotMatch") from None
+            if not hmac.compare_digest(request.query_params.get("signature", ""), self._sign(key, expires)):
+                raise ApiError(403, "SignatureDoesNotMatch")
+            if expires < time.time():
+                raise ApiError(403, "Request has expired")
+            path = (self.store / key).resolve()
+            if self.store.resolve() not in path.parents or not path.is_file():
+                raise ApiError(404, "NoSuchKey")
+            return FileResponse(path, filename=path.name)
+
+        return app
+
+
+def create_service(state_dir: Path, options: Any) -> LocalTensorPix:
+    extra = getattr(options, "extra", {}) or {}
+    return LocalTensorPix(Path(state_dir), ready_delay=float(extra.get("tensorpix_ready_delay", 0.3)))
+
+
+__all__ = ["API_KEY", "MODELS", "STATUSES", "LocalTensorPix", "create_service"]

@@ -1,0 +1,248 @@
+"""Clip in, clip out (TensorPix) against the strict fake nuke: the Read description, and real round trips with the
+local TensorPix over HTTP that import the enhanced movie beside the plate on the plate's frames."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import time
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import nuke
+import numpy as np
+import pytest
+from PIL import Image
+from tether.nukeimport import PlateFacts
+from tether.registry import JobRegistry
+from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
+from tether_nuke.clipservices import (
+    COLUMN,
+    ClipServiceController,
+    TensorPixAdapter,
+    describe_clip_import,
+    tensorpix_options,
+)
+from tether_nuke.plate_reader import read_plate
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
+av = pytest.importorskip("av")
+ROOT = Path(__file__).resolve().parents[2]
+W, H = 64, 48
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[Any]:
+    from tether_services.server import LocalServices
+
+    with LocalServices(port=0, services=["tensorpix"]) as svc:
+        yield svc
+
+
+def frames_on_disk(folder: Path, first: int, last: int) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(first, last + 1):
+        rgb = np.full((H, W, 3), 20, np.uint8)
+        rgb[:, (n - first) * 4:(n - first) * 4 + 4] = 235  # a bar one step right per file frame
+        Image.fromarray(rgb).save(folder / f"shot.{n:04d}.png")
+    return f"{folder.as_posix()}/shot.####.png"
+
+
+def tiny_movie(path: Path, frames: int = 8) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((H, W, 3), 20, np.uint8)
+            rgb[:, i * 6:i * 6 + 6] = 235
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def decoded(path: str) -> List[Any]:
+    with av.open(path) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        nuke._run_main_queue()
+        time.sleep(0.05)
+
+
+def controller(services: Any, tmp_path: Path, events: List[Any]) -> ClipServiceController:
+    url = services.url("tensorpix")
+    ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
+                                lambda profile: TensorPixClient(url, token=LOCAL_API_KEY),
+                                download_root=tmp_path / "dl", poll=0.1, poll_cap=0.3)
+    ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
+    return ctl
+
+
+# --- the description (headless) ----------------------------------------------------------------------------------
+def test_the_returned_clip_starts_on_the_first_sent_plate_frame(tmp_path: Path) -> None:
+    plate = PlateFacts(node="Plate3", file="/shots/a.####.exr", first=1003, last=1014, frame_mode="start at",
+                       frame="2001", xpos=40, ypos=-80, colorspace="ACES - ACEScg")
+    movie = tiny_movie(tmp_path / "out.mp4", frames=10)
+    description = describe_clip_import(plate, movie, suffix="tensorpix", first_index=2)
+    [spec] = description.nodes
+    assert spec.node_class == "Read" and spec.name == "Plate3_tensorpix"
+    assert spec.knobs["frame_mode"] == "start at" and spec.knobs["frame"] == str(2001 + 2)
+    assert (spec.knobs["first"], spec.knobs["last"]) == (1, 10)
+    assert (spec.xpos, spec.ypos) == (40 + COLUMN, -80)
+    assert description.notes == []  # 12 sent, output from the 3rd: 10 frames, one per plate frame
+    short = describe_clip_import(plate, tiny_movie(tmp_path / "p.mp4", frames=5), suffix="tensorpix")
+    assert "5 frames for the 12 sent" in short.notes[0]
+
+
+def test_options_from_the_dialog_leave_defaults_alone() -> None:
+    options = tensorpix_options([1, 2], 1080, preview=True, grain=0.0, sharpen_strength=12.0, playback_speed=None)
+    assert options == {"ml_models": [1, 2], "output_resolution": 1080, "preview": True, "sharpen_strength": 12.0}
+
+
+def test_the_menu_has_the_enhance_entry() -> None:
+    runpy.run_path(str(ROOT / "nuke_plugin" / "menu.py"))
+    tether = nuke.menu("Nuke").findItem("Tether")
+    assert tether is not None and "Enhance (TensorPix)" in [i.name() for i in tether.items()]
+
+
+# --- round trips with the local TensorPix ---------------------------------------------------------------------------
+def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any, tmp_path: Path) -> None:
+    read = nuke.nodes.Read()
+    read.setName("Plate1")
+    read["file"].setValue(frames_on_disk(tmp_path / "plate", 1001, 1016))
+    nuke.addFormat(f"{W} {H} 1 small")
+    read["format"].setValue("small")
+    for knob, value in (("first", 1003), ("last", 1014), ("origfirst", 1001), ("origlast", 1016)):
+        read[knob].setValue(value)
+    read["frame_mode"].setValue("start at")
+    read["frame"].setValue("2001")
+    read.setXYpos(200, 300)
+    plate = read_plate(read)  # main thread, before the worker
+    events: List[Any] = []
+    ctl = controller(services, tmp_path, events)
+    try:
+        job_id = ctl.submit(plate, tensorpix_options([1], start_frame=3)).result(timeout=60)
+        wait_for(lambda: any(kind in ("imported", "error") for kind, _ in events), "the import")
+    finally:
+        ctl.close()
+    errors = [payload for kind, payload in events if kind == "error"]
+    assert not errors, errors
+    node = nuke.toNode("Plate1_tensorpix")
+    assert node is not None and node.Class() == "Read"
+    # plate frames 2001..2012 were sent; the output starts at the 4th sent frame and runs to the last
+    assert (node.firstFrame(), node.lastFrame()) == (2004, 2012)
+    assert (node.xpos(), node.ypos()) == (200 + COLUMN, 300)
+    frames = decoded(node["file"].value())
+    assert len(frames) == 9 and frames[0].shape[:2] == (2 * H, 2 * W)
+    # output frame 1 shows file frame 1006 (the 4th sent): its bar sits where that file frame's bar does
+    bar = np.where(frames[0][:, :, 0].mean(axis=0) > 128)[0].mean() / 2
+    assert abs(bar - ((1006 - 1001) * 4 + 1.5)) < 2
+    record = ctl.registry.get("tensorpix", job_id)
+    assert record is not None and record.state.value == "completed" and record.fetched_at is not None
+    assert any(kind == "job" for kind, _ in events)
+
+
+def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
+    read = nuke.nodes.Read()
+    read.setName("Mov1")
+    read["file"].setValue(tiny_movie(tmp_path / "plate.mp4", frames=8).as_posix())
+    for knob, value in (("first", 1), ("last", 8), ("origfirst", 1), ("origlast", 8)):
+        read[knob].setValue(value)
+    read["frame_mode"].setValue("start at")
+    read["frame"].setValue("1001")
+    plate = read_plate(read)
+    events: List[Any] = []
+    ctl = controller(services, tmp_path, events)
+    try:
+        sent = ctl.submit(plate, tensorpix_options([2], preview=True)).result(timeout=60)
+        wait_for(lambda: any(kind in ("imported", "error") for kind, _ in events), "the import")
+    finally:
+        ctl.close()
+    [(job_id, applied)] = [payload for kind, payload in events if kind == "imported"]
+    assert job_id == sent
+    node = nuke.toNode(applied.names["Mov1_tensorpix"])
+    assert node is not None and (node.firstFrame(), node.lastFrame()) == (1001, 1005)
+    assert any("5 frames for the 8 sent" in note for note in applied.notes)
+
+
+# --- the dialog (offscreen Qt) --------------------------------------------------------------------------------------
+def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path, qtbot: Any) -> None:
+    pytest.importorskip("qtpy")
+    from qtpy import QtCore
+    from tether_nuke.clipservices import make_dialog
+
+    events: List[Any] = []
+    ctl = controller(services, tmp_path, events)
+    dialog = make_dialog("tensorpix", ctl)
+    qtbot.addWidget(dialog)
+    try:
+        assert not dialog.send_button.isEnabled()  # no Read selected
+        qtbot.waitUntil(lambda: dialog.models_box.count() == 5, timeout=30000)
+        read = nuke.nodes.Read()
+        read.setName("Dlg1")
+        read["file"].setValue(tiny_movie(tmp_path / "dlg.mp4", frames=6).as_posix())
+        for knob, value in (("first", 1), ("last", 6), ("origfirst", 1), ("origlast", 6)):
+            read[knob].setValue(value)
+        read.setSelected(True)
+        dialog.refresh_plate()
+        assert dialog.send_button.isEnabled() and dialog.read_label.text() == "Dlg1"
+        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        dialog.resolution.setCurrentIndex(0)
+        dialog.numbers["sharpen_strength"].setValue(5)
+        assert dialog.options() == {"ml_models": [1], "output_resolution": -1, "preview": False,
+                                    "sharpen_strength": 5.0}
+        dialog.submit()
+
+        def imported() -> bool:
+            nuke._run_main_queue()
+            return "Imported job" in dialog.status.text() or any(kind == "error" for kind, _ in events)
+
+        qtbot.waitUntil(imported, timeout=60000)
+        assert not [p for kind, p in events if kind == "error"]
+        node = nuke.toNode("Dlg1_tensorpix")
+        assert node is not None and (node.firstFrame(), node.lastFrame()) == (1, 6)
+        assert dialog.progress.value() == 100
+    finally:
+        ctl.close()
+
+
+class SpecOnly:
+    """An adapter described by ``options_spec`` alone (how Clipzy plugs in); never reaches a network."""
+
+    service, label, suffix, action = "specsvc", "Spec", "spec", "Style it"
+    options_spec = [{"name": "template", "label": "Template clip", "kind": "file", "required": True},
+                    {"name": "strength", "label": "Strength", "kind": "number"},
+                    {"name": "keep_audio", "label": "Keep audio", "kind": "bool"}]
+
+    def client(self, profile: Any) -> Any:
+        raise AssertionError("no network in this test")
+
+
+def test_an_options_spec_builds_the_form(tmp_path: Path, qtbot: Any) -> None:
+    pytest.importorskip("qtpy")
+    from tether_nuke.clipservices import make_dialog
+
+    ctl = ClipServiceController(SpecOnly(), JobRegistry(tmp_path / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
+    dialog = make_dialog("specsvc", ctl)
+    qtbot.addWidget(dialog)
+    try:
+        assert dialog.send_button.text() == "Style it" and set(dialog.fields) == {"template", "strength",
+                                                                                   "keep_audio"}
+        read = nuke.nodes.Read()
+        read["file"].setValue(tiny_movie(tmp_path / "s.mp4", frames=3).as_posix())
+        read.setSelected(True)
+        dialog.submit()  # the required template is empty: refused in the dialog, nothing sent
+        assert "Template clip is required" in dialog.status.text()
+        dialog.fields["template"].setText("/clips/look.mov")
+        dialog.fields["strength"].setValue(0.5)
+        dialog.fields["keep_audio"].setChecked(True)
+        assert dialog.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}
+    finally:
+        ctl.close()
