@@ -35,7 +35,7 @@ def _on_load_post(*_args: Any) -> None:
 def register() -> None:
     import bpy
 
-    from . import ops, prefs, props, ui
+    from . import move_ops, move_ui, ops, prefs, props, ui
 
     for pref_cls in prefs.CLASSES:
         bpy.utils.register_class(pref_cls)
@@ -43,6 +43,8 @@ def register() -> None:
     for op_cls in ops.CLASSES:
         bpy.utils.register_class(op_cls)
     ui.register()
+    move_ops.register()
+    move_ui.register()
     handler = bpy.app.handlers.persistent(_on_load_post)
     if handler not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(handler)
@@ -51,10 +53,12 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import ops, prefs, props, ui
+    from . import move_ops, move_ui, ops, prefs, props, ui
 
     while _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
+    move_ui.unregister()
+    move_ops.unregister()  # stops the Move worker too
     ops.stop_timer()
     ops.drop_runtime()  # stops the monitor and cancels a running upload
     ui.unregister()

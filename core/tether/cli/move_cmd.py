@@ -1,8 +1,176 @@
+"""`tether move submit|jobs|status|fetch|verify-webhook`: Move (Move.ai) motion capture from the command line.
+
+``submit VIDEO`` uploads an MP4/MOV/AVI, makes a single-camera take and a job (``--output`` picks the output
+types, ``--start``/``--end`` the clip window in seconds); ``--wait`` follows it, ``--out DIR`` downloads its outputs
+(``MAIN_FBX.fbx``...). ``verify-webhook`` checks a Svix delivery read from standard input and prints its JSON body;
+the secret comes from ``--secret`` or ``TETHER_MOVE_WEBHOOK_SECRET`` (the environment keeps it out of ``ps``).
+"""
+
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..errors import InputError
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
+    outputs = "MAIN_FBX, MAIN_BLEND, MAIN_USDC, ALL_FBX (zip), RENDER_VIDEO, MOTION_DATA"  # checked in move.submit
+    mv = subparsers.add_parser("move", help="Move: motion capture from a video, an FBX rig back")
+    sub = mv.add_subparsers(dest="move_command", metavar="ACTION")
+
+    submit = sub.add_parser("submit", help="upload a video and start a motion-capture job")
+    submit.add_argument("video", type=Path, help="an .mp4, .mov or .avi file")
+    submit.add_argument("--name", default="", help="take and job name (default: the file's name)")
+    submit.add_argument("--output", action="append", metavar="TYPE", type=str.upper,
+                        help=f"output type, repeatable: {outputs} (default MAIN_FBX)")
+    submit.add_argument("--start", type=float, help="clip window start, seconds")
+    submit.add_argument("--end", type=float, help="clip window end, seconds")
+    submit.add_argument("--track-fingers", action="store_true", help="job option trackFingers")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    submit.add_argument("--out", type=Path, help="download the outputs here (implies --wait)")
+    submit.add_argument("--json", action="store_true", help="print machine-readable results")
+    submit.set_defaults(func=cmd_submit)
+
+    jobs = sub.add_parser("jobs", help="list Move jobs (newest first), following the cursor")
+    jobs.add_argument("--take", help="only the jobs of this take id")
+    jobs.add_argument("--first", type=int, default=20, help="page size (default 20)")
+    jobs.add_argument("--limit", type=int, default=50, help="stop after this many jobs (default 50)")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
+
+    status = sub.add_parser("status", help="one job's state, progress and outputs")
+    status.add_argument("job", help="job id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    fetch = sub.add_parser("fetch", help="download a finished job's outputs")
+    fetch.add_argument("job", help="job id")
+    fetch.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    fetch.add_argument("--output", action="append", metavar="TYPE", type=str.upper,
+                       help="only these output types (default: all the job has)")
+    fetch.set_defaults(func=cmd_fetch)
+
+    hook = sub.add_parser("verify-webhook", help="verify a Svix-signed webhook body read from standard input")
+    hook.add_argument("--secret", help="the endpoint's whsec_... secret (default: $TETHER_MOVE_WEBHOOK_SECRET)")
+    hook.add_argument("--id", dest="svix_id", required=True, help="the svix-id header")
+    hook.add_argument("--timestamp", dest="svix_timestamp", required=True, help="the svix-timestamp header")
+    hook.add_argument("--signature", dest="svix_signature", required=True, help="the svix-signature header")
+    hook.set_defaults(func=cmd_verify_webhook)
+    mv.set_defaults(func=lambda args: (mv.print_help(), 2)[1])
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..move.client import MoveClient
+
+    return MoveClient.from_profile(args.profile)
+
+
+def _job_dict(job: Any) -> Dict[str, Any]:
+    return {**job.model_dump(mode="json"), "state_label": job.state_label}
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..move.submit import MoveRequest, submit_video
+    from ..registry import JobRegistry
+    from .progress import TransferBars
+
+    console = Console(stderr=True)
+    out: Optional[Path] = args.out.resolve() if args.out else None
+    req = MoveRequest(video=args.video, name=args.name, outputs=args.output or ["MAIN_FBX"], start=args.start,
+                      end=args.end, options={"trackFingers": True} if args.track_fingers else {})
+    registry = JobRegistry()
+    with _client(args) as client:
+        with TransferBars(console) as bars:
+            sub = submit_video(client, req, registry=registry, out_dir=out,
+                               progress=lambda done, total: bars.bytes("upload", done, total))
+        facts = sub.facts
+        length = f", {facts.frames} frames at {facts.fps:g} fps" if facts.frames and facts.fps else ""
+        console.print(f"[green]submitted[/] Move job {sub.job.id} (take {sub.take_id}{length}): "
+                      f"{sub.job.raw_state or 'no state yet'}")
+        code = 0
+        files: list = []
+        if args.wait or out:
+            from .follow import follow_and_fetch
+
+            code = follow_and_fetch("move", [sub.job.id], profile=args.profile, console=console, client=client,
+                                    registry=registry, out=out)
+            if out is not None and code == 0:
+                files = sorted(str(p) for p in out.iterdir() if p.is_file())
+        if args.json:
+            print(json.dumps({"job_id": sub.job.id, "take_id": sub.take_id, "file_id": sub.file_id,
+                              "fps": facts.fps, "frames": facts.frames, "files": files}))
+        return code
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..move.client import to_job
+
+    if args.first < 1 or args.limit < 1:
+        raise InputError("--first and --limit must be 1 or more")
+    jobs = []
+    with _client(args) as client:
+        for mj in client.iter_jobs(first=min(args.first, args.limit), take_id=args.take):
+            jobs.append(to_job(mj))
+            if len(jobs) >= args.limit:
+                break
+    if args.json:
+        print(json.dumps([_job_dict(j) for j in jobs]))
+        return 0
+    table = Table("job", "name", "state", "progress", "outputs")
+    for j in jobs:
+        table.add_row(j.id, j.title, j.state_label, f"{j.progress:.0f}%", ", ".join(o.name for o in j.outputs))
+    Console().print(table)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..jobs import JobState
+
+    with _client(args) as client:
+        job = client.get_job(args.job)
+    if args.json:
+        print(json.dumps(_job_dict(job)))
+    else:
+        print(f"{job.id}: {job.state_label} ({job.raw_state}), {job.progress:.0f}%"
+              + (f"; outputs: {', '.join(o.name for o in job.outputs)}" if job.outputs else "")
+              + (f"; {job.error}" if job.error else ""))
+    return 1 if job.state in (JobState.FAILED, JobState.CANCELLED) else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from ..registry import JobRegistry
+
+    out = args.out.resolve()
+    with _client(args) as client:
+        files = client.fetch_outputs(args.job, out, keys=args.output or None)
+    JobRegistry().mark_fetched("move", args.job, out)
+    for path in files:
+        print(path)
+    return 0
+
+
+def cmd_verify_webhook(args: argparse.Namespace) -> int:
+    from ..move.webhooks import WebhookVerificationError, verify
+
+    secret = args.secret or os.environ.get("TETHER_MOVE_WEBHOOK_SECRET", "")
+    if not secret:
+        raise InputError("give the webhook secret with --secret or TETHER_MOVE_WEBHOOK_SECRET")
+    body = sys.stdin.buffer.read()
+    headers = {"svix-id": args.svix_id, "svix-timestamp": args.svix_timestamp, "svix-signature": args.svix_signature}
+    try:
+        payload = verify(secret, headers, body)
+    except WebhookVerificationError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(payload))
+    return 0

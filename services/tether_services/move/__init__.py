@@ -1,1 +1,1 @@
-"""(being written)"""
+"""The local Move stand-in (GraphQL at ``/move/ugc/graphql``); see :mod:`.api`."""

@@ -1,0 +1,203 @@
+"""Move (motion capture) for the add-on, in plain Python (no ``bpy``): the worker and its hand-off to the main thread.
+
+A :class:`MoveRuntime` holds its own :class:`runtime.Handoff` and :class:`MoveStatus` (what the Move panel draws).
+The worker (:func:`run_move`) uploads the video, makes the take and the job, follows it and downloads the FBX rig,
+posting ``move`` events as it goes; :meth:`MoveRuntime.pump` applies them on the main thread and returns the
+finished result, which the operator imports there (``bpy`` is never touched off the main thread). Headless, timers
+never fire: the operator joins the worker and pumps itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .runtime import Handoff, Notice, error_text
+
+PHASES = ("idle", "uploading", "processing", "downloading", "done", "failed", "cancelled")
+
+
+@dataclass
+class MoveStatus:
+    phase: str = "idle"
+    message: str = ""
+    job_id: str = ""
+    state: str = ""  # the job's state label (the vendor's own word when unknown)
+    progress: float = 0.0  # 0..100
+    done_bytes: int = 0
+    total_bytes: int = 0
+    fbx: str = ""
+    fps: Optional[float] = None
+    notices: List[Notice] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return self.phase in ("uploading", "processing", "downloading")
+
+    @property
+    def factor(self) -> float:
+        if self.phase == "uploading" and self.total_bytes:
+            return self.done_bytes / self.total_bytes
+        return self.progress / 100.0
+
+
+@dataclass(frozen=True)
+class MoveRequestValues:
+    """What the operator read from the scene, as plain values."""
+
+    profile: str
+    video: str = ""
+    job_id: str = ""  # follow an existing job instead of submitting
+    name: str = ""
+    dest_root: str = ""  # "" = Tether's data folder
+    outputs: tuple = ("MAIN_FBX",)
+
+
+class MoveTask:
+    """One submit-and-follow (or follow) on a daemon thread; ``cancel()`` stops the upload or the waiting."""
+
+    def __init__(self, values: MoveRequestValues, handoff: Handoff, work: Optional[Callable[..., Any]] = None) -> None:
+        self.values = values
+        self.handoff = handoff
+        self.cancelled = threading.Event()
+        self._work = work or run_move
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        first = "uploading" if not self.values.job_id else "processing"
+        self.handoff.post("move", phase=first, message="starting", job_id=self.values.job_id)
+        self.thread = threading.Thread(target=self._main, name="tether-move", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def _post(self, **data: Any) -> None:
+        self.handoff.post("move", **data)
+
+    def _main(self) -> None:
+        try:
+            result = self._work(self.values, self._post, self.cancelled.is_set)
+        except BaseException as exc:
+            if self.cancelled.is_set() or type(exc).__name__ == "CancelledByUser":
+                self._post(phase="cancelled", message="stopped; a job already created goes on at Move")
+            else:
+                self._post(phase="failed", message=error_text(exc))
+            return
+        self._post(**result)
+
+
+def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool]) -> Dict[str, Any]:
+    """Submit (unless ``values.job_id``), follow until finished, download the FBX. Runs on the worker."""
+    from tether.jobs import JobState
+    from tether.move.client import MoveClient
+    from tether.move.submit import MoveRequest, submit_video, wait_for
+    from tether.registry import JobRegistry
+    from tether.settings import data_dir
+
+    client = MoveClient.from_profile(values.profile or None)
+    reg = JobRegistry()
+    try:
+        job_id = values.job_id
+        fps: Optional[float] = None
+        if not job_id:
+            def upload_progress(done: int, total: int) -> bool:
+                post(phase="uploading", done_bytes=done, total_bytes=total,
+                     message=f"uploading {Path(values.video).name}")
+                return not cancelled()
+
+            sub = submit_video(client, MoveRequest(video=Path(values.video), name=values.name,
+                                                   outputs=list(values.outputs)),
+                               registry=reg, progress=upload_progress, source_label=values.video)
+            job_id, fps = sub.job.id, sub.facts.fps
+            post(phase="processing", job_id=job_id, message=f"job {job_id} submitted", state=sub.job.raw_state)
+        else:
+            record = reg.get("move", job_id)
+            raw = record.extra.get("fps") if record is not None else None
+            fps = float(raw) if isinstance(raw, (int, float)) else None
+
+        def update(job: Any) -> bool:
+            post(phase="processing", job_id=job_id, state=job.state_label, progress=job.progress,
+                 message=f"job {job_id}: {job.state_label}")
+            reg.update_from(job, values.profile)
+            return not cancelled()
+
+        job = wait_for(client, job_id, on_update=update, interval=0.5, max_interval=10.0)
+        if cancelled():
+            return {"phase": "cancelled", "job_id": job_id, "message": f"stopped following job {job_id}; it goes on "
+                                                                       "at Move (Follow picks it up again)"}
+        if job.state is not JobState.COMPLETED:
+            return {"phase": "failed", "job_id": job_id, "state": job.state_label,
+                    "message": f"job {job_id} {job.state_label}" + (f": {job.error}" if job.error else "")}
+        root = Path(values.dest_root) if values.dest_root else data_dir() / "move"
+        dest = root / job_id
+        post(phase="downloading", job_id=job_id, message=f"downloading the rig of job {job_id}")
+        fbx = client.download_output(client.get_move_job(job_id), "MAIN_FBX", dest)
+        reg.mark_fetched("move", job_id, dest)
+        return {"phase": "done", "job_id": job_id, "fbx": str(fbx), "fps": fps, "progress": 100.0,
+                "state": job.state_label, "message": f"job {job_id}: rig downloaded to {fbx}"}
+    finally:
+        reg.close()
+        client.close()
+
+
+class MoveRuntime:
+    """The Move panel's live state between register() and unregister()."""
+
+    def __init__(self) -> None:
+        self.handoff = Handoff()
+        self.status = MoveStatus()
+        self.task: Optional[MoveTask] = None
+
+    @property
+    def busy(self) -> bool:
+        return (self.task is not None and self.task.alive()) or not self.handoff.empty()
+
+    def start(self, values: MoveRequestValues, work: Optional[Callable[..., Any]] = None) -> MoveTask:
+        self.status = MoveStatus(notices=self.status.notices)
+        self.task = MoveTask(values, self.handoff, work)
+        self.task.start()
+        return self.task
+
+    def pump(self) -> List[Dict[str, Any]]:
+        """Apply the worker's events (main thread). Returns the finished results (phase done/failed/cancelled)."""
+        finished: List[Dict[str, Any]] = []
+        for event in self.handoff.drain(budget_s=0.004):
+            data = dict(event.data)
+            for name, value in data.items():
+                if hasattr(self.status, name) and name != "notices":
+                    setattr(self.status, name, value)
+            if data.get("phase") in ("done", "failed", "cancelled"):
+                level = {"done": "INFO", "failed": "ERROR"}.get(str(data["phase"]), "WARNING")
+                self.status.notices.append(Notice(level, str(data.get("message") or data["phase"])))
+                del self.status.notices[:-5]
+                finished.append(data)
+        return finished
+
+    def shutdown(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task.join(2.0)
+            self.task = None
+
+
+def rig_frame_range(frame_ranges: List[tuple]) -> Optional[tuple]:
+    """The scene range covering every imported action's keys: (first, last) as whole frames, or None."""
+    if not frame_ranges:
+        return None
+    start = min(r[0] for r in frame_ranges)
+    end = max(r[1] for r in frame_ranges)
+    first = round(float(start))
+    return first, max(first, round(float(end)))
+
+
+__all__ = ["MoveRequestValues", "MoveRuntime", "MoveStatus", "MoveTask", "rig_frame_range", "run_move"]

@@ -1,0 +1,241 @@
+"""The Move (Move.ai) contract (seed 003 plus SERVICES.md), as pydantic models and GraphQL documents.
+
+Replies are tolerant (``extra="allow"``, camelCase aliases); what we send is checked before it leaves. Choices
+where the vendor published nothing, and that the local service (``tether_services.move``) makes the same way:
+
+- ``metadata`` travels as a JSON *string* (the seed writes ``metadata: "{\\"key\\": \\"value\\"}"``, AWSJSON
+  style); the models turn it back into a dict, and keep a non-JSON string under ``{"value": ...}``;
+- a job's state is read from ``progress.state`` and, when that is absent, from the seed's top-level ``state``;
+  it is parsed loosely (``NOT STARTED``, ``NOT_STARTED`` and ``not-started`` are one state) and a value we do
+  not know is kept and shown as itself;
+- ``listJobs`` answers ``{first, after, items}``: ``after`` is the cursor of the next page, null on the last;
+- an output's ``key`` is its output type (``MAIN_FBX``...); a key we do not know is kept, with no kind;
+- the seed has no share codes, so there is no model for them (nothing is guessed).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Dict, List, Optional, Tuple
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..jobs import JobState, map_state
+
+SOURCE_FORMATS: Dict[str, str] = {".mp4": "MP4", ".mov": "MOV", ".avi": "AVI", ".move": "MOVE"}
+
+# The vendor's states (spelled as the seed and SDK do, after map_state's normalisation) -> the one job view.
+STATES: Dict[str, JobState] = {
+    "not_started": JobState.QUEUED,
+    "notstarted": JobState.QUEUED,
+    "started": JobState.RUNNING,  # "sent to a server for processing"
+    "running": JobState.RUNNING,
+    "finished": JobState.COMPLETED,  # "has produced some outputs": says nothing about their quality
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+    "canceled": JobState.CANCELLED,
+}
+
+# output type -> (kind, file suffix when the URL names none). ALL_FBX is a zip of FBX files.
+OUTPUT_TYPES: Dict[str, Tuple[str, str]] = {
+    "MAIN_FBX": ("fbx", ".fbx"),
+    "MAIN_BLEND": ("blend", ".blend"),
+    "MAIN_USDC": ("usd", ".usdc"),
+    "ALL_FBX": ("fbx-zip", ".zip"),
+    "RENDER_VIDEO": ("video", ".mp4"),
+    "MOTION_DATA": ("motion", ".json"),
+}
+DEFAULT_OUTPUTS = ("MAIN_FBX",)
+
+
+def parse_state(raw: Any) -> JobState:
+    """``NOT STARTED`` / ``NOT_STARTED`` / ``not-started`` -> QUEUED ...; anything else -> UNKNOWN (raw kept)."""
+    if raw is None or str(raw).strip() == "":
+        return JobState.UNKNOWN
+    return map_state(raw, STATES)
+
+
+def _metadata(value: Any) -> Any:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {"value": value}
+        return parsed if isinstance(parsed, dict) else {"value": parsed}
+    return value
+
+
+def metadata_json(metadata: Optional[Dict[str, Any]]) -> Optional[str]:
+    """How metadata is sent: a JSON string (AWSJSON)."""
+    return json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str) if metadata else None
+
+
+class Tolerant(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @field_validator("metadata", mode="before", check_fields=False)
+    @classmethod
+    def _meta(cls, value: Any) -> Any:
+        return _metadata(value)
+
+
+class MoveFile(Tolerant):
+    id: str
+    presigned_url: Optional[str] = Field(None, alias="presignedUrl")
+    type: Optional[str] = None
+    name: Optional[str] = None
+    metadata: Dict[str, Any] = Field(default_factory=dict)
+
+
+class Ref(Tolerant):
+    id: str
+
+
+class TakeSource(Tolerant):
+    device_label: Optional[str] = Field(None, alias="deviceLabel")
+    format: Optional[str] = None
+    file: Optional[MoveFile] = None
+
+
+class MoveTake(Tolerant):
+    id: str
+    name: Optional[str] = None
+    metadata: Dict[str, Any] = Field(default_factory=dict)
+    created: Optional[datetime] = None
+    sources: List[TakeSource] = Field(default_factory=list)
+
+
+class MoveProgress(Tolerant):
+    state: Optional[str] = None
+    percentage_complete: Optional[float] = Field(None, alias="percentageComplete")
+
+
+class MoveOutput(Tolerant):
+    key: str
+    file: Optional[MoveFile] = None
+
+    @property
+    def kind(self) -> Optional[str]:
+        known = OUTPUT_TYPES.get(self.key.upper())
+        return known[0] if known else None
+
+
+class MoveJob(Tolerant):
+    id: str
+    name: Optional[str] = None
+    metadata: Dict[str, Any] = Field(default_factory=dict)
+    state: Optional[str] = None
+    created: Optional[datetime] = None
+    client: Optional[Ref] = None
+    take: Optional[Ref] = None
+    progress: Optional[MoveProgress] = None
+    outputs: List[MoveOutput] = Field(default_factory=list)
+    error: Optional[str] = None  # local service; the vendor's failure reason field is unknown
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @property
+    def raw_state(self) -> str:
+        if self.progress is not None and self.progress.state:
+            return self.progress.state
+        return self.state or ""
+
+    @property
+    def job_state(self) -> JobState:
+        return parse_state(self.raw_state)
+
+    @property
+    def percentage(self) -> float:
+        if self.progress is not None and self.progress.percentage_complete is not None:
+            return float(self.progress.percentage_complete)
+        return 100.0 if self.job_state is JobState.COMPLETED else 0.0
+
+    def output(self, key: str) -> Optional[MoveOutput]:
+        return next((o for o in self.outputs if o.key.upper() == key.upper()), None)
+
+
+class JobList(Tolerant):
+    first: Optional[int] = None
+    after: Optional[str] = None
+    items: List[MoveJob] = Field(default_factory=list)
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Source(BaseModel):
+    """One take source as sent (strict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_label: str = Field(min_length=1)
+    file_id: str = Field(min_length=1)
+    format: str
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in SOURCE_FORMATS.values():
+            raise ValueError(f"format must be one of {', '.join(SOURCE_FORMATS.values())}, not {value!r}")
+        return value
+
+    def variables(self) -> Dict[str, Any]:
+        return {"deviceLabel": self.device_label, "fileId": self.file_id, "format": self.format}
+
+
+class ClipWindow(BaseModel):
+    """The part of the take to process, in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: float = Field(ge=0)
+    end_time: float = Field(gt=0)
+
+    @field_validator("end_time")
+    @classmethod
+    def _order(cls, value: float, info: Any) -> float:
+        start = info.data.get("start_time")
+        if start is not None and value <= start:
+            raise ValueError(f"the clip window ends ({value:g} s) before it starts ({start:g} s)")
+        return value
+
+    def variables(self) -> Dict[str, float]:
+        return {"startTime": self.start_time, "endTime": self.end_time}
+
+
+# --- GraphQL documents ---------------------------------------------------------------------------------------------
+# Fixed, named operations: the operation name is what the local service dispatches on, and what a log line shows.
+_FILE = "id presignedUrl"
+_JOB = ("id name metadata state created client { id } take { id } progress { state percentageComplete } "
+        "outputs { key file { id presignedUrl } }")
+
+CREATE_FILE = ("mutation CreateFile($type: String!, $name: String, $metadata: AWSJSON) "
+               f"{{ file: createFile(type: $type, name: $name, metadata: $metadata) {{ {_FILE} }} }}")
+GET_FILE = f"query GetFile($id: String!) {{ file: getFile(id: $id) {{ {_FILE} }} }}"
+CREATE_TAKE = ("mutation CreateSingleCamTake($sources: [SourceIn!]!, $name: String, $metadata: AWSJSON) "
+               "{ take: createSingleCamTake(sources: $sources, name: $name, metadata: $metadata) "
+               "{ id name metadata created sources { deviceLabel format file { id } } } }")
+CREATE_JOB = ("mutation CreateSingleCamJob($takeId: String!, $name: String, $options: OptionsIn, "
+              "$outputs: [OutputType!], $metadata: AWSJSON, $clipWindow: ClipWindowIn) "
+              "{ job: createSingleCamJob(takeId: $takeId, name: $name, options: $options, outputs: $outputs, "
+              f"metadata: $metadata, clipWindow: $clipWindow) {{ {_JOB} }} }}")
+GET_JOB = f"query GetJob($jobId: String!) {{ job: getJob(jobId: $jobId) {{ {_JOB} }} }}"
+LIST_JOBS = ("query ListJobs($first: Int, $after: String, $sortDirection: SortDirection, $takeId: String) "
+             "{ jobs: listJobs(first: $first, after: $after, sortDirection: $sortDirection, takeId: $takeId) "
+             f"{{ first after items {{ {_JOB} }} }} }}")
+
+
+__all__ = [
+    "CREATE_FILE", "CREATE_JOB", "CREATE_TAKE", "DEFAULT_OUTPUTS", "GET_FILE", "GET_JOB", "LIST_JOBS",
+    "OUTPUT_TYPES", "SOURCE_FORMATS", "STATES", "ClipWindow", "JobList", "MoveFile", "MoveJob", "MoveOutput",
+    "MoveProgress", "MoveTake", "Source", "metadata_json", "parse_state",
+]

@@ -1,0 +1,152 @@
+"""One headless submission path for Move: check the video -> upload -> take -> job -> record.
+
+The CLI and the Blender add-on both call :func:`submit_video`. A wrong file type, a missing file, an unknown
+output type or a clip window outside the video is refused by :func:`prepare` before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from pydantic import ValidationError
+
+from ..errors import InputError
+from ..jobs import Job, JobState
+from .client import source_format
+from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
+
+Progress = Callable[[int, int], Optional[bool]]
+
+
+@dataclass
+class VideoFacts:
+    path: Path
+    format: str
+    size: int
+    fps: Optional[float] = None
+    duration: Optional[float] = None  # seconds
+    frames: Optional[int] = None
+
+
+def probe(path: Path) -> VideoFacts:
+    """Format and size always; fps, duration and frame count when PyAV is there to read them."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such video file")
+    facts = VideoFacts(path=path, format=source_format(path), size=path.stat().st_size)
+    if facts.size == 0:
+        raise InputError(f"{path} is empty")
+    try:
+        import av
+    except ImportError:
+        return facts
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.base_rate
+            facts.fps = float(rate) if rate else None
+            if stream.duration is not None and stream.time_base is not None:
+                facts.duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                facts.duration = container.duration / 1_000_000
+            facts.frames = int(stream.frames) or (round(facts.duration * facts.fps)
+                                                  if facts.duration and facts.fps else None)
+    except (IndexError, ValueError, OSError) as exc:
+        raise InputError(f"{path.name} is not a readable video ({exc}): export it again as MP4 or MOV") from None
+    return facts
+
+
+@dataclass
+class MoveRequest:
+    video: Path
+    name: str = ""
+    outputs: Sequence[str] = DEFAULT_OUTPUTS
+    start: Optional[float] = None  # seconds
+    end: Optional[float] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+    metadata: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    facts: VideoFacts
+    outputs: List[str]
+    window: Optional[ClipWindow]
+    submission: str
+
+
+def prepare(req: MoveRequest) -> Prepared:
+    facts = probe(req.video)
+    outputs = [o.strip().upper() for o in req.outputs if o.strip()]
+    if not outputs:
+        raise InputError("ask for at least one output (e.g. MAIN_FBX)")
+    unknown = [o for o in outputs if o not in OUTPUT_TYPES]
+    if unknown:
+        raise InputError(f"unknown Move output type(s) {', '.join(unknown)}: use {', '.join(OUTPUT_TYPES)}")
+    window = None
+    if req.start is not None or req.end is not None:
+        start = req.start or 0.0
+        end = req.end if req.end is not None else facts.duration
+        if end is None:
+            raise InputError("give the clip window's end (--end SECONDS): the video's length could not be read")
+        try:
+            window = ClipWindow(start_time=start, end_time=end)
+        except ValidationError as exc:
+            raise InputError("the clip window is not valid: " + "; ".join(
+                str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())) from None
+        if facts.duration is not None and window.end_time > facts.duration + 1e-3:
+            raise InputError(f"the clip window ends at {window.end_time:g} s but {facts.path.name} lasts "
+                             f"{facts.duration:.3f} s")
+    return Prepared(facts=facts, outputs=outputs, window=window, submission=str(uuid.uuid4()))
+
+
+@dataclass
+class Submission:
+    job: MoveJob
+    take_id: str
+    file_id: str
+    facts: VideoFacts
+
+
+def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir: Optional[Path] = None,
+                 progress: Optional[Progress] = None, source_label: Optional[str] = None) -> Submission:
+    prep = prepare(req)
+    facts = prep.facts
+    name = req.name or facts.path.stem
+    info = {"source": str(facts.path), "fps": facts.fps, "frames": facts.frames, "duration": facts.duration,
+            "tether_submission": prep.submission}
+    info = {k: v for k, v in info.items() if v is not None}
+    file = client.upload(facts.path, name=facts.path.name, progress=progress)
+    take = client.create_take(file.id, source_format=facts.format, name=name, metadata=info)
+    job = client.create_job(take.id, name=name, options=req.options or None, outputs=prep.outputs,
+                            metadata={**req.metadata, **info}, clip_window=prep.window)
+    if registry is not None:
+        registry.record(service="move", job_id=job.id, profile=getattr(client, "profile", ""), title=name,
+                        source=source_label or str(facts.path), output_dir=out_dir,
+                        raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
+                        extra={**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs})
+    return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts)
+
+
+def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Optional[bool]]] = None,
+             interval: float = 0.5, max_interval: float = 15.0, sleep: Callable[[float], None] = time.sleep) -> Job:
+    """Poll until the job finishes; ``on_update`` sees each view and may return False to stop waiting."""
+    delay = interval
+    last: Optional[tuple] = None
+    while True:
+        job: Job = client.get_job(job_id)
+        if on_update is not None and on_update(job) is False:
+            return job
+        if job.state.finished:
+            return job
+        now = (job.state, job.raw_state, job.progress)
+        delay = interval if now != last else min(max_interval, delay * 1.5)
+        last = now
+        sleep(delay)
+
+
+__all__ = ["MoveRequest", "Prepared", "Submission", "VideoFacts", "prepare", "probe", "submit_video", "wait_for"]
