@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 
 def register(subparsers: Any) -> None:
@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--chunk-size", type=int, default=4, help="frames per task (default 4)")
     demo.add_argument("--workers", type=int, default=2, help="local render worker processes (default 2)")
     demo.add_argument("--port", type=int, default=0, help="port for the local services (default: any free one)")
-    demo.add_argument("--no-autopilot", action="store_true",
-                      help="skip the second round trip (rendered frames -> local Autopilot -> a Nuke script)")
+    demo.add_argument("--farm-only", action="store_true",
+                      help="only the render; skip the round trips through Autopilot, TensorPix, Clipzy and Move")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -46,7 +46,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tether-demo-"))
-    steps = 4 if args.no_autopilot else 5
+    steps = 4 if args.farm_only else 6
     console.print(f"[bold]1/{steps}[/] starting the local services (render workers: {args.workers})")
     with LocalServices(port=args.port, state_dir=work / "services", workers=args.workers) as services:
         console.print(f"      {services.base_url}")
@@ -73,10 +73,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 registry=registry, interval=0.5, max_interval=2.0)
         client.close()
         nk = None
-        if code == 0 and not args.no_autopilot:
+        if code == 0 and not args.farm_only:
             console.print(f"[bold]5/{steps}[/] sending the rendered frames to the local Autopilot "
                           "(roto, tracking, depth) and writing the import as a Nuke script")
             nk, code = _autopilot_round_trip(services.url("autopilot"), out, registry, console)
+        if code == 0 and not args.farm_only:
+            console.print(f"[bold]6/{steps}[/] the rendered clip through the local TensorPix (upscale), Clipzy "
+                          "(style from a template) and Move (motion capture to an FBX rig)")
+            code = _clip_round_trips(services.port, out, work, console)
     shutil.rmtree(work, ignore_errors=True)
     if code == 0:
         frames = sorted(out.glob("frame_*"))
@@ -87,7 +91,79 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"      ... {frames[-1]}")
         if nk is not None:
             console.print(f"      Nuke script with mattes, camera and depth: {nk}")
+        for label, folder in (("enhanced clip (TensorPix)", "tensorpix"), ("styled clip (Clipzy)", "clipzy"),
+                              ("FBX rig (Move)", "move")):
+            made = sorted(p for p in (out / folder).glob("*") if p.suffix in (".mp4", ".mov", ".fbx"))
+            if made:
+                console.print(f"      {label}: {made[0]}")
     return code
+
+
+def _clip_round_trips(port: int, out: Path, work: Path, console: Any) -> int:
+    """The same commands a pipeline runs (`tether tensorpix|clipzy|move ...`), on a clip made from the render."""
+    import os
+
+    from . import main
+
+    movie = _frames_to_movie(sorted(out.glob("frame_*.png")), out / "tether_demo.mp4")
+    template = _template_movie(work / "template.mp4")
+    runs = [
+        ("tensorpix", ["tensorpix", "enhance", str(movie), "--model", "1", "--wait", "--out", str(out / "tensorpix")]),
+        ("clipzy", ["clipzy", "style", str(movie), "--template", str(template), "--wait", "--out",
+                    str(out / "clipzy")]),
+        ("move", ["move", "submit", str(movie), "--wait", "--out", str(out / "move")]),
+    ]
+    before = os.environ.get("TETHER_LOCAL_PORT")
+    os.environ["TETHER_LOCAL_PORT"] = str(port)  # the `local` profile points at this run's services
+    try:
+        for name, argv in runs:
+            if main(argv) != 0:
+                console.print(f"[red]{name} round trip failed[/]")
+                return 1
+    finally:
+        if before is None:
+            os.environ.pop("TETHER_LOCAL_PORT", None)
+        else:
+            os.environ["TETHER_LOCAL_PORT"] = before
+    return 0
+
+
+def _frames_to_movie(frames: List[Path], movie: Path, fps: int = 24) -> Path:
+    import av
+    import numpy as np
+    from PIL import Image
+
+    first = np.asarray(Image.open(frames[0]).convert("RGB"))
+    with av.open(str(movie), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            pixels = np.asarray(Image.open(frame).convert("RGB"))[: stream.height, : stream.width]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return movie
+
+
+def _template_movie(movie: Path) -> Path:
+    """A warm, orange-graded clip whose look Clipzy transfers onto the render."""
+    import av
+    import numpy as np
+
+    with av.open(str(movie), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        ramp = np.linspace(0, 1, 64)[None, :, None]
+        for i in range(8):
+            pixels = (np.array([230, 120 + 8 * i, 40]) * (0.4 + 0.6 * ramp)).repeat(64, axis=0).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return movie
 
 
 def _autopilot_round_trip(url: str, out: Path, registry: Any, console: Any) -> Tuple[Optional[Path], int]:
