@@ -622,3 +622,23 @@ def delete_secret(profile: str, service: str, kind: str = "token") -> None:
     except Exception as exc:
         raise ConfigError(f"the OS keyring could not remove the {service} {kind} for profile '{profile}': {exc}") \
             from None
+
+
+def service_credentials(
+    service: str, kind: str, profile: Optional[str] = None, *, local_default: Optional[str] = None,
+    required: Optional[str] = None,
+) -> Tuple[Profile, ServiceSettings, Optional[str]]:
+    """A service's profile, endpoint and credential for a client's ``from_profile``.
+
+    On the built-in local profile ``local_default`` (the stand-in's fixed key) is used when nothing is stored.
+    With ``required`` (what to call the credential, e.g. "Autopilot API key") a missing one is a ConfigError
+    that says how to log in.
+    """
+    prof = active_profile(profile)
+    svc = prof.service(service)
+    secret = get_secret(prof.name, service, kind)
+    value = secret.get_secret_value() if secret else (local_default if prof.name == LOCAL_PROFILE else None)
+    if value is None and required:
+        raise ConfigError(f"no {required} for profile '{prof.name}': run `tether login {service} --profile "
+                          f"{prof.name}` or set {secret_env_var(service, kind)}")
+    return prof, svc, value

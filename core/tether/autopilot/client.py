@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..errors import CancelledByUser, ConfigError, InputError, NotFound, ServiceError, ServiceUnavailable, TransferError
+from ..errors import CancelledByUser, InputError, NotFound, ServiceError, ServiceUnavailable, TransferError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, map_state
 from .models import (
@@ -232,16 +232,12 @@ class AutopilotClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> AutopilotClient:
-        from ..settings import LOCAL_PROFILE, active_profile, get_secret
+        from ..settings import service_credentials
 
-        prof = active_profile(profile)
-        svc = prof.service(SERVICE)
-        secret = get_secret(prof.name, SERVICE, "api_key")
-        key = secret.get_secret_value() if secret else (LOCAL_API_KEY if prof.name == LOCAL_PROFILE else None)
-        if key is None:
-            raise ConfigError(f"no Autopilot API key for profile '{prof.name}': run `tether login autopilot "
-                              f"--profile {prof.name}` or set TETHER_AUTOPILOT_API_KEY")
+        prof, svc, key = service_credentials(SERVICE, "api_key", profile, local_default=LOCAL_API_KEY,
+                                             required="Autopilot API key")
         return cls(svc.url, api_key=key, profile=prof.name, timeout=svc.timeout)
+
 
     # --- jobs -----------------------------------------------------------------------------------------------
     @staticmethod

@@ -197,16 +197,12 @@ class MoveClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> MoveClient:
-        from ..settings import LOCAL_PROFILE, active_profile, get_secret
+        from ..settings import service_credentials
 
-        prof = active_profile(profile)
-        svc = prof.service(SERVICE)
-        secret = get_secret(prof.name, SERVICE, "api_key")
-        key = secret.get_secret_value() if secret else (LOCAL_API_KEY if prof.name == LOCAL_PROFILE else None)
-        if key is None:
-            raise ConfigError(f"no Move API key for profile '{prof.name}': run `tether login move --profile "
-                              f"{prof.name}` or set TETHER_MOVE_API_KEY")
+        prof, svc, key = service_credentials(SERVICE, "api_key", profile, local_default=LOCAL_API_KEY,
+                                             required="Move API key")
         return cls(svc.url, api_key=key, profile=prof.name, timeout=svc.timeout)
+
 
     # --- GraphQL --------------------------------------------------------------------------------------------
     def graphql(self, document: str, variables: Optional[Dict[str, Any]] = None, *,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ..errors import AuthError, BadRequest, ConfigError, InputError, NotFound, ServiceError, TetherError
+from ..errors import AuthError, BadRequest, InputError, NotFound, ServiceError, TetherError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
@@ -89,16 +89,12 @@ class TensorPixClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
-        from ..settings import LOCAL_PROFILE, active_profile, get_secret
+        from ..settings import service_credentials
 
-        prof = active_profile(profile)
-        svc = prof.service(SERVICE)
-        secret = get_secret(prof.name, SERVICE, "token")
-        key = secret.get_secret_value() if secret else (LOCAL_API_KEY if prof.name == LOCAL_PROFILE else None)
-        if key is None:
-            raise ConfigError(f"no TensorPix API token for profile '{prof.name}': run `tether login tensorpix "
-                              f"--profile {prof.name}` or set TETHER_TENSORPIX_TOKEN")
+        prof, svc, key = service_credentials(SERVICE, "token", profile, local_default=LOCAL_API_KEY,
+                                             required="TensorPix API token")
         return cls(svc.url, token=key, profile=prof.name, timeout=svc.timeout)
+
 
     # --- errors ---------------------------------------------------------------------------------------------
     def error_for(self, response: httpx.Response) -> ServiceError:
