@@ -32,13 +32,11 @@ key, 0 = off) makes the service itself answer 429 with ``Retry-After``; faults c
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
 import os
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -52,6 +50,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from ..presign import Presigner
 from . import processing
 
 API_KEY = "local-autopilot-key"
@@ -198,7 +197,8 @@ class LocalAutopilot:
         self.frames_inferenced = 0
         self.rate_limit = 0.0
         self._rate: Dict[str, Tuple[float, float]] = {}
-        self._secret = secrets.token_bytes(32)
+        self.presigner = Presigner(self.store, put_route="put_object", get_route="get_object", ttl=URL_TTL,
+                                   error=lambda status, message: ApiError(status, message))
         self._lock = threading.RLock()
         self._jobs: Dict[str, AJob] = {}
         self._inferences: Dict[str, Inference] = {}
@@ -224,28 +224,11 @@ class LocalAutopilot:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- signing --------------------------------------------------------------------------------------------
-    def _sign(self, method: str, key: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{method}\n{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
     def presign(self, request: Request, method: str, key: str) -> str:
-        expires = int(time.time()) + URL_TTL
-        # url_for knows the mount prefix (/autopilot) that base_url leaves out
-        url = str(request.url_for("put_object" if method == "PUT" else "get_object", key=key))
-        return f"{url}?expires={expires}&signature={self._sign(method, key, expires)}"
+        return self.presigner.url(request, method, key)
 
     def _check_signature(self, request: Request, method: str, key: str) -> Path:
-        try:
-            expires = int(request.query_params.get("expires", ""))
-        except ValueError:
-            raise ApiError(403, "SignatureDoesNotMatch: the URL has no valid expiry") from None
-        if not hmac.compare_digest(request.query_params.get("signature", ""), self._sign(method, key, expires)):
-            raise ApiError(403, "SignatureDoesNotMatch: the URL's signature does not match")
-        if expires < time.time():
-            raise ApiError(403, "Request has expired: ask for a new URL")
-        path = (self.store / key).resolve()
-        if self.store.resolve() not in path.parents:
-            raise ApiError(403, "the key is outside the store")
-        return path
+        return self.presigner.check(request, method, key)
 
     # --- auth, rate limit -----------------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:

@@ -32,16 +32,13 @@ spelling sent; ``max_first`` caps the page size. Faults come from the frame's ``
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +50,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
+
+from ..presign import Presigner
 
 API_KEY = "local-move-key"
 URL_TTL = 900
@@ -175,7 +174,8 @@ class LocalMove:
         self.store.mkdir(parents=True, exist_ok=True)
         self.spell: Dict[str, str] = {"NOT_STARTED": "NOT STARTED"}
         self.max_first = MAX_FIRST
-        self._secret = secrets.token_bytes(32)
+        self.presigner = Presigner(self.store, put_route="move_put_object", get_route="move_get_object", ttl=URL_TTL,
+                                   error=lambda status, message: _HttpError(status, message))
         self._lock = threading.RLock()
         self._files: Dict[str, StoredFile] = {}
         self._takes: Dict[str, Take] = {}
@@ -200,28 +200,11 @@ class LocalMove:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- presigned URLs -------------------------------------------------------------------------------------
-    def _sign(self, method: str, key: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{method}\n{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
     def presign(self, request: Request, method: str, key: str) -> str:
-        expires = int(time.time()) + URL_TTL
-        # route names are global across the mounted services: ours are prefixed so url_for finds /move's
-        url = str(request.url_for("move_put_object" if method == "PUT" else "move_get_object", key=key))
-        return f"{url}?expires={expires}&signature={self._sign(method, key, expires)}"
+        return self.presigner.url(request, method, key)
 
     def _check_signature(self, request: Request, method: str, key: str) -> Path:
-        try:
-            expires = int(request.query_params.get("expires", ""))
-        except ValueError:
-            raise _HttpError(403, "SignatureDoesNotMatch: the URL has no valid expiry") from None
-        if not hmac.compare_digest(request.query_params.get("signature", ""), self._sign(method, key, expires)):
-            raise _HttpError(403, "SignatureDoesNotMatch: the URL's signature does not match")
-        if expires < time.time():
-            raise _HttpError(403, "Request has expired: ask for a new URL")
-        path = (self.store / key).resolve()
-        if self.store.resolve() not in path.parents:
-            raise _HttpError(403, "the key is outside the store")
-        return path
+        return self.presigner.check(request, method, key)
 
     # --- views ----------------------------------------------------------------------------------------------
     def _spelled(self, state: str) -> str:
