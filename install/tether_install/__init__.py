@@ -1,1 +1,1 @@
-"""(being written)"""
+"""Deploys Tether to Nuke and Blender: `tether install` and `tether doctor` (see install/README.md)."""

@@ -1,8 +1,113 @@
+"""``tether install`` (deploy to Nuke and Blender, for one artist or a studio folder) and ``tether doctor``.
+
+The work lives in the ``tether_install`` package (install/); it is imported only when these commands run.
+"""
+
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+from pathlib import Path
+from typing import Any, List
+
+from .. import __version__
+from ..errors import InputError
 
 
 def register(subparsers: Any) -> None:
-    """Placeholder until this command lands."""
-    del subparsers
+    inst = subparsers.add_parser(
+        "install", help="deploy Tether to Nuke and/or Blender (one artist, or a studio folder)",
+        description="Deploy Tether's Nuke plugin and Blender extension with their Python dependencies. Idempotent; "
+                    "--dry-run lists every change; --uninstall removes exactly what an install added.")
+    inst.add_argument("dcc", choices=("nuke", "blender", "all"))
+    where = inst.add_mutually_exclusive_group(required=True)
+    where.add_argument("--user", action="store_true", help="for this artist (~/.nuke/init.py, Blender user folder)")
+    where.add_argument("--studio", type=Path, metavar="DIR", help="publish to a shared folder for launchers")
+    inst.add_argument("--dry-run", action="store_true", help="print every file it would write or change")
+    inst.add_argument("--uninstall", action="store_true", help="remove what the install added")
+    inst.add_argument("--wheelhouse", type=Path, metavar="DIR", help="take wheels from this folder (offline)")
+    inst.add_argument("--nuke-version", action="append", metavar="V",
+                      help="Nuke version(s) to provide for (repeat; default 14, 15 and 16)")
+    inst.add_argument("--blender", action="append", metavar="PATH", help="a blender binary to install into (repeat)")
+    inst.add_argument("--platform", action="append", dest="platforms", metavar="P",
+                      help="platform(s) to deploy for (studio default: linux-x64, windows-x64, macos-arm64; "
+                           "user: this machine)")
+    inst.add_argument("--blender-python", action="append", choices=("3.11", "3.13"), metavar="X.Y",
+                      help="with blender --studio: Blender Pythons to bundle compiled wheels for (default both: "
+                           "3.11 for Blender 4.2-5.0, 3.13 for 5.1+)")
+    inst.add_argument("--verbose", action="store_true", help="list every file written")
+    inst.add_argument("--rez", action="store_true", help="with --studio: also write a rez package.py")
+    inst.set_defaults(func=run_install)
+    doc = subparsers.add_parser("doctor", help="check the Nuke/Blender installs, keyring and endpoints")
+    doc.add_argument("--blender", action="append", metavar="PATH", help="a blender binary to check (repeat)")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doc.add_argument("--no-endpoints", action="store_true", help="skip the endpoint checks")
+    doc.set_defaults(func=run_doctor)
+
+
+def user_target() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("tether", appauthor=False)) / "deploy"
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from tether_install import blender, deps, nuke, plan
+
+    target = (args.studio.expanduser().resolve() if args.studio else user_target())
+    dccs = ["nuke", "blender"] if args.dcc == "all" else [args.dcc]
+    if not args.uninstall:
+        plan.check_writable(target)
+    for dcc in dccs:
+        print(f"== {dcc} -> {target}")
+        if args.uninstall:
+            lines = plan.uninstall(target, dcc, dry_run=args.dry_run)
+            print("\n".join(lines) if lines else "nothing installed here: nothing to remove")
+            continue
+        platforms: List[str] = args.platforms or (
+            [deps.this_platform()] if args.user else ["linux-x64", "windows-x64", "macos-arm64"])
+        if dcc == "nuke":
+            versions = args.nuke_version or ["14", "15", "16"]
+            p = nuke.plan(target, bool(args.user), versions, platforms, args.wheelhouse, args.rez, __version__)
+        elif args.user:
+            try:
+                p = blender.user_plan(target, args.blender or [], platforms[0], args.wheelhouse, __version__)
+            except InputError as exc:
+                if args.dcc != "all" or not str(exc).startswith("no Blender found"):
+                    raise
+                print(f"skipped: {exc}")
+                continue
+        else:
+            p = blender.studio_plan(target, platforms, args.wheelhouse, __version__,
+                                    pythons=args.blender_python or ["3.11", "3.13"])
+        if args.dry_run:
+            lines = plan.describe(p)
+            print("\n".join(lines) if lines else "already up to date: nothing would change")
+            if p.after:
+                print(f"run    Blender's extension installer ({len(p.after)} Blender(s))")
+        else:
+            result = plan.apply(p, __version__)
+            if result.repaired:
+                print("an earlier install was unfinished or had missing files: repaired")
+            for line in result.changed[:20] if not args.verbose else result.changed:
+                print(line)
+            if len(result.changed) > 20 and not args.verbose:
+                print(f"... and {len(result.changed) - 20} more (--verbose lists them all)")
+            print(f"{len(result.changed)} change(s), {result.unchanged} file(s) already up to date" if result.changed
+                  else "already up to date: nothing changed")
+        for note in p.notes:
+            print(note)
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from tether_install import doctor
+
+    checks = doctor.run(args.blender or [], getattr(args, "profile", None), endpoints=not args.no_endpoints)
+    if args.json:
+        print(json.dumps(checks, indent=1))
+    else:
+        for c in checks:
+            mark = "ok  " if c["ok"] else ("FAIL" if c["problem"] else "--  ")
+            print(f"{mark} {c['check']}: {c['detail']}")
+    return 1 if any(c["problem"] for c in checks) else 0

@@ -1,0 +1,175 @@
+"""Tether's Python dependencies for each DCC's Python, on each platform, in one deployable ``python/`` tree.
+
+Layout (decided here): ``python/common/`` holds every pure-Python distribution that resolves to one version for all
+target Pythons; ``python/cpXY-<platform>/`` (e.g. ``cp311-linux-x64``) holds the compiled ones (pydantic-core; their
+extension files carry the ABI tag, ``_pydantic_core.cpython-311-x86_64-linux-gnu.so``, but some compiled wheels, e.g.
+mypyc-built charset-normalizer, differ per platform in their .py files too, so platforms get their own folder);
+``python/cpXY/`` holds the pure ones whose version differs for that Python (pydantic 2.13 is the last for 3.9, and
+pydantic-core must match pydantic exactly). A Python puts ``python/cpXY-<platform>``, ``python/cpXY`` and
+``python/common`` on sys.path, in that order. Tether's own sources go to ``common`` (pure, 3.9-compatible).
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import re
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tether.cli import blender_cmd
+from tether.errors import ConfigError, InputError
+
+NUKE_PYTHONS = {14: "3.9", 15: "3.10", 16: "3.11", 17: "3.11"}
+
+
+def blender_python(version: str) -> str:
+    major, minor = _major_minor(version, "Blender")
+    if (major, minor) < (4, 2):
+        raise InputError(f"Blender {version} is too old: Tether needs Blender 4.2 or newer (extensions)")
+    return "3.11" if (major, minor) <= (5, 0) else "3.13"
+
+
+def nuke_python(version: str) -> str:
+    major, _ = _major_minor(version, "Nuke")
+    if major < 14:
+        raise InputError(f"Nuke {version} is too old: Tether needs Nuke 14 or newer (Python 3.9+)")
+    if major not in NUKE_PYTHONS:
+        raise InputError(f"Nuke {version} is newer than this installer knows (14-17): update Tether")
+    return NUKE_PYTHONS[major]
+
+
+def _major_minor(version: str, what: str) -> Tuple[int, int]:
+    match = re.match(r"^\s*(\d+)(?:\.(\d+))?", version)
+    if not match:
+        raise InputError(f"{what} version {version!r} is not a version number (e.g. 15.1)")
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def abi(python: str) -> str:
+    return "cp" + python.replace(".", "")
+
+
+def this_platform() -> str:
+    machine = _platform.machine().lower()
+    arch = "arm64" if machine in ("arm64", "aarch64") else "x64"
+    osname = "windows" if sys.platform == "win32" else "macos" if sys.platform == "darwin" else "linux"
+    return f"{osname}-{arch}"
+
+
+def requirements(extra: Sequence[str] = ()) -> List[str]:
+    """tether's own dependencies from pyproject (minus the CLI-only ones) plus ``extra``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    data = tomllib.loads((blender_cmd.repo_root() / "pyproject.toml").read_text("utf-8"))
+    deps = [d for d in data["project"]["dependencies"]
+            if re.split(r"[<>=!~;\[ ]", d)[0].lower() not in blender_cmd.SKIP]
+    return deps + list(extra)
+
+
+def for_python(reqs: Sequence[str], python: str) -> List[str]:
+    """Requirements with their markers decided for the target Python: pip judges top-level markers by the Python it
+    runs on, which would drop ``tomli; python_version < '3.11'`` from Nuke 14's tree."""
+    from packaging.requirements import Requirement
+
+    out: List[str] = []
+    env = {"python_version": python, "python_full_version": python + ".0"}
+    for text in reqs:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate(env):
+            req.marker = None
+            out.append(str(req))
+    return out
+
+
+def download(pythons: Sequence[str], platforms: Sequence[str], dest: Path, wheelhouse: Optional[Path],
+             extra: Sequence[str] = ()) -> Dict[Tuple[str, str], List[Path]]:
+    """Wheels per (platform, python): pip resolves each target Python on its own, binary wheels only."""
+    if wheelhouse is not None and not wheelhouse.is_dir():
+        raise InputError(f"wheelhouse {wheelhouse} is not a folder")
+    result: Dict[Tuple[str, str], List[Path]] = {}
+    for plat in platforms:
+        if plat not in blender_cmd.PLATFORMS:
+            raise InputError(f"unknown platform {plat!r}; known: {', '.join(sorted(blender_cmd.PLATFORMS))}")
+        for python in pythons:
+            reqs = for_python(requirements(extra) + list(blender_cmd.PLATFORM_EXTRAS[plat.split("-")[0]]), python)
+            folder = dest / plat / abi(python)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                blender_cmd._pip_download(plat, python, folder, wheelhouse, reqs)
+            except ConfigError as exc:
+                where = f"the wheelhouse {wheelhouse}" if wheelhouse else "the package index"
+                hint = ("add the missing wheels to it (on a connected machine: pip download --only-binary=:all: "
+                        f"--python-version {python} --platform <tag> -d WHEELHOUSE ...)" if wheelhouse else
+                        "with no network, give --wheelhouse DIR (a folder of wheels made on a connected machine)")
+                raise ConfigError(f"could not get the wheels for Python {python} on {plat} from {where}: {hint}\n"
+                                  f"{exc}") from None
+            result[(plat, python)] = sorted(folder.glob("*.whl"))
+    return result
+
+
+def _dist(wheel: Path) -> Tuple[str, str]:
+    parts = wheel.name[:-4].split("-")
+    return re.sub(r"[-_.]+", "_", parts[0]).lower(), parts[1]
+
+
+def _compiled(wheel: Path) -> bool:
+    return wheel.name[:-4].split("-")[-3].startswith("cp")
+
+
+def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path) -> Dict[Path, bytes]:
+    """The unpacked ``python/`` tree: file path -> bytes."""
+    versions: Dict[str, set] = {}
+    for found in wheels.values():
+        for wheel in found:
+            name, version = _dist(wheel)
+            versions.setdefault(name, set()).add(version)
+    files: Dict[Path, bytes] = {}
+    origin: Dict[Path, str] = {}
+    for (plat, python), found in sorted(wheels.items()):
+        for wheel in found:
+            name, _ = _dist(wheel)
+            if _compiled(wheel):
+                folder = root / f"{abi(python)}-{plat}"
+            else:
+                folder = root / ("common" if len(versions[name]) == 1 else abi(python))
+            _unpack(wheel, folder, files, origin)
+    src = blender_cmd.repo_root() / "core" / "tether"
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc":
+            files[root / "common" / "tether" / rel] = path.read_bytes()
+    return files
+
+
+def _unpack(wheel: Path, folder: Path, files: Dict[Path, bytes], origin: Dict[Path, str]) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            parts = name.split("/")
+            if parts[0].endswith(".data"):
+                if len(parts) > 2 and parts[1] in ("purelib", "platlib"):
+                    name = "/".join(parts[2:])
+                else:
+                    continue  # scripts/headers/data: not needed to import
+            dest = folder / name
+            data = zf.read(info)
+            if dest in files and files[dest] != data:
+                if ".dist-info/" in name:
+                    continue  # per-platform WHEEL/RECORD of one version: the first kept
+                raise ConfigError(f"{wheel.name} and {origin[dest]} both write {dest} with different contents")
+            files[dest] = data
+            origin[dest] = wheel.name
+
+
+def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wheelhouse: Optional[Path],
+                extra: Sequence[str] = ()) -> Dict[Path, bytes]:
+    with tempfile.TemporaryDirectory(prefix="tether-wheels-") as tmp:
+        wheels = download(sorted(set(pythons)), platforms, Path(tmp), wheelhouse, extra)
+        return site_files(wheels, root)

@@ -1,0 +1,175 @@
+"""``tether doctor``: is Tether installed for each DCC found, does it load, does its Python ABI match, is the keyring
+usable and does every configured endpoint answer."""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import blender as blender_mod
+from . import deps
+from .nuke import nuke_home
+from .plan import BEGIN, END, load_manifest
+
+
+def _check(name: str, ok: bool, detail: str, problem: bool = True) -> Dict[str, Any]:
+    return {"check": name, "ok": ok, "detail": detail, "problem": (not ok) and problem}
+
+
+def nuke_installs() -> List[str]:
+    pats = ["/usr/local/Nuke*", "/opt/Nuke*", "/Applications/Nuke*", r"C:\Program Files\Nuke*"]
+    return sorted(p for pat in pats for p in glob.glob(pat))
+
+
+def check_nuke() -> List[Dict[str, Any]]:
+    out: List[Dict[str, Any]] = []
+    init = nuke_home() / "init.py"
+    text = init.read_text("utf-8", errors="replace") if init.is_file() else ""
+    begin = BEGIN.format(dcc="nuke")
+    roots: List[Path] = []
+    if begin in text and END in text:
+        block = text[text.index(begin):text.index(END)]
+        for line in block.splitlines():
+            if line.startswith("_tether_root = "):
+                roots.append(Path(ast.literal_eval(line.split("=", 1)[1].strip())))  # the repr() we wrote
+    for entry in os.environ.get("NUKE_PATH", "").split(os.pathsep):
+        if entry and (Path(entry) / "tether_nuke").is_dir():
+            roots.append(Path(entry).parent)
+    if not roots:
+        found = bool(nuke_installs()) or (nuke_home()).is_dir()
+        out.append(_check("nuke: tether installed", False, "no Tether block in ~/.nuke/init.py and no Tether "
+                          "folder on NUKE_PATH: run `tether install nuke --user`", problem=found))
+        return out
+    for root in roots:
+        plugin = root / "nuke_plugin"
+        out.append(_check(f"nuke: plugin at {plugin}", (plugin / "init.py").is_file() and
+                          (plugin / "menu.py").is_file(), "nuke_plugin/init.py and menu.py present"))
+        manifest = load_manifest(root, "nuke")
+        state = manifest.get("state") if manifest else "missing"
+        out.append(_check("nuke: install manifest", state == "complete",
+                          f"state {state}, version {manifest.get('version') if manifest else '-'}"
+                          + ("" if state == "complete" else ": run `tether install nuke` again to repair")))
+        wanted = {deps.abi(deps.nuke_python(v)) for v in installed_nuke_versions()}
+        for abi in ("cp39", "cp310", "cp311"):
+            site = root / "python" / f"{abi}-{deps.this_platform()}"
+            compiled = glob.glob(str(site / "pydantic_core" / f"_pydantic_core.*{abi[2:]}*"))
+            out.append(_check(f"nuke: Python {abi} dependencies", bool(compiled),
+                              f"{len(compiled)} pydantic-core build(s) for this platform in {site}",
+                              problem=abi in wanted or (root / "python" / abi).is_dir()))
+            if compiled:
+                out.append(_loads(root, abi))
+    return out
+
+
+def installed_nuke_versions() -> List[str]:
+    found = []
+    for path in nuke_installs():
+        match = re.search(r"Nuke(\d+\.\d+)", path)
+        if match and int(match.group(1).split(".")[0]) in deps.NUKE_PYTHONS:
+            found.append(match.group(1))
+    return found
+
+
+def _interpreter(abi: str) -> Optional[str]:
+    version = f"{abi[2]}.{abi[3:]}"
+    found = shutil.which(f"python{version}")
+    candidates = [found] if found else []
+    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    for exe in candidates:
+        if subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+def _loads(root: Path, abi: str) -> Dict[str, Any]:
+    """Imports the deployed tree in a Python of that ABI with no site-packages, as a DCC's Python would."""
+    exe = _interpreter(abi)
+    if exe is None:
+        return _check(f"nuke: {abi} tree loads", False, f"not checked: no Python {abi} here", problem=False)
+    paths = [str(root / "python" / f"{abi}-{deps.this_platform()}"), str(root / "python" / abi),
+             str(root / "python" / "common")]
+    code = f"import sys; sys.path[:0] = {paths!r}; import tether.settings, tether.farm.submit, pydantic_core"
+    proc = subprocess.run([exe, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120)
+    tail = (proc.stderr.strip().splitlines() or [""])[-1]
+    return _check(f"nuke: {abi} tree loads", proc.returncode == 0,
+                  f"imported with {exe}" if proc.returncode == 0 else f"{exe}: {tail}")
+
+
+def check_blender(binaries: Sequence[str]) -> List[Dict[str, Any]]:
+    out: List[Dict[str, Any]] = []
+    versions = [blender_mod.binary_version(b) for b in binaries]
+    if not binaries and shutil.which("blender"):
+        versions.append(blender_mod.binary_version(shutil.which("blender") or "blender"))
+    versions += [v for v in blender_mod.found_versions() if v not in versions]
+    for version in versions:
+        folder = blender_mod.extensions_dir(version) / "tether"
+        manifest = folder / "blender_manifest.toml"
+        detail = f"{folder}"
+        ok = manifest.is_file()
+        if ok:
+            match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', manifest.read_text("utf-8"))
+            detail += f" (version {match.group(1) if match else '?'})"
+            py = deps.abi(deps.blender_python(version)) if _supported(version) else "?"
+            wheels = [w for w in (folder / "wheels").glob("pydantic_core-*.whl") if f"-{py}-" in w.name]
+            out.append(_check(f"blender {version}: pydantic-core for {py}", bool(wheels),
+                              f"{len(wheels)} wheel(s) in {folder / 'wheels'}"))
+        out.append(_check(f"blender {version}: extension installed", ok, detail, problem=bool(binaries)))
+    return out
+
+
+def _supported(version: str) -> bool:
+    try:
+        deps.blender_python(version)
+        return True
+    except Exception:
+        return False
+
+
+def check_keyring() -> Dict[str, Any]:
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        ring = keyring.get_keyring()
+        ok = not isinstance(ring, fail.Keyring)
+        return _check("keyring", ok, f"{type(ring).__module__}.{type(ring).__name__}"
+                      + ("" if ok else ": no OS keyring; use TETHER_* environment variables for secrets"),
+                      problem=False)
+    except Exception as exc:  # a broken backend must not stop the report
+        return _check("keyring", False, f"unavailable ({type(exc).__name__}: {exc})", problem=False)
+
+
+def check_endpoints(profile: Optional[str], timeout: float = 3.0) -> List[Dict[str, Any]]:
+    import httpx
+    from tether.settings import SERVICES, active_profile
+
+    out: List[Dict[str, Any]] = []
+    prof = active_profile(profile)
+    for service in SERVICES:
+        svc = getattr(prof, service, None)
+        url = getattr(svc, "url", "")
+        if not url:
+            out.append(_check(f"endpoint {service}", True, "not configured", problem=False))
+            continue
+        try:
+            reply = httpx.get(url, timeout=timeout, follow_redirects=True)
+            ok = reply.status_code < 500
+            out.append(_check(f"endpoint {service}", ok, f"{url} answered HTTP {reply.status_code}"))
+        except httpx.HTTPError as exc:
+            out.append(_check(f"endpoint {service}", False, f"{url} did not answer ({type(exc).__name__})"))
+    return out
+
+
+def run(binaries: Sequence[str], profile: Optional[str], endpoints: bool = True) -> List[Dict[str, Any]]:
+    checks = check_nuke() + check_blender(binaries) + [check_keyring()]
+    if endpoints:
+        checks += check_endpoints(profile)
+    checks.append(_check("python", True, f"doctor runs on {sys.version.split()[0]}", problem=False))
+    return checks
