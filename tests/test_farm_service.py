@@ -249,8 +249,13 @@ def test_failing_task_is_retried_then_fails_the_job(api: httpx.Client, tmp_path:
     job_id = api.post("/api/jobs", json=job_body([str(broken)], frame_range="1-4", preemptible_retries=1)).json()["id"]
     job = wait_for(api, job_id, finished)
     assert job["status"] == "failed"
-    assert "failed after 2 attempt(s)" in job["error"] and job["tasks"][0]["attempts"] == 2
-    assert job["tasks"][0]["error"] and job["tasks"][1]["status"] == "cancelled"
+    assert "failed after 2 attempt(s)" in job["error"]
+    # Two workers take tasks at once, so which task used up its retries first is a race; what must hold is that
+    # one did, with its error kept, and that nothing of the job is left queued or rendering.
+    exhausted = [t for t in job["tasks"] if t["status"] == "failed" and t["attempts"] == 2]
+    assert exhausted and all(t["error"] for t in exhausted)
+    assert all(t["status"] in ("failed", "cancelled") for t in job["tasks"])
+    assert any(t["status"] == "cancelled" for t in job["tasks"])
 
 
 # --- the real render ----------------------------------------------------------------------------------------
