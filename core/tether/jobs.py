@@ -100,3 +100,27 @@ class JobService(Protocol):
     ) -> List[Path]:
         """Download the job's outputs into ``dest``; ``progress(done_bytes, total_bytes)`` returns False to stop."""
         ...
+
+
+def jobs_by_id_from_pages(
+    job_ids: Iterable[str], listed: Callable[[], Iterable[Job]], get: Callable[[str], Job], *, list_from: int = 1,
+) -> Dict[str, Job]:
+    """Many jobs with few requests: walk the list pages (``listed``) until every wanted job is seen, then ask
+    directly (``get``) for those the list did not show; a 404 there means the job is gone and it is left out.
+    With fewer than ``list_from`` jobs wanted, direct requests are cheaper than pages."""
+    from .errors import NotFound
+
+    wanted = {str(j) for j in job_ids}
+    found: Dict[str, Job] = {}
+    if len(wanted) >= list_from:
+        for job in listed():
+            if job.id in wanted:
+                found[job.id] = job
+                if len(found) == len(wanted):
+                    return found
+    for job_id in sorted(wanted - found.keys()):
+        try:
+            found[job_id] = get(job_id)
+        except NotFound:
+            continue
+    return found

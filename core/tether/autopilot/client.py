@@ -27,7 +27,7 @@ import httpx
 
 from ..errors import CancelledByUser, InputError, NotFound, ServiceError, ServiceUnavailable, TransferError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
-from ..jobs import Job, JobOutput, JobState, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
 from .models import (
     EXPORT_TYPES,
     STATES,
@@ -276,22 +276,8 @@ class AutopilotClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""
-        wanted = set(job_ids)
-        found: Dict[str, Job] = {}
-        if not wanted:
-            return found
-        if len(wanted) > 2:
-            for aj in self.iter_jobs():
-                if aj.id in wanted:
-                    found[aj.id] = to_job(aj)
-                    if len(found) == len(wanted):
-                        return found
-        for job_id in sorted(wanted - found.keys()):
-            try:
-                found[job_id] = self.get_job(job_id)
-            except NotFound:
-                continue
-        return found
+        return jobs_by_id_from_pages(job_ids, lambda: (to_job(aj) for aj in self.iter_jobs()), self.get_job,
+                                     list_from=3)
 
     def create_job(self, payload: JobCreate) -> AutopilotJob:
         marker = str(payload.metadata.get("tether_submission") or uuid.uuid4())

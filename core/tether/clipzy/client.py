@@ -42,7 +42,7 @@ from ..errors import (
     TransferError,
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
-from ..jobs import Job, JobOutput, JobState, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
 from ..transfer import download
 from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 
@@ -344,20 +344,9 @@ class ClipzyClient(BaseClient):
             page += 1
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
-        wanted = set(job_ids)
-        found: Dict[str, Job] = {}
-        if len(wanted) > 2:
-            for cj in self.iter_jobs():
-                if cj.job_id in wanted:
-                    found[cj.job_id] = to_job(cj)
-                    if len(found) == len(wanted):
-                        return found
-        for job_id in sorted(wanted - found.keys()):
-            try:
-                found[job_id] = self.get_job(job_id)
-            except NotFound:
-                continue
-        return found
+        """List pages until every wanted job is seen; ask directly for those the list did not show."""
+        return jobs_by_id_from_pages(job_ids, lambda: (to_job(cj) for cj in self.iter_jobs()), self.get_job,
+                                     list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise CancelNotSupported(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
 from ..http import BaseClient, BearerLogin, RetryPolicy
-from ..jobs import Job, JobOutput, JobState, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
 from .models import (
     STATES,
     BillingPeriod,
@@ -204,21 +204,7 @@ class FarmClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """Walk the job list a page at a time until every wanted job is seen: pages, not one GET per job."""
-        wanted = set(job_ids)
-        found: Dict[str, Job] = {}
-        if not wanted:
-            return found
-        for farm_job in self.iter_jobs(per_page=100):
-            if farm_job.id in wanted:
-                found[farm_job.id] = to_job(farm_job)
-                if len(found) == len(wanted):
-                    return found
-        for job_id in wanted - found.keys():  # not listed (archived project, deleted): ask directly
-            try:
-                found[job_id] = self.get_job(job_id)
-            except NotFound:
-                continue
-        return found
+        return jobs_by_id_from_pages(job_ids, lambda: (to_job(j) for j in self.iter_jobs(per_page=100)), self.get_job)
 
     def create_job(self, payload: JobCreate) -> FarmJob:
         started = datetime.now(timezone.utc) - timedelta(seconds=5)

@@ -39,7 +39,7 @@ from ..errors import (
     ServiceUnavailable,
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy
-from ..jobs import Job, JobOutput, JobState
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from .models import (
     CREATE_FILE,
     CREATE_JOB,
@@ -331,20 +331,9 @@ class MoveClient(BaseClient):
             after = page.after
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
-        wanted = set(job_ids)
-        found: Dict[str, Job] = {}
-        if len(wanted) > 2:
-            for mj in self.iter_jobs():
-                if mj.id in wanted:
-                    found[mj.id] = to_job(mj)
-                    if len(found) == len(wanted):
-                        return found
-        for job_id in sorted(wanted - found.keys()):
-            try:
-                found[job_id] = self.get_job(job_id)
-            except NotFound:
-                continue
-        return found
+        """List pages until every wanted job is seen; ask directly for those the list did not show."""
+        return jobs_by_id_from_pages(job_ids, lambda: (to_job(mj) for mj in self.iter_jobs()), self.get_job,
+                                     list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise InputError(f"Move's API has no way to cancel a job (job {job_id} goes on); nothing was sent")

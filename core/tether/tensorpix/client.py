@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ..errors import AuthError, BadRequest, InputError, NotFound, ServiceError, TetherError
+from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
-from ..jobs import Job, JobOutput, JobState
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
 SERVICE = "tensorpix"
@@ -186,20 +186,9 @@ class TensorPixClient(BaseClient):
         return self.iter_pages("/api/jobs/", TensorPixJob, limit=limit)
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
-        wanted = {str(j) for j in job_ids}
-        found: Dict[str, Job] = {}
-        if len(wanted) > 2:
-            for tj in self.iter_jobs():
-                if str(tj.id) in wanted:
-                    found[str(tj.id)] = to_job(tj)
-                    if len(found) == len(wanted):
-                        return found
-        for job_id in sorted(wanted - found.keys()):
-            try:
-                found[job_id] = self.get_job(job_id)
-            except NotFound:
-                continue
-        return found
+        """List pages until every wanted job is seen; ask directly for those the list did not show."""
+        return jobs_by_id_from_pages(job_ids, lambda: (to_job(tj) for tj in self.iter_jobs()), self.get_job,
+                                     list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise InputError(f"TensorPix publishes no way to cancel a job: job {job_id} runs to the end (cancel it in "
