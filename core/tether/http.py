@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import httpx
 
@@ -158,6 +158,7 @@ class BaseClient:
     auth_hint: str = ""
     sleep: Callable[[float], None] = time.sleep
     _client: Optional[httpx.Client] = field(default=None, init=False, repr=False)
+    _companions: List[BaseClient] = field(default_factory=list, init=False, repr=False)
 
     @property
     def http(self) -> httpx.Client:
@@ -175,6 +176,16 @@ class BaseClient:
         if self._client is not None:
             self._client.close()
             self._client = None
+        for companion in self._companions:
+            companion.close()
+
+    def storage_client(self, what: str = "storage", auth_hint: str = "") -> BaseClient:
+        """A client for presigned URLs (absolute, already authorised): never sends this service's credentials,
+        shares its timeout, retries and sleep, and is closed with it."""
+        companion = BaseClient(service=f"{self.service} {what}", base_url="", timeout=self.timeout, retry=self.retry,
+                               auth_hint=auth_hint, sleep=lambda seconds: self.sleep(seconds))
+        self._companions.append(companion)
+        return companion
 
     def __enter__(self) -> BaseClient:
         return self

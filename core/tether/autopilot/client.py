@@ -219,13 +219,7 @@ class AutopilotClient(BaseClient):
         self.auth = HeaderAuth("x-api-key", api_key) if api_key else None
         self.uploads = uploads or PresignedUploads()
         # presigned URLs (storage): same retries and errors, no API key
-        self.storage = BaseClient(service=f"{SERVICE} storage", base_url="", timeout=timeout, retry=self.retry,
-                                  auth_hint="the presigned URL was refused: it may have expired; try again",
-                                  sleep=lambda seconds: self.sleep(seconds))
-
-    def close(self) -> None:
-        super().close()
-        self.storage.close()
+        self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; try again")
 
     def __enter__(self) -> AutopilotClient:
         return self

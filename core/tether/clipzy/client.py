@@ -205,12 +205,7 @@ class ClipzyClient(BaseClient):
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Bearer") if token else None
         # output URLs on another host get the same retries, without our token
-        self.storage = BaseClient(service=f"{SERVICE} output", base_url="", timeout=timeout, retry=self.retry,
-                                  sleep=lambda seconds: self.sleep(seconds))
-
-    def close(self) -> None:
-        super().close()
-        self.storage.close()
+        self.storage = self.storage_client("output")
 
     def __enter__(self) -> ClipzyClient:
         return self

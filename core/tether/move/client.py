@@ -184,13 +184,7 @@ class MoveClient(BaseClient):
         self.profile = profile
         # The official SDK sends the key as it is: no "Bearer" in front.
         self.auth = HeaderAuth("authorization", api_key) if api_key else None
-        self.storage = BaseClient(service=f"{SERVICE} storage", base_url="", timeout=timeout, retry=self.retry,
-                                  auth_hint="the presigned URL was refused: it may have expired; ask again",
-                                  sleep=lambda seconds: self.sleep(seconds))
-
-    def close(self) -> None:
-        super().close()
-        self.storage.close()
+        self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; ask again")
 
     def __enter__(self) -> MoveClient:
         return self

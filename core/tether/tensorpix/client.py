@@ -77,12 +77,7 @@ class TensorPixClient(BaseClient):
                          auth_hint=hint)
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
-        self.storage = BaseClient(service=f"{SERVICE} storage", base_url="", timeout=timeout, retry=self.retry,
-                                  auth_hint="the presigned URL was refused", sleep=lambda s: self.sleep(s))
-
-    def close(self) -> None:
-        super().close()
-        self.storage.close()
+        self.storage = self.storage_client(auth_hint="the presigned URL was refused")
 
     def __enter__(self) -> TensorPixClient:
         return self
