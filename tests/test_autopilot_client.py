@@ -443,3 +443,19 @@ def test_cli_submit_wait_out_quota_jobs(services: Any, tmp_path: Path, monkeypat
     # bad input is refused before anything is sent, with words that say what to change
     code = main(["autopilot", "submit", pattern, "--depth", "--lens", "35"])
     assert code == 1 and "without --tracking" in capsys.readouterr().err
+
+
+def test_result_download_resumes_after_a_dropped_connection(client: AutopilotClient, services: Any,
+                                                             tmp_path: Path) -> None:
+    choice = ServiceChoice(tracking=True, tracking_metadata={"lens": 35.0, "sensor_width": 36.0,
+                                                             "sensor_height": 27.0})
+    sub = submit_clip(client, panning(tmp_path / "pan", 2, 1), choice)
+    assert wait_finished(client, sub.job.id).state is JobState.COMPLETED
+    whole = client.fetch_results(sub.job.id, tmp_path / "first", export_types=["tracking"])
+    services.requests.clear()
+    services.faults.add("drop", when="after", service="autopilot", method="GET", path=r"/_store/")
+    again = client.fetch_results(sub.job.id, tmp_path / "again", export_types=["tracking"])
+    first = {p.name: p.read_bytes() for p in whole.cameras}
+    assert first and first == {p.name: p.read_bytes() for p in again.cameras}
+    assert services.faults.list()[0].hits == 1  # the connection did drop mid-body, and the download recovered
+    assert not list((tmp_path / "again").rglob("*.part"))

@@ -13,7 +13,6 @@ before giving up, so a flaky network cannot make a duplicate job.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -25,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..errors import CancelledByUser, InputError, NotFound, ServiceError, ServiceUnavailable, TransferError
+from ..errors import CancelledByUser, InputError, NotFound, ServiceError, ServiceUnavailable
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
 from .models import (
@@ -340,29 +339,13 @@ class AutopilotClient(BaseClient):
 
     def download_result(self, job_id: str, export_type: str, dest: Path,
                         progress: Optional[Progress] = None) -> Path:
-        """Stream one export to ``dest`` under a temporary name; rename it once its size checks out."""
+        """Download one export into ``dest`` through :func:`tether.transfer.download`: a temporary name, resume with
+        Range after a dropped connection, size checked, then renamed."""
+        from ..transfer import download
+
         link = self.result_link(job_id, export_type)
-        dest.mkdir(parents=True, exist_ok=True)
-        target = dest / safe_name(link, f"{export_type}.bin")
-        tmp = target.with_name(target.name + ".part")
         client = self if not urlsplit(link).scheme else self.storage
-        done = 0
-        with client.stream("GET", link) as response:
-            total = int(response.headers.get("content-length") or 0)
-            with open(tmp, "wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None and progress(done, total) is False:
-                        out.close()
-                        tmp.unlink(missing_ok=True)
-                        raise CancelledByUser(f"download of {export_type} for job {job_id} stopped")
-        if total and done != total:
-            tmp.unlink(missing_ok=True)
-            raise TransferError(f"autopilot: the {export_type} result of job {job_id} arrived incomplete "
-                                f"({done} of {total} bytes); fetch it again")
-        os.replace(tmp, target)
-        return target
+        return download(client, link, dest, safe_name(link, f"{export_type}.bin"), progress=progress)
 
     def fetch_results(self, job_id: str, dest: Path, export_types: Optional[Iterable[str]] = None,
                       progress: Optional[Progress] = None) -> ResultFiles:
