@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union, cast
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union, cast
 
 import httpx
 
@@ -359,6 +359,30 @@ class ProgressReader(io.RawIOBase):
         finally:
             super().close()
 
+
+
+class FileChunks:
+    """A file's bytes as a re-iterable request body: each retry of a PUT reads the file again from the start.
+    ``progress(done, total)`` returning False stops the upload with :class:`CancelledByUser`."""
+
+    def __init__(self, path: Path, progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+                 chunk: int = 1024 * 1024) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self.progress = progress
+        self.chunk = chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        done = 0
+        with open(self.path, "rb") as fh:
+            while True:
+                data = fh.read(self.chunk)
+                if not data:
+                    return
+                done += len(data)
+                if self.progress is not None and self.progress(done, self.size) is False:
+                    raise CancelledByUser(f"upload of {self.path.name} stopped at {done} of {self.size} bytes")
+                yield data
 
 class _Pipeline:
     """Shared counters and the one progress callback, serialised so a UI callback need not be thread-safe."""

@@ -24,9 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..errors import CancelledByUser, InputError, NotFound, ServiceError, ServiceUnavailable
+from ..errors import InputError, NotFound, ServiceError, ServiceUnavailable
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
+from ..transfer import FileChunks
 from .models import (
     EXPORT_TYPES,
     STATES,
@@ -148,25 +149,6 @@ def safe_name(url: str, fallback: str) -> str:
     return name or fallback
 
 
-class FileChunks:
-    """A file's bytes as a re-iterable stream: each retry of a PUT reads the file again from the start."""
-
-    def __init__(self, path: Path, progress: Optional[Progress] = None) -> None:
-        self.path = path
-        self.size = path.stat().st_size
-        self.progress = progress
-
-    def __iter__(self) -> Iterator[bytes]:
-        done = 0
-        with open(self.path, "rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    return
-                done += len(chunk)
-                if self.progress is not None and self.progress(done, self.size) is False:
-                    raise CancelledByUser(f"upload of {self.path.name} stopped at {done} of {self.size} bytes")
-                yield chunk
 
 
 class PresignedUploads:
@@ -183,7 +165,7 @@ class PresignedUploads:
 
     def put(self, client: AutopilotClient, ticket: UploadTicket, path: Path,
             progress: Optional[Progress] = None) -> None:
-        chunks = FileChunks(path, progress)
+        chunks = FileChunks(path, progress, CHUNK)
         client.storage.request("PUT", ticket.upload_url, content=chunks,
                                headers={"Content-Length": str(chunks.size),
                                         "Content-Type": "application/octet-stream"},

@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
+from ..transfer import FileChunks
 from .models import (
     CREATE_FILE,
     CREATE_JOB,
@@ -148,27 +149,6 @@ def output_file_name(key: str, url: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_") + suffix
 
 
-class _FileChunks:
-    """A file's bytes, re-readable for a retried PUT, with progress; returning False from progress stops it."""
-
-    def __init__(self, path: Path, progress: Optional[Progress]) -> None:
-        self.path = path
-        self.size = path.stat().st_size
-        self.progress = progress
-
-    def __iter__(self) -> Iterator[bytes]:
-        from ..errors import CancelledByUser
-
-        done = 0
-        with open(self.path, "rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    return
-                done += len(chunk)
-                if self.progress is not None and self.progress(done, self.size) is False:
-                    raise CancelledByUser(f"upload of {self.path.name} stopped at {done} of {self.size} bytes")
-                yield chunk
 
 
 class MoveClient(BaseClient):
@@ -248,7 +228,7 @@ class MoveClient(BaseClient):
         if not file.presigned_url:
             raise ProtocolError(f"move: file {file.id} came back without a presignedUrl to upload to",
                                 service=SERVICE)
-        chunks = _FileChunks(path, progress)
+        chunks = FileChunks(path, progress, CHUNK)
         self.storage.request("PUT", file.presigned_url, content=chunks,
                              headers={"Content-Length": str(chunks.size), "Content-Type": "application/octet-stream"},
                              timeout=httpx.Timeout(self.timeout, read=max(self.timeout, 600.0),

@@ -224,12 +224,6 @@ class LocalAutopilot:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- signing --------------------------------------------------------------------------------------------
-    def presign(self, request: Request, method: str, key: str) -> str:
-        return self.presigner.url(request, method, key)
-
-    def _check_signature(self, request: Request, method: str, key: str) -> Path:
-        return self.presigner.check(request, method, key)
-
     # --- auth, rate limit -----------------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:
         key = request.headers.get("x-api-key")
@@ -530,7 +524,7 @@ class LocalAutopilot:
             if not name:
                 raise ApiError(400, "file_name is required")
             key = f"uploads/{q['asset_type']}/{upload_id}/{name}"
-            return {"upload_url": self.presign(request, "PUT", key), "s3_key": key}
+            return {"upload_url": self.presigner.url(request, "PUT", key), "s3_key": key}
 
         @app.get("/api/comfyui/{job_id}/result")
         def result(job_id: str, request: Request) -> Any:
@@ -538,14 +532,14 @@ class LocalAutopilot:
             export_type = request.query_params.get("export_type") or ""
             path = self.result_file(self.job(job_id), export_type)
             key = path.resolve().relative_to(self.store.resolve()).as_posix()
-            return {"download_url": self.presign(request, "GET", key), "export_type": export_type,
+            return {"download_url": self.presigner.url(request, "GET", key), "export_type": export_type,
                     "expires_in": URL_TTL}
 
         @app.put("/_store/{key:path}")
         async def put_object(key: str, request: Request) -> Any:
             if not key.startswith("uploads/"):
                 raise ApiError(403, "only upload keys may be written")
-            path = self._check_signature(request, "PUT", key)
+            path = self.presigner.check(request, "PUT", key)
             length = request.headers.get("content-length")
             if length is None or not length.isdigit():
                 raise ApiError(411, "MissingContentLength: send Content-Length")
@@ -568,7 +562,7 @@ class LocalAutopilot:
 
         @app.get("/_store/{key:path}")
         def get_object(key: str, request: Request) -> Any:
-            path = self._check_signature(request, "GET", key)
+            path = self.presigner.check(request, "GET", key)
             if not path.is_file():
                 raise ApiError(404, "NoSuchKey")
             return FileResponse(path, filename=path.name)

@@ -200,18 +200,12 @@ class LocalMove:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- presigned URLs -------------------------------------------------------------------------------------
-    def presign(self, request: Request, method: str, key: str) -> str:
-        return self.presigner.url(request, method, key)
-
-    def _check_signature(self, request: Request, method: str, key: str) -> Path:
-        return self.presigner.check(request, method, key)
-
     # --- views ----------------------------------------------------------------------------------------------
     def _spelled(self, state: str) -> str:
         return self.spell.get(state, state)
 
     def file_view(self, f: StoredFile, request: Request, method: str = "PUT") -> Dict[str, Any]:
-        url = self.presign(request, method, f.key) if method == "PUT" or f.uploaded else None
+        url = self.presigner.url(request, method, f.key) if method == "PUT" or f.uploaded else None
         return {"id": f.id, "type": f.type, "name": f.name, "metadata": f.metadata, "created": f.created,
                 "presignedUrl": url}
 
@@ -234,7 +228,7 @@ class LocalMove:
             file = None
             if store_key:
                 file = {"id": f"file-{uuid.uuid5(uuid.NAMESPACE_URL, store_key)}",
-                        "presignedUrl": self.presign(request, "GET", store_key)}
+                        "presignedUrl": self.presigner.url(request, "GET", store_key)}
             outputs.append({"key": key, "file": file})
         spelled = self._spelled(state)
         return {"id": job.id, "name": job.name, "metadata": job.metadata, "state": spelled, "created": job.created,
@@ -429,7 +423,7 @@ class LocalMove:
         async def put_object(key: str, request: Request) -> Any:
             if not key.startswith("uploads/"):
                 raise _HttpError(403, "only upload keys may be written")
-            path = self._check_signature(request, "PUT", key)
+            path = self.presigner.check(request, "PUT", key)
             length = request.headers.get("content-length")
             if length is None or not length.isdigit():
                 raise _HttpError(411, "MissingContentLength: send Content-Length")
@@ -455,7 +449,7 @@ class LocalMove:
 
         @app.get("/_store/{key:path}", name="move_get_object")
         def get_object(key: str, request: Request) -> Any:
-            path = self._check_signature(request, "GET", key)
+            path = self.presigner.check(request, "GET", key)
             if not path.is_file():
                 raise _HttpError(404, "NoSuchKey")
             return FileResponse(path, filename=path.name)
