@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
-from tether.errors import InputError, TetherError
+from tether.errors import InputError
 from tether.jobs import Job, JobState
 from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts, check_plate
 from tether.registry import JobRegistry
 
+from .controller import BackgroundWork
 from .mainthread import run_on_main
 
 log = logging.getLogger("tether")
@@ -158,7 +158,7 @@ def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_i
 
 
 # --- the controller (no Qt) --------------------------------------------------------------------------------------
-class ClipServiceController:
+class ClipServiceController(BackgroundWork):
     """Submit, follow and import for one adapter, on worker threads; events go to listeners.
 
     Events: ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes), ``"imported"``
@@ -173,39 +173,16 @@ class ClipServiceController:
         self.profile = profile
         self._factory = client_factory or adapter.client
         self.download_root = download_root or self.registry.path.parent / adapter.service
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"tether-{adapter.service}")
-        self._listeners: List[Listener] = []
-        self._stop = threading.Event()
+        super().__init__(2, f"tether-{adapter.service}")
+        self._what = f"{adapter.label} "
         self._poll = (poll, poll_cap)
         self._client: Any = None
-        self._lock = threading.Lock()
-
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def _emit(self, kind: str, payload: Any) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(kind, payload)
-            except Exception:  # a broken listener must not stop a worker
-                log.exception("Tether: a listener failed on %s", kind)
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
                 self._client = self._factory(self.profile)
             return self._client
-
-    def _task(self, what: str, work: Callable[[], Any]) -> Future[Any]:
-        def run() -> Any:
-            try:
-                return work()
-            except Exception as exc:
-                text = str(exc) if isinstance(exc, TetherError) else f"{type(exc).__name__}: {exc}"
-                self._emit("error", f"{what}: {text}")
-                raise
-
-        return self._pool.submit(run)
 
     def submit(self, plate: PlateFacts, options: Dict[str, Any], script: str = "",
                follow: bool = True) -> Future[Any]:
@@ -279,21 +256,8 @@ class ClipServiceController:
         future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
         return done
 
-    def _apply(self, job_id: str, description: ImportDescription, done: Future[Dict[str, str]]) -> None:
-        from .importer import apply_description  # main thread
-
-        try:
-            applied = apply_description(description)
-        except Exception as exc:
-            self._emit("error", f"importing {self.adapter.label} job {job_id}: {exc}")
-            done.set_exception(exc)
-            return
-        self._emit("imported", (job_id, applied))
-        done.set_result(applied.names)
-
     def close(self) -> None:
-        self._stop.set()
-        self._pool.shutdown(wait=False)
+        super().close()
         if self._client is not None and callable(getattr(self._client, "close", None)):
             self._client.close()
 

@@ -65,30 +65,18 @@ def stage_sequence(plate: PlateFacts, folder: Path) -> str:
     return str(folder / f"{head}{token}{pattern.tail}")
 
 
-class JobController:
-    def __init__(
-        self,
-        registry: Optional[JobRegistry] = None,
-        client_factory: Optional[ClientFactory] = None,
-        profile: Optional[str] = None,
-        download_root: Optional[Path] = None,
-        workers: int = 2,
-        poll_fast: float = 2.0,
-        poll_cap: float = 30.0,
-    ) -> None:
-        self.registry = registry or JobRegistry()
-        self.profile = profile
-        self._factory: ClientFactory = client_factory or AutopilotClient.from_profile
-        self.download_root = download_root or self.registry.path.parent / "autopilot"
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tether-nuke")
+class BackgroundWork:
+    """A small worker pool whose outcomes reach listeners as ``(kind, payload)`` events. Workers never touch
+    nodes: an import's description is applied on the main thread by :meth:`_apply` through ``run_on_main``."""
+
+    _what = ""  # names the service in error text, e.g. "TensorPix "
+
+    def __init__(self, workers: int, thread_name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
         self._listeners: List[Listener] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watch_thread: Optional[threading.Thread] = None
-        self._poll = (poll_fast, poll_cap)
-        self._clients: Dict[Optional[str], Any] = {}
 
-    # --- events ---------------------------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -115,6 +103,43 @@ class JobController:
                 raise
 
         return self._pool.submit(run)
+
+    def _apply(self, job_id: str, description: Any, done: Future[Dict[str, str]]) -> None:
+        from .importer import apply_description  # main thread
+
+        try:
+            applied = apply_description(description)
+        except Exception as exc:
+            self._emit("error", f"importing {self._what}job {job_id}: {exc}")
+            done.set_exception(exc)
+            return
+        self._emit("imported", (job_id, applied))
+        done.set_result(applied.names)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False)
+
+
+class JobController(BackgroundWork):
+    def __init__(
+        self,
+        registry: Optional[JobRegistry] = None,
+        client_factory: Optional[ClientFactory] = None,
+        profile: Optional[str] = None,
+        download_root: Optional[Path] = None,
+        workers: int = 2,
+        poll_fast: float = 2.0,
+        poll_cap: float = 30.0,
+    ) -> None:
+        self.registry = registry or JobRegistry()
+        self.profile = profile
+        self._factory: ClientFactory = client_factory or AutopilotClient.from_profile
+        self.download_root = download_root or self.registry.path.parent / "autopilot"
+        super().__init__(workers, "tether-nuke")
+        self._watch_thread: Optional[threading.Thread] = None
+        self._poll = (poll_fast, poll_cap)
+        self._clients: Dict[Optional[str], Any] = {}
 
     def _client(self, profile: Optional[str] = None) -> Any:
         key = profile if profile is not None else self.profile
@@ -215,18 +240,6 @@ class JobController:
         future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
         return done
 
-    def _apply(self, job_id: str, description: Any, done: Future[Dict[str, str]]) -> None:
-        from .importer import apply_description  # main thread
-
-        try:
-            applied = apply_description(description)
-        except Exception as exc:
-            self._emit("error", f"importing job {job_id}: {exc}")
-            done.set_exception(exc)
-            return
-        self._emit("imported", (job_id, applied))
-        done.set_result(applied.names)
-
     # --- watching -------------------------------------------------------------------------------------------------
     def watch(self) -> None:
         """Follow unfinished jobs on a thread of its own until they finish (restarted by each submit)."""
@@ -253,8 +266,7 @@ class JobController:
         self._emit("jobs", self.jobs())
 
     def close(self) -> None:
-        self._stop.set()
-        self._pool.shutdown(wait=False)
+        super().close()
         with self._lock:
             for client in self._clients.values():
                 close = getattr(client, "close", None)
