@@ -17,7 +17,7 @@ from tether.autopilot.clip import inspect_clip, movie_facts
 from tether.autopilot.models import DepthMapService, JobCreate, TrackingMetadata
 from tether.autopilot.results import classify_folder, unpack_zip
 from tether.autopilot.submit import ServiceChoice, build_payload, submit_clip
-from tether.errors import AuthError, InputError, ServiceError, TransferError
+from tether.errors import AuthError, CancelledByUser, InputError, ServiceError, TransferError
 from tether.http import RetryPolicy
 from tether.jobs import JobState
 from tether_services.server import LocalServices
@@ -459,3 +459,47 @@ def test_result_download_resumes_after_a_dropped_connection(client: AutopilotCli
     assert first and first == {p.name: p.read_bytes() for p in again.cameras}
     assert services.faults.list()[0].hits == 1  # the connection did drop mid-body, and the download recovered
     assert not list((tmp_path / "again").rglob("*.part"))
+
+
+def test_refetch_swaps_the_result_folder_whole(client: AutopilotClient, services: Any, tmp_path: Path) -> None:
+    sub = submit_clip(client, moving_square(tmp_path / "p", n=4), ServiceChoice(roto=True))
+    assert wait_finished(client, sub.job.id).state is JobState.COMPLETED
+    dest = tmp_path / "out"
+    first = client.fetch_results(sub.job.id, dest, export_types=["hard_mattes"])
+    frames = first.mattes[0].files
+    assert len(frames) == 4
+    before = {p: p.read_bytes() for p in frames}
+    stale = dest / "hard_mattes" / "stale.txt"
+    stale.write_text("from an earlier fetch")
+    again = client.fetch_results(sub.job.id, dest, export_types=["hard_mattes"])
+    assert {p: p.read_bytes() for p in again.mattes[0].files} == before
+    assert not stale.exists()  # the folder is the new result, not a mix of old and new
+    # a hostile archive on a later fetch leaves the earlier result whole, and no staging folder behind
+    _evil_zip(services.service("autopilot").job(sub.job.id).inferences[0].outputs["hard_mattes"])
+    with pytest.raises(TransferError, match="would write outside"):
+        client.fetch_results(sub.job.id, dest, export_types=["hard_mattes"])
+    assert {p: p.read_bytes() for p in frames} == before
+    assert sorted(p.name for p in dest.iterdir()) == ["hard_mattes"]
+
+
+def test_cancelled_result_download_resumes_on_the_next_fetch(client: AutopilotClient, services: Any,
+                                                             tmp_path: Path) -> None:
+    sub = submit_clip(client, moving_square(tmp_path / "p", n=6), ServiceChoice(roto=True))
+    assert wait_finished(client, sub.job.id).state is JobState.COMPLETED
+    dest = tmp_path / "out"
+
+    def stop(done: int, total: int) -> bool:
+        return False  # the artist cancels as the first bytes arrive
+
+    with pytest.raises(CancelledByUser):
+        client.fetch_results(sub.job.id, dest, export_types=["hard_mattes"], progress=stop)
+    parts = list(dest.rglob("*.part"))
+    assert len(parts) == 1 and parts[0].stat().st_size > 1 and not (dest / "hard_mattes").exists()
+    # the small zip came in one chunk: keep half of it, as a connection lost mid-body would have
+    with open(parts[0], "r+b") as fh:
+        fh.truncate(parts[0].stat().st_size // 2)
+    services.requests.clear()
+    result = client.fetch_results(sub.job.id, dest, export_types=["hard_mattes"])
+    assert len(result.mattes[0].files) == 6
+    assert services.requests.count(method="GET", path=r"/_store/", status=206) == 1  # resumed, not restarted
+    assert sorted(p.name for p in dest.iterdir()) == ["hard_mattes"]

@@ -40,7 +40,7 @@ from .models import (
     ResultLink,
     UploadTicket,
 )
-from .results import ResultFiles, classify, unpack
+from .results import ResultFiles, classify, unpack_into
 
 SERVICE = "autopilot"
 # The key of the local Autopilot stand-in (tether_services.autopilot). Not a secret: it opens nothing but 127.0.0.1.
@@ -345,16 +345,18 @@ class AutopilotClient(BaseClient):
         out = ResultFiles(root=dest)
         for export in wanted:
             folder = dest / export
+            # beside the folder, not in it: a failed or cancelled download stays for the next fetch to resume
+            staging = dest / f".{export}.download"
             try:
-                download = self.download_result(job_id, export, folder / ".download", progress)
+                download = self.download_result(job_id, export, staging, progress)
             except NotFound:
                 if export_types:
                     raise
                 continue  # listed when the reply names no inferences: this job simply has none of that kind
             try:
-                files = unpack(download, folder)
+                files = unpack_into(download, folder)
             finally:
-                shutil.rmtree(folder / ".download", ignore_errors=True)
+                shutil.rmtree(staging, ignore_errors=True)  # a refused archive is not worth resuming
             part = classify(files, folder, export)
             part.exports[export] = folder
             out.merge(part)

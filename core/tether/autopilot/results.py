@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -108,52 +109,45 @@ class ResultFiles:
 
 
 # --- unpacking ----------------------------------------------------------------------------------------------------
-def _safe_member(name: str, dest: Path, root: Optional[Path] = None,
-                 parents: Optional[Dict[Path, Path]] = None) -> Path:
-    """The file ``name`` unpacks to, refused if it would land outside ``dest`` (``..``, absolute, a drive, or a
-    symlinked folder inside ``dest``). ``root`` (dest resolved) and ``parents`` (a cache of resolved folders)
-    spare a thousand-frame archive thousands of ``resolve()`` calls."""
+def _member_path(name: str, dest: Path) -> Path:
+    """Where zip entry ``name`` unpacks to inside ``dest``; refused when it would land outside (absolute, ``..``, a
+    drive, a NUL). Lexical checks are enough because ``dest`` is a fresh folder: nothing in it can be a symlink that
+    Tether did not make, and Tether makes none."""
     if "\x00" in name:
         raise TransferError(f"refused zip entry {name!r}: its name holds a NUL byte")
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or re.match(r"^[A-Za-z]:", name) or any(part == ".." for part in posix.parts):
         raise TransferError(f"refused zip entry {name!r}: it would write outside {dest}")
-    root = root or dest.resolve()
-    relative = dest / Path(*[p for p in posix.parts if p not in ("", ".")])
-    cache = parents if parents is not None else {}
-    parent = cache.get(relative.parent)
-    if parent is None:
-        parent = cache[relative.parent] = relative.parent.resolve()
-    target = (parent / relative.name).resolve() if (parent / relative.name).is_symlink() else parent / relative.name
-    if target != root and root not in target.parents:
-        raise TransferError(f"refused zip entry {name!r}: it would write outside {dest}")
-    return target
+    parts = [p for p in posix.parts if p not in ("", ".")]
+    return dest.joinpath(*parts) if parts else dest
 
 
 def unpack_zip(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> List[Path]:
-    """Extract ``archive`` into ``dest``, checking every entry before anything is written."""
+    """Extract ``archive`` into ``dest``, a new or empty folder, checking every entry before anything is written.
+
+    Entries are written straight to their names, without a temporary name and a rename each: a half-written file
+    can only be in this fresh folder, which :func:`unpack_into` swaps in only once everything is written.
+    """
     dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise ValueError(f"unpack_zip needs a new or empty folder, and {dest} has files: use unpack_into")
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
         raise TransferError(f"{archive.name} is not a readable zip ({exc})") from None
     with zf:
-        infos = zf.infolist()
         plan: List[Tuple[zipfile.ZipInfo, Path]] = []
         total = 0
-        root = dest.resolve()
-        resolved: Dict[Path, Path] = {}
-        for info in infos:
-            target = _safe_member(info.filename, dest, root, resolved)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+        for info in zf.infolist():
+            target = _member_path(info.filename, dest)
+            if stat.S_ISLNK(info.external_attr >> 16):
                 raise TransferError(f"refused zip entry {info.filename!r}: symbolic links are not unpacked")
             total += info.file_size
             if total > max_bytes:
                 raise TransferError(f"{archive.name} unpacks to more than {max_bytes} bytes; refused")
             plan.append((info, target))
         written: List[Path] = []
-        made: Set[Path] = set()
+        made: Set[Path] = {dest}
         for info, target in plan:
             folder = target if info.is_dir() else target.parent
             if folder not in made:
@@ -161,16 +155,14 @@ def unpack_zip(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -
                 made.add(folder)
             if info.is_dir():
                 continue
-            tmp = target.with_name(target.name + ".part")
-            with zf.open(info) as src, open(tmp, "wb") as out:
+            with zf.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out, 1024 * 1024)
-            os.replace(tmp, target)
             written.append(target)
     return written
 
 
 def unpack(download: Path, dest: Path, *, keep_archive: bool = False) -> List[Path]:
-    """A zip is extracted into ``dest``; a loose file is moved there. Returns the files."""
+    """A zip is extracted into ``dest`` (new or empty); a loose file is moved there. Returns the files."""
     dest.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(download):
         files = unpack_zip(download, dest)
@@ -181,6 +173,24 @@ def unpack(download: Path, dest: Path, *, keep_archive: bool = False) -> List[Pa
     if download.resolve() != target.resolve():
         os.replace(download, target)
     return [target]
+
+
+def unpack_into(download: Path, folder: Path) -> List[Path]:
+    """:func:`unpack` ``download`` into a hidden sibling of ``folder``, then swap it in whole: ``folder`` holds the
+    earlier result or the new one, never a half-written mix, at the cost of two renames rather than one a file."""
+    fresh = folder.with_name(f".{folder.name}.unpacking")
+    shutil.rmtree(fresh, ignore_errors=True)  # left by an interrupted run
+    try:
+        files = unpack(download, fresh)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(fresh, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return [folder / f.relative_to(fresh) for f in files]
 
 
 # --- classification -----------------------------------------------------------------------------------------------
@@ -292,4 +302,5 @@ def classify_folder(folder: Path, export_type: Optional[str] = None) -> ResultFi
     return classify(files, folder, export_type)
 
 
-__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "group_sequences", "unpack", "unpack_zip"]
+__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "group_sequences", "unpack", "unpack_into",
+           "unpack_zip"]

@@ -191,7 +191,8 @@ class _Builder:
             "raw": True,
         }
         missing = self.map.missing(numbers, base)
-        gaps = [n for n in range(lo, hi + 1) if n not in set(numbers)]
+        present = set(numbers)
+        gaps = [n for n in range(lo, hi + 1) if n not in present]
         if missing:
             self.desc.notes.append(f"{suffix}: no result for plate frames {format_ranges(missing)}")
         if gaps:

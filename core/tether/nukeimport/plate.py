@@ -131,11 +131,16 @@ def sequence_pattern(files: Sequence[Path]) -> Tuple[FramePattern, List[int]]:
     regex = re.compile(r"^(.*?)(\d+)(\.[^./\\]+)$")
     heads = set()
     numbers: Dict[int, str] = {}
+    folders: Dict[str, str] = {}  # a thousand frames share one folder: convert it once
     for path in files:
-        match = regex.match(Path(path).name)
+        parent, name = os.path.split(os.fspath(path))
+        match = regex.match(name)
         if match is None:
             raise InputError(f"{path} has no frame number before its extension, so it cannot be read as a sequence")
-        heads.add((Path(path).parent.as_posix(), match.group(1), match.group(3)))
+        folder = folders.get(parent)
+        if folder is None:
+            folder = folders[parent] = Path(parent).as_posix()
+        heads.add((folder, match.group(1), match.group(3)))
         numbers[int(match.group(2))] = match.group(2)
     if len(heads) > 1:
         raise InputError(f"these files are not one sequence (several names): {sorted(heads)[:3]}")
