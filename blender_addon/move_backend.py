@@ -9,12 +9,11 @@ never fire: the operator joins the worker and pumps itself.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .runtime import Handoff, Notice, error_text
+from .runtime import Handoff, Notice, WorkerTask
 
 PHASES = ("idle", "uploading", "processing", "downloading", "done", "failed", "cancelled")
 
@@ -55,45 +54,27 @@ class MoveRequestValues:
     outputs: tuple = ("MAIN_FBX",)
 
 
-class MoveTask:
+class MoveTask(WorkerTask):
     """One submit-and-follow (or follow) on a daemon thread; ``cancel()`` stops the upload or the waiting."""
 
+    kind = "move"
+    thread_name = "tether-move"
+    cancelled_message = "stopped; a job already created goes on at Move"
+
     def __init__(self, values: MoveRequestValues, handoff: Handoff, work: Optional[Callable[..., Any]] = None) -> None:
+        super().__init__(handoff)
         self.values = values
-        self.handoff = handoff
-        self.cancelled = threading.Event()
         self._work = work or run_move
-        self.thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
         first = "uploading" if not self.values.job_id else "processing"
-        self.handoff.post("move", phase=first, message="starting", job_id=self.values.job_id)
-        self.thread = threading.Thread(target=self._main, name="tether-move", daemon=True)
-        self.thread.start()
+        self.launch(phase=first, message="starting", job_id=self.values.job_id)
 
-    def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def join(self, timeout: Optional[float] = None) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
+    def work(self) -> Dict[str, Any]:
+        return self._work(self.values, self._post, self.cancel_requested.is_set)
 
     def _post(self, **data: Any) -> None:
-        self.handoff.post("move", **data)
-
-    def _main(self) -> None:
-        try:
-            result = self._work(self.values, self._post, self.cancelled.is_set)
-        except BaseException as exc:
-            if self.cancelled.is_set() or type(exc).__name__ == "CancelledByUser":
-                self._post(phase="cancelled", message="stopped; a job already created goes on at Move")
-            else:
-                self._post(phase="failed", message=error_text(exc))
-            return
-        self._post(**result)
+        self.handoff.post(self.kind, **data)
 
 
 def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool]) -> Dict[str, Any]:

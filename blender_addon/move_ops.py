@@ -10,19 +10,18 @@ imports in ``execute()``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import bpy
 from bpy.props import BoolProperty, PointerProperty, StringProperty
 from bpy.types import Operator, PropertyGroup
 
 from . import prefs
+from .mainthread import Result, RuntimeSlot, redraw, stop_task
 
 if TYPE_CHECKING:
     from .move_backend import MoveRuntime
 
-Result = Set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
-_RUNTIME: Optional[MoveRuntime] = None
 TICK_S = 0.2
 
 
@@ -39,24 +38,10 @@ class TETHER_PG_move(PropertyGroup):
 
 
 # --- runtime and timer ----------------------------------------------------------------------------------------
-def peek_runtime() -> Optional[MoveRuntime]:
-    return _RUNTIME
+def _new_runtime() -> MoveRuntime:
+    from .move_backend import MoveRuntime
 
-
-def runtime() -> MoveRuntime:
-    global _RUNTIME
-    if _RUNTIME is None:
-        from .move_backend import MoveRuntime
-
-        _RUNTIME = MoveRuntime()
-    return _RUNTIME
-
-
-def drop_runtime() -> None:
-    global _RUNTIME
-    if _RUNTIME is not None:
-        _RUNTIME.shutdown()
-    _RUNTIME = None
+    return MoveRuntime()
 
 
 def pump(context: Any = None) -> List[Dict[str, Any]]:
@@ -80,26 +65,19 @@ def pump(context: Any = None) -> List[Dict[str, Any]]:
     return finished
 
 
-def tick() -> Optional[float]:
+def _on_tick() -> None:
     pump()
-    wm = bpy.context.window_manager
-    if wm is not None:
-        for window in wm.windows:
-            for area in window.screen.areas:
-                if area.type == "VIEW_3D":
-                    area.tag_redraw()
-    rt = peek_runtime()
-    return TICK_S if rt is not None and rt.busy else None
+    redraw({"VIEW_3D"})
 
 
-def ensure_timer() -> None:
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=TICK_S)
-
-
-def stop_timer() -> None:
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+_SLOT: RuntimeSlot[MoveRuntime] = RuntimeSlot(_new_runtime, _on_tick, TICK_S)
+# The module's names for the slot (move_ui.py, __init__.py and the tests use them).
+peek_runtime = _SLOT.peek
+runtime = _SLOT.get
+drop_runtime = _SLOT.drop
+tick = _SLOT.tick
+ensure_timer = _SLOT.ensure_timer
+stop_timer = _SLOT.stop_timer
 
 
 # --- the scene (main thread) ----------------------------------------------------------------------------------
@@ -182,8 +160,7 @@ class TETHER_OT_move_submit(Operator):
     def execute(self, context: Any) -> Result:
         from .move_backend import MoveRequestValues
 
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         video = chosen_video(context.scene)
         if not video:
@@ -209,8 +186,7 @@ class TETHER_OT_move_follow(Operator):
     def execute(self, context: Any) -> Result:
         from .move_backend import MoveRequestValues
 
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         job_id = self.job_id or context.scene.tether_move.job_id
         if not job_id:
@@ -228,11 +204,7 @@ class TETHER_OT_move_stop(Operator):
 
     def execute(self, context: Any) -> Result:
         rt = peek_runtime()
-        if rt is None or rt.task is None or not rt.task.alive():
-            self.report({"INFO"}, "Nothing is running")
-            return {"CANCELLED"}
-        rt.task.cancel()
-        return {"FINISHED"}
+        return stop_task(self, rt.task if rt is not None else None, "Nothing is running")
 
 
 class TETHER_OT_move_import(Operator):

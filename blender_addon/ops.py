@@ -9,43 +9,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Literal, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import Operator
 
 from . import prefs
+from .mainthread import Result, RuntimeSlot, redraw, stop_task
 
 if TYPE_CHECKING:  # runtime loads on first use (the first panel draw), keeping register() cheap
+    import threading
+
     from .runtime import Notice, Runtime
 
-Result = Set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
-_RUNTIME: Optional[Runtime] = None
 TICK_S = 0.1
+REDRAW_AREAS = {"VIEW_3D", "PROPERTIES", "STATUSBAR", "PREFERENCES"}
 
 
 # --- runtime --------------------------------------------------------------------------------------------------
-def peek_runtime() -> Optional[Runtime]:
-    return _RUNTIME
+def _new_runtime() -> Runtime:
+    from .runtime import Runtime
 
-
-def runtime() -> Runtime:
-    global _RUNTIME
-    if _RUNTIME is None:
-        from .runtime import Runtime
-
-        _RUNTIME = Runtime()
-        _RUNTIME.on_fetch = lambda job_id, folder: start_fetch(job_id, folder, open_folder=False)
-        _RUNTIME.on_open = _open_folder
-    return _RUNTIME
-
-
-def drop_runtime() -> None:
-    global _RUNTIME
-    if _RUNTIME is not None:
-        _RUNTIME.shutdown()
-    _RUNTIME = None
+    rt = Runtime()
+    rt.on_fetch = lambda job_id, folder: start_fetch(job_id, folder, open_folder=False)
+    rt.on_open = _open_folder
+    return rt
 
 
 def pump() -> List[Notice]:
@@ -59,23 +48,32 @@ def pump() -> List[Notice]:
     return notices
 
 
-def tick() -> Optional[float]:
+def _on_tick() -> None:
     notices = pump()
     if notices and not bpy.app.background:
         _popup(notices[-1])
-    _redraw()
-    rt = peek_runtime()
-    return TICK_S if rt is not None and rt.busy else None
+    redraw(REDRAW_AREAS)
 
 
-def ensure_timer() -> None:
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=TICK_S)
+_SLOT: RuntimeSlot[Runtime] = RuntimeSlot(_new_runtime, _on_tick, TICK_S)
+# The module's names for the slot (ui.py, prefs.py, __init__.py and the tests use them).
+peek_runtime = _SLOT.peek
+runtime = _SLOT.get
+drop_runtime = _SLOT.drop
+tick = _SLOT.tick
+ensure_timer = _SLOT.ensure_timer
+stop_timer = _SLOT.stop_timer
 
 
-def stop_timer() -> None:
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)
+def in_background(name: str, work: Callable[[], Dict[str, Any]], kind: str, **tag: Any) -> threading.Thread:
+    """Run ``work`` on a tracked worker thread; its result (or error) arrives as a ``kind`` event on a tick."""
+    from .runtime import run_in_thread
+
+    rt = runtime()
+    thread = run_in_thread(name, work, rt.handoff, kind, **tag)
+    rt.track(thread)
+    ensure_timer()
+    return thread
 
 
 def _open_folder(folder: str) -> None:
@@ -92,16 +90,6 @@ def _popup(notice: Notice) -> None:
     wm = bpy.context.window_manager
     if wm is not None and wm.windows:
         wm.popup_menu(draw, title="Tether", icon=icon)
-
-
-def _redraw() -> None:
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PROPERTIES", "STATUSBAR", "PREFERENCES"}:
-                area.tag_redraw()
 
 
 def ensure_monitor() -> None:
@@ -168,30 +156,24 @@ def request_summary(context: Any) -> None:
     if key == rt.ui.summary_key or rt.ui.summary_running:
         return
     from . import backend
-    from .runtime import run_in_thread
 
     rt.ui.summary_key = key
     rt.ui.summary_running = True
     account = prefs.account(context)
-    rt.track(run_in_thread("summary", lambda: backend.summary(account, req), rt.handoff, "summary", key=key))
-    ensure_timer()
+    in_background("summary", lambda: backend.summary(account, req), "summary", key=key)
 
 
 def request_catalog(context: Any = None) -> None:
     if not prefs.online():
         return
     from . import backend
-    from .runtime import run_in_thread
 
-    rt = runtime()
     account = prefs.account(context)
-    rt.track(run_in_thread("catalog", lambda: backend.catalog(account), rt.handoff, "catalog"))
-    ensure_timer()
+    in_background("catalog", lambda: backend.catalog(account), "catalog")
 
 
 def start_fetch(job_id: str, folder: str, open_folder: bool) -> None:
     from . import backend
-    from .runtime import run_in_thread
 
     rt = runtime()
     account = prefs.account()
@@ -206,8 +188,7 @@ def start_fetch(job_id: str, folder: str, open_folder: bool) -> None:
         return result
 
     rt.ui.fetching[job_id] = 0.0
-    rt.track(run_in_thread("fetch", work, rt.handoff, "fetch", job_id=job_id, folder=folder))
-    ensure_timer()
+    in_background("fetch", work, "fetch", job_id=job_id, folder=folder)
 
 
 # --- operators ------------------------------------------------------------------------------------------------
@@ -311,11 +292,7 @@ class TETHER_OT_cancel_submit(Operator):
 
     def execute(self, context: Any) -> Result:
         rt = peek_runtime()
-        if rt is None or rt.submit_task is None or not rt.submit_task.alive():
-            self.report({"INFO"}, "No submission is running")
-            return {"CANCELLED"}
-        rt.submit_task.cancel()
-        return {"FINISHED"}
+        return stop_task(self, rt.submit_task if rt is not None else None, "No submission is running")
 
 
 class TETHER_OT_refresh(Operator):
@@ -325,8 +302,7 @@ class TETHER_OT_refresh(Operator):
     bl_label = "Refresh"
 
     def execute(self, context: Any) -> Result:
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         rt = runtime()
         rt.ui.summary_key = None
@@ -365,21 +341,17 @@ class TETHER_OT_job_action(Operator):
         return self.execute(context)
 
     def execute(self, context: Any) -> Result:
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         if not self.job_id:
             self.report({"ERROR"}, "No job given")
             return {"CANCELLED"}
         from . import backend
-        from .runtime import run_in_thread
 
-        rt = runtime()
         account = prefs.account(context)
         job_id, action, priority = self.job_id, self.action, self.priority
-        rt.track(run_in_thread("action", lambda: backend.job_action(account, job_id, action, priority),
-                               rt.handoff, "action", job_id=job_id, action=action))
-        ensure_timer()
+        in_background("action", lambda: backend.job_action(account, job_id, action, priority), "action",
+                      job_id=job_id, action=action)
         return {"FINISHED"}
 
 
@@ -396,8 +368,7 @@ class TETHER_OT_fetch(Operator):
     wait: BoolProperty(default=False, options={"SKIP_SAVE", "HIDDEN"})  # type: ignore[valid-type]
 
     def execute(self, context: Any) -> Result:
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         if not self.job_id:
             self.report({"ERROR"}, "No job given")
@@ -474,23 +445,17 @@ class TETHER_OT_login(Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: Any) -> Result:
-        if not prefs.online():
-            self.report({"ERROR"}, prefs.ONLINE_HELP)
+        if prefs.refuse_offline(self):
             return {"CANCELLED"}
         if not self.email or not self.password:
             self.report({"ERROR"}, "Give the e-mail and the password of the farm account")
             return {"CANCELLED"}
         from . import backend
-        from .runtime import run_in_thread
 
-        rt = runtime()
         account = prefs.account(context)
         email, password = self.email, self.password
         self.password = ""  # do not leave it in the operator's memory
-        thread = run_in_thread("login", lambda: backend.login(account, email, password), rt.handoff, "login",
-                               report=True)
-        rt.track(thread)
-        ensure_timer()
+        thread = in_background("login", lambda: backend.login(account, email, password), "login", report=True)
         if bpy.app.background:
             thread.join()
             pump()
@@ -505,12 +470,9 @@ class TETHER_OT_logout(Operator):
 
     def execute(self, context: Any) -> Result:
         from . import backend
-        from .runtime import run_in_thread
 
-        rt = runtime()
         account = prefs.account(context)
-        rt.track(run_in_thread("logout", lambda: backend.logout(account), rt.handoff, "login", report=True))
-        ensure_timer()
+        in_background("logout", lambda: backend.logout(account), "login", report=True)
         return {"FINISHED"}
 
 
@@ -522,12 +484,9 @@ class TETHER_OT_check_login(Operator):
 
     def execute(self, context: Any) -> Result:
         from . import backend
-        from .runtime import run_in_thread
 
-        rt = runtime()
         account = prefs.account(context)
-        rt.track(run_in_thread("login-state", lambda: backend.login_state(account), rt.handoff, "login"))
-        ensure_timer()
+        in_background("login-state", lambda: backend.login_state(account), "login")
         return {"FINISHED"}
 
 

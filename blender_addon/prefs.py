@@ -30,6 +30,14 @@ def online() -> bool:
     return bool(bpy.app.online_access)
 
 
+def refuse_offline(op: Any) -> bool:
+    """True (after telling the operator's caller how to allow it) when Blender's online access is off."""
+    if online():
+        return False
+    op.report({"ERROR"}, ONLINE_HELP)
+    return True
+
+
 class TETHER_AP_preferences(AddonPreferences):
     bl_idname = __package__ or "tether"
 

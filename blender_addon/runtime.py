@@ -136,24 +136,32 @@ class Handoff:
         return self._queue.empty()
 
 
-class SubmitTask:
-    """One submission on a worker thread. ``run(progress)`` does the work; ``progress(event)`` returns False to stop.
+class WorkerTask:
+    """One piece of work on a daemon thread that posts its outcome as ``kind`` events to the hand-off.
 
-    Transfer progress arrives many times a second; only a throttled copy is posted so the main thread stays idle.
+    A subclass gives :meth:`work` (what the thread runs; it returns the final event's data) and the words and phases
+    of the two ways it can end early: cancelled (``cancel()`` was asked for, or the work raised CancelledByUser)
+    or failed (any other exception, said for a person by :func:`error_text`).
     """
 
-    def __init__(self, run: Callable[[Callable[[Any], bool]], Dict[str, Any]], handoff: Handoff,
-                 post_every: float = 0.1) -> None:
-        self._run = run
-        self._handoff = handoff
-        self._post_every = post_every
-        self._last_post = 0.0
+    kind = ""
+    thread_name = "tether-worker"
+    cancelled_phase: Any = "cancelled"
+    failed_phase: Any = "failed"
+    cancelled_message = "cancelled"
+
+    def __init__(self, handoff: Handoff) -> None:
+        self.handoff = handoff
         self.cancel_requested = threading.Event()
         self.thread: Optional[threading.Thread] = None
 
-    def start(self) -> None:
-        self._handoff.post("submit", phase=Phase.CHECKING, message="checking the scene")
-        self.thread = threading.Thread(target=self._main, name="tether-submit", daemon=True)
+    def work(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def launch(self, **first: Any) -> None:
+        """Post ``first`` (so the panel shows the task at once), then start the thread."""
+        self.handoff.post(self.kind, **first)
+        self.thread = threading.Thread(target=self._main, name=self.thread_name, daemon=True)
         self.thread.start()
 
     def cancel(self) -> None:
@@ -166,6 +174,43 @@ class SubmitTask:
         if self.thread is not None:
             self.thread.join(timeout)
 
+    def _main(self) -> None:
+        try:
+            result = self.work()
+        except BaseException as exc:
+            if self.cancel_requested.is_set() or type(exc).__name__ == "CancelledByUser":
+                self.handoff.post(self.kind, phase=self.cancelled_phase, message=self.cancelled_message)
+            else:
+                self.handoff.post(self.kind, phase=self.failed_phase, message=error_text(exc))
+            return
+        self.handoff.post(self.kind, **result)
+
+
+class SubmitTask(WorkerTask):
+    """One submission on a worker thread. ``run(progress)`` does the work; ``progress(event)`` returns False to stop.
+
+    Transfer progress arrives many times a second; only a throttled copy is posted so the main thread stays idle.
+    """
+
+    kind = "submit"
+    thread_name = "tether-submit"
+    cancelled_phase = Phase.CANCELLED
+    failed_phase = Phase.FAILED
+    cancelled_message = "submission cancelled; nothing was created"
+
+    def __init__(self, run: Callable[[Callable[[Any], bool]], Dict[str, Any]], handoff: Handoff,
+                 post_every: float = 0.1) -> None:
+        super().__init__(handoff)
+        self._run = run
+        self._post_every = post_every
+        self._last_post = 0.0
+
+    def start(self) -> None:
+        self.launch(phase=Phase.CHECKING, message="checking the scene")
+
+    def work(self) -> Dict[str, Any]:
+        return dict(phase=Phase.DONE, **self._run(self.progress))
+
     def progress(self, event: Any) -> bool:
         """The transfer's callback. Returning False makes the transfer stop and raise CancelledByUser."""
         if self.cancel_requested.is_set():
@@ -175,19 +220,8 @@ class SubmitTask:
         final = info.get("phase") == Phase.CREATING
         if final or now - self._last_post >= self._post_every:
             self._last_post = now
-            self._handoff.post("submit", **info)
+            self.handoff.post(self.kind, **info)
         return True
-
-    def _main(self) -> None:
-        try:
-            result = self._run(self.progress)
-        except BaseException as exc:
-            if self.cancel_requested.is_set() or type(exc).__name__ == "CancelledByUser":
-                self._handoff.post("submit", phase=Phase.CANCELLED, message="submission cancelled; nothing was created")
-            else:
-                self._handoff.post("submit", phase=Phase.FAILED, message=error_text(exc))
-            return
-        self._handoff.post("submit", phase=Phase.DONE, **result)
 
 
 def describe_transfer(event: Any) -> Dict[str, Any]:
@@ -453,4 +487,4 @@ class Runtime:
 
 
 __all__ = ["Event", "Handoff", "JobRow", "Monitor", "Notice", "Phase", "Runtime", "SubmitStatus", "SubmitTask",
-           "UIState", "describe_transfer", "error_text", "row_from_record", "run_in_thread"]
+           "UIState", "WorkerTask", "describe_transfer", "error_text", "row_from_record", "run_in_thread"]
