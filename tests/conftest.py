@@ -81,3 +81,15 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("TETHER_DATA_DIR", str(home / "data"))
+
+
+@pytest.fixture(scope="session")
+def py39_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a session-wide Python 3.9 venv with Tether, qtpy and PySide2 5.15 (Nuke 14's stack); see
+    tests/py39_env.py. Skips when this machine has no Python 3.9; a failed install is an error, not a skip."""
+    from py39_env import build_venv, python39
+
+    python = python39()
+    if python is None:
+        pytest.skip("no Python 3.9 interpreter on this machine")
+    return build_venv(python, tmp_path_factory.mktemp("venv39"))

@@ -1,0 +1,341 @@
+"""Drives the Tether panel and the clip-service dialog under PySide2, without pytest-qt (which dropped PySide2).
+
+Run by tests/nuke/test_nuke_panel_pyside2.py with the Python 3.9 + PySide2 5.15 venv of tests/py39_env.py (Nuke 14's
+stack), ``QT_API=pyside2``, ``QT_QPA_PLATFORM=offscreen`` and the strict fake ``nuke`` and the plugin on PYTHONPATH:
+
+    python pyside2_driver.py WORK_DIR [TENSORPIX_URL]
+
+Each check mirrors one in test_nuke_panel.py / test_nuke_clipservices.py, with keys and clicks sent by QtTest where a
+user would type or click. Prints one JSON object (the binding, versions, and ``checks``: name -> "ok" or the
+traceback); exits 0 only when every check passed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import nuke
+import nukescripts
+
+assert getattr(nuke, "_reset", None) is not None, f"a real nuke module was imported: {nuke.__file__}"
+
+import qtpy  # noqa: E402
+from qtpy import QtCore, QtTest, QtWidgets  # noqa: E402
+from tether.jobs import JobState  # noqa: E402
+from tether.registry import JobRegistry  # noqa: E402
+from tether_nuke.controller import JobController  # noqa: E402
+
+APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["tether-pyside2-driver"])
+LEFT = QtCore.Qt.MouseButton.LeftButton
+NO_MODIFIER = QtCore.Qt.KeyboardModifier.NoModifier
+
+
+class NoNetwork:
+    """A client that must not be reached from the panel checks (the panel's own logic is under test)."""
+
+    def quota(self) -> Any:
+        raise RuntimeError("offline")
+
+    def jobs_by_id(self, ids: Any) -> Any:
+        raise RuntimeError("offline")
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Runs Qt's event loop (queued signals from worker threads land here) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        APP.processEvents()  # PySide2's QTest has no qWait
+        time.sleep(0.01)
+
+
+def click(widget: Any, pos: Optional[Any] = None) -> None:
+    if pos is None:
+        QtTest.QTest.mouseClick(widget, LEFT)
+    else:
+        QtTest.QTest.mouseClick(widget, LEFT, NO_MODIFIER, pos)
+    APP.processEvents()
+
+
+def type_into(edit: Any, text: str) -> None:
+    edit.setFocus()
+    QtTest.QTest.keyClicks(edit, text)
+    APP.processEvents()
+
+
+@contextmanager
+def panel_in(folder: Path) -> Iterator[Any]:
+    from tether_nuke.panel import TetherPanel
+
+    controller = JobController(JobRegistry(folder / "jobs.sqlite"), lambda profile: NoNetwork(),
+                               download_root=folder / "dl")
+    widget = TetherPanel(controller)
+    try:
+        yield widget
+    finally:
+        widget.close()
+        controller.close()
+        widget.deleteLater()
+        APP.processEvents()
+
+
+def sequence_read(folder: Path, missing: tuple = ()) -> Any:
+    seq = folder / "seq"
+    seq.mkdir()
+    for n in range(1001, 1025):
+        if n not in missing:
+            (seq / f"plate.{n:04d}.exr").write_bytes(b"")
+    read = nuke.nodes.Read()
+    read.setName("Plate7")
+    read["file"].setValue(f"{seq.as_posix()}/plate.####.exr")
+    read["first"].setValue(1001)
+    read["last"].setValue(1024)
+    read["frame_mode"].setValue("offset")
+    read["frame"].setValue("-1000")
+    read["colorspace"].setValue("ACES - ACEScg")
+    read.setSelected(True)
+    return read
+
+
+# --- the panel ---------------------------------------------------------------------------------------------------
+def check_no_read_selected_blocks_sending(folder: Path, url: Optional[str]) -> None:
+    with panel_in(folder) as panel:
+        panel.open_with(("roto",))
+        assert panel.isVisible()
+        assert not panel.send_button.isEnabled()
+        assert "no Read node selected" in panel.problems.text(), panel.problems.text()
+
+
+def check_clip_facts_and_defaults(folder: Path, url: Optional[str]) -> None:
+    sequence_read(folder)
+    with panel_in(folder) as panel:
+        panel.open_with(("roto", "tracking", "depth"))
+        assert panel.tabs.currentIndex() == 0
+        assert panel.facts["node"].text() == "Plate7"
+        assert panel.facts["frames"].text().startswith("1001-1024 (24 frames, sequence)"), panel.facts["frames"].text()
+        assert panel.facts["plate"].text() == "1-24"
+        assert panel.facts["colorspace"].text() == "ACES - ACEScg"
+        assert panel.facts["format"].text() == "1920x1080 HD_1080"
+        assert panel.facts["node"].textInteractionFlags() & QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        assert panel.depth_export.currentText() == "jpg"
+        assert panel.fix_sensor_size.isChecked() and not panel.fix_focal_length.isChecked()
+        assert panel.send_button.isEnabled(), panel.problems.text()
+        choice = panel.choice()
+        assert choice.roto and choice.tracking and choice.depth and choice.depth_export == "jpg"
+        assert choice.tracking_metadata["fix_sensor_size"] is True
+
+
+def check_typing_and_clicking_revalidate(folder: Path, url: Optional[str]) -> None:
+    sequence_read(folder, missing=(1010, 1011))
+    with panel_in(folder) as panel:
+        panel.open_with(("tracking",))
+        type_into(panel.sensor_width, "36")
+        assert "sensor width was given without a sensor height" in panel.problems.text(), panel.problems.text()
+        assert not panel.send_button.isEnabled()
+        type_into(panel.sensor_height, "24")
+        type_into(panel.lens, "abc")
+        assert "lens 'abc' is not a number" in panel.problems.text(), panel.problems.text()
+        assert not panel.send_button.isEnabled()
+        panel.lens.clear()
+        tracking = panel.service_boxes["tracking"]
+        click(tracking, QtCore.QPoint(6, tracking.height() // 2))  # on the indicator, as a user would
+        assert not tracking.isChecked(), "a click on the Track camera box did not untick it"
+        assert "tick at least one" in panel.problems.text(), panel.problems.text()
+        roto = panel.service_boxes["roto"]
+        click(roto, QtCore.QPoint(6, roto.height() // 2))
+        assert roto.isChecked()
+        assert panel.send_button.isEnabled(), panel.problems.text()  # the disk is only checked when sending
+        check = panel.validate(check_disk=True)
+        assert any("frames 1010-1011 are missing" in e for e in check.errors), check.errors
+        # Send: the worker checks the disk and its error comes back through the queued signal
+        click(panel.send_button)
+        wait_until(lambda: "missing" in panel.status.text(), "the send error in the status line")
+        assert "1010-1011" in panel.status.text(), panel.status.text()
+
+
+def check_still_image_is_refused(folder: Path, url: Optional[str]) -> None:
+    read = nuke.nodes.Read()
+    read["file"].setValue(str(folder / "board.jpg"))
+    read.setSelected(True)
+    with panel_in(folder) as panel:
+        panel.open_with(("roto",))
+        assert "still image" in panel.problems.text(), panel.problems.text()
+        assert not panel.send_button.isEnabled()
+
+
+def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Optional[str]) -> None:
+    with panel_in(folder) as panel:
+        registry = panel.controller.registry
+        registry.record(service="autopilot", job_id="job-1", title="t", state=JobState.RUNNING, progress=25.0,
+                        extra={"plate": {"node": "Plate7", "sent": [1001, 1024]}})
+        registry.record(service="autopilot", job_id="job-2", title="u", state=JobState.FAILED, progress=40.0,
+                        extra={"plate": {"node": "Plate8", "sent": [1, 10]}})
+        panel.open_with((), "jobs")
+        assert panel.tabs.currentIndex() == 1
+        assert panel.table.rowCount() == 2
+        row1, row2 = panel._rows["job-1"], panel._rows["job-2"]
+        assert panel.table.item(row1, 1).text() == "Plate7"
+        assert panel.table.item(row1, 4).text() == "1001-1024"
+        assert panel.table.cellWidget(row1, 3).value() == 25
+        failed = panel.table.cellWidget(row2, 3)
+        label = registry.get("autopilot", "job-2").state_label
+        assert failed.value() == 40 and failed.format() == label, failed.format()
+        registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
+        seen: List[str] = []
+        panel._bridge.event.connect(lambda kind, payload: seen.append(kind))
+        worker = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
+        worker.start()
+        worker.join()
+        wait_until(lambda: panel.table.cellWidget(panel._rows["job-1"], 3).value() == 80, "the live progress")
+        assert seen == ["jobs"], seen
+        row1 = panel._rows["job-1"]
+        cell = panel.table.visualItemRect(panel.table.item(row1, 2)).center()
+        click(panel.table.viewport(), cell)
+        assert panel.selected_job() == "job-1", panel.selected_job()
+        click(panel.import_button)
+        assert "only completed jobs can be imported" in panel.status.text(), panel.status.text()
+
+
+def check_settings_page(folder: Path, url: Optional[str]) -> None:
+    with panel_in(folder) as panel:
+        panel.open_with((), "settings")
+        assert panel.tabs.currentIndex() == 2
+        assert panel.profile_label.text() not in ("", "-")
+        assert panel.endpoint_label.text().startswith("http"), panel.endpoint_label.text()
+        assert "not readable" not in panel.key_label.text(), panel.key_label.text()
+        assert panel.key_edit.echoMode() == QtWidgets.QLineEdit.EchoMode.Password
+
+
+def check_closing_stops_the_events(folder: Path, url: Optional[str]) -> None:
+    with panel_in(folder) as panel:
+        panel.open_with((), "jobs")
+        assert panel._forward in panel.controller._listeners
+        panel.close()
+        APP.processEvents()
+        assert panel._forward not in panel.controller._listeners
+
+
+def check_commands_open_the_panel_through_nukescripts(folder: Path, url: Optional[str]) -> None:
+    from tether_nuke import commands
+
+    widget = commands.show_panel(("depth",), "submit")
+    assert widget is not None, nuke._messages
+    try:
+        assert widget.service_boxes["depth"].isChecked() and not widget.service_boxes["roto"].isChecked()
+        assert commands.show_panel((), "jobs") is widget  # reused, not a second panel
+        assert widget.tabs.currentIndex() == 1
+    finally:
+        widget.close()
+        widget.controller.close()
+        widget.deleteLater()
+        APP.processEvents()
+
+
+# --- the clip-service dialog -------------------------------------------------------------------------------------
+class SpecOnly:
+    """An adapter described by ``options_spec`` alone (how Clipzy plugs in); never reaches a network."""
+
+    service, label, suffix, action = "specsvc", "Spec", "spec", "Style it"
+    options_spec = [{"name": "template", "label": "Template clip", "kind": "file", "required": True},
+                    {"name": "strength", "label": "Strength", "kind": "number"},
+                    {"name": "keep_audio", "label": "Keep audio", "kind": "bool"}]
+
+    def client(self, profile: Any) -> Any:
+        raise AssertionError("no network in this check")
+
+
+def check_options_spec_dialog(folder: Path, url: Optional[str]) -> None:
+    from tether_nuke.clipservices import ClipServiceController, make_dialog
+
+    ctl = ClipServiceController(SpecOnly(), JobRegistry(folder / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
+    dialog = make_dialog("specsvc", ctl)
+    try:
+        dialog.show()
+        assert dialog.send_button.text() == "Style it"
+        assert set(dialog.fields) == {"template", "strength", "keep_audio"}
+        assert dialog.read_label.text() == "no Read selected" and not dialog.send_button.isEnabled()
+        try:
+            dialog.options()
+        except Exception as exc:
+            assert "Template clip is required" in str(exc), exc
+        else:
+            raise AssertionError("an empty required field was accepted")
+        type_into(dialog.fields["template"], "/clips/look.mov")
+        dialog.fields["strength"].setValue(0.5)
+        click(dialog.fields["keep_audio"], QtCore.QPoint(6, dialog.fields["keep_audio"].height() // 2))
+        assert dialog.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}, \
+            dialog.options()
+    finally:
+        dialog.close()
+        ctl.close()
+
+
+def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> None:
+    """The model list comes over HTTP from the local TensorPix the test runs; ticking one names it in the options."""
+    from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
+    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter, make_dialog
+
+    assert url, "no TensorPix URL given"
+    expected = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
+    assert expected, "the local TensorPix lists no models"
+    ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
+                                lambda profile: TensorPixClient(url, token=LOCAL_API_KEY), download_root=folder / "dl")
+    dialog = make_dialog("tensorpix", ctl)
+    try:
+        dialog.show()
+        wait_until(lambda: dialog.models_box.count() == len(expected), "the model list", timeout=30)
+        box = dialog.models_box
+        ids = [box.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(box.count())]
+        assert ids == expected, ids
+        assert box.item(0).flags() & QtCore.Qt.ItemFlag.ItemIsUserCheckable
+        try:
+            dialog.options()
+        except Exception as exc:
+            assert "tick at least one model" in str(exc), exc
+        else:
+            raise AssertionError("no model ticked, yet options were made")
+        box.item(len(ids) - 1).setCheckState(QtCore.Qt.CheckState.Checked)
+        dialog.resolution.setCurrentIndex(2)
+        dialog.numbers["sharpen_strength"].setValue(5)
+        assert dialog.options() == {"ml_models": [ids[-1]], "output_resolution": 1080, "preview": False,
+                                    "sharpen_strength": 5.0}, dialog.options()
+    finally:
+        dialog.close()
+        ctl.close()
+
+
+CHECKS = [check_no_read_selected_blocks_sending, check_clip_facts_and_defaults, check_typing_and_clicking_revalidate,
+          check_still_image_is_refused, check_job_table_follows_the_registry_and_live_events, check_settings_page,
+          check_closing_stops_the_events, check_commands_open_the_panel_through_nukescripts,
+          check_options_spec_dialog, check_tensorpix_dialog_lists_models]
+
+
+def main(argv: List[str]) -> int:
+    work = Path(argv[1])
+    url = argv[2] if len(argv) > 2 else None
+    results: Dict[str, str] = {}
+    for number, check in enumerate(CHECKS):
+        folder = work / f"{number:02d}"
+        folder.mkdir(parents=True)
+        nuke._reset()
+        nukescripts.panels._reset()
+        try:
+            check(folder, url)
+            results[check.__name__] = "ok"
+        except BaseException:
+            results[check.__name__] = traceback.format_exc()
+    print(json.dumps({"api": qtpy.API_NAME, "pyside": qtpy.PYSIDE_VERSION, "qt": QtCore.qVersion(),
+                      "python": list(sys.version_info[:3]), "checks": results}))
+    return 0 if all(value == "ok" for value in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
