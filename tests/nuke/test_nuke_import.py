@@ -20,7 +20,7 @@ from tether.nukeimport import (
     parse_nk,
     to_nk,
 )
-from tether.nukeimport.nk import channel_curves
+from tether.nukeimport.nk import Expression, channel_curves, knob_script
 from tether_nuke.importer import apply_description
 from tether_nuke.plate_reader import read_plate
 
@@ -172,6 +172,104 @@ def test_fbx_goes_through_nukes_reader_and_json_wins_when_both_came(tmp_path: Pa
     desc = describe_import(plate, ResultFiles(camera=[fbx, tmp_path / "camera.json"]))
     assert "read_from_file" not in desc.by_role("camera")[0].knobs
     assert any("camera.fbx not imported" in note for note in desc.notes)
+
+
+# --- cameras Nuke reads itself (FBX, Alembic), on plate frames ---------------------------------------------------
+@pytest.mark.parametrize("ext", ["fbx", "abc"])
+@pytest.mark.parametrize(("mode", "frame", "expression", "plate_start"), [
+    ("expression", "", "frame-1004", 1005),  # the plate on its own file numbers (1005-1024), results 1..N
+    ("start at", str(START), "frame-2000", START),  # the plate placed at 2001
+    ("offset", "-1000", "frame-4", 5),  # the plate moved back 1000 frames: file 1005 is plate 5
+])
+def test_a_camera_file_is_read_on_the_plates_frames(tmp_path: Path, ext: str, mode: str, frame: str,
+                                                     expression: str, plate_start: int) -> None:
+    read = make_plate(tmp_path, mode, frame)
+    nuke.root()["fps"].setValue(25.0)  # not Nuke's default 24, so the rate set is the plate's
+    camera_file = tmp_path / f"solve.{ext}"
+    camera_file.write_bytes(b"Kaydara FBX Binary  \x00" if ext == "fbx" else b"Ogawa\x00")
+    plate = read_plate(read)
+    assert plate.plate_range == (plate_start, plate_start + N - 1)
+    desc = describe_import(plate, ResultFiles(camera=[camera_file]))
+    spec = desc.by_role("camera")[0]
+    assert spec.node_class == "Camera3"
+    assert dict(spec.knobs) == {"read_from_file": True, "file": camera_file.as_posix(), "frame_rate": 25.0,
+                                "use_frame": True, "frame": expression}
+    assert isinstance(spec.knobs["frame"], Expression)
+    assert any(f"frames 1-{N} are shown on plate frames {plate_start}-{plate_start + N - 1}" in note
+               for note in desc.notes)
+    # the .nk: only knobs every classic Camera has; use_frame/frame are named in a comment, not written, because
+    # a script cannot probe the Nuke that opens it and an unknown knob is an error when it loads
+    text = to_nk(desc)
+    cam_text = {n.name: n for n in parse_nk(text)}["Plate1_camera"]
+    assert cam_text.node_class == "Camera3"
+    assert "use_frame" not in cam_text.knobs and "frame" not in cam_text.knobs
+    assert "# Plate1_camera: use_frame, frame not written" in text
+    assert cam_text.knobs["read_from_file"] == "true" and cam_text.knobs["frame_rate"] == "25"
+    # the expression as Nuke writes one on a one-value knob, read back by a knob
+    assert knob_script(spec.knobs["frame"]) == "{{" + expression + "}}"
+    from_nk = nuke.nodes.Camera3()
+    for knob in ("read_from_file", "file", "frame_rate"):
+        from_nk[knob].fromScript(cam_text.knobs[knob])
+    from_nk["use_frame"].setValue(True)
+    from_nk["frame"].fromScript(knob_script(spec.knobs["frame"]))
+    # applied in Nuke: plate frame k-th of the clip reads result frame k (1-based) of the file
+    cam = nuke.toNode(apply_description(desc).names["Plate1_camera"])
+    assert cam is not None and cam.Class() == "Camera3"
+    for node in (cam, from_nk):
+        assert node["read_from_file"].value() is True and node["file"].value() == camera_file.as_posix()
+        assert node["use_frame"].value() is True and node["frame_rate"].value() == 25.0
+        assert node["frame"].hasExpression()
+        assert node["frame"].getValueAt(plate_start) == 1.0
+        assert node["frame"].getValueAt(plate_start + 7) == 8.0
+        assert node["frame"].getValueAt(plate_start + N - 1) == float(N)
+
+
+def test_a_camera_file_follows_the_declared_result_numbering(tmp_path: Path) -> None:
+    read = make_plate(tmp_path)  # plate frames 2001-2020
+    fbx = tmp_path / "camera.fbx"
+    fbx.write_bytes(b"Kaydara FBX Binary  \x00")
+    plate = read_plate(read)
+    zero_based = describe_import(plate, ResultFiles(camera=[fbx]), result_base=0).by_role("camera")[0]
+    assert zero_based.knobs["frame"] == "frame-2001"  # result frame 0 on plate frame 2001
+    own_numbers = describe_import(plate, ResultFiles(camera=[fbx]), result_base=START).by_role("camera")[0]
+    assert own_numbers.knobs["frame"] == "frame"  # already on plate frames: read as they are
+    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(camera=[fbx]), result_base=0))
+                      .names["Plate1_camera"])
+    assert cam is not None and cam["frame"].getValueAt(START) == 0.0
+    assert knob_script(Expression("frame+12")) == "{{frame+12}}"
+    with pytest.raises(ValueError, match="cannot write the expression"):
+        knob_script(Expression("frame} {x"))
+
+
+def test_camera_preference_is_solve_then_fbx_then_abc(tmp_path: Path) -> None:
+    plate = read_plate(make_plate(tmp_path))
+    fbx, abc = tmp_path / "camera.fbx", tmp_path / "camera.abc"
+    fbx.write_bytes(b"Kaydara FBX Binary  \x00")
+    abc.write_bytes(b"Ogawa\x00")
+    desc = describe_import(plate, ResultFiles(camera=[abc, fbx]))
+    assert [s.knobs["file"] for s in desc.by_role("camera")] == [fbx.as_posix()]
+    assert any(note.startswith("camera.abc not imported: camera.fbx") for note in desc.notes)
+    write_chan(tmp_path / "camera.chan")
+    desc = describe_import(plate, ResultFiles(camera=[abc, tmp_path / "camera.chan", fbx]), sensor=SENSOR)
+    (spec,) = desc.by_role("camera")
+    assert "read_from_file" not in spec.knobs and "translate" in spec.knobs
+    assert any(note.startswith("camera.fbx, camera.abc not imported: camera.chan") for note in desc.notes)
+
+
+def test_an_alembic_camera_from_the_classifier_is_imported(tmp_path: Path) -> None:
+    from tether.autopilot.results import classify_folder
+
+    read = make_plate(tmp_path)
+    folder = tmp_path / "job"
+    (folder / "tracking").mkdir(parents=True)
+    (folder / "tracking" / "camera.abc").write_bytes(b"Ogawa\x00")
+    classified = classify_folder(folder)
+    assert [p.name for p in classified.cameras] == ["camera.abc"]
+    for files in (ResultFiles.from_classified(classified), ResultFiles.from_folder(folder)):
+        desc = describe_import(read_plate(read), files)
+        (spec,) = desc.by_role("camera")
+        assert spec.knobs["file"].endswith("tracking/camera.abc") and spec.knobs["frame"] == "frame-2000"
+        assert not any("not understood" in note for note in desc.notes)
 
 
 # --- mattes -----------------------------------------------------------------------------------------------------

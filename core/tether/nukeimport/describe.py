@@ -8,7 +8,10 @@
 - **Camera**: a classic Camera (Camera3, else Camera2, else Camera4 with its knobs probed) animated on plate
   frames from .chan or JSON: translate, rotate (with the file's rotation order, ZXY for tracker exports), focal
   (from the vertical FOV through the vertical aperture when the file gives a FOV), haperture, vaperture.
-  An FBX camera is read by Nuke's own reader (``read_from_file`` + ``file``), used only when no .chan/JSON came.
+  An FBX or Alembic camera (used only when no .chan/JSON came; FBX before ABC) is read by Nuke's own reader
+  (``read_from_file`` + ``file``), and put on the plate's frames like the others: ``use_frame`` on and ``frame`` an
+  expression giving the file frame for each plate frame (``frame-1000`` when result frame 1 is plate frame 1001),
+  with ``frame_rate`` the plate's rate when it is known. A note says which file frame lands on which plate frame.
 - **Depth**: a raw Read per depth sequence or movie, on plate frames.
 
 Names follow the plate (``Plate1_roto``, ``Plate1_camera``, ``Plate1_depth``), in columns to its right.
@@ -24,11 +27,13 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
 from .camera import DEFAULT_HAPERTURE, DEFAULT_VAPERTURE, CameraTrack, read_camera
-from .model import Channel, Curve, FormatValue, ImportDescription, KnobValue, NodeSpec
+from .model import Channel, Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
 from .plate import MOVIE_EXTS, FrameMap, PlateFacts, format_ranges, sequence_pattern
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".dpx"})
-CAMERA_EXTS = frozenset({".chan", ".json", ".fbx"})
+CAMERA_EXTS = frozenset({".chan", ".json", ".fbx", ".abc"})
+# cameras Nuke's Camera reads itself (read_from_file), in order of preference
+READER_CAMERA_EXTS = (".fbx", ".abc")
 # Autopilot numbers its outputs 1..N (the local service does the same)
 AUTOPILOT_BASE = 1
 
@@ -243,8 +248,9 @@ class _Builder:
     # --- camera ---------------------------------------------------------------------------------------------------
     def camera(self, paths: Sequence[Path], sensor: Optional[Tuple[float, float]]) -> None:
         solved = [p for p in paths if p.suffix.lower() in (".chan", ".json")]
-        fbx = [p for p in paths if p.suffix.lower() == ".fbx"]
-        others = [p for p in paths if p not in solved and p not in fbx]
+        read = sorted((p for p in paths if p.suffix.lower() in READER_CAMERA_EXTS),
+                      key=lambda p: (READER_CAMERA_EXTS.index(p.suffix.lower()), p.name))
+        others = [p for p in paths if p not in solved and p not in read]
         if others:
             self.desc.notes.append(f"camera files not understood: {', '.join(p.name for p in others)}")
         if solved:
@@ -253,14 +259,48 @@ class _Builder:
             track = read_camera(solved[0])
             self.desc.notes.extend(track.notes)
             self.camera_from_track(track, sensor)
-            if fbx:
-                self.desc.notes.append(f"{fbx[0].name} not imported: {solved[0].name} has the same camera")
-        elif fbx:
-            self.desc.nodes.append(NodeSpec(
-                "Camera3", self.name("camera"), {"read_from_file": True, "file": fbx[0].as_posix()}, (),
-                self.x + 2 * COLUMN, self.y + ROW // 2, fallback_classes=("Camera2", "Camera4"), role="camera"))
-            self.desc.notes.append(f"{fbx[0].name} is read by Nuke's FBX reader: its keys keep the frame numbers "
-                                   "written in the file")
+            if read:
+                self.desc.notes.append(f"{', '.join(p.name for p in read)} not imported: {solved[0].name} has "
+                                       "the same camera")
+        elif read:
+            self.camera_from_file(read[0])
+            if read[1:]:
+                self.desc.notes.append(f"{', '.join(p.name for p in read[1:])} not imported: {read[0].name} has "
+                                       "the same camera")
+
+    def camera_from_file(self, path: Path) -> None:
+        """A camera Nuke reads itself (FBX, Alembic), moved onto the plate's frames.
+
+        The file's keys sit on result frames (Autopilot: 1..N), not on plate frames. The classic Camera's File tab
+        has ``use_frame`` + ``frame``: with ``use_frame`` on, ``frame`` (animatable, so an expression) is the file
+        frame read at each plate frame, the same way a Read's ``frame`` expression picks a file frame. The result
+        numbering is the one :class:`FrameMap` gives the .chan/JSON and the mattes (the service's declared base),
+        so result frame ``base`` is read at ``plate_start``: file frame = plate frame - (plate_start - base).
+        Sources: ``read_from_file`` reads .fbx/.abc cameras (learn.foundry.com/nuke/10.5/content/reference_guide/
+        3d_nodes/camera.html); public loaders create ``Camera2`` with ``file``/``read_from_file`` on an .abc and
+        then set ``frame_rate`` (ynput/ayon-nuke load_camera_abc.py). ``use_frame``/``frame`` were not found in any
+        public source searched, so they are optional knobs: a Nuke whose Camera lacks them gets the camera
+        unshifted, with a note saying by how much to shift it.
+        """
+        base = self.declared if self.declared is not None else AUTOPILOT_BASE
+        shift = self.map.plate_start - base  # plate frame - file frame
+        expression = "frame" if shift == 0 else f"frame{'-' if shift > 0 else '+'}{abs(shift)}"
+        knobs: Dict[str, KnobValue] = {"read_from_file": True, "file": path.as_posix()}
+        if self.plate.fps:
+            knobs["frame_rate"] = float(self.plate.fps)  # the file's seconds -> frames at the rate that was sent
+        knobs["use_frame"] = True
+        knobs["frame"] = Expression(expression)
+        self.desc.nodes.append(NodeSpec(
+            "Camera3", self.name("camera"), knobs, (), self.x + 2 * COLUMN, self.y + ROW // 2,
+            fallback_classes=("Camera2", "Camera4"), optional_knobs=("use_frame", "frame"),
+            role="camera"))
+        last_file = base + self.map.count - 1
+        last_plate = self.map.plate_start + self.map.count - 1
+        self.desc.notes.append(
+            f"{path.name} is read by Nuke's {path.suffix.lower().lstrip('.').upper()} reader: its frames "
+            f"{base}-{last_file} are shown on plate frames {self.map.plate_start}-{last_plate} "
+            f"(use_frame on, frame {expression}: set where this Nuke's Camera has those knobs; in a written .nk, "
+            f"or a Nuke without them, set them or shift the animation by {number(shift)} frames by hand)")
 
     def camera_from_track(self, track: CameraTrack, sensor: Optional[Tuple[float, float]]) -> None:
         base = self.map.base(track.frames, self.declared)

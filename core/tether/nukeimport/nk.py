@@ -10,7 +10,8 @@ Two forms:
 
 Wiring uses the script stack as Nuke writes it: each node is followed by ``set N<name> [stack 0]``; a node with
 inputs is preceded by ``push`` of each input, last input first, so input 0 is the top of the stack.
-Curves are ``{curve x1001 v1 v2 ...}``: consecutive frames need no ``x``.
+Curves are ``{curve x1001 v1 v2 ...}``: consecutive frames need no ``x``. An :class:`Expression` is written as
+Nuke writes an expression on a one-value knob, ``frame {{frame-1000}}`` (the inner braces hold the TCL expression).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from .model import Curve, FormatValue, ImportDescription, KnobValue, NodeSpec, number
+from .model import Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
 from .plate import PlateFacts
 
 NUKE_VERSION = "14.0"
@@ -39,6 +40,10 @@ def knob_script(value: KnobValue) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return number(value)
+    if isinstance(value, Expression):
+        if not value.strip() or any(c in value for c in "{}"):
+            raise ValueError(f"cannot write the expression {value!r} as a knob value")
+        return "{{" + str(value) + "}}"
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, FormatValue):
@@ -72,12 +77,18 @@ def _plate_read(plate: PlateFacts) -> NodeSpec:
 def _node(spec: NodeSpec, lines: List[str]) -> None:
     lines.append(f"{spec.node_class} {{")
     lines.append(f" inputs {len(spec.inputs)}")
+    left_out = [knob for knob in spec.knobs if knob in spec.optional_knobs]
     for knob, value in spec.knobs.items():
-        lines.append(f" {knob} {knob_script(value)}")
+        if knob not in left_out:
+            lines.append(f" {knob} {knob_script(value)}")
     lines.append(f" name {quote(spec.name)}")
     lines.append(f" xpos {spec.xpos}")
     lines.append(f" ypos {spec.ypos}")
     lines.append("}")
+    if left_out:
+        # a script cannot ask the Nuke that opens it whether its node has these knobs, and an unknown knob is an
+        # error when the script loads: the import's notes say what to set by hand
+        lines.append(f"# {spec.name}: {', '.join(left_out)} not written (set them by hand: see the import notes)")
     lines.append(f"set {_var(spec.name)} [stack 0]")
 
 
@@ -285,4 +296,7 @@ def channel_curves(text: str) -> List[str]:
     return [("{" + t + "}" if kind == "braced" else t) for kind, t in _tokens(inner) if kind != "newline"]
 
 
-__all__ = ["ParsedNode", "channel_curves", "knob_script", "parse_curve", "parse_nk", "quote", "to_nk", "write_nk"]
+__all__ = [
+    "Expression", "ParsedNode", "channel_curves", "knob_script", "parse_curve", "parse_nk", "quote", "to_nk",
+    "write_nk",
+]

@@ -290,6 +290,9 @@ class AnimationCurve:
         return self._knob.getValueAt(x, self._index)
 
 
+_FRAME_EXPR = re.compile(r"^\s*frame\s*(?:([+-])\s*(\d+(?:\.\d+)?))?\s*$")
+
+
 class Array_Knob(Knob):
     """Numbers per channel, each constant or animated (keys by frame; straight lines between keys)."""
 
@@ -299,6 +302,7 @@ class Array_Knob(Knob):
         self._size = size
         self._consts = [float(v) for v in values]
         self._keys: List[Dict[float, float]] = [{} for _ in range(size)]
+        self._exprs: List[Optional[str]] = [None] * size
 
     def arraySize(self) -> int:
         return self._size
@@ -328,7 +332,22 @@ class Array_Knob(Knob):
         for i in range(self._size) if index == -1 else [self._index(index)]:
             self._consts[i] = float(value)
             self._keys[i] = {}
+            self._exprs[i] = None
         return True
+
+    def setExpression(self, expression: str, index: int = -1, view: Optional[str] = None) -> bool:
+        """Only ``frame``, ``frame+N`` and ``frame-N`` are understood (the fake evaluates them itself)."""
+        _check_thread(f"knob {self._name}")
+        if not isinstance(expression, str) or _FRAME_EXPR.match(expression) is None:
+            raise ValueError(f"knob {self._name}: the fake cannot evaluate the expression {expression!r}")
+        for i in range(self._size) if index == -1 else [self._index(index)]:
+            self._exprs[i] = expression.strip()
+            self._keys[i] = {}
+        return True
+
+    def hasExpression(self, index: int = -1) -> bool:
+        indices = range(self._size) if index == -1 else [self._index(index)]
+        return any(self._exprs[i] is not None for i in indices)
 
     def setValueAt(self, value: float, time: float, index: int = 0) -> bool:
         _check_thread(f"knob {self._name}")
@@ -336,6 +355,12 @@ class Array_Knob(Knob):
         return True
 
     def getValueAt(self, time: float, index: int = 0) -> float:
+        expression = self._exprs[self._index(index)]
+        if expression is not None:
+            match = _FRAME_EXPR.match(expression)
+            assert match is not None
+            sign, amount = match.groups()
+            return float(time) + (0.0 if not amount else float(amount) * (1 if sign == "+" else -1))
         keys = self._keys[self._index(index)]
         if not keys:
             return self._consts[index]
@@ -376,15 +401,18 @@ class Array_Knob(Knob):
         items = _split_braced(text) if text.startswith("{") else [text]
         if self._size == 1 and len(items) == 1 and items[0].startswith("{curve"):
             pass
-        elif self._size == 1 and text.startswith("{curve"):
-            items = [text]
+        elif self._size == 1 and text.startswith("{") and _wrapped(text):
+            items = [text]  # {curve ...} or {frame-1000}: one channel's animation or expression
         if len(items) == 1 and self._size > 1 and not items[0].startswith("{"):
             items = items * self._size
         if len(items) != self._size:
             raise ValueError(f"knob {self._name}: {len(items)} values for {self._size} channels in {text[:60]!r}")
         for i, item in enumerate(items):
-            if item.startswith("{"):
+            self._exprs[i] = None
+            if item.startswith("{curve"):
                 self._keys[i] = _read_curve(item)
+            elif item.startswith("{"):  # {frame-1000}: an expression
+                self.setExpression(item[1:-1], i)
             else:
                 self._consts[i] = float(item)
                 self._keys[i] = {}
@@ -392,11 +420,16 @@ class Array_Knob(Knob):
     def toScript(self) -> str:
         parts = []
         for i in range(self._size):
-            if self._keys[i]:
+            expression = self._exprs[i]
+            if expression is not None:
+                parts.append("{" + expression + "}")
+            elif self._keys[i]:
                 parts.append("{curve " + " ".join(f"x{x:g} {y:g}" for x, y in sorted(self._keys[i].items())) + "}")
             else:
                 parts.append(f"{self._consts[i]:g}")
-        return parts[0] if self._size == 1 else "{" + " ".join(parts) + "}"
+        if self._size == 1:
+            return "{" + parts[0] + "}" if self._exprs[0] is not None else parts[0]
+        return "{" + " ".join(parts) + "}"
 
 
 class Double_Knob(Array_Knob):
@@ -440,7 +473,9 @@ def _camera_knobs(with_file: bool = True) -> List[Knob]:
         Double_Knob("near", 0.1), Double_Knob("far", 10000.0), Array_Knob("win_translate", 2, (0.0, 0.0)),
     ]
     if with_file:
-        knobs += [Boolean_Knob("read_from_file"), File_Knob("file")]
+        # the File tab: which frame of the file is read (use_frame + frame) and at which rate
+        knobs += [Boolean_Knob("read_from_file"), File_Knob("file"), Double_Knob("frame_rate", 24.0),
+                  Boolean_Knob("use_frame"), Double_Knob("frame", 1.0)]
     return knobs
 
 
