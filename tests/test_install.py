@@ -87,6 +87,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
+    # no Nuke unless a test makes one: the machine's own /usr/local/Nuke* must not change the results
+    monkeypatch.setenv("TETHER_NUKE_ROOTS", str(tmp_path / "nukes"))
     return home
 
 
@@ -163,6 +165,7 @@ print('FROM', tether.__file__, tether_nuke.__file__, pydantic_core.__file__)
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, env=env,
                           cwd=home, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nothing deployed" not in proc.stderr  # the block warns only when this Python's tree is missing
     deploy = str(home / ".local" / "share" / "tether" / "deploy")
     froms = proc.stdout.split("FROM", 1)[1].split()
     assert all(f.startswith(deploy) for f in froms), froms
@@ -326,6 +329,11 @@ def test_studio_nuke_env_and_rez(tmp_path: Path, wheelhouse: Path) -> None:
     nuke_path, core = proc.stdout.strip().splitlines()
     assert nuke_path == str(studio / "nuke_plugin")
     assert core.startswith(str(studio / "python" / "cp311-linux-x64"))
+    assert "nothing deployed" not in proc.stderr
+    # a launcher for a Nuke this share was not deployed for says so instead of failing later on an import
+    proc = subprocess.run(["bash", "-c", f'. "{studio}/tether-env.sh" 15'], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert "nothing deployed for Nuke 15 (cp310-linux-x64)" in proc.stderr, proc.stderr
 
 
 @given(st.lists(st.sampled_from(["a", " ", "\n", "\r\n", "\t", "#", "é"]), max_size=40).map("".join))
@@ -337,3 +345,188 @@ def test_marked_block_round_trips_any_file(original: str) -> None:
     assert installed.startswith(original)
     assert apply_block(installed, block) == installed  # a second install changes nothing
     assert remove_block(installed, block.splitlines()[0]) == original
+
+
+# --- finding the installed Nukes ------------------------------------------------------------------------------------
+def _fake_nuke(parent: Path, folder: str, binary: str = "", python_files: tuple = ()) -> Path:
+    """A Nuke install tree as Foundry's installer lays it out: the binary at the top, its Python somewhere inside."""
+    root = parent / folder
+    root.mkdir(parents=True)
+    if binary.endswith(".app"):
+        (root / binary / "Contents" / "MacOS").mkdir(parents=True)
+    elif binary:
+        (root / binary).write_bytes(b"")
+    for rel in python_files:
+        path = root / rel
+        if rel.endswith("/"):
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("Nuke15.1v3", (15, 1, 3)), ("Nuke14.0v6", (14, 0, 6)), ("Nuke16.0v10", (16, 0, 10)), ("Nuke13.2", (13, 2, None)),
+    ("NukeX15.1v3", (15, 1, 3)), ("NukeStudio16.0v2", (16, 0, 2)), ("nuke15.1v3", (15, 1, 3)),
+    ("Nuke16.0v1b12", (16, 0, 1)), ("Nuke", None), ("NukeTools", None), ("Nuke-plugins", None), ("Nuke_15", None),
+    ("Nuke15", None), ("Hiero15.1v3", None), ("MyNuke15.1v3", None), ("Nuke15.1v3x", (15, 1, 3)),
+])
+def test_nuke_folder_names_parse(name: str, expected: object) -> None:
+    from tether_install.detect import parse_folder
+
+    assert parse_folder(name) == expected
+
+
+def test_find_nukes_reads_each_install_and_ignores_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether_install import detect
+
+    linux, mac, win = tmp_path / "usr-local", tmp_path / "Applications", tmp_path / "Program Files"
+    _fake_nuke(linux, "Nuke15.1v3", "Nuke15.1", ("lib/python3.10/", "libpython3.10.so.1.0"))
+    _fake_nuke(linux, "Nuke15.0v1", "Nuke15.0")  # nothing to read: the table says 3.10
+    _fake_nuke(linux, "Nuke13.2v5", "Nuke13.2", ("lib/python3.7/",))
+    _fake_nuke(linux, "Nuke12.2v4", "Nuke12.2")
+    _fake_nuke(linux, "Nuke18.0v1", "Nuke18.0")  # newer than the table, no Python to read
+    _fake_nuke(linux, "Nuke19.0v1", "Nuke19.0", ("lib/python3.12/",))  # newer, but its Python is readable
+    _fake_nuke(linux, "Nuke", "", ("14.0/plugins/x.py",))  # the shared plugins folder, not an install
+    _fake_nuke(linux, "NukeTools", "Nuke15.1")
+    _fake_nuke(linux, "Nuke14.0v2", "", ("plugins/x.gizmo",))  # left behind by an uninstall: no binary
+    (linux / "Nuke15.1v4-linux-x86_64.tgz").write_bytes(b"")  # an installer download, not a folder
+    _fake_nuke(mac, "Nuke14.0v6", "Nuke14.0v6.app",
+               ("Nuke14.0v6.app/Contents/Frameworks/Python.framework/Versions/3.9/", "NukeX14.0v6.app/",
+                "NukeStudio14.0v6.app/", "Hiero14.0v6.app/"))
+    _fake_nuke(win, "Nuke16.0v2", "Nuke16.0.exe", ("python311.dll", "python3.dll", "python.exe"))
+    studio_nukex = _fake_nuke(tmp_path / "custom", "NukeX16.1v1", "Nuke16.1", ("lib/python3.11/",))
+    monkeypatch.setenv(detect.ENV, os.pathsep.join([str(linux), str(mac), str(win), str(studio_nukex),
+                                                    str(tmp_path / "missing")]))
+    found = {n.name: n for n in detect.find_nukes()}
+    assert sorted(found) == ["Nuke12.2v4", "Nuke13.2v5", "Nuke14.0v6", "Nuke15.0v1", "Nuke15.1v3", "Nuke16.0v2",
+                             "Nuke18.0v1", "Nuke19.0v1", "NukeX16.1v1"]
+    got = {name: (n.version, n.python, n.python_source, n.supported) for name, n in found.items()}
+    assert got["Nuke15.1v3"] == ("15.1v3", "3.10", "its install", True)
+    assert got["Nuke15.0v1"] == ("15.0v1", "3.10", "the table", True)
+    assert got["Nuke14.0v6"] == ("14.0v6", "3.9", "its install", True)
+    assert got["Nuke16.0v2"] == ("16.0v2", "3.11", "its install", True)
+    assert got["NukeX16.1v1"] == ("16.1v1", "3.11", "its install", True)
+    assert got["Nuke19.0v1"] == ("19.0v1", "3.12", "its install", True)
+    assert got["Nuke13.2v5"][1:] == ("3.7", "its install", False)
+    assert got["Nuke12.2v4"][1:] == ("2.7", "the table", False)
+    assert not found["Nuke18.0v1"].supported and "update Tether" in found["Nuke18.0v1"].problem
+    assert "Python 3.7" in found["Nuke13.2v5"].problem and "Nuke 14 or newer" in found["Nuke13.2v5"].problem
+
+
+def test_python_read_from_the_tree_wins_over_the_table(tmp_path: Path) -> None:
+    from tether_install import detect
+
+    _fake_nuke(tmp_path, "Nuke15.2v1", "Nuke15.2", ("lib/python3.11/",))  # a point release that moved Python
+    [nuke] = detect.find_nukes([tmp_path])
+    assert (nuke.python, nuke.python_source) == ("3.11", "its install")
+
+
+def test_standard_places_per_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether_install import detect
+
+    monkeypatch.delenv(detect.ENV, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert detect.search_places() == [Path("/usr/local"), Path("/opt")]
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert detect.search_places() == [Path("/Applications")]
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("PROGRAMFILES", r"D:\Apps")
+    assert detect.search_places() == [Path(r"D:\Apps")]
+    monkeypatch.setenv(detect.ENV, "")  # set but empty: look nowhere
+    assert detect.search_places() == []
+
+
+def test_choose_pythons() -> None:
+    from tether_install import deps, detect
+
+    def nuke(name: str, python: str) -> detect.NukeInstall:
+        major, minor, patch = detect.parse_folder(name) or (0, 0, 0)
+        ok = deps.python_supported(python)
+        return detect.NukeInstall(Path("/x") / name, major, minor, patch, python, "its install",
+                                  "" if ok else "too old")
+
+    found = [nuke("Nuke13.2v5", "3.7"), nuke("Nuke15.1v3", "3.10"), nuke("NukeX15.1v3", "3.10")]
+    pythons, lines = detect.choose_pythons([], False, found)
+    assert pythons == ["3.10"]
+    assert any("Nuke13.2v5" in line and "NOT SUPPORTED" in line for line in lines)
+    pythons, lines = detect.choose_pythons([], False, [found[0]])  # only an unsupported one: everything
+    assert pythons == ["3.9", "3.10", "3.11"] and "no supported Nuke found" in lines[-1]
+    pythons, lines = detect.choose_pythons([], False, [])
+    assert pythons == ["3.9", "3.10", "3.11"] and "no Nuke found" in lines[-1]
+    assert detect.choose_pythons(["16", "14"], False, found)[0] == ["3.9", "3.11"]
+    assert detect.choose_pythons([], True, found)[0] == ["3.9", "3.10", "3.11"]
+    # a studio redeploy keeps what it published before for other machines, unless told exactly
+    kept = detect.deployed_pythons(["python/cp39-linux-x64/a.so", "python/cp39/b.py", "python/common/c.py",
+                                    "nuke_plugin/menu.py", "python/cp311-windows-x64/d.pyd"])
+    assert kept == ["3.9", "3.11"]
+    pythons, lines = detect.choose_pythons([], False, found[1:], kept, user=False)
+    assert pythons == ["3.9", "3.10", "3.11"] and any(line.startswith("keeping Python 3.9") for line in lines)
+
+
+def test_user_install_deploys_only_the_nukes_found(home: Path, tmp_path: Path, wheelhouse: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # offline, only cp311 wheels exist: deploying for every Nuke (the old behaviour) would fail on Python 3.9
+    nukes = tmp_path / "nukes"
+    _fake_nuke(nukes, "Nuke16.0v2", "Nuke16.0", ("lib/python3.11/",))
+    _fake_nuke(nukes, "Nuke13.2v5", "Nuke13.2", ("lib/python3.7/",))
+    _fake_nuke(nukes, "NukeTools", "")
+    assert tether_main(["install", "nuke", "--user", "--wheelhouse", str(wheelhouse)]) == 0
+    out = capsys.readouterr().out
+    assert f"found Nuke16.0v2 at {nukes / 'Nuke16.0v2'}: Python 3.11 (from its install)" in out
+    assert "found Nuke13.2v5" in out and "NOT SUPPORTED" in out and "Nuke 14 or newer" in out
+    assert "deploying for the Nukes found: Python 3.11 (cp311)" in out
+    site = home / ".local" / "share" / "tether" / "deploy" / "python"
+    assert sorted(p.name for p in site.iterdir() if p.name.startswith("cp")) == ["cp311-linux-x64"]
+
+
+def test_no_nuke_found_falls_back_to_every_supported_nuke(home: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty-wheelhouse"
+    empty.mkdir()
+    assert tether_main(["install", "nuke", "--user", "--wheelhouse", str(empty)]) == 1
+    out, err = capsys.readouterr()
+    assert "no Nuke found in" in out and "deploying for every supported Nuke (cp39 for Nuke 14" in out
+    assert "could not get the wheels for Python 3.9" in err  # it tried the oldest supported Nuke's Python first
+    assert tether_main(["install", "nuke", "--user", "--all-versions", "--wheelhouse", str(empty)]) == 1
+    assert "every supported Nuke (--all-versions)" in capsys.readouterr().out
+
+
+def test_doctor_lists_nukes_and_their_trees(home: Path, tmp_path: Path, wheelhouse: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    nukes = tmp_path / "nukes"
+    _fake_nuke(nukes, "Nuke16.0v2", "Nuke16.0", ("lib/python3.11/",))
+    _fake_nuke(nukes, "Nuke12.2v4", "Nuke12.2")
+
+    def doctor() -> tuple:
+        capsys.readouterr()
+        code = tether_main(["doctor", "--json", "--no-endpoints"])
+        return code, {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+
+    code, checks = doctor()
+    assert checks["nuke: found Nuke16.0v2"]["ok"] and "Python 3.11" in checks["nuke: found Nuke16.0v2"]["detail"]
+    old = checks["nuke: found Nuke12.2v4"]
+    assert not old["ok"] and not old["problem"] and "Python 2.7" in old["detail"]
+    assert not checks["nuke: Nuke16.0v2 dependencies"]["ok"]
+    assert code == 1 and checks["nuke: tether installed"]["problem"]  # a supported Nuke without Tether
+    assert tether_main(["install", "nuke", "--user", "--wheelhouse", str(wheelhouse)]) == 0
+    code, checks = doctor()
+    deps16 = checks["nuke: Nuke16.0v2 dependencies"]
+    assert deps16["ok"] and "cp311 tree for linux-x64" in deps16["detail"], deps16
+    assert "nuke: Nuke12.2v4 dependencies" not in checks
+    assert code == 0, [c for c in checks.values() if c["problem"]]
+    # a Nuke installed after the deploy: named, with what to run
+    _fake_nuke(nukes, "Nuke15.1v3", "Nuke15.1", ("lib/python3.10/",))
+    code, checks = doctor()
+    deps15 = checks["nuke: Nuke15.1v3 dependencies"]
+    assert code == 1 and not deps15["ok"] and deps15["problem"]
+    assert "no cp310 tree" in deps15["detail"] and "tether install nuke --user" in deps15["detail"]
+    assert not checks["nuke: Python cp310 dependencies"]["ok"] and checks["nuke: Python cp311 dependencies"]["ok"]
+    # without Nukes, doctor says where it looked
+    for child in nukes.iterdir():
+        child.rename(tmp_path / child.name)
+    code, checks = doctor()
+    assert "no Nuke found in" in checks["nuke: installs found"]["detail"] and code == 0

@@ -22,7 +22,41 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tether.cli import blender_cmd
 from tether.errors import ConfigError, InputError
 
-NUKE_PYTHONS = {14: "3.9", 15: "3.10", 16: "3.11", 17: "3.11"}
+# The one table of which Python each Nuke major runs (VFX Reference Platform). Tether needs Python 3.9+, so Nuke 14
+# is the oldest it supports; the older rows are here so that a Nuke 12 or 13 found on disk is named with its Python.
+NUKE_PYTHONS = {11: "2.7", 12: "2.7", 13: "3.7", 14: "3.9", 15: "3.10", 16: "3.11", 17: "3.11"}
+MIN_PYTHON = (3, 9)
+
+
+def py_tuple(python: str) -> Tuple[int, ...]:
+    return tuple(int(n) for n in python.split("."))
+
+
+def python_supported(python: str) -> bool:
+    return py_tuple(python)[:2] >= MIN_PYTHON
+
+
+def supported_nuke_majors() -> List[int]:
+    return [major for major, py in sorted(NUKE_PYTHONS.items()) if python_supported(py)]
+
+
+def all_nuke_pythons() -> List[str]:
+    """Every Python a supported Nuke runs: what a deploy provides for when it is not told which Nukes."""
+    return sorted({NUKE_PYTHONS[m] for m in supported_nuke_majors()}, key=py_tuple)
+
+
+def nuke_abi_summary() -> str:
+    """``cp39 for Nuke 14, cp310 for 15, cp311 for 16-17``, from the table."""
+    groups: List[Tuple[str, List[int]]] = []
+    for major in supported_nuke_majors():
+        py = NUKE_PYTHONS[major]
+        if groups and groups[-1][0] == py:
+            groups[-1][1].append(major)
+        else:
+            groups.append((py, [major]))
+    parts = [f"{abi(py)} for " + ("Nuke " if i == 0 else "") + (f"{ms[0]}" if len(ms) == 1 else f"{ms[0]}-{ms[-1]}")
+             for i, (py, ms) in enumerate(groups)]
+    return ", ".join(parts)
 
 
 def blender_python(version: str) -> str:
@@ -34,10 +68,14 @@ def blender_python(version: str) -> str:
 
 def nuke_python(version: str) -> str:
     major, _ = _major_minor(version, "Nuke")
-    if major < 14:
-        raise InputError(f"Nuke {version} is too old: Tether needs Nuke 14 or newer (Python 3.9+)")
+    supported = supported_nuke_majors()
+    if major < supported[0]:
+        old = NUKE_PYTHONS.get(major, "2.7")  # every Nuke before the table ran Python 2
+        raise InputError(f"Nuke {version} is too old: it runs Python {old} and Tether needs Python "
+                         f"{'.'.join(map(str, MIN_PYTHON))}+ (Nuke {supported[0]} or newer)")
     if major not in NUKE_PYTHONS:
-        raise InputError(f"Nuke {version} is newer than this installer knows (14-17): update Tether")
+        raise InputError(f"Nuke {version} is newer than this installer knows ({supported[0]}-{supported[-1]}): "
+                         "update Tether")
     return NUKE_PYTHONS[major]
 
 
@@ -171,5 +209,5 @@ def _unpack(wheel: Path, folder: Path, files: Dict[Path, bytes], origin: Dict[Pa
 def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wheelhouse: Optional[Path],
                 extra: Sequence[str] = ()) -> Dict[Path, bytes]:
     with tempfile.TemporaryDirectory(prefix="tether-wheels-") as tmp:
-        wheels = download(sorted(set(pythons)), platforms, Path(tmp), wheelhouse, extra)
+        wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp), wheelhouse, extra)
         return site_files(wheels, root)

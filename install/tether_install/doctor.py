@@ -11,10 +11,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import blender as blender_mod
-from . import deps
+from . import deps, detect
 from .nuke import nuke_home
 from .plan import BEGIN, END, load_manifest
 
@@ -23,31 +23,39 @@ def _check(name: str, ok: bool, detail: str, problem: bool = True) -> Dict[str, 
     return {"check": name, "ok": ok, "detail": detail, "problem": (not ok) and problem}
 
 
-def nuke_installs() -> List[str]:
-    pats = ["/usr/local/Nuke*", "/opt/Nuke*", "/Applications/Nuke*", r"C:\Program Files\Nuke*"]
-    return sorted(p for pat in pats for p in glob.glob(pat))
-
-
 def check_nuke() -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
+    nukes = detect.find_nukes()
+    for nuke in nukes:  # an unsupported Nuke is named, but is no problem: the others may be used
+        out.append(_check(f"nuke: found {nuke.name}", nuke.supported, nuke.describe(), problem=False))
+    if not nukes:
+        out.append(_check("nuke: installs found", False, f"no Nuke found in {detect.describe_places()}",
+                          problem=False))
+    supported = [n for n in nukes if n.supported and n.python]
     init = nuke_home() / "init.py"
     text = init.read_text("utf-8", errors="replace") if init.is_file() else ""
     begin = BEGIN.format(dcc="nuke")
-    roots: List[Path] = []
+    roots: List[Tuple[Path, str]] = []
     if begin in text and END in text:
         block = text[text.index(begin):text.index(END)]
         for line in block.splitlines():
             if line.startswith("_tether_root = "):
-                roots.append(Path(ast.literal_eval(line.split("=", 1)[1].strip())))  # the repr() we wrote
+                roots.append((Path(ast.literal_eval(line.split("=", 1)[1].strip())),  # the repr() we wrote
+                              "`tether install nuke --user`"))
     for entry in os.environ.get("NUKE_PATH", "").split(os.pathsep):
         if entry and (Path(entry) / "tether_nuke").is_dir():
-            roots.append(Path(entry).parent)
+            root = Path(entry).parent
+            roots.append((root, f"`tether install nuke --studio {root}`"))
     if not roots:
-        found = bool(nuke_installs()) or (nuke_home()).is_dir()
+        found = bool(supported) or (nuke_home()).is_dir()
         out.append(_check("nuke: tether installed", False, "no Tether block in ~/.nuke/init.py and no Tether "
                           "folder on NUKE_PATH: run `tether install nuke --user`", problem=found))
+        for nuke in supported:
+            out.append(_check(f"nuke: {nuke.name} dependencies", False, "not deployed: Tether is not installed",
+                              problem=False))
         return out
-    for root in roots:
+    plat = deps.this_platform()
+    for root, redeploy in roots:
         plugin = root / "nuke_plugin"
         out.append(_check(f"nuke: plugin at {plugin}", (plugin / "init.py").is_file() and
                           (plugin / "menu.py").is_file(), "nuke_plugin/init.py and menu.py present"))
@@ -56,25 +64,37 @@ def check_nuke() -> List[Dict[str, Any]]:
         out.append(_check("nuke: install manifest", state == "complete",
                           f"state {state}, version {manifest.get('version') if manifest else '-'}"
                           + ("" if state == "complete" else ": run `tether install nuke` again to repair")))
-        wanted = {deps.abi(deps.nuke_python(v)) for v in installed_nuke_versions()}
-        for abi in ("cp39", "cp310", "cp311"):
-            site = root / "python" / f"{abi}-{deps.this_platform()}"
-            compiled = glob.glob(str(site / "pydantic_core" / f"_pydantic_core.*{abi[2:]}*"))
+        for nuke in supported:
+            abi = deps.abi(nuke.python or "")
+            site = root / "python" / f"{abi}-{plat}"
+            ok = bool(_compiled(site, abi))
+            out.append(_check(f"nuke: {nuke.name} dependencies", ok,
+                              f"{abi} tree for {plat} in {site}" if ok else
+                              f"no {abi} tree for {plat} in {root / 'python'} (Python {nuke.python}): run "
+                              f"{redeploy} again to add it"))
+        wanted = {deps.abi(n.python or "") for n in supported}
+        present = {m.group(1) for m in (re.match(r"^(cp\d+)(?:-|$)", p.name) for p in _children(root / "python"))
+                   if m}
+        for abi in sorted(wanted | present, key=lambda a: (len(a), a)):
+            site = root / "python" / f"{abi}-{plat}"
+            compiled = _compiled(site, abi)
             out.append(_check(f"nuke: Python {abi} dependencies", bool(compiled),
                               f"{len(compiled)} pydantic-core build(s) for this platform in {site}",
-                              problem=abi in wanted or (root / "python" / abi).is_dir()))
+                              problem=abi in wanted or (root / "python" / abi).is_dir() or site.is_dir()))
             if compiled:
                 out.append(_loads(root, abi))
     return out
 
 
-def installed_nuke_versions() -> List[str]:
-    found = []
-    for path in nuke_installs():
-        match = re.search(r"Nuke(\d+\.\d+)", path)
-        if match and int(match.group(1).split(".")[0]) in deps.NUKE_PYTHONS:
-            found.append(match.group(1))
-    return found
+def _children(folder: Path) -> List[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _compiled(site: Path, abi: str) -> List[str]:
+    return glob.glob(str(site / "pydantic_core" / f"_pydantic_core.*{abi[2:]}*"))
 
 
 def _interpreter(abi: str) -> Optional[str]:

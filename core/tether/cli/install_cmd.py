@@ -26,8 +26,12 @@ def register(subparsers: Any) -> None:
     inst.add_argument("--dry-run", action="store_true", help="print every file it would write or change")
     inst.add_argument("--uninstall", action="store_true", help="remove what the install added")
     inst.add_argument("--wheelhouse", type=Path, metavar="DIR", help="take wheels from this folder (offline)")
-    inst.add_argument("--nuke-version", action="append", metavar="V",
-                      help="Nuke version(s) to provide for (repeat; default 14, 15 and 16)")
+    which = inst.add_mutually_exclusive_group()
+    which.add_argument("--nuke-version", action="append", metavar="V",
+                       help="Nuke version(s) to provide for (repeat); default: the Nukes installed on this machine "
+                            "(TETHER_NUKE_ROOTS to look elsewhere), or every supported Nuke when none is found")
+    which.add_argument("--all-versions", action="store_true",
+                       help="provide for every supported Nuke (14 and newer), whatever is installed here")
     inst.add_argument("--blender", action="append", metavar="PATH", help="a blender binary to install into (repeat)")
     inst.add_argument("--platform", action="append", dest="platforms", metavar="P",
                       help="platform(s) to deploy for (studio default: linux-x64, windows-x64, macos-arm64; "
@@ -67,8 +71,8 @@ def run_install(args: argparse.Namespace) -> int:
         platforms: List[str] = args.platforms or (
             [deps.this_platform()] if args.user else ["linux-x64", "windows-x64", "macos-arm64"])
         if dcc == "nuke":
-            versions = args.nuke_version or ["14", "15", "16"]
-            p = nuke.plan(target, bool(args.user), versions, platforms, args.wheelhouse, args.rez, __version__)
+            pythons = nuke_pythons(args, target)
+            p = nuke.plan(target, bool(args.user), pythons, platforms, args.wheelhouse, args.rez, __version__)
         elif args.user:
             try:
                 p = blender.user_plan(target, args.blender or [], platforms[0], args.wheelhouse, __version__)
@@ -98,6 +102,23 @@ def run_install(args: argparse.Namespace) -> int:
         for note in p.notes:
             print(note)
     return 0
+
+
+def nuke_pythons(args: argparse.Namespace, target: Path) -> List[str]:
+    """The Nuke Pythons to deploy for: as asked, or those of the Nukes installed here (printed either way)."""
+    from tether_install import detect, plan
+
+    explicit = bool(args.nuke_version) or args.all_versions
+    found = [] if explicit else detect.find_nukes()
+    kept: List[str] = []
+    if args.studio and not explicit:
+        manifest = plan.load_manifest(target, "nuke") or {}
+        kept = detect.deployed_pythons(list(manifest.get("files", {})))
+    pythons, lines = detect.choose_pythons(args.nuke_version or [], args.all_versions, found, kept,
+                                           user=bool(args.user))
+    for line in lines:
+        print(line)
+    return pythons
 
 
 def run_doctor(args: argparse.Namespace) -> int:
