@@ -457,12 +457,6 @@ def test_choose_pythons() -> None:
     assert pythons == ["3.9", "3.10", "3.11"] and "no Nuke found" in lines[-1]
     assert detect.choose_pythons(["16", "14"], False, found)[0] == ["3.9", "3.11"]
     assert detect.choose_pythons([], True, found)[0] == ["3.9", "3.10", "3.11"]
-    # a studio redeploy keeps what it published before for other machines, unless told exactly
-    kept = detect.deployed_pythons(["python/cp39-linux-x64/a.so", "python/cp39/b.py", "python/common/c.py",
-                                    "nuke_plugin/menu.py", "python/cp311-windows-x64/d.pyd"])
-    assert kept == ["3.9", "3.11"]
-    pythons, lines = detect.choose_pythons([], False, found[1:], kept, user=False)
-    assert pythons == ["3.9", "3.10", "3.11"] and any(line.startswith("keeping Python 3.9") for line in lines)
 
 
 def test_user_install_deploys_only_the_nukes_found(home: Path, tmp_path: Path, wheelhouse: Path,
@@ -530,3 +524,21 @@ def test_doctor_lists_nukes_and_their_trees(home: Path, tmp_path: Path, wheelhou
         child.rename(tmp_path / child.name)
     code, checks = doctor()
     assert "no Nuke found in" in checks["nuke: installs found"]["detail"] and code == 0
+
+
+def test_studio_deploy_provides_for_every_nuke_not_only_this_machines(home: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from tether.cli.install_cmd import nuke_pythons
+    from tether_install import deps
+
+    nukes = tmp_path / "nukes"
+    _fake_nuke(nukes, "Nuke15.1v3", "Nuke15.1", ("lib/python3.10/",))
+    studio = argparse.Namespace(studio=tmp_path / "share", user=False, nuke_version=None, all_versions=False)
+    assert nuke_pythons(studio, tmp_path / "share") == deps.all_nuke_pythons()
+    user = argparse.Namespace(studio=None, user=True, nuke_version=None, all_versions=False)
+    assert nuke_pythons(user, tmp_path / "deploy") == ["3.10"]  # one artist: the Nuke installed here
+    asked = argparse.Namespace(studio=tmp_path / "share", user=False, nuke_version=["16"], all_versions=False)
+    assert nuke_pythons(asked, tmp_path / "share") == ["3.11"]
+    assert "found Nuke15.1v3" in capsys.readouterr().out

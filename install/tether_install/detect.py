@@ -157,12 +157,11 @@ def _label(pythons: Sequence[str]) -> str:
 
 
 def choose_pythons(requested: Sequence[str], all_versions: bool, found: Sequence[NukeInstall],
-                   kept: Sequence[str] = (), user: bool = True) -> Tuple[List[str], List[str]]:
+                   user: bool = True) -> Tuple[List[str], List[str]]:
     """The Pythons to deploy for, and what to tell the TD about that choice.
 
     An explicit ``--nuke-version`` or ``--all-versions`` wins; otherwise the Nukes found decide, and with none
-    supported found every supported Nuke is provided for (what a deploy did before detection). ``kept``: ABIs an
-    earlier studio deploy published, kept so that a redeploy from one machine does not strip others' Nukes."""
+    supported found every supported Nuke is provided for (what a deploy did before detection)."""
     lines: List[str] = []
     if requested:
         pythons = sorted({deps.nuke_python(v) for v in requested}, key=deps.py_tuple)
@@ -180,23 +179,10 @@ def choose_pythons(requested: Sequence[str], all_versions: bool, found: Sequence
         lines.append(f"{why} in {describe_places()}: deploying for every supported Nuke ({deps.nuke_abi_summary()}); "
                      "choose with --nuke-version N (repeat), or point " + ENV + " at where Nuke is installed")
         return everything, lines
-    extra = sorted(set(kept) - wanted, key=deps.py_tuple)
-    if extra:
-        lines.append(f"keeping {_label(extra)}, already published here for other machines' Nukes "
-                     "(--nuke-version or --all-versions chooses exactly)")
-    chosen = sorted(wanted | set(extra), key=deps.py_tuple)
+    chosen = sorted(wanted, key=deps.py_tuple)
     again = "`tether install nuke --user`" if user else "this deploy"
     lines.append(f"deploying for the Nukes found: {_label(chosen)}; after installing another Nuke, run {again} "
                  "again (or use --all-versions)")
     return chosen, lines
 
-
-def deployed_pythons(files: Sequence[str]) -> List[str]:
-    """Pythons whose ``python/cpXY...`` folders a manifest lists."""
-    found = set()
-    for key in files:
-        match = re.match(r"^python/cp(\d)(\d+)(?:-[\w-]+)?/", key.replace("\\", "/"))
-        if match:
-            found.add(f"{match.group(1)}.{match.group(2)}")
-    return sorted(found, key=deps.py_tuple)
 

@@ -106,16 +106,12 @@ def run_install(args: argparse.Namespace) -> int:
 
 def nuke_pythons(args: argparse.Namespace, target: Path) -> List[str]:
     """The Nuke Pythons to deploy for: as asked, or those of the Nukes installed here (printed either way)."""
-    from tether_install import detect, plan
+    from tether_install import detect
 
-    explicit = bool(args.nuke_version) or args.all_versions
-    found = [] if explicit else detect.find_nukes()
-    kept: List[str] = []
-    if args.studio and not explicit:
-        manifest = plan.load_manifest(target, "nuke") or {}
-        kept = detect.deployed_pythons(list(manifest.get("files", {})))
-    pythons, lines = detect.choose_pythons(args.nuke_version or [], args.all_versions, found, kept,
-                                           user=bool(args.user))
+    # a studio share serves every machine's Nuke, not only this one's: all supported Nukes unless told which
+    all_versions = args.all_versions or (bool(args.studio) and not args.nuke_version)
+    found = [] if args.nuke_version or all_versions else detect.find_nukes()
+    pythons, lines = detect.choose_pythons(args.nuke_version or [], all_versions, found, user=bool(args.user))
     for line in lines:
         print(line)
     return pythons
