@@ -162,7 +162,8 @@ def channels(value: Any) -> Sequence[Channel]:
     return (value,)
 
 
-__all__ = ["Channel", "Curve", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels", "number"]
+__all__ = ["Channel", "Curve", "Expression", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels",
+           "number"]
 
 
 @dataclass
