@@ -7,7 +7,9 @@ The seam is :class:`ClipAdapter`, one small class per service (TensorPix here; C
 - ``client(profile)``: the service's client (a :class:`tether.jobs.JobService`);
 - ``submit(client, movie, options, registry, label, extra)`` -> :class:`Sent` (job id, and the index of the first
   sent frame the output starts at, e.g. TensorPix's ``start_frame``);
-- ``fetch(client, job_id, dest)`` -> the returned movie's path.
+- ``fetch(client, job_id, dest)`` -> the returned movie's path;
+- optional ``can_cancel`` (default True) and ``cancel(client, job_id)`` (default: the client's ``cancel_job``);
+  ``cancel_note``, when set, is what the UI says for a service that cannot cancel.
 
 Everything else is shared: the plate's clip as one movie (:func:`movie_for_upload`: a movie plate is sent as it is,
 a sequence is encoded with PyAV when it is installed), the registry record, following on a worker thread, and the
@@ -59,6 +61,9 @@ class TensorPixAdapter:
     label = "TensorPix"
     suffix = "tensorpix"
     action = "Enhance (TensorPix)"
+    can_cancel = False  # the TensorPix API publishes no cancel route (TensorPixClient.cancel_job says so)
+    cancel_note = ("TensorPix publishes no way to cancel a job: it runs to the end (cancel it in the TensorPix web "
+                   "app if it must stop)")
 
     def client(self, profile: Optional[str]) -> Any:
         from tether.tensorpix.client import TensorPixClient
@@ -176,13 +181,47 @@ class ClipServiceController(BackgroundWork):
         super().__init__(2, f"tether-{adapter.service}")
         self._what = f"{adapter.label} "
         self._poll = (poll, poll_cap)
-        self._client: Any = None
+        self._clients: Dict[Optional[str], Any] = {}
 
-    def client(self) -> Any:
+    def client(self, profile: Optional[str] = None) -> Any:
+        """The service's client for ``profile`` (a job's recorded profile), else this controller's; made once."""
+        key = profile or self.profile
         with self._lock:
-            if self._client is None:
-                self._client = self._factory(self.profile)
-            return self._client
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._factory(key)
+            return client
+
+    # --- cancelling (honest about services that cannot) ------------------------------------------------------------
+    @property
+    def can_cancel(self) -> bool:
+        return bool(getattr(self.adapter, "can_cancel", True))
+
+    def cancel_note(self) -> Optional[str]:
+        """Why this service's jobs cannot be cancelled from Nuke, or None when they can."""
+        if self.can_cancel:
+            return None
+        note = getattr(self.adapter, "cancel_note", None)
+        return str(note) if note else (f"{self.adapter.label} has no cancel route: its jobs cannot be cancelled from "
+                                       "here and finish or fail on their own")
+
+    def cancel(self, job_id: str) -> Future[bool]:
+        """Cancel on the service (worker); a service without a cancel route is refused here, nothing is sent."""
+
+        def work() -> bool:
+            note = self.cancel_note()
+            if note is not None:
+                raise InputError(note)
+            record = self.registry.get(self.adapter.service, job_id)
+            client = self.client(record.profile if record is not None else None)
+            cancel = getattr(self.adapter, "cancel", None)
+            if callable(cancel):
+                cancel(client, job_id)
+            else:
+                client.cancel_job(job_id)
+            return True
+
+        return self._task(f"cancelling {self.adapter.label} job {job_id}", work)
 
     def submit(self, plate: PlateFacts, options: Dict[str, Any], script: str = "",
                follow: bool = True) -> Future[Any]:
@@ -194,8 +233,12 @@ class ClipServiceController(BackgroundWork):
             extra = {"plate": plate.to_dict(), "script": script}
             with tempfile.TemporaryDirectory(prefix="tether-clip-") as tmp:
                 movie = movie_for_upload(plate, Path(tmp))
-                sent = self.adapter.submit(self.client(), movie, options, self.registry, label, extra)
+                client = self.client()
+                sent = self.adapter.submit(client, movie, options, self.registry, label, extra)
+            # everything an import from a later session needs: the plate (with its sent frames), where the output
+            # starts in the sent clip, and the profile whose client fetches it
             self.registry.record(service=self.adapter.service, job_id=sent.job_id,
+                                 profile=str(getattr(client, "profile", "") or ""),
                                  title=f"{plate.node} ({Path(plate.file).name})",
                                  extra={**extra, **sent.extra, "first_index": sent.first_index,
                                         "frame_count": plate.frame_count})
@@ -236,18 +279,27 @@ class ClipServiceController(BackgroundWork):
                 return job
             time.sleep(delay)
 
-    def import_job(self, job_id: str) -> Future[Dict[str, str]]:
-        """Download the returned movie (worker), then create its Read beside the plate (main thread)."""
+    def import_job(self, job_id: str, plate: Optional[PlateFacts] = None) -> Future[Dict[str, str]]:
+        """Download the returned movie (worker), then create its Read beside the plate (main thread).
+
+        The plate is the one recorded when the clip was sent (a job from an earlier Nuke session imports the same
+        way); ``plate`` stands in for a job sent without one (e.g. from the command line).
+        """
         done: Future[Dict[str, str]] = Future()
 
         def work() -> None:
             record = self.registry.get(self.adapter.service, job_id)
-            if record is None or not record.extra.get("plate"):
-                raise InputError(f"{self.adapter.label} job {job_id} was not sent from Nuke: its plate is unknown")
-            plate = PlateFacts.from_dict(record.extra["plate"])
-            movie = self.adapter.fetch(self.client(), job_id, self.download_root / job_id)
+            if record is None:
+                raise InputError(f"{self.adapter.label} job {job_id} is not in the job list")
+            stored = record.extra.get("plate")
+            if not stored and plate is None:
+                raise InputError(f"{self.adapter.label} job {job_id} was not sent from Nuke: its plate is unknown; "
+                                 "select the plate's Read and import again")
+            facts = PlateFacts.from_dict(stored) if stored else plate
+            assert facts is not None
+            movie = self.adapter.fetch(self.client(record.profile or None), job_id, self.download_root / job_id)
             self.registry.mark_fetched(self.adapter.service, job_id, movie.parent)
-            description = describe_clip_import(plate, movie, suffix=self.adapter.suffix, job_id=job_id,
+            description = describe_clip_import(facts, movie, suffix=self.adapter.suffix, job_id=job_id,
                                                first_index=int(record.extra.get("first_index") or 0),
                                                title=f"Tether {self.adapter.label} import")
             run_on_main(self._apply, job_id, description, done)
@@ -258,8 +310,11 @@ class ClipServiceController(BackgroundWork):
 
     def close(self) -> None:
         super().close()
-        if self._client is not None and callable(getattr(self._client, "close", None)):
-            self._client.close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            if callable(getattr(client, "close", None)):
+                client.close()
 
 
 # --- the dialog (Qt, loaded on first use) ------------------------------------------------------------------------

@@ -77,6 +77,7 @@ def open_clip_service(name: str) -> Optional[Any]:
         dialog = _dialogs.get(name)
         if dialog is None:
             dialog = _dialogs[name] = make_dialog(name)
+            dialog.controller.add_listener(tell_the_monitor)
         dialog.refresh_plate()
         dialog.show()
         dialog.raise_()
@@ -84,6 +85,18 @@ def open_clip_service(name: str) -> Optional[Any]:
     except Exception as exc:
         _report(f"opening {name}", exc)
         return None
+
+
+def tell_the_monitor(kind: str, payload: Any) -> None:
+    """A clip sent from a dialog joins the open panel's job monitor at once, and is followed there (any thread:
+    only the panel's controller is touched, never a widget)."""
+    if kind != "submitted" or _panel is None:
+        return
+    try:
+        controller = _panel.controller
+    except RuntimeError:  # the panel's widget is gone
+        return
+    controller.job_added()
 
 
 def enhance_tensorpix() -> None:

@@ -1,7 +1,11 @@
 """Submission, watching and importing, off Nuke's main thread; no Qt, so it is tested as plain Python.
 
 - :meth:`JobController.submit`, :meth:`import_job`, :meth:`cancel` and :meth:`quota` run on a small worker pool and
-  return a Future; the job watcher (``tether.watch.Watcher``) polls on a thread of its own while jobs are unfinished.
+  return a Future; a job watcher (``tether.watch.Watcher``) per service with unfinished jobs polls on a thread of its
+  own until they finish (nothing polls while nothing is unfinished).
+- The job list is every Nuke service's: Autopilot, and the clip services (TensorPix, Clipzy), whose import and cancel
+  go through their :class:`~tether_nuke.clipservices.ClipServiceController` (held here, one per service), so a clip
+  job sent from its dialog in an earlier session is followed and imported from the same list.
 - Workers never touch nodes. The plate's facts are read on the main thread *before* a submission; an import builds
   its node description on the worker and hands it to :func:`mainthread.run_on_main`, where the plate is found again
   by name and the nodes are made in one undo step.
@@ -19,7 +23,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from tether.autopilot.client import AutopilotClient
 from tether.autopilot.models import MAX_FRAMES
@@ -30,6 +34,9 @@ from tether.registry import JobRecord, JobRegistry
 from tether.watch import JobChange, Watcher
 
 from .mainthread import run_on_main
+
+if TYPE_CHECKING:
+    from .clipservices import ClipServiceController
 
 SERVICE = "autopilot"
 Event = Tuple[str, Any]
@@ -131,15 +138,22 @@ class JobController(BackgroundWork):
         workers: int = 2,
         poll_fast: float = 2.0,
         poll_cap: float = 30.0,
+        clip_controllers: Optional[Dict[str, ClipServiceController]] = None,
     ) -> None:
+        """``clip_controllers`` (service -> controller) replace the ones made on first use from
+        ``clipservices.ADAPTERS`` with this registry and profile; they are closed with this controller."""
         self.registry = registry or JobRegistry()
         self.profile = profile
         self._factory: ClientFactory = client_factory or AutopilotClient.from_profile
         self.download_root = download_root or self.registry.path.parent / "autopilot"
         super().__init__(workers, "tether-nuke")
-        self._watch_thread: Optional[threading.Thread] = None
+        self._watch_threads: Dict[str, threading.Thread] = {}
         self._poll = (poll_fast, poll_cap)
         self._clients: Dict[Optional[str], Any] = {}
+        self._clip: Dict[str, ClipServiceController] = {}
+        for name, clip in (clip_controllers or {}).items():
+            self._clip[name] = clip
+            clip.add_listener(self._from_clip)
 
     def _client(self, profile: Optional[str] = None) -> Any:
         key = profile if profile is not None else self.profile
@@ -150,12 +164,65 @@ class JobController(BackgroundWork):
                 self._clients[key] = client
             return client
 
+    # --- the services ---------------------------------------------------------------------------------------------
+    def services(self) -> Tuple[str, ...]:
+        """Autopilot first, then every clip service (``clipservices.ADAPTERS`` and any given to the constructor)."""
+        from .clipservices import ADAPTERS  # imports this module: loaded on use
+
+        return (SERVICE, *ADAPTERS, *(name for name in self._clip if name not in ADAPTERS))
+
+    def clip(self, service: str) -> ClipServiceController:
+        """The clip service's controller (made on first use; no network until it is asked for something)."""
+        from .clipservices import ADAPTERS, ClipServiceController
+
+        with self._lock:
+            clip = self._clip.get(service)
+            if clip is None:
+                if service not in ADAPTERS:
+                    raise InputError(f"'{service}' jobs cannot be handled in Nuke "
+                                     f"(known: {', '.join(self.services())})")
+                fast, cap = self._poll
+                clip = self._clip[service] = ClipServiceController(ADAPTERS[service](), self.registry,
+                                                                   profile=self.profile, poll=fast, poll_cap=cap)
+                clip.add_listener(self._from_clip)
+            return clip
+
+    def label(self, service: str) -> str:
+        if service == SERVICE:
+            return "Autopilot"
+        try:
+            return self.clip(service).adapter.label
+        except InputError:
+            return service
+
+    def _from_clip(self, kind: str, payload: Any) -> None:
+        if kind in ("imported", "error"):
+            self._emit(kind, payload)
+        if kind == "imported":  # now fetched
+            self._emit("jobs", self.jobs())
+        elif kind == "submitted":
+            self.job_added()
+
+    def job_added(self) -> None:
+        """A job was sent elsewhere (a clip-service dialog): list it now and follow it. Any thread."""
+        self._emit("jobs", self.jobs())
+        self.watch()
+
+    def _service_client(self, service: str, profile: Optional[str]) -> Any:
+        return self._client(profile) if service == SERVICE else self.clip(service).client(profile)
+
     # --- reading ----------------------------------------------------------------------------------------------------
     def jobs(self) -> List[JobRecord]:
-        return self.registry.list(service=SERVICE)
+        """Every job of the Nuke services, newest first."""
+        services = set(self.services())
+        return [record for record in self.registry.list() if record.service in services]
 
-    def record(self, job_id: str) -> Optional[JobRecord]:
-        return self.registry.get(SERVICE, job_id)
+    def record(self, job_id: str, service: str = SERVICE) -> Optional[JobRecord]:
+        return self.registry.get(service, job_id)
+
+    def cancel_note(self, service: str) -> Optional[str]:
+        """Why ``service``'s jobs cannot be cancelled from Nuke (shown instead of pretending), or None."""
+        return None if service == SERVICE else self.clip(service).cancel_note()
 
     # --- actions (each returns a Future; errors are also sent as "error" events) --------------------------------------
     def quota(self) -> Future[Any]:
@@ -196,7 +263,10 @@ class JobController(BackgroundWork):
 
         return self._task("sending the clip", work)
 
-    def cancel(self, job_id: str) -> Future[bool]:
+    def cancel(self, job_id: str, service: str = SERVICE) -> Future[bool]:
+        if service != SERVICE:
+            return self.clip(service).cancel(job_id)
+
         def work() -> bool:
             gone = bool(self._client().cancel(job_id))
             self.watch()
@@ -205,12 +275,15 @@ class JobController(BackgroundWork):
         return self._task(f"cancelling job {job_id}", work)
 
     def import_job(self, job_id: str, plate: Optional[PlateFacts] = None,
-                   include: Tuple[str, ...] = ("roto", "camera", "depth")) -> Future[Dict[str, str]]:
+                   include: Tuple[str, ...] = ("roto", "camera", "depth"),
+                   service: str = SERVICE) -> Future[Dict[str, str]]:
         """Download, classify and describe on a worker; create the nodes on the main thread.
 
         ``plate`` replaces the recorded plate (a job sent from the command line has none); the Future gives
-        spec name -> node name once the nodes exist.
+        spec name -> node name once the nodes exist. A clip service's job is imported by its controller.
         """
+        if service != SERVICE:
+            return self.clip(service).import_job(job_id, plate)
         done: Future[Dict[str, str]] = Future()
 
         def work() -> None:
@@ -241,25 +314,41 @@ class JobController(BackgroundWork):
         return done
 
     # --- watching -------------------------------------------------------------------------------------------------
-    def watch(self) -> None:
-        """Follow unfinished jobs on a thread of its own until they finish (restarted by each submit)."""
+    def watch(self) -> List[str]:
+        """Follow each service's unfinished jobs, one watcher thread per service that has any, until they finish
+        (called again by each submit and refresh). Returns the services being followed."""
+        if self._stop.is_set():
+            return []
+        services = set(self.services())
+        active = {r.service for r in self.registry.list(unfinished_only=True) if not r.missing}
+        fast, cap = self._poll
         with self._lock:
-            if self._watch_thread is not None and self._watch_thread.is_alive():
-                return
-            if self._stop.is_set():
-                return
-            fast, cap = self._poll
-            watcher = Watcher(self.registry, lambda service, profile: self._client(profile), service=SERVICE,
-                              fast=fast, cap=cap)
+            for service in sorted(active & services):
+                thread = self._watch_threads.get(service)
+                if thread is not None and thread.is_alive():
+                    continue
+                watcher = Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap)
+                thread = threading.Thread(target=self._follow, args=(service, watcher),
+                                          name=f"tether-nuke-watch-{service}", daemon=True)
+                self._watch_threads[service] = thread
+                thread.start()
+            return sorted(s for s, t in self._watch_threads.items() if t.is_alive())
 
-            def run() -> None:
-                try:
-                    watcher.run(self._changed, stop=self._stop, until_done=True)
-                except Exception as exc:
-                    self._emit("error", f"following jobs: {exc}")
+    def watching(self) -> List[str]:
+        """The services whose jobs are being polled now."""
+        with self._lock:
+            return sorted(s for s, t in self._watch_threads.items() if t.is_alive())
 
-            self._watch_thread = threading.Thread(target=run, name="tether-nuke-watch", daemon=True)
-            self._watch_thread.start()
+    def _follow(self, service: str, watcher: Watcher) -> None:
+        try:
+            watcher.run(self._changed, stop=self._stop, until_done=True)
+        except Exception as exc:
+            self._emit("error", f"following {self.label(service)} jobs: {exc}")
+            return
+        with self._lock:
+            if self._watch_threads.get(service) is threading.current_thread():
+                del self._watch_threads[service]
+        self.watch()  # a job recorded after the watcher's last look is followed by a new one
 
     def _changed(self, changes: List[JobChange]) -> None:
         self._emit("changes", changes)
@@ -268,11 +357,15 @@ class JobController(BackgroundWork):
     def close(self) -> None:
         super().close()
         with self._lock:
+            clips = list(self._clip.values())  # kept: a closed one still names its service and cancel rule
             for client in self._clients.values():
                 close = getattr(client, "close", None)
                 if callable(close):
                     close()
             self._clients.clear()
+        for clip in clips:
+            clip.remove_listener(self._from_clip)
+            clip.close()
 
 
 __all__ = ["SERVICE", "JobController", "stage_sequence"]

@@ -1,10 +1,11 @@
 """The dockable Tether panel (Qt through qtpy: PySide2 in Nuke 14-15, PySide6 in Nuke 16+).
 
 Three pages: **Send** (the selected Read's clip facts, the Autopilot options with the vendor's defaults, the problems
-that block sending, Send), **Jobs** (every Autopilot job of this user from the shared registry, with live state and
-progress; Import and Cancel) and **Settings** (profile, endpoint, where the API key comes from; store a key in the
-OS keyring). The panel never waits on the network: the controller's workers do, and their events arrive here
-through a Qt signal, which Qt delivers on the GUI thread.
+that block sending, Send), **Jobs** (the job monitor: every Autopilot, TensorPix and Clipzy job of this user from the
+shared registry, with its service, live state and progress; Import and Cancel, each through its service's
+controller, and Cancel says so when a service has no way to cancel) and **Settings** (profile, endpoint, where the
+API key comes from; store a key in the OS keyring). The panel never waits on the network: the controller's workers
+do, and their events arrive here through a Qt signal, which Qt delivers on the GUI thread.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .plate_reader import read_plate, selected_read
 
 SERVICES = ("roto", "tracking", "depth")
 PAGES = ("submit", "jobs", "settings")
-COLUMNS = ("Job", "Plate", "State", "Progress", "Sent")
+COLUMNS = ("Job", "Service", "Plate", "State", "Progress", "Sent")
+SERVICE_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the registry's service name, on the Service cell
 
 
 def is_alive(widget: Any) -> bool:
@@ -54,14 +56,13 @@ class TetherPanel(QtWidgets.QWidget):
         self.plate: Optional[PlateFacts] = None
         self.plate_error: Optional[str] = None
         self.quota_remaining: Optional[int] = None
-        self._rows: Dict[str, int] = {}
+        self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self.controller.add_listener(self._forward)
         self._build()
         TetherPanel._latest = weakref.ref(self)
-        self.refresh_jobs()
-        self.controller.watch()  # jobs left running by an earlier session are followed again
+        self.refresh_jobs()  # and jobs left running by an earlier session are followed again
 
     @classmethod
     def instance(cls) -> Optional[TetherPanel]:
@@ -140,7 +141,9 @@ class TetherPanel(QtWidgets.QWidget):
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.itemSelectionChanged.connect(self.update_job_buttons)
         jobs_layout.addWidget(self.table)
         buttons = QtWidgets.QHBoxLayout()
         self.import_button = QtWidgets.QPushButton("Import")
@@ -297,57 +300,98 @@ class TetherPanel(QtWidgets.QWidget):
     # --- jobs -----------------------------------------------------------------------------------------------------
     def refresh_jobs(self) -> None:
         self.fill_jobs(self.controller.jobs())
+        self.controller.watch()  # jobs sent elsewhere (a dialog, the command line) are followed too
 
     def fill_jobs(self, records: List[JobRecord]) -> None:
+        keep = self.selected_key()  # rows move as jobs are added: the selection follows its job
         self.table.setRowCount(len(records))
         self._rows = {}
         for row, record in enumerate(records):
-            self._rows[record.job_id] = row
+            self._rows[record.key] = row
             plate = record.extra.get("plate") or {}
             sent = plate.get("sent") or []
-            values = [record.job_id, str(plate.get("node") or record.source or ""), record.state_label, "",
+            values = [record.job_id, self.controller.label(record.service),
+                      str(plate.get("node") or record.source or ""), record.state_label, "",
                       f"{sent[0]}-{sent[1]}" if len(sent) == 2 else ""]
             for column, text in enumerate(values):
-                self.table.setItem(row, column, QtWidgets.QTableWidgetItem(text))
+                item = QtWidgets.QTableWidgetItem(text)
+                if COLUMNS[column] == "Service":
+                    item.setData(SERVICE_ROLE, record.service)
+                self.table.setItem(row, column, item)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 100)
             bar.setValue(round(record.progress))
             if record.state in (JobState.FAILED, JobState.CANCELLED):
                 bar.setFormat(record.state_label)
             self.table.setCellWidget(row, COLUMNS.index("Progress"), bar)
+        if keep is not None and keep in self._rows:
+            self.table.selectRow(self._rows[keep])
+        elif keep is not None:
+            self.table.clearSelection()
+        self.update_job_buttons()
 
-    def selected_job(self) -> Optional[str]:
+    def selected_key(self) -> Optional[Tuple[str, str]]:
+        """(service, job id) of the selected row."""
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
         if not rows:
             return None
-        item = self.table.item(rows[0], 0)
-        return item.text() if item is not None else None
+        job = self.table.item(rows[0], COLUMNS.index("Job"))
+        service = self.table.item(rows[0], COLUMNS.index("Service"))
+        if job is None or service is None:
+            return None
+        return (str(service.data(SERVICE_ROLE)), job.text())
+
+    def selected_job(self) -> Optional[str]:
+        key = self.selected_key()
+        return key[1] if key is not None else None
+
+    def update_job_buttons(self) -> None:
+        """Cancel is offered only for a service that can cancel; otherwise its tooltip says why not."""
+        key = self.selected_key()
+        note = self.controller.cancel_note(key[0]) if key is not None else None
+        self.cancel_button.setEnabled(note is None)
+        self.cancel_button.setToolTip(note or "")
 
     def import_selected(self) -> None:
-        job_id = self.selected_job()
-        if job_id is None:
+        key = self.selected_key()
+        if key is None:
             self.status.setText("Select a finished job to import.")
             return
-        record = self.controller.record(job_id)
+        service, job_id = key
+        label = self.controller.label(service)
+        record = self.controller.record(job_id, service)
         if record is None:
             return
         if record.state is not JobState.COMPLETED:
-            self.status.setText(f"Job {job_id} is {record.state_label}: only completed jobs can be imported.")
+            self.status.setText(f"{label} job {job_id} is {record.state_label}: only completed jobs can be imported.")
             return
         plate = None
         if not record.extra.get("plate"):
             node = selected_read()
             if node is None:
-                self.status.setText(f"Job {job_id} was not sent from Nuke: select its plate's Read node first.")
+                self.status.setText(f"{label} job {job_id} was not sent from Nuke: select its plate's Read node "
+                                    "first.")
                 return
-            plate = read_plate(node)
-        self.status.setText(f"Importing job {job_id}...")
-        self.controller.import_job(job_id, plate)
+            try:
+                plate = read_plate(node)
+            except InputError as exc:
+                self.status.setText(str(exc))
+                return
+        self.status.setText(f"Importing {label} job {job_id}...")
+        self.controller.import_job(job_id, plate, service=service)
 
     def cancel_selected(self) -> None:
-        job_id = self.selected_job()
-        if job_id is not None:
-            self.controller.cancel(job_id)
+        key = self.selected_key()
+        if key is None:
+            self.status.setText("Select a job to cancel.")
+            return
+        service, job_id = key
+        note = self.controller.cancel_note(service)
+        if note is not None:
+            self.status.setText(f"Job {job_id} cannot be cancelled: {note}")
+            return
+        self.status.setText(f"Cancelling {self.controller.label(service)} job {job_id}...")
+        self.controller.cancel(job_id, service)
 
     # --- settings ---------------------------------------------------------------------------------------------------
     def refresh_settings(self) -> None:

@@ -178,14 +178,18 @@ def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Opti
                         extra={"plate": {"node": "Plate7", "sent": [1001, 1024]}})
         registry.record(service="autopilot", job_id="job-2", title="u", state=JobState.FAILED, progress=40.0,
                         extra={"plate": {"node": "Plate8", "sent": [1, 10]}})
+        from tether_nuke.panel import COLUMNS
+
+        progress = COLUMNS.index("Progress")
         panel.open_with((), "jobs")
         assert panel.tabs.currentIndex() == 1
         assert panel.table.rowCount() == 2
-        row1, row2 = panel._rows["job-1"], panel._rows["job-2"]
-        assert panel.table.item(row1, 1).text() == "Plate7"
-        assert panel.table.item(row1, 4).text() == "1001-1024"
-        assert panel.table.cellWidget(row1, 3).value() == 25
-        failed = panel.table.cellWidget(row2, 3)
+        row1, row2 = panel._rows[("autopilot", "job-1")], panel._rows[("autopilot", "job-2")]
+        assert panel.table.item(row1, COLUMNS.index("Plate")).text() == "Plate7"
+        assert panel.table.item(row1, COLUMNS.index("Service")).text() == "Autopilot"
+        assert panel.table.item(row1, COLUMNS.index("Sent")).text() == "1001-1024"
+        assert panel.table.cellWidget(row1, progress).value() == 25
+        failed = panel.table.cellWidget(row2, progress)
         label = registry.get("autopilot", "job-2").state_label
         assert failed.value() == 40 and failed.format() == label, failed.format()
         registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
@@ -194,14 +198,54 @@ def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Opti
         worker = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
         worker.start()
         worker.join()
-        wait_until(lambda: panel.table.cellWidget(panel._rows["job-1"], 3).value() == 80, "the live progress")
+        wait_until(lambda: panel.table.cellWidget(panel._rows[("autopilot", "job-1")], progress).value() == 80,
+                   "the live progress")
         assert seen == ["jobs"], seen
-        row1 = panel._rows["job-1"]
-        cell = panel.table.visualItemRect(panel.table.item(row1, 2)).center()
+        row1 = panel._rows[("autopilot", "job-1")]
+        cell = panel.table.visualItemRect(panel.table.item(row1, COLUMNS.index("State"))).center()
         click(panel.table.viewport(), cell)
-        assert panel.selected_job() == "job-1", panel.selected_job()
+        assert panel.selected_key() == ("autopilot", "job-1"), panel.selected_key()
+        assert panel.cancel_button.isEnabled()
         click(panel.import_button)
         assert "only completed jobs can be imported" in panel.status.text(), panel.status.text()
+
+
+def check_clip_service_jobs_in_the_monitor(folder: Path, url: Optional[str]) -> None:
+    """TensorPix and Clipzy jobs share the table with Autopilot's; Cancel is off, saying why, for Clipzy."""
+    from tether.clipzy.nuke_adapter import ClipzyAdapter
+    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter
+    from tether_nuke.panel import COLUMNS, TetherPanel
+
+    registry = JobRegistry(folder / "jobs.sqlite")
+    for service, job_id, node in (("autopilot", "a1", "PlateA"), ("tensorpix", "101", "PlateT"),
+                                  ("clipzy", "z1", "PlateZ")):
+        registry.record(service=service, job_id=job_id, state=JobState.COMPLETED, progress=100.0,
+                        extra={"plate": {"node": node, "sent": [1, 8]}})
+    clips = {"tensorpix": ClipServiceController(TensorPixAdapter(), registry, lambda profile: NoNetwork()),
+             "clipzy": ClipServiceController(ClipzyAdapter(), registry, lambda profile: NoNetwork())}
+    controller = JobController(registry, lambda profile: NoNetwork(), download_root=folder / "dl",
+                               clip_controllers=clips)
+    panel = TetherPanel(controller)
+    try:
+        panel.open_with((), "jobs")
+        assert controller.watching() == [], controller.watching()  # every job finished: nothing is polled
+        service = COLUMNS.index("Service")
+        shown = {panel.table.item(row, service).text(): panel.table.item(row, COLUMNS.index("Plate")).text()
+                 for row in range(panel.table.rowCount())}
+        assert shown == {"Autopilot": "PlateA", "TensorPix": "PlateT", "Clipzy": "PlateZ"}, shown
+        row = panel._rows[("clipzy", "z1")]
+        click(panel.table.viewport(), panel.table.visualItemRect(panel.table.item(row, service)).center())
+        assert panel.selected_key() == ("clipzy", "z1"), panel.selected_key()
+        assert not panel.cancel_button.isEnabled()
+        assert "no cancel route" in panel.cancel_button.toolTip(), panel.cancel_button.toolTip()
+        row = panel._rows[("autopilot", "a1")]
+        click(panel.table.viewport(), panel.table.visualItemRect(panel.table.item(row, service)).center())
+        assert panel.selected_key() == ("autopilot", "a1") and panel.cancel_button.isEnabled()
+    finally:
+        panel.close()
+        controller.close()
+        panel.deleteLater()
+        APP.processEvents()
 
 
 def check_settings_page(folder: Path, url: Optional[str]) -> None:
@@ -313,7 +357,8 @@ def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> Non
 
 
 CHECKS = [check_no_read_selected_blocks_sending, check_clip_facts_and_defaults, check_typing_and_clicking_revalidate,
-          check_still_image_is_refused, check_job_table_follows_the_registry_and_live_events, check_settings_page,
+          check_still_image_is_refused, check_job_table_follows_the_registry_and_live_events,
+          check_clip_service_jobs_in_the_monitor, check_settings_page,
           check_closing_stops_the_events, check_commands_open_the_panel_through_nukescripts,
           check_options_spec_dialog, check_tensorpix_dialog_lists_models]
 

@@ -12,6 +12,7 @@ from typing import Any, Iterator, List
 import nuke
 import numpy as np
 import pytest
+from clips import bar_movie
 from PIL import Image
 from tether.nukeimport import PlateFacts
 from tether.registry import JobRegistry
@@ -49,17 +50,7 @@ def frames_on_disk(folder: Path, first: int, last: int) -> str:
 
 
 def tiny_movie(path: Path, frames: int = 8) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i in range(frames):
-            rgb = np.full((H, W, 3), 20, np.uint8)
-            rgb[:, i * 6:i * 6 + 6] = 235
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return bar_movie(path, frames, size=(W, H))
 
 
 def decoded(path: str) -> List[Any]:

@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Tuple
 import nuke
 import numpy as np
 import pytest
+from clips import bar_movie
 from tether.clipzy.client import ClipzyClient
 from tether.clipzy.nuke_adapter import ClipzyAdapter
 from tether.jobs import JobState
@@ -31,18 +32,7 @@ def services() -> Iterator[Any]:
 
 
 def movie(path: Path, rgb: Tuple[int, int, int], frames: int = N) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i in range(frames):
-            pixels = np.empty((H, W, 3), np.uint8)
-            pixels[:] = rgb
-            pixels[:, i * 6:i * 6 + 6] = 235
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return bar_movie(path, frames, rgb, size=(W, H))
 
 
 def mean_rgb(path: str) -> Tuple[np.ndarray, int]:

@@ -111,18 +111,22 @@ def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_pat
     registry = panel.controller.registry
     registry.record(service="autopilot", job_id="job-1", title="t", state=JobState.RUNNING, progress=25.0,
                     extra={"plate": {"node": "Plate7", "sent": [1001, 1024]}})
+    from tether_nuke.panel import COLUMNS
+
     panel.open_with((), "jobs")
     assert panel.table.rowCount() == 1
-    assert panel.table.item(0, 1).text() == "Plate7"
-    assert panel.table.cellWidget(0, 3).value() == 25
+    assert panel.table.item(0, COLUMNS.index("Plate")).text() == "Plate7"
+    assert panel.table.item(0, COLUMNS.index("Service")).text() == "Autopilot"
+    assert panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 25
     registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
     # an event from a worker thread reaches the table on the GUI thread
     thread = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
     with qtbot.waitSignal(panel._bridge.event, timeout=5000):
         thread.start()
     thread.join()
-    qtbot.waitUntil(lambda: panel.table.cellWidget(0, 3).value() == 80, timeout=5000)
+    qtbot.waitUntil(lambda: panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 80, timeout=5000)
     panel.table.selectRow(0)
+    assert panel.selected_key() == ("autopilot", "job-1") and panel.cancel_button.isEnabled()
     panel.import_selected()
     assert "only completed jobs can be imported" in panel.status.text()
 

@@ -1,0 +1,276 @@
+"""The panel's job monitor lists Autopilot, TensorPix and Clipzy jobs alike: jobs sent in one Nuke session (the clip
+jobs from their dialogs' controllers) show up in a new session's panel built on the same registry, are followed to
+the end by polling each service over real HTTP (the local services), and import from the Jobs tab beside their plate
+on the plate's frames. Clipzy, which has no cancel route, says so instead of pretending to cancel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("pytestqt")
+pytest.importorskip("qtpy")
+av = pytest.importorskip("av")
+
+import nuke  # noqa: E402
+import numpy as np  # noqa: E402
+from clips import bar_movie  # noqa: E402
+from PIL import Image  # noqa: E402
+from tether.autopilot.client import LOCAL_API_KEY as AUTOPILOT_KEY  # noqa: E402
+from tether.autopilot.client import AutopilotClient  # noqa: E402
+from tether.autopilot.submit import ServiceChoice  # noqa: E402
+from tether.clipzy.client import ClipzyClient  # noqa: E402
+from tether.clipzy.nuke_adapter import ClipzyAdapter  # noqa: E402
+from tether.jobs import JobState  # noqa: E402
+from tether.registry import JobRegistry  # noqa: E402
+from tether.tensorpix.client import LOCAL_API_KEY as TENSORPIX_KEY  # noqa: E402
+from tether.tensorpix.client import TensorPixClient  # noqa: E402
+from tether_nuke.clipservices import COLUMN, ClipServiceController, TensorPixAdapter, tensorpix_options  # noqa: E402
+from tether_nuke.controller import JobController  # noqa: E402
+from tether_nuke.plate_reader import read_plate  # noqa: E402
+
+W, H, N = 64, 48, 8
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[Any]:
+    from tether_services.server import LocalServices
+
+    with LocalServices(port=0, services=["autopilot", "tensorpix", "clipzy"]) as svc:
+        yield svc
+
+
+def movie(path: Path, rgb: Tuple[int, int, int], frames: int = N) -> Path:
+    return bar_movie(path, frames, rgb, size=(W, H))
+
+
+def movie_read(name: str, path: Path, start: int, xy: Tuple[int, int]) -> nuke.Node:
+    read = nuke.nodes.Read()
+    read.setName(name)
+    read["file"].setValue(path.as_posix())
+    for knob, value in (("first", 1), ("last", N), ("origfirst", 1), ("origlast", N)):
+        read[knob].setValue(value)
+    read["frame_mode"].setValue("start at")
+    read["frame"].setValue(str(start))
+    read.setXYpos(*xy)
+    return read
+
+
+def sequence_read(folder: Path) -> nuke.Node:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    texture = rng.integers(0, 255, size=(H * 2, W * 2), dtype=np.uint8)
+    for n in range(1001, 1011):
+        k = n - 1001
+        frame = np.roll(texture, 2 * k, axis=1)[:H, :W]
+        Image.fromarray(np.stack([frame] * 3, axis=-1)).save(folder / f"shot.{n:04d}.png")
+    read = nuke.nodes.Read()
+    read.setName("ApPlate")
+    read["file"].setValue(f"{folder.as_posix()}/shot.####.png")
+    nuke.addFormat(f"{W} {H} 1 small")
+    read["format"].setValue("small")
+    for knob, value in (("first", 1001), ("last", 1010), ("origfirst", 1001), ("origlast", 1010)):
+        read[knob].setValue(value)
+    read["frame_mode"].setValue("start at")
+    read["frame"].setValue("3001")
+    return read
+
+
+class Factories:
+    """Clients of the local services for every (service, profile), as a Nuke session would make them."""
+
+    def __init__(self, services: Any) -> None:
+        self.urls = {name: services.url(name) for name in ("autopilot", "tensorpix", "clipzy")}
+
+    def autopilot(self, profile: Any) -> AutopilotClient:
+        return AutopilotClient(self.urls["autopilot"], api_key=AUTOPILOT_KEY)
+
+    def tensorpix(self, profile: Any) -> TensorPixClient:
+        return TensorPixClient(self.urls["tensorpix"], token=TENSORPIX_KEY)
+
+    def clipzy(self, profile: Any) -> ClipzyClient:
+        return ClipzyClient(self.urls["clipzy"])
+
+    def clip_controllers(self, registry: JobRegistry, root: Path) -> Dict[str, ClipServiceController]:
+        return {"tensorpix": ClipServiceController(TensorPixAdapter(), registry, self.tensorpix,
+                                                   download_root=root / "tensorpix", poll=0.1, poll_cap=0.3),
+                "clipzy": ClipServiceController(ClipzyAdapter(), registry, self.clipzy,
+                                                download_root=root / "clipzy", poll=0.1, poll_cap=0.3)}
+
+
+def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(services: Any, tmp_path: Path,
+                                                                        qtbot: Any) -> None:
+    from tether_nuke.panel import COLUMNS, TetherPanel
+
+    tpx_read = movie_read("TpxPlate", movie(tmp_path / "tpx.mp4", (40, 110, 200)), 1001, (100, 200))
+    zy_read = movie_read("ZyPlate", movie(tmp_path / "zy.mp4", (40, 110, 200)), 2001, (400, 200))
+    look = movie(tmp_path / "look.mp4", (210, 120, 40))
+    ap_read = sequence_read(tmp_path / "seq")
+    plates = {name: read_plate(node) for name, node in
+              (("tensorpix", tpx_read), ("clipzy", zy_read), ("autopilot", ap_read))}  # main thread
+    factories = Factories(services)
+    registry_path = tmp_path / "jobs.sqlite"
+    tensorpix, clipzy, autopilot = (services.service(n) for n in ("tensorpix", "clipzy", "autopilot"))
+
+    # --- session 1: send all three, then close Nuke while they are still running ---------------------------------
+    tensorpix.pause()
+    autopilot.pause()
+    clipzy.hold("style_application")
+    ids: Dict[str, str] = {}
+    try:
+        first = factories.clip_controllers(JobRegistry(registry_path), tmp_path / "dl1")
+        first_ap = JobController(JobRegistry(registry_path), factories.autopilot, download_root=tmp_path / "dl1",
+                                 clip_controllers=first)
+        try:
+            # TensorPix returns from the 3rd sent frame on: the import must put it there from the record alone
+            ids["tensorpix"] = first["tensorpix"].submit(plates["tensorpix"], tensorpix_options([1], start_frame=2),
+                                                         follow=False).result(timeout=60)
+            ids["clipzy"] = first["clipzy"].submit(plates["clipzy"], {"template": str(look)},
+                                                   follow=False).result(timeout=60)
+            ids["autopilot"] = first_ap.submit(plates["autopilot"], ServiceChoice(roto=True)).result(timeout=60)
+            assert clipzy.wait_held(30)
+        finally:
+            for ctl in (*first.values(), first_ap):
+                ctl.close()
+
+        # --- session 2: a new controller and panel on the same registry ---------------------------------------
+        registry = JobRegistry(registry_path)
+        controller = JobController(registry, factories.autopilot, download_root=tmp_path / "dl2" / "autopilot",
+                                   poll_fast=0.1, poll_cap=0.3,
+                                   clip_controllers=factories.clip_controllers(registry, tmp_path / "dl2"))
+        panel = TetherPanel(controller)
+        qtbot.addWidget(panel)
+        try:
+            panel.open_with((), "jobs")
+            keys = {service: (service, job_id) for service, job_id in ids.items()}
+            assert set(panel._rows) == set(keys.values())
+
+            def cell(service: str, column: str) -> Any:
+                row = panel._rows[keys[service]]
+                if column == "Progress":
+                    return panel.table.cellWidget(row, COLUMNS.index(column))
+                return panel.table.item(row, COLUMNS.index(column)).text()
+
+            assert {cell(s, "Service") for s in keys} == {"Autopilot", "TensorPix", "Clipzy"}
+            assert cell("clipzy", "Plate") == "ZyPlate" and cell("clipzy", "Sent") == "1-8"
+            # one watcher per service with unfinished jobs; the held Clipzy job is seen running, live
+            assert controller.watching() == ["autopilot", "clipzy", "tensorpix"]
+            qtbot.waitUntil(lambda: cell("clipzy", "State") == "running" and cell("clipzy", "Progress").value() > 0,
+                            timeout=30000)
+            assert all(not registry.get(*key).finished for key in keys.values())  # type: ignore[union-attr]
+
+            # Clipzy has no cancel route: the button is off and says why; asking anyway says so, nothing is sent
+            panel.table.selectRow(panel._rows[keys["clipzy"]])
+            assert panel.selected_key() == keys["clipzy"]
+            assert not panel.cancel_button.isEnabled()
+            assert "no cancel route" in panel.cancel_button.toolTip()
+            panel.cancel_selected()
+            assert "cannot be cancelled" in panel.status.text() and "no cancel route" in panel.status.text()
+            refused = controller.cancel(ids["clipzy"], "clipzy")
+            with pytest.raises(Exception, match="no cancel route"):
+                refused.result(timeout=10)
+            panel.table.selectRow(panel._rows[keys["autopilot"]])
+            assert panel.cancel_button.isEnabled() and panel.cancel_button.toolTip() == ""
+            panel.table.selectRow(panel._rows[keys["clipzy"]])
+            panel.import_selected()  # still running
+            assert "only completed jobs can be imported" in panel.status.text()
+
+            tensorpix.resume()
+            autopilot.resume()
+            clipzy.release()
+
+            def all_done() -> bool:
+                return all(cell(s, "State") == "completed" and cell(s, "Progress").value() == 100 for s in keys)
+
+            qtbot.waitUntil(all_done, timeout=90000)
+            qtbot.waitUntil(lambda: controller.watching() == [], timeout=10000)  # nothing left to poll
+
+            # Import from the Jobs tab, each through its own service's machinery
+            for service in ("tensorpix", "clipzy", "autopilot"):
+                panel.table.selectRow(panel._rows[keys[service]])
+                assert panel.selected_key() == keys[service]
+                panel.import_selected()
+
+                def imported(job_id: str = ids[service]) -> bool:
+                    nuke._run_main_queue()  # what run_on_main queued from the worker
+                    return f"Imported job {job_id}" in panel.status.text() or "color:#e0605a" in panel.status.text()
+
+                qtbot.waitUntil(imported, timeout=60000)
+                assert "color:#e0605a" not in panel.status.text(), panel.status.text()
+        finally:
+            controller.close()
+    finally:
+        tensorpix.resume()
+        autopilot.resume()
+        clipzy.release()
+
+    enhanced = nuke.toNode("TpxPlate_tensorpix")
+    assert enhanced is not None and enhanced.Class() == "Read"
+    assert (enhanced.firstFrame(), enhanced.lastFrame()) == (1003, 1000 + N)  # from the 3rd sent frame
+    assert (enhanced.xpos(), enhanced.ypos()) == (100 + COLUMN, 200)
+    styled = nuke.toNode("ZyPlate_clipzy")
+    assert styled is not None and (styled.firstFrame(), styled.lastFrame()) == (2001, 2000 + N)
+    assert (styled.xpos(), styled.ypos()) == (400 + COLUMN, 200)
+    assert Path(styled["file"].value()).is_relative_to(tmp_path / "dl2" / "clipzy")
+    matte = nuke.toNode("ApPlate_roto")
+    assert matte is not None and (matte.firstFrame(), matte.lastFrame()) == (3001, 3010)
+    for service, job_id in ids.items():
+        record = JobRegistry(registry_path).get(service, job_id)
+        assert record is not None and record.state is JobState.COMPLETED and record.fetched_at is not None
+
+
+class Unreachable:
+    """A client factory for a test in which nothing may be polled."""
+
+    def __init__(self) -> None:
+        self.made: List[Any] = []
+
+    def __call__(self, profile: Any) -> Any:
+        self.made.append(profile)
+        raise AssertionError("a client was made although no job is active")
+
+
+def test_nothing_is_polled_while_no_job_is_active(tmp_path: Path) -> None:
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    for service, job_id in (("autopilot", "a1"), ("tensorpix", "101"), ("clipzy", "z1")):
+        registry.record(service=service, job_id=job_id, state=JobState.COMPLETED, progress=100.0)
+    registry.record(service="farm", job_id="f1", state=JobState.RUNNING)  # not a Nuke service: not listed
+    unreachable = Unreachable()
+    controller = JobController(registry, unreachable, clip_controllers={
+        "tensorpix": ClipServiceController(TensorPixAdapter(), registry, unreachable),
+        "clipzy": ClipServiceController(ClipzyAdapter(), registry, unreachable)})
+    try:
+        assert controller.watch() == [] and controller.watching() == []
+        assert {r.key for r in controller.jobs()} == {("autopilot", "a1"), ("tensorpix", "101"), ("clipzy", "z1")}
+        assert controller.cancel_note("autopilot") is None
+        assert "no way to cancel" in (controller.cancel_note("tensorpix") or "")
+        assert unreachable.made == []
+    finally:
+        controller.close()
+
+
+def test_a_clip_sent_from_a_dialog_joins_the_open_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from tether_nuke import commands
+
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    unreachable = Unreachable()
+    controller = JobController(registry, unreachable, clip_controllers={
+        "clipzy": ClipServiceController(ClipzyAdapter(), registry, unreachable)})
+    seen: List[Any] = []
+    controller.add_listener(lambda kind, payload: seen.append((kind, payload)))
+    monkeypatch.setattr(commands, "_panel", SimpleNamespace(controller=controller))
+    try:
+        registry.record(service="clipzy", job_id="z9", state=JobState.COMPLETED, progress=100.0)
+        commands.tell_the_monitor("job", None)  # only a new job matters
+        assert seen == []
+        commands.tell_the_monitor("submitted", "z9")  # what the dialog's controller emits, from its worker
+        assert [[r.key for r in payload] for kind, payload in seen if kind == "jobs"] == [[("clipzy", "z9")]]
+        assert controller.watching() == [] and unreachable.made == []  # finished: nothing to poll
+    finally:
+        controller.close()
