@@ -195,7 +195,10 @@ def compare(client: AutopilotClient, job_id: str, work: Path, plate: PlateFacts,
     a, b, z = (statistics.median(times[k]) for k in ("raw", "tether", "zip"))
     return {"frames": frames, "zip_bytes": size, "raw_s": times["raw"], "tether_s": times["tether"],
             "zip_s": times["zip"], "raw_median_s": a, "tether_median_s": b, "zip_median_s": z, "ratio": b / a,
-            "ratio_to_zip": b / z}
+            "ratio_to_zip": b / z,
+            # each round's Tether time over the same round's raw time: ext4's cost of creating files drifts from
+            # round to round (journal, directory size), and a pair shares one state of the disk
+            "paired_ratio": statistics.median(t / r for t, r in zip(times["tether"], times["raw"]))}
 
 
 # --- memory, in a child process -------------------------------------------------------------------------------------
@@ -297,7 +300,7 @@ def main(argv: List[str]) -> int:
 
     speed = report["speed"]
     small, big = report["memory"][0], report["memory"][-1]
-    report["ratio_ok"] = speed["ratio"] <= 1.3
+    report["ratio_ok"] = max(speed["ratio"], speed["paired_ratio"]) <= 1.3
     # flat: each added frame costs far less memory than its own bytes (half at most), i.e. the payload streams
     # through; what does grow is per-frame bookkeeping (ZipInfo entries, Paths, the sequence's file list)
     added_frames = max(1, big["frames"] - small["frames"])
@@ -316,8 +319,9 @@ def main(argv: List[str]) -> int:
                            ("zip", "(z) the zip alone, one file")):
             print(f"  {label:30s} median {speed[key + '_median_s'] * 1000:7.1f} ms  "
                   f"[{', '.join(f'{t * 1000:.1f}' for t in speed[key + '_s'])}]")
-        print(f"  b / a = {speed['ratio']:.2f}  (target <= 1.3: {'ok' if report['ratio_ok'] else 'OVER'});  "
-              f"b / z = {speed['ratio_to_zip']:.1f} (informative)")
+        print(f"  b / a = {speed['ratio']:.2f} (medians), {speed['paired_ratio']:.2f} (median of each round's b / a)  "
+              f"(target <= 1.3: {'ok' if report['ratio_ok'] else 'OVER'});  b / z = {speed['ratio_to_zip']:.1f} "
+              "(informative)")
         for mem in report["memory"]:
             print(f"  memory, {mem['frames']:5d} frames: peak RSS growth {mem['rss_growth_bytes'] / MiB:6.2f} MiB "
                   f"({mem['rss_method']}), tracemalloc peak {mem['heap_peak_bytes'] / MiB:6.2f} MiB")
