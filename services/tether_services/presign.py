@@ -11,24 +11,26 @@ import hmac
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 
 class Presigner:
-    def __init__(self, store: Path, *, put_route: str, get_route: str, error: Callable[[int, str], Exception],
-                 ttl: int = 900) -> None:
+    def __init__(self, store: Path, *, put_route: Optional[str], get_route: str,
+                 error: Callable[[int, str], Exception], ttl: int = 900) -> None:
         self.store = store
         self.ttl = ttl
         # route names are global across the mounted services, so each service names its own
-        self._routes = {"PUT": put_route, "GET": get_route}
+        self._routes = {"GET": get_route, **({"PUT": put_route} if put_route else {})}
         self._error = error
         self._secret = secrets.token_bytes(32)
 
     def _sign(self, method: str, key: str, expires: int) -> str:
         return hmac.new(self._secret, f"{method}\n{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def url(self, request: Any, method: str, key: str) -> str:
-        expires = int(time.time()) + self.ttl
+    def url(self, request: Any, method: str, key: str, *, expired: bool = False) -> str:
+        """A signed URL for ``method`` on ``key``; ``expired`` issues one already past its expiry (a fault to test
+        a client's refresh)."""
+        expires = int(time.time()) + (-1 if expired else self.ttl)
         # url_for knows the service's mount prefix, which base_url leaves out
         url = str(request.url_for(self._routes[method], key=key))
         return f"{url}?expires={expires}&signature={self._sign(method, key, expires)}"

@@ -24,10 +24,8 @@ Test handles: ``pause()``/``resume()`` (jobs stay at 0), ``set_status(job_id, va
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from typing import Any, Dict, List, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from ..presign import Presigner
 from . import processing
 
 API_KEY = "local-tensorpix-key"
@@ -111,7 +110,9 @@ class LocalTensorPix:
         self.ready_delay = ready_delay
         self.storage_limit = storage_limit
         self.balance_usd = 25.0
-        self._secret = secrets.token_bytes(32)
+        # a route name of our own: url_for searches the whole mounted app, and other services have a "get_object"
+        self.presigner = Presigner(self.store, put_route=None, get_route="tensorpix_object", ttl=URL_TTL,
+                                   error=lambda status, message: ApiError(status, message))
         self._lock = threading.RLock()
         self._videos: Dict[int, Video] = {}
         self._jobs: Dict[int, TJob] = {}
@@ -150,19 +151,13 @@ class LocalTensorPix:
             self._next_id += 1
             return self._next_id
 
-    def _sign(self, key: str, expires: int) -> str:
-        return hmac.new(self._secret, f"GET\n{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
     def presign(self, request: Request, path: Path) -> str:
         key = path.resolve().relative_to(self.store.resolve()).as_posix()
-        expires = int(time.time()) + URL_TTL
         with self._lock:
-            if self._expire_next > 0:
+            expired = self._expire_next > 0
+            if expired:
                 self._expire_next -= 1
-                expires = int(time.time()) - 1
-        # a name of our own: url_for searches the whole mounted app, and other services have a "get_object"
-        url = str(request.url_for("tensorpix_object", key=key))
-        return f"{url}?expires={expires}&signature={self._sign(key, expires)}"
+        return self.presigner.url(request, "GET", key, expired=expired)
 
     def _auth(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -434,16 +429,8 @@ class LocalTensorPix:
 
         @app.get("/_store/{key:path}", name="tensorpix_object")
         def get_object(key: str, request: Request) -> Any:
-            try:
-                expires = int(request.query_params.get("expires", ""))
-            except ValueError:
-                raise ApiError(403, "SignatureDoesNotMatch") from None
-            if not hmac.compare_digest(request.query_params.get("signature", ""), self._sign(key, expires)):
-                raise ApiError(403, "SignatureDoesNotMatch")
-            if expires < time.time():
-                raise ApiError(403, "Request has expired")
-            path = (self.store / key).resolve()
-            if self.store.resolve() not in path.parents or not path.is_file():
+            path = self.presigner.check(request, "GET", key)
+            if not path.is_file():
                 raise ApiError(404, "NoSuchKey")
             return FileResponse(path, filename=path.name)
 
