@@ -41,7 +41,6 @@ import threading
 import time
 import uuid
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +50,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..presign import Presigner
+from ..workers import JobWorkers
 from . import processing
 
 API_KEY = "local-autopilot-key"
@@ -203,25 +203,22 @@ class LocalAutopilot:
         self._jobs: Dict[str, AJob] = {}
         self._inferences: Dict[str, Inference] = {}
         self._order: List[str] = []
-        self._running = threading.Event()
-        self._running.set()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="autopilot")
+        self.workers = JobWorkers(workers, "autopilot")
         self.with_mov = processing.have_pyav()
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
     def pause(self) -> None:
         """New and pending inferences wait (stay ``pending``) until :meth:`resume`."""
-        self._running.clear()
+        self.workers.pause()
 
     def resume(self) -> None:
-        self._running.set()
+        self.workers.resume()
 
     def close(self) -> None:
         for inf in list(self._inferences.values()):
             inf.cancel.set()
-        self._running.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.workers.close()
 
     # --- signing --------------------------------------------------------------------------------------------
     # --- auth, rate limit -----------------------------------------------------------------------------------
@@ -294,7 +291,7 @@ class LocalAutopilot:
             for inf in inferences:
                 self._inferences[inf.id] = inf
         for inf in inferences:
-            self._pool.submit(self._run, inf)
+            self.workers.submit(self._run, inf)
         return job
 
     def _set(self, inf: Inference, status: str, error: Optional[str] = None) -> None:
@@ -306,10 +303,7 @@ class LocalAutopilot:
             inf.updated_at = _now()
 
     def _run(self, inf: Inference) -> None:
-        while not self._running.wait(0.05):
-            if inf.cancel.is_set():
-                break
-        if inf.cancel.is_set():
+        if not self.workers.wait_turn(inf.cancel):
             return
         self._set(inf, "running")
 

@@ -41,7 +41,6 @@ import sys
 import threading
 import uuid
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +51,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
 
 from ..presign import Presigner
+from ..workers import JobWorkers
 
 API_KEY = "local-move-key"
 URL_TTL = 900
@@ -181,23 +181,18 @@ class LocalMove:
         self._takes: Dict[str, Take] = {}
         self._jobs: Dict[str, MJob] = {}
         self._seq = 0
-        self._running = threading.Event()
-        self._running.set()
-        self._closing = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="move")
+        self.workers = JobWorkers(workers, "move")
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
     def pause(self) -> None:
-        self._running.clear()
+        self.workers.pause()
 
     def resume(self) -> None:
-        self._running.set()
+        self.workers.resume()
 
     def close(self) -> None:
-        self._closing.set()
-        self._running.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.workers.close()
 
     # --- presigned URLs -------------------------------------------------------------------------------------
     # --- views ----------------------------------------------------------------------------------------------
@@ -295,7 +290,7 @@ class LocalMove:
             job = MJob(id=f"job-{uuid.uuid4()}", take_id=take.id, name=name, metadata=_metadata(metadata),
                        options=dict(options or {}), outputs=wanted, clip_window=clipWindow, seq=self._seq)
             self._jobs[job.id] = job
-        self._pool.submit(self._run, job)
+        self.workers.submit(self._run, job)
         return self.job_view(job, request)
 
     def get_job(self, request: Request, jobId: str) -> Dict[str, Any]:
@@ -335,10 +330,7 @@ class LocalMove:
             job.error = error
 
     def _run(self, job: MJob) -> None:
-        while not self._running.wait(0.05):
-            if self._closing.is_set():
-                return
-        if self._closing.is_set():
+        if not self.workers.wait_turn():
             return
         self._set(job, "STARTED", 0.0)
         try:

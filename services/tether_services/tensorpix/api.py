@@ -37,6 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..presign import Presigner
+from ..workers import JobWorkers
 from . import processing
 
 API_KEY = "local-tensorpix-key"
@@ -118,18 +119,15 @@ class LocalTensorPix:
         self._jobs: Dict[int, TJob] = {}
         self._next_id = 100
         self._expire_next = 0
-        self._running = threading.Event()
-        self._running.set()
-        self._closing = threading.Event()
-        self._threads: List[threading.Thread] = []
+        self.workers = JobWorkers(4, "tensorpix")
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
     def pause(self) -> None:
-        self._running.clear()
+        self.workers.pause()
 
     def resume(self) -> None:
-        self._running.set()
+        self.workers.resume()
 
     def set_status(self, job_id: int, value: Any) -> None:
         with self._lock:
@@ -140,10 +138,7 @@ class LocalTensorPix:
             self._expire_next = count
 
     def close(self) -> None:
-        self._closing.set()
-        self._running.set()
-        for thread in list(self._threads):
-            thread.join(timeout=10)
+        self.workers.close()
 
     # --- ids, signing, auth ---------------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -275,9 +270,7 @@ class LocalTensorPix:
                                                                                 if video else 10), 2))
         with self._lock:
             self._jobs[job.id] = job
-        thread = threading.Thread(target=self._run, args=(job, url), name=f"tensorpix-{job.id}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self.workers.submit(self._run, job, url)
         return job
 
     def _set(self, job: TJob, **changes: Any) -> None:
@@ -286,14 +279,11 @@ class LocalTensorPix:
                 setattr(job, key, value)
 
     def _run(self, job: TJob, url: Optional[str]) -> None:
-        while not self._running.wait(0.05):
-            if self._closing.is_set():
-                return
-        if self._closing.is_set():
+        if not self.workers.wait_turn():
             return
 
         def check() -> None:
-            if self._closing.is_set():
+            if self.workers.stopped():
                 raise InterruptedError
 
         try:
