@@ -44,12 +44,10 @@ Every secret loaded is registered with :func:`tether.errors.register_secret`, so
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -57,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError, register_secret
+from .fileio import write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -279,18 +278,7 @@ def _write_config(data: Dict[str, Any], path: Path) -> None:
         "# kept. Secrets never go here: use `tether login SERVICE` or the TETHER_* environment variables.\n\n"
     )
     text = header + tomli_w.dumps(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of it
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)
 
 
 # --- settings (pydantic-settings) ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tether.errors import ConfigError, InputError
+from tether.fileio import write_text_atomic
 
 MANIFEST_DIR = ".tether-install"
 BEGIN = "# >>> tether: managed by `tether install`; remove with `tether install {dcc} --user --uninstall` >>>"
@@ -77,11 +78,7 @@ def load_manifest(target: Path, component: str) -> Optional[Dict[str, Any]]:
 
 
 def _save_manifest(target: Path, component: str, data: Dict[str, object]) -> None:
-    path = manifest_path(target, component)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", "utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(manifest_path(target, component), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def check_writable(folder: Path) -> None:

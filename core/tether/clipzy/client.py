@@ -41,6 +41,7 @@ from ..errors import (
     TetherError,
     TransferError,
 )
+from ..fileio import write_text_atomic
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
 from ..transfer import download
@@ -380,9 +381,7 @@ class ClipzyClient(BaseClient):
         style_path: Optional[Path] = None
         if cj.style_json is not None:
             style_path = video.with_name(f"{video.stem}.style.json")
-            tmp = style_path.with_name(style_path.name + ".part")
-            tmp.write_text(json.dumps(cj.style_json, indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, style_path)
+            write_text_atomic(style_path, json.dumps(cj.style_json, indent=2, sort_keys=True))
         return ClipzyResult(job=cj, video=video, style_json=style_path)
 
     def fetch_outputs(self, job_id: str, dest: Path,

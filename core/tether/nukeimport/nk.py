@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from ..fileio import write_text_atomic
 from .model import Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
 from .plate import PlateFacts
 
@@ -130,12 +131,7 @@ def to_nk(description: ImportDescription, standalone: bool = False) -> str:
 
 def write_nk(description: ImportDescription, path: Union[str, Path], standalone: bool = False) -> Path:
     """Write the import as a .nk file (atomically: a reader never sees half a script). Returns the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_text(to_nk(description, standalone=standalone), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return write_text_atomic(path, to_nk(description, standalone=standalone), durable=False)
 
 
 # --- reading (structure only: enough to check what was written, and to diff imports) ------------------------------
