@@ -101,8 +101,44 @@ def registry() -> Any:
 
 
 # --- lists for the enum menus ---------------------------------------------------------------------------------
+LISTS = ("instance_type", "blender_version", "project")
+
+
+def lists_key(account: Account) -> Tuple[str, str]:
+    """Whose lists these are: the resolved profile name and farm URL (the on-disk cache is kept per pair)."""
+    from tether.settings import active_profile
+
+    prof = active_profile(account.profile_or_none)
+    return prof.name, (account.endpoint.strip().rstrip("/") or prof.service(SERVICE).url)
+
+
+def cached_catalog(account: Account) -> Dict[str, Any]:
+    """The lists last fetched for this profile and farm, from disk (``{}`` when there are none)."""
+    from tether import listcache
+
+    profile, url = lists_key(account)
+    found = listcache.load(SERVICE, profile, url)
+    if found is None:
+        return {}
+    lists = {name: [_item(i) for i in found.lists.get(name, [])] for name in LISTS if name in found.lists}
+    return {"lists": lists, "fetched_at": found.fetched_at, "cached": True, "key": f"{profile} {found.url}"}
+
+
+def _item(raw: Tuple[str, ...]) -> Tuple[str, str, str]:
+    return (raw[0], raw[1] if len(raw) > 1 else raw[0], raw[2] if len(raw) > 2 else "")
+
+
 def catalog(account: Account) -> Dict[str, Any]:
+    """The farm's lists, fetched now, and kept on disk for the next session (no credential goes there)."""
+    import logging
+    import time
+
+    from tether import listcache
+    from tether.http import RetryPolicy
+
     farm = client(account)
+    # The panel already shows the lists from disk: say "offline" soon rather than retry for long; Refresh asks again.
+    farm.retry = RetryPolicy(attempts=3)
     try:
         instances = [(i.id, _instance_label(i), _instance_text(i)) for i in farm.instances() if i.enabled]
         packages = [(p.id, p.id, "renders " + ", ".join(p.render_software or ["?"])) for p in farm.packages()]
@@ -112,7 +148,14 @@ def catalog(account: Account) -> Dict[str, Any]:
     from tether.farm.submit import _version_key
 
     packages.sort(key=lambda item: _version_key(item[0]), reverse=True)
-    return {"lists": {"instance_type": instances, "blender_version": packages, "project": projects}}
+    lists = {"instance_type": instances, "blender_version": packages, "project": projects}
+    fetched_at = time.time()
+    profile, url = lists_key(account)
+    try:
+        listcache.save(SERVICE, profile, url, lists, fetched_at)
+    except (OSError, ValueError) as exc:  # the lists are still good for this session
+        logging.getLogger(__name__).warning("farm lists not cached: %s", exc)
+    return {"lists": lists, "fetched_at": fetched_at, "cached": False, "key": f"{profile} {listcache.clean_url(url)}"}
 
 
 def _instance_label(instance: Any) -> str:

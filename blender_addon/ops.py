@@ -137,6 +137,12 @@ def request_from(context: Any, allow_missing: bool = False) -> Any:
     )
 
 
+def chosen_from_lists(settings: Any) -> Dict[str, str]:
+    """The scene's choices that come from the farm's lists (main thread: reads the scene's settings)."""
+    return {"instance_type": settings.instance_type, "blender_version": settings.blender_version,
+            "project": settings.project.strip()}
+
+
 def blocking_reason() -> Optional[str]:
     """Why nothing can be sent right now, in words that say what to do."""
     if not prefs.online():
@@ -163,13 +169,32 @@ def request_summary(context: Any) -> None:
     in_background("summary", lambda: backend.summary(account, req), "summary", key=key)
 
 
-def request_catalog(context: Any = None) -> None:
-    if not prefs.online():
-        return
+def request_catalog(context: Any = None, fetch: bool = True) -> None:
+    """Show the farm lists kept on disk for this profile and farm, then (online) fetch fresh ones to replace them.
+
+    Both happen on one worker, in that order, so lists from disk never overwrite fresher ones.
+    """
     from . import backend
 
+    rt = runtime()
+    rt.lists_loaded = True
+    fetch = fetch and prefs.online()
     account = prefs.account(context)
-    in_background("catalog", lambda: backend.catalog(account), "catalog")
+    handoff = rt.handoff
+
+    def work() -> Dict[str, Any]:
+        try:
+            cached = backend.cached_catalog(account)
+        except Exception:  # a bad profile: the fetch says what to change; offline there is nothing to show
+            cached = {}
+        if not fetch:
+            return cached
+        if cached:
+            handoff.post("catalog", **cached, error="")
+        return backend.catalog(account)
+
+    rt.ui.catalog_running = rt.ui.catalog_running or fetch
+    in_background("catalog", work, "catalog", cached=not fetch)
 
 
 def start_fetch(job_id: str, folder: str, open_folder: bool) -> None:
@@ -237,6 +262,9 @@ class TETHER_OT_submit(Operator):
         if rt.submit_task is not None and rt.submit_task.alive():
             self.report({"ERROR"}, "A submission is already running: wait for it or cancel it")
             return {"CANCELLED"}
+        for notice in rt.ui.not_listed(chosen_from_lists(context.scene.tether)):
+            if notice.level == "ERROR":  # the farm's own check decides; say early what it will likely refuse
+                self.report({"WARNING"}, notice.text)
         from . import backend
         from .runtime import Phase, SubmitTask
 

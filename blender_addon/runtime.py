@@ -96,6 +96,10 @@ class UIState:
     jobs_error: str = ""
     catalog: Dict[str, List[Tuple[str, str, str]]] = field(default_factory=dict)
     catalog_error: str = ""
+    catalog_time: float = 0.0  # when the shown lists were fetched (seconds since the epoch); 0: none shown
+    catalog_cached: bool = False  # the shown lists came from disk and no fresh ones arrived yet
+    catalog_key: str = ""  # "<profile> <farm url>": whose lists are shown
+    catalog_running: bool = False  # a fetch of fresh lists is under way
     summary: Optional[Dict[str, Any]] = None
     summary_key: Optional[Tuple[Any, ...]] = None
     summary_running: bool = False
@@ -103,11 +107,53 @@ class UIState:
     fetching: Dict[str, float] = field(default_factory=dict)  # job id -> 0..1
     notices: List[Notice] = field(default_factory=list)
 
+    def lists_note(self, online: bool = True, now: Optional[float] = None) -> str:
+        """How old the farm lists are, for a small label: "" when no lists are shown."""
+        if not self.catalog or not self.catalog_time:
+            return ""
+        when = when_text(self.catalog_time, now)
+        if self.catalog_error or not online:
+            return f"Offline: farm lists from {when}"
+        if self.catalog_cached and self.catalog_running:
+            return f"Farm lists as of {when}, refreshing..."
+        return f"Farm lists as of {when}"
+
+    def not_listed(self, chosen: Dict[str, str]) -> List[Notice]:
+        """A choice the shown lists do not offer (any more), said, never changed: ERROR for what the farm would
+        refuse (instance type, Blender version), INFO for a project (the farm creates a missing one)."""
+        out: List[Notice] = []
+        when = when_text(self.catalog_time) if self.catalog_time else "now"
+        for kind, value in chosen.items():
+            listed = self.catalog.get(kind)
+            if not value or listed is None or value in {item[0] for item in listed}:
+                continue
+            if kind == "project":
+                if value != "default":
+                    out.append(Notice("INFO", f"Project '{value}' is not in the farm's list (as of {when}): "
+                                              "the farm creates it"))
+                continue
+            what = LIST_NAMES.get(kind, kind)
+            out.append(Notice("ERROR", f"{what} '{value}' is not in the farm's list any more (as of {when}): "
+                                       "choose another, or the farm will refuse the job"))
+        return out
+
     def notice(self, level: str, text: str) -> Notice:
         item = Notice(level, text)
         self.notices.append(item)
         del self.notices[:-8]  # the panel shows the last few
         return item
+
+
+LIST_NAMES = {"instance_type": "Instance type", "blender_version": "Blender version", "project": "Project"}
+
+
+def when_text(stamp: float, now: Optional[float] = None) -> str:
+    """A local time for a label: the clock time today, with the date on another day."""
+    local = time.localtime(stamp)
+    today = time.localtime(time.time() if now is None else now)
+    if local[:3] == today[:3]:
+        return time.strftime("%H:%M", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
 
 
 class Handoff:
@@ -371,6 +417,7 @@ class Runtime:
         self.monitor: Optional[Monitor] = None
         self.threads: List[threading.Thread] = []
         self.auto_started = False  # the panel's first draw started the catalog fetch and the monitor
+        self.lists_loaded = False  # the farm lists kept on disk were asked for (also with online access off)
         self.auto_fetch: Dict[str, str] = {}  # job id -> folder, fetched when the job completes
         self.on_fetch: Optional[Callable[[str, str], None]] = None  # (job id, folder): start a fetch
         self.on_open: Optional[Callable[[str], None]] = None  # open a folder in the file browser
@@ -438,12 +485,7 @@ class Runtime:
                     last = ui.notice("WARNING", change.message)
             return last
         if event.kind == "catalog":
-            if data.get("error"):
-                ui.catalog_error = str(data["error"])
-            else:
-                ui.catalog = dict(data.get("lists") or {})
-                ui.catalog_error = ""
-            return None
+            return self._apply_catalog(data)
         if event.kind == "summary":
             ui.summary_running = False
             if data.get("key") == ui.summary_key:
@@ -475,6 +517,29 @@ class Runtime:
             return ui.notice("ERROR", ui.login) if data.get("error") and data.get("report") else None
         return None
 
+    def _apply_catalog(self, data: Dict[str, Any]) -> Optional[Notice]:
+        """Lists from disk show at once; fresh ones replace them. A failed fetch keeps what is shown."""
+        ui = self.ui
+        cached = bool(data.get("cached"))
+        if not cached:
+            ui.catalog_running = False
+        if data.get("error"):
+            ui.catalog_error = str(data["error"])
+            return None
+        lists = data.get("lists")
+        if lists is None:
+            return None
+        key = str(data.get("key") or "")
+        if cached and ui.catalog and not ui.catalog_cached and ui.catalog_key == key:
+            return None  # this farm's fresh lists are already shown
+        ui.catalog = {str(k): [tuple(item) for item in v] for k, v in dict(lists).items()}
+        ui.catalog_time = float(data.get("fetched_at") or 0.0)
+        ui.catalog_cached = cached
+        ui.catalog_key = key
+        if not cached:
+            ui.catalog_error = ""
+        return None
+
     def shutdown(self) -> None:
         if self.submit_task is not None:
             self.submit_task.cancel()
@@ -486,5 +551,6 @@ class Runtime:
             self.submit_task = None
 
 
-__all__ = ["Event", "Handoff", "JobRow", "Monitor", "Notice", "Phase", "Runtime", "SubmitStatus", "SubmitTask",
-           "UIState", "WorkerTask", "describe_transfer", "error_text", "row_from_record", "run_in_thread"]
+__all__ = ["LIST_NAMES", "Event", "Handoff", "JobRow", "Monitor", "Notice", "Phase", "Runtime", "SubmitStatus",
+           "SubmitTask", "UIState", "WorkerTask", "describe_transfer", "error_text", "row_from_record", "run_in_thread",
+           "when_text"]

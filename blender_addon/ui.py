@@ -46,6 +46,8 @@ def draw_main(layout: Any, context: Any) -> None:
         box = layout.box()
         box.label(text="Online access is off", icon="ERROR")
         box.label(text="Allow it in Preferences > System > Network > Allow Online Access")
+        if not ops.runtime().lists_loaded:  # the lists kept on disk still let the artist prepare a submission
+            ops.request_catalog(context, fetch=False)
         return
     _start_background(context)
     rt = ops.runtime()
@@ -96,8 +98,14 @@ def draw_settings(layout: Any, context: Any) -> None:
         col.prop(s, "project_menu", text="Existing")
     col.prop(s, "instance_type_menu", text="Instance")
     col.prop(s, "blender_version_menu", text="Blender")
-    if rt is not None and rt.ui.catalog_error:
-        col.label(text=rt.ui.catalog_error[:120], icon="ERROR")
+    if rt is not None:
+        note = rt.ui.lists_note(prefs.online())
+        if note:
+            col.label(text=note, icon="TIME")
+        if rt.ui.catalog_error:
+            # With lists from disk the failed fetch is a remark; with none, the artist must act on it.
+            col.label(text=rt.ui.catalog_error[:120], icon="INFO" if rt.ui.catalog else "ERROR")
+        _draw_not_listed(col, s, rt)
     col.separator()
     step = f" x{scene.frame_step}" if scene.frame_step > 1 else ""
     col.label(text=f"Scene frames: {scene.frame_start}-{scene.frame_end}{step}")
@@ -135,8 +143,19 @@ def draw_extras(layout: Any, context: Any) -> None:
     _list(layout, s, "environment", "Environment variables (saved in the .blend: no secrets):", "TETHER_UL_env")
 
 
+def _draw_not_listed(layout: Any, s: Any, rt: Any) -> None:
+    """Choices the farm's lists no longer offer: flagged, never changed behind the artist's back."""
+    for notice in rt.ui.not_listed(ops.chosen_from_lists(s)):
+        refused = notice.level == "ERROR"
+        row = layout.row()
+        row.alert = refused
+        row.label(text=notice.text, icon="ERROR" if refused else "INFO")
+
+
 def draw_summary(layout: Any, context: Any) -> None:
     rt = ops.peek_runtime()
+    if rt is not None:
+        _draw_not_listed(layout, context.scene.tether, rt)
     if not bpy.data.filepath:
         layout.label(text="Save the .blend to see what would be sent")
         return
