@@ -8,11 +8,17 @@ with the render log's error, its running chunks are stopped and its other tasks 
 
 PATCH actions are idempotent (holding a held job is a no-op) so a client may retry them; an action on a finished job
 is a 409 that says why. Everything here is guarded by one re-entrant lock; chunk results arrive on executor threads.
+
+State survives a restart (see :mod:`.persist`): every change is written through to ``<state_dir>/farm.sqlite3``. On
+start, a job that was syncing is laid out again; tasks that were rendering go back to ``queued`` (that attempt does
+not use up a retry) and render only the frames not yet delivered to the outputs; held, waiting, finished and
+cancelled stay as they were. ``persist=False`` keeps everything in memory only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import shutil
 import threading
@@ -28,6 +34,7 @@ from tether.errors import InputError
 from tether.farm.models import JobCreate
 
 from .executor import ChunkExecutor, ChunkHandle, ChunkResult, ChunkSpec, LocalProcessExecutor
+from .persist import FILENAME, FarmDB, unreadable
 from .render_worker import workspace_relpath
 from .store import BlobStore
 
@@ -71,6 +78,14 @@ def iso(value: Optional[datetime]) -> Optional[str]:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def parse_iso(value: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()  # what is kept: a stolen state file holds no live token
+
+
 @dataclass
 class Task:
     id: str
@@ -79,7 +94,8 @@ class Task:
     spec: str
     scout: bool
     status: str = "queued"
-    attempts: int = 0
+    attempts: int = 0  # times handed to the executor
+    failures: int = 0  # of those, how many failed (what preemptible_retries counts)
     started_at: Optional[datetime] = None
     finished_at: Optional[datetime] = None
     error: Optional[str] = None
@@ -102,6 +118,8 @@ class Job:
     error: Optional[str] = None
     scene: str = ""
     frames_done: Set[int] = field(default_factory=set)
+    delivered: Dict[int, str] = field(default_factory=dict)  # frame -> its file in output_dir
+    bound: Dict[str, str] = field(default_factory=dict)  # upload path -> md5, laid out by the sync
     render_seconds: float = 0.0
     cost: float = 0.0
 
@@ -118,10 +136,10 @@ class Job:
         return sum(len(t.frames) for t in self.tasks)
 
     def status(self) -> str:
+        if self.held and self.phase in ("syncing", "active"):
+            return "held"  # also while syncing: the reply to a hold says it took
         if self.phase != "active":
             return self.phase
-        if self.held:
-            return "held"
         states = {t.status for t in self.tasks}
         if "rendering" in states:
             return "rendering"
@@ -141,7 +159,7 @@ class LocalFarm:
     """The whole farm behind the HTTP routes. Safe to call from many threads."""
 
     def __init__(self, state_dir: Path, *, workers: int = 2, token_ttl: float = 3600.0,
-                 executor: Optional[ChunkExecutor] = None) -> None:
+                 executor: Optional[ChunkExecutor] = None, persist: bool = True) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = BlobStore(self.state_dir / "store")
@@ -158,13 +176,24 @@ class LocalFarm:
         self._executor = executor
         self.projects: Dict[str, Dict[str, Any]] = {}
         self.ledger: List[Tuple[datetime, float, float]] = []  # (when, seconds, cost)
-        self.transactions: List[Dict[str, Any]] = [{
-            "id": "tx-" + uuid.uuid4().hex[:10], "amount": 50.0, "currency": "USD", "created_at": iso(now()),
-            "description": "Local farm starting credit", "status": "completed",
-        }]
+        self.transactions: List[Dict[str, Any]] = []
         self._md5_cache: Dict[Tuple[str, str], Tuple[int, int, str]] = {}
-        self.create_project("default")
         self._closed = False
+        self.db = FarmDB(self.state_dir / FILENAME if persist else None)
+        try:
+            if self.db.fresh:
+                with self.db.transaction():
+                    self._add_transaction({
+                        "id": "tx-" + uuid.uuid4().hex[:10], "amount": 50.0, "currency": "USD",
+                        "created_at": iso(now()), "description": "Local farm starting credit", "status": "completed",
+                    })
+                    self.create_project("default")
+                    self.db.set_meta("initialised", iso(now()) or "")
+            else:
+                self._restore()
+        except BaseException:
+            self.db.close()
+            raise
 
     # --- executor -------------------------------------------------------------------------------------------
     @property
@@ -176,6 +205,7 @@ class LocalFarm:
             return self._executor
 
     def close(self) -> None:
+        """Stop rendering. The state on disk keeps running tasks as ``rendering``: the next start requeues them."""
         with self.lock:
             self._closed = True
             for job in self.jobs.values():
@@ -185,6 +215,8 @@ class LocalFarm:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown()
+        with self.lock:
+            self.db.close()  # frames a dying chunk still reports after this are re-rendered next start
 
     # --- auth -----------------------------------------------------------------------------------------------
     def login(self, email: str, password: str) -> Dict[str, Any]:
@@ -194,17 +226,24 @@ class LocalFarm:
             raise FarmError(401, "wrong e-mail or password; the local farm's account is "
                                  f"{EMAIL} with the password shown by `tether serve`")
         token = secrets.token_urlsafe(32)
+        # Wall-clock expiry (not monotonic): it is kept across restarts, so a client's token stays valid.
+        expires = time.time() + self.token_ttl
         with self.lock:
-            self._tokens[token] = time.monotonic() + self.token_ttl
+            self._tokens[_token_key(token)] = expires
+            with self.db.transaction():
+                self.db.drop_tokens(expired_before=time.time())
+                self.db.add_token(_token_key(token), expires)
         return {"access_token": token, "token_type": "bearer", "expires_in": int(self.token_ttl)}
 
     def check_token(self, token: Optional[str]) -> None:
         if not token:
             raise FarmError(401, "missing 'Authorization: Bearer <token>'; log in with POST /api/auth/login")
+        key = _token_key(token)
         with self.lock:
-            expiry = self._tokens.get(token)
-            if expiry is not None and expiry < time.monotonic():
-                del self._tokens[token]
+            expiry = self._tokens.get(key)
+            if expiry is not None and expiry < time.time():
+                del self._tokens[key]
+                self.db.drop_tokens(key)
                 raise FarmError(401, "the access token has expired; log in again")
         if expiry is None:
             raise FarmError(401, "the access token is not valid; log in again")
@@ -213,6 +252,7 @@ class LocalFarm:
         """Make every issued token stale (tests of refresh-on-401)."""
         with self.lock:
             self._tokens.clear()
+            self.db.drop_tokens()
 
     # --- projects -------------------------------------------------------------------------------------------
     def create_project(self, name: str) -> Dict[str, Any]:
@@ -222,6 +262,7 @@ class LocalFarm:
             project_id = "prj-" + uuid.uuid4().hex[:10]
             project: Dict[str, Any] = {"id": project_id, "name": name, "archived": False, "created_at": iso(now())}
             self.projects[project_id] = project
+            self.db.save_project(project, len(self.projects))
             return dict(project)
 
     def update_project(self, project_id: str, archived: bool) -> Dict[str, Any]:
@@ -230,6 +271,7 @@ class LocalFarm:
             if project is None:
                 raise FarmError(404, f"no project with id {project_id!r}")
             project["archived"] = archived
+            self.db.save_project(project, list(self.projects).index(project_id) + 1)
             return dict(project)
 
     def list_projects(self, include_archived: bool = False) -> List[Dict[str, Any]]:
@@ -255,7 +297,9 @@ class LocalFarm:
         except ValueError as exc:
             raise FarmError(400, str(exc)) from None
         with self.lock:
-            self._bindings[self._norm(path)] = md5
+            if self._bindings.get(self._norm(path)) != md5:
+                self._bindings[self._norm(path)] = md5
+                self.db.bind(self._norm(path), md5)
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, request: JobCreate) -> Dict[str, Any]:
@@ -295,6 +339,8 @@ class LocalFarm:
             bound = {p: self._bindings[self._norm(p)] for p in request.upload_paths}
             self._seq += 1
             job_id = "job-" + uuid.uuid4().hex[:12]
+            while job_id in self.jobs or (self.jobs_dir / job_id).exists():  # a deleted job's id is not reused
+                job_id = "job-" + uuid.uuid4().hex[:12]
             scout = bool(planned.scout_frames)
             tasks = [
                 Task(id=f"{job_id}-t{c.index:04d}", index=c.index, frames=list(c.frames), spec=c.spec,
@@ -302,28 +348,109 @@ class LocalFarm:
                 for c in planned.chunks
             ]
             job = Job(id=job_id, seq=self._seq, request=request, priority=50, tasks=tasks,
-                      root=self.jobs_dir / job_id, scene=workspace_relpath(scenes[0]))
+                      root=self.jobs_dir / job_id, scene=workspace_relpath(scenes[0]), bound=bound)
+            with self.db.transaction():
+                self.db.set_meta("seq", str(self._seq))
+                self._save(job)
             self.jobs[job_id] = job
-        threading.Thread(target=self._sync, args=(job, bound), name=f"sync-{job_id}", daemon=True).start()
+        self._start_sync(job)
         return self.job_view(job)
 
-    def _sync(self, job: Job, bound: Dict[str, str]) -> None:
+    def _start_sync(self, job: Job) -> None:
+        threading.Thread(target=self._sync, args=(job,), name=f"sync-{job.id}", daemon=True).start()
+
+    def _sync(self, job: Job) -> None:
         try:
-            for path, md5 in bound.items():
+            for path, md5 in job.bound.items():
                 self.store.materialise(md5, job.workspace / workspace_relpath(path))
             job.output_dir.mkdir(parents=True, exist_ok=True)
             (job.root / "logs").mkdir(exist_ok=True)
         except OSError as exc:
             with self.lock:
-                if job.phase == "syncing":
-                    self._fail(job, f"could not lay out the uploaded files: {exc}")
+                if job.phase == "syncing" and not self._closed:
+                    with self.db.transaction():
+                        self._fail(job, f"could not lay out the uploaded files: {exc}")
+                        self._save(job)
             return
         with self.lock:
-            if job.phase != "syncing":
+            if job.phase != "syncing" or self._closed:
                 return
             job.phase = "active"
             job.updated_at = now()
+            self._save(job, [])
             self._dispatch()
+
+    # --- persistence ----------------------------------------------------------------------------------------
+    def _save(self, job: Job, tasks: Optional[List[Task]] = None) -> None:
+        """Write the job row and ``tasks`` (all of them when None) through to the state file."""
+        if not self.db.enabled:
+            return
+        row = {
+            "id": job.id, "seq": job.seq, "request": job.request.model_dump_json(), "bound": json.dumps(job.bound),
+            "priority": job.priority, "phase": job.phase, "held": int(job.held), "created_at": iso(job.created_at),
+            "updated_at": iso(job.updated_at), "finished_at": iso(job.finished_at), "error": job.error,
+            "scene": job.scene, "render_seconds": job.render_seconds, "cost": job.cost,
+        }
+        rows = [{
+            "job_id": job.id, "idx": t.index, "id": t.id, "frames": json.dumps(t.frames), "spec": t.spec,
+            "scout": int(t.scout), "status": t.status, "attempts": t.attempts, "failures": t.failures,
+            "started_at": iso(t.started_at), "finished_at": iso(t.finished_at), "error": t.error,
+        } for t in (job.tasks if tasks is None else tasks)]
+        self.db.save_job(row, rows)
+
+    def _restore(self) -> None:
+        """Rebuild the farm from the state file and pick up the work that was under way when it stopped."""
+        path = self.db.path
+        assert path is not None
+        state = self.db.load()
+        wall = time.time()
+        try:
+            self._seq = int(self.db.get_meta("seq") or 0)
+            for p in state["projects"]:
+                self.projects[p["id"]] = {"id": p["id"], "name": p["name"], "archived": bool(p["archived"]),
+                                          "created_at": p["created_at"]}
+            self._bindings.update(state["bindings"])
+            self._tokens.update({k: v for k, v in state["tokens"].items() if v >= wall})
+            self.ledger = [(parse_iso(at) or now(), s, c) for at, s, c in state["ledger"]]
+            self.transactions = list(state["transactions"])
+            jobs = [self._job_from_row(row) for row in state["jobs"]]
+        except (KeyError, ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise unreadable(path, f"{type(exc).__name__}: {exc}") from None
+        requeued: List[Tuple[Job, Task]] = []
+        for job in jobs:
+            self.jobs[job.id] = job
+            self._seq = max(self._seq, job.seq)
+            if job.phase == "active":
+                for task in job.tasks:
+                    if task.status == "rendering":
+                        task.status = "queued"  # cut short by the restart: not the task's fault, no retry used
+                        task.started_at = None
+                        requeued.append((job, task))
+        with self.db.transaction():
+            self.db.drop_tokens(expired_before=wall)
+            for job, task in requeued:
+                self._save(job, [task])
+        for job in jobs:
+            if job.phase == "syncing":
+                self._start_sync(job)  # idempotent: the layout is redone from the store
+        with self.lock:
+            if self._pick() is not None:  # else no executor (no Blender workers) is started
+                self._dispatch()
+
+    def _job_from_row(self, row: Dict[str, Any]) -> Job:
+        tasks = [Task(id=t["id"], index=int(t["idx"]), frames=[int(f) for f in t["frames"]], spec=t["spec"],
+                      scout=bool(t["scout"]), status=t["status"], attempts=int(t["attempts"]),
+                      failures=int(t["failures"]), started_at=parse_iso(t["started_at"]),
+                      finished_at=parse_iso(t["finished_at"]), error=t["error"]) for t in row["tasks"]]
+        job = Job(id=row["id"], seq=int(row["seq"]), request=JobCreate.model_validate(row["request"]),
+                  priority=int(row["priority"]), tasks=tasks, root=self.jobs_dir / row["id"], phase=row["phase"],
+                  held=bool(row["held"]), created_at=parse_iso(row["created_at"]) or now(),
+                  updated_at=parse_iso(row["updated_at"]) or now(), finished_at=parse_iso(row["finished_at"]),
+                  error=row["error"], scene=row["scene"], render_seconds=float(row["render_seconds"]),
+                  cost=float(row["cost"]), bound=dict(row["bound"]))
+        job.delivered = dict(row["frames"])
+        job.frames_done = set(job.delivered)
+        return job
 
     def _pick(self) -> Optional[Tuple[Job, Task]]:
         best: Optional[Tuple[Tuple[int, int, int], Job, Task]] = None
@@ -347,14 +474,24 @@ class LocalFarm:
             if picked is None:
                 return
             job, task = picked
+            # A chunk cut short (server restart, failed attempt) leaves its finished frames in the outputs: only
+            # the others are rendered again, so each frame is rendered and delivered once.
+            frames = [f for f in task.frames if not self._delivered(job, f)]
+            if not frames:
+                task.status = "completed"
+                task.finished_at = job.updated_at = now()
+                self._complete_if_done(job)
+                self._save(job, [task])
+                continue
             task.status = "rendering"
             task.attempts += 1
             task.started_at = now()
             task.finished_at = None
             job.updated_at = now()
+            self._save(job, [task])
             self._running += 1
             spec = ChunkSpec(
-                blend=job.workspace / job.scene, frames=list(task.frames), output_dir=job.output_dir,
+                blend=job.workspace / job.scene, frames=frames, output_dir=job.output_dir,
                 workspace=job.workspace, log_path=job.root / "logs" / f"task-{task.index:04d}.log",
                 env=dict(job.request.environment_variables),
             )
@@ -362,11 +499,20 @@ class LocalFarm:
             task.handle = handle
             handle.add_done_callback(self._done_callback(job, task, handle))
 
+    def _delivered(self, job: Job, frame: int) -> bool:
+        name = job.delivered.get(frame)
+        return name is not None and (job.output_dir / name).is_file()
+
     def _frame_callback(self, job: Job) -> Callable[[int, str], None]:
-        def on_frame(frame: int, _name: str) -> None:
+        def on_frame(frame: int, name: str) -> None:
             with self.lock:
+                if self._closed:
+                    return  # not recorded: the next start renders it again, so memory and disk agree
                 job.frames_done.add(frame)
+                job.delivered[frame] = name
                 job.updated_at = now()
+                if job.id in self.jobs:
+                    self.db.add_frame(job.id, frame, name, iso(job.updated_at) or "")
         return on_frame
 
     def _done_callback(self, job: Job, task: Task, handle: ChunkHandle) -> Callable[[ChunkResult], None]:
@@ -379,28 +525,37 @@ class LocalFarm:
         if task.handle is handle:
             task.handle = None
         self._running -= 1
-        task.finished_at = now()
-        job.updated_at = now()
-        self._bill(job, result.seconds)
-        if job.phase != "active" or result.cancelled:
-            if task.status == "rendering":
-                task.status = "cancelled"
-        elif result.ok:
-            task.status = "completed"
-            task.error = None
-            if all(t.status == "completed" for t in job.tasks):
-                job.phase = "completed"
-                job.finished_at = now()
-                self._charge(job)
-        else:
-            task.error = result.error
-            if task.attempts <= job.request.preemptible_retries:
-                task.status = "queued"
+        if self._closed:
+            return  # stopped by close(): the task stays 'rendering' on disk and is requeued on the next start
+        with self.db.transaction():
+            task.finished_at = now()
+            job.updated_at = now()
+            self._bill(job, result.seconds)
+            if job.phase != "active" or result.cancelled:
+                if task.status == "rendering":
+                    task.status = "cancelled"
+            elif result.ok:
+                task.status = "completed"
+                task.error = None
+                self._complete_if_done(job)
             else:
-                task.status = "failed"
-                self._fail(job, f"task {task.index} (frames {task.spec}) failed after {task.attempts} "
-                                f"attempt(s): {result.error}")
+                task.error = result.error
+                task.failures += 1
+                if task.failures <= job.request.preemptible_retries:
+                    task.status = "queued"
+                else:
+                    task.status = "failed"
+                    self._fail(job, f"task {task.index} (frames {task.spec}) failed after {task.attempts} "
+                                    f"attempt(s): {result.error}")
+            if job.id in self.jobs:
+                self._save(job, None if job.phase in FINISHED else [task])
         self._dispatch()
+
+    def _complete_if_done(self, job: Job) -> None:
+        if all(t.status == "completed" for t in job.tasks):
+            job.phase = "completed"
+            job.finished_at = now()
+            self._charge(job)
 
     def _fail(self, job: Job, error: str) -> None:
         job.phase = "failed"
@@ -422,17 +577,23 @@ class LocalFarm:
         cost = seconds / 3600.0 * float(price)
         job.render_seconds += seconds
         job.cost += cost
-        self.ledger.append((now(), seconds, cost))
+        when = now()
+        self.ledger.append((when, seconds, cost))
+        self.db.add_ledger(iso(when) or "", seconds, cost)
 
     def _charge(self, job: Job) -> None:
-        self.transactions.append({
+        self._add_transaction({
             "id": "tx-" + uuid.uuid4().hex[:10], "amount": -round(job.cost, 6), "currency": "USD",
             "created_at": iso(now()), "description": f"render job {job.id} ({job.request.job_title})",
             "status": "completed", "job_id": job.id,
         })
 
+    def _add_transaction(self, transaction: Dict[str, Any]) -> None:
+        self.transactions.append(transaction)
+        self.db.add_transaction(transaction)
+
     def update_job(self, job_id: str, action: Optional[str], priority: Optional[int]) -> Dict[str, Any]:
-        with self.lock:
+        with self.lock, self.db.transaction():
             job = self.get(job_id)
             status = job.status()
             if priority is not None:
@@ -456,6 +617,7 @@ class LocalFarm:
                         if task.status == "waiting":
                             task.status = "queued"
             job.updated_at = now()
+            self._save(job)
             self._dispatch()
             return self.job_view(job)
 
@@ -465,6 +627,7 @@ class LocalFarm:
             if job.phase not in FINISHED:
                 raise FarmError(409, f"job {job_id} is {job.status()}; cancel it first, then delete it")
             del self.jobs[job_id]
+            self.db.delete_job(job_id)
         shutil.rmtree(job.root, ignore_errors=True)
 
     def get(self, job_id: str) -> Job:
