@@ -337,7 +337,8 @@ class JobRegistry:
     ) -> JobRecord:
         """Record a submitted job. Recording it again fills in what is given and merges ``extra``."""
         now = _iso(utcnow())
-        out = str(output_dir) if output_dir is not None else None
+        # Absolute: `tether jobs fetch` may run from another folder than the submit did.
+        out = str(Path(output_dir).expanduser().absolute()) if output_dir is not None else None
         with self._write() as db:
             old = self._fetch(db, service, job_id)
             if old is None:
@@ -436,7 +437,8 @@ class JobRegistry:
             old = self._fetch(db, service, job_id)
             if old is None:
                 return None
-            extra = {**old.extra, "fetched_to": str(dest)} if dest is not None else old.extra
+            extra = ({**old.extra, "fetched_to": str(Path(dest).expanduser().absolute())} if dest is not None
+                     else old.extra)
             db.execute(
                 "UPDATE jobs SET fetched_at = ?, updated_at = ?, extra = ? WHERE service = ? AND job_id = ?",
                 (_iso(utcnow()), _iso(utcnow()), json.dumps(extra, default=str), service, str(job_id)),

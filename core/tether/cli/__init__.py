@@ -53,9 +53,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `tether ... | head`: the reader left. Point stdout at devnull so the interpreter's final flush is quiet.
+        _silence_stdout()
+        return 141
     except TetherError as exc:
-        print(f"tether: error: {exc}", file=sys.stderr)
+        print(f"tether: error: {exc}{_hint(exc, args)}", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests): nothing left to flush
+        pass
+
+
+def _hint(exc: Exception, args: argparse.Namespace) -> str:
+    """What to do next, for errors whose own text cannot know the command that was run."""
+    from ..errors import NotFound, ServiceUnavailable, TetherError
+
+    service = getattr(exc, "service", "") or ""
+    text = str(exc)
+    if isinstance(exc, NotFound) and service and "`tether" not in text and (
+            getattr(args, "job", None) or getattr(args, "id", None)):
+        lister = "tether jobs --service farm" if service == "farm" else f"tether {service} jobs"
+        return f"; check the id: `{lister}` lists the {service} jobs"
+    if isinstance(exc, ServiceUnavailable) and "`tether serve" not in text:
+        from ..settings import LOCAL_PORT, LOCAL_PROFILE, load_settings, local_base_url
+
+        try:
+            settings = load_settings(getattr(args, "profile", None))
+        except TetherError:
+            return ""
+        port = settings.local_port
+        if settings.name == LOCAL_PROFILE and getattr(exc, "url", "").startswith(local_base_url(port)):
+            serve = "tether serve" if port == LOCAL_PORT else f"tether serve --port {port}"
+            return f"; the 'local' profile uses the local services: start them with `{serve}`"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -185,7 +185,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             from .follow import follow_and_fetch
 
             code = follow_and_fetch("autopilot", [sub.job.id], profile=args.profile, console=console,
-                                    client=client, registry=registry)
+                                    client=client, registry=registry, fetch_hint=out is not None)
             if out is not None:
                 job = client.get_job(sub.job.id)
                 if job.counts.get("completed"):  # a partial failure still brings back what completed
@@ -229,9 +229,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from ..autopilot.client import to_job
+    from .tables import print_table
 
     with _client(args) as client:
         page = client.list_jobs(service=args.service, status=args.status, metadata=_meta(args.meta) or None,
@@ -240,11 +240,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**j.model_dump(mode="json"), "state_label": j.state_label} for j in jobs]))
         return 0
-    table = Table("job", "title", "state", "done", "failed", "progress", "error")
-    for j in jobs:
-        table.add_row(j.id, j.title, j.state_label, f"{j.counts['completed']}/{j.counts['tasks']}",
-                      str(j.counts["failed"]), f"{j.progress:.0f}%", j.error or "")
-    Console().print(table)
+    print_table(("job", "title", "state", "done", "failed", "progress", "error"),
+                [(j.id, j.title, j.state_label, f"{j.counts['completed']}/{j.counts['tasks']}",
+                  str(j.counts["failed"]), f"{j.progress:.0f}%", j.error or "") for j in jobs])
     more = f" (more: --page {page.page + 1})" if page.has_more(len(page.items)) else ""
     Console(stderr=True).print(f"page {page.page}, {len(jobs)} job(s){more}")
     return 0
@@ -277,5 +275,9 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         gone = not client.cancel(args.job)
-    print(f"job {args.job} " + ("was already gone" if gone else "cancelled"))
+    if gone:
+        # Cancelling twice is harmless, but a mistyped id must not look like success to a script.
+        raise InputError(f"Autopilot has no job {args.job} (already deleted, or a wrong id: "
+                         "`tether autopilot jobs` lists them)")
+    print(f"job {args.job} cancelled")
     return 0

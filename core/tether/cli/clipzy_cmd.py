@@ -122,7 +122,13 @@ def cmd_style(args: argparse.Namespace) -> int:
         data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": cj.video_id,
                                 "template_video_id": cj.template_video_id}
         if args.wait or out is not None:
-            job = follow(client, cj.job_id, console, registry, args.interval)
+            try:
+                job = follow(client, cj.job_id, console, registry, args.interval)
+            except KeyboardInterrupt:
+                from .follow import print_resume_hint
+
+                print_resume_hint("clipzy", [cj.job_id], console, fetch=out is not None)
+                raise
             data["status"] = job.raw_state
             if job.state.value != "completed":
                 code = 1

@@ -236,9 +236,13 @@ def login(service: str, profile: Optional[str] = None, email: Optional[str] = No
 
 
 def _read_secret(prompt: str, from_stdin: bool) -> str:
-    value = sys.stdin.readline().rstrip("\r\n") if from_stdin else getpass.getpass(prompt)
+    try:
+        value = sys.stdin.readline().rstrip("\r\n") if from_stdin else getpass.getpass(prompt)
+    except EOFError:  # no terminal and nothing piped in (a script, cron, CI)
+        value = ""
     if not value:
-        raise InputError("nothing entered: no credential stored")
+        raise InputError("nothing entered: no credential stored (in a script, pipe it in with --password-stdin, "
+                         "e.g. `printenv FARM_PASSWORD | tether login farm --password-stdin`)")
     return value
 
 
@@ -246,6 +250,11 @@ def cmd_login(args: argparse.Namespace) -> int:
     service = args.service
     settings = load_settings(getattr(args, "profile", None))
     prof = settings.active
+    if keyring_status().startswith("none"):
+        # Say so before asking for a password that could not be kept anyway.
+        envs = " or ".join(secret_env_var(service, kind) for kind in reversed(secret_kinds(service)))
+        raise ConfigError(f"no OS keyring is available to store the {service} credential for profile '{prof.name}': "
+                          f"set {envs} in the environment instead")
     if service == "farm":
         email = args.email or prof.farm.email
         if not email:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -52,7 +51,7 @@ def register(subparsers: Any) -> None:
     for name, helptext in (("projects", "list projects"), ("instances", "list instance types"),
                            ("packages", "list Blender versions"), ("billing", "current billing period")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_list, what=name)
     farm.set_defaults(func=lambda args: (farm.print_help(), 2)[1])
 
@@ -129,9 +128,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from ..farm.client import FarmClient
 
     client = FarmClient.from_profile(args.profile)
@@ -148,16 +144,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     listers: Dict[str, Callable[[], Sequence[Any]]] = {
         "projects": client.projects, "instances": client.instances, "packages": client.packages}
     rows = list(listers[args.what]())
-    if args.json or not sys.stdout.isatty():
-        for row in rows:
-            print(json.dumps(row.model_dump(mode="json")))
+    if args.json:
+        # One JSON document (an array), like every other `--json` listing.
+        print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return 0
-    table = Table(title=f"farm {args.what}")
-    keys = list(rows[0].model_dump().keys()) if rows else ["(none)"]
-    for key in keys:
-        table.add_column(key)
-    for row in rows:
-        dumped = row.model_dump(mode="json")
-        table.add_row(*(str(dumped.get(k, "")) for k in keys))
-    Console().print(table)
+    if not rows:
+        print(f"the farm lists no {args.what}")
+        return 0
+    from .tables import print_table
+
+    keys = list(rows[0].model_dump().keys())
+    print_table(keys, [[_cell(row.model_dump(mode="json").get(k)) for k in keys] for row in rows],
+                title=f"farm {args.what}")
     return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

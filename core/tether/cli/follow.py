@@ -23,8 +23,13 @@ def follow_and_fetch(
     registry: Any = None,
     interval: float = 1.0,
     max_interval: float = 10.0,
+    fetch_hint: Optional[bool] = None,
 ) -> int:
-    """Return 0 when every job completed (and was fetched, if ``out``), 1 otherwise."""
+    """Return 0 when every job completed (and was fetched, if ``out``), 1 otherwise.
+
+    Ctrl-C stops following (the jobs keep running) and says how to resume; ``fetch_hint`` says whether that
+    includes fetching, for callers that fetch by themselves (default: whether ``out`` is given).
+    """
     from ..clients import client_for
 
     console = console or Console(stderr=True)
@@ -33,6 +38,46 @@ def follow_and_fetch(
         from ..registry import JobRegistry
 
         registry = JobRegistry()
+    try:
+        jobs = _follow(service, job_ids, client, registry, profile, console, interval, max_interval)
+    except KeyboardInterrupt:
+        print_resume_hint(service, job_ids, console, fetch=out is not None if fetch_hint is None else fetch_hint)
+        raise
+    failed = [j for j in jobs.values() if j.state is not JobState.COMPLETED]
+    for job in failed:
+        console.print(f"[red]job {job.id} {job.state_label}[/]" + (f": {job.error}" if job.error else ""))
+    if out is not None:
+        from .progress import TransferBars
+
+        for job in jobs.values():
+            if job.state is not JobState.COMPLETED:
+                continue
+            try:
+                with TransferBars(console) as transfer:
+                    files = client.fetch_outputs(job.id, out,
+                                                 progress=lambda d, t: transfer.bytes("download", d, t))
+            except KeyboardInterrupt:
+                print_resume_hint(service, [job.id], console, fetch=True, finished=True)
+                raise
+            registry.mark_fetched(service, job.id, out)
+            console.print(f"[green]fetched[/] {len(files)} files of job {job.id} into {out}")
+    return 1 if failed else 0
+
+
+def print_resume_hint(service: str, job_ids: List[str], console: Console, *, fetch: bool,
+                      finished: bool = False) -> None:
+    """After Ctrl-C: the jobs live on at the service and in the job registry; say how to pick them up again."""
+    ids = " ".join(job_ids)
+    steps = [] if finished else [f"`tether jobs watch {ids}` follows {'it' if len(job_ids) == 1 else 'them'} again"]
+    if fetch:
+        steps.append(f"`tether jobs fetch {job_ids[0]}` downloads the outputs (finished files are kept)"
+                     if len(job_ids) == 1 else "`tether jobs fetch ID` downloads each one's outputs")
+    where = "the download" if finished else f"following; {service} job {ids} keeps running on the service"
+    console.print(f"stopped {where}: " + "; ".join(steps), markup=False, highlight=False, soft_wrap=True)
+
+
+def _follow(service: str, job_ids: List[str], client: JobService, registry: Any, profile: Optional[str],
+            console: Console, interval: float, max_interval: float) -> Dict[str, Job]:
     jobs: Dict[str, Job] = {}
     delay = interval
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
@@ -56,17 +101,4 @@ def follow_and_fetch(
                 break
             delay = interval if changed else min(max_interval, delay * 1.5)
             time.sleep(delay)
-    failed = [j for j in jobs.values() if j.state is not JobState.COMPLETED]
-    for job in failed:
-        console.print(f"[red]job {job.id} {job.state_label}[/]" + (f": {job.error}" if job.error else ""))
-    if out is not None:
-        from .progress import TransferBars
-
-        for job in jobs.values():
-            if job.state is not JobState.COMPLETED:
-                continue
-            with TransferBars(console) as transfer:
-                files = client.fetch_outputs(job.id, out, progress=lambda d, t: transfer.bytes("download", d, t))
-            registry.mark_fetched(service, job.id)
-            console.print(f"[green]fetched[/] {len(files)} files of job {job.id} into {out}")
-    return 1 if failed else 0
+    return jobs

@@ -215,6 +215,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
             _watch_live(watcher)
         else:
             _watch_plain(watcher, start)
+    except KeyboardInterrupt:
+        again = " ".join(["tether jobs watch", *args.ids])
+        print(f"stopped watching; the jobs keep running on their services: `{again}` follows them again",
+              file=sys.stderr)
+        raise
     finally:
         watcher.close()
     followed = watcher.followed
@@ -235,11 +240,19 @@ def _raise_if_hopeless(changes: List[JobChange]) -> None:
 def _watch_plain(watcher: Watcher, start: List[JobRecord]) -> None:
     for rec in start:
         print(f"{rec.service} job {rec.job_id}: {rec.state_label} {rec.progress:.0f}%", flush=True)
+    last_error: Dict[Tuple[str, str], str] = {}  # (service, profile) -> the error printed last
     while True:
         changes = watcher.poll_once()
         _raise_if_hopeless(changes)
         for change in changes:
-            print(change.message, file=sys.stderr if change.error is not None else sys.stdout, flush=True)
+            if change.error is None:
+                last_error.pop((change.service, change.profile), None)
+                print(change.message, flush=True)
+            elif last_error.get((change.service, change.profile)) != change.message:
+                # A service that stays down is said once, not once per poll, in a log that runs for hours.
+                last_error[(change.service, change.profile)] = change.message
+                print(f"{change.message} (retrying with back-off; Ctrl-C stops watching, the jobs keep running)",
+                      file=sys.stderr, flush=True)
         if watcher.done:
             return
         time.sleep(watcher.next_delay())

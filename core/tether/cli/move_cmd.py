@@ -110,10 +110,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from ..move.client import to_job
+    from .tables import print_table
 
     if args.first < 1 or args.limit < 1:
         raise InputError("--first and --limit must be 1 or more")
@@ -126,10 +124,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_job_dict(j) for j in jobs]))
         return 0
-    table = Table("job", "name", "state", "progress", "outputs")
-    for j in jobs:
-        table.add_row(j.id, j.title, j.state_label, f"{j.progress:.0f}%", ", ".join(o.name for o in j.outputs))
-    Console().print(table)
+    print_table(("job", "name", "state", "progress", "outputs"),
+                [(j.id, j.title, j.state_label, f"{j.progress:.0f}%", ", ".join(o.name for o in j.outputs))
+                 for j in jobs])
     return 0
 
 

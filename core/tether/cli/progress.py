@@ -27,26 +27,32 @@ class TransferBars:
             TimeRemainingColumn(), console=console or Console(stderr=True), transient=False,
         )
         self.tasks: Dict[str, TaskID] = {}
+        self._started = False
 
     def __enter__(self) -> TransferBars:
-        self.progress.start()
+        # Started by the first event: a submit refused before any transfer leaves no empty bar line behind.
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self._started:
+            self.progress.stop()
+
+    def _task(self, phase: str, total: Optional[int]) -> TaskID:
+        if not self._started:
+            self.progress.start()
+            self._started = True
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total or None)
+        return self.tasks[phase]
 
     def update(self, event: Any) -> Optional[bool]:
         phase = str(getattr(event, "phase", "upload"))
         total = getattr(event, "bytes_total", None)
         done = getattr(event, "bytes_done", 0)
-        if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total or None)
-        self.progress.update(self.tasks[phase], completed=done, total=total or None)
+        self.progress.update(self._task(phase, total), completed=done, total=total or None)
         return None
 
     def bytes(self, phase: str, done: int, total: int) -> bool:
         """For callbacks of the ``(done, total) -> bool`` shape (downloads)."""
-        if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total or None)
-        self.progress.update(self.tasks[phase], completed=done, total=total or None)
+        self.progress.update(self._task(phase, total), completed=done, total=total or None)
         return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 
 def register(subparsers: Any) -> None:
@@ -98,23 +98,34 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from ..registry import JobRegistry
     from ..tensorpix.submit import enhance_clip
 
     registry = JobRegistry()
+    out: Optional[Path] = args.out.resolve() if args.out else None
     with _client(args) as client:
-        done = enhance_clip(client, args.clip, _options(args), registry=registry, out_dir=args.out)
+        done = enhance_clip(client, args.clip, _options(args), registry=registry, out_dir=out)
         job_id = str(done.job.id)
         if args.json and not (args.wait or args.out):
-            print(json.dumps({"job": job_id, "video": done.video.id}))
+            print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id}))
             return 0
-        _console().print(f"[green]job {job_id}[/] created for {Path(args.clip).name} (video {done.video.id})")
+        # Progress and notes go to stderr: with --json, stdout holds the one JSON document only.
+        console = Console(stderr=True)
+        console.print(f"[green]job {job_id}[/] created for {Path(args.clip).name} (video {done.video.id})")
         if not (args.wait or args.out):
             return 0
         from .follow import follow_and_fetch
 
-        return follow_and_fetch("tensorpix", [job_id], profile=args.profile, out=args.out, client=client,
-                                registry=registry, interval=0.5)
+        code = follow_and_fetch("tensorpix", [job_id], profile=args.profile, out=out, client=client,
+                                registry=registry, interval=0.5, console=console)
+        if args.json:
+            job = client.get_job(job_id)
+            fetched = sorted(str(p) for p in out.iterdir() if p.is_file()) if out is not None and code == 0 else []
+            print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id, "state": job.state.value,
+                              "files": fetched}))
+        return code
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
