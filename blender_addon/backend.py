@@ -7,6 +7,7 @@ cheap and the first network action pays for httpx and pydantic once.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -194,7 +195,29 @@ def summarize(check: Any) -> Dict[str, Any]:
         "extra": [str(p) for p in check.extra_files], "upload_size": size,
         "errors": list(check.errors), "warnings": list(check.warnings), "scene": check.facts.scene,
         "engine": check.facts.engine, "output": check.facts.output_pattern,
+        "preview": preview_text(check), "checked_at": time.time(),
     }
+
+
+def preview_text(check: Any) -> str:
+    """What Submit would send, for the Preview Payload operator: the core's preview, with what Submit would do.
+
+    The summary's check lets missing files through (to list them), so ``submit`` says when only Submit Anyway
+    sends this. Made on the worker with the summary, so the operator only writes the text.
+    """
+    import json
+
+    from tether.errors import redact
+
+    doc = check.preview()
+    if not check.ok:
+        state = "blocked: nothing is sent until the errors below are fixed"
+    elif doc["missing"]:
+        state = (f"Submit refuses while {len(doc['missing'])} file(s) are missing; Submit Anyway sends this "
+                 "payload")
+    else:
+        state = "ready: Submit sends this payload"
+    return redact(json.dumps({"submit": state, **doc}, indent=2))
 
 
 # --- submission -----------------------------------------------------------------------------------------------

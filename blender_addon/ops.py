@@ -8,6 +8,7 @@ callback) applies them. Headless, timers never fire: ``wait=True`` on the submit
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
@@ -312,6 +313,110 @@ class TETHER_OT_submit(Operator):
         return {"PASS_THROUGH"}  # never swallow the artist's input while the upload runs
 
 
+PREVIEW_TEXT = "Tether payload"
+PREVIEW_MAX_AGE_S = 60.0  # an older summary is checked again: the farm's lists may have changed since
+PREVIEW_TIMEOUT_S = 120.0
+
+
+def fresh_preview(ui: Any, key: Any) -> Optional[str]:
+    """The preview text of the panel's summary when it is of these settings and file, and recent; else None."""
+    summary = ui.summary
+    if ui.summary_running or ui.summary_key != key or not summary or "preview" not in summary:
+        return None
+    if time.time() - float(summary.get("checked_at") or 0.0) > PREVIEW_MAX_AGE_S:
+        return None
+    return str(summary["preview"])
+
+
+def write_preview(context: Any, text: str) -> str:
+    """Put ``text`` in the Text datablock (made or replaced), shown in any open Text Editor. Main thread only."""
+    block = bpy.data.texts.get(PREVIEW_TEXT) or bpy.data.texts.new(PREVIEW_TEXT)
+    block.clear()
+    block.write(text)
+    screen = getattr(context, "screen", None)
+    for area in getattr(screen, "areas", ()):
+        if area.type == "TEXT_EDITOR":
+            area.spaces.active.text = block
+    return block.name
+
+
+class TETHER_OT_preview_payload(Operator):
+    """Write what Submit would send (job payload, files to upload, what blocks it) to the Text Editor; sends nothing"""
+
+    bl_idname = "tether.preview_payload"
+    bl_label = "Preview Payload"
+    bl_options = {"REGISTER"}
+
+    wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE", "HIDDEN"},  # type: ignore[valid-type]
+                       description="Block until the text is written (scripts and tests)")
+
+    _timer = None
+    _asked = False
+    _deadline = 0.0
+
+    def execute(self, context: Any) -> Result:
+        reason = blocking_reason()
+        if reason:
+            self.report({"ERROR"}, reason)
+            return {"CANCELLED"}
+        self._asked = False
+        self._deadline = time.monotonic() + PREVIEW_TIMEOUT_S
+        done = self._step(context)
+        if done is not None:
+            return done
+        if self.wait or bpy.app.background or context.window is None:
+            rt = runtime()
+            while done is None:
+                threads = [t for t in rt.threads if t.is_alive()]
+                for thread in threads:
+                    thread.join(max(0.0, self._deadline - time.monotonic()))
+                if not threads:
+                    time.sleep(0.05)  # a check started elsewhere has no thread here to wait on
+                pump()
+                done = self._step(context)
+            return done
+        self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> Result:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        pump()
+        done = self._step(context)
+        if done is None:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return done
+
+    def _step(self, context: Any) -> Optional[Result]:
+        """Write the text once a fresh preflight of the current settings is in; until then make sure one runs.
+
+        The panel's summary runs the same preflight in the background: a fresh one is reused, else one is started
+        with the same machinery (never on this thread: it reads the .blend and asks the farm for its lists).
+        """
+        rt = runtime()
+        key = request_from(context, allow_missing=True).key()
+        text = fresh_preview(rt.ui, key)
+        if text is not None:
+            name = write_preview(context, text)
+            self.report({"INFO"}, f"payload written to the Text Editor: {name}")
+            return {"FINISHED"}
+        summary = rt.ui.summary or {}
+        if self._asked and not rt.ui.summary_running and rt.ui.summary_key == key and "preview" not in summary:
+            self.report({"ERROR"}, "cannot preview the payload: " + "; ".join(map(str, summary.get("errors") or [])))
+            return {"CANCELLED"}
+        if time.monotonic() > self._deadline:
+            self.report({"ERROR"}, "checking the scene took too long: press Refresh, then Preview Payload again")
+            return {"CANCELLED"}
+        if not rt.ui.summary_running:
+            if rt.ui.summary_key == key:
+                rt.ui.summary_key = None  # too old, or it failed before: check again
+            request_summary(context)
+            self._asked = True
+        return None
+
+
 class TETHER_OT_cancel_submit(Operator):
     """Stop the running upload; no job is created"""
 
@@ -518,5 +623,6 @@ class TETHER_OT_check_login(Operator):
         return {"FINISHED"}
 
 
-CLASSES = (TETHER_OT_submit, TETHER_OT_cancel_submit, TETHER_OT_refresh, TETHER_OT_job_action, TETHER_OT_fetch,
-           TETHER_OT_open_folder, TETHER_OT_list_edit, TETHER_OT_login, TETHER_OT_logout, TETHER_OT_check_login)
+CLASSES = (TETHER_OT_submit, TETHER_OT_preview_payload, TETHER_OT_cancel_submit, TETHER_OT_refresh,
+           TETHER_OT_job_action, TETHER_OT_fetch, TETHER_OT_open_folder, TETHER_OT_list_edit, TETHER_OT_login,
+           TETHER_OT_logout, TETHER_OT_check_login)

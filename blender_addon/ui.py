@@ -70,6 +70,7 @@ def draw_main(layout: Any, context: Any) -> None:
         row.scale_y = 1.4
         row.enabled = bool(bpy.data.filepath)
         row.operator("tether.submit", text="Submit to Farm", icon="EXPORT")
+        row.operator("tether.preview_payload", text="", icon="TEXT")  # what Submit would send, in the Text Editor
         if missing:
             sub = layout.row()
             sub.alert = True
@@ -189,6 +190,7 @@ def draw_summary(layout: Any, context: Any) -> None:
         col.label(text="Checking again...", icon="SORTTIME")
     if bpy.data.is_dirty:
         col.label(text="Of the saved file; unsaved changes are not included", icon="INFO")
+    layout.operator("tether.preview_payload", icon="TEXT")
 
 
 def visible_jobs(rows: List[JobRow], context: Any) -> List[JobRow]:

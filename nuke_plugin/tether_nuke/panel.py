@@ -1,7 +1,8 @@
 """The dockable Tether panel (Qt through qtpy: PySide2 in Nuke 14-15, PySide6 in Nuke 16+).
 
 Three pages: **Send** (the selected Read's clip facts, the Autopilot options with the vendor's defaults, the problems
-that block sending, Send), **Jobs** (the job monitor: every Autopilot, TensorPix and Clipzy job of this user from the
+that block sending, Send, and Preview payload: the create-job body a send would post, from the core's own builder,
+in a read-only dialog), **Jobs** (the job monitor: every Autopilot, TensorPix and Clipzy job of this user from the
 shared registry, with its service, live state and progress; Import and Cancel, each through its service's
 controller, and Cancel says so when a service has no way to cancel) and **Settings** (profile, endpoint, where the
 API key comes from; store a key in the OS keyring). The panel never waits on the network: the controller's workers
@@ -10,19 +11,24 @@ do, and their events arrive here through a Qt signal, which Qt delivers on the G
 
 from __future__ import annotations
 
+import contextlib
+import json
+import tempfile
+import threading
 import weakref
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import nuke
-from qtpy import QtCore, QtWidgets
+from qtpy import QtCore, QtGui, QtWidgets
 from tether.autopilot.models import MAX_FRAMES
-from tether.autopilot.submit import ServiceChoice
-from tether.errors import InputError
+from tether.autopilot.submit import UPLOAD_PLACEHOLDER, ServiceChoice, preview
+from tether.errors import InputError, redact
 from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate
 from tether.registry import JobRecord
 
-from .controller import JobController
+from .controller import JobController, stage_sequence
 from .plate_reader import read_plate, selected_read
 
 SERVICES = ("roto", "tracking", "depth")
@@ -46,6 +52,77 @@ class _Bridge(QtCore.QObject):
     event = QtCore.Signal(str, object)
 
 
+def send_metadata(plate: PlateFacts) -> Dict[str, Any]:
+    """The job metadata a send from this panel adds (JobController.submit passes the same)."""
+    return {"nuke_read": plate.node}
+
+
+def preview_document(plate: PlateFacts, choice: ServiceChoice) -> Dict[str, Any]:
+    """What a send of ``plate`` with ``choice`` would post, as plain JSON values. Any thread; no network.
+
+    The same steps as :meth:`JobController.submit`: the disk check, the frames staged as a send stages them, then
+    the core's :func:`tether.autopilot.submit.preview` (the builder a send uses), with a placeholder for the key
+    the upload would give. The quota is not asked for: a preview sends no request.
+    """
+    check_plate(plate, check_disk=True, frame_limit=MAX_FRAMES).raise_first()
+    with tempfile.TemporaryDirectory(prefix="tether-preview-") as tmp:
+        spec = plate.file if plate.is_movie else stage_sequence(plate, Path(tmp))
+        built = preview(None, spec, choice, metadata=send_metadata(plate), check_quota=False).document()
+    first, last = plate.sent_range
+    try:
+        start, end = plate.plate_range
+        plate_range: Any = [start, end]
+    except InputError as exc:
+        plate_range = str(exc)
+    built.pop("quota_remaining", None)
+    return {
+        **built,
+        "clip": {"node": plate.node, "file": plate.file, "movie": plate.is_movie, "frames_sent": [first, last],
+                 "frame_count": plate.frame_count, "plate_frames": plate_range, "fps": plate.fps,
+                 "format": f"{plate.width}x{plate.height} {plate.format_name}".strip(),
+                 "colorspace": plate.colorspace},
+    }
+
+
+class PreviewDialog(QtWidgets.QDialog):
+    """Read-only, monospaced text with Copy and Close."""
+
+    def __init__(self, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Tether: Autopilot payload preview")
+        self.resize(640, 560)
+        layout = QtWidgets.QVBoxLayout(self)
+        self.note = QtWidgets.QLabel("")
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
+        self.text = QtWidgets.QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
+        self.text.setFont(font)
+        layout.addWidget(self.text)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addStretch(1)
+        self.copy_button = QtWidgets.QPushButton("Copy")
+        self.copy_button.clicked.connect(self.copy)
+        self.close_button = QtWidgets.QPushButton("Close")
+        self.close_button.clicked.connect(self.close)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.close_button)
+        layout.addLayout(buttons)
+
+    def set_text(self, text: str, valid: bool) -> None:
+        self.text.setPlainText(text)
+        self.note.setText(f"The job Send would create; \"{UPLOAD_PLACEHOLDER}\" becomes the key the upload gives. "
+                          "Nothing was uploaded or sent." if valid else "The input is not valid:")
+
+    def copy(self) -> None:
+        clipboard = QtWidgets.QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(self.text.toPlainText())
+
+
 class TetherPanel(QtWidgets.QWidget):
     _latest: Optional[weakref.ReferenceType[TetherPanel]] = None
 
@@ -57,6 +134,7 @@ class TetherPanel(QtWidgets.QWidget):
         self.plate_error: Optional[str] = None
         self.quota_remaining: Optional[int] = None
         self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
+        self.preview_dialog: Optional[PreviewDialog] = None
         self._bridge = _Bridge(self)
         self._bridge.event.connect(self._on_event)
         self.controller.add_listener(self._forward)
@@ -132,7 +210,13 @@ class TetherPanel(QtWidgets.QWidget):
         form.addWidget(self.problems)
         self.send_button = QtWidgets.QPushButton("Send to Autopilot")
         self.send_button.clicked.connect(self.submit)
-        form.addWidget(self.send_button)
+        self.preview_button = QtWidgets.QPushButton("Preview payload")
+        self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
+        self.preview_button.clicked.connect(self.preview)
+        send_row = QtWidgets.QHBoxLayout()
+        send_row.addWidget(self.send_button, 1)
+        send_row.addWidget(self.preview_button)
+        form.addLayout(send_row)
         form.addStretch(1)
         self.tabs.addTab(send, "Send")
 
@@ -297,6 +381,53 @@ class TetherPanel(QtWidgets.QWidget):
         self.status.setText(f"Sending {plate.node}...")
         self.controller.submit(plate, self.choice(), script=script)
 
+    # --- preview ------------------------------------------------------------------------------------------------
+    def preview(self) -> None:
+        """Show the create-job body Send would post for the selected Read and options; nothing is uploaded or sent.
+
+        The widgets are read here; the disk check, the staging and the payload (the core's own builder) run on a
+        thread, as a send's do, and the result comes back through the bridge to :meth:`show_preview`.
+        """
+        check = self.update_problems()
+        if not check.ok or self.plate is None:
+            self.show_preview({"problems": check.errors or ["select a Read node and press Use selected Read"]})
+            return
+        plate, choice, quota = self.plate, self.choice(), self.quota_remaining
+        warnings = [p.message for p in check.problems if p.severity != "error"]
+        self.preview_button.setEnabled(False)
+        self.status.setText(f"Building the payload for {plate.node}...")
+
+        def work() -> None:
+            try:
+                doc: Dict[str, Any] = preview_document(plate, choice)
+                doc["quota_remaining"] = quota if quota is not None else "unknown (not asked for a preview)"
+                doc["warnings"] = warnings
+            except InputError as exc:
+                doc = {"problems": [str(exc)]}
+            except Exception as exc:  # shown, never lost on a worker
+                doc = {"problems": [f"{type(exc).__name__}: {exc}"]}
+            with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
+                self._forward("preview", doc)
+
+        threading.Thread(target=work, name="tether-nuke-preview", daemon=True).start()
+
+    def show_preview(self, doc: Dict[str, Any]) -> PreviewDialog:
+        """The payload (or the problems that block it) in a read-only dialog, reused while it is open."""
+        self.preview_button.setEnabled(True)
+        if doc.get("problems"):
+            text = "Nothing can be sent until these are fixed:\n" + "".join(f"  - {p}\n" for p in doc["problems"])
+            self.status.setText("Preview: the input is not valid (see the dialog).")
+        else:
+            text = redact(json.dumps(doc, indent=2, sort_keys=True))
+            self.status.setText("Preview: nothing was uploaded or sent.")
+        dialog = self.preview_dialog if self.preview_dialog is not None and is_alive(self.preview_dialog) else None
+        if dialog is None:
+            dialog = self.preview_dialog = PreviewDialog(self)
+        dialog.set_text(text, valid=not doc.get("problems"))
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
     # --- jobs -----------------------------------------------------------------------------------------------------
     def refresh_jobs(self) -> None:
         self.fill_jobs(self.controller.jobs())
@@ -437,6 +568,8 @@ class TetherPanel(QtWidgets.QWidget):
         elif kind == "quota":
             self.quota_remaining = payload.remaining
             self.update_problems()
+        elif kind == "preview":
+            self.show_preview(payload)
         elif kind == "error":
             self.status.setText(f"<span style='color:#e0605a'>{payload}</span>")
             self.send_button.setEnabled(self.validate(check_disk=False).ok)
@@ -446,4 +579,4 @@ class TetherPanel(QtWidgets.QWidget):
         super().closeEvent(event)
 
 
-__all__ = ["TetherPanel", "is_alive"]
+__all__ = ["PreviewDialog", "TetherPanel", "is_alive", "preview_document", "send_metadata"]

@@ -171,6 +171,37 @@ def check_still_image_is_refused(folder: Path, url: Optional[str]) -> None:
         assert not panel.send_button.isEnabled()
 
 
+def check_preview_dialog(folder: Path, url: Optional[str]) -> None:
+    """Preview payload: the JSON a send would post, in a read-only dialog with Copy; problems instead when invalid."""
+    import json
+
+    from tether.autopilot.submit import UPLOAD_PLACEHOLDER
+
+    sequence_read(folder)
+    with panel_in(folder) as panel:
+        panel.open_with(("roto", "depth"))
+        panel.depth_export.setCurrentIndex(1)
+        wait_until(lambda: "offline" in panel.status.text(), "the quota request of opening to fail")
+        asked = len(panel.controller._clients)
+        click(panel.preview_button)
+        wait_until(lambda: panel.preview_dialog is not None and panel.preview_dialog.isVisible(), "the dialog")
+        dialog = panel.preview_dialog
+        assert dialog.text.isReadOnly()
+        doc = json.loads(dialog.text.toPlainText())
+        [asset] = doc["payload"]["assets"]
+        assert asset["source_path"] == UPLOAD_PLACEHOLDER
+        assert [(s["type"], s.get("export_type")) for s in asset["services"]] == [("roto", None), ("depth_map", "mov")]
+        assert doc["payload"]["metadata"]["nuke_read"] == "Plate7" and doc["clip"]["frames_sent"] == [1001, 1024]
+        assert len(panel.controller._clients) == asked  # no client was even made for the preview
+        click(dialog.copy_button)
+        assert QtWidgets.QApplication.clipboard().text() == dialog.text.toPlainText()
+        for box in panel.service_boxes.values():
+            box.setChecked(False)
+        click(panel.preview_button)
+        assert "tick at least one" in dialog.text.toPlainText(), dialog.text.toPlainText()
+        assert panel.preview_dialog is dialog
+
+
 def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Optional[str]) -> None:
     with panel_in(folder) as panel:
         registry = panel.controller.registry
@@ -357,7 +388,7 @@ def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> Non
 
 
 CHECKS = [check_no_read_selected_blocks_sending, check_clip_facts_and_defaults, check_typing_and_clicking_revalidate,
-          check_still_image_is_refused, check_job_table_follows_the_registry_and_live_events,
+          check_still_image_is_refused, check_preview_dialog, check_job_table_follows_the_registry_and_live_events,
           check_clip_service_jobs_in_the_monitor, check_settings_page,
           check_closing_stops_the_events, check_commands_open_the_panel_through_nukescripts,
           check_options_spec_dialog, check_tensorpix_dialog_lists_models]

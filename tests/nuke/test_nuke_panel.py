@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -141,3 +142,110 @@ def test_commands_open_the_panel_through_nukescripts(qtbot: Any, tmp_path: Path)
     assert commands.show_panel((), "jobs") is widget  # reused, not a second panel
     assert widget.tabs.currentIndex() == 1
     widget.controller.close()
+
+
+# --- Preview payload -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def autopilot() -> Iterator[Any]:
+    from tether_services.server import LocalServices
+
+    with LocalServices(port=0, services=["autopilot"]) as svc:
+        yield svc
+
+
+class Capturing:
+    """The real client of the local Autopilot, keeping each create-job body it posts."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.sent: List[Dict[str, Any]] = []
+
+    def create_job(self, payload: Any) -> Any:
+        self.sent.append(payload.payload())
+        return self.real.create_job(payload)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _per_send(body: Dict[str, Any]) -> Dict[str, Any]:
+    """The body without what each send makes afresh: the upload's key, the output folder and submission id, and
+    the staging folder the frames are linked into."""
+    body = json.loads(json.dumps(body))
+    for asset in body["assets"]:
+        assert asset.pop("source_path")
+        assert asset["metadata"].pop("source")
+        for spec in asset["services"]:
+            assert spec.pop("output_path")
+    assert body["metadata"].pop("tether_submission") and body["metadata"].pop("source")
+    return body
+
+
+def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: Path, autopilot: Any) -> None:
+    from qtpy import QtCore, QtWidgets
+    from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
+    from tether.autopilot.submit import UPLOAD_PLACEHOLDER
+    from tether_nuke.panel import TetherPanel
+
+    client = Capturing(AutopilotClient(autopilot.url("autopilot"), api_key=LOCAL_API_KEY))
+    controller = JobController(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: client,
+                               download_root=tmp_path / "dl")
+    panel = TetherPanel(controller)
+    qtbot.addWidget(panel)
+    try:
+        sequence_read(tmp_path)
+        panel.open_with(("roto", "tracking"))
+        qtbot.waitUntil(lambda: panel.quota_remaining is not None, timeout=10000)  # opening asks; a preview not
+        panel.lens.setText("35")
+        panel.sensor_width.setText("36")
+        panel.sensor_height.setText("24")
+        panel.calculate_distortion.setChecked(True)
+        before = len(autopilot.requests)
+        qtbot.mouseClick(panel.preview_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.preview_dialog is not None and panel.preview_dialog.isVisible(), timeout=10000)
+        dialog = panel.preview_dialog
+        assert dialog.text.isReadOnly()
+        shown = dialog.text.toPlainText()
+        doc = json.loads(shown)
+        assert len(autopilot.requests) == before  # no request at all: nothing uploaded, nothing created
+        body = doc["payload"]
+        [asset] = body["assets"]
+        assert asset["source_path"] == UPLOAD_PLACEHOLDER
+        services = {spec["type"]: spec for spec in asset["services"]}
+        assert set(services) == {"roto", "tracking"}
+        assert services["tracking"]["metadata"] == {
+            "lens": 35.0, "sensor_width": 36.0, "sensor_height": 24.0, "calculate_distortion": "True",
+            "fix_focal_length": "False", "fix_sensor_size": "True"}
+        assert asset["metadata"]["first_frame"] == 1001
+        assert {k: body["metadata"][k] for k in ("nuke_read", "first_frame", "frame_count")} == {
+            "nuke_read": "Plate7", "first_frame": 1001, "frame_count": 24}
+        assert doc["clip"]["frames_sent"] == [1001, 1024] and doc["clip"]["plate_frames"] == [1, 24]
+        assert doc["clip"]["node"] == "Plate7" and doc["clip"]["colorspace"] == "ACES - ACEScg"
+        assert (doc["upload"]["frames"], doc["upload"]["first_frame"], doc["upload"]["last_frame"]) == (24, 1001, 1024)
+        assert doc["upload"]["file_name"] == "plate.zip"
+        qtbot.mouseClick(dialog.copy_button, QtCore.Qt.MouseButton.LeftButton)
+        assert QtWidgets.QApplication.clipboard().text() == shown
+
+        # A real send of the same Read and options posts that body, but for what each send makes afresh.
+        panel.submit()
+        qtbot.waitUntil(lambda: "Sent: job" in panel.status.text(), timeout=30000)
+        [posted] = client.sent
+        assert _per_send(posted) == _per_send(body)
+    finally:
+        controller.close()
+
+
+def test_preview_shows_the_problems_when_the_input_is_invalid(panel: Any, tmp_path: Path, qtbot: Any) -> None:
+    panel.open_with(("roto",))
+    panel.preview()  # no Read selected: said at once, from the panel's own check
+    dialog = panel.preview_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert "no Read node selected" in dialog.text.toPlainText()
+    sequence_read(tmp_path, missing=(1010, 1011))
+    panel.open_with(("roto",))
+    assert panel.send_button.isEnabled()  # the disk is only checked when sending, or previewing
+    panel.preview()
+    qtbot.waitUntil(lambda: "1010-1011" in dialog.text.toPlainText(), timeout=10000)
+    text = dialog.text.toPlainText()
+    assert text.startswith("Nothing can be sent") and "missing" in text
+    assert panel.preview_dialog is dialog  # one dialog, reused

@@ -7,6 +7,7 @@ is found by :func:`prepare` before a byte is uploaded, and raised as :class:`Inp
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from pydantic import ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, redact
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
 
@@ -115,6 +116,63 @@ def prepare(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: 
     return Prepared(clip=clip, choice=choice, quota=quota, output_path=out, submission=submission)
 
 
+UPLOAD_PLACEHOLDER = "<uploaded clip>"  # stands for the clip's storage key in a preview: it exists once uploaded
+
+
+def submission_facts(prep: Prepared) -> Dict[str, Any]:
+    """What every job records about its clip, so results line up with the plate's own frame numbers."""
+    clip = prep.clip
+    return {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": clip.source,
+            "tether_submission": prep.submission}
+
+
+def job_payload(prep: Prepared, s3_key: str, metadata: Optional[Dict[str, Any]] = None) -> JobCreate:
+    """The create-job body for a prepared clip uploaded as ``s3_key``: the one builder, for a send and a preview."""
+    clip = prep.clip
+    return build_payload(s3_key, prep.choice, output_path=prep.output_path,
+                         asset_metadata={"first_frame": clip.first_frame, "source": clip.source},
+                         job_metadata={**(metadata or {}), **submission_facts(prep)})
+
+
+@dataclass
+class Preview:
+    """What :func:`submit_clip` would send for these inputs, with :data:`UPLOAD_PLACEHOLDER` for the clip's key."""
+
+    prepared: Prepared
+    payload: JobCreate
+
+    def document(self) -> Dict[str, Any]:
+        """Plain JSON values: the create-job body exactly as sent, and the clip that would be uploaded."""
+        clip = self.prepared.clip
+        files = clip.files or [Path(clip.source)]
+        try:
+            size: Optional[int] = sum(f.stat().st_size for f in files)
+        except OSError:
+            size = None
+        quota = self.prepared.quota
+        return {
+            "payload": self.payload.payload(),
+            "upload": {"source": clip.source, "kind": clip.kind, "file_name": clip.upload_name,
+                       "frames": clip.frame_count, "first_frame": clip.first_frame, "last_frame": clip.last_frame,
+                       "files": len(files), "bytes": size, "key": f"{UPLOAD_PLACEHOLDER}: given by the upload"},
+            "quota_remaining": quota.remaining if quota is not None else None,
+        }
+
+    def to_json(self) -> str:
+        return redact(json.dumps(self.document(), indent=2, sort_keys=True))
+
+
+def preview(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
+            metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True) -> Preview:
+    """Check the clip and build the job body :func:`submit_clip` would send; upload nothing, create nothing.
+
+    ``check_quota=False`` asks the service nothing at all (``client`` may then be None). The output path and
+    submission id are fresh ones, as each send makes its own.
+    """
+    prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota)
+    return Preview(prepared=prep, payload=job_payload(prep, UPLOAD_PLACEHOLDER, metadata))
+
+
 @dataclass
 class Submission:
     job: AutopilotJob
@@ -134,12 +192,8 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
         if clip.kind == "sequence":
             upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
         s3_key = client.upload(upload_path, asset_type="video", file_name=clip.upload_name, progress=progress)
-    facts = {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": clip.source,
-             "tether_submission": prep.submission}
-    payload = build_payload(s3_key, choice, output_path=prep.output_path,
-                            asset_metadata={"first_frame": clip.first_frame, "source": clip.source},
-                            job_metadata={**(metadata or {}), **facts})
-    job = client.create_job(payload)
+    facts = submission_facts(prep)
+    job = client.create_job(job_payload(prep, s3_key, metadata))
     if registry is not None:
         registry.record(service="autopilot", job_id=job.id, profile=getattr(client, "profile", ""),
                         title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
@@ -147,4 +201,5 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
     return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
 
 
-__all__ = ["Prepared", "ServiceChoice", "Submission", "build_payload", "check_frames", "prepare", "submit_clip"]
+__all__ = ["UPLOAD_PLACEHOLDER", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload", "check_frames",
+           "job_payload", "prepare", "preview", "submission_facts", "submit_clip"]

@@ -8,6 +8,7 @@ and reported before a byte is uploaded; missing dependencies may be submitted an
 from __future__ import annotations
 
 import getpass
+import json
 import re
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, dependencies, scene_facts
-from ..errors import BadRequest, InputError
+from ..errors import BadRequest, InputError, redact
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
 
@@ -73,6 +74,39 @@ class Preflight:
     def scout_tasks(self) -> int:
         scouts = set(self.scout_frames)
         return sum(1 for chunk in self.chunks if scouts.intersection(chunk))
+
+    @property
+    def uploads(self) -> List[Path]:
+        """The local files a submission uploads, in order: the .blend (as a snapshot), its dependencies, extras."""
+        return [self.facts.path, *self.deps.found, *self.extra_files]
+
+    def preview(self) -> Dict[str, Any]:
+        """What :meth:`FarmSubmitter.submit` would send, as plain JSON values; nothing is uploaded or created.
+
+        ``errors`` (nothing is sent while there are any) and ``warnings`` first, then the job ``payload`` (None while
+        errors block it; keys sorted), each file to upload with its farm-side name and size, and the missing files.
+        ``output_path``'s default holds the time of this check: a submission stamps its own.
+        """
+        files: List[Dict[str, Any]] = []
+        for path in self.uploads:
+            try:
+                size: Optional[int] = path.stat().st_size
+            except OSError:
+                size = None
+            files.append({"path": str(path), "remote": remote_path(path), "size": size})
+        return {
+            "ready": self.ok,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "payload": _sorted(self.payload.model_dump(mode="json")) if self.payload is not None else None,
+            "uploads": files,
+            "upload_size": sum(f["size"] or 0 for f in files),
+            "missing": {str(p): self.deps.missing_from.get(p, "?") for p in self.deps.missing},
+        }
+
+    def preview_json(self) -> str:
+        """:meth:`preview` as indented JSON, any registered secret redacted (a credential is never part of it)."""
+        return redact(json.dumps(self.preview(), indent=2))
 
     def raise_errors(self) -> None:
         if self.errors:
@@ -276,6 +310,15 @@ class FarmSubmitter:
 
 
 ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+
+
+def _sorted(value: Any) -> Any:
+    """Dicts with their keys sorted, at every depth (json.dumps(sort_keys=True) would reorder the preview too)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def _version_key(package_id: str) -> Tuple[int, ...]:
