@@ -425,6 +425,14 @@ def test_cli_submit_wait_out_quota_jobs(services: Any, tmp_path: Path, monkeypat
     monkeypatch.setenv("TETHER_AUTOPILOT_URL", services.url("autopilot"))
     monkeypatch.setenv("TETHER_AUTOPILOT_API_KEY", LOCAL_API_KEY)
     pattern = moving_square(tmp_path / "plate", first=1001, n=6).replace("####", "%04d")
+    # the dry run shows the body a send posts, metadata included, and sends nothing
+    services.requests.clear()
+    assert main(["--profile", "local", "autopilot", "submit", pattern, "--roto", "--dry-run", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["upload"]["frames"] == 6 and dry["upload"]["first_frame"] == 1001
+    assert dry["payload"]["metadata"]["first_frame"] == 1001
+    assert [s["type"] for s in dry["payload"]["assets"][0]["services"]] == ["roto"]
+    assert services.requests.count(method="POST") == 0 and services.requests.count(method="PUT") == 0
     out = tmp_path / "out"
     code = main(["--profile", "local", "autopilot", "submit", pattern, "--roto", "--tracking", "--depth",
                  "--wait", "--out", str(out), "--json"])

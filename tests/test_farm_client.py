@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from pathlib import Path
 from typing import List
@@ -229,8 +230,12 @@ def test_dry_run_sends_nothing(tiny_blend: Path, local_services: LocalServices, 
     local_services.requests.clear()
     assert main(["farm", "submit", str(tiny_blend), "--frames", "1-8x2", "--chunk-size", "3", "--scout", "fml:2",
                  "--dry-run", "--json"]) == 0
-    out = capsys.readouterr().out
-    assert '"frame_range": "1-7x2"' in out and '"scout_frames": "fml:2"' in out
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ready"] is True and doc["errors"] == []
+    assert doc["payload"]["frame_range"] == "1-7x2" and doc["payload"]["scout_frames"] == "fml:2"
+    sizes = {u["remote"]: u["size"] for u in doc["uploads"]}
+    assert sizes[tiny_blend.resolve().as_posix()] == tiny_blend.stat().st_size  # the scene and its texture
+    assert len(sizes) == 2 and all(Path(r).stat().st_size == n for r, n in sizes.items())
     assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0
     assert main(["farm", "submit", str(tiny_blend), "--frames", "10-1x0", "--dry-run"]) == 1
 

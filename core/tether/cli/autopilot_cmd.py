@@ -151,7 +151,7 @@ def _result_json(result: Any) -> Dict[str, Any]:
 def cmd_submit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..autopilot.submit import build_payload, prepare, submit_clip
+    from ..autopilot.submit import preview, submit_clip
     from .progress import TransferBars
 
     console = Console(stderr=True)
@@ -160,14 +160,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
     out: Optional[Path] = args.out.resolve() if args.out else None
     with client:
         if args.dry_run:
-            prep = prepare(client, args.clip, choice, output_path=args.output_path)
-            clip = prep.clip
-            payload = build_payload("<uploaded clip>", choice, output_path=prep.output_path,
-                                    job_metadata=_meta(args.meta))
+            # the body a send posts (asset and job metadata included), as the Nuke panel's preview shows it
+            pv = preview(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta))
+            clip, quota = pv.prepared.clip, pv.prepared.quota
             console.print(f"{clip.source}: {clip.kind}, {clip.frame_count} frames "
                           f"({clip.first_frame}-{clip.last_frame}); quota left: "
-                          f"{prep.quota.remaining if prep.quota and prep.quota.remaining is not None else 'unknown'}")
-            print(json.dumps(payload.payload(), indent=2))
+                          f"{quota.remaining if quota and quota.remaining is not None else 'unknown'}")
+            print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
             return 0
         from ..registry import JobRegistry
 

@@ -101,11 +101,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.dry_run:
         check = submitter.preflight(opts)
         if args.json:
-            print(json.dumps(check.payload.model_dump() if check.payload else {"errors": check.errors}, indent=2))
+            print(check.preview_json())  # the same document the Blender add-on's Preview Payload writes
         else:
             print_preflight(check, console)
-            if check.payload:
-                console.print_json(check.payload.model_dump_json())
+            payload = check.preview()["payload"]
+            if payload is not None:
+                console.print_json(json.dumps(payload))
         return 0 if check.ok else 1
     with TransferBars(console) as bars:
         result = submitter.submit(opts, progress=bars.update)
