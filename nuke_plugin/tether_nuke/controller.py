@@ -45,6 +45,11 @@ ClientFactory = Callable[[Optional[str]], Any]
 T = TypeVar("T")
 
 
+def send_metadata(plate: PlateFacts) -> Dict[str, Any]:
+    """The job metadata a send from Nuke adds (the panel's preview shows the same)."""
+    return {"nuke_read": plate.node}
+
+
 def stage_sequence(plate: PlateFacts, folder: Path) -> str:
     """Link exactly the frames to send (the Read's first..last, one view) into ``folder``; return their pattern.
 
@@ -244,7 +249,7 @@ class JobController(BackgroundWork):
                 client = self._client()
                 label = f"{script}:{plate.node}" if script else plate.node
                 submission = submit_clip(client, spec, choice, registry=self.registry, source_label=label,
-                                         metadata={"nuke_read": plate.node})
+                                         metadata=send_metadata(plate), source=plate.file)
             sent = plate.sent_range
             if submission.clip.frame_count != plate.frame_count:
                 raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
@@ -368,4 +373,4 @@ class JobController(BackgroundWork):
             clip.close()
 
 
-__all__ = ["SERVICE", "JobController", "stage_sequence"]
+__all__ = ["SERVICE", "JobController", "send_metadata", "stage_sequence"]

@@ -28,7 +28,7 @@ from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate
 from tether.registry import JobRecord
 
-from .controller import JobController, stage_sequence
+from .controller import JobController, send_metadata, stage_sequence
 from .plate_reader import read_plate, selected_read
 
 SERVICES = ("roto", "tracking", "depth")
@@ -52,11 +52,6 @@ class _Bridge(QtCore.QObject):
     event = QtCore.Signal(str, object)
 
 
-def send_metadata(plate: PlateFacts) -> Dict[str, Any]:
-    """The job metadata a send from this panel adds (JobController.submit passes the same)."""
-    return {"nuke_read": plate.node}
-
-
 def preview_document(plate: PlateFacts, choice: ServiceChoice) -> Dict[str, Any]:
     """What a send of ``plate`` with ``choice`` would post, as plain JSON values. Any thread; no network.
 
@@ -67,7 +62,8 @@ def preview_document(plate: PlateFacts, choice: ServiceChoice) -> Dict[str, Any]
     check_plate(plate, check_disk=True, frame_limit=MAX_FRAMES).raise_first()
     with tempfile.TemporaryDirectory(prefix="tether-preview-") as tmp:
         spec = plate.file if plate.is_movie else stage_sequence(plate, Path(tmp))
-        built = preview(None, spec, choice, metadata=send_metadata(plate), check_quota=False).document()
+        built = preview(None, spec, choice, metadata=send_metadata(plate), check_quota=False,
+                        source=plate.file).document()
     first, last = plate.sent_range
     try:
         start, end = plate.plate_range
@@ -579,4 +575,4 @@ class TetherPanel(QtWidgets.QWidget):
         super().closeEvent(event)
 
 
-__all__ = ["PreviewDialog", "TetherPanel", "is_alive", "preview_document", "send_metadata"]
+__all__ = ["PreviewDialog", "TetherPanel", "is_alive", "preview_document"]

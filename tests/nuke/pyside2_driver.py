@@ -231,7 +231,8 @@ def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Opti
         worker.join()
         wait_until(lambda: panel.table.cellWidget(panel._rows[("autopilot", "job-1")], progress).value() == 80,
                    "the live progress")
-        assert seen == ["jobs"], seen
+        # the panel's own watcher (job-1 is running) may send "jobs" too, whenever a poll ends
+        assert seen and set(seen) == {"jobs"}, seen
         row1 = panel._rows[("autopilot", "job-1")]
         cell = panel.table.visualItemRect(panel.table.item(row1, COLUMNS.index("State"))).center()
         click(panel.table.viewport(), cell)

@@ -169,15 +169,13 @@ class Capturing:
 
 
 def _per_send(body: Dict[str, Any]) -> Dict[str, Any]:
-    """The body without what each send makes afresh: the upload's key, the output folder and submission id, and
-    the staging folder the frames are linked into."""
+    """The body without what each send makes afresh: the upload's key, the output folder and submission id."""
     body = json.loads(json.dumps(body))
     for asset in body["assets"]:
         assert asset.pop("source_path")
-        assert asset["metadata"].pop("source")
         for spec in asset["services"]:
             assert spec.pop("output_path")
-    assert body["metadata"].pop("tether_submission") and body["metadata"].pop("source")
+    assert body["metadata"].pop("tether_submission")
     return body
 
 
@@ -217,6 +215,8 @@ def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: P
             "lens": 35.0, "sensor_width": 36.0, "sensor_height": 24.0, "calculate_distortion": "True",
             "fix_focal_length": "False", "fix_sensor_size": "True"}
         assert asset["metadata"]["first_frame"] == 1001
+        # the plate's own path, not the temporary folder its frames are staged in for the upload
+        assert asset["metadata"]["source"] == body["metadata"]["source"] == doc["clip"]["file"]
         assert {k: body["metadata"][k] for k in ("nuke_read", "first_frame", "frame_count")} == {
             "nuke_read": "Plate7", "first_frame": 1001, "frame_count": 24}
         assert doc["clip"]["frames_sent"] == [1001, 1024] and doc["clip"]["plate_frames"] == [1, 24]

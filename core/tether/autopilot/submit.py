@@ -119,19 +119,21 @@ def prepare(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: 
 UPLOAD_PLACEHOLDER = "<uploaded clip>"  # stands for the clip's storage key in a preview: it exists once uploaded
 
 
-def submission_facts(prep: Prepared) -> Dict[str, Any]:
-    """What every job records about its clip, so results line up with the plate's own frame numbers."""
+def submission_facts(prep: Prepared, source: Optional[str] = None) -> Dict[str, Any]:
+    """What every job records about its clip, so results line up with the plate's own frame numbers. ``source``
+    names the clip where it was read from a staged copy (a Nuke plate's frames staged in a temporary folder)."""
     clip = prep.clip
-    return {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": clip.source,
+    return {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": source or clip.source,
             "tether_submission": prep.submission}
 
 
-def job_payload(prep: Prepared, s3_key: str, metadata: Optional[Dict[str, Any]] = None) -> JobCreate:
+def job_payload(prep: Prepared, s3_key: str, metadata: Optional[Dict[str, Any]] = None,
+                source: Optional[str] = None) -> JobCreate:
     """The create-job body for a prepared clip uploaded as ``s3_key``: the one builder, for a send and a preview."""
     clip = prep.clip
     return build_payload(s3_key, prep.choice, output_path=prep.output_path,
-                         asset_metadata={"first_frame": clip.first_frame, "source": clip.source},
-                         job_metadata={**(metadata or {}), **submission_facts(prep)})
+                         asset_metadata={"first_frame": clip.first_frame, "source": source or clip.source},
+                         job_metadata={**(metadata or {}), **submission_facts(prep, source)})
 
 
 @dataclass
@@ -163,14 +165,15 @@ class Preview:
 
 
 def preview(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
-            metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True) -> Preview:
+            metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True,
+            source: Optional[str] = None) -> Preview:
     """Check the clip and build the job body :func:`submit_clip` would send; upload nothing, create nothing.
 
     ``check_quota=False`` asks the service nothing at all (``client`` may then be None). The output path and
     submission id are fresh ones, as each send makes its own.
     """
     prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota)
-    return Preview(prepared=prep, payload=job_payload(prep, UPLOAD_PLACEHOLDER, metadata))
+    return Preview(prepared=prep, payload=job_payload(prep, UPLOAD_PLACEHOLDER, metadata, source))
 
 
 @dataclass
@@ -183,8 +186,12 @@ class Submission:
 
 def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
                 metadata: Optional[Dict[str, Any]] = None, registry: Any = None, out_dir: Optional[Path] = None,
-                progress: Optional[Progress] = None, source_label: Optional[str] = None) -> Submission:
-    """Check, upload and create the job; record it in ``registry`` (a :class:`tether.registry.JobRegistry`)."""
+                progress: Optional[Progress] = None, source_label: Optional[str] = None,
+                source: Optional[str] = None) -> Submission:
+    """Check, upload and create the job; record it in ``registry`` (a :class:`tether.registry.JobRegistry`).
+
+    ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
+    to the clip's path)."""
     prep = prepare(client, clip_spec, choice, output_path=output_path)
     clip = prep.clip
     with tempfile.TemporaryDirectory(prefix="tether-autopilot-") as tmp:
@@ -192,8 +199,8 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
         if clip.kind == "sequence":
             upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
         s3_key = client.upload(upload_path, asset_type="video", file_name=clip.upload_name, progress=progress)
-    facts = submission_facts(prep)
-    job = client.create_job(job_payload(prep, s3_key, metadata))
+    facts = submission_facts(prep, source)
+    job = client.create_job(job_payload(prep, s3_key, metadata, source))
     if registry is not None:
         registry.record(service="autopilot", job_id=job.id, profile=getattr(client, "profile", ""),
                         title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
