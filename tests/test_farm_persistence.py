@@ -162,3 +162,30 @@ def test_without_persistence_nothing_is_written(tmp_path: Path) -> None:
         assert {p["name"] for p in again.list_projects()} == {"default"}
     finally:
         again.close()
+
+
+def test_tether_serve_keeps_its_store_between_runs_by_default(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data"), "TETHER_CONFIG_DIR": str(tmp_path / "config")}
+
+    def first_line(*extra: str) -> str:
+        tether = str(Path(sys.executable).parent / "tether")
+        proc = subprocess.Popen([tether, "serve", "--port", "0", "--workers", "1", *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=env)
+        try:
+            assert proc.stdout is not None
+            return proc.stdout.readline()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+
+    kept = first_line()
+    store = tmp_path / "data" / "local-services"
+    assert f"store: {store}, kept between runs" in kept
+    assert (store / "farm" / "farm.sqlite3").is_file()  # still there after the server stopped
+    throwaway = first_line("--temporary")
+    assert "deleted on exit" in throwaway and str(store) not in throwaway

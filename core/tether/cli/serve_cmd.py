@@ -16,8 +16,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8765; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--workers", type=int, default=2, help="render worker processes of the local farm (default 2)")
-    parser.add_argument("--store", type=Path, default=None,
-                        help="folder for uploads, job workspaces and outputs (default: a temporary folder)")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--store", type=Path, default=None,
+                       help="folder for uploads, jobs and outputs, kept between runs (default: "
+                            "local-services in Tether's data folder, see `tether config show`)")
+    store.add_argument("--temporary", action="store_true",
+                       help="a throwaway store, deleted on exit: jobs and uploads do not outlive this run")
     parser.set_defaults(func=run)
 
 
@@ -31,14 +35,21 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("tether: error: --workers must be 1 or more", file=sys.stderr)
         return 2
-    services = LocalServices(args.host, args.port, state_dir=args.store, workers=args.workers, log_level="info")
+    store = args.store
+    if store is None and not args.temporary:
+        from ..settings import data_dir
+
+        # kept between runs, like a real service: jobs an artist's DCC recorded are still there after a restart
+        store = data_dir() / "local-services"
+    services = LocalServices(args.host, args.port, state_dir=store, workers=args.workers, log_level="info")
     try:
         services.start()
     except OSError as exc:
         print(f"tether: error: {exc}", file=sys.stderr)
         return 1
     try:
-        print(f"Tether local services at {services.base_url}  (store: {services.state_dir})")
+        kept = "deleted on exit" if store is None else "kept between runs; --temporary for a throwaway one"
+        print(f"Tether local services at {services.base_url}  (store: {services.state_dir}, {kept})")
         for name in services.names:
             print(f"  {name:<10} {services.url(name)}")
         if "farm" in services.names:
