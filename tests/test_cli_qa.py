@@ -192,3 +192,22 @@ def test_tensorpix_wait_json_prints_one_document(urls: Any, tmp_path: Path, caps
     data = json.loads(capsys.readouterr().out)
     assert data["state"] == "completed" and data["job_id"]
     assert [Path(f).parent for f in data["files"]] == [out]
+
+
+@pytest.mark.parametrize("command", [["farm", "submit"], ["autopilot", "submit"], ["autopilot", "import"],
+                                     ["tensorpix", "enhance"], ["clipzy", "style"], ["move", "submit"], ["jobs"],
+                                     ["install"]])
+def test_help_shows_examples_that_parse(command: list, capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from tether.cli import build_parser
+
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    examples = [line.split("#")[0].strip() for line in text.split("examples:", 1)[1].splitlines() if line.strip()]
+    assert examples
+    for example in examples:  # every example is a command line the parser accepts as written
+        args = build_parser().parse_args(shlex.split(example)[1:])
+        assert getattr(args, "func", None) is not None, example

@@ -24,7 +24,12 @@ def register(subparsers: Any) -> None:
     ap = subparsers.add_parser("autopilot", help="Slapshot Autopilot: roto, camera tracking, depth for a clip")
     sub = ap.add_subparsers(dest="autopilot_command", metavar="ACTION")
 
-    submit = sub.add_parser("submit", help="check, upload and submit a clip")
+    submit = sub.add_parser(
+        "submit", help="check, upload and submit a clip",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether autopilot submit plate.####.exr --roto --dry-run
+  tether autopilot submit plate.%04d.exr --roto --tracking --lens 35 --sensor 36 24 --wait --out results/
+  tether autopilot submit shot.mov --depth --depth-export mov --json""")
     submit.add_argument("clip", help="a movie file, or an image sequence such as shot.####.png or shot.%%04d.png")
     submit.add_argument("--roto", action="store_true", help="mattes of the moving subject")
     submit.add_argument("--tracking", action="store_true", help="a camera solve")
@@ -72,7 +77,11 @@ def register(subparsers: Any) -> None:
     results.add_argument("--json", action="store_true")
     results.set_defaults(func=cmd_results)
 
-    imp = sub.add_parser("import", help="write a finished job's mattes, camera and depth as a Nuke .nk script")
+    imp = sub.add_parser(
+        "import", help="write a finished job's mattes, camera and depth as a Nuke .nk script",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether autopilot import JOB_ID --nk shot010_autopilot.nk            # a whole script, with the plate's Read
+  tether autopilot import JOB_ID --nk paste.nk --snippet              # nodes to paste beside the plate""")
     imp.add_argument("job", help="job id (from `tether autopilot jobs` or `tether jobs`)")
     imp.add_argument("--nk", type=Path, required=True, metavar="OUT.nk", help="the .nk script to write")
     imp.add_argument("--out", type=Path, help="folder for the downloaded results (default: beside the .nk)")

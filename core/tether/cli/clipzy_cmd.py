@@ -31,7 +31,10 @@ def register(subparsers: Any) -> None:
     upload.add_argument("--json", action="store_true")
     upload.set_defaults(func=cmd_upload)
 
-    style = sub.add_parser("style", help="style a clip like a template clip")
+    style = sub.add_parser(
+        "style", help="style a clip like a template clip",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether clipzy style shot.mp4 --template look.mp4 --wait --out styled/""")
     style.add_argument("clip", type=Path, help="the clip to style (.mp4, .mov, ...)")
     style.add_argument("--template", required=True, help="the template video file, or the video id of an upload")
     style.add_argument("--config", metavar="JSON", help="engine config object, e.g. '{\"strength\": 0.8}'")

@@ -24,7 +24,12 @@ def register(subparsers: Any) -> None:
     farm = subparsers.add_parser("farm", help="the Blender render farm (Renderfarm Platform)")
     sub = farm.add_subparsers(dest="farm_command", metavar="ACTION")
 
-    submit = sub.add_parser("submit", help="submit a .blend: validate, upload what the farm lacks, create the job")
+    submit = sub.add_parser(
+        "submit", help="submit a .blend: validate, upload what the farm lacks, create the job",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether farm submit shot.blend --dry-run                    # what would be sent, sending nothing
+  tether farm submit shot.blend --frames 1001-1100 --chunk-size 10 --scout fml:3 --wait
+  tether farm submit shot.blend --frames 1-240x2 --out renders/ --json   # wait, fetch, print JSON""")
     submit.add_argument("scene", type=Path, help="the .blend file")
     submit.add_argument("--frames", help="frame spec (default: the scene's start-end and step), e.g. 1-100x2")
     submit.add_argument("--chunk-size", type=int, default=1, help="frames per task (default 1)")

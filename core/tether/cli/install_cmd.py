@@ -18,7 +18,13 @@ def register(subparsers: Any) -> None:
     inst = subparsers.add_parser(
         "install", help="deploy Tether to Nuke and/or Blender (one artist, or a studio folder)",
         description="Deploy Tether's Nuke plugin and Blender extension with their Python dependencies. Idempotent; "
-                    "--dry-run lists every change; --uninstall removes exactly what an install added.")
+                    "--dry-run lists every change; --uninstall removes exactly what an install added.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether install all --user --dry-run                  # what would change for this artist
+  tether install nuke --user                           # for the Nukes installed here
+  tether install all --studio /studio/tools/tether --rez
+  tether install nuke --studio /studio/tools/tether --nuke-version 15 --nuke-version 16
+  tether install all --user --uninstall""")
     inst.add_argument("dcc", choices=("nuke", "blender", "all"))
     where = inst.add_mutually_exclusive_group(required=True)
     where.add_argument("--user", action="store_true", help="for this artist (~/.nuke/init.py, Blender user folder)")

@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
         "jobs", help="the jobs submitted from this machine: list, watch, cancel, fetch, forget",
         description="Jobs submitted from this machine are recorded locally, so nothing is lost on a restart. "
                     "Without an action: list them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether jobs                          # unfinished jobs and the latest few, every service
+  tether jobs --service farm --all --json
+  tether jobs watch JOB_ID             # follow until it finishes
+  tether jobs fetch JOB_ID --out renders/""",
     )
     _list_options(jobs, argparse_default=True)
     jobs.set_defaults(func=cmd_list)

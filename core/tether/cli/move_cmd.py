@@ -23,7 +23,11 @@ def register(subparsers: Any) -> None:
     mv = subparsers.add_parser("move", help="Move: motion capture from a video, an FBX rig back")
     sub = mv.add_subparsers(dest="move_command", metavar="ACTION")
 
-    submit = sub.add_parser("submit", help="upload a video and start a motion-capture job")
+    submit = sub.add_parser(
+        "submit", help="upload a video and start a motion-capture job",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether move submit actor.mp4 --wait --out mocap/                      # an FBX rig
+  tether move submit actor.mp4 --output MAIN_FBX --output MAIN_BLEND --track-fingers""")
     submit.add_argument("video", type=Path, help="an .mp4, .mov or .avi file")
     submit.add_argument("--name", default="", help="take and job name (default: the file's name)")
     submit.add_argument("--output", action="append", metavar="TYPE", type=str.upper,

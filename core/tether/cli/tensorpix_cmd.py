@@ -25,7 +25,11 @@ def register(subparsers: Any) -> None:
     balance.add_argument("--json", action="store_true")
     balance.set_defaults(func=cmd_balance)
 
-    enhance = sub.add_parser("enhance", help="upload a movie and enhance it")
+    enhance = sub.add_parser(
+        "enhance", help="upload a movie and enhance it",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether tensorpix models                                   # the model ids
+  tether tensorpix enhance shot.mov --model 1 --resolution 2160 --wait --out enhanced/""")
     enhance.add_argument("clip", help="a movie file (.mp4, .mov, .mkv)")
     enhance.add_argument("--model", type=int, action="append", default=[], metavar="ID", required=True,
                          help="ML model id from `tether tensorpix models` (repeatable)")
