@@ -142,23 +142,23 @@ def test_local_services_not_running_says_start_them(monkeypatch: pytest.MonkeyPa
 def test_ctrl_c_during_wait_says_how_to_resume(urls: Any, tiny_blend: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    import tether.cli.follow as follow
+    from tether.farm.client import FarmClient
 
-    real_sleep = follow.time.sleep
-
-    def ctrl_c(seconds: float) -> None:
+    def ctrl_c(self: FarmClient, job_ids: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(follow.time, "sleep", ctrl_c)  # Ctrl-C at the first wait between polls
+    # Ctrl-C while following: at the first poll, so a render quicker than one poll interval cannot finish first
+    # (and no global such as time.sleep is patched under the in-process services' threads)
     monkeypatch.chdir(tmp_path)
-    code = main(["farm", "submit", str(tiny_blend), "--frames", "1-8", "--out", "frames"])
+    with monkeypatch.context() as patched:
+        patched.setattr(FarmClient, "jobs_by_id", ctrl_c)
+        code = main(["farm", "submit", str(tiny_blend), "--frames", "1-40", "--out", "frames"])  # long: cancelled below
     err = capsys.readouterr().err
     assert code == 130
     (record,) = JobRegistry().list(service="farm")
     assert f"`tether jobs watch {record.job_id}`" in err and f"`tether jobs fetch {record.job_id}`" in err
     # Recorded absolute: `tether jobs fetch` from another folder still lands the frames here.
     assert record.output_dir == str(tmp_path / "frames")
-    monkeypatch.setattr(follow.time, "sleep", real_sleep)
     assert main(["jobs", "cancel", record.job_id]) == 0
 
 
