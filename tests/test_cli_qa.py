@@ -9,6 +9,8 @@ import io
 import json
 import socket
 import sys
+import time
+import types
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -175,7 +177,8 @@ def test_watch_says_an_unreachable_service_once(monkeypatch: pytest.MonkeyPatch,
         if len(polls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs_cmd.time, "sleep", sleep)
+    # the command's own clock only: the in-process services' threads keep the real time.sleep
+    monkeypatch.setattr(jobs_cmd, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
     assert main(["jobs", "watch", "job-unreachable", "--interval", "0.01"]) == 130
     err = capsys.readouterr().err
     assert err.count("cannot reach") == 1  # two polls, one message
