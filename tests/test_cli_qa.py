@@ -214,3 +214,11 @@ def test_help_shows_examples_that_parse(command: list, capsys: pytest.CaptureFix
     for example in examples:  # every example is a command line the parser accepts as written
         args = build_parser().parse_args(shlex.split(example)[1:])
         assert getattr(args, "func", None) is not None, example
+
+
+def test_status_lines_are_not_broken_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    from tether.cli.progress import status_console
+
+    line = "submitted Move job job-681407f2-a765-407a-a2f7-f182e5f7fb37 (take " + "x" * 150 + ")"
+    status_console().print(line)
+    assert capsys.readouterr().err == line + "\n"  # one line, however narrow the console thinks it is

@@ -158,12 +158,10 @@ def _result_json(result: Any) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..autopilot.submit import preview, submit_clip
-    from .progress import TransferBars
+    from .progress import TransferBars, status_console
 
-    console = Console(stderr=True)
+    console = status_console()
     client = _client(args)
     choice = _choice(args)
     out: Optional[Path] = args.out.resolve() if args.out else None
@@ -210,12 +208,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..nukeimport import import_to_nk
     from ..registry import JobRegistry
+    from .progress import status_console
 
-    console = Console(stderr=True)
+    console = status_console()
     registry = JobRegistry()
     records = registry.find(args.job, service="autopilot")
     if not records:
@@ -236,9 +233,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..autopilot.client import to_job
+    from .progress import status_console
     from .tables import print_table
 
     with _client(args) as client:
@@ -252,7 +248,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 [(j.id, j.title, j.state_label, f"{j.counts['completed']}/{j.counts['tasks']}",
                   str(j.counts["failed"]), f"{j.progress:.0f}%", j.error or "") for j in jobs])
     more = f" (more: --page {page.page + 1})" if page.has_more(len(page.items)) else ""
-    Console(stderr=True).print(f"page {page.page}, {len(jobs)} job(s){more}")
+    status_console().print(f"page {page.page}, {len(jobs)} job(s){more}")
     return 0
 
 
@@ -269,14 +265,14 @@ def cmd_quota(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from .progress import status_console
 
     with _client(args) as client:
         result = client.fetch_results(args.job, args.out.resolve(), export_types=args.export or None)
     if args.json:
         print(json.dumps(_result_json(result)))
     else:
-        _print_results(result, Console(stderr=True))
+        _print_results(result, status_console())
     return 0
 
 

@@ -99,11 +99,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_style(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..registry import JobRegistry
+    from .progress import status_console
 
-    console = Console(stderr=True)
+    console = status_console()
     config: Optional[Dict[str, Any]] = None
     if args.config:
         try:

@@ -24,14 +24,12 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..farm.client import FarmClient
     from ..farm.submit import FarmOptions, FarmSubmitter
     from ..registry import JobRegistry
     from ..settings import get_secret
     from .follow import follow_and_fetch
-    from .progress import TransferBars
+    from .progress import TransferBars, status_console
 
     try:
         from tether_services.farm.scenes import build_demo_scene
@@ -42,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"the local services are not installed ({exc}); install with: pip install 'tether[demo]'") \
             from None
 
-    console = Console(stderr=True)
+    console = status_console()
     out = args.out.resolve()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tether-demo-"))

@@ -86,14 +86,12 @@ def print_preflight(check: Any, console: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..farm.client import FarmClient
     from ..farm.submit import FarmOptions, FarmSubmitter
     from ..registry import JobRegistry
-    from .progress import TransferBars
+    from .progress import TransferBars, status_console
 
-    console = Console(stderr=True)
+    console = status_console()
     opts = FarmOptions(
         scene=args.scene, frames=args.frames, chunk_size=args.chunk_size, scout=args.scout,
         instance_type=args.instance_type, blender_version=args.blender_version, project=args.project,

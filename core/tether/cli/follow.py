@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from ..jobs import Job, JobService, JobState
+from .progress import status_console
 
 
 def follow_and_fetch(
@@ -32,7 +33,7 @@ def follow_and_fetch(
     """
     from ..clients import client_for
 
-    console = console or Console(stderr=True)
+    console = console or status_console()
     client = client or client_for(service, profile)
     if registry is None:
         from ..registry import JobRegistry

@@ -305,10 +305,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..jobs import JobState
-    from .progress import TransferBars
+    from .progress import TransferBars, status_console
 
     registry = open_registry()
     rec = _resolve(registry, args.id, getattr(args, "service", None))
@@ -323,7 +321,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             f"{rec.service} job {rec.job_id} is {after.state_label}, not completed: nothing to fetch yet"
             + ("" if after.state.finished else f" (`tether jobs watch {rec.job_id}` follows it)")
         )
-    console = Console(stderr=True)
+    console = status_console()
     with TransferBars(console) as bars:
         files = client.fetch_outputs(rec.job_id, dest, progress=lambda done, total: bars.bytes("download", done, total))
     registry.mark_fetched(rec.service, rec.job_id, dest)

@@ -79,13 +79,11 @@ def _job_dict(job: Any) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..move.submit import MoveRequest, submit_video
     from ..registry import JobRegistry
-    from .progress import TransferBars
+    from .progress import TransferBars, status_console
 
-    console = Console(stderr=True)
+    console = status_console()
     out: Optional[Path] = args.out.resolve() if args.out else None
     req = MoveRequest(video=args.video, name=args.name, outputs=args.output or ["MAIN_FBX"], start=args.start,
                       end=args.end, options={"trackFingers": True} if args.track_fingers else {})

@@ -16,6 +16,12 @@ from rich.progress import (
 )
 
 
+def status_console() -> Console:
+    """Where commands say what they do (stderr, so stdout stays for results). Lines are never broken at the
+    console's width: a piped log or a CI job shows an id or a path whole, on one line."""
+    return Console(stderr=True, soft_wrap=True)
+
+
 class TransferBars:
     """One bar per phase (hash, upload, download); ``update`` is a transfer progress callback."""
 
@@ -24,7 +30,7 @@ class TransferBars:
     def __init__(self, console: Optional[Console] = None) -> None:
         self.progress = Progress(
             TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=console or Console(stderr=True), transient=False,
+            TimeRemainingColumn(), console=console or status_console(), transient=False,
         )
         self.tasks: Dict[str, TaskID] = {}
         self._started = False

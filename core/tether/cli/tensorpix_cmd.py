@@ -102,10 +102,9 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..registry import JobRegistry
     from ..tensorpix.submit import enhance_clip
+    from .progress import status_console
 
     registry = JobRegistry()
     out: Optional[Path] = args.out.resolve() if args.out else None
@@ -116,7 +115,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id}))
             return 0
         # Progress and notes go to stderr: with --json, stdout holds the one JSON document only.
-        console = Console(stderr=True)
+        console = status_console()
         console.print(f"[green]job {job_id}[/] created for {Path(args.clip).name} (video {done.video.id})")
         if not (args.wait or args.out):
             return 0
