@@ -398,6 +398,40 @@ def test_upload_cancel_from_progress_stops_sending(tmp_path: Path, server: BlobS
     assert server.stored() == {_md5(p) for p, _ in files}
 
 
+class ChunkedTarget(BlobTarget):
+    """Streams the body as ``ProgressReader.iter_chunks`` (1 MiB blocks) with an explicit Content-Length."""
+
+    def send(self, item: UploadItem, reader: BinaryIO) -> None:
+        chunks = reader.iter_chunks()  # type: ignore[attr-defined]
+        self.request("PUT", f"/blobs/{item.md5}", content=chunks, headers={"Content-Length": str(item.size)})
+
+
+def test_upload_in_big_chunks_counts_once_and_cancels(tmp_path: Path, server: BlobServer, cache: HashCache) -> None:
+    chunked = ChunkedTarget(server.url)
+    try:
+        sizes = [3 * transfer.BLOCK + 5, 70_000, 1, 0]
+        files = _files(tmp_path / "a", sizes, seed=350)
+        events: List[TransferProgress] = []
+        report = upload_files(files, chunked, cache=cache, workers=2, progress=events.append)
+        assert report.bytes_sent == sum(sizes) and server.stored() == {_md5(p) for p, _ in files}
+        ups = [e.bytes_done for e in events if e.phase == "upload"]
+        assert ups == sorted(ups) and ups[-1] == sum(sizes)
+        for p, _ in files:
+            assert (server.blobs / _md5(p)).read_bytes() == p.read_bytes()
+
+        # a cancel during the body stops the request at the next block; nothing of that file is stored
+        big = _files(tmp_path / "b", [4 * transfer.BLOCK], seed=360)
+
+        def stop_midway(event: TransferProgress) -> Optional[bool]:
+            return not (event.phase == "upload" and event.bytes_done >= transfer.BLOCK)
+
+        with pytest.raises(CancelledByUser):
+            upload_files(big, chunked, cache=cache, workers=1, progress=stop_midway)
+        assert _md5(big[0][0]) not in server.stored()
+    finally:
+        chunked.close()
+
+
 def test_upload_target_error_propagates_and_stops_the_rest(tmp_path: Path, server: BlobServer,
                                                            target: BlobTarget, cache: HashCache) -> None:
     files = _files(tmp_path, [900_000, 10_000, 20_000, 30_000], seed=400)

@@ -288,7 +288,8 @@ class UploadReport:
 
 class UploadTarget(Protocol):
     """What a service client implements to receive files. ``send`` must read ``reader`` to the end (or until it
-    raises) and may ``seek(0)`` to send again; a failure should raise a :class:`~tether.errors.ServiceError`."""
+    raises) and may ``seek(0)`` to send again; a failure should raise a :class:`~tether.errors.ServiceError`.
+    ``reader`` is a :class:`ProgressReader`: a raw body streams cheaper as ``reader.iter_chunks()``."""
 
     def exists(self, item: UploadItem) -> bool: ...
     # Optional: ``store_key`` (str) names the store; files it confirmed are then not asked about again for a day.
@@ -345,6 +346,16 @@ class ProgressReader(io.RawIOBase):
         n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         self._advance(n or 0)
         return n or 0
+
+    def iter_chunks(self, size: int = BLOCK) -> Iterator[bytes]:
+        """The rest of the file in ``size`` blocks, counted and cancellable like ``read``: a request body for targets
+        that stream an iterable (pass the length as Content-Length). httpx reads a file-like body 64 KiB at a time,
+        and its per-chunk work then costs the client ~0.3 s of CPU per GB, about as much as the copy itself."""
+        while True:
+            data = self.read(size)
+            if not data:
+                return
+            yield data
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._pos = self._raw.seek(offset, whence)
