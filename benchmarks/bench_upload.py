@@ -10,7 +10,8 @@ Measured on the same files, page cache warm for all of them, dirty pages flushed
       (same disk as the blob store) and answers after each file, like a server's reply;
   (b') the same copy with the receiver also hashing what it receives and answering the md5 (checked);
   (c) Tether: ``upload_files`` with an empty hash cache into a target that checks the md5 and stores the files;
-  (d) the same call again (cache hot, every file already on the server).
+  (d) the same call again (cache hot, every file already on the server; the target names its store like
+      ``FarmClient.store_key``, so files it confirmed within a day are not asked about again).
 
 The target is a minimal local blob server in its own process (md5 check; streamed PUT hashed and verified by the
 server, written to disk, renamed into place), or, with ``--farm``, the farm at that URL through ``FarmClient``.
@@ -284,6 +285,11 @@ def blob_target(url: str) -> Any:
     from tether.transfer import UploadItem
 
     class BlobTarget(BaseClient):
+        @property
+        def store_key(self) -> str:
+            # as FarmClient names its store: files this store confirmed are not asked about again (the re-submit)
+            return f"blobs:{url}"
+
         def exists(self, item: UploadItem) -> bool:
             return bool(self.json("POST", "/check", idempotent=True, json={"md5": item.md5})["exists"])
 
