@@ -270,3 +270,28 @@ def test_resubmit_asks_nothing_and_recovers_when_the_farm_lost_files(
         if not JobState(to_job(job).state).finished:
             with contextlib.suppress(Conflict):  # clean-up only: it may have finished since
                 submitter.client.cancel_job(result.job.id)
+
+
+def test_streamed_multipart_upload(client: FarmClient, tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from tether.errors import TransferError
+
+    data = os.urandom(2 * 1024 * 1024 + 12345)  # more than one 1 MiB chunk, not a multiple of it
+    md5 = hashlib.md5(data).hexdigest()
+    odd = tmp_path / 'plate "v2" déjà\\vu.exr'  # a quote, a backslash and non-ASCII in the part's filename
+    odd.write_bytes(data)
+    remote = "/shots/sh 010/" + odd.name
+    assert not client.check_md5(md5, len(data), remote).exists
+    with open(odd, "rb") as fh:
+        reply = client.upload_file(fh, md5=md5, path=remote, size=len(data))
+    assert reply.md5 == md5  # the farm hashed exactly these bytes
+    assert client.check_md5(md5, len(data), remote).exists
+    # a file that shrank after it was hashed is refused here, with words, and nothing is stored
+    short = tmp_path / "short.bin"
+    short.write_bytes(data[:1000])
+    with open(short, "rb") as fh, pytest.raises(TransferError, match="changed while it was being sent"):
+        client.upload_file(fh, md5=hashlib.md5(data[:5000]).hexdigest(), path="/shots/short.bin", size=5000)
+    assert not client.check_md5(hashlib.md5(data[:5000]).hexdigest(), 5000, "/shots/short.bin").exists
+    assert not client.check_md5(hashlib.md5(data[:1000]).hexdigest(), 1000, "/shots/short.bin").exists

@@ -319,12 +319,23 @@ class FarmClient(BaseClient):
                          json=Md5Check(md5=md5, size=size, path=path).model_dump(exclude_none=True))
         return Md5Reply.model_validate(body)
 
-    def upload_file(self, fileobj: BinaryIO, *, md5: str, path: str, filename: Optional[str] = None) -> UploadReply:
-        """Stream one file as multipart; the farm verifies the md5. Content-addressed, so a retry is harmless."""
+    def upload_file(self, fileobj: BinaryIO, *, md5: str, path: str, filename: Optional[str] = None,
+                    size: Optional[int] = None) -> UploadReply:
+        """Stream one file as multipart; the farm verifies the md5. Content-addressed, so a retry is harmless.
+
+        With ``size`` known the body is streamed in 1 MiB chunks (:class:`tether.transfer.MultipartFile`)."""
+        from ..transfer import MultipartFile
+
         name = filename or path.replace("\\", "/").rsplit("/", 1)[-1]
-        files = {"file": (name, fileobj, "application/octet-stream")}
-        body = self.json("POST", "/api/uploads/file", idempotent=False, files=files, data={"md5": md5, "path": path},
-                         timeout=httpx.Timeout(self.timeout, read=max(self.timeout, 600.0)))
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, 600.0))
+        fields = {"md5": md5, "path": path}
+        if size is None:
+            body = self.json("POST", "/api/uploads/file", idempotent=False, timeout=timeout, data=fields,
+                             files={"file": (name, fileobj, "application/octet-stream")})
+        else:
+            form = MultipartFile(fields, "file", name, fileobj, size)
+            body = self.json("POST", "/api/uploads/file", idempotent=False, timeout=timeout, content=form,
+                             headers=form.headers)
         return UploadReply.model_validate(body)
 
     # UploadTarget protocol of tether.transfer
@@ -337,7 +348,7 @@ class FarmClient(BaseClient):
         return self.check_md5(item.md5, item.size, item.remote_path).exists
 
     def send(self, item: Any, reader: BinaryIO) -> None:
-        self.upload_file(reader, md5=item.md5, path=item.remote_path)
+        self.upload_file(reader, md5=item.md5, path=item.remote_path, size=item.size)
 
     # --- billing ----------------------------------------------------------------------------------------------
     def billing_current(self) -> BillingPeriod:
