@@ -123,6 +123,10 @@ def test_wrong_credentials_name_the_profile_and_hide_the_password(farm_url: str)
     with pytest.raises(AuthError, match=r"tether login farm --profile studio"):
         token_only.projects()
     assert "stale-token-value-123" not in str(err.value)
+    no_email = FarmClient(farm_url, password=secret, profile="studio")
+    with pytest.raises(AuthError, match=r"a password is set but no e-mail: set TETHER_FARM_EMAIL") as err:
+        no_email.projects()
+    assert secret not in str(err.value)
 
 
 def test_server_down_names_the_url() -> None:

@@ -228,6 +228,17 @@ def test_unknown_profile_lists_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
         st.active_profile("nope")
     assert "'nope'" in str(info.value) and "local, studio" in str(info.value)
+    assert "TETHER_PROFILE" not in str(info.value)
+
+
+def test_unknown_profile_from_the_environment_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(STUDIO)
+    monkeypatch.setenv("TETHER_PROFILE", "ghost town")
+    with pytest.raises(ConfigError) as info:
+        st.active_profile()
+    text = str(info.value)
+    assert "named by the TETHER_PROFILE environment variable" in text
+    assert "`tether config set-profile 'ghost town' --farm-url URL ...`" in text  # a command that pastes as one
 
 
 # --- precedence ---------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -381,9 +382,11 @@ class Settings(BaseSettings):
         name = name or self.name
         if name != LOCAL_PROFILE and name not in self.file_profiles:
             known = ", ".join(self.profile_names())
+            came = (" (named by the TETHER_PROFILE environment variable)"
+                    if name == self.name and _env_set("TETHER_PROFILE") else "")
             raise ConfigError(
-                f"no profile '{name}' (known: {known}); add it to {self.config_file or config_path()} with "
-                f"`tether config set-profile {name} --farm-url URL ...`"
+                f"no profile '{name}'{came} (known: {known}); add it to {self.config_file or config_path()} with "
+                f"`tether config set-profile {shlex.quote(name)} --farm-url URL ...`"
             )
         if overrides is None:
             overrides = name == self.name

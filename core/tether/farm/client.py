@@ -142,8 +142,12 @@ class FarmClient(BaseClient):
 
     def _relogin(self) -> str:
         if not (self.email and self._password):
+            # a password without its e-mail (or the reverse) cannot log in: say which half is missing
+            half = ("" if bool(self.email) == bool(self._password) else
+                    " (a password is set but no e-mail: set TETHER_FARM_EMAIL or the profile's farm e-mail)"
+                    if self._password else " (an e-mail is set but no password: set TETHER_FARM_PASSWORD)")
             raise AuthError(
-                f"farm: no valid token for profile '{self.profile}'; {self.auth_hint}",
+                f"farm: no valid token for profile '{self.profile}'{half}; {self.auth_hint}",
                 service=SERVICE, status=401,
             )
         return self.login_token(self.base_url, self.email, self._password, self.timeout)
