@@ -542,3 +542,19 @@ def test_cli_watch_cancel_fetch_with_in_process_service(
     # Fetching a job that is not completed says so instead of downloading nothing.
     assert cli_main(["jobs", "fetch", "103", "--out", str(out_dir)]) == 1
     assert "failed, not completed" in capsys.readouterr().err
+
+
+def test_watcher_leaves_skipped_jobs_to_their_follower(reg: JobRegistry) -> None:
+    svc = FakeService()
+    for job_id in ("mine", "theirs"):
+        reg.record(service="farm", job_id=job_id, profile="local")
+        svc.set(job_id, JobState.RUNNING, 10)
+    followed = {("farm", "theirs")}
+    watcher = Watcher(reg, factory({("farm", "local"): svc}), skip=followed.__contains__)
+    assert {c.job_id for c in watcher.poll_once()} == {"mine"}
+    assert [sorted(call) for call in svc.calls] == [["mine"]]  # the followed job is not asked about
+    svc.set("mine", JobState.COMPLETED, 100)
+    watcher.poll_once()
+    assert watcher.done  # nothing left for this watcher, though "theirs" still runs
+    followed.clear()  # its follower let go: the watcher takes it over
+    assert {c.job_id for c in watcher.poll_once()} == {"theirs"} and sorted(svc.calls[-1]) == ["theirs"]

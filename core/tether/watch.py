@@ -102,7 +102,10 @@ class Watcher:
         fast: float = 2.0,
         cap: float = 60.0,
         factor: float = 1.5,
+        skip: Optional[Callable[[Key], bool]] = None,
     ) -> None:
+        """``skip(key)`` True leaves that unfinished job to someone else this cycle (e.g. a dialog that follows the
+        job itself): it is neither polled nor reported."""
         if fast <= 0 or cap < fast or factor < 1:
             raise ValueError("need 0 < fast <= cap and factor >= 1")
         self.registry = registry
@@ -113,6 +116,7 @@ class Watcher:
         self.fast = fast
         self.cap = cap
         self.factor = factor
+        self.skip = skip
         self.cycles = 0
         self._delay = fast
         self._clients: Dict[Tuple[str, str], JobService] = {}
@@ -161,7 +165,8 @@ class Watcher:
 
     def _unfinished(self) -> List[JobRecord]:
         records = self.registry.list(service=self.service, profile=self.profile, unfinished_only=True)
-        return [r for r in records if not r.missing and (self.only is None or r.key in self.only)]
+        return [r for r in records if not r.missing and (self.only is None or r.key in self.only)
+                and not (self.skip is not None and self.skip(r.key))]
 
     def _catch_up(self, records: List[JobRecord], changes: List[JobChange]) -> None:
         """Jobs we followed that another process (or thread) finished or forgot since the last cycle."""

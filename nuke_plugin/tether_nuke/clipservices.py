@@ -31,7 +31,7 @@ from tether.jobs import Job, JobState
 from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts, check_plate
 from tether.registry import JobRegistry
 
-from .controller import BackgroundWork
+from .controller import FOLLOWED, BackgroundWork
 from .mainthread import run_on_main
 
 log = logging.getLogger("tether")
@@ -167,7 +167,7 @@ class ClipServiceController(BackgroundWork):
     """Submit, follow and import for one adapter, on worker threads; events go to listeners.
 
     Events: ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes), ``"imported"``
-    (``(job_id, Applied)``), ``"error"`` (text).
+    (``(job_id, Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here although unfinished).
     """
 
     def __init__(self, adapter: ClipAdapter, registry: Optional[JobRegistry] = None,
@@ -242,6 +242,8 @@ class ClipServiceController(BackgroundWork):
                                  title=f"{plate.node} ({Path(plate.file).name})",
                                  extra={**extra, **sent.extra, "first_index": sent.first_index,
                                         "frame_count": plate.frame_count})
+            if follow:  # marked before "submitted": that event starts the monitor's watchers, which then skip it
+                FOLLOWED.add(self.adapter.service, sent.job_id)
             self._emit("submitted", sent.job_id)
             if follow:
                 self._pool.submit(self._follow_and_import, sent.job_id)
@@ -250,15 +252,22 @@ class ClipServiceController(BackgroundWork):
         return self._task(f"sending the clip to {self.adapter.label}", work)
 
     def _follow_and_import(self, job_id: str) -> None:
+        """The job's one follower in this session (the monitor skips it, see ``controller.FOLLOWED``)."""
+        finished = False
         try:
             job = self.follow(job_id)
+            finished = job.state.finished
             if job.state is JobState.COMPLETED:
                 self.import_job(job_id).result()
-            else:
+            elif finished:
                 self._emit("error", f"{self.adapter.label} job {job_id} {job.state_label}"
                            + (f": {job.error}" if job.error else ""))
         except Exception as exc:
             self._emit("error", f"following {self.adapter.label} job {job_id}: {exc}")
+        finally:
+            FOLLOWED.discard(self.adapter.service, job_id)
+            if not finished:  # closed, or polling failed, before the end: the monitor may follow it from here
+                self._emit("released", job_id)
 
     def follow(self, job_id: str) -> Job:
         """Poll until the job finishes (worker thread), backing off while nothing changes."""
@@ -322,6 +331,41 @@ TENSORPIX_RESOLUTIONS = (("service default", -1), ("720p", 720), ("1080p", 1080)
                          ("2160p (4K)", 2160))
 
 
+MODELS_SERVICE = "tensorpix"  # the list cache's service name for TensorPix's ML models
+MODELS_LIST = "ml_models"
+
+
+def load_models(service: str, profile: str, url: str) -> Optional[Tuple[List[Tuple[str, str]], float]]:
+    """The models last listed for this profile and endpoint, as ``([(id, name)], fetched_at)``; None if never."""
+    from tether import listcache
+
+    cached = listcache.load(service, profile, url)
+    if cached is None or MODELS_LIST not in cached.lists:
+        return None
+    return [(item[0], item[1] if len(item) > 1 else "") for item in cached.lists[MODELS_LIST]], cached.fetched_at
+
+
+def save_models(service: str, profile: str, url: str, models: List[Tuple[str, str]]) -> float:
+    """Keep the fresh list for the next dialog (a failure to write only costs that); returns its time."""
+    from tether import listcache
+
+    stamp = time.time()
+    try:
+        listcache.save(service, profile, url, {MODELS_LIST: models}, stamp)
+    except (OSError, ValueError) as exc:
+        log.warning("Tether: the TensorPix models were not cached: %s", exc)
+    return stamp
+
+
+def clock(stamp: Optional[float]) -> str:
+    """``HH:MM`` for today, else with the date (local time)."""
+    if stamp is None:
+        return "?"
+    day = time.strftime("%Y-%m-%d", time.localtime(stamp))
+    hour = time.strftime("%H:%M", time.localtime(stamp))
+    return hour if day == time.strftime("%Y-%m-%d") else f"{day} {hour}"
+
+
 def tensorpix_options(models: List[int], resolution: int = -1, *, preview: bool = False,
                       **numbers: Optional[float]) -> Dict[str, Any]:
     """The TensorPix options from the dialog's values (0/empty number fields leave the service's default)."""
@@ -335,14 +379,17 @@ def tensorpix_options(models: List[int], resolution: int = -1, *, preview: bool 
 def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServiceController] = None) -> Any:
     """The dialog for one adapter (qtpy: PySide2 or PySide6), built on first use so start-up never imports Qt.
 
-    TensorPix gets its own form (models listed from the service, resolution, the numeric options, preview). Any
-    other adapter describes its options in ``options_spec``: ``[{"name", "label", "kind": "file"|"text"|"number"|
-    "bool", "required", "help"}]``; an optional ``stage_text(job)`` is shown while the job runs and an optional
-    ``action`` labels the button.
+    TensorPix gets its own form (models: the last list from disk at once, then the service's; resolution, the
+    numeric options, preview). Any other adapter describes its options in ``options_spec``: ``[{"name", "label",
+    "kind": "file"|"text"|"number"|"bool", "required", "help"}]``; an optional ``stage_text(job)`` is shown while
+    the job runs and an optional ``action`` labels the button.
     """
-    from qtpy import QtCore, QtWidgets
+    from qtpy import QtCore, QtGui, QtWidgets
 
     from .plate_reader import read_plate, selected_read
+
+    NAME_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+    GONE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 
     class _Bridge(QtCore.QObject):
         event = QtCore.Signal(str, object)
@@ -357,7 +404,14 @@ def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServic
             self.plate: Optional[PlateFacts] = None
             self._bridge = _Bridge(self)
             self._bridge.event.connect(self._on_event)
-            self.controller.add_listener(lambda kind, payload: self._bridge.event.emit(kind, payload))
+            bridge, ctl = self._bridge, self.controller
+
+            def listen(kind: str, payload: Any) -> None:
+                bridge.event.emit(kind, payload)
+
+            # the controller may be the job monitor's, which outlives this dialog
+            ctl.add_listener(listen)
+            self.destroyed.connect(lambda *_: ctl.remove_listener(listen))
             form = QtWidgets.QFormLayout(self)
             self.read_label = QtWidgets.QLabel("-")
             form.addRow("Read", self.read_label)
@@ -382,6 +436,10 @@ def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServic
         def _tensorpix_form(self, form: Any) -> None:
             self.models_box = QtWidgets.QListWidget()
             form.addRow("Models", self.models_box)
+            self.models_note = QtWidgets.QLabel("listing the models...")
+            self.models_note.setWordWrap(True)
+            form.addRow("", self.models_note)
+            self.models_shown_at: Optional[float] = None  # when the list shown was fetched
             self.resolution = QtWidgets.QComboBox()
             for text, value in TENSORPIX_RESOLUTIONS:
                 self.resolution.addItem(text, value)
@@ -429,8 +487,53 @@ def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServic
                 edit.setText(path)
 
         def _load_models(self) -> None:
-            models = self.controller.client().models()
-            self._bridge.event.emit("models", models)
+            """Worker: the last list from disk at once, then the service's (cached for the next time)."""
+            client = self.controller.client()
+            key = (MODELS_SERVICE, str(getattr(client, "profile", "") or ""), str(getattr(client, "base_url", "")))
+            cached = load_models(*key)
+            if cached is not None:
+                self._bridge.event.emit("models", (cached[0], cached[1], "cached"))
+            try:
+                fresh = [(str(m.id), str(m.name or "")) for m in client.models()]
+            except Exception as exc:
+                self._bridge.event.emit("models", (None, cached[1] if cached else None, str(exc)))
+                return
+            stamp = save_models(*key, fresh)
+            self._bridge.event.emit("models", (fresh, stamp, "fresh"))
+
+        def _show_models(self, models: Optional[List[Tuple[str, str]]], fetched_at: Optional[float],
+                         how: str) -> None:
+            """``how``: "cached" (from disk, a fresh list is on its way), "fresh", else why the fetch failed."""
+            if models is None:  # the fetch failed: keep what is shown
+                self.models_note.setText(f"offline: models from {clock(fetched_at)}" if fetched_at is not None
+                                         else f"offline: no models listed yet ({how})")
+                self.models_note.setToolTip(how)
+                return
+            box = self.models_box
+            ticked = [box.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(box.count())
+                      if box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+            names = {str(box.item(i).data(QtCore.Qt.ItemDataRole.UserRole)): box.item(i).data(NAME_ROLE)
+                     for i in range(box.count())}
+            box.clear()
+            offered = {model_id for model_id, _ in models}
+            rows = list(models) + [(str(t), names.get(str(t)) or "") for t in ticked if str(t) not in offered]
+            for model_id, name in rows:
+                gone = model_id not in offered
+                item = QtWidgets.QListWidgetItem(f"{model_id}: {name}" + ("  (no longer offered)" if gone else ""))
+                item.setData(QtCore.Qt.ItemDataRole.UserRole, int(model_id) if model_id.isdigit() else model_id)
+                item.setData(NAME_ROLE, name)
+                item.setData(GONE_ROLE, gone)
+                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                checked = any(str(t) == model_id for t in ticked)
+                item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
+                if gone:  # kept ticked and flagged: sending refuses it until it is unticked
+                    item.setForeground(QtGui.QBrush(QtGui.QColor("#e0605a")))
+                    item.setToolTip(f"TensorPix no longer lists model {model_id}")
+                box.addItem(item)
+            self.models_shown_at = fetched_at
+            note = f"models as of {clock(fetched_at)}"
+            self.models_note.setText(note + (" (checking for changes...)" if how == "cached" else ""))
+            self.models_note.setToolTip("")
 
         # --- state --------------------------------------------------------------------------------------------
         def refresh_plate(self) -> None:
@@ -456,9 +559,13 @@ def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServic
                     if value not in ("", None):
                         out[item["name"]] = value
                 return out
-            ids = [self.models_box.item(i).data(QtCore.Qt.ItemDataRole.UserRole)
-                   for i in range(self.models_box.count())
-                   if self.models_box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+            ticked = [self.models_box.item(i) for i in range(self.models_box.count())
+                      if self.models_box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+            gone = [str(item.data(QtCore.Qt.ItemDataRole.UserRole)) for item in ticked
+                    if item.data(GONE_ROLE)]
+            if gone:
+                raise InputError(f"TensorPix no longer offers model {', '.join(gone)}: untick it or choose another")
+            ids = [item.data(QtCore.Qt.ItemDataRole.UserRole) for item in ticked]
             if not ids:
                 raise InputError("tick at least one model")
             numbers = {k: spin.value() for k, spin in self.numbers.items()}
@@ -480,13 +587,7 @@ def make_dialog(adapter_name: str = "tensorpix", controller: Optional[ClipServic
 
         def _on_event(self, kind: str, payload: Any) -> None:
             if kind == "models":
-                self.models_box.clear()
-                for model in payload:
-                    item = QtWidgets.QListWidgetItem(f"{model.id}: {model.name}")
-                    item.setData(QtCore.Qt.ItemDataRole.UserRole, model.id)
-                    item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-                    item.setCheckState(QtCore.Qt.CheckState.Unchecked)
-                    self.models_box.addItem(item)
+                self._show_models(*payload)
             elif kind == "job":
                 stage = getattr(self.adapter, "stage_text", None)
                 self.progress.setValue(round(payload.progress))

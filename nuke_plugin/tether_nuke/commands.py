@@ -8,6 +8,7 @@ so one failing entry leaves the others, and every failure is logged rather than 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -69,15 +70,30 @@ def all_three() -> None:
 _dialogs: Dict[str, Any] = {}  # one clip-service dialog per service, reused
 
 
+def _monitor() -> Optional[Any]:
+    """The open panel's JobController (the job monitor), or None."""
+    if _panel is None:
+        return None
+    try:
+        return _panel.controller
+    except RuntimeError:  # the panel's widget is gone
+        return None
+
+
 def open_clip_service(name: str) -> Optional[Any]:
-    """The dialog of a clip-in/clip-out service (``clipservices.ADAPTERS[name]``) for the selected Read."""
+    """The dialog of a clip-in/clip-out service (``clipservices.ADAPTERS[name]``) for the selected Read.
+
+    With the job monitor open, the dialog uses the monitor's controller for that service: one controller (and
+    client) per service in the session, whose jobs the monitor lists as they move.
+    """
     try:
         from .clipservices import make_dialog  # Qt and the core load here, on first use
 
         dialog = _dialogs.get(name)
         if dialog is None:
-            dialog = _dialogs[name] = make_dialog(name)
-            dialog.controller.add_listener(tell_the_monitor)
+            monitor = _monitor()
+            dialog = _dialogs[name] = make_dialog(name, monitor.clip(name) if monitor is not None else None)
+            dialog.controller.add_listener(functools.partial(tell_the_monitor, source=dialog.controller))
         dialog.refresh_plate()
         dialog.show()
         dialog.raise_()
@@ -87,16 +103,16 @@ def open_clip_service(name: str) -> Optional[Any]:
         return None
 
 
-def tell_the_monitor(kind: str, payload: Any) -> None:
-    """A clip sent from a dialog joins the open panel's job monitor at once, and is followed there (any thread:
-    only the panel's controller is touched, never a widget)."""
-    if kind != "submitted" or _panel is None:
+def tell_the_monitor(kind: str, payload: Any, source: Optional[Any] = None) -> None:
+    """A clip sent from a dialog joins the open panel's job monitor at once and its progress shows there (any
+    thread: only the panel's controller is touched, never a widget). The dialog's controller follows the job, so the
+    monitor does not poll it too. Events of ``source``, when it is the monitor's own controller, reach it already."""
+    if kind not in ("submitted", "job", "released", "imported"):
         return
-    try:
-        controller = _panel.controller
-    except RuntimeError:  # the panel's widget is gone
+    controller = _monitor()
+    if controller is None or (source is not None and controller.owns(source)):
         return
-    controller.job_added()
+    controller.clip_event(kind, payload)
 
 
 def enhance_tensorpix() -> None:

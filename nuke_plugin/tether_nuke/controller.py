@@ -11,6 +11,8 @@
   by name and the nodes are made in one undo step.
 - Every job is recorded in the shared registry (``tether.registry``) with the plate's facts and the frames sent,
   so closing Nuke loses nothing: a new session lists the jobs and imports finished ones exactly as they were sent.
+- One follower per job: a clip job sent from a dialog is polled by that dialog's controller (which imports it when it
+  completes), so the monitor's watchers skip it (:data:`FOLLOWED`) and show its progress from the controller's events.
 - Listeners get ``(kind, payload)`` events on whatever thread produced them: ``"jobs"`` (the list changed),
   ``"submitted"``, ``"imported"``, ``"error"``, ``"quota"``. The panel forwards them to Qt's thread with a signal.
 """
@@ -23,7 +25,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
 from tether.autopilot.client import AutopilotClient
 from tether.autopilot.models import MAX_FRAMES
@@ -75,6 +77,29 @@ def stage_sequence(plate: PlateFacts, folder: Path) -> str:
     head = Path(pattern.head).name
     token = "#" * pattern.padding if pattern.padding > 1 else "%d"
     return str(folder / f"{head}{token}{pattern.tail}")
+
+
+class FollowedJobs:
+    """The ``(service, job id)`` a clip-service controller is polling itself in this session (any thread)."""
+
+    def __init__(self) -> None:
+        self._keys: Set[Tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, service: str, job_id: str) -> None:
+        with self._lock:
+            self._keys.add((service, str(job_id)))
+
+    def discard(self, service: str, job_id: str) -> None:
+        with self._lock:
+            self._keys.discard((service, str(job_id)))
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._keys
+
+
+FOLLOWED = FollowedJobs()
 
 
 class BackgroundWork:
@@ -200,13 +225,25 @@ class JobController(BackgroundWork):
         except InputError:
             return service
 
+    def owns(self, clip: Any) -> bool:
+        """``clip`` is one of this controller's clip-service controllers (its events reach this one already)."""
+        with self._lock:
+            return any(mine is clip for mine in self._clip.values())
+
     def _from_clip(self, kind: str, payload: Any) -> None:
+        self.clip_event(kind, payload)
+
+    def clip_event(self, kind: str, payload: Any) -> None:
+        """An event of a clip-service controller (this one's, or a dialog's: ``commands.tell_the_monitor``). Any
+        thread. A job that controller follows itself is shown from its ``"job"`` events, never polled here too."""
         if kind in ("imported", "error"):
             self._emit(kind, payload)
-        if kind == "imported":  # now fetched
+        if kind in ("imported", "job"):  # fetched now, or its state or progress moved
             self._emit("jobs", self.jobs())
         elif kind == "submitted":
             self.job_added()
+        elif kind == "released":  # its controller stopped following it before it finished: the monitor takes over
+            self.watch()
 
     def job_added(self) -> None:
         """A job was sent elsewhere (a clip-service dialog): list it now and follow it. Any thread."""
@@ -325,14 +362,17 @@ class JobController(BackgroundWork):
         if self._stop.is_set():
             return []
         services = set(self.services())
-        active = {r.service for r in self.registry.list(unfinished_only=True) if not r.missing}
+        active = {r.service for r in self.registry.list(unfinished_only=True)
+                  if not r.missing and r.key not in FOLLOWED}
         fast, cap = self._poll
         with self._lock:
             for service in sorted(active & services):
                 thread = self._watch_threads.get(service)
                 if thread is not None and thread.is_alive():
                     continue
-                watcher = Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap)
+                # the jobs a dialog's controller follows are left to it: polled once, not twice
+                watcher = Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap,
+                                  skip=FOLLOWED.__contains__)
                 thread = threading.Thread(target=self._follow, args=(service, watcher),
                                           name=f"tether-nuke-watch-{service}", daemon=True)
                 self._watch_threads[service] = thread
@@ -373,4 +413,4 @@ class JobController(BackgroundWork):
             clip.close()
 
 
-__all__ = ["SERVICE", "JobController", "send_metadata", "stage_sequence"]
+__all__ = ["FOLLOWED", "SERVICE", "FollowedJobs", "JobController", "send_metadata", "stage_sequence"]

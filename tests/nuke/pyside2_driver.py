@@ -388,11 +388,73 @@ def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> Non
         ctl.close()
 
 
+def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> None:
+    """Models listed before show at once; offline (a closed port) they stay, noted as from then; a fresh list
+    replaces them and a ticked model it no longer offers is flagged and refused."""
+    import socket
+
+    from tether import listcache
+    from tether.http import RetryPolicy
+    from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
+    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter, clock, make_dialog
+
+    assert url, "no TensorPix URL given"
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/tensorpix"
+    gate = threading.Event()
+
+    class Gated(TensorPixClient):
+        def models(self) -> Any:
+            assert gate.wait(30)
+            return super().models()
+
+    stamp = time.time() - 600
+    old = [("99", "Retired"), ("1", "Old name")]
+    dialogs = []
+    try:
+        for where in (closed, url):
+            listcache.save("tensorpix", "local", where, {"ml_models": old}, fetched_at=stamp)
+            ctl = ClipServiceController(
+                TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
+                lambda profile, where=where: Gated(where, token=LOCAL_API_KEY, retry=RetryPolicy(attempts=1)),
+                download_root=folder / "dl")
+            dialogs.append(make_dialog("tensorpix", ctl))
+        offline, online = dialogs
+        box = online.models_box
+
+        def ids(dialog: Any) -> List[Any]:
+            return [dialog.models_box.item(i).data(QtCore.Qt.ItemDataRole.UserRole)
+                    for i in range(dialog.models_box.count())]
+
+        wait_until(lambda: ids(online) == [99, 1], "the cached models")
+        box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        gate.set()
+        wait_until(lambda: offline.models_note.text().startswith("offline"), "the offline note", timeout=30)
+        assert ids(offline) == [99, 1] and offline.models_note.text() == f"offline: models from {clock(stamp)}"
+        fresh = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
+        wait_until(lambda: ids(online) == [*fresh, 99], "the fresh models", timeout=30)
+        flagged = box.item(len(fresh))
+        assert "no longer offered" in flagged.text() and flagged.checkState() == QtCore.Qt.CheckState.Checked
+        try:
+            online.options()
+        except Exception as exc:
+            assert "no longer offers model 99" in str(exc), exc
+        else:
+            raise AssertionError("a model no longer offered was sent")
+        assert online.models_note.text() == f"models as of {clock(online.models_shown_at)}"
+    finally:
+        gate.set()
+        for dialog in dialogs:
+            dialog.close()
+            dialog.controller.close()
+
+
 CHECKS = [check_no_read_selected_blocks_sending, check_clip_facts_and_defaults, check_typing_and_clicking_revalidate,
           check_still_image_is_refused, check_preview_dialog, check_job_table_follows_the_registry_and_live_events,
           check_clip_service_jobs_in_the_monitor, check_settings_page,
           check_closing_stops_the_events, check_commands_open_the_panel_through_nukescripts,
-          check_options_spec_dialog, check_tensorpix_dialog_lists_models]
+          check_options_spec_dialog, check_tensorpix_dialog_lists_models, check_tensorpix_models_from_the_cache]
 
 
 def main(argv: List[str]) -> int:

@@ -237,3 +237,88 @@ def test_an_options_spec_builds_the_form(tmp_path: Path, qtbot: Any) -> None:
         assert dialog.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}
     finally:
         ctl.close()
+
+
+class GatedTensorPix(TensorPixClient):
+    """The TensorPix client, asking once (no retries: an unreachable service is known at once), and listing the
+    models only once ``gate`` is open, so the test sees what the dialog shows before the fresh list arrives."""
+
+    def __init__(self, url: str, gate: Any = None) -> None:
+        from tether.http import RetryPolicy
+
+        super().__init__(url, token=LOCAL_API_KEY, retry=RetryPolicy(attempts=1))
+        self.gate = gate
+
+    def models(self) -> Any:
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never let the model list through"
+        return super().models()
+
+
+def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(services: Any, tmp_path: Path,
+                                                                              qtbot: Any) -> None:
+    pytest.importorskip("qtpy")
+    import threading
+
+    from qtpy import QtCore
+    from tether import listcache
+    from tether_nuke.clipservices import clock, make_dialog
+    from tether_services.server import LocalServices
+
+    def dialog_for(url: str, gate: Any = None) -> Any:
+        ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
+                                    lambda profile: GatedTensorPix(url, gate), download_root=tmp_path / "dl")
+        dialog = make_dialog("tensorpix", ctl)
+        qtbot.addWidget(dialog)
+        return dialog
+
+    def ids(dialog: Any) -> List[Any]:
+        box = dialog.models_box
+        return [box.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(box.count())]
+
+    with LocalServices(port=0, services=["tensorpix"]) as soon_gone:
+        url = soon_gone.url("tensorpix")
+        expected = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
+        first = dialog_for(url)
+        try:
+            qtbot.waitUntil(lambda: ids(first) == expected, timeout=30000)
+            assert first.models_note.text() == f"models as of {clock(first.models_shown_at)}"
+        finally:
+            first.controller.close()
+    # the same profile and address, now a closed port: the models from the first dialog, said to be from then
+    second = dialog_for(url)
+    try:
+        qtbot.waitUntil(lambda: "offline" in second.models_note.text(), timeout=30000)
+        assert ids(second) == expected
+        assert second.models_note.text() == f"offline: models from {clock(first.models_shown_at)}"
+        assert "cannot reach" in second.models_note.toolTip()
+    finally:
+        second.controller.close()
+
+    # an older list for the running service offered model 99; it is shown at once and ticked before the fresh list
+    live = services.url("tensorpix")
+    fresh = [m.id for m in TensorPixClient(live, token=LOCAL_API_KEY).models()]
+    assert 99 not in fresh
+    listcache.save("tensorpix", "local", live, {"ml_models": [("99", "Retired"), (str(fresh[0]), "Old name")]},
+                   fetched_at=time.time() - 3600)
+    gate = threading.Event()
+    third = dialog_for(live, gate)
+    try:
+        qtbot.waitUntil(lambda: ids(third) == [99, fresh[0]], timeout=30000)
+        assert "(checking for changes...)" in third.models_note.text()
+        third.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        gate.set()
+        qtbot.waitUntil(lambda: ids(third) == [*fresh, 99], timeout=30000)  # replaced; the ticked one kept, flagged
+        flagged = third.models_box.item(len(fresh))
+        assert "no longer offered" in flagged.text() and "Retired" in flagged.text()
+        assert flagged.checkState() == QtCore.Qt.CheckState.Checked
+        with pytest.raises(Exception, match="no longer offers model 99"):
+            third.options()
+        flagged.setCheckState(QtCore.Qt.CheckState.Unchecked)
+        third.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        assert third.options()["ml_models"] == [fresh[0]]
+        assert third.models_note.text() == f"models as of {clock(third.models_shown_at)}"
+        cached = listcache.load("tensorpix", "local", live)
+        assert cached is not None and cached.ids("ml_models") == [str(i) for i in fresh]
+    finally:
+        third.controller.close()

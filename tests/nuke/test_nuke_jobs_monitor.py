@@ -267,10 +267,135 @@ def test_a_clip_sent_from_a_dialog_joins_the_open_monitor(tmp_path: Path, monkey
     monkeypatch.setattr(commands, "_panel", SimpleNamespace(controller=controller))
     try:
         registry.record(service="clipzy", job_id="z9", state=JobState.COMPLETED, progress=100.0)
-        commands.tell_the_monitor("job", None)  # only a new job matters
+        commands.tell_the_monitor("models", None)  # not about a job
         assert seen == []
         commands.tell_the_monitor("submitted", "z9")  # what the dialog's controller emits, from its worker
         assert [[r.key for r in payload] for kind, payload in seen if kind == "jobs"] == [[("clipzy", "z9")]]
         assert controller.watching() == [] and unreachable.made == []  # finished: nothing to poll
     finally:
+        controller.close()
+
+
+class CountingTensorPix(TensorPixClient):
+    """The local TensorPix's client, noting which thread asks for which job (the watcher's threads and the clip
+    controller's workers have names of their own)."""
+
+    def __init__(self, url: str, asked: List[Tuple[str, str]]) -> None:
+        super().__init__(url, token=TENSORPIX_KEY)
+        self.asked = asked
+
+    def get_tensorpix_job(self, job_id: str) -> Any:
+        import threading
+
+        self.asked.append((str(job_id), threading.current_thread().name))
+        return super().get_tensorpix_job(job_id)
+
+
+def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
+        services: Any, tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qtpy import QtCore
+    from tether_nuke import commands
+    from tether_nuke.controller import FOLLOWED
+    from tether_nuke.panel import COLUMNS, TetherPanel
+
+    factories = Factories(services)
+    asked: List[Tuple[str, str]] = []
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    clip = ClipServiceController(TensorPixAdapter(), registry,
+                                 lambda profile: CountingTensorPix(factories.urls["tensorpix"], asked),
+                                 download_root=tmp_path / "dl" / "tensorpix", poll=0.1, poll_cap=0.3)
+    controller = JobController(registry, factories.autopilot, download_root=tmp_path / "dl" / "autopilot",
+                               poll_fast=0.1, poll_cap=0.3, clip_controllers={"tensorpix": clip})
+    panel = TetherPanel(controller)
+    qtbot.addWidget(panel)
+    monkeypatch.setattr(commands, "_panel", panel)
+    monkeypatch.setattr(commands, "_dialogs", {})
+    events: List[Tuple[str, Any]] = []
+    clip.add_listener(lambda kind, payload: events.append((kind, payload)))
+    tensorpix = services.service("tensorpix")
+    older_read = movie_read("OldPlate", movie(tmp_path / "old.mp4", (90, 30, 30)), 1, (0, 0))
+    read = movie_read("DlgPlate", movie(tmp_path / "dlg.mp4", (30, 90, 30)), 1001, (300, 0))
+    tensorpix.pause()
+    try:
+        # a job the monitor follows (sent earlier, not from the dialog): a TensorPix watcher runs for it
+        older = clip.submit(read_plate(older_read), tensorpix_options([1]), follow=False).result(timeout=60)
+        qtbot.waitUntil(lambda: controller.watching() == ["tensorpix"], timeout=10000)
+
+        dialog = commands.open_clip_service("tensorpix")
+        assert dialog is not None, nuke._messages
+        qtbot.addWidget(dialog)
+        assert dialog.controller is controller.clip("tensorpix")  # one controller per service, shared
+        qtbot.waitUntil(lambda: dialog.models_box.count() > 0, timeout=30000)
+        read.setSelected(True)
+        dialog.refresh_plate()
+        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        dialog.submit()
+        qtbot.waitUntil(lambda: any(kind == "submitted" and p != older for kind, p in events), timeout=60000)
+        [sent] = [p for kind, p in events if kind == "submitted" and p != older]
+        assert ("tensorpix", sent) in FOLLOWED
+        qtbot.waitUntil(lambda: ("tensorpix", sent) in panel._rows, timeout=10000)  # listed in the monitor at once
+
+        def polls(job_id: str) -> int:
+            return services.requests.count("GET", rf"/tensorpix/api/jobs/{job_id}/$")
+
+        # several poll cycles of both jobs while the service holds them queued
+        qtbot.waitUntil(lambda: polls(sent) >= 6 and polls(older) >= 6, timeout=30000)
+        assert controller.watching() == ["tensorpix"]  # still following the older job
+        pollers = {thread for job_id, thread in asked if job_id == sent}
+        assert pollers and all(t.startswith("tether-tensorpix") for t in pollers), pollers  # the dialog's only
+        assert {t for job_id, t in asked if job_id == older} == {"tether-nuke-watch-tensorpix"}
+    finally:
+        tensorpix.resume()
+
+    def cell(job_id: str, column: str) -> Any:
+        row = panel._rows[("tensorpix", job_id)]
+        if column == "Progress":
+            return panel.table.cellWidget(row, COLUMNS.index(column))
+        return panel.table.item(row, COLUMNS.index(column)).text()
+
+    try:
+        def imported() -> bool:
+            nuke._run_main_queue()
+            return "Imported job" in dialog.status.text() or any(kind == "error" for kind, _ in events)
+
+        qtbot.waitUntil(imported, timeout=60000)
+        assert not [p for kind, p in events if kind == "error"]
+        # the monitor shows the dialog's job finished (from the dialog's follower), and nothing is left to poll
+        qtbot.waitUntil(lambda: cell(sent, "State") == "completed" and cell(sent, "Progress").value() == 100,
+                        timeout=30000)
+        qtbot.waitUntil(lambda: controller.watching() == [] and ("tensorpix", sent) not in FOLLOWED, timeout=30000)
+        nuke._run_main_queue()
+    finally:
+        controller.close()
+    nuke._run_main_queue()
+    reads = [n.name() for n in nuke.allNodes("Read") if n.name().startswith("DlgPlate_")]
+    assert reads == ["DlgPlate_tensorpix"], reads  # imported once, by the one follower
+    assert [p[0] for kind, p in events if kind == "imported"] == [sent]
+    assert nuke.toNode("OldPlate_tensorpix") is None  # the monitor follows; it does not import on its own
+    # every GET of the dialog's job the service answered came from the dialog's controller
+    assert polls(sent) == len([1 for job_id, _ in asked if job_id == sent])
+    assert all(t.startswith("tether-tensorpix") for job_id, t in asked if job_id == sent)
+
+
+def test_the_monitor_leaves_a_job_a_dialog_follows_to_that_dialog(tmp_path: Path) -> None:
+    """A dialog opened before the panel has a controller of its own; the monitor still does not poll its job."""
+    from tether_nuke.controller import FOLLOWED
+
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    registry.record(service="tensorpix", job_id="301", state=JobState.RUNNING, progress=10.0)
+    unreachable = Unreachable()
+    controller = JobController(registry, unreachable, clip_controllers={
+        "tensorpix": ClipServiceController(TensorPixAdapter(), registry, unreachable)})
+    seen: List[Any] = []
+    controller.add_listener(lambda kind, payload: seen.append(kind))
+    FOLLOWED.add("tensorpix", "301")
+    try:
+        assert controller.watch() == [] and unreachable.made == []
+        controller.clip_event("job", None)  # the dialog's follower saw it move: the list is shown again
+        assert seen == ["jobs"]
+        FOLLOWED.discard("tensorpix", "301")
+        controller.clip_event("released", "301")  # the dialog stopped following it: the monitor takes over
+        assert controller.watching() == ["tensorpix"]
+    finally:
+        FOLLOWED.discard("tensorpix", "301")
         controller.close()

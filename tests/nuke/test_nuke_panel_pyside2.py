@@ -22,7 +22,7 @@ CHECKS = {
     "check_still_image_is_refused", "check_preview_dialog", "check_job_table_follows_the_registry_and_live_events",
     "check_clip_service_jobs_in_the_monitor", "check_settings_page",
     "check_closing_stops_the_events", "check_commands_open_the_panel_through_nukescripts",
-    "check_options_spec_dialog", "check_tensorpix_dialog_lists_models",
+    "check_options_spec_dialog", "check_tensorpix_dialog_lists_models", "check_tensorpix_models_from_the_cache",
 }
 
 
