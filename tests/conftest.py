@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict
 
 import httpx
 import pytest
@@ -93,3 +93,18 @@ def py39_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if python is None:
         pytest.skip("no Python 3.9 interpreter on this machine")
     return build_venv(python, tmp_path_factory.mktemp("venv39"))
+
+
+@pytest.fixture
+def memkeyring() -> Iterator[Any]:
+    """Secrets go to an in-memory keyring for the test (see tests/memkeyring.py)."""
+    import keyring
+    from memkeyring import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)

@@ -12,42 +12,14 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Iterator
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
+from memkeyring import MemoryKeyring
 from tether.cli import main
 from tether.registry import JobRegistry
-
-
-class _MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: Dict[Tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> Optional[str]:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
-
-
-@pytest.fixture
-def memkeyring() -> Iterator[_MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = _MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture
@@ -86,7 +58,7 @@ def test_output_into_a_closed_pipe_is_quiet(monkeypatch: pytest.MonkeyPatch, cap
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_login_without_a_terminal_says_how_to_script_it(memkeyring: _MemoryKeyring, monkeypatch: pytest.MonkeyPatch,
+def test_login_without_a_terminal_says_how_to_script_it(memkeyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     import getpass
 

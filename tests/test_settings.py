@@ -8,36 +8,14 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import PasswordDeleteError
+from memkeyring import MemoryKeyring
 from tether import settings as st
 from tether.cli import main
 from tether.errors import ConfigError, redact
-
-
-class MemoryKeyring(KeyringBackend):
-    """A real keyring backend that keeps passwords in a dict (registered in-process for the test only)."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: Dict[Tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> Optional[str]:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.store.pop((service, username), None) is None:
-            raise PasswordDeleteError("not stored")
 
 
 @pytest.fixture(autouse=True)
@@ -48,17 +26,6 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
     return tmp_path
-
-
-@pytest.fixture
-def memkeyring():
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture

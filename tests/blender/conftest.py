@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Iterator
 
 import pytest
 
@@ -20,29 +20,6 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel (Blender as a Python modu
 ADDON = "blender_addon"
 
 
-from keyring.backend import KeyringBackend  # noqa: E402  (after bpy's environment is set)
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring backend that keeps secrets in memory, so login tests never touch the OS keyring."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: Dict[tuple, str] = {}
-
-    def get_password(self, service: str, username: str) -> Optional[str]:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        from keyring.errors import PasswordDeleteError
-
-        if self.store.pop((service, username), None) is None:
-            raise PasswordDeleteError("not stored")
 
 
 @pytest.fixture(scope="session")
@@ -61,19 +38,6 @@ def tether_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("TETHER_PROFILE", "TETHER_FARM_TOKEN", "TETHER_FARM_PASSWORD", "TETHER_FARM_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
-
-
-@pytest.fixture()
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    import keyring
-
-    before = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    try:
-        yield ring
-    finally:
-        keyring.set_keyring(before)
 
 
 @pytest.fixture()

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from memkeyring import MemoryKeyring
 
-from .conftest import ADDON, MemoryKeyring
+from .conftest import ADDON
 from .test_addon import _draw_all, _rt, _settle
 
 bpy = pytest.importorskip("bpy")
@@ -62,7 +63,7 @@ def test_cached_lists_never_overwrite_fresh_ones(blender: Any) -> None:
 
 # --- in Blender, against a farm -------------------------------------------------------------------------------
 def test_lists_from_disk_in_a_fresh_session_with_the_farm_stopped(
-        addon: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring) -> None:
+        addon: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memkeyring: MemoryKeyring) -> None:
     import addon_utils
     from tether import listcache
     from tether.settings import LOCAL_FARM_EMAIL, LOCAL_FARM_PASSWORD
@@ -74,7 +75,7 @@ def test_lists_from_disk_in_a_fresh_session_with_the_farm_stopped(
         url = services.url("farm")
         monkeypatch.setenv("TETHER_FARM_URL", url)
         assert bpy.ops.tether.login(email=LOCAL_FARM_EMAIL, password=LOCAL_FARM_PASSWORD) == {"FINISHED"}
-        [token] = [v for (_svc, user), v in memory_keyring.store.items() if user == "local/farm/token"]
+        [token] = [v for (_svc, user), v in memkeyring.store.items() if user == "local/farm/token"]
         expected = _farm_ids(url)
         _draw_all()  # the first draw starts the fetch
         _settle()

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, List, Set, Tuple
 
 import pytest
+from memkeyring import MemoryKeyring
 
-from .conftest import ADDON, MemoryKeyring
+from .conftest import ADDON
 
 bpy = pytest.importorskip("bpy")
 
@@ -32,7 +33,7 @@ def _preview() -> dict:
 
 
 def test_preview_payload_matches_the_panel_and_sends_nothing(
-        addon: Any, farm_url: str, local_services: Any, tiny_blend: Path, memory_keyring: MemoryKeyring,
+        addon: Any, farm_url: str, local_services: Any, tiny_blend: Path, memkeyring: MemoryKeyring,
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     from tether.farm.submit import remote_path
     from tether.settings import LOCAL_FARM_EMAIL, LOCAL_FARM_PASSWORD
@@ -41,7 +42,7 @@ def test_preview_payload_matches_the_panel_and_sends_nothing(
     monkeypatch.setenv("TETHER_FARM_URL", farm_url)
     bpy.ops.wm.open_mainfile(filepath=str(tiny_blend))
     bpy.ops.tether.login(email=LOCAL_FARM_EMAIL, password=LOCAL_FARM_PASSWORD)
-    [token] = [v for (_svc, user), v in memory_keyring.store.items() if user == "local/farm/token"]
+    [token] = [v for (_svc, user), v in memkeyring.store.items() if user == "local/farm/token"]
     instance = [i["id"] for i in INSTANCES if i["enabled"]][1]  # not the farm's default, so the choice shows
     s = bpy.context.scene.tether
     s.instance_type = instance

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, List, Set
 
 import pytest
+from memkeyring import MemoryKeyring
 
-from .conftest import ADDON, MemoryKeyring
+from .conftest import ADDON
 
 bpy = pytest.importorskip("bpy")
 pytest.importorskip("tether.transfer", reason="tether.transfer (uploads) has not landed yet")
@@ -107,7 +108,7 @@ def _pump_until(condition: Any, what: str, limit: float = 240.0) -> None:
         time.sleep(0.1)
 
 
-def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memory_keyring: MemoryKeyring,
+def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memkeyring: MemoryKeyring,
                              monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     from tether.registry import JobRegistry
     from tether.settings import LOCAL_FARM_EMAIL, LOCAL_FARM_PASSWORD
@@ -118,7 +119,7 @@ def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memory_k
 
     # Log in from the preferences' operator: the token goes to the keyring, nowhere else.
     bpy.ops.tether.login(email=LOCAL_FARM_EMAIL, password=LOCAL_FARM_PASSWORD)
-    [token] = [v for (svc, user), v in memory_keyring.store.items() if user == "local/farm/token"]
+    [token] = [v for (svc, user), v in memkeyring.store.items() if user == "local/farm/token"]
     assert "token in the OS keyring" in ops.runtime().ui.login
 
     # The summary the panel shows: dependencies found exactly, the missing one named with its user.
