@@ -49,3 +49,12 @@ class Presigner:
         if self.store.resolve() not in path.parents:
             raise self._error(403, "the key is outside the store")
         return path
+
+    def serve(self, request: Any, key: str) -> Any:
+        """A signed GET: the stored file, or the service's 403 (bad or expired URL) or 404 (no such key)."""
+        from fastapi.responses import FileResponse
+
+        path = self.check(request, "GET", key)
+        if not path.is_file():
+            raise self._error(404, "NoSuchKey")
+        return FileResponse(path, filename=path.name)

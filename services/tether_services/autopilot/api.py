@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from ..presign import Presigner
 from ..workers import JobWorkers
@@ -556,10 +556,7 @@ class LocalAutopilot:
 
         @app.get("/_store/{key:path}")
         def get_object(key: str, request: Request) -> Any:
-            path = self.presigner.check(request, "GET", key)
-            if not path.is_file():
-                raise ApiError(404, "NoSuchKey")
-            return FileResponse(path, filename=path.name)
+            return self.presigner.serve(request, key)
 
         return app
 

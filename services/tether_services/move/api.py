@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
 
 from ..presign import Presigner
@@ -441,10 +441,7 @@ class LocalMove:
 
         @app.get("/_store/{key:path}", name="move_get_object")
         def get_object(key: str, request: Request) -> Any:
-            path = self.presigner.check(request, "GET", key)
-            if not path.is_file():
-                raise _HttpError(404, "NoSuchKey")
-            return FileResponse(path, filename=path.name)
+            return self.presigner.serve(request, key)
 
         return app
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from ..presign import Presigner
 from ..workers import JobWorkers
@@ -419,10 +419,7 @@ class LocalTensorPix:
 
         @app.get("/_store/{key:path}", name="tensorpix_object")
         def get_object(key: str, request: Request) -> Any:
-            path = self.presigner.check(request, "GET", key)
-            if not path.is_file():
-                raise ApiError(404, "NoSuchKey")
-            return FileResponse(path, filename=path.name)
+            return self.presigner.serve(request, key)
 
         return app
 
