@@ -123,12 +123,6 @@ def _row(rec: JobRecord) -> Tuple[str, ...]:
 HEADERS = ("SERVICE", "ID", "TITLE", "STATE", "PROGRESS", "SOURCE", "OUTPUT", "AGE")
 
 
-def _plain_table(rows: List[Tuple[str, ...]]) -> str:
-    widths = [max(len(str(r[i])) for r in [HEADERS, *rows]) for i in range(len(HEADERS))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [HEADERS, *rows]]
-    return "\n".join(lines)
-
-
 def _rich_table(records: List[JobRecord], title: Optional[str] = None) -> Any:
     from rich.table import Table
 
@@ -188,7 +182,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         Console().print(_rich_table(records))
     else:
-        print(_plain_table([_row(r) for r in records]))
+        from .tables import plain_table
+
+        print(plain_table(HEADERS, [_row(r) for r in records]))
     if len(records) < total and not args.all and service is None and profile is None:
         print(f"{len(records)} of {total} recorded jobs shown; --all shows every one")
     return 0
