@@ -42,4 +42,20 @@ class JobWorkers:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["JobWorkers"]
+class WorkerHandles:
+    """The test handles of a local service whose jobs run on ``self.workers``: new and waiting jobs stay in their
+    first state between :meth:`pause` and :meth:`resume`; :meth:`close` stops the workers."""
+
+    workers: JobWorkers
+
+    def pause(self) -> None:
+        self.workers.pause()
+
+    def resume(self) -> None:
+        self.workers.resume()
+
+    def close(self) -> None:
+        self.workers.close()
+
+
+__all__ = ["JobWorkers", "WorkerHandles"]

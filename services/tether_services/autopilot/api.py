@@ -50,7 +50,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ..presign import Presigner
-from ..workers import JobWorkers
+from ..workers import JobWorkers, WorkerHandles
 from . import processing
 
 API_KEY = "local-autopilot-key"
@@ -185,7 +185,7 @@ def validate_service(spec: Any, where: str, with_mov: bool) -> Dict[str, Any]:
     return spec
 
 
-class LocalAutopilot:
+class LocalAutopilot(WorkerHandles):
     """State, store and workers of the local Autopilot; ``app`` is its ASGI app."""
 
     def __init__(self, state_dir: Path, workers: int = 2, frame_limit: int = 1000, tier: str = "free") -> None:
@@ -208,19 +208,11 @@ class LocalAutopilot:
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        """New and pending inferences wait (stay ``pending``) until :meth:`resume`."""
-        self.workers.pause()
-
-    def resume(self) -> None:
-        self.workers.resume()
-
     def close(self) -> None:
         for inf in list(self._inferences.values()):
             inf.cancel.set()
-        self.workers.close()
+        super().close()
 
-    # --- signing --------------------------------------------------------------------------------------------
     # --- auth, rate limit -----------------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:
         key = request.headers.get("x-api-key")

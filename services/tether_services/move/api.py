@@ -51,7 +51,7 @@ from fastapi.responses import JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
 
 from ..presign import Presigner
-from ..workers import JobWorkers
+from ..workers import JobWorkers, WorkerHandles
 
 API_KEY = "local-move-key"
 URL_TTL = 900
@@ -167,7 +167,7 @@ class MJob:
     seq: int = 0
 
 
-class LocalMove:
+class LocalMove(WorkerHandles):
     def __init__(self, state_dir: Path, workers: int = 2) -> None:
         self.state_dir = Path(state_dir)
         self.store = self.state_dir / "store"
@@ -184,17 +184,6 @@ class LocalMove:
         self.workers = JobWorkers(workers, "move")
         self.app = self._build()
 
-    # --- test handles ---------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        self.workers.pause()
-
-    def resume(self) -> None:
-        self.workers.resume()
-
-    def close(self) -> None:
-        self.workers.close()
-
-    # --- presigned URLs -------------------------------------------------------------------------------------
     # --- views ----------------------------------------------------------------------------------------------
     def _spelled(self, state: str) -> str:
         return self.spell.get(state, state)

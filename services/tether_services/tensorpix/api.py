@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ..presign import Presigner
-from ..workers import JobWorkers
+from ..workers import JobWorkers, WorkerHandles
 from . import processing
 
 API_KEY = "local-tensorpix-key"
@@ -103,7 +103,7 @@ class TJob:
     cost: float = 0.0
 
 
-class LocalTensorPix:
+class LocalTensorPix(WorkerHandles):
     def __init__(self, state_dir: Path, ready_delay: float = 0.3, storage_limit: int = 2 * 1024 ** 3) -> None:
         self.state_dir = Path(state_dir)
         self.store = self.state_dir / "store"
@@ -123,12 +123,6 @@ class LocalTensorPix:
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        self.workers.pause()
-
-    def resume(self) -> None:
-        self.workers.resume()
-
     def set_status(self, job_id: int, value: Any) -> None:
         with self._lock:
             self._jobs[int(job_id)].status = value
@@ -136,9 +130,6 @@ class LocalTensorPix:
     def expire_next_urls(self, count: int) -> None:
         with self._lock:
             self._expire_next = count
-
-    def close(self) -> None:
-        self.workers.close()
 
     # --- ids, signing, auth ---------------------------------------------------------------------------------
     def _new_id(self) -> int:
