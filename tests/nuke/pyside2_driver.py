@@ -27,6 +27,7 @@ import nukescripts
 assert getattr(nuke, "_reset", None) is not None, f"a real nuke module was imported: {nuke.__file__}"
 
 import qtpy  # noqa: E402
+from panel_support import SpecOnly, sequence_read  # noqa: E402
 from qtpy import QtCore, QtTest, QtWidgets  # noqa: E402
 from tether.jobs import JobState  # noqa: E402
 from tether.registry import JobRegistry  # noqa: E402
@@ -85,24 +86,6 @@ def panel_in(folder: Path) -> Iterator[Any]:
         controller.close()
         widget.deleteLater()
         APP.processEvents()
-
-
-def sequence_read(folder: Path, missing: tuple = ()) -> Any:
-    seq = folder / "seq"
-    seq.mkdir()
-    for n in range(1001, 1025):
-        if n not in missing:
-            (seq / f"plate.{n:04d}.exr").write_bytes(b"")
-    read = nuke.nodes.Read()
-    read.setName("Plate7")
-    read["file"].setValue(f"{seq.as_posix()}/plate.####.exr")
-    read["first"].setValue(1001)
-    read["last"].setValue(1024)
-    read["frame_mode"].setValue("offset")
-    read["frame"].setValue("-1000")
-    read["colorspace"].setValue("ACES - ACEScg")
-    read.setSelected(True)
-    return read
 
 
 # --- the panel ---------------------------------------------------------------------------------------------------
@@ -318,18 +301,6 @@ def check_commands_open_the_panel_through_nukescripts(folder: Path, url: Optiona
 
 
 # --- the clip-service dialog -------------------------------------------------------------------------------------
-class SpecOnly:
-    """An adapter described by ``options_spec`` alone (how Clipzy plugs in); never reaches a network."""
-
-    service, label, suffix, action = "specsvc", "Spec", "spec", "Style it"
-    options_spec = [{"name": "template", "label": "Template clip", "kind": "file", "required": True},
-                    {"name": "strength", "label": "Strength", "kind": "number"},
-                    {"name": "keep_audio", "label": "Keep audio", "kind": "bool"}]
-
-    def client(self, profile: Any) -> Any:
-        raise AssertionError("no network in this check")
-
-
 def check_options_spec_dialog(folder: Path, url: Optional[str]) -> None:
     from tether_nuke.clipservices import ClipServiceController, make_dialog
 

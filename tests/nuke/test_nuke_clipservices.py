@@ -13,6 +13,7 @@ import nuke
 import numpy as np
 import pytest
 from clips import bar_movie
+from panel_support import SpecOnly
 from PIL import Image
 from tether.nukeimport import PlateFacts
 from tether.registry import JobRegistry
@@ -202,18 +203,6 @@ def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path
         assert dialog.progress.value() == 100
     finally:
         ctl.close()
-
-
-class SpecOnly:
-    """An adapter described by ``options_spec`` alone (how Clipzy plugs in); never reaches a network."""
-
-    service, label, suffix, action = "specsvc", "Spec", "spec", "Style it"
-    options_spec = [{"name": "template", "label": "Template clip", "kind": "file", "required": True},
-                    {"name": "strength", "label": "Strength", "kind": "number"},
-                    {"name": "keep_audio", "label": "Keep audio", "kind": "bool"}]
-
-    def client(self, profile: Any) -> Any:
-        raise AssertionError("no network in this test")
 
 
 def test_an_options_spec_builds_the_form(tmp_path: Path, qtbot: Any) -> None:

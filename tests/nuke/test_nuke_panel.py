@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("qtpy")
 
 import nuke
+from panel_support import sequence_read
 from tether.jobs import JobState
 from tether.registry import JobRegistry
 from tether_nuke.controller import JobController
@@ -40,24 +41,6 @@ def panel(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
     qtbot.addWidget(widget)
     yield widget
     controller.close()
-
-
-def sequence_read(tmp_path: Path, missing: tuple = ()) -> nuke.Node:
-    folder = tmp_path / "seq"
-    folder.mkdir()
-    for n in range(1001, 1025):
-        if n not in missing:
-            (folder / f"plate.{n:04d}.exr").write_bytes(b"")
-    read = nuke.nodes.Read()
-    read.setName("Plate7")
-    read["file"].setValue(f"{folder.as_posix()}/plate.####.exr")
-    read["first"].setValue(1001)
-    read["last"].setValue(1024)
-    read["frame_mode"].setValue("offset")
-    read["frame"].setValue("-1000")
-    read["colorspace"].setValue("ACES - ACEScg")
-    read.setSelected(True)
-    return read
 
 
 def test_no_read_selected_blocks_sending(panel: Any) -> None:

@@ -1,0 +1,40 @@
+"""What the PySide6 tests and the PySide2 driver both set up (no pytest here: the driver runs without it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nuke
+
+
+def sequence_read(folder: Path, missing: tuple = ()) -> Any:
+    """``Plate7``: an EXR sequence 1001-1024 read with a -1000 offset (plate frames 1-24), selected; ``missing``
+    frames are left off the disk."""
+    seq = folder / "seq"
+    seq.mkdir()
+    for n in range(1001, 1025):
+        if n not in missing:
+            (seq / f"plate.{n:04d}.exr").write_bytes(b"")
+    read = nuke.nodes.Read()
+    read.setName("Plate7")
+    read["file"].setValue(f"{seq.as_posix()}/plate.####.exr")
+    read["first"].setValue(1001)
+    read["last"].setValue(1024)
+    read["frame_mode"].setValue("offset")
+    read["frame"].setValue("-1000")
+    read["colorspace"].setValue("ACES - ACEScg")
+    read.setSelected(True)
+    return read
+
+
+class SpecOnly:
+    """An adapter described by ``options_spec`` alone (how Clipzy plugs in); never reaches a network."""
+
+    service, label, suffix, action = "specsvc", "Spec", "spec", "Style it"
+    options_spec = [{"name": "template", "label": "Template clip", "kind": "file", "required": True},
+                    {"name": "strength", "label": "Strength", "kind": "number"},
+                    {"name": "keep_audio", "label": "Keep audio", "kind": "bool"}]
+
+    def client(self, profile: Any) -> Any:
+        raise AssertionError("no network for this adapter")
