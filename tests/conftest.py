@@ -108,3 +108,17 @@ def memkeyring() -> Iterator[Any]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]:
+    """The session's local services, with the local Autopilot put back as it was after the test (faults, pause,
+    quota used and limit, rate limit)."""
+    yield local_services
+    autopilot = local_services.service("autopilot")
+    local_services.faults.clear()
+    autopilot.resume()
+    autopilot.frames_inferenced = 0
+    autopilot.frame_limit = 1000
+    autopilot.rate_limit = 0
+

@@ -20,33 +20,15 @@ from tether.autopilot.submit import ServiceChoice, build_payload, submit_clip
 from tether.errors import AuthError, CancelledByUser, InputError, ServiceError, TransferError
 from tether.http import RetryPolicy
 from tether.jobs import JobState
-from tether_services.server import LocalServices
 
 W, H, N = 64, 48, 12
 SQUARE = 10
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def _own_services() -> Iterator[LocalServices]:
-    with LocalServices(port=0, services=["autopilot"]) as services:
-        yield services
-
-
 @pytest.fixture
-def services(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The frame's ``local_services`` when conftest provides it, else a module-local server."""
-    try:
-        svc = request.getfixturevalue("local_services")
-    except pytest.FixtureLookupError:
-        svc = request.getfixturevalue("_own_services")
-    ap = svc.service("autopilot")
-    yield svc
-    svc.faults.clear()
-    ap.resume()
-    ap.frames_inferenced = 0
-    ap.frame_limit = 1000
-    ap.rate_limit = 0
+def services(autopilot_services: Any) -> Any:
+    return autopilot_services
 
 
 @pytest.fixture

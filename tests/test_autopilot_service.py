@@ -15,27 +15,13 @@ import pytest
 from PIL import Image
 from tether_services.autopilot.api import API_KEY
 from tether_services.autopilot.processing import exr_bytes, otsu
-from tether_services.server import LocalServices
 
 KEY = {"x-api-key": API_KEY}
 
 
-@pytest.fixture(scope="module")
-def _own_services() -> Iterator[LocalServices]:
-    with LocalServices(port=0, services=["autopilot"]) as services:
-        yield services
-
-
 @pytest.fixture
-def services(request: pytest.FixtureRequest) -> Iterator[Any]:
-    try:
-        svc = request.getfixturevalue("local_services")
-    except pytest.FixtureLookupError:
-        svc = request.getfixturevalue("_own_services")
-    yield svc
-    svc.faults.clear()
-    svc.service("autopilot").resume()
-    svc.service("autopilot").frames_inferenced = 0
+def services(autopilot_services: Any) -> Any:
+    return autopilot_services
 
 
 @pytest.fixture
