@@ -399,8 +399,8 @@ def test_cli_submit_wait_out_quota_jobs(services: Any, tmp_path: Path, monkeypat
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tether.cli import main
     from tether.registry import JobRegistry
+    from tether_cli import main
 
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(tmp_path / "config"))

@@ -18,8 +18,8 @@ import keyring
 import pytest
 from keyring.backends import fail
 from memkeyring import MemoryKeyring
-from tether.cli import main
 from tether.registry import JobRegistry
+from tether_cli import main
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_ctrl_c_during_wait_says_how_to_resume(urls: Any, tiny_blend: Path, tmp_
 
 def test_watch_says_an_unreachable_service_once(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import tether.cli.jobs_cmd as jobs_cmd
+    import tether_cli.jobs_cmd as jobs_cmd
 
     monkeypatch.setenv("TETHER_LOCAL_PORT", str(_closed_port()))
     JobRegistry().record(service="farm", job_id="job-unreachable", profile="local", title="shot")
@@ -175,7 +175,7 @@ def test_tensorpix_wait_json_prints_one_document(urls: Any, tmp_path: Path, caps
 def test_help_shows_examples_that_parse(command: list, capsys: pytest.CaptureFixture[str]) -> None:
     import shlex
 
-    from tether.cli import build_parser
+    from tether_cli import build_parser
 
     with pytest.raises(SystemExit) as done:
         main([*command, "--help"])
@@ -189,7 +189,7 @@ def test_help_shows_examples_that_parse(command: list, capsys: pytest.CaptureFix
 
 
 def test_status_lines_are_not_broken_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
-    from tether.cli.progress import status_console
+    from tether_cli.progress import status_console
 
     line = "submitted Move job job-681407f2-a765-407a-a2f7-f182e5f7fb37 (take " + "x" * 150 + ")"
     status_console().print(line)

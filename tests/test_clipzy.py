@@ -199,7 +199,7 @@ def test_cancel_is_refused_honestly_without_a_request(local_services: Any, clien
     local_services.requests.clear()
     with pytest.raises(CancelNotSupported, match="no cancel route"):
         client.cancel_job("some-job")
-    from tether.cli import main
+    from tether_cli import main
 
     monkeypatch.setenv("TETHER_CLIPZY_URL", local_services.url("clipzy"))
     assert main(["clipzy", "cancel", "some-job"]) == 1
@@ -319,8 +319,8 @@ def test_faults_429_retried_5xx_reported_post_not_repeated(local_services: Any, 
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def test_cli_style_wait_out_status_jobs(local_services: Any, engine: Any, clips: Tuple[Path, Path], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from tether.cli import main
     from tether.registry import JobRegistry
+    from tether_cli import main
 
     monkeypatch.setenv("TETHER_CLIPZY_URL", local_services.url("clipzy"))
     assert main(["clipzy", "health"]) == 0

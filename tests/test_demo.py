@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.cli import main
 from tether.nukeimport.nk import parse_nk
+from tether_cli import main
 
 
 def test_demo_round_trips(tmp_path: Path) -> None:

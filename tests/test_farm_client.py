@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from tether.cli import main
 from tether.errors import AuthError, BadRequest, Conflict, InputError, ProtocolError, ServiceError, ServiceUnavailable
 from tether.farm.client import FarmClient, to_job
 from tether.farm.models import JobCreate
@@ -17,6 +16,7 @@ from tether.farm.submit import FarmOptions, FarmSubmitter
 from tether.http import RetryPolicy
 from tether.jobs import JobState
 from tether.registry import JobRegistry
+from tether_cli import main
 from tether_services.faults import Faults
 from tether_services.server import LocalServices
 

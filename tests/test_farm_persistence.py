@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 import httpx
 import pytest
 from test_farm_service import finished, job_body, upload_scene, wait_for
-from tether.cli import main
+from tether_cli import main
 from tether_services.farm.engine import EMAIL, PASSWORD, LocalFarm
 from tether_services.farm.persist import FILENAME, FarmStateError
 from tether_services.server import LocalServices

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tether import frames as F
-from tether.cli import frames_cmd, main
 from tether.errors import InputError
+from tether_cli import frames_cmd, main
 
 # --- strategies ---------------------------------------------------------------------------------------------------
 frame_sets = st.sets(st.integers(-300, 300), min_size=1, max_size=120)

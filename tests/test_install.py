@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
-from tether.cli import main as tether_main
-from tether.cli.blender_cmd import PLATFORM_EXTRAS
+from tether_cli import main as tether_main
+from tether_install.extension import PLATFORM_EXTRAS
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_NUKE = ROOT / "tests" / "nuke" / "fake"
@@ -530,7 +532,7 @@ def test_studio_deploy_provides_for_every_nuke_not_only_this_machines(home: Path
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from tether.cli.install_cmd import nuke_pythons
+    from tether_cli.install_cmd import nuke_pythons
     from tether_install import deps
 
     nukes = tmp_path / "nukes"
@@ -542,3 +544,80 @@ def test_studio_deploy_provides_for_every_nuke_not_only_this_machines(home: Path
     asked = argparse.Namespace(studio=tmp_path / "share", user=False, nuke_version=["16"], all_versions=False)
     assert nuke_pythons(asked, tmp_path / "share") == ["3.11"]
     assert "found Nuke15.1v3" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def wheel_tether(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tether as a studio installs it: the built wheel in a fresh venv, no checkout in reach. Its dependencies come
+    from this test venv's site-packages through a .pth (appended after the venv's own, so the wheel's packages win)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    for folder in ("core", "services", "install", "nuke_plugin", "blender_addon"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"),
+                            str(src)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = sorted((tmp / "dist").glob("tether-*.whl"))
+    shutil.rmtree(src)
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
+                           str(wheel)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import sysconfig
+
+    Path(site, "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv / "bin" / "tether"
+
+
+def _wheel_run(tether: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "PYTHON"))}
+    env.update(HOME=str(home), TETHER_NUKE_ROOTS=str(home / "no-nukes"), TETHER_CONFIG_DIR=str(home / "cfg"),
+               TETHER_DATA_DIR=str(home / "data"))
+    return subprocess.run([str(tether), *args], capture_output=True, text=True, timeout=600, cwd=home, env=env)
+
+
+def test_wheel_installed_tether_deploys_both_plugins(wheel_tether: Path, wheelhouse: Path, tmp_path: Path) -> None:
+    pytest.importorskip("bpy")  # blender_ext.py comes from the bpy wheel
+    home = tmp_path / "home"
+    home.mkdir()
+    where = _wheel_run(wheel_tether, home, "doctor")  # runs from the wheel, not from this checkout
+    assert str(ROOT) not in where.stdout + where.stderr
+    probe = subprocess.run([str(wheel_tether.parent / "python"), "-c",
+                            "import tether, tether_cli, tether_install; print(tether_install.__file__)"],
+                           capture_output=True, text=True, cwd=home)
+    assert str(wheel_tether.parents[1]) in probe.stdout, probe.stdout + probe.stderr
+
+    dry = _wheel_run(wheel_tether, home, "install", "all", "--studio", str(tmp_path / "studio"), "--dry-run",
+                     "--nuke-version", "16", "--blender-python", "3.11", "--platform", "linux-x64", "--wheelhouse",
+                     str(wheelhouse))
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert "nuke_plugin" in dry.stdout and not (tmp_path / "studio").exists()
+
+    user = _wheel_run(wheel_tether, home, "install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse",
+                      str(wheelhouse))
+    assert user.returncode == 0, user.stdout[-3000:] + user.stderr[-3000:]
+    deployed = sorted(p.name for p in home.rglob("nuke_plugin/tether_nuke/*.py"))
+    assert "panel.py" in deployed and sorted(home.rglob("nuke_plugin/menu.py")), deployed
+
+    out = tmp_path / "ext"
+    ext = _wheel_run(wheel_tether, home, "blender", "build-extension", "--platform", "linux-x64", "--python", "3.11",
+                     "--wheelhouse", str(wheelhouse), "--out", str(out))
+    assert ext.returncode == 0, ext.stdout[-3000:] + ext.stderr[-3000:]
+    [zipped] = sorted(out.glob("*.zip"))
+    with zipfile.ZipFile(zipped) as zf:
+        names = zf.namelist()
+        assert "blender_manifest.toml" in names and "LICENSE" in names
+        [lib] = [n for n in names if n.startswith("wheels/tether-")]
+        with zipfile.ZipFile(io.BytesIO(zf.read(lib))) as inner:
+            tops = {n.split("/")[0] for n in inner.namelist()}
+    # the DCC gets the library only
+    from tether import __version__
+
+    assert tops == {"tether", f"tether-{__version__}.dist-info"}, tops

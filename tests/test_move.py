@@ -279,7 +279,7 @@ def cli_env(local_services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_cli_submit_wait_out_then_jobs_and_status(cli_env: Path, clip: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from tether.cli import main
+    from tether_cli import main
 
     out = cli_env / "rig"
     assert main(["move", "submit", str(clip), "--out", str(out), "--json"]) == 0
@@ -294,7 +294,7 @@ def test_cli_submit_wait_out_then_jobs_and_status(cli_env: Path, clip: Path,
 
 
 def test_cli_verify_webhook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from tether.cli import main
+    from tether_cli import main
 
     body = b'{"type":"job.finished","data":{"jobId":"job-9"}}'
     headers = _delivery(body, time.time())

@@ -9,10 +9,11 @@ import pytest
 
 CHECK = r"""
 import importlib, pkgutil, sys
-import tether
+import tether, tether_cli
 assert sys.version_info[:2] == (3, 9), sys.version
-skip = {"tether.cli.demo_cmd", "tether.cli.serve_cmd"}  # need the local services extra
+skip = {"tether_cli.demo_cmd", "tether_cli.serve_cmd"}  # need the local services extra
 names = [m.name for m in pkgutil.walk_packages(tether.__path__, "tether.")]
+names += [m.name for m in pkgutil.walk_packages(tether_cli.__path__, "tether_cli.")]
 for name in names:
     if name not in skip:
         importlib.import_module(name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Set
 
 import pytest
 
@@ -65,3 +67,26 @@ def test_mypy_blender_addon_clean(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, MYPYPATH="core"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _imports(folder: Path) -> Dict[str, Set[str]]:
+    """Every module under ``folder`` -> the top-level names it imports (absolute imports; relative ones stay inside)."""
+    found: Dict[str, Set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        names: Set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("folder", ["core/tether", "nuke_plugin", "blender_addon"])
+def test_library_and_plugins_import_only_the_library(folder: str) -> None:
+    """Dependencies point one way: the library the DCCs load imports none of the command, the installer or the local
+    services, and neither do the plugins (the DCCs get the library only)."""
+    above = {"tether_cli", "tether_install", "tether_services"}
+    offenders = {module: sorted(names & above) for module, names in _imports(ROOT / folder).items() if names & above}
+    assert not offenders, offenders

@@ -17,12 +17,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 from tether import registry as registry_module
-from tether.cli import jobs_cmd
-from tether.cli import main as cli_main
 from tether.errors import ConfigError, ServiceUnavailable
 from tether.jobs import Job, JobState
 from tether.registry import JobRegistry
 from tether.watch import ChangeKind, Watcher
+from tether_cli import jobs_cmd
+from tether_cli import main as cli_main
 
 
 @pytest.fixture()

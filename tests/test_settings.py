@@ -14,8 +14,8 @@ import pytest
 from keyring.backends import fail
 from memkeyring import MemoryKeyring
 from tether import settings as st
-from tether.cli import main
 from tether.errors import ConfigError, redact
+from tether_cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -424,7 +424,7 @@ def test_login_clipzy_needs_a_url(memkeyring: MemoryKeyring, capsys: pytest.Capt
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     write_config('default_profile = "studio"\n[profiles.studio.farm]\nurl = "https://farm.example"\n')
     with pytest.raises(ConfigError, match="self-hosted"):
-        from tether.cli.config_cmd import login
+        from tether_cli.config_cmd import login
 
         login("clipzy", None, None, fresh_secret())
     assert memkeyring.store == {}
@@ -434,7 +434,7 @@ def test_login_farm_against_local_farm(memkeyring: MemoryKeyring, tmp_path: Path
                                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("tether_services.farm.api", reason="the local farm is not there yet")
     server = pytest.importorskip("tether_services.server")
-    from tether.cli.config_cmd import login
+    from tether_cli.config_cmd import login
 
     with server.LocalServices(port=0, state_dir=tmp_path / "services", services=["farm"]) as services:
         monkeypatch.setenv("TETHER_LOCAL_PORT", str(services.port))

@@ -232,7 +232,7 @@ def test_faults_429_and_5xx(client: TensorPixClient, faults: Any, local_services
 # --- CLI ----------------------------------------------------------------------------------------------------------
 def test_cli_models_balance_enhance_jobs(local_services: Any, clip: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from tether.cli import main
+    from tether_cli import main
 
     monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(tmp_path / "config"))

@@ -15,10 +15,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
-from tether.cli import blender_cmd
 from tether.errors import ConfigError, InputError
 
-from . import deps
+from . import deps, extension
 from .plan import Plan
 
 
@@ -83,22 +82,22 @@ def _keep_if_same(published: Path, built: Path) -> None:
 
 
 def build_zip(platform: str, pythons: Sequence[str], out: Path, wheelhouse: Optional[Path]) -> Path:
-    [zipped] = blender_cmd.build_extension(platforms=[platform], pythons=sorted(set(pythons)), out=out,
+    [zipped] = extension.build_extension(platforms=[platform], pythons=sorted(set(pythons)), out=out,
                                            wheelhouse=wheelhouse)
     return zipped
 
 
 def studio_plan(target: Path, platforms: Sequence[str], wheelhouse: Optional[Path], version: str,
-                pythons: Sequence[str] = blender_cmd.PYTHONS) -> Plan:
+                pythons: Sequence[str] = extension.PYTHONS) -> Plan:
     plan = Plan("blender", target)
     repo = target / "blender"
     with tempfile.TemporaryDirectory(prefix="tether-ext-") as tmp:
         out = Path(tmp) / "repo"
-        zips = blender_cmd.build_extension(platforms=list(platforms), pythons=list(pythons), out=out,
+        zips = extension.build_extension(platforms=list(platforms), pythons=list(pythons), out=out,
                                            wheelhouse=wheelhouse)
         for zipped in zips:
             _keep_if_same(repo / zipped.name, zipped)
-        blender_cmd._run([sys.executable, str(blender_cmd.find_blender_ext()), "server-generate", "--repo-dir",
+        extension.run([sys.executable, str(extension.find_blender_ext()), "server-generate", "--repo-dir",
                           str(out)], "blender_ext server-generate")
         for path in sorted(out.iterdir()):
             if path.is_file():

@@ -19,8 +19,9 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from tether.cli import blender_cmd
 from tether.errors import ConfigError, InputError
+
+from . import extension, sources
 
 # The one table of which Python each Nuke major runs (VFX Reference Platform). Tether needs Python 3.9+, so Nuke 14
 # is the oldest it supports; the older rows are here so that a Nuke 12 or 13 found on disk is named with its Python.
@@ -98,15 +99,8 @@ def this_platform() -> str:
 
 
 def requirements(extra: Sequence[str] = ()) -> List[str]:
-    """tether's own dependencies from pyproject (minus the CLI-only ones) plus ``extra``."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    data = tomllib.loads((blender_cmd.repo_root() / "pyproject.toml").read_text("utf-8"))
-    deps = [d for d in data["project"]["dependencies"]
-            if re.split(r"[<>=!~;\[ ]", d)[0].lower() not in blender_cmd.SKIP]
-    return deps + list(extra)
+    """The library's own dependencies (not the command's) plus ``extra``."""
+    return sources.library_requirements(list(extra))
 
 
 def for_python(reqs: Sequence[str], python: str) -> List[str]:
@@ -131,14 +125,14 @@ def download(pythons: Sequence[str], platforms: Sequence[str], dest: Path, wheel
         raise InputError(f"wheelhouse {wheelhouse} is not a folder")
     result: Dict[Tuple[str, str], List[Path]] = {}
     for plat in platforms:
-        if plat not in blender_cmd.PLATFORMS:
-            raise InputError(f"unknown platform {plat!r}; known: {', '.join(sorted(blender_cmd.PLATFORMS))}")
+        if plat not in extension.PLATFORMS:
+            raise InputError(f"unknown platform {plat!r}; known: {', '.join(sorted(extension.PLATFORMS))}")
         for python in pythons:
-            reqs = for_python(requirements(extra) + list(blender_cmd.PLATFORM_EXTRAS[plat.split("-")[0]]), python)
+            reqs = for_python(requirements(extra) + list(extension.PLATFORM_EXTRAS[plat.split("-")[0]]), python)
             folder = dest / plat / abi(python)
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                blender_cmd._pip_download(plat, python, folder, wheelhouse, reqs)
+                extension.pip_download(plat, python, folder, wheelhouse, reqs)
             except ConfigError as exc:
                 where = f"the wheelhouse {wheelhouse}" if wheelhouse else "the package index"
                 hint = ("add the missing wheels to it (on a connected machine: pip download --only-binary=:all: "
@@ -176,11 +170,8 @@ def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path) -> Dict[Pa
             else:
                 folder = root / ("common" if len(versions[name]) == 1 else abi(python))
             _unpack(wheel, folder, files, origin)
-    src = blender_cmd.repo_root() / "core" / "tether"
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc":
-            files[root / "common" / "tether" / rel] = path.read_bytes()
+    for name, data in sources.library_files().items():
+        files[root / "common" / name] = data
     return files
 
 

@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from tether.cli import blender_cmd
-
-from . import deps
+from . import deps, sources
 from .plan import BEGIN, END, Edit, Plan
 
 
@@ -112,7 +110,7 @@ def plan(target: Path, user: bool, pythons: Sequence[str], platforms: Sequence[s
          rez: bool, version: str) -> Plan:
     """``pythons``: the Nuke Pythons to deploy dependency trees for (``detect.choose_pythons``)."""
     result = Plan("nuke", target)
-    result.add_tree(blender_cmd.repo_root() / "nuke_plugin", target / "nuke_plugin",
+    result.add_tree(sources.plugin_dir("nuke_plugin"), target / "nuke_plugin",
                     skip=lambda rel: rel.parts[0] == "typings")
     result.files.update(deps.python_tree(pythons, platforms, target / "python", wheelhouse, extra=["qtpy>=2.4"]))
     if user:

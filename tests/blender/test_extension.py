@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from tether.cli import main as tether_main
-from tether.cli.blender_cmd import find_blender_ext, write_manifest
+from tether_cli import main as tether_main
+from tether_install.extension import find_blender_ext, write_manifest
 
 pytest.importorskip("bpy")
 

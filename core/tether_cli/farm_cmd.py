@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..errors import InputError
+from tether.errors import InputError
 
 
 def _env_pairs(values: List[str]) -> Dict[str, str]:
@@ -86,9 +86,10 @@ def print_preflight(check: Any, console: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..farm.client import FarmClient
-    from ..farm.submit import FarmOptions, FarmSubmitter
-    from ..registry import JobRegistry
+    from tether.farm.client import FarmClient
+    from tether.farm.submit import FarmOptions, FarmSubmitter
+    from tether.registry import JobRegistry
+
     from .progress import TransferBars, status_console
 
     console = status_console()
@@ -132,7 +133,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..farm.client import FarmClient
+    from tether.farm.client import FarmClient
 
     client = FarmClient.from_profile(args.profile)
     rows: List[Any]

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import InputError
+from tether.errors import InputError
 
 
 def _flag(value: Optional[bool]) -> Optional[str]:
@@ -109,13 +109,13 @@ def _meta(pairs: Any) -> Dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from ..autopilot.client import AutopilotClient
+    from tether.autopilot.client import AutopilotClient
 
     return AutopilotClient.from_profile(args.profile)
 
 
 def _choice(args: argparse.Namespace) -> Any:
-    from ..autopilot.submit import ServiceChoice
+    from tether.autopilot.submit import ServiceChoice
 
     tracking: Dict[str, Any] = {
         "working_fps": args.fps, "lens": args.lens, "estimated_closest_point": args.near,
@@ -158,7 +158,8 @@ def _result_json(result: Any) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..autopilot.submit import preview, submit_clip
+    from tether.autopilot.submit import preview, submit_clip
+
     from .progress import TransferBars, status_console
 
     console = status_console()
@@ -175,7 +176,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                           f"{quota.remaining if quota and quota.remaining is not None else 'unknown'}")
             print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
             return 0
-        from ..registry import JobRegistry
+        from tether.registry import JobRegistry
 
         registry = JobRegistry()
         with TransferBars(console) as bars:
@@ -208,8 +209,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..nukeimport import import_to_nk
-    from ..registry import JobRegistry
+    from tether.nukeimport import import_to_nk
+    from tether.registry import JobRegistry
+
     from .progress import status_console
 
     console = status_console()
@@ -233,7 +235,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from ..autopilot.client import to_job
+    from tether.autopilot.client import to_job
+
     from .progress import status_console
     from .tables import print_table
 

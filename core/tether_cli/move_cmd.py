@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import InputError
+from tether.errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from ..move.client import MoveClient
+    from tether.move.client import MoveClient
 
     return MoveClient.from_profile(args.profile)
 
@@ -79,8 +79,9 @@ def _job_dict(job: Any) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..move.submit import MoveRequest, submit_video
-    from ..registry import JobRegistry
+    from tether.move.submit import MoveRequest, submit_video
+    from tether.registry import JobRegistry
+
     from .progress import TransferBars, status_console
 
     console = status_console()
@@ -112,7 +113,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from ..move.client import to_job
+    from tether.move.client import to_job
+
     from .tables import print_table
 
     if args.first < 1 or args.limit < 1:
@@ -133,7 +135,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..jobs import JobState
+    from tether.jobs import JobState
 
     with _client(args) as client:
         job = client.get_job(args.job)
@@ -147,7 +149,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from ..registry import JobRegistry
+    from tether.registry import JobRegistry
 
     out = args.out.resolve()
     with _client(args) as client:
@@ -159,7 +161,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_webhook(args: argparse.Namespace) -> int:
-    from ..move.webhooks import WebhookVerificationError, verify
+    from tether.move.webhooks import WebhookVerificationError, verify
 
     secret = args.secret or os.environ.get("TETHER_MOVE_WEBHOOK_SECRET", "")
     if not secret:

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from tether.jobs import Job, JobService, JobState
 
-from ..jobs import Job, JobService, JobState
 from .progress import status_console
 
 
@@ -31,12 +31,12 @@ def follow_and_fetch(
     Ctrl-C stops following (the jobs keep running) and says how to resume; ``fetch_hint`` says whether that
     includes fetching, for callers that fetch by themselves (default: whether ``out`` is given).
     """
-    from ..clients import client_for
+    from tether.clients import client_for
 
     console = console or status_console()
     client = client or client_for(service, profile)
     if registry is None:
-        from ..registry import JobRegistry
+        from tether.registry import JobRegistry
 
         registry = JobRegistry()
     try:

@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-from ..errors import ConfigError, InputError, register_secret
-from ..settings import (
+from tether.errors import ConfigError, InputError, register_secret
+from tether.settings import (
     SERVICES,
     Profile,
     ServiceSettings,
@@ -216,7 +216,7 @@ def login(service: str, profile: Optional[str] = None, email: Optional[str] = No
         raise InputError(f"no {'password' if service == 'farm' else 'API key'} given for {service}")
     register_secret(password)
     if service == "farm":
-        from ..farm.client import FarmClient
+        from tether.farm.client import FarmClient
 
         svc = prof.service("farm")
         email = email or svc.email

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import InputError
+from tether.errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from ..clipzy.client import ClipzyClient
+    from tether.clipzy.client import ClipzyClient
 
     return ClipzyClient.from_profile(args.profile)
 
@@ -99,7 +99,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_style(args: argparse.Namespace) -> int:
-    from ..registry import JobRegistry
+    from tether.registry import JobRegistry
+
     from .progress import status_console
 
     console = status_console()
@@ -148,7 +149,7 @@ def cmd_style(args: argparse.Namespace) -> int:
 
 def follow(client: Any, job_id: str, console: Any, registry: Any = None, interval: float = 1.0) -> Any:
     """Poll until the job ends, printing each new stage; return the last :class:`tether.jobs.Job`."""
-    from ..clipzy.client import stage_text
+    from tether.clipzy.client import stage_text
 
     last = ""
     delay = interval
@@ -168,7 +169,7 @@ def follow(client: Any, job_id: str, console: Any, registry: Any = None, interva
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from ..clipzy.client import stage_text, to_job
+    from tether.clipzy.client import stage_text, to_job
 
     with _client(args) as client:
         page = client.list_jobs(args.page, args.page_size)
@@ -185,7 +186,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..clipzy.client import stage_text, to_job
+    from tether.clipzy.client import stage_text, to_job
 
     with _client(args) as client:
         cj = client.get_clipzy_job(args.job)

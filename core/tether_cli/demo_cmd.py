@@ -24,10 +24,11 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..farm.client import FarmClient
-    from ..farm.submit import FarmOptions, FarmSubmitter
-    from ..registry import JobRegistry
-    from ..settings import get_secret
+    from tether.farm.client import FarmClient
+    from tether.farm.submit import FarmOptions, FarmSubmitter
+    from tether.registry import JobRegistry
+    from tether.settings import get_secret
+
     from .follow import follow_and_fetch
     from .progress import TransferBars, status_console
 
@@ -35,7 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from tether_services.farm.scenes import build_demo_scene
         from tether_services.server import LocalServices
     except ImportError as exc:
-        from ..errors import ConfigError
+        from tether.errors import ConfigError
 
         raise ConfigError(f"the local services are not installed ({exc}); install with: pip install 'tether[demo]'") \
             from None
@@ -165,9 +166,10 @@ def _template_movie(movie: Path) -> Path:
 
 
 def _autopilot_round_trip(url: str, out: Path, registry: Any, console: Any) -> Tuple[Optional[Path], int]:
-    from ..autopilot.client import AutopilotClient
-    from ..autopilot.submit import ServiceChoice, submit_clip
-    from ..nukeimport import import_to_nk
+    from tether.autopilot.client import AutopilotClient
+    from tether.autopilot.submit import ServiceChoice, submit_clip
+    from tether.nukeimport import import_to_nk
+
     from .follow import follow_and_fetch
 
     frames = sorted(out.glob("frame_*.png"))

@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from ..tensorpix.client import TensorPixClient
+    from tether.tensorpix.client import TensorPixClient
 
     return TensorPixClient.from_profile(args.profile)
 
@@ -102,8 +102,9 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    from ..registry import JobRegistry
-    from ..tensorpix.submit import enhance_clip
+    from tether.registry import JobRegistry
+    from tether.tensorpix.submit import enhance_clip
+
     from .progress import status_console
 
     registry = JobRegistry()
@@ -132,7 +133,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from ..tensorpix.client import to_job
+    from tether.tensorpix.client import to_job
 
     rows = []
     with _client(args) as client:

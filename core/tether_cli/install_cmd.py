@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, List
 
-from .. import __version__
-from ..errors import InputError
+from tether import __version__
+from tether.errors import InputError
 
 
 def register(subparsers: Any) -> None:

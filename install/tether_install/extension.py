@@ -1,15 +1,15 @@
-"""``tether blender build-extension``: the Blender extension zip, one per platform, with the wheels it needs.
+"""The Blender extension zip (``tether blender build-extension``), one per platform, with the wheels it needs.
 
-The add-on folder (``blender_addon/``) is staged with a ``wheels/`` folder holding tether itself (built as a wheel),
-its pure-Python dependencies once, and the compiled ones (pydantic-core) for each Python Blender ships: cp311 for
-Blender 4.2-5.0 and cp313 for 5.1+. Blender installs only the wheels matching its own Python and platform, so one
-zip serves both. The manifest's ``platforms`` and ``wheels`` are written, then Blender's own ``blender_ext.py``
-(shipped inside the ``bpy`` wheel, or found next to a ``blender`` binary) builds and validates the zip headless.
+The add-on folder (``blender_addon/``) is staged with a ``wheels/`` folder holding the tether library (the library
+only, ``sources.build_library_wheel``), its pure-Python dependencies once, and the compiled ones (pydantic-core) for
+each Python Blender ships: cp311 for Blender 4.2-5.0 and cp313 for 5.1+. Blender installs only the wheels matching its
+own Python and platform, so one zip serves both. The manifest's ``platforms`` and ``wheels`` are written, then
+Blender's own ``blender_ext.py`` (shipped inside the ``bpy`` wheel, or found next to a ``blender`` binary) builds and
+validates the zip headless.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -18,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..errors import ConfigError, InputError
+from tether.errors import ConfigError, InputError
+
+from . import sources
 
 # Blender's platform names -> pip's --platform tags
 PLATFORMS: Dict[str, Tuple[str, ...]] = {
@@ -33,8 +35,6 @@ PLATFORMS: Dict[str, Tuple[str, ...]] = {
 }
 # The Pythons Blender ships: 4.2-5.0 have 3.11, 5.1+ have 3.13.
 PYTHONS = ("3.11", "3.13")
-# Dependencies the add-on never imports (tether's CLI output), left out of the zip.
-SKIP = {"rich", "markdown-it-py", "mdurl", "pygments"}
 # pip evaluates environment markers (sys_platform) for this machine, not the target: keyring's per-OS backends are
 # named here so a zip built on Linux for Windows still carries them.
 PLATFORM_EXTRAS: Dict[str, Tuple[str, ...]] = {
@@ -44,43 +44,7 @@ PLATFORM_EXTRAS: Dict[str, Tuple[str, ...]] = {
 }
 
 
-def register(subparsers: Any) -> None:
-    blender = subparsers.add_parser("blender", help="Blender extension tools")
-    sub = blender.add_subparsers(dest="blender_command", metavar="COMMAND")
-    build = sub.add_parser(
-        "build-extension",
-        help="build the Blender extension zip (one per platform) with its wheels bundled",
-        description="Build blender_addon/ into an installable extension zip per platform, wheels bundled for "
-                    "Blender 4.2-5.0 (Python 3.11) and 5.1+ (Python 3.13), validated with Blender's blender_ext.py.",
-    )
-    build.add_argument("--platform", action="append", choices=sorted(PLATFORMS), dest="platforms",
-                       help="platform to build for (repeat; default: all)")
-    build.add_argument("--python", action="append", choices=PYTHONS, dest="pythons",
-                       help="Blender's Python to bundle compiled wheels for (repeat; default: 3.11 and 3.13)")
-    build.add_argument("--out", type=Path, default=Path("dist"), help="folder for the zips (default: dist)")
-    build.add_argument("--wheelhouse", type=Path, default=None,
-                       help="take wheels from this folder only (no index): for offline builds and tests")
-    build.add_argument("--source", type=Path, default=None, help="the add-on folder (default: ./blender_addon)")
-    build.add_argument("--blender-ext", type=Path, default=None, help="path to blender_ext.py (default: found)")
-    build.set_defaults(func=run_build)
-    blender.set_defaults(func=lambda args: (blender.print_help(), 2)[1])
-
-
-def run_build(args: argparse.Namespace) -> int:
-    zips = build_extension(
-        platforms=args.platforms or sorted(PLATFORMS), pythons=args.pythons or list(PYTHONS), out=args.out,
-        wheelhouse=args.wheelhouse, source=args.source, blender_ext=args.blender_ext,
-    )
-    for path in zips:
-        print(path)
-    return 0
-
-
 # --- finding things ---------------------------------------------------------------------------------------------
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
 def find_blender_ext(explicit: Optional[Path] = None) -> Path:
     if explicit is not None:
         if not explicit.is_file():
@@ -107,7 +71,7 @@ def find_blender_ext(explicit: Optional[Path] = None) -> Path:
     return Path(sorted(candidates)[-1])
 
 
-def _run(cmd: Sequence[str], what: str) -> str:
+def run(cmd: Sequence[str], what: str) -> str:
     proc = subprocess.run(list(cmd), capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
@@ -116,35 +80,13 @@ def _run(cmd: Sequence[str], what: str) -> str:
 
 
 # --- wheels -------------------------------------------------------------------------------------------------------
-def build_tether_wheel(dest: Path) -> Path:
-    root = repo_root()
-    if not (root / "pyproject.toml").is_file():
-        raise ConfigError(f"the tether sources are not at {root}: run from a checkout")
-    # Built from a copy, so the checkout gets no build/ or egg-info litter.
-    src = dest / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        if (root / name).is_file():
-            shutil.copy2(root / name, src / name)
-    for folder in ("core", "services", "install"):  # every package-dir of pyproject.toml
-        if (root / folder).is_dir():
-            shutil.copytree(root / folder, src / folder, ignore=ignore)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(src)],
-         "building the tether wheel")
-    found = sorted(dest.glob("tether-*.whl"))
-    if not found:
-        raise ConfigError(f"pip built no tether wheel in {dest}")
-    return found[-1]
-
-
 def _os_of(platform: str) -> str:
     return platform.split("-")[0]
 
 
 
 
-def _pip_download(platform: str, python: str, dest: Path, wheelhouse: Optional[Path], requirements: Sequence[str],
+def pip_download(platform: str, python: str, dest: Path, wheelhouse: Optional[Path], requirements: Sequence[str],
                   no_deps: bool = False) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--dest", str(dest),
            "--python-version", python, "--implementation", "cp", "--abi", "cp" + python.replace(".", ""),
@@ -156,7 +98,7 @@ def _pip_download(platform: str, python: str, dest: Path, wheelhouse: Optional[P
         cmd.append("--no-deps")
     if wheelhouse is not None:
         cmd += ["--no-index", "--find-links", str(wheelhouse)]
-    _run(cmd + list(requirements), f"downloading wheels for {platform} / Python {python}")
+    run(cmd + list(requirements), f"downloading wheels for {platform} / Python {python}")
 
 
 def _dist_name(wheel: str) -> str:
@@ -179,15 +121,12 @@ def collect_wheels(platform: str, pythons: Sequence[str], staging: Path, tether_
     wheels_dir = staging / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
     first, *others = sorted(pythons, key=lambda v: tuple(int(n) for n in v.split(".")))
-    _pip_download(platform, first, wheels_dir, wheelhouse, [str(tether_wheel), *PLATFORM_EXTRAS[_os_of(platform)]])
-    for wheel in list(wheels_dir.glob("*.whl")):
-        if _dist_name(wheel.name) in SKIP:
-            wheel.unlink()
+    pip_download(platform, first, wheels_dir, wheelhouse, [str(tether_wheel), *PLATFORM_EXTRAS[_os_of(platform)]])
     compiled = [w.name for w in wheels_dir.glob("*.whl") if _compiled(w.name)]
     pins = sorted({f"{_dist_name(w)}=={w.split('-')[1]}" for w in compiled if "-abi3-" not in w})
     for python in others:
         if pins:
-            _pip_download(platform, python, wheels_dir, wheelhouse, pins, no_deps=True)
+            pip_download(platform, python, wheels_dir, wheelhouse, pins, no_deps=True)
     return [f"./wheels/{w.name}" for w in sorted(wheels_dir.glob("*.whl"))]
 
 
@@ -217,7 +156,7 @@ def precompile(staging: Path, pythons: Sequence[str]) -> List[str]:
         if not exe:
             continue
         try:
-            _run([exe, "-m", "compileall", "-q", "-l", "--invalidation-mode", "unchecked-hash", str(staging)],
+            run([exe, "-m", "compileall", "-q", "-l", "--invalidation-mode", "unchecked-hash", str(staging)],
                  f"compiling the add-on for Python {python}")
         except ConfigError:  # e.g. a pyenv shim for a version that is not active: that Python compiles at start
             continue
@@ -231,7 +170,7 @@ def precompile(staging: Path, pythons: Sequence[str]) -> List[str]:
 
 def build_extension(platforms: Sequence[str], pythons: Sequence[str], out: Path, wheelhouse: Optional[Path] = None,
                     source: Optional[Path] = None, blender_ext: Optional[Path] = None) -> List[Path]:
-    source = (source or repo_root() / "blender_addon").resolve()
+    source = (source or sources.plugin_dir("blender_addon")).resolve()
     if not (source / "blender_manifest.toml").is_file():
         raise InputError(f"{source} has no blender_manifest.toml: give the add-on folder with --source")
     unknown = [p for p in platforms if p not in PLATFORMS]
@@ -245,7 +184,7 @@ def build_extension(platforms: Sequence[str], pythons: Sequence[str], out: Path,
     zips: List[Path] = []
     with tempfile.TemporaryDirectory(prefix="tether-ext-") as tmp:
         tmp_path = Path(tmp)
-        tether_wheel = build_tether_wheel(tmp_path / "self")
+        tether_wheel = sources.build_library_wheel(tmp_path / "self")
         for platform in platforms:
             staging = tmp_path / platform / "tether"
             shutil.copytree(source, staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "wheels"))
@@ -255,9 +194,9 @@ def build_extension(platforms: Sequence[str], pythons: Sequence[str], out: Path,
             target = out / f"tether-{_version(staging)}-{platform.replace('-', '_')}.zip"
             if target.exists():
                 target.unlink()
-            _run([sys.executable, str(tool), "build", "--source-dir", str(staging), "--output-filepath",
+            run([sys.executable, str(tool), "build", "--source-dir", str(staging), "--output-filepath",
                   str(target)], f"blender_ext build for {platform}")
-            _run([sys.executable, str(tool), "validate", str(target)], f"blender_ext validate for {platform}")
+            run([sys.executable, str(tool), "validate", str(target)], f"blender_ext validate for {platform}")
             zips.append(target)
     return zips
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     store = args.store
     if store is None and not args.temporary:
-        from ..settings import data_dir
+        from tether.settings import data_dir
 
         # kept between runs, like a real service: jobs an artist's DCC recorded are still there after a restart
         store = data_dir() / "local-services"

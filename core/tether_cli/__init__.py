@@ -7,7 +7,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from .. import __version__
+from tether import __version__
 
 # module name -> registered lazily so a broken optional part never takes the whole command down
 COMMAND_MODULES = (
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..errors import TetherError
+    from tether.errors import TetherError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -74,7 +74,7 @@ def _silence_stdout() -> None:
 
 def _hint(exc: Exception, args: argparse.Namespace) -> str:
     """What to do next, for errors whose own text cannot know the command that was run."""
-    from ..errors import NotFound, ServiceUnavailable, TetherError
+    from tether.errors import NotFound, ServiceUnavailable, TetherError
 
     service = getattr(exc, "service", "") or ""
     text = str(exc)
@@ -83,7 +83,7 @@ def _hint(exc: Exception, args: argparse.Namespace) -> str:
         lister = "tether jobs --service farm" if service == "farm" else f"tether {service} jobs"
         return f"; check the id: `{lister}` lists the {service} jobs"
     if isinstance(exc, ServiceUnavailable) and "`tether serve" not in text:
-        from ..settings import LOCAL_PORT, LOCAL_PROFILE, load_settings, local_base_url
+        from tether.settings import LOCAL_PORT, LOCAL_PROFILE, load_settings, local_base_url
 
         try:
             settings = load_settings(getattr(args, "profile", None))

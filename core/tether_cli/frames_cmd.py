@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import frames as F
-    from ..errors import InputError
+    from tether import frames as F
+    from tether.errors import InputError
 
     base = F.parse(args.base) if args.base else None
     if base is None and F.is_relative(args.spec):
@@ -89,7 +89,7 @@ def _rows(planned: Any) -> List[Optional[int]]:
 
 
 def _summary(planned: Any, spec: str) -> List[str]:
-    from ..frames import format_frames
+    from tether.frames import format_frames
 
     count = len(planned.frames)
     canonical = planned.frames.format()

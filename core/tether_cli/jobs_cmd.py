@@ -10,25 +10,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ..errors import AuthError, ConfigError, InputError
+from tether.errors import AuthError, ConfigError, InputError
 
 if TYPE_CHECKING:
-    from ..jobs import JobService
-    from ..registry import JobRecord, JobRegistry
-    from ..watch import JobChange, Watcher
+    from tether.jobs import JobService
+    from tether.registry import JobRecord, JobRegistry
+    from tether.watch import JobChange, Watcher
 
 DEFAULT_LIMIT = 20
 
 
 def make_client(service: str, profile: Optional[str]) -> JobService:
     """The client for a recorded job (a module attribute so tests can hand in an in-process service)."""
-    from ..clients import client_for
+    from tether.clients import client_for
 
     return client_for(service, profile)
 
 
 def open_registry() -> JobRegistry:
-    from ..registry import JobRegistry
+    from tether.registry import JobRegistry
 
     return JobRegistry()
 
@@ -191,8 +191,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from ..jobs import JobState
-    from ..watch import Watcher
+    from tether.jobs import JobState
+    from tether.watch import Watcher
 
     if args.interval <= 0:
         raise InputError(f"--interval must be more than 0 seconds, not {args.interval}")
@@ -301,7 +301,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from ..jobs import JobState
+    from tether.jobs import JobState
+
     from .progress import TransferBars, status_console
 
     registry = open_registry()

@@ -1,0 +1,98 @@
+"""What the installer deploys, found the same way from a checkout and from an installed wheel.
+
+The wheel carries the Nuke plugin and the Blender add-on as package data (``tether_install/bundled/``); a checkout
+has them at the repository's top. The library the DCCs load is the importable ``tether`` package itself, and the
+wheel Blender's extension bundles is made from it here (the library only: no command, installer or services).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from tether import __version__
+from tether.errors import ConfigError
+
+# What each bundled folder must hold to be the real thing (not an empty namespace left by an editable install).
+_MARKERS = {"nuke_plugin": "menu.py", "blender_addon": "blender_manifest.toml"}
+# Distributions the DCCs never import (the command's terminal output, the installer's version logic).
+NOT_FOR_DCCS = {"rich", "markdown-it-py", "mdurl", "pygments", "packaging"}
+
+
+def plugin_dir(name: str) -> Path:
+    """``nuke_plugin`` or ``blender_addon``: the wheel's bundled copy, else the checkout's folder."""
+    here = Path(__file__).resolve().parent
+    marker = _MARKERS[name]
+    for candidate in (here / "bundled" / name, here.parents[1] / name):
+        if (candidate / marker).is_file():
+            return candidate
+    raise ConfigError(f"the {name} folder is neither bundled with this Tether ({here / 'bundled'}) nor in a "
+                      f"checkout ({here.parents[1]}): reinstall Tether from its wheel")
+
+
+def library_dir() -> Path:
+    import tether
+
+    return Path(tether.__file__).resolve().parent
+
+
+def library_files() -> Dict[str, bytes]:
+    """The ``tether`` package's files, relative names -> bytes (no bytecode)."""
+    root = library_dir()
+    return {f"tether/{path.relative_to(root).as_posix()}": path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+
+
+def _dist_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ (]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def library_requirements(extra: Optional[List[str]] = None) -> List[str]:
+    """The library's own dependencies: the distribution's base requirements (no extras) minus the command-only ones.
+
+    Read from the installed metadata, which a checkout's editable install and a wheel install both have."""
+    try:
+        declared = metadata.requires("tether") or []
+    except metadata.PackageNotFoundError:
+        raise ConfigError("Tether's package metadata is missing: install it (pip install tether or pip install -e .)")\
+            from None
+    base = [r for r in declared if "extra ==" not in r.replace("extra==", "extra ==")]
+    return [r for r in base if _dist_name(r) not in NOT_FOR_DCCS] + list(extra or [])
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def build_library_wheel(dest: Path) -> Path:
+    """A pure ``tether-<version>-py3-none-any.whl`` holding the library only, built from the importable package (no
+    checkout, no build backend, no network: works the same offline and from a wheel install)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    info = f"tether-{__version__}.dist-info"
+    requires = "".join(f"Requires-Dist: {r}\n" for r in library_requirements())
+    members = dict(library_files())
+    members[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: tether\nVersion: {__version__}\n"
+        "Summary: Tether's library: job service clients, transfers and job models for Nuke and Blender\n"
+        f"License-Expression: Apache-2.0\nRequires-Python: >=3.9\n{requires}").encode()
+    members[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: tether_install\nRoot-Is-Purelib: true\n"
+                                b"Tag: py3-none-any\n")
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in sorted(members.items()))
+    members[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            # A fixed date: the same sources make the same bytes, so a redeploy of an unchanged version is a no-op.
+            entry = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            zf.writestr(entry, data, zipfile.ZIP_DEFLATED)
+    target = dest / f"tether-{__version__}-py3-none-any.whl"
+    target.write_bytes(buffer.getvalue())
+    return target
