@@ -5,7 +5,9 @@
 - timeouts, and retries with exponential backoff and jitter that honour ``Retry-After`` on 429/502/503/504 and
   on connection errors, for idempotent requests only. A POST is retried only when the server cannot have acted
   on it: the connection was never made, or it answered 429 (it refused the request outright);
-- typed errors carrying status, the server's own message and the request id, with secrets redacted.
+- typed errors carrying status, the server's own message and the request id, with secrets redacted;
+- proxies from the environment for the vendors, never for loopback, and certificates checked against the OS trust
+  store or the CA bundle the environment names (:mod:`tether.network`); a certificate error is never retried.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable, List, Optional
 
 import httpx
 
+from . import network
 from .errors import (
     AuthError,
     BadRequest,
@@ -169,6 +172,8 @@ class BaseClient:
                 timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
                 follow_redirects=True,
                 headers={"User-Agent": "tether/0.1"},
+                verify=network.ssl_context(),
+                mounts=network.LOOPBACK_MOUNTS,
             )
         return self._client
 
@@ -216,7 +221,9 @@ class BaseClient:
             try:
                 response = self.http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # The request never left: safe to repeat whatever the method.
+                # The request never left: safe to repeat whatever the method, unless no repeat can succeed.
+                if network.is_certificate_error(exc):
+                    raise self._untrusted(method, path, exc) from None
                 if attempt >= self.retry.attempts:
                     raise self._unreachable(method, path, exc) from None
             except httpx.TransportError as exc:
@@ -251,7 +258,13 @@ class BaseClient:
     @contextlib.contextmanager
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """Stream a response body (downloads). Errors are raised typed, before the body is read."""
-        with self.http.stream(method, path, **kwargs) as response:
+        with contextlib.ExitStack() as stack:
+            try:
+                response = stack.enter_context(self.http.stream(method, path, **kwargs))
+            except httpx.ConnectError as exc:
+                if network.is_certificate_error(exc):
+                    raise self._untrusted(method, path, exc) from None
+                raise
             if not response.is_success:
                 response.read()
                 raise self.error_for(response)
@@ -277,6 +290,14 @@ class BaseClient:
             what = f"{self.service}: the service failed (HTTP {status}) on {method} {url}"
         return kind(what, service=self.service, status=status, server_message=server,
                     request_id=request_id_of(response), method=method, url=url)
+
+    def _untrusted(self, method: str, path: str, exc: Exception) -> ServiceError:
+        url = path if "://" in path else f"{self.base_url.rstrip('/')}{path}"
+        host = httpx.URL(url).host
+        return ServiceUnavailable(
+            f"{self.service}: the certificate of {host} is not trusted ({redact(str(exc))}); checked against "
+            f"{network.trust_store()}. {network.CERT_HINT[0].upper()}{network.CERT_HINT[1:]}",
+            service=self.service, method=method, url=url)
 
     def _unreachable(self, method: str, path: str, exc: Exception, maybe_sent: bool = False) -> ServiceError:
         url = f"{self.base_url.rstrip('/')}{path}"

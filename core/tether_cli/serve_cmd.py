@@ -14,7 +14,10 @@ def register(subparsers: Any) -> None:
         description="Run the local stand-in services on one port, one path prefix per service (e.g. /farm).",
     )
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8765; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1). Beyond loopback (e.g. 0.0.0.0) every service "
+                             "wants an access key instead of its local one: TETHER_SERVE_ACCESS_KEY, or one made up "
+                             "and printed")
     parser.add_argument("--workers", type=int, default=2, help="render worker processes of the local farm (default 2)")
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--store", type=Path, default=None,
@@ -41,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
         # kept between runs, like a real service: jobs an artist's DCC recorded are still there after a restart
         store = data_dir() / "local-services"
-    services = LocalServices(args.host, args.port, state_dir=store, workers=args.workers, log_level="info")
+    import os
+
+    services = LocalServices(args.host, args.port, state_dir=store, workers=args.workers, log_level="info",
+                             access_key=os.environ.get("TETHER_SERVE_ACCESS_KEY") or None)
     try:
         services.start()
     except OSError as exc:
@@ -52,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"Tether local services at {services.base_url}  (store: {services.state_dir}, {kept})")
         for name in services.names:
             print(f"  {name:<10} {services.url(name)}")
-        if "farm" in services.names:
+        if "farm" in services.names and services.access_key is None:
             from tether_services.farm.engine import EMAIL, PASSWORD
 
             print(f"  farm login: {EMAIL} / {PASSWORD} (a local test account, not a secret)")
+        if services.access_key is not None:
+            _warn_exposed(services)
         print("Press Ctrl-C to stop.", flush=True)
         services.wait()
     except KeyboardInterrupt:
@@ -63,3 +71,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         services.stop()
     return 0
+
+
+def _warn_exposed(services: Any) -> None:
+    key = services.access_key
+    print(f"WARNING: listening on {services.host}, beyond this machine: anyone who can reach port {services.port} "
+          "can reach these services.\n"
+          f"  Every service wants the access key instead of its local one: Autopilot x-api-key {key}, TensorPix "
+          f"Token {key}, Move authorization {key}, Clipzy Bearer {key}, the farm's password {key}; the control "
+          "routes want X-Tether-Access-Key.\n"
+          "  Set TETHER_SERVE_ACCESS_KEY to choose it; keep to 127.0.0.1 unless others must connect.",
+          file=sys.stderr, flush=True)

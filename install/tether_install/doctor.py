@@ -1,5 +1,5 @@
 """``tether doctor``: is Tether installed for each DCC found, does it load, does its Python ABI match, is the keyring
-usable and does every configured endpoint answer."""
+usable, which proxy and trust store the connections use, and does every configured endpoint answer."""
 
 from __future__ import annotations
 
@@ -166,8 +166,30 @@ def check_keyring() -> Dict[str, Any]:
         return _check("keyring", False, f"unavailable ({type(exc).__name__}: {exc})", problem=False)
 
 
+def check_network(profile: Optional[str]) -> List[Dict[str, Any]]:
+    """The trust store and, per configured endpoint, the proxy its requests go through."""
+    from tether import network
+    from tether.errors import ConfigError
+    from tether.settings import SERVICES, active_profile
+
+    try:
+        out = [_check("network: trust store", True, network.trust_store(), problem=False)]
+    except ConfigError as exc:
+        out = [_check("network: trust store", False, str(exc))]
+    prof = active_profile(profile)
+    for service in SERVICES:
+        url = getattr(getattr(prof, service, None), "url", "")
+        if url:
+            proxy = network.proxy_for(url)
+            out.append(_check(f"network: proxy for {service}", True,
+                              f"{url} via {network.redact_proxy(proxy)}" if proxy else f"{url} direct (no proxy)",
+                              problem=False))
+    return out
+
+
 def check_endpoints(profile: Optional[str], timeout: float = 3.0) -> List[Dict[str, Any]]:
     import httpx
+    from tether import network
     from tether.settings import SERVICES, active_profile
 
     out: List[Dict[str, Any]] = []
@@ -179,16 +201,19 @@ def check_endpoints(profile: Optional[str], timeout: float = 3.0) -> List[Dict[s
             out.append(_check(f"endpoint {service}", True, "not configured", problem=False))
             continue
         try:
-            reply = httpx.get(url, timeout=timeout, follow_redirects=True)
+            with httpx.Client(timeout=timeout, follow_redirects=True, verify=network.ssl_context(),
+                              mounts=network.LOOPBACK_MOUNTS) as client:
+                reply = client.get(url)
             ok = reply.status_code < 500
             out.append(_check(f"endpoint {service}", ok, f"{url} answered HTTP {reply.status_code}"))
         except httpx.HTTPError as exc:
-            out.append(_check(f"endpoint {service}", False, f"{url} did not answer ({type(exc).__name__})"))
+            why = network.CERT_HINT if network.is_certificate_error(exc) else type(exc).__name__
+            out.append(_check(f"endpoint {service}", False, f"{url} did not answer ({why})"))
     return out
 
 
 def run(binaries: Sequence[str], profile: Optional[str], endpoints: bool = True) -> List[Dict[str, Any]]:
-    checks = check_nuke() + check_blender(binaries) + [check_keyring()]
+    checks = check_nuke() + check_blender(binaries) + [check_keyring()] + check_network(profile)
     if endpoints:
         checks += check_endpoints(profile)
     checks.append(_check("python", True, f"doctor runs on {sys.version.split()[0]}", problem=False))

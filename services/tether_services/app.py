@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .faults import FaultMiddleware, Faults, RequestLog, faults_from_json
+from .guard import HostGuard
 
 SERVICES: Dict[str, str] = {
     "farm": "tether_services.farm.api:create_service",
@@ -36,6 +37,8 @@ class ServiceOptions:
 
     workers: int = 2
     token_ttl: float = 3600.0
+    # Bound beyond loopback, every service wants this instead of its well-known local key (see server.py).
+    access_key: Optional[str] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,7 +63,7 @@ def load_service(name: str, state_dir: Path, options: ServiceOptions) -> Service
 class Frame:
     """The assembled app plus what tests reach into: faults, the request log and each service object."""
 
-    app: Any
+    app: HostGuard
     faults: Faults
     requests: RequestLog
     services: Dict[str, Service]
@@ -110,5 +113,5 @@ def create_app(state_dir: Path, options: Optional[ServiceOptions] = None,
     def clear_requests() -> None:
         requests.clear()
 
-    app = FaultMiddleware(root, faults, requests)
+    app = HostGuard(FaultMiddleware(root, faults, requests))
     return Frame(app=app, faults=faults, requests=requests, services=loaded)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import tempfile
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from .app import SERVICES, Frame, ServiceOptions, create_app
 from .faults import Faults, RequestLog
+from .guard import is_loopback
 
 if TYPE_CHECKING:
     from .farm.engine import LocalFarm
@@ -36,7 +38,13 @@ def default_port() -> int:
 
 
 class LocalServices:
-    """The local services on ``host:port`` in a background thread. ``port=0`` picks a free port."""
+    """The local services on ``host:port`` in a background thread. ``port=0`` picks a free port.
+
+    On loopback each service takes its well-known local key (``local-autopilot-key``, the farm's printed password...),
+    and only requests naming the loopback address reach them (see :mod:`.guard`). Bound beyond loopback anyone on the
+    network could use them, so every service (Clipzy included) wants ``access_key`` instead, one made up when none is
+    given: read it back in ``.access_key``.
+    """
 
     def __init__(
         self,
@@ -48,12 +56,16 @@ class LocalServices:
         token_ttl: float = 3600.0,
         services: Optional[Sequence[str]] = None,
         log_level: str = "warning",
+        access_key: Optional[str] = None,
     ) -> None:
         self.host = host
+        if access_key is not None and not access_key.strip():
+            raise ValueError("the access key is empty; give one with at least a few characters or none at all")
+        self.access_key = access_key or (None if is_loopback(host) else secrets.token_urlsafe(24))
         self._wanted_port = default_port() if port is None else port
         self._owns_state = state_dir is None
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="tether-services-"))
-        self.options = ServiceOptions(workers=workers, token_ttl=token_ttl)
+        self.options = ServiceOptions(workers=workers, token_ttl=token_ttl, access_key=self.access_key)
         self.names = list(services or SERVICES)
         self.log_level = log_level
         self._frame: Optional[Frame] = None
@@ -83,6 +95,7 @@ class LocalServices:
                           "stop whatever uses that port or pick another with --port") from None
         self._sock = sock
         self.port = sock.getsockname()[1]
+        self._frame.app.bind(self.host, self.port, self.access_key)
         config = uvicorn.Config(self._frame.app, log_level=self.log_level, lifespan="off", access_log=False,
                                 timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
@@ -123,10 +136,15 @@ class LocalServices:
 
     # --- addresses ------------------------------------------------------------------------------------------
     @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
     def base_url(self) -> str:
         if not self.port:
             raise RuntimeError("the local services are not running; call start() first")
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def url(self, service: str) -> str:
         if service not in self.names:

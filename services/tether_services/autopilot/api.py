@@ -188,8 +188,10 @@ def validate_service(spec: Any, where: str, with_mov: bool) -> Dict[str, Any]:
 class LocalAutopilot(WorkerHandles):
     """State, store and workers of the local Autopilot; ``app`` is its ASGI app."""
 
-    def __init__(self, state_dir: Path, workers: int = 2, frame_limit: int = 1000, tier: str = "free") -> None:
+    def __init__(self, state_dir: Path, workers: int = 2, frame_limit: int = 1000, tier: str = "free",
+                 api_key: str = API_KEY) -> None:
         self.state_dir = Path(state_dir)
+        self.api_key = api_key
         self.store = self.state_dir / "store"
         self.store.mkdir(parents=True, exist_ok=True)
         self.frame_limit = frame_limit
@@ -218,7 +220,7 @@ class LocalAutopilot(WorkerHandles):
         key = request.headers.get("x-api-key")
         if not key:
             raise ApiError(401, "missing x-api-key header")
-        if not hmac.compare_digest(key, API_KEY):
+        if not hmac.compare_digest(key, self.api_key):
             raise ApiError(401, "invalid API key")
         if self.rate_limit > 0:
             with self._lock:
@@ -557,7 +559,8 @@ def create_service(state_dir: Path, options: Any) -> LocalAutopilot:
     extra = getattr(options, "extra", {}) or {}
     return LocalAutopilot(Path(state_dir), workers=int(getattr(options, "workers", 2) or 2),
                           frame_limit=int(extra.get("autopilot_frame_limit", 1000)),
-                          tier=str(extra.get("autopilot_tier", "free")))
+                          tier=str(extra.get("autopilot_tier", "free")),
+                          api_key=getattr(options, "access_key", None) or API_KEY)
 
 
 __all__ = ["API_KEY", "LocalAutopilot", "create_service"]

@@ -370,7 +370,7 @@ class LocalClipzy:
 def create_service(state_dir: Path, options: Any) -> LocalClipzy:
     extra = getattr(options, "extra", {}) or {}
     return LocalClipzy(Path(state_dir), workers=int(getattr(options, "workers", 2) or 2),
-                       token=extra.get("clipzy_token"))
+                       token=getattr(options, "access_key", None) or extra.get("clipzy_token"))
 
 
 __all__ = ["LocalClipzy", "create_service"]

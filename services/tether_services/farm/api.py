@@ -33,7 +33,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.farm.models import JobCreate, JobUpdate, LoginRequest, Md5Check, ProjectCreate, ProjectUpdate
 
-from .engine import INSTANCES, PACKAGES, FarmError, LocalFarm
+from .engine import INSTANCES, PACKAGES, PASSWORD, FarmError, LocalFarm
 from .store import BlobWriter, Md5Mismatch
 
 BATCH = 1 << 20  # hand the parser ~1 MiB at a time: few thread hops, flat memory
@@ -51,7 +51,8 @@ class FarmService:
 
 
 def create_service(state_dir: Path, options: Any) -> FarmService:
-    return FarmService(LocalFarm(state_dir, workers=options.workers, token_ttl=options.token_ttl))
+    return FarmService(LocalFarm(state_dir, workers=options.workers, token_ttl=options.token_ttl,
+                                 password=getattr(options, "access_key", None) or PASSWORD))
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:

@@ -159,8 +159,9 @@ class LocalFarm:
     """The whole farm behind the HTTP routes. Safe to call from many threads."""
 
     def __init__(self, state_dir: Path, *, workers: int = 2, token_ttl: float = 3600.0,
-                 executor: Optional[ChunkExecutor] = None, persist: bool = True) -> None:
+                 executor: Optional[ChunkExecutor] = None, persist: bool = True, password: str = PASSWORD) -> None:
         self.state_dir = Path(state_dir)
+        self.password = password
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = BlobStore(self.state_dir / "store")
         self.jobs_dir = self.state_dir / "jobs"
@@ -221,7 +222,7 @@ class LocalFarm:
     # --- auth -----------------------------------------------------------------------------------------------
     def login(self, email: str, password: str) -> Dict[str, Any]:
         ok_email = secrets.compare_digest(email.strip().lower(), EMAIL)
-        ok_password = secrets.compare_digest(password, PASSWORD)
+        ok_password = secrets.compare_digest(password, self.password)
         if not (ok_email and ok_password):
             raise FarmError(401, "wrong e-mail or password; the local farm's account is "
                                  f"{EMAIL} with the password shown by `tether serve`")

@@ -168,7 +168,8 @@ class MJob:
 
 
 class LocalMove(WorkerHandles):
-    def __init__(self, state_dir: Path, workers: int = 2) -> None:
+    def __init__(self, state_dir: Path, workers: int = 2, api_key: str = API_KEY) -> None:
+        self.api_key = api_key
         self.state_dir = Path(state_dir)
         self.store = self.state_dir / "store"
         self.store.mkdir(parents=True, exist_ok=True)
@@ -354,7 +355,7 @@ class LocalMove(WorkerHandles):
             return _unauthorized("missing authorization header: send the API key as it is")
         if key.lower().startswith("bearer "):
             return _unauthorized("the authorization header is the API key itself, without 'Bearer'")
-        if not hmac.compare_digest(key.encode(), API_KEY.encode()):
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return _unauthorized("You are not authorized to make this call (invalid API key)")
         return None
 
@@ -526,4 +527,5 @@ def build_rig(out_dir: Path, *, frames: int, fps: float, name: str, outputs: Lis
 
 
 def create_service(state_dir: Path, options: Any) -> LocalMove:
-    return LocalMove(Path(state_dir), workers=int(getattr(options, "workers", 2) or 2))
+    return LocalMove(Path(state_dir), workers=int(getattr(options, "workers", 2) or 2),
+                     api_key=getattr(options, "access_key", None) or API_KEY)

@@ -104,7 +104,9 @@ class TJob:
 
 
 class LocalTensorPix(WorkerHandles):
-    def __init__(self, state_dir: Path, ready_delay: float = 0.3, storage_limit: int = 2 * 1024 ** 3) -> None:
+    def __init__(self, state_dir: Path, ready_delay: float = 0.3, storage_limit: int = 2 * 1024 ** 3,
+                 api_key: str = API_KEY) -> None:
+        self.api_key = api_key
         self.state_dir = Path(state_dir)
         self.store = self.state_dir / "store"
         self.store.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,7 @@ class LocalTensorPix(WorkerHandles):
         if not header:
             raise ApiError(401, "Authentication credentials were not provided.")
         scheme, _, key = header.partition(" ")
-        if scheme != "Token" or not hmac.compare_digest(key.strip(), API_KEY):
+        if scheme != "Token" or not hmac.compare_digest(key.strip(), self.api_key):
             raise ApiError(401, "Invalid token.")
 
     # --- views ----------------------------------------------------------------------------------------------
@@ -417,7 +419,8 @@ class LocalTensorPix(WorkerHandles):
 
 def create_service(state_dir: Path, options: Any) -> LocalTensorPix:
     extra = getattr(options, "extra", {}) or {}
-    return LocalTensorPix(Path(state_dir), ready_delay=float(extra.get("tensorpix_ready_delay", 0.3)))
+    return LocalTensorPix(Path(state_dir), ready_delay=float(extra.get("tensorpix_ready_delay", 0.3)),
+                          api_key=getattr(options, "access_key", None) or API_KEY)
 
 
 __all__ = ["API_KEY", "MODELS", "STATUSES", "LocalTensorPix", "create_service"]
