@@ -20,6 +20,22 @@ bl_info = {
 }
 
 
+def _append_tether_paths() -> None:
+    """Trees named by ``TETHER_PYTHONPATH`` (Tether's own variable, os.pathsep-separated) go after Blender's own
+    paths and the extension's wheels, so they never shadow them; a tree for another Python (``cp310-...``) is
+    skipped, its compiled files would not load here."""
+    import os
+    import sys
+
+    own = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    for tree in os.environ.get("TETHER_PYTHONPATH", "").split(os.pathsep):
+        abi = os.path.basename(os.path.normpath(tree)).split("-")[0] if tree else ""
+        if abi[:2] == "cp" and abi[2:].isdigit() and abi != own:
+            continue
+        if tree and os.path.isdir(tree) and tree not in sys.path:
+            sys.path.append(tree)
+
+
 def _on_load_post(*_args: Any) -> None:
     from . import ops
 
@@ -37,6 +53,7 @@ def register() -> None:
 
     from . import move_ops, move_ui, ops, prefs, props, ui
 
+    _append_tether_paths()
     for pref_cls in prefs.CLASSES:
         bpy.utils.register_class(pref_cls)
     props.register()

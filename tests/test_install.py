@@ -14,7 +14,8 @@ import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Set
+from types import SimpleNamespace
+from typing import Any, Dict, List, Set
 
 import pytest
 from hypothesis import given
@@ -316,26 +317,78 @@ def test_user_blender_without_binary_unpacks_and_uninstalls(home: Path, wheelhou
     assert not (home / ".local" / "share" / "tether" / "deploy").exists()
 
 
+class _RezEnv:
+    """The part of rez's ``env`` a package's ``commands()`` touches: each variable's appends and prepends."""
+
+    def __init__(self) -> None:
+        self.vars: Dict[str, List[str]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.vars.setdefault(name, [])
+        return SimpleNamespace(append=values.append, prepend=lambda v: values.insert(0, v))
+
+
+class _RezResolve(Dict[str, Any]):
+    """rez's ``resolve``: ``"nuke" in resolve`` and ``resolve.nuke.version``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
 def test_studio_nuke_env_and_rez(tmp_path: Path, wheelhouse: Path) -> None:
     studio = tmp_path / "studio tools"  # a space in the path, as on many studio shares
     assert tether_main(["install", "nuke", "--studio", str(studio), "--nuke-version", "16", "--platform",
                         "linux-x64", "--rez", "--wheelhouse", str(wheelhouse)]) == 0
-    compile((studio / "rez" / "tether" / "0.1.0" / "package.py").read_text(), "package.py", "exec")
+    package = (studio / "rez" / "tether" / "0.1.0" / "package.py").read_text()
+    rez: Dict[str, Any] = {}
+    exec(compile(package, "package.py", "exec"), rez)
+    rez.update(env=_RezEnv(), system=SimpleNamespace(platform="linux"),
+               resolve=_RezResolve(nuke=SimpleNamespace(version="16.0.2")))
+    rez["commands"]()
+    assert set(rez["env"].vars) == {"NUKE_PATH", "TETHER_PYTHONPATH"}  # no PYTHONPATH for every Python in a resolve
+    assert rez["env"].vars["TETHER_PYTHONPATH"][0].endswith("/python/cp311-linux-x64")
     assert b"\r\n" in (studio / "tether-env.bat").read_bytes()
-    script = (f'. "{studio}/tether-env.sh" 16 && "{sys.executable}" -I -S -c "import os, sys; '
-              "sys.path[:0] = os.environ['PYTHONPATH'].split(':'); import tether.settings, pydantic_core; "
-              "print(os.environ['NUKE_PATH']); print(pydantic_core.__file__)\"")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NUKE_PATH")}
+    assert b"PYTHONPATH=" not in (studio / "tether-env.bat").read_bytes().replace(b"TETHER_PYTHONPATH=", b"")
+    # the launcher's Nuke: the plugin's init.py appends the share's trees after its own paths
+    nuke = (f"import os, sys, runpy; sys.path.insert(0, {str(FAKE_NUKE)!r}); import nuke; "
+            "runpy.run_path(os.environ['NUKE_PATH'].split(':')[0] + '/init.py'); "
+            "import tether.settings, pydantic_core; print(pydantic_core.__file__)")
+    # any other Python of this environment, the tether command's included: its own packages, not the share's
+    host = "import idna, pydantic; print(idna.__file__); print(pydantic.__file__)"
+    script = (f'. "{studio}/tether-env.sh" 16 && echo "PYTHONPATH=$PYTHONPATH" && echo "$NUKE_PATH" && '
+              f'"{sys.executable}" -I -S -c "{nuke}" && "{sys.executable}" -c "{host}"')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NUKE_PATH", "TETHER_PYTHONPATH")}
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    nuke_path, core = proc.stdout.strip().splitlines()
+    pythonpath, nuke_path, core, idna, pydantic = proc.stdout.strip().splitlines()
+    assert pythonpath == "PYTHONPATH="
     assert nuke_path == str(studio / "nuke_plugin")
     assert core.startswith(str(studio / "python" / "cp311-linux-x64"))
+    assert not idna.startswith(str(studio)) and not pydantic.startswith(str(studio)), (idna, pydantic)
     assert "nothing deployed" not in proc.stderr
     # a launcher for a Nuke this share was not deployed for says so instead of failing later on an import
     proc = subprocess.run(["bash", "-c", f'. "{studio}/tether-env.sh" 15'], capture_output=True, text=True, env=env,
                           timeout=60)
     assert "nothing deployed for Nuke 15 (cp310-linux-x64)" in proc.stderr, proc.stderr
+
+
+def test_plugin_init_appends_tether_trees_after_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TETHER_PYTHONPATH goes after Nuke's own paths; a tree for another Python is skipped, not loaded."""
+    import runpy
+
+    own = tmp_path / f"cp{sys.version_info[0]}{sys.version_info[1]}-linux-x64"
+    other = tmp_path / "cp39-linux-x64"
+    common = tmp_path / "common"
+    for folder in (own, other, common):
+        folder.mkdir()
+    monkeypatch.setenv("TETHER_PYTHONPATH", os.pathsep.join(map(str, (own, other, common))))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = list(sys.path)
+    runpy.run_path(str(ROOT / "nuke_plugin" / "init.py"))
+    assert sys.path == [*before, str(own), str(common)]
+    sys.path[:] = before  # the Blender extension reads the same variable the same way when it registers
+    runpy.run_path(str(ROOT / "blender_addon" / "__init__.py"))["_append_tether_paths"]()
+    assert sys.path == [*before, str(own), str(common)]
 
 
 @given(st.lists(st.sampled_from(["a", " ", "\n", "\r\n", "\t", "#", "é"]), max_size=40).map("".join))

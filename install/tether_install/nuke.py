@@ -16,25 +16,16 @@ def nuke_home() -> Path:
 
 
 def user_block(target: Path) -> str:
-    # Runs inside Nuke's init.py: picks the site folder for this Nuke's own Python at start-up, so one block
-    # serves Nuke 14, 15 and 16 alike. Appended after Nuke's own paths: the host's packages are never shadowed.
+    # Runs inside Nuke's init.py: the plugin's own init.py then appends the dependency trees beside it for this
+    # Nuke's Python, after Nuke's own paths, so one block serves Nuke 14, 15 and 16 alike.
     lines = [
         BEGIN.format(dcc="nuke"),
-        "import os as _tether_os, sys as _tether_sys",
+        "import glob as _tether_glob, os as _tether_os, sys as _tether_sys",
         "import nuke as _tether_nuke",
         f"_tether_root = {str(target)!r}",
-        "import platform as _tether_platform",
-        "_tether_abi = 'cp%d%d' % _tether_sys.version_info[:2]",
-        "_tether_plat = ('windows' if _tether_sys.platform == 'win32' else 'macos' if _tether_sys.platform == 'darwin'",
-        "                else 'linux') + ('-arm64' if _tether_platform.machine().lower() in ('arm64', 'aarch64') else '-x64')",  # noqa: E501
-        "if not _tether_os.path.isdir(_tether_os.path.join(_tether_root, 'python', _tether_abi + '-' + _tether_plat)):",
-        "    _tether_sys.stderr.write('Tether: nothing deployed for this Nuke (%s): run `tether install nuke --user` "
-        "again\\n' % _tether_abi)",
-        "for _tether_p in (_tether_os.path.join(_tether_root, 'python', _tether_abi + '-' + _tether_plat),",
-        "                  _tether_os.path.join(_tether_root, 'python', _tether_abi),",
-        "                  _tether_os.path.join(_tether_root, 'python', 'common')):",
-        "    if _tether_os.path.isdir(_tether_p) and _tether_p not in _tether_sys.path:",
-        "        _tether_sys.path.append(_tether_p)",
+        "if not _tether_glob.glob(_tether_os.path.join(_tether_root, 'python', 'cp%d%d-*' % _tether_sys.version_info[:2])):",  # noqa: E501
+        "    _tether_sys.stderr.write('Tether: nothing deployed for this Nuke (cp%d%d): run `tether install nuke "
+        "--user` again\\n' % _tether_sys.version_info[:2])",
         "_tether_nuke.pluginAddPath(_tether_os.path.join(_tether_root, 'nuke_plugin'))",
         END,
     ]
@@ -65,7 +56,9 @@ case "$(uname -s)-$(uname -m)" in
 esac
 [ -d "$TETHER_ROOT/python/$TETHER_ABI-$TETHER_PLAT" ] || echo "tether-env.sh: nothing deployed for Nuke ${{1:-15}} ($TETHER_ABI-$TETHER_PLAT) in $TETHER_ROOT: redeploy with tether install nuke --studio $TETHER_ROOT --nuke-version ${{1:-15}}" >&2
 export NUKE_PATH="$TETHER_ROOT/nuke_plugin${{NUKE_PATH:+:$NUKE_PATH}}"
-export PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}$TETHER_ROOT/python/$TETHER_ABI-$TETHER_PLAT:$TETHER_ROOT/python/$TETHER_ABI:$TETHER_ROOT/python/common"
+# Tether's own variable, not PYTHONPATH: only the plugin's init.py reads it (appending after Nuke's own paths), so
+# every other Python started from this environment, the tether command included, keeps its own packages.
+export TETHER_PYTHONPATH="$TETHER_ROOT/python/$TETHER_ABI-$TETHER_PLAT:$TETHER_ROOT/python/$TETHER_ABI:$TETHER_ROOT/python/common"
 """  # noqa: E501
 
 
@@ -78,7 +71,8 @@ set "TETHER_ROOT={root}"
 set "TETHER_ABI={_newest_abi()}"
 {cases}if not exist "%TETHER_ROOT%\\python\\%TETHER_ABI%-windows-x64" echo tether-env.bat: nothing deployed for Nuke %~1 (%TETHER_ABI%) in %TETHER_ROOT%: redeploy with tether install nuke --studio %TETHER_ROOT% --nuke-version %~1 1>&2
 if defined NUKE_PATH (set "NUKE_PATH=%TETHER_ROOT%\\nuke_plugin;%NUKE_PATH%") else (set "NUKE_PATH=%TETHER_ROOT%\\nuke_plugin")
-if defined PYTHONPATH (set "PYTHONPATH=%PYTHONPATH%;%TETHER_ROOT%\\python\\%TETHER_ABI%-windows-x64;%TETHER_ROOT%\\python\\%TETHER_ABI%;%TETHER_ROOT%\\python\\common") else (set "PYTHONPATH=%TETHER_ROOT%\\python\\%TETHER_ABI%-windows-x64;%TETHER_ROOT%\\python\\%TETHER_ABI%;%TETHER_ROOT%\\python\\common")
+rem Tether's own variable, not PYTHONPATH: only the plugin's init.py reads it, after Nuke's own paths
+set "TETHER_PYTHONPATH=%TETHER_ROOT%\\python\\%TETHER_ABI%-windows-x64;%TETHER_ROOT%\\python\\%TETHER_ABI%;%TETHER_ROOT%\\python\\common"
 """  # noqa: E501
     ).replace("\n", "\r\n")
 
@@ -100,9 +94,10 @@ def commands():
         abi = {table!r}.get(major, "{_newest_abi()}")
     plat = {{"windows": "windows-x64", "osx": "macos-arm64"}}.get(str(system.platform), "linux-x64")
     env.NUKE_PATH.prepend(root + "/nuke_plugin")
-    env.PYTHONPATH.append(root + "/python/" + abi + "-" + plat)
-    env.PYTHONPATH.append(root + "/python/" + abi)
-    env.PYTHONPATH.append(root + "/python/common")
+    # Tether's own variable, read by the plugin's init.py: PYTHONPATH would reach every Python in the resolve
+    env.TETHER_PYTHONPATH.append(root + "/python/" + abi + "-" + plat)
+    env.TETHER_PYTHONPATH.append(root + "/python/" + abi)
+    env.TETHER_PYTHONPATH.append(root + "/python/common")
 '''
 
 
@@ -123,7 +118,7 @@ def plan(target: Path, user: bool, pythons: Sequence[str], platforms: Sequence[s
         result.notes.append(
             f"launcher environment (or source {target / 'tether-env.sh'} NUKE_MAJOR / call tether-env.bat):\n"
             f"  NUKE_PATH={target / 'nuke_plugin'}{os.pathsep}$NUKE_PATH\n"
-            f"  PYTHONPATH=$PYTHONPATH{os.pathsep}{target / 'python' / 'cpXY-PLATFORM'}{os.pathsep}"
+            f"  TETHER_PYTHONPATH={target / 'python' / 'cpXY-PLATFORM'}{os.pathsep}"
             f"{target / 'python' / 'cpXY'}{os.pathsep}{target / 'python' / 'common'}"
             f"   ({deps.nuke_abi_summary()})")
     return result
