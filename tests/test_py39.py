@@ -29,6 +29,7 @@ print("ok", len(names), "modules", len(models), "models")
 """
 
 
+@pytest.mark.xdist_group("py39")  # one worker builds the shared 3.9 venv, once
 @pytest.mark.timeout(900)  # the shared venv (tests/py39_env.py) is built by the first test that asks for it
 def test_core_imports_and_models_evaluate_on_python39(py39_venv: Path, tmp_path: Path) -> None:
     result = subprocess.run([str(py39_venv), "-c", CHECK], capture_output=True, text=True, timeout=120, cwd=tmp_path)

@@ -34,6 +34,7 @@ def tensorpix() -> Iterator[Any]:
         yield svc
 
 
+@pytest.mark.xdist_group("py39")  # one worker builds the shared 3.9 venv, once
 @pytest.mark.timeout(900)  # builds the shared 3.9 venv when it runs first; the driver itself takes seconds
 def test_panel_and_dialog_work_on_pyside2(py39_venv: Path, tensorpix: Any, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
