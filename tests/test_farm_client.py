@@ -299,3 +299,31 @@ def test_streamed_multipart_upload(client: FarmClient, tmp_path: Path) -> None:
         client.upload_file(fh, md5=hashlib.md5(data[:5000]).hexdigest(), path="/shots/short.bin", size=5000)
     assert not client.check_md5(hashlib.md5(data[:5000]).hexdigest(), 5000, "/shots/short.bin").exists
     assert not client.check_md5(hashlib.md5(data[:1000]).hexdigest(), 1000, "/shots/short.bin").exists
+
+
+@pytest.mark.parametrize("fault", ["expired", "429", "503", "drop-before", "drop-after"])
+def test_upload_is_sent_whole_again_after_any_retry(client: FarmClient, faults: Faults, local_services: LocalServices,
+                                                    tmp_path: Path, fault: str) -> None:
+    """A file upload is keyed by md5, so every retry path (a new login after a 401, 429, 5xx, a dropped connection)
+    sends the whole file again; the first try must not have used up the streamed body."""
+    import hashlib
+    import os
+
+    data = os.urandom(1024 * 1024 + 4321)
+    md5 = hashlib.md5(data).hexdigest()
+    path = tmp_path / "plate.exr"
+    path.write_bytes(data)
+    remote = f"/shots/{fault}/plate.exr"
+    client.projects()  # logged in
+    if fault == "expired":
+        local_services.farm.expire_tokens()
+    elif fault in ("429", "503"):
+        faults.add("status", status=int(fault), service="farm", method="POST", path="/api/uploads/file$")
+    else:
+        faults.add("drop", when=fault.split("-")[1], service="farm", method="POST", path="/api/uploads/file$")
+    local_services.requests.clear()
+    with open(path, "rb") as fh:
+        reply = client.upload_file(fh, md5=md5, path=remote, size=len(data))
+    assert reply.md5 == md5
+    assert local_services.requests.count("POST", r"/farm/api/uploads/file$") == 2
+    assert client.check_md5(md5, len(data), remote).exists

@@ -382,7 +382,9 @@ class MultipartFile:
     chunks with a known length. httpx's own multipart reads the file 64 KiB at a time (see
     :meth:`ProgressReader.iter_chunks` for what that costs); this is the same body, built once per send.
 
-    ``headers`` carries the Content-Type (with the boundary) and Content-Length; iterate for the body.
+    ``headers`` carries the Content-Type (with the boundary) and Content-Length; iterate for the body. Each
+    iteration starts the file part again from where the reader stood when the body was made, so a re-send (a 401 and
+    a new login, a 429, a 5xx, a dropped connection) sends the whole file, not what the first try left unread.
     """
 
     def __init__(self, fields: Dict[str, str], file_field: str, filename: str, reader: BinaryIO, size: int,
@@ -395,10 +397,18 @@ class MultipartFile:
                  f'filename="{_form_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n').encode()
         self._head, self._tail = head, f"\r\n--{boundary}--\r\n".encode()
         self._reader, self._size = reader, size
+        self._start = reader.tell() if reader.seekable() else None
+        self._sends = 0
         self.headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
                         "Content-Length": str(len(head) + size + len(self._tail))}
 
     def __iter__(self) -> Iterator[bytes]:
+        self._sends += 1
+        if self._sends > 1:
+            if self._start is None:
+                raise TransferError(f"{getattr(self._reader, 'name', 'the file')} cannot be sent again: its reader "
+                                    "cannot seek back to the start")
+            self._reader.seek(self._start)
         yield self._head
         sent = 0
         while sent < self._size:

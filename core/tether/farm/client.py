@@ -325,7 +325,8 @@ class FarmClient(BaseClient):
 
     def upload_file(self, fileobj: BinaryIO, *, md5: str, path: str, filename: Optional[str] = None,
                     size: Optional[int] = None) -> UploadReply:
-        """Stream one file as multipart; the farm verifies the md5. Content-addressed, so a retry is harmless.
+        """Stream one file as multipart; the farm verifies the md5. Content-addressed (the same md5 and path store
+        the same bytes), so it is retried like any idempotent request: on 429, 5xx and a dropped connection.
 
         With ``size`` known the body is streamed in 1 MiB chunks (:class:`tether.transfer.MultipartFile`)."""
         from ..transfer import MultipartFile
@@ -334,11 +335,11 @@ class FarmClient(BaseClient):
         timeout = httpx.Timeout(self.timeout, read=max(self.timeout, 600.0))
         fields = {"md5": md5, "path": path}
         if size is None:
-            body = self.json("POST", "/api/uploads/file", idempotent=False, timeout=timeout, data=fields,
+            body = self.json("POST", "/api/uploads/file", idempotent=True, timeout=timeout, data=fields,
                              files={"file": (name, fileobj, "application/octet-stream")})
         else:
             form = MultipartFile(fields, "file", name, fileobj, size)
-            body = self.json("POST", "/api/uploads/file", idempotent=False, timeout=timeout, content=form,
+            body = self.json("POST", "/api/uploads/file", idempotent=True, timeout=timeout, content=form,
                              headers=form.headers)
         return UploadReply.model_validate(body)
 
