@@ -165,6 +165,37 @@ def test_pages_not_jobs_when_watching(client: FarmClient, local_services: LocalS
         client.delete_job(job_id)
 
 
+def test_a_farm_that_ignores_paging_is_read_once(client: FarmClient, local_services: LocalServices,
+                                                tiny_blend: Path) -> None:
+    """The seed documents no paging: a farm may send its whole job list for every page asked. Walking it ends when a
+    page brings nothing new, and a job deleted on the farm costs one direct GET, not an endless walk."""
+    from tether.transfer import upload_files
+
+    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    ids = []
+    for i in range(3):
+        job = client.create_job(_payload(job_title=f"whole list {i}", scout_frames="1",
+                                         upload_paths=[tiny_blend.as_posix()]))
+        client.hold(job.id)
+        ids.append(job.id)
+    client.cancel_job(ids[0])
+    client.delete_job(ids[0])
+    local_services.farm.list_form = "whole"
+    try:
+        local_services.requests.clear()
+        found = client.jobs_by_id(ids)
+        assert set(found) == set(ids[1:])
+        assert local_services.requests.count("GET", r"/farm/api/jobs$") <= 2
+        assert local_services.requests.count("GET", rf"/farm/api/jobs/{ids[0]}$") == 1
+        listed = [job.id for job in client.iter_jobs(per_page=1)]
+        assert len(listed) == len(set(listed)) and set(ids[1:]) <= set(listed)
+    finally:
+        local_services.farm.list_form = "paged"
+        for job_id in ids[1:]:
+            client.cancel_job(job_id)
+            client.delete_job(job_id)
+
+
 # --- the headless submitter -------------------------------------------------------------------------------------
 @pytest.fixture
 def submitter(client: FarmClient) -> FarmSubmitter:

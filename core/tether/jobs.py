@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Set, Tuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,6 +100,25 @@ class JobService(Protocol):
     ) -> List[Path]:
         """Download the job's outputs into ``dest``; ``progress(done_bytes, total_bytes)`` returns False to stop."""
         ...
+
+
+T = TypeVar("T")
+
+
+def walk_pages(fetch: Callable[[int], Tuple[Sequence[T], bool]], key: Callable[[T], str]) -> Iterator[T]:
+    """Every item of a numbered-page list: ``fetch(page)`` gives a page's items and whether the server says more
+    follow. The walk also ends on a page that brings no id not seen before, so a server that ignores the paging
+    parameters (and sends its whole list for every page) is read once, not forever."""
+    seen: Set[str] = set()
+    page = 1
+    while True:
+        items, more = fetch(page)
+        fresh = [item for item in items if key(item) not in seen]
+        yield from fresh
+        if not fresh or not more:
+            return
+        seen.update(key(item) for item in fresh)
+        page += 1
 
 
 def jobs_by_id_from_pages(

@@ -19,14 +19,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from ..errors import InputError, NotFound, ServiceError, ServiceUnavailable
 from ..http import BaseClient, HeaderAuth, RetryPolicy
-from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..transfer import FileChunks
 from .models import (
     EXPORT_TYPES,
@@ -235,13 +235,11 @@ class AutopilotClient(BaseClient):
         return JobPage.model_validate({**_page_meta(body, page), "items": items_of(body)})
 
     def iter_jobs(self, **filters: Any) -> Iterator[AutopilotJob]:
-        page = 1
-        while True:
+        def fetch(page: int) -> Tuple[List[AutopilotJob], bool]:
             result = self.list_jobs(page=page, **filters)
-            yield from result.items
-            if not result.items or not result.has_more(len(result.items)):
-                return
-            page += 1
+            return result.items, result.has_more(len(result.items))
+
+        return walk_pages(fetch, lambda job: str(job.id))
 
     def get_autopilot_job(self, job_id: str) -> AutopilotJob:
         return AutopilotJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))

@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Type, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..fileio import write_text_atomic
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
-from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..transfer import download
 from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 
@@ -331,13 +331,11 @@ class ClipzyClient(BaseClient):
         return self._model(JobPage, {**meta, "items": items}, "the job list")
 
     def iter_jobs(self, page_size: int = 50) -> Iterator[ClipzyJob]:
-        page = 1
-        while True:
+        def fetch(page: int) -> Tuple[List[ClipzyJob], bool]:
             result = self.list_jobs(page, page_size)
-            yield from result.items
-            if not result.items or not result.has_more():
-                return
-            page += 1
+            return result.items, result.has_more()
+
+        return walk_pages(fetch, lambda job: job.job_id)
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""

@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
 from ..http import BaseClient, BearerLogin, RetryPolicy
-from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state
+from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from .models import (
     STATES,
     BillingPeriod,
@@ -192,13 +192,11 @@ class FarmClient(BaseClient):
 
     def iter_jobs(self, *, status: Optional[Iterable[str]] = None, project: Optional[str] = None,
                   per_page: int = 100) -> Iterator[FarmJob]:
-        page = 1
-        while True:
+        def fetch(page: int) -> Tuple[List[FarmJob], bool]:
             result = self.list_jobs(status=status, project=project, page=page, per_page=per_page)
-            yield from result.items
-            if not result.items or not result.has_more:
-                return
-            page += 1
+            return result.items, result.has_more
+
+        return walk_pages(fetch, lambda job: job.id)
 
     def get_farm_job(self, job_id: str) -> FarmJob:
         return FarmJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))

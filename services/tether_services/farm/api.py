@@ -98,7 +98,7 @@ def build_app(farm: LocalFarm) -> FastAPI:
     # --- jobs ---
     @app.get("/api/jobs", dependencies=authed)
     def list_jobs(status: Optional[str] = None, project: Optional[str] = None, page: int = 1,
-                  per_page: int = 50) -> Dict[str, Any]:
+                  per_page: int = 50) -> Any:
         statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
         return farm.list_jobs(statuses, project, page, per_page)
 

@@ -167,6 +167,9 @@ class LocalFarm:
         self.jobs_dir = self.state_dir / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
         self.token_ttl = token_ttl
+        # The seed documents no paging for the job list: "paged" answers {items, page, per_page, total, pages};
+        # "whole" answers a bare list of every job whatever the page asked for (the other form a vendor may use).
+        self.list_form = "paged"
         self.lock = threading.RLock()
         self._tokens: Dict[str, float] = {}
         self._bindings: Dict[str, str] = {}  # upload path -> md5
@@ -639,7 +642,7 @@ class LocalFarm:
         return job
 
     def list_jobs(self, statuses: Optional[List[str]], project: Optional[str], page: int,
-                  per_page: int) -> Dict[str, Any]:
+                  per_page: int) -> Any:
         if statuses:
             unknown = [s for s in statuses if s not in JOB_STATUSES]
             if unknown:
@@ -653,6 +656,8 @@ class LocalFarm:
             if project:
                 jobs = [j for j in jobs if j.request.project == project]
             total = len(jobs)
+            if self.list_form == "whole":
+                return [self.job_view(j) for j in jobs]
             start = (page - 1) * per_page
             items = [self.job_view(j) for j in jobs[start:start + per_page]]
         return {"items": items, "page": page, "per_page": per_page, "total": total,
