@@ -121,4 +121,5 @@ def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]
     autopilot.frames_inferenced = 0
     autopilot.frame_limit = 1000
     autopilot.rate_limit = 0
+    autopilot.echo_exports = True
 

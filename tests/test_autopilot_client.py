@@ -186,8 +186,12 @@ def test_tracking_camera_matches_the_pan(client: AutopilotClient, tmp_path: Path
         assert fov == pytest.approx(vfov, abs=1e-4)
 
 
-def test_movie_in_depth_mov_out(client: AutopilotClient, tmp_path: Path) -> None:
+@pytest.mark.parametrize("echo", [True, False], ids=["exports-echoed", "exports-not-echoed"])
+def test_movie_in_depth_mov_out(client: AutopilotClient, services: Any, tmp_path: Path, echo: bool) -> None:
+    """A depth ``mov`` is fetched whether or not the reply names each inference's export types (the seed shows
+    none): the job records what was asked for."""
     av = pytest.importorskip("av")
+    services.service("autopilot").echo_exports = echo
     movie = tmp_path / "plate.mp4"
     with av.open(str(movie), mode="w") as container:
         stream = container.add_stream("mpeg4", rate=24)

@@ -103,7 +103,7 @@ def test_file_profile_and_public_defaults() -> None:
     assert prof.farm.timeout == 60
     assert prof.clipzy.url == "https://clipzy.studio.example"
     assert prof.service("autopilot").url == st.PUBLIC_URLS["autopilot"]
-    assert prof.service("tensorpix").url == "https://api.tensorpix.ai"
+    assert prof.service("tensorpix").url == "https://backend.tensorpix.ai"  # the seed's host
     assert prof.service("move").url == "https://api.move.ai/ugc/graphql"
     assert settings.profile_names() == ["local", "studio"]
 
@@ -339,7 +339,7 @@ def test_config_show_masks_secrets(memkeyring: MemoryKeyring, monkeypatch: pytes
     assert "studio" in out and str(st.config_path()) in out and "(exists)" in out
     assert "https://farm.studio.example  (file)" in out
     assert "https://autopilot.proxy.example  (env TETHER_AUTOPILOT_URL)" in out
-    assert "https://api.tensorpix.ai  (built-in)" in out
+    assert "https://backend.tensorpix.ai  (built-in)" in out
     assert "set (keyring)" in out
     assert "set (env TETHER_MOVE_API_KEY)" in out
     assert "not set" in out

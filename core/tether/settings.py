@@ -81,7 +81,7 @@ CONFIG_FILE_NAME = "config.toml"
 PUBLIC_URLS: Dict[str, str] = {
     "farm": "https://renderfarm.swade-art.com",
     "autopilot": "https://autopilot.slapshot.ai",
-    "tensorpix": "https://api.tensorpix.ai",
+    "tensorpix": "https://backend.tensorpix.ai",  # the seed's requests: https://backend.tensorpix.ai/api/...
     "move": "https://api.move.ai/ugc/graphql",
 }
 

@@ -128,13 +128,16 @@ _KIND = {"roto": "matte", "tracking": "camera", "depth_map": "depth", "smart_vec
 def expected_exports(aj: AutopilotJob) -> List[tuple[str, str]]:
     """(kind, export_type) the job's completed inferences should offer; every known one if the reply lists none."""
     found: List[tuple[str, str]] = []
+    asked = aj.metadata.get("export_types")
+    asked = {str(k): str(v) for k, v in asked.items()} if isinstance(asked, dict) else {}
     inferences = aj.inferences
     if not inferences:
-        return [(_KIND[svc], ex[0]) for svc, ex in EXPORT_TYPES.items()]
+        return [(_KIND[svc], asked.get(svc, ex[0])) for svc, ex in EXPORT_TYPES.items()]
     for inf in inferences:
         if map_state(inf.status, STATES) is not JobState.COMPLETED:
             continue
-        exports = inf.export_types or EXPORT_TYPES.get(inf.type, [])[:1]
+        default = [asked[inf.type]] if inf.type in asked else EXPORT_TYPES.get(inf.type, [])[:1]
+        exports = inf.export_types or default
         for export in exports:
             pair = (_KIND.get(inf.type, inf.type), export)
             if pair not in found:

@@ -207,6 +207,8 @@ class Inference(Tolerant):
     @model_validator(mode="before")
     @classmethod
     def _type_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("export_type"), str) and not data.get("export_types"):
+            data = {**data, "export_types": [data["export_type"]]}  # the request's own singular field, echoed
         if isinstance(data, dict) and "service" not in data:
             for key in ("type", "inference_type", "service_type"):
                 if key in data:

@@ -40,6 +40,11 @@ class ServiceChoice:
     def count(self) -> int:
         return sum((self.roto, self.tracking, self.depth, self.smart_vectors))
 
+    def exports(self) -> Dict[str, str]:
+        """The export type asked for per service, where it is not the vendor's default: recorded in the job's
+        metadata so a fetch asks for what was sent (a depth ``mov``), whatever the reply says of its inferences."""
+        return {"depth_map": self.depth_export} if self.depth and self.depth_export else {}
+
     def specs(self, output_path: str) -> List[Dict[str, Any]]:
         out: List[Dict[str, Any]] = []
         if self.roto:
@@ -123,8 +128,11 @@ def submission_facts(prep: Prepared, source: Optional[str] = None) -> Dict[str, 
     """What every job records about its clip, so results line up with the plate's own frame numbers. ``source``
     names the clip where it was read from a staged copy (a Nuke plate's frames staged in a temporary folder)."""
     clip = prep.clip
-    return {"first_frame": clip.first_frame, "frame_count": clip.frame_count, "source": source or clip.source,
-            "tether_submission": prep.submission}
+    facts: Dict[str, Any] = {"first_frame": clip.first_frame, "frame_count": clip.frame_count,
+                             "source": source or clip.source, "tether_submission": prep.submission}
+    if prep.choice.exports():
+        facts["export_types"] = prep.choice.exports()
+    return facts
 
 
 def job_payload(prep: Prepared, s3_key: str, metadata: Optional[Dict[str, Any]] = None,

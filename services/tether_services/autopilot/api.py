@@ -100,11 +100,14 @@ class Inference:
             return [self.spec.get("export_type") or "jpg"]
         return [e for e, s in EXPORTS.items() if s == self.type and e not in ("jpg", "mov")]
 
-    def view(self) -> Dict[str, Any]:
-        return {"id": self.id, "job_id": self.job_id, "type": self.type, "status": self.status,
-                "source_path": self.source_path, "output_path": self.spec.get("output_path"),
-                "export_types": self.export_types, "frames": self.frames, "error": self.error,
-                "metadata": self.asset_metadata, "created_at": self.created_at, "updated_at": self.updated_at}
+    def view(self, echo_exports: bool = True) -> Dict[str, Any]:
+        out = {"id": self.id, "job_id": self.job_id, "type": self.type, "status": self.status,
+               "source_path": self.source_path, "output_path": self.spec.get("output_path"),
+               "export_types": self.export_types, "frames": self.frames, "error": self.error,
+               "metadata": self.asset_metadata, "created_at": self.created_at, "updated_at": self.updated_at}
+        if not echo_exports:
+            del out["export_types"]
+        return out
 
 
 @dataclass
@@ -116,7 +119,7 @@ class AJob:
     inferences: List[Inference]
     created_at: str = field(default_factory=_now)
 
-    def view(self) -> Dict[str, Any]:
+    def view(self, echo_exports: bool = True) -> Dict[str, Any]:
         counts = {s: 0 for s in STATES}
         for inf in self.inferences:
             counts[inf.status] += 1
@@ -130,7 +133,7 @@ class AJob:
             "total_completed": counts["completed"], "total_failed": counts["failed"],
             "total_cancelled": counts["cancelled"], "created_at": self.created_at, "updated_at": updated,
             "assets": [{"source_path": a["source_path"], "metadata": a.get("metadata") or {}} for a in self.assets],
-            "inferences": [i.view() for i in self.inferences],
+            "inferences": [i.view(echo_exports) for i in self.inferences],
         }
 
 
@@ -207,6 +210,8 @@ class LocalAutopilot(WorkerHandles):
         self._order: List[str] = []
         self.workers = JobWorkers(workers, "autopilot")
         self.with_mov = processing.have_pyav()
+        # The seed shows no inference reply: the vendor may or may not echo each inference's export types.
+        self.echo_exports = True
         self.app = self._build()
 
     # --- test handles ---------------------------------------------------------------------------------------
@@ -418,7 +423,7 @@ class LocalAutopilot(WorkerHandles):
             if (service or status) and not any((service is None or i.type == service)
                                                and (status is None or i.status == status) for i in job.inferences):
                 continue
-            out.append(job.view())
+            out.append(job.view(self.echo_exports))
         return self._page(out, page)
 
     def list_inferences(self, request: Request) -> Dict[str, Any]:
@@ -433,7 +438,7 @@ class LocalAutopilot(WorkerHandles):
                     continue
                 if (service and inf.type != service) or (status and inf.status != status):
                     continue
-                out.append(inf.view())
+                out.append(inf.view(self.echo_exports))
         return self._page(out, page)
 
     # --- the app --------------------------------------------------------------------------------------------
@@ -451,7 +456,7 @@ class LocalAutopilot(WorkerHandles):
                 body = await request.json()
             except ValueError:
                 raise ApiError(400, "the body is not valid JSON") from None
-            return self.create(body).view()
+            return self.create(body).view(self.echo_exports)
 
         @app.get("/api/jobs")
         def list_jobs(request: Request) -> Any:
@@ -461,7 +466,7 @@ class LocalAutopilot(WorkerHandles):
         @app.get("/api/jobs/{job_id}")
         def get_job(job_id: str, request: Request) -> Any:
             self._auth(request)
-            return self.job(job_id).view()
+            return self.job(job_id).view(self.echo_exports)
 
         @app.delete("/api/jobs/{job_id}")
         def cancel_job(job_id: str, request: Request) -> Any:
@@ -482,7 +487,7 @@ class LocalAutopilot(WorkerHandles):
         @app.get("/api/inferences/{inference_id}")
         def get_inference(inference_id: str, request: Request) -> Any:
             self._auth(request)
-            return self.inference(inference_id).view()
+            return self.inference(inference_id).view(self.echo_exports)
 
         @app.delete("/api/inferences/{inference_id}")
         def cancel_inference(inference_id: str, request: Request) -> Any:
@@ -490,7 +495,7 @@ class LocalAutopilot(WorkerHandles):
             inf = self.inference(inference_id)
             if inf.status in ("pending", "running"):
                 self.cancel_inference(inf)
-            return inf.view()
+            return inf.view(self.echo_exports)
 
         @app.get("/api/user/limit")
         def user_limit(request: Request) -> Any:
