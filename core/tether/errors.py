@@ -71,8 +71,10 @@ class ServiceError(TetherError):
         request_id: Optional[str] = None,
         method: str = "",
         url: str = "",
+        retry_after: Optional[float] = None,
     ) -> None:
         self.service = service
+        self.retry_after = retry_after  # seconds the service asked us to wait (Retry-After), when it said
         self.status = status
         self.server_message = redact(server_message)
         self.request_id = request_id

@@ -289,7 +289,8 @@ class BaseClient:
         elif status >= 500:
             what = f"{self.service}: the service failed (HTTP {status}) on {method} {url}"
         return kind(what, service=self.service, status=status, server_message=server,
-                    request_id=request_id_of(response), method=method, url=url)
+                    request_id=request_id_of(response), method=method, url=url,
+                    retry_after=parse_retry_after(response.headers.get("retry-after")))
 
     def _untrusted(self, method: str, path: str, exc: Exception) -> ServiceError:
         url = path if "://" in path else f"{self.base_url.rstrip('/')}{path}"

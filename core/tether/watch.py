@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import TetherError, redact
 from .jobs import Job, JobService, JobState
+from .poll import Backoff
 from .registry import JobRecord, JobRegistry
 
 ClientFactory = Callable[[str, Optional[str]], JobService]
@@ -86,9 +87,10 @@ def diff(before: Optional[JobRecord], after: JobRecord) -> Optional[JobChange]:
 class Watcher:
     """Poll the unfinished jobs of ``registry`` (all of them, or only ``jobs``) and report changes.
 
-    ``clients(service, profile)`` builds the client for a service; each is made once and reused. Delays:
-    ``fast`` after a cycle in which something moved, then times ``factor`` per quiet cycle up to ``cap``; a failing
-    service doubles the delay (at least ``2 * fast``).
+    ``clients(service, profile)`` builds the client for a service; each is made once and reused. Delays
+    (:class:`tether.poll.Backoff`): ``fast`` after a cycle in which something moved, then times ``factor`` per quiet
+    cycle up to ``cap``; a failing service doubles the delay (at least ``2 * fast``), and a ``Retry-After`` it sent
+    is waited out in full.
     """
 
     def __init__(
@@ -106,19 +108,14 @@ class Watcher:
     ) -> None:
         """``skip(key)`` True leaves that unfinished job to someone else this cycle (e.g. a dialog that follows the
         job itself): it is neither polled nor reported."""
-        if fast <= 0 or cap < fast or factor < 1:
-            raise ValueError("need 0 < fast <= cap and factor >= 1")
+        self.backoff = Backoff(fast, cap, factor)  # checks 0 < fast <= cap and factor >= 1
         self.registry = registry
         self.clients = clients
         self.only: Optional[Set[Key]] = {(s, str(i)) for s, i in jobs} if jobs is not None else None
         self.service = service
         self.profile = profile
-        self.fast = fast
-        self.cap = cap
-        self.factor = factor
         self.skip = skip
         self.cycles = 0
-        self._delay = fast
         self._clients: Dict[Tuple[str, str], JobService] = {}
         self._seen: Dict[Key, JobRecord] = {}  # what this watcher last saw of each job it follows
         self._pending: Set[Key] = set()  # unfinished jobs after the last cycle
@@ -142,16 +139,15 @@ class Watcher:
             self.cycles += 1
             moved = any(c.kind is not ChangeKind.ERROR for c in changes)
             if failed:
-                self._delay = min(self.cap, max(self._delay, self.fast) * 2)
-            elif moved:
-                self._delay = self.fast
+                waits = [w for w in (getattr(c.error, "retry_after", None) for c in changes) if w is not None]
+                self.backoff.failed(max(waits) if waits else None)
             else:
-                self._delay = min(self.cap, self._delay * self.factor)
+                self.backoff.step(moved)
             return changes
 
     def next_delay(self) -> float:
         """Seconds to wait before the next :meth:`poll_once`."""
-        return self._delay
+        return self.backoff.delay
 
     @property
     def done(self) -> bool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tether.errors import InputError
+from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
 
 def register(subparsers: Any) -> None:
@@ -147,25 +147,20 @@ def cmd_style(args: argparse.Namespace) -> int:
     return code
 
 
-def follow(client: Any, job_id: str, console: Any, registry: Any = None, interval: float = 1.0) -> Any:
+def follow(client: Any, job_id: str, console: Any, registry: Any = None, interval: float = 1.0,
+           clock: Clock = SYSTEM_CLOCK) -> Any:
     """Poll until the job ends, printing each new stage; return the last :class:`tether.jobs.Job`."""
     from tether.clipzy.client import stage_text
 
-    last = ""
-    delay = interval
-    while True:
-        job = client.get_job(job_id)
+    def show(tick: Tick[Any]) -> None:
         if registry is not None:
-            registry.update_from(job, client.profile)
-        text = stage_text(job)
-        if text != last:
-            console.print(f"job {job_id}: {text}")
-            last, delay = text, interval
-        else:
-            delay = min(10.0, delay * 1.5)
-        if job.state.finished:
-            return job
-        time.sleep(delay)
+            registry.update_from(tick.value, client.profile)
+        if tick.changed:
+            console.print(f"job {job_id}: {stage_text(tick.value)}")
+
+    ticks = polls(lambda: client.get_job(job_id), key=stage_text, backoff=Backoff(interval, max(interval, 10.0)),
+                  clock=clock)
+    return poll_until(ticks, lambda job: bool(job.state.finished), show)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

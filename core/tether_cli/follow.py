@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from tether.jobs import Job, JobService, JobState
+from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
 from .progress import status_console
 
@@ -78,28 +78,23 @@ def print_resume_hint(service: str, job_ids: List[str], console: Console, *, fet
 
 
 def _follow(service: str, job_ids: List[str], client: JobService, registry: Any, profile: Optional[str],
-            console: Console, interval: float, max_interval: float) -> Dict[str, Job]:
+            console: Console, interval: float, max_interval: float, clock: Clock = SYSTEM_CLOCK) -> Dict[str, Job]:
     jobs: Dict[str, Job] = {}
-    delay = interval
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                   TextColumn("{task.fields[state]}"), console=console) as bars:
         tasks: Dict[str, TaskID] = {
             job_id: bars.add_task(f"job {job_id}", total=100, state="") for job_id in job_ids
         }
-        while True:
-            current = client.jobs_by_id(job_ids)
-            changed = False
-            for job_id, job in current.items():
-                before = jobs.get(job_id)
-                if before is None or (before.state, before.progress) != (job.state, job.progress):
-                    changed = True
+
+        def show(tick: Tick[Dict[str, Job]]) -> None:
+            for job_id, job in tick.value.items():
                 jobs[job_id] = job
                 registry.update_from(job, profile or "")
                 label = job.state_label + (f" ({job.counts.get('completed', 0)}/{job.counts.get('tasks', 0)} tasks)"
                                            if job.counts.get("tasks") else "")
                 bars.update(tasks[job_id], completed=job.progress, state=label)
-            if len(jobs) == len(job_ids) and all(j.state.finished for j in jobs.values()):
-                break
-            delay = interval if changed else min(max_interval, delay * 1.5)
-            time.sleep(delay)
+
+        ticks = polls(lambda: client.jobs_by_id(job_ids), backoff=Backoff(interval, max(interval, max_interval)),
+                      key=lambda current: sorted((i, j.state, j.progress) for i, j in current.items()), clock=clock)
+        poll_until(ticks, lambda _: len(jobs) == len(job_ids) and all(j.state.finished for j in jobs.values()), show)
     return jobs

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 from tether.errors import InputError
 from tether.jobs import Job, JobState
 from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts, check_plate
+from tether.poll import Backoff, Clock, Tick, poll_until, polls
 from tether.registry import JobRegistry
 
 from .controller import FOLLOWED, BackgroundWork
@@ -256,6 +257,8 @@ class ClipServiceController(BackgroundWork):
         finished = False
         try:
             job = self.follow(job_id)
+            if job is None:  # closed before the first ask
+                return
             finished = job.state.finished
             if job.state is JobState.COMPLETED:
                 self.import_job(job_id).result()
@@ -269,24 +272,19 @@ class ClipServiceController(BackgroundWork):
             if not finished:  # closed, or polling failed, before the end: the monitor may follow it from here
                 self._emit("released", job_id)
 
-    def follow(self, job_id: str) -> Job:
-        """Poll until the job finishes (worker thread), backing off while nothing changes."""
+    def follow(self, job_id: str) -> Optional[Job]:
+        """Poll until the job finishes or the controller closes (worker thread), backing off while nothing changes;
+        the last view of the job (None when closed before the first ask)."""
         fast, cap = self._poll
-        delay = fast
-        last: Optional[Tuple[str, float]] = None
-        while True:
-            job = self.client().get_job(job_id)
-            self.registry.update_from(job, self.profile or "")
-            seen = (job.state_label, job.progress)
-            if seen != last:
-                self._emit("job", job)
-                delay = fast
-            else:
-                delay = min(cap, delay * 1.5)
-            last = seen
-            if job.state.finished or self._stop.is_set():
-                return job
-            time.sleep(delay)
+
+        def seen(tick: Tick[Job]) -> None:
+            self.registry.update_from(tick.value, self.profile or "")
+            if tick.changed:
+                self._emit("job", tick.value)
+
+        ticks = polls(lambda: self.client().get_job(job_id), key=lambda job: (job.state_label, job.progress),
+                      backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
+        return poll_until(ticks, lambda job: bool(job.state.finished), seen)
 
     def import_job(self, job_id: str, plate: Optional[PlateFacts] = None) -> Future[Dict[str, str]]:
         """Download the returned movie (worker), then create its Read beside the plate (main thread).

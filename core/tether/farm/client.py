@@ -8,7 +8,6 @@ giving up, so a flaky network cannot produce a duplicate render.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -228,7 +227,7 @@ class FarmClient(BaseClient):
             try:
                 page = self.list_jobs(page=1, per_page=50)
             except ServiceError:
-                time.sleep(0.5 * (attempt + 1))
+                self.sleep(0.5 * (attempt + 1))
                 continue
             for job in page.items:
                 created = job.created_at

@@ -6,7 +6,6 @@ output type or a clip window outside the video is refused by :func:`prepare` bef
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..jobs import Job, JobState
+from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
 
@@ -133,20 +133,17 @@ def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir
 
 
 def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Optional[bool]]] = None,
-             interval: float = 0.5, max_interval: float = 15.0, sleep: Callable[[float], None] = time.sleep) -> Job:
+             interval: float = 0.5, max_interval: float = 15.0, clock: Clock = SYSTEM_CLOCK,
+             timeout: Optional[float] = None) -> Job:
     """Poll until the job finishes; ``on_update`` sees each view and may return False to stop waiting."""
-    delay = interval
-    last: Optional[tuple] = None
-    while True:
-        job: Job = client.get_job(job_id)
-        if on_update is not None and on_update(job) is False:
-            return job
-        if job.state.finished:
-            return job
-        now = (job.state, job.raw_state, job.progress)
-        delay = interval if now != last else min(max_interval, delay * 1.5)
-        last = now
-        sleep(delay)
+    ticks = polls(lambda: client.get_job(job_id), key=lambda job: (job.state, job.raw_state, job.progress),
+                  backoff=Backoff(interval, max(interval, max_interval)), clock=clock, timeout=timeout,
+                  timeout_message=lambda s: f"move job {job_id} had not finished after {s:g} s; it keeps running: "
+                                            f"`tether jobs watch {job_id}` follows it")
+    job = poll_until(ticks, lambda job: bool(job.state.finished),
+                     None if on_update is None else lambda tick: on_update(tick.value))
+    assert job is not None  # nothing cancels this loop
+    return job
 
 
 __all__ = ["MoveRequest", "Prepared", "Submission", "VideoFacts", "prepare", "probe", "submit_video", "wait_for"]

@@ -11,7 +11,6 @@ nothing); anything else -> UNKNOWN with the status shown as itself, e.g. ``unkno
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
+from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
 SERVICE = "tensorpix"
@@ -149,19 +149,19 @@ class TensorPixClient(BaseClient):
     def get_video(self, video_id: int) -> InputVideo:
         return self._model(InputVideo, self.json("GET", f"/api/videos/{video_id}/"), f"video {video_id}")
 
-    def wait_ready(self, video_id: int, *, timeout: float = 600.0, interval: float = 0.2) -> InputVideo:
+    def wait_ready(self, video_id: int, *, timeout: float = 600.0, interval: float = 0.2,
+                   clock: Optional[Clock] = None) -> InputVideo:
         """Poll until the video's ``file`` is set (the service has processed the upload)."""
-        deadline = time.monotonic() + timeout
-        delay = interval
-        while True:
-            video = self.get_video(video_id)
-            if video.ready:
-                return video
-            if time.monotonic() > deadline:
-                raise ServiceError(f"tensorpix: video {video_id} was not ready after {timeout:g} s; check it in "
-                                   "TensorPix, then create the job with its id", service=SERVICE)
-            self.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
+        try:
+            ticks = polls(lambda: self.get_video(video_id), key=lambda video: video.ready,
+                          backoff=Backoff(interval, max(interval, 5.0)), timeout=timeout,
+                          clock=clock or Clock(sleep=self.sleep))
+            video = poll_until(ticks, lambda video: video.ready)
+        except PollTimeout:
+            raise ServiceError(f"tensorpix: video {video_id} was not ready after {timeout:g} s; check it in "
+                               "TensorPix, then create the job with its id", service=SERVICE) from None
+        assert video is not None  # nothing cancels this loop
+        return video
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, payload: JobCreate) -> TensorPixJob:
