@@ -140,59 +140,82 @@ def scene_facts(path: Path, scene: Optional[str] = None) -> SceneFacts:
         )
 
 
-_bat_patched = False
+# NodeShaderScript.mode: the script is a file on disk (Blender's NODE_SCRIPT_EXTERNAL)
+_SCRIPT_EXTERNAL = 1
+_NODETREE_OWNERS = (b"MA", b"WO", b"LA", b"TE", b"LS")
 
 
-def _patch_bat() -> None:
-    """BAT 1.23 reads ``compositing_node_group`` for every ID of a Blender 5.0 file, but only scenes have it:
-    materials, worlds and lights then expand to nothing and their textures (in linked libraries too) are missed."""
-    global _bat_patched
-    if _bat_patched:
-        return
-    from blender_asset_tracer.trace import expanders
+def _block_iterator() -> Any:
+    """BAT's block iterator, with what BAT 1.23 misses for Tether's calls only (BAT itself is left untouched: inside
+    Blender it is shared with other add-ons, Flamenco's for one): 1.23 reads ``compositing_node_group`` for every
+    ID of a Blender 5.0 file, but only scenes have it, so materials, worlds and lights expand to nothing and their
+    textures in linked libraries are missed. Their ``nodetree`` is expanded here as well."""
+    from blender_asset_tracer.trace import expanders, file2blocks
 
-    original = getattr(expanders, "_expand_generic_nodetree_id", None)
-    if original is not None:
-        def expand_nodetree_id(block: Any) -> Iterator[Any]:
-            ntree = None
-            if block.code == b"SC":
-                ntree = block.get_pointer(b"compositing_node_group", None)
-            if ntree is None:
-                with contextlib.suppress(KeyError):
-                    ntree = block.get_pointer(b"nodetree", None)
+    class Blocks(file2blocks.BlockIterator):  # type: ignore[misc]
+        def _queue_dependencies(self, block: Any) -> None:
+            super()._queue_dependencies(block)
+            ntree = _nodetree(block)
             if ntree is not None:
-                yield from expanders._expand_generic_nodetree(ntree)
+                for dep in expanders._expand_generic_nodetree(ntree):
+                    if dep is not None:
+                        self.to_visit.put(dep)
 
-        expanders._expand_generic_nodetree_id = expand_nodetree_id
-    _bat_patched = True
+    return Blocks()
 
 
-def dependencies(path: Path) -> Dependencies:
-    """Every file the scene needs (textures, UDIM tiles, sequences, libraries and their own files, caches)."""
-    from blender_asset_tracer import trace
+def _nodetree(block: Any) -> Any:
+    if block.code not in _NODETREE_OWNERS:
+        return None
+    try:
+        return block.get_pointer(b"nodetree", None)
+    except KeyError:
+        return None
 
-    _patch_bat()
 
-    path = check_blend(path)
-    deps = Dependencies()
-    seen: Set[Path] = {path}
-    for usage in trace.deps(path):
-        try:
-            files = list(usage.files()) if usage.is_sequence else [usage.abspath]
-        except (OSError, ValueError):
-            files = []
-        if usage.is_sequence and not files:
-            files = [usage.abspath]
-        for file in files:
-            file = Path(file)
-            with contextlib.suppress(OSError):
-                file = file.resolve()
-            if file in seen:
+def _nodes(ntree: Any) -> Iterator[Any]:
+    from blender_asset_tracer.blendfile import iterators
+
+    if ntree is None or ntree.dna_type.dna_type_id != b"bNodeTree":
+        return
+    yield from iterators.listbase(ntree.get_pointer((b"nodes", b"first")))
+
+
+def _script_usages(block: Any) -> Iterator[Any]:
+    """External OSL script files of Script nodes (BAT does not collect them)."""
+    from blender_asset_tracer.trace import result
+
+    trees = [_nodetree(block)] if block.code != b"NT" else [block]
+    for ntree in trees:
+        for node in _nodes(ntree):
+            if node.get(b"idname", as_str=True) != "ShaderNodeScript":
                 continue
-            seen.add(file)
-            if file.is_file():
-                deps.found.append(file)
-            else:
-                deps.missing.append(file)
-                deps.missing_from[file] = _text(usage.block_name)[2:]
-    return deps
+            storage = node.get_pointer(b"storage")
+            if storage is None or storage.get(b"mode") != _SCRIPT_EXTERNAL:
+                continue
+            path, field_ = storage.get(b"filepath", return_field=True)
+            if path:
+                yield result.BlockUsage(storage, path, path_full_field=field_, block_name=block.id_name)
+
+
+def trace_usages(path: Path) -> Iterator[Any]:
+    """BAT's ``trace.deps`` through Tether's seam: every ``BlockUsage`` of the scene and its libraries, with the
+    kinds BAT misses (see :func:`_block_iterator`, :func:`_script_usages`)."""
+    from blender_asset_tracer import trace
+    from blender_asset_tracer.trace import blocks2assets
+
+    iterator = _block_iterator()
+    bfile = iterator.open_blendfile(path)
+    seen: Set[int] = set()
+    for block in trace.asset_holding_blocks(iterator.iter_blocks(bfile)):
+        for usage in [*blocks2assets.iter_assets(block), *_script_usages(block)]:
+            key = hash(usage)
+            if key not in seen:
+                seen.add(key)
+                yield usage
+
+
+def missing_name(usage: Any) -> str:
+    """The datablock that asked for a file, as the artist knows it (``wood`` for image ``IMwood``)."""
+    name = _text(usage.block_name)
+    return name[2:] if len(name) > 2 and name[:2].isupper() else name

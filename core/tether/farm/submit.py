@@ -1,8 +1,9 @@
 """The one headless farm submitter: the CLI, the Blender add-on and the tests all go through it.
 
-validate -> snapshot the .blend -> collect dependencies -> hash and upload what the farm lacks -> create the job
--> record it locally. Everything that can be wrong with the input is found in :meth:`FarmSubmitter.preflight`
-and reported before a byte is uploaded; missing dependencies may be submitted anyway once named.
+validate -> lay out the bundle (:mod:`tether.farm.bundle`) -> write its rewritten .blend copies -> hash and upload
+what the farm lacks -> create the job -> record it locally. Everything that can be wrong with the input is found in
+:meth:`FarmSubmitter.preflight` and reported before a byte is uploaded; missing dependencies may be submitted anyway
+once named (the farm then renders without them).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..blend import Dependencies, SceneFacts, check_blend, dependencies, scene_facts
+from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
 from ..errors import BadRequest, InputError, redact
+from . import bundle as bundles
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
 
@@ -45,6 +47,7 @@ class FarmOptions:
     preemptible_retries: int = 0
     scene_name: Optional[str] = None
     allow_missing: bool = False  # "submit anyway" after the missing files were named
+    project_root: Optional[Path] = None  # the folder whose layout the farm keeps; default: the scene's folder
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Preflight:
     scout_frames: List[int]
     deps: Dependencies
     extra_files: List[Path]
+    bundle: Optional[bundles.Bundle]  # the layout (nothing written yet); None when the scene could not be traced
     errors: List[str]
     warnings: List[str]
     payload: Optional[JobCreate]
@@ -77,8 +81,15 @@ class Preflight:
 
     @property
     def uploads(self) -> List[Path]:
-        """The local files a submission uploads, in order: the .blend (as a snapshot), its dependencies, extras."""
+        """The local files a submission uploads, in order: the .blend (as a rewritten copy), its dependencies
+        (linked libraries as rewritten copies too), extras."""
         return [self.facts.path, *self.deps.found, *self.extra_files]
+
+    @property
+    def remote_names(self) -> List[str]:
+        """The farm-side name of each of :attr:`uploads`, in the same order."""
+        assert self.bundle is not None
+        return self.bundle.remote_names(self.extra_files)
 
     def preview(self) -> Dict[str, Any]:
         """What :meth:`FarmSubmitter.submit` would send, as plain JSON values; nothing is uploaded or created.
@@ -88,12 +99,13 @@ class Preflight:
         ``output_path``'s default holds the time of this check: a submission stamps its own.
         """
         files: List[Dict[str, Any]] = []
-        for path in self.uploads:
+        names = self.remote_names if self.bundle is not None else [""] * len(self.uploads)
+        for path, remote in zip(self.uploads, names):
             try:
                 size: Optional[int] = path.stat().st_size
             except OSError:
                 size = None
-            files.append({"path": str(path), "remote": remote_path(path), "size": size})
+            files.append({"path": str(path), "remote": remote, "size": size})
         return {
             "ready": self.ok,
             "errors": list(self.errors),
@@ -119,11 +131,6 @@ class SubmitResult:
     preflight: Preflight
     upload: Any  # tether.transfer.UploadReport
     seconds: float
-
-
-def remote_path(path: Path) -> str:
-    """The farm's name for a local file: its absolute path, with forward slashes (the documented upload_paths)."""
-    return Path(path).resolve().as_posix()
 
 
 def _inside(child: Path, folder: Path) -> bool:
@@ -228,13 +235,20 @@ class FarmSubmitter:
             else:
                 extra.append(path.resolve())
 
-        deps = dependencies(scene)
+        layout: Optional[bundles.Bundle] = None
+        try:
+            layout = bundles.build(scene, opts.project_root)
+            deps = layout.deps
+        except InputError as exc:
+            errors.append(str(exc))
+            deps = Dependencies()
         if deps.missing:
             named = ", ".join(f"{p} (used by {deps.missing_from.get(p, '?')})" for p in deps.missing)
             if opts.allow_missing:
-                warnings.append(f"missing files, submitted anyway: {named}")
+                warnings.append(f"missing files: {named}; the farm will render without them")
             else:
-                errors.append(f"missing files: {named}; fix the paths, or submit anyway (--allow-missing)")
+                errors.append(f"missing files: {named}; fix the paths, or submit anyway (--allow-missing) "
+                              "and the farm will render without them")
 
         uploads = [scene, *deps.found, *extra]
         out_dirs = [d for d in (facts.output_dir(), opts.out_dir) if d is not None]
@@ -246,7 +260,7 @@ class FarmSubmitter:
                               "choose another output folder")
 
         payload = None
-        if not errors and instance_id and version and software:
+        if not errors and instance_id and version and software and layout is not None:
             payload = JobCreate(
                 job_title=opts.title or f"{scene.stem} {spec_text}",
                 project=opts.project,
@@ -259,7 +273,7 @@ class FarmSubmitter:
                 blender_version=version,
                 render_software=software,
                 output_path=opts.output_path or f"renders/{scene.stem}/{time.strftime('%Y%m%d-%H%M%S')}",
-                upload_paths=[remote_path(p) for p in uploads],
+                upload_paths=layout.remote_names(extra),
                 environment_variables=dict(opts.environment),
             )
         return Preflight(facts=facts, frames=frame_list, frame_spec=spec_text, chunks=chunks, scout_frames=scouts,
@@ -277,22 +291,23 @@ class FarmSubmitter:
         self._ensure_project(opts.project)
         staging = Path(tempfile.mkdtemp(prefix="tether-submit-"))
         try:
-            # A snapshot, so the artist can keep saving while the upload runs.
-            snapshot = staging / check.facts.path.name
-            shutil.copy2(check.facts.path, snapshot)
-            items: List[Tuple[Path, str]] = [(snapshot, remote_path(check.facts.path))]
-            items += [(p, remote_path(p)) for p in [*check.deps.found, *check.extra_files]]
+            # Rewritten copies of the .blend files (a snapshot too: the artist can keep saving while it uploads).
+            built = bundles.build(check.facts.path, opts.project_root, staging)
+            if built.deps.missing and not opts.allow_missing:
+                raise InputError(f"files went missing since the check: {', '.join(map(str, built.deps.missing))}")
+            payload = check.payload.model_copy(update={"upload_paths": built.remote_names(check.extra_files)})
+            items = built.items(check.extra_files)
             cache = self.hash_cache or HashCache()
             report = upload_files(items, self.client, cache=cache, progress=progress)
             try:
-                job = self.client.create_job(check.payload)
+                job = self.client.create_job(payload)
             except BadRequest as exc:
                 if "never uploaded" not in str(exc):
                     raise
                 # The farm lost files it had confirmed earlier: forget what it said, upload again, once.
                 cache.forget_store(self.client.store_key)
                 report = upload_files(items, self.client, cache=cache, progress=progress)
-                job = self.client.create_job(check.payload)
+                job = self.client.create_job(payload)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if self.registry is not None:

@@ -5,11 +5,12 @@ nothing from Tether, so it runs in any Blender's own Python. Protocol (see execu
 line; replies on the original stdout as ``@@TETHER {json}`` lines: ``ready``, then per chunk ``frame`` for each frame
 written and ``done`` or ``error``. Everything Blender prints while rendering a chunk goes to that task's log file.
 
-Per chunk: open the .blend from the job's workspace, point absolute paths that lie outside the workspace at the same
-file inside it when it exists there (uploads keep their layout below the workspace, drive/root stripped), render
-each listed frame exactly (so a frame step is honoured), named by the basename of the scene's ``render.filepath``
-with its ``#`` padding and the scene's file format, into a private temp folder, then move each frame into the job's
-output folder (a cancelled chunk never leaves a half-written frame there).
+Per chunk: open the .blend from the job's workspace as it was uploaded (uploads keep their layout below the
+workspace, drive/root stripped) and change none of its paths: like a remote farm, which runs none of our code, it
+renders only what the submitter's bundle points at (see tether.farm.models). Render each listed frame exactly (so a
+frame step is honoured), named by the basename of the scene's ``render.filepath`` with its ``#`` padding and the
+scene's file format, into a private temp folder, then move each frame into the job's output folder (a cancelled
+chunk never leaves a half-written frame there).
 """
 
 from __future__ import annotations
@@ -90,38 +91,6 @@ def environment(env: Dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _inside(path: str, root: str) -> bool:
-    try:
-        return os.path.commonpath([os.path.abspath(path), root]) == root
-    except ValueError:  # another drive
-        return False
-
-
-def remap_paths(bpy: Any, workspace: str) -> List[str]:
-    """Point absolute paths outside the workspace at their uploaded copy inside it. Returns what was remapped."""
-    remapped = []
-    collections = ("images", "movieclips", "sounds", "fonts", "volumes", "cache_files", "libraries")
-    for attr in collections:
-        for block in getattr(bpy.data, attr, ()):
-            current = getattr(block, "filepath", "")
-            if not current or current.startswith("//") or getattr(block, "packed_file", None):
-                continue
-            if _inside(current, workspace):
-                continue
-            try:
-                candidate = os.path.join(workspace, workspace_relpath(current))
-            except ValueError:
-                continue
-            token = "<UDIM>" in candidate or "<UVTILE>" in candidate or "#" in os.path.basename(candidate)
-            if os.path.exists(candidate) or (token and os.path.isdir(os.path.dirname(candidate))):
-                block.filepath = candidate
-                if attr in ("libraries", "images"):
-                    with contextlib.suppress(Exception):
-                        block.reload()
-                remapped.append(f"{current} -> {candidate}")
-    return remapped
-
-
 def _error_lines(log_path: str) -> str:
     try:
         with open(log_path, encoding="utf-8", errors="replace") as fh:
@@ -133,7 +102,7 @@ def _error_lines(log_path: str) -> str:
 
 
 def render_chunk(bpy: Any, cmd: Dict[str, Any]) -> None:
-    blend, output_dir, workspace = cmd["blend"], cmd["output_dir"], os.path.abspath(cmd["workspace"])
+    blend, output_dir = cmd["blend"], cmd["output_dir"]
     frames: List[int] = [int(f) for f in cmd["frames"]]
     tmp_dir = os.path.join(os.path.dirname(output_dir.rstrip("/\\")), "tmp", f"w{os.getpid()}")
     os.makedirs(tmp_dir, exist_ok=True)
@@ -147,8 +116,6 @@ def render_chunk(bpy: Any, cmd: Dict[str, Any]) -> None:
             # (only the frame range and output path below are changed, and they are set again every chunk).
             _loaded.clear()
             bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
-            for line in remap_paths(bpy, workspace):
-                print(f"tether: remapped {line}", flush=True)
             _loaded.update(key=key, filepath=bpy.context.scene.render.filepath)
         else:
             print("tether: scene already open, reused", flush=True)
