@@ -152,7 +152,7 @@ def _block_iterator() -> Any:
     textures in linked libraries are missed. Their ``nodetree`` is expanded here as well."""
     from blender_asset_tracer.trace import expanders, file2blocks
 
-    class Blocks(file2blocks.BlockIterator):  # type: ignore[misc]
+    class Blocks(file2blocks.BlockIterator):
         def _queue_dependencies(self, block: Any) -> None:
             super()._queue_dependencies(block)
             ntree = _nodetree(block)

@@ -46,7 +46,11 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--preemptible", action="store_true", help="use spot/preemptible instances")
     submit.add_argument("--retries", type=int, default=0, help="retries for a preempted task")
     submit.add_argument("--scene-name", help="render this scene of the file instead of the active one")
-    submit.add_argument("--allow-missing", action="store_true", help="submit even though files are missing")
+    submit.add_argument("--allow-missing", action="store_true",
+                        help="submit even though files are missing (the farm renders without them)")
+    submit.add_argument("--project-root", type=Path,
+                        help="the folder whose layout the farm keeps (default: the scene's folder); files outside "
+                             "it go under _outside_project/ in the bundle")
     submit.add_argument("--dry-run", action="store_true", help="check and show the payload; send nothing")
     submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     submit.add_argument("--out", type=Path, help="fetch the frames here when the job completes (implies --wait)")
@@ -99,6 +103,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         title=args.title, output_path=args.output_path, out_dir=args.out.resolve() if args.out else None,
         extra_files=args.extra, environment=_env_pairs(args.env), preemptible=args.preemptible,
         preemptible_retries=args.retries, scene_name=args.scene_name, allow_missing=args.allow_missing,
+        project_root=args.project_root,
     )
     client = FarmClient.from_profile(args.profile)
     submitter = FarmSubmitter(client, registry=JobRegistry())

@@ -35,7 +35,6 @@ def _preview() -> dict:
 def test_preview_payload_matches_the_panel_and_sends_nothing(
         addon: Any, farm_url: str, local_services: Any, tiny_blend: Path, memkeyring: MemoryKeyring,
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
-    from tether.farm.submit import remote_path
     from tether.settings import LOCAL_FARM_EMAIL, LOCAL_FARM_PASSWORD
     from tether_services.farm.engine import INSTANCES
 
@@ -62,9 +61,11 @@ def test_preview_payload_matches_the_panel_and_sends_nothing(
     assert list(payload) == sorted(payload)
     texture = (tiny_blend.parent / "textures" / "checker.png").resolve()
     blend = tiny_blend.resolve()
-    assert payload["upload_paths"] == [remote_path(blend), remote_path(texture)]
-    assert doc["uploads"] == [{"path": str(p), "remote": remote_path(p), "size": p.stat().st_size}
-                              for p in (blend, texture)]
+    # The bundle: the project is the scene's folder, the texture keeps its place in it.
+    remote = [f"{blend.parent.as_posix()}/tiny.blend", f"{blend.parent.as_posix()}/textures/checker.png"]
+    assert payload["upload_paths"] == remote
+    assert doc["uploads"] == [{"path": str(p), "remote": r, "size": p.stat().st_size}
+                              for p, r in zip((blend, texture), remote)]
     assert doc["upload_size"] == blend.stat().st_size + texture.stat().st_size
 
     # The preflight asked the farm for its lists, nothing else: no upload, no job, no project.

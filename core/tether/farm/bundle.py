@@ -135,7 +135,7 @@ def _packer_class() -> Any:
         def abort_and_join(self) -> None:
             pass
 
-    class BundlePacker(Packer):  # type: ignore[misc]
+    class BundlePacker(Packer):
         """``Packer`` with Tether's tracer (libraries' node trees in Blender 5 files, OSL scripts, Windows paths
         read elsewhere), drive letters and UNC hosts kept as folders, and assets recorded instead of copied."""
 

@@ -1,4 +1,4 @@
-"""The Renderfarm Platform contract (seed 004), as pydantic models.
+r"""The Renderfarm Platform contract (seed 004), as pydantic models.
 
 Replies are tolerant (``extra="allow"``: the vendor adds fields); what we send is strict (``extra="forbid"``).
 What the vendor has not published (status values, pagination, error body, token lifetime) is **unknown**: the
@@ -15,6 +15,20 @@ Wire choices of the local farm where the vendor is silent:
   then bound to ``path`` so the job's ``upload_paths`` resolve; ``POST /api/uploads/file`` is multipart with fields
   ``file``, ``md5`` and ``path``; the server verifies the md5 of what it received;
 - the job's scene is the first ``.blend`` in ``upload_paths``;
+- the bundle (:mod:`tether.farm.bundle`): ``upload_paths`` are the files of one folder, the project root (the
+  scene's folder unless the artist names another), written as this machine's absolute path of that folder plus each
+  file's bundle name:
+    ``<root>/shot.blend``                      the scene: a copy whose every path is ``//``-relative
+    ``<root>/tex/wood.png``                    a file inside the project keeps its place
+    ``<root>/_outside_project/C/tex/t.png``    a file outside it, ``C:\tex\t.png`` (the drive letter a folder)
+    ``<root>/_outside_project/UNC/nas/show/t.png``   ``\\nas\show\t.png`` (UNC host and share kept)
+    ``<root>/_outside_project/home/ann/t.png``  ``/home/ann/t.png``
+  Linked libraries are rewritten copies too, their paths relative to their own place in the bundle. Nothing in any
+  .blend points outside the bundle, and no name climbs with ``..``. It works whether the farm mirrors
+  ``upload_paths`` as given (below some root of its own, drive letter stripped, as the local farm does) or lays them
+  out relative to the job (the common folder cut off): both keep the files' positions relative to one another,
+  and relative positions are all the rewritten .blend files use. The farm runs none of our code and remaps nothing;
+  :func:`tether.farm.bundle.verify` opens the rewritten copies in a headless Blender before anything is uploaded;
 - the documented API has no download route. The local farm adds ``GET /api/jobs/{id}/outputs`` (list) and
   ``GET /api/jobs/{id}/outputs/{name}`` (file, honours ``Range``); against a service without them the client says
   where the outputs are (``output_path``) instead of failing obscurely.

@@ -277,7 +277,8 @@ class FarmSubmitter:
                 environment_variables=dict(opts.environment),
             )
         return Preflight(facts=facts, frames=frame_list, frame_spec=spec_text, chunks=chunks, scout_frames=scouts,
-                         deps=deps, extra_files=extra, errors=errors, warnings=warnings, payload=payload)
+                         deps=deps, extra_files=extra, bundle=layout, errors=errors, warnings=warnings,
+                         payload=payload)
 
     # --- submission ---------------------------------------------------------------------------------------------
     def submit(self, opts: FarmOptions, progress: Optional[Callable[[Any], Optional[bool]]] = None,

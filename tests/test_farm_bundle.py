@@ -1,0 +1,122 @@
+"""The farm bundle: one scene with every kind of dependency (tests/bundle_scene.py), submitted with `tether farm
+submit` to the local farm, the originals moved away before the farm lays out the upload, rendered, and compared tile
+by tile (one tile per kind) with the render Blender made of the original scene."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List
+
+import httpx
+import pytest
+from tether.farm.bundle import OUTSIDE, build, outside_name
+from tether_cli import main
+from tether_services.server import LocalServices
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def kinds(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    from tether_services.farm.scenes import blender_python
+
+    root = tmp_path_factory.mktemp("kinds")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(root / ".blender-user"))
+    script = (HERE / "bundle_scene.py").read_text()
+    proc = subprocess.run([*blender_python(), script, "--", json.dumps(str(root / "scene"))],
+                          capture_output=True, text=True, timeout=120, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("TETHER_KINDS ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-2000:]
+    return dict(json.loads(lines[-1][len("TETHER_KINDS "):]), root=str(root / "scene"))
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _tiles(png: Path, tile: int, count: int) -> List[List[Any]]:
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    return [[image.getpixel((k * tile + x, y)) for x in range(tile) for y in range(tile)] for k in range(count)]
+
+
+def test_outside_names_keep_drives_and_hosts_apart() -> None:
+    assert outside_name("C:\\tex\\t.png") == PurePosixPath(OUTSIDE, "C", "tex", "t.png")
+    assert outside_name("D:\\tex\\t.png") == PurePosixPath(OUTSIDE, "D", "tex", "t.png")
+    assert outside_name("d:/tex/t.png") == PurePosixPath(OUTSIDE, "D", "tex", "t.png")
+    assert outside_name("\\\\nas\\show\\t.png") == PurePosixPath(OUTSIDE, "UNC", "nas", "show", "t.png")
+    assert outside_name("//nas/show/t.png") == PurePosixPath(OUTSIDE, "UNC", "nas", "show", "t.png")
+    assert outside_name("/home/ann/t.png") == PurePosixPath(OUTSIDE, "home", "ann", "t.png")
+
+
+def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_services: LocalServices,
+                                                  monkeypatch: pytest.MonkeyPatch, farm_url: str,
+                                                  farm_headers: Dict[str, str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    blend, root = Path(kinds["blend"]), Path(kinds["root"])
+    before = _md5(blend)
+
+    # The layout: inside the project as it is, outside under _outside_project/, nothing but .blends written.
+    plan = build(blend)
+    names = {f.name for f in plan.files}
+    outside = str(outside_name(str(root)))
+    assert names >= {"shot.blend", "tex/rel.png", "tex/udim.1001.png", "tex/udim.1002.png", "seq/plate.0001.png",
+                     "tex/tint.osl", "tex/font.woff2", f"{outside}/shared/par.png", f"{outside}/abs/tex/abs.png",
+                     f"{outside}/abs/hdri/sky.hdr", f"{outside}/abs/cache/tile.abc", f"{outside}/abs/vse/strip.png",
+                     f"{outside}/abs/audio/tone.wav", f"{outside}/abs/clip/clip.0001.png", f"{outside}/lib/lib.blend",
+                     f"{outside}/lib/libtex.png"}, sorted(names)
+    assert not any("packed" in n for n in names)  # a packed image stays packed
+
+    # Submit through the command; the farm does not lay the job out until the originals are gone.
+    farm = local_services.farm
+    held: List[Any] = []
+    start_sync = farm._start_sync
+    monkeypatch.setattr(farm, "_start_sync", held.append)
+    assert main(["farm", "submit", str(blend), "--json"]) == 0, capsys.readouterr().err
+    job_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["job_id"]
+    assert _md5(blend) == before  # the user's scene is never changed
+    moved = root.with_name(root.name + "-moved")
+    root.rename(moved)
+    try:
+        [job] = held
+        start_sync(job)
+        deadline = time.monotonic() + 90
+        while True:
+            view = httpx.get(f"{farm_url}/api/jobs/{job_id}", headers=farm_headers, timeout=30).json()
+            if view["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert view["status"] == "completed", view
+
+        # Every path of every .blend the farm received is relative and stays inside the job's workspace.
+        from tether.blend import trace_usages
+
+        workspace = job.workspace
+        for usage in trace_usages(workspace / job.scene):
+            assert usage.asset_path.startswith(b"//"), (usage.block_name, usage.asset_path)
+            assert Path(os.path.abspath(usage.abspath)).is_relative_to(workspace), usage.abspath
+
+        reply = httpx.get(f"{farm_url}/api/jobs/{job_id}/outputs/kinds_0001.png", headers=farm_headers,
+                          timeout=30)
+        assert reply.status_code == 200
+        frame = moved / "farm.png"
+        frame.write_bytes(reply.content)
+        tile, kinds_list = kinds["tile"], kinds["kinds"]
+        got = _tiles(frame, tile, len(kinds_list))
+        want = _tiles(moved / "reference.png", tile, len(kinds_list))
+        magenta = (255, 0, 255)  # Blender's colour for an image it could not load
+        for kind, g, w in zip(kinds_list, got, want):
+            assert magenta not in w, f"the reference render misses the '{kind}' file"
+            worst = max(abs(a - b) for gp, wp in zip(g, w) for a, b in zip(gp, wp))
+            assert worst <= 3, f"tile '{kind}' differs from the local render by {worst}"
+    finally:
+        moved.rename(root)
+        shutil.rmtree(root / "render", ignore_errors=True)
