@@ -52,11 +52,21 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError, register_secret
 from .fileio import write_text_atomic
+from .spec import SERVICES, SPECS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,7 +75,6 @@ else:  # pragma: no cover - Python 3.9/3.10 (Nuke 14)
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("farm", "autopilot", "tensorpix", "clipzy", "move")
 LOCAL_PORT = 8765
 LOCAL_PROFILE = "local"
 LOCAL_FARM_EMAIL = "artist@tether.local"
@@ -76,23 +85,10 @@ DEFAULT_TIMEOUT = 30.0
 KEYRING_SERVICE = "tether"
 CONFIG_FILE_NAME = "config.toml"
 
-# Endpoints a non-local profile gets for a service it does not list. The Tensorpix base is the documented public
-# API host; Clipzy is self-hosted, so it has no default and must be configured per profile.
-PUBLIC_URLS: Dict[str, str] = {
-    "farm": "https://renderfarm.swade-art.com",
-    "autopilot": "https://autopilot.slapshot.ai",
-    "tensorpix": "https://backend.tensorpix.ai",  # the seed's requests: https://backend.tensorpix.ai/api/...
-    "move": "https://api.move.ai/ugc/graphql",
-}
-
-# service -> kind -> environment variable (the table in the module docstring)
-SECRET_ENV: Dict[str, Dict[str, str]] = {
-    "farm": {"token": "TETHER_FARM_TOKEN", "password": "TETHER_FARM_PASSWORD"},
-    "autopilot": {"api_key": "TETHER_AUTOPILOT_API_KEY"},
-    "tensorpix": {"token": "TETHER_TENSORPIX_TOKEN"},
-    "clipzy": {"token": "TETHER_CLIPZY_TOKEN"},
-    "move": {"api_key": "TETHER_MOVE_API_KEY"},
-}
+# Endpoints a non-local profile gets for a service it does not list (Clipzy is self-hosted: none), and
+# service -> credential kind -> environment variable (the table in the module docstring): both from tether.spec.
+PUBLIC_URLS: Dict[str, str] = {s.name: s.public_url for s in SPECS.values() if s.public_url}
+SECRET_ENV: Dict[str, Dict[str, str]] = {s.name: s.env for s in SPECS.values()}
 _KEY_ALIASES = ("token", "api_key", "key")
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -165,7 +161,7 @@ class Profile(BaseModel):
     autopilot: ServiceSettings
     tensorpix: ServiceSettings
     clipzy: ServiceSettings
-    move: ServiceSettings
+    move: ServiceSettings  # one typed field per service of tether.spec (checked below the class)
 
     def service(self, name: str) -> ServiceSettings:
         """The endpoint for ``name``; a ConfigError when it is unknown or has no URL in this profile."""
@@ -173,7 +169,8 @@ class Profile(BaseModel):
             raise ConfigError(f"unknown service '{name}': use one of {', '.join(SERVICES)}")
         svc: ServiceSettings = getattr(self, name)
         if not svc.url:
-            why = " (Clipzy is self-hosted, so there is no public default)" if name == "clipzy" else ""
+            spec = SPECS[name]
+            why = f" ({spec.title} is self-hosted, so there is no public default)" if not spec.public_url else ""
             raise ConfigError(
                 f"no {name} URL in profile '{self.name}'{why}: set it with "
                 f"`tether config set-profile {self.name} --{name}-url URL` or TETHER_{name.upper()}_URL"
@@ -181,10 +178,14 @@ class Profile(BaseModel):
         return svc
 
 
+if tuple(name for name in Profile.model_fields if name != "name") != SERVICES:  # pragma: no cover - a spec edit
+    raise RuntimeError("tether.settings.Profile needs one field per service of tether.spec, in its order")
+
+
 def builtin_service(profile: str, service: str, port: int = LOCAL_PORT) -> Dict[str, Any]:
     """What a profile has for a service before the file and the environment speak."""
     if profile == LOCAL_PROFILE:
-        values: Dict[str, Any] = {"url": f"{local_base_url(port)}/{service}"}
+        values: Dict[str, Any] = {"url": local_base_url(port) + SPECS[service].local_prefix}
         if service == "farm":
             values["email"] = LOCAL_FARM_EMAIL
         return values
@@ -326,12 +327,7 @@ class Settings(BaseSettings):
     profile: Optional[str] = None  # TETHER_PROFILE (or --profile); else default_profile
     default_profile: str = LOCAL_PROFILE  # from the file
     local_port: int = Field(LOCAL_PORT, gt=0, lt=65536)  # TETHER_LOCAL_PORT > file > 8765
-    farm_url: Optional[str] = None
-    autopilot_url: Optional[str] = None
-    tensorpix_url: Optional[str] = None
-    clipzy_url: Optional[str] = None
-    move_url: Optional[str] = None
-    farm_email: Optional[str] = None
+    # TETHER_<SERVICE>_URL and TETHER_FARM_EMAIL: one field per service of tether.spec, added by _EnvSettings
     config_file: str = ""
     file_values: Dict[str, Any] = Field(default_factory=dict)
 
@@ -424,6 +420,13 @@ class Settings(BaseSettings):
         return self.resolve(name)[1]
 
 
+# The effective settings class: Settings plus an environment override per service of the spec.
+_EnvSettings = create_model(
+    "Settings", __base__=Settings, farm_email=(Optional[str], None),
+    **{f"{service}_url": (Optional[str], None) for service in SERVICES},  # type: ignore[call-overload]
+)
+
+
 def _describe_validation(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -435,7 +438,7 @@ def _describe_validation(exc: ValidationError) -> str:
 def load_settings(profile: Optional[str] = None) -> Settings:
     """The effective settings: built-ins < config file < environment; ``profile`` (from --profile) wins."""
     try:
-        settings = Settings(profile=profile) if profile else Settings()
+        settings = _EnvSettings(profile=profile) if profile else _EnvSettings()
     except ValidationError as exc:
         raise ConfigError(_describe_validation(exc)) from None
     settings._profile_from_cli = bool(profile)
@@ -615,21 +618,19 @@ def delete_secret(profile: str, service: str, kind: str = "token") -> None:
             from None
 
 
-def service_credentials(
-    service: str, kind: str, profile: Optional[str] = None, *, local_default: Optional[str] = None,
-    required: Optional[str] = None,
-) -> Tuple[Profile, ServiceSettings, Optional[str]]:
-    """A service's profile, endpoint and credential for a client's ``from_profile``.
+def client_settings(service: str, profile: Optional[str] = None) -> Dict[str, Any]:
+    """A keyed client's constructor arguments from the profile: ``base_url``, ``profile``, ``timeout`` and the
+    credential under its spec kind (``api_key=`` or ``token=``), for ``from_profile``.
 
-    On the built-in local profile ``local_default`` (the stand-in's fixed key) is used when nothing is stored.
-    With ``required`` (what to call the credential, e.g. "Autopilot API key") a missing one is a ConfigError
-    that says how to log in.
+    On the built-in local profile the stand-in's fixed key (:attr:`ServiceSpec.local_key`) is used when nothing
+    is stored; a credential the service requires and nobody gave is a ConfigError that says how to log in.
     """
+    spec = SPECS[service]
     prof = active_profile(profile)
     svc = prof.service(service)
-    secret = get_secret(prof.name, service, kind)
-    value = secret.get_secret_value() if secret else (local_default if prof.name == LOCAL_PROFILE else None)
-    if value is None and required:
-        raise ConfigError(f"no {required} for profile '{prof.name}': run `tether login {service} --profile "
-                          f"{prof.name}` or set {secret_env_var(service, kind)}")
-    return prof, svc, value
+    secret = get_secret(prof.name, service, spec.kind)
+    value = secret.get_secret_value() if secret else (spec.local_key if prof.name == LOCAL_PROFILE else None)
+    if value is None and spec.credential_required:
+        raise ConfigError(f"no {spec.credential_label} for profile '{prof.name}': run `tether login {service} "
+                          f"--profile {prof.name}` or set {secret_env_var(service, spec.kind)}")
+    return {"base_url": svc.url, "profile": prof.name, "timeout": svc.timeout, spec.kind: value}

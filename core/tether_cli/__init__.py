@@ -8,20 +8,18 @@ import sys
 from typing import Optional, Sequence
 
 from tether import __version__
+from tether.spec import SERVICES
 
-# module name -> registered lazily so a broken optional part never takes the whole command down
+# Each module's register(subparsers) adds its commands; one `<service>_cmd` per service of tether.spec
+# (`tether SERVICE submit|jobs|status|fetch|cancel`, plus what that service alone offers).
 COMMAND_MODULES = (
     "config_cmd",   # tether config show / tether login
     "frames_cmd",   # tether frames
-    "farm_cmd",     # tether farm submit|projects|instances|packages|billing
     "jobs_cmd",     # tether jobs [list|watch|cancel|fetch]
     "serve_cmd",    # tether serve
     "demo_cmd",     # tether demo
     "blender_cmd",  # tether blender build-extension
-    "autopilot_cmd",  # tether autopilot submit|import|jobs|quota
-    "tensorpix_cmd",  # tether tensorpix ...
-    "clipzy_cmd",   # tether clipzy ...
-    "move_cmd",     # tether move ...
+    *(f"{service}_cmd" for service in SERVICES),
     "install_cmd",  # tether install / tether doctor
 )
 

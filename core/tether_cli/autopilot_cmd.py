@@ -15,14 +15,15 @@ from typing import Any, Dict, Optional
 
 from tether.errors import InputError
 
+from .service_cmd import service_parser
+
 
 def _flag(value: Optional[bool]) -> Optional[str]:
     return None if value is None else ("True" if value else "False")
 
 
 def register(subparsers: Any) -> None:
-    ap = subparsers.add_parser("autopilot", help="Slapshot Autopilot: roto, camera tracking, depth for a clip")
-    sub = ap.add_subparsers(dest="autopilot_command", metavar="ACTION")
+    sub = service_parser(subparsers, "autopilot")
 
     submit = sub.add_parser(
         "submit", help="check, upload and submit a clip",
@@ -92,7 +93,6 @@ def register(subparsers: Any) -> None:
     cancel = sub.add_parser("cancel", help="cancel a job")
     cancel.add_argument("job", help="job id")
     cancel.set_defaults(func=cmd_cancel)
-    ap.set_defaults(func=lambda args: (ap.print_help(), 2)[1])
 
 
 def _meta(pairs: Any) -> Dict[str, Any]:

@@ -15,10 +15,11 @@ from typing import Any, Dict, Optional
 from tether.errors import InputError
 from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
+from .service_cmd import service_parser
+
 
 def register(subparsers: Any) -> None:
-    cz = subparsers.add_parser("clipzy", help="Clipzy ML Engine: style a clip from a template video")
-    sub = cz.add_subparsers(dest="clipzy_command", metavar="ACTION")
+    sub = service_parser(subparsers, "clipzy")
 
     health = sub.add_parser("health", help="is the engine up?")
     health.add_argument("--json", action="store_true")
@@ -65,7 +66,6 @@ def register(subparsers: Any) -> None:
     cancel = sub.add_parser("cancel", help="(Clipzy has no cancel route: explains what to do instead)")
     cancel.add_argument("job")
     cancel.set_defaults(func=cmd_cancel)
-    cz.set_defaults(func=lambda args: (cz.print_help(), 2)[1])
 
 
 def _client(args: argparse.Namespace) -> Any:

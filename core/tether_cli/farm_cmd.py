@@ -9,6 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tether.errors import InputError
 
+from .service_cmd import service_parser
+
 
 def _env_pairs(values: List[str]) -> Dict[str, str]:
     env: Dict[str, str] = {}
@@ -21,8 +23,7 @@ def _env_pairs(values: List[str]) -> Dict[str, str]:
 
 
 def register(subparsers: Any) -> None:
-    farm = subparsers.add_parser("farm", help="the Blender render farm (Renderfarm Platform)")
-    sub = farm.add_subparsers(dest="farm_command", metavar="ACTION")
+    sub = service_parser(subparsers, "farm")
 
     submit = sub.add_parser(
         "submit", help="submit a .blend: validate, upload what the farm lacks, create the job",
@@ -62,7 +63,6 @@ def register(subparsers: Any) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_list, what=name)
-    farm.set_defaults(func=lambda args: (farm.print_help(), 2)[1])
 
 
 def _human(n: float) -> str:

@@ -17,11 +17,12 @@ from typing import Any, Dict, Optional
 
 from tether.errors import InputError
 
+from .service_cmd import service_parser
+
 
 def register(subparsers: Any) -> None:
     outputs = "MAIN_FBX, MAIN_BLEND, MAIN_USDC, ALL_FBX (zip), RENDER_VIDEO, MOTION_DATA"  # checked in move.submit
-    mv = subparsers.add_parser("move", help="Move: motion capture from a video, an FBX rig back")
-    sub = mv.add_subparsers(dest="move_command", metavar="ACTION")
+    sub = service_parser(subparsers, "move")
 
     submit = sub.add_parser(
         "submit", help="upload a video and start a motion-capture job",
@@ -65,7 +66,6 @@ def register(subparsers: Any) -> None:
     hook.add_argument("--timestamp", dest="svix_timestamp", required=True, help="the svix-timestamp header")
     hook.add_argument("--signature", dest="svix_signature", required=True, help="the svix-signature header")
     hook.set_defaults(func=cmd_verify_webhook)
-    mv.set_defaults(func=lambda args: (mv.print_help(), 2)[1])
 
 
 def _client(args: argparse.Namespace) -> Any:

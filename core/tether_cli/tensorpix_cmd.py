@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from .service_cmd import service_parser
+
 
 def register(subparsers: Any) -> None:
-    tp = subparsers.add_parser("tensorpix", help="TensorPix: upscale, denoise, interpolate a video")
-    sub = tp.add_subparsers(dest="tensorpix_command", metavar="ACTION")
+    sub = service_parser(subparsers, "tensorpix")
 
     models = sub.add_parser("models", help="list the ML models (ids for --model)")
     models.add_argument("--json", action="store_true")
@@ -53,7 +54,6 @@ def register(subparsers: Any) -> None:
     jobs.add_argument("--limit", type=int, default=0, help="show at most this many (0: all)")
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
-    tp.set_defaults(func=lambda args: (tp.print_help(), 2)[1])
 
 
 def _client(args: argparse.Namespace) -> Any:

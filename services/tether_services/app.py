@@ -1,12 +1,13 @@
 """The one ASGI app of the local services: one port, one path prefix per service.
 
-Wire choices: each service is mounted under ``/<name>`` (``/farm`` now; ``/autopilot``, ``/tensorpix``, ``/clipzy``,
-``/move`` later) and speaks its vendor's API below that prefix, so a client's base URL is
-``http://127.0.0.1:8765/farm``. The frame itself answers ``GET /health`` and the test control routes ``/_faults`` and
-``/_requests`` (see :mod:`tether_services.faults`).
+Wire choices: each service of :data:`tether.spec.SPECS` is mounted under its ``local_prefix`` (``/farm``,
+``/autopilot``, ``/tensorpix``, ``/clipzy``, ``/move``) and speaks its vendor's API below that prefix, so a client's
+base URL is ``http://127.0.0.1:8765/farm``. The frame itself answers ``GET /health`` and the test control routes
+``/_faults`` and ``/_requests`` (see :mod:`tether_services.faults`).
 
-Adding a service is one line in :data:`SERVICES`: ``"name": "module:factory"``, where
-``factory(state_dir: Path, options: ServiceOptions) -> Service`` returns an object with an ASGI ``app`` and ``close()``.
+A service ``name`` of the spec is served by ``tether_services.<name>.api:create_service``, where
+``create_service(state_dir: Path, options: ServiceOptions) -> Service`` returns an object with an ASGI ``app`` and
+``close()``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,12 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from tether.spec import SPECS
 
 from .faults import FaultMiddleware, Faults, RequestLog, faults_from_json
 from .guard import HostGuard
 
-SERVICES: Dict[str, str] = {
-    "farm": "tether_services.farm.api:create_service",
-    "autopilot": "tether_services.autopilot.api:create_service",
-    "tensorpix": "tether_services.tensorpix.api:create_service",
-    "clipzy": "tether_services.clipzy.api:create_service",
-    "move": "tether_services.move.api:create_service",
-}
+SERVICES: Dict[str, str] = {name: f"tether_services.{name}.api:create_service" for name in SPECS}
 
 
 @dataclass
@@ -82,7 +78,7 @@ def create_app(state_dir: Path, options: Optional[ServiceOptions] = None,
     loaded: Dict[str, Service] = {}
     for name in names or list(SERVICES):
         loaded[name] = load_service(name, Path(state_dir), options)
-        root.mount(f"/{name}", loaded[name].app)
+        root.mount(SPECS[name].local_prefix, loaded[name].app)
 
     @root.get("/health")
     def health() -> Dict[str, Any]:

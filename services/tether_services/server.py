@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from tether.spec import SPECS
+
 from .app import SERVICES, Frame, ServiceOptions, create_app
 from .faults import Faults, RequestLog
 from .guard import is_loopback
@@ -149,7 +151,7 @@ class LocalServices:
     def url(self, service: str) -> str:
         if service not in self.names:
             raise ValueError(f"no local service {service!r}; running: {', '.join(self.names)}")
-        return f"{self.base_url}/{service}"
+        return self.base_url + SPECS[service].local_prefix
 
     # --- what tests reach into -------------------------------------------------------------------------------
     @property

@@ -27,6 +27,7 @@ import httpx
 from ..errors import InputError, NotFound, ServiceError, ServiceUnavailable
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
+from ..spec import SPECS
 from ..transfer import FileChunks
 from .models import (
     EXPORT_TYPES,
@@ -44,7 +45,7 @@ from .results import ResultFiles, classify, unpack_into
 
 SERVICE = "autopilot"
 # The key of the local Autopilot stand-in (tether_services.autopilot). Not a secret: it opens nothing but 127.0.0.1.
-LOCAL_API_KEY = "local-autopilot-key"
+LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 ASSET_TYPES = ("video", "mask")
 CHUNK = 1024 * 1024
 _ITEM_KEYS = ("items", "jobs", "inferences", "results", "data")
@@ -195,10 +196,8 @@ class AutopilotClient(BaseClient):
         retry: Optional[RetryPolicy] = None,
         uploads: Optional[PresignedUploads] = None,
     ) -> None:
-        hint = (f"run `tether login autopilot --profile {profile}` to store the API key "
-                "(or set TETHER_AUTOPILOT_API_KEY)")
         super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
-                         auth_hint=hint)
+                         auth_hint=SPECS[SERVICE].login_hint(profile))
         self.profile = profile
         self.auth = HeaderAuth("x-api-key", api_key) if api_key else None
         self.uploads = uploads or PresignedUploads()
@@ -210,11 +209,9 @@ class AutopilotClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> AutopilotClient:
-        from ..settings import service_credentials
+        from ..settings import client_settings
 
-        prof, svc, key = service_credentials(SERVICE, "api_key", profile, local_default=LOCAL_API_KEY,
-                                             required="Autopilot API key")
-        return cls(svc.url, api_key=key, profile=prof.name, timeout=svc.timeout)
+        return cls(**client_settings(SERVICE, profile))
 
 
     # --- jobs -----------------------------------------------------------------------------------------------

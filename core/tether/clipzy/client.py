@@ -213,13 +213,9 @@ class ClipzyClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> ClipzyClient:
-        from ..settings import active_profile, get_secret
+        from ..settings import client_settings
 
-        prof = active_profile(profile)
-        svc = prof.service(SERVICE)
-        secret = get_secret(prof.name, SERVICE, "token")
-        return cls(svc.url, token=secret.get_secret_value() if secret else None, profile=prof.name,
-                   timeout=svc.timeout)
+        return cls(**client_settings(SERVICE, profile))
 
     # --- the envelope ---------------------------------------------------------------------------------------
     def error_for(self, response: httpx.Response) -> ServiceError:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
 from ..http import BaseClient, BearerLogin, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
+from ..spec import SPECS
 from .models import (
     STATES,
     BillingPeriod,
@@ -118,9 +119,8 @@ class FarmClient(BaseClient):
         self.email = email
         self._password = password
         self.profile = profile
-        hint = f"run `tether login farm --profile {profile}` (or set TETHER_FARM_TOKEN)"
         super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
-                         auth_hint=hint)
+                         auth_hint=SPECS[SERVICE].login_hint(profile))
         self.auth = BearerLogin(self._relogin, token=token)
 
     # --- auth -----------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
+from ..spec import SPECS
 from ..transfer import FileChunks
 from .models import (
     CREATE_FILE,
@@ -62,7 +63,7 @@ from .models import (
 
 SERVICE = "move"
 # The key of the local Move stand-in (tether_services.move). Not a secret: it opens nothing but 127.0.0.1.
-LOCAL_API_KEY = "local-move-key"
+LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 GRAPHQL_PATH = "/ugc/graphql"
 CHUNK = 1024 * 1024
 Progress = Callable[[int, int], Optional[bool]]
@@ -154,12 +155,11 @@ def output_file_name(key: str, url: str) -> str:
 class MoveClient(BaseClient):
     """Typed access to Move. Implements :class:`tether.jobs.JobService`."""
 
-    def __init__(self, url: str, *, api_key: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
+    def __init__(self, base_url: str, *, api_key: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
                  retry: Optional[RetryPolicy] = None) -> None:
-        base, path = split_endpoint(url)
-        hint = f"run `tether login move --profile {profile}` to store the API key (or set TETHER_MOVE_API_KEY)"
+        base, path = split_endpoint(base_url)
         super().__init__(service=SERVICE, base_url=base, timeout=timeout, retry=retry or RetryPolicy(),
-                         auth_hint=hint)
+                         auth_hint=SPECS[SERVICE].login_hint(profile))
         self.path = path
         self.profile = profile
         # The official SDK sends the key as it is: no "Bearer" in front.
@@ -171,11 +171,9 @@ class MoveClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> MoveClient:
-        from ..settings import service_credentials
+        from ..settings import client_settings
 
-        prof, svc, key = service_credentials(SERVICE, "api_key", profile, local_default=LOCAL_API_KEY,
-                                             required="Move API key")
-        return cls(svc.url, api_key=key, profile=prof.name, timeout=svc.timeout)
+        return cls(**client_settings(SERVICE, profile))
 
 
     # --- GraphQL --------------------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherErro
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
+from ..spec import SPECS
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
 SERVICE = "tensorpix"
 # The key of the local TensorPix stand-in (tether_services.tensorpix). Not a secret: it opens nothing but 127.0.0.1.
-LOCAL_API_KEY = "local-tensorpix-key"
+LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 PAGE_SIZE = 50
 URL_REFRESHES = 3
 
@@ -71,10 +72,8 @@ class TensorPixClient(BaseClient):
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
                  retry: Optional[RetryPolicy] = None) -> None:
-        hint = (f"run `tether login tensorpix --profile {profile}` to store the API token "
-                "(or set TETHER_TENSORPIX_TOKEN)")
         super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
-                         auth_hint=hint)
+                         auth_hint=SPECS[SERVICE].login_hint(profile))
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused")
@@ -84,11 +83,9 @@ class TensorPixClient(BaseClient):
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
-        from ..settings import service_credentials
+        from ..settings import client_settings
 
-        prof, svc, key = service_credentials(SERVICE, "token", profile, local_default=LOCAL_API_KEY,
-                                             required="TensorPix API token")
-        return cls(svc.url, token=key, profile=prof.name, timeout=svc.timeout)
+        return cls(**client_settings(SERVICE, profile))
 
 
     # --- errors ---------------------------------------------------------------------------------------------
