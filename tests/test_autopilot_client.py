@@ -127,7 +127,7 @@ def test_clip_checks(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.mkdir()
     for f in range(1, 3502):
-        (big / f"b.{f:04d}.png").touch()
+        (big / f"b.{f:04d}.png").write_bytes(b"x")  # not empty: an empty frame is refused first
     choice = ServiceChoice(roto=True)
     from tether.autopilot.submit import check_frames
 

@@ -85,6 +85,7 @@ class BlobServer:
         self.overlap = 0  # hold each upload until this many run at once (or 5 s pass)
         self.fail: Dict[str, int] = {}  # md5 -> status to answer
         self.drop_after: Dict[str, int] = {}  # file name -> bytes to send before dropping, once
+        self.short_drop: Set[str] = set()  # announce a 64-byte body and drop before it, once (a cut reply)
         self.ignore_range: Set[str] = set()
         self.chunked: Set[str] = set()  # sent without Content-Length
         for blob in self.blobs.iterdir():
@@ -138,6 +139,9 @@ class BlobServer:
             path = self.files / name
             if name in self.drop_after:
                 return _DropAfter(path.read_bytes(), self.drop_after.pop(name))
+            if name in self.short_drop:
+                self.short_drop.discard(name)
+                return _DropAfter(b"x" * 64, 0)
             if name in self.chunked:
                 body = path.read_bytes()
                 return StreamingResponse(iter([body[i:i + 65536] for i in range(0, len(body), 65536)]))
@@ -590,3 +594,71 @@ def test_download_refuses_a_symlinked_parent(tmp_path: Path, server: BlobServer,
     with pytest.raises(TransferError, match="symbolic link"):
         download(client, "/files/s.bin", dest, "render/s.bin")
     assert list(outside.iterdir()) == [] and server.log == []
+
+
+@pytest.mark.parametrize("name", [".bashrc", ".git/hooks/post-checkout", "render/.hidden/frame_0001.png"])
+def test_download_refuses_hidden_names(tmp_path: Path, server: BlobServer, client: BaseClient, name: str) -> None:
+    _serve(server, "h.bin", 10, seed=1400)
+    with pytest.raises(TransferError, match="hidden"):
+        download(client, "/files/h.bin", tmp_path / "out", name)
+    assert server.log == [] and not list((tmp_path / "out").rglob("*"))
+
+
+def test_download_retries_a_reply_cut_short_before_its_body(tmp_path: Path, server: BlobServer,
+                                                           client: BaseClient) -> None:
+    data, md5 = _serve(server, "cut.bin", 1062, seed=1500)
+    server.short_drop.add("cut.bin")
+    out = download(client, "/files/cut.bin", tmp_path / "out", "cut.bin", size=len(data), md5=md5)
+    assert out.read_bytes() == data and len(server.gets("cut.bin")) == 2
+
+
+def test_download_refuses_before_fetching_what_the_disk_cannot_hold(tmp_path: Path, server: BlobServer,
+                                                                    client: BaseClient) -> None:
+    _serve(server, "huge.bin", 10, seed=1600)
+    with pytest.raises(TransferError, match="free some space"):
+        download(client, "/files/huge.bin", tmp_path / "out", "huge.bin", size=1 << 60)
+    assert server.log == [] and not list((tmp_path / "out").iterdir())
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from tether.errors import TransferError
+from tether.http import BaseClient
+from tether.transfer import download
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as a full disk fails them
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+with BaseClient(service="blobs", base_url=sys.argv[1], sleep=lambda s: None) as client:
+    try:
+        download(client, "/files/full.bin", Path(sys.argv[2]), "full.bin", size=int(sys.argv[4]))
+    except TransferError as exc:
+        print(exc)
+        sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("limit", [0, 700_000])
+def test_a_full_disk_stops_a_download_in_words_and_it_resumes(tmp_path: Path, server: BlobServer,
+                                                              client: BaseClient, limit: int) -> None:
+    """The disk fills up mid-download (a file size limit makes writes fail like ENOSPC, in a child process): a clear
+    error, no empty .part left, and the next fetch resumes from what was written."""
+    import subprocess
+    import sys
+
+    data, md5 = _serve(server, "full.bin", 2_000_000, seed=1700)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    run = subprocess.run([sys.executable, "-c", _FULL_DISK, server.url, str(dest), str(limit), str(len(data))],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3, run.stderr
+    assert "full.bin: the disk holding" in run.stdout and "is full" in run.stdout and "free some space" in run.stdout
+    part = dest / ".full.bin.part"
+    if limit:
+        assert part.stat().st_size == limit and "resumes from there" in run.stdout
+    else:
+        assert not part.exists() and "nothing of it was kept" in run.stdout
+    out = download(client, "/files/full.bin", dest, "full.bin", size=len(data), md5=md5)
+    assert out.read_bytes() == data and list(dest.iterdir()) == [out]
+    assert server.gets("full.bin")[-1] == (f"bytes={limit}-" if limit else None)

@@ -94,15 +94,49 @@ def check_blend(path: Path) -> Path:
     return path.resolve()
 
 
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged .blend raises inside BAT: a truncated or garbled file (no DNA1 block, a short
+    struct), a broken gzip or zstd stream."""
+    import gzip
+    import struct
+    import zlib
+
+    from blender_asset_tracer.blendfile import exceptions
+
+    kinds: List[type[BaseException]] = [exceptions.BlendFileError, struct.error, gzip.BadGzipFile, zlib.error,
+                                        EOFError]
+    try:
+        import zstandard
+
+        kinds.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+@contextlib.contextmanager
+def damage_refused(path: Path) -> Iterator[None]:
+    """Reading ``path`` with BAT inside this block: a damaged file is an :class:`InputError` in words."""
+    try:
+        yield
+    except InputError:
+        raise
+    except _damage_errors() as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise InputError(f"{Path(path).name} is damaged or incomplete and cannot be read ({reason}); open it in "
+                         "Blender and save it again, or use a backup (.blend1)") from None
+
+
 @contextlib.contextmanager
 def _opened(path: Path) -> Iterator[Any]:
     from blender_asset_tracer import blendfile
 
-    bf = blendfile.BlendFile(path)
-    try:
-        yield bf
-    finally:
-        bf.close()
+    with damage_refused(path):
+        bf = blendfile.BlendFile(path)
+        try:
+            yield bf
+        finally:
+            bf.close()
 
 
 def _text(value: Any) -> str:
@@ -204,15 +238,16 @@ def trace_usages(path: Path) -> Iterator[Any]:
     from blender_asset_tracer import trace
     from blender_asset_tracer.trace import blocks2assets
 
-    iterator = _block_iterator()
-    bfile = iterator.open_blendfile(path)
-    seen: Set[int] = set()
-    for block in trace.asset_holding_blocks(iterator.iter_blocks(bfile)):
-        for usage in [*blocks2assets.iter_assets(block), *_script_usages(block)]:
-            key = hash(usage)
-            if key not in seen:
-                seen.add(key)
-                yield usage
+    with damage_refused(path):
+        iterator = _block_iterator()
+        bfile = iterator.open_blendfile(path)
+        seen: Set[int] = set()
+        for block in trace.asset_holding_blocks(iterator.iter_blocks(bfile)):
+            for usage in [*blocks2assets.iter_assets(block), *_script_usages(block)]:
+                key = hash(usage)
+                if key not in seen:
+                    seen.add(key)
+                    yield usage
 
 
 def missing_name(usage: Any) -> str:

@@ -1,12 +1,20 @@
-"""Small files written whole: a reader (another DCC session, a crash restart) sees the old file or the new one."""
+"""Files on the artist's disk: small files written whole (a reader, another DCC session or a crash restart, sees the
+old file or the new one), and output folders checked before anything is sent."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
+
+from .errors import InputError
+
+# errors that mean "this disk is full" (or a quota or file size limit says so): no retry helps
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def write_text_atomic(path: Union[str, Path], text: str, *, durable: bool = True) -> Path:
@@ -29,4 +37,71 @@ def write_text_atomic(path: Union[str, Path], text: str, *, durable: bool = True
     return target
 
 
-__all__ = ["write_text_atomic"]
+def _limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return int(os.pathconf(folder, name))
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf
+        return default
+
+
+def _exists(path: Path, follow: bool = True) -> bool:
+    try:
+        os.stat(path, follow_symlinks=follow)
+        return True
+    except OSError:  # missing, or a name too long to look up: either way nothing is there
+        return False
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def output_dir_problem(folder: Union[str, Path], needed: Optional[int] = None) -> Optional[str]:
+    """Why results could not be written into ``folder``, in words, or None. Nothing is created: the nearest folder
+    that exists must take a new entry (a probe file is made and removed there), every name on the way must fit the
+    file system, no regular file may stand in the way, and ``needed`` bytes (when known) must be free."""
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not _exists(existing) and existing != existing.parent:
+        if _exists(existing, follow=False):  # a dangling link: the folder cannot be made through it
+            return f"the output folder {path} cannot be made: {existing} is a broken symbolic link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"the output folder {path} cannot be made: {existing} is a file, not a folder; "
+                "choose another output folder")
+    name_max = _limit(existing, "PC_NAME_MAX", 255)
+    for part in path.parts[1:]:
+        if len(os.fsencode(part)) > name_max:
+            return (f"the output folder name {part[:40]}... is {len(os.fsencode(part))} bytes long; this file system "
+                    f"takes {name_max} at most: choose a shorter name")
+    path_max = _limit(existing, "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(path))) >= path_max:
+        return f"the output folder's path is {len(os.fsencode(str(path)))} bytes long; at most {path_max - 1} fit"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tether-probe-", dir=str(existing))
+    except OSError as exc:
+        where = existing if existing == path else f"{existing} (where {path} would be made)"
+        return (f"the output folder {where} is not writable ({exc.strerror}); choose a folder you may write to, "
+                "or fix its permissions")
+    os.close(fd)
+    os.unlink(probe)
+    if needed is not None:
+        free = shutil.disk_usage(existing).free
+        if free < needed:
+            return (f"the output folder {path} needs {human_bytes(needed)} but its disk has {human_bytes(free)} free; "
+                    "free some space or choose another disk")
+    return None
+
+
+def check_output_dir(folder: Union[str, Path], needed: Optional[int] = None) -> None:
+    """:func:`output_dir_problem` as an :class:`InputError`."""
+    problem = output_dir_problem(folder, needed)
+    if problem is not None:
+        raise InputError(problem)
+
+
+__all__ = ["DISK_FULL", "check_output_dir", "human_bytes", "output_dir_problem", "write_text_atomic"]

@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Opti
 import httpx
 
 from .errors import CancelledByUser, InputError, ServiceError, ServiceUnavailable, TransferError
+from .fileio import DISK_FULL, human_bytes
 from .http import BaseClient
 
 BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
@@ -601,7 +603,9 @@ def safe_destination(dest_dir: PathLike, name: str, *, create: bool = True) -> P
     """The path for server-supplied ``name`` inside ``dest_dir``, or :class:`TransferError` if it could escape.
 
     Nested relative names (``render/frame_0001.png``) are fine. Refused: empty names, absolute paths, ``..``,
-    backslashes, drive letters and other colons, control characters, and any existing symlink on the way down.
+    backslashes, drive letters and other colons, control characters, hidden names (``.bashrc``, ``.git/hooks/x``:
+    no result is one, and they are where a shell or a tool looks for code), and any existing symlink on the way
+    down.
     With ``create`` the parent folders are made, one level at a time, checking each.
     """
     def refuse(why: str) -> TransferError:
@@ -622,6 +626,8 @@ def safe_destination(dest_dir: PathLike, name: str, *, create: bool = True) -> P
         raise refuse("it names no file")
     if ".." in parts:
         raise refuse("it climbs out of the destination folder with '..'")
+    if any(p.startswith(".") for p in parts):
+        raise refuse("it names a hidden file or folder")
     if os.name == "nt" and any(_WINDOWS_RESERVED.match(p) or p.endswith((".", " ")) for p in parts):
         raise refuse("it uses a name Windows reserves")
     root = Path(dest_dir)
@@ -695,7 +701,9 @@ def download(
     dropped connection or a 5xx/429 (up to ``attempts`` failures in a row, with backoff), verifies ``size`` and
     ``md5`` when given and renames into place. A final file that already matches ``md5`` is kept without a request.
     ``progress(done, total)`` (``total`` 0 when unknown) may return False to stop: the ``.part`` is kept for a
-    later resume and :class:`CancelledByUser` is raised.
+    later resume and :class:`CancelledByUser` is raised. A full disk (known beforehand from ``size``, or met while
+    writing) stops it with a :class:`TransferError` that says so; what was written is kept for the resume, and an
+    empty ``.part`` is not left behind.
     """
     final = safe_destination(dest_dir, name)
     part = final.with_name(f".{final.name}.part")
@@ -717,6 +725,12 @@ def download(
             offset = 0
         if size is not None and offset == size and size > 0:
             break  # complete from an earlier run: verify below
+        if size is not None:
+            free = shutil.disk_usage(final.parent).free
+            if free < size - offset:
+                raise TransferError(f"{name} needs {human_bytes(size - offset)} more but the disk holding "
+                                    f"{final.parent} has {human_bytes(free)} free: free some space, then fetch "
+                                    "again")
         headers = {"Accept-Encoding": "identity"}  # Range offsets are in stored bytes, not gzip bytes
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -732,6 +746,10 @@ def download(
                     length = response.headers.get("content-length")
                     total = int(length) if length and length.isdigit() else None
                 if size is not None and total is not None and total != size:
+                    # a reply cut short (a proxy, a dropped connection) announces a wrong length too: only a whole
+                    # body of the wrong length means the file changed; a broken one is retried below
+                    for _ in response.iter_raw():
+                        pass
                     _discard(part)
                     raise TransferError(f"{name}: the server offers {total} bytes but {size} were expected; the "
                                         "file on the server may have changed; fetch the listing again")
@@ -739,19 +757,24 @@ def download(
                     digest = _md5_prefix(part, offset) if mode == "ab" else hashlib.md5(usedforsecurity=False)
                     digested = offset
                 expected = size if size is not None else (total or 0)
-                with open(part, mode) as fh:
-                    # chunks as they arrive: a sized chunker would lose what it buffered when the connection drops
-                    for chunk in response.iter_bytes():
-                        fh.write(chunk)
-                        written += len(chunk)
-                        if digest is not None:
-                            digest.update(chunk)
-                            digested += len(chunk)
-                        if progress is not None and progress(offset + written, expected) is False:
-                            raise CancelledByUser(f"the download of {name} was cancelled; {part.name} is kept and "
-                                                  "the next download resumes from it")
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                try:
+                    with open(part, mode) as fh:
+                        # chunks as they arrive: a sized chunker would lose what it buffered when the connection drops
+                        for chunk in response.iter_bytes():
+                            fh.write(chunk)
+                            written += len(chunk)
+                            if digest is not None:
+                                digest.update(chunk)
+                                digested += len(chunk)
+                            if progress is not None and progress(offset + written, expected) is False:
+                                raise CancelledByUser(f"the download of {name} was cancelled; {part.name} is kept "
+                                                      "and the next download resumes from it")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                except OSError as exc:
+                    if exc.errno not in DISK_FULL:
+                        raise
+                    raise _disk_full(name, part, exc) from None
             break
         except ServiceError as exc:
             if exc.status == 416 and offset and not restarted:
@@ -783,6 +806,16 @@ def download(
                                 "deleted; try again")
     os.replace(part, final)
     return final
+
+
+def _disk_full(name: str, part: Path, exc: OSError) -> TransferError:
+    kept = part.stat().st_size if part.exists() else 0
+    if not kept:
+        _discard(part)
+    resume = (f"{human_bytes(kept)} of it are kept in {part.name} and the next fetch resumes from there" if kept else
+              "nothing of it was kept")
+    return TransferError(f"{name}: the disk holding {part.parent} is full ({exc.strerror}): free some space, then "
+                         f"fetch again; {resume}")
 
 
 def _discard(part: Path) -> None:

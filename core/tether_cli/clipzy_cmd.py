@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tether.errors import InputError
+from tether.fileio import check_output_dir
 from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
 from .service_cmd import service_parser
@@ -115,6 +116,8 @@ def cmd_style(args: argparse.Namespace) -> int:
     if not args.clip.is_file():
         raise InputError(f"{args.clip}: no such file")
     out: Optional[Path] = args.out.resolve() if args.out else None
+    if out is not None:
+        check_output_dir(out)
     registry = JobRegistry()
     with _client(args) as client:
         cj = client.style(args.clip, args.template, config=config, webhook_url=args.webhook)

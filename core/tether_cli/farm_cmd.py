@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tether.errors import InputError
+from tether.fileio import human_bytes
 
 from .service_cmd import service_parser
 
@@ -65,14 +66,6 @@ def register(subparsers: Any) -> None:
         p.set_defaults(func=cmd_list, what=name)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def print_preflight(check: Any, console: Any) -> None:
     console.print(f"[bold]{check.facts.path.name}[/] scene '{check.facts.scene}', engine {check.facts.engine}")
     console.print(f"  frames    {check.frame_spec} ({len(check.frames)} frames, {len(check.chunks)} tasks, "
@@ -80,7 +73,7 @@ def print_preflight(check: Any, console: Any) -> None:
     if check.scout_frames:
         console.print(f"  scout     {', '.join(map(str, check.scout_frames))}")
     console.print(f"  files     {1 + len(check.deps.found) + len(check.extra_files)} to upload, "
-                  f"{_human(check.upload_size)}; {len(check.deps.missing)} missing")
+                  f"{human_bytes(check.upload_size)}; {len(check.deps.missing)} missing")
     for path in check.deps.missing:
         console.print(f"  [yellow]missing[/]   {path} (used by {check.deps.missing_from.get(path, '?')})")
     for warning in check.warnings:
@@ -122,7 +115,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     up = result.upload
     console.print(f"[green]submitted[/] job {result.job.id} '{result.job.job_title}': "
                   f"{len(result.preflight.frames)} frames in {len(result.preflight.chunks)} tasks; uploaded "
-                  f"{_human(up.bytes_sent)} of {_human(up.bytes_total)} ({up.files_skipped} files already on the farm)")
+                  f"{human_bytes(up.bytes_sent)} of {human_bytes(up.bytes_total)} "
+                  f"({up.files_skipped} files already on the farm)")
     for warning in result.preflight.warnings:
         console.print(f"[yellow]warning[/] {warning}")
     code = 0

@@ -15,7 +15,7 @@ def sequence_read(folder: Path, missing: tuple = ()) -> Any:
     seq.mkdir()
     for n in range(1001, 1025):
         if n not in missing:
-            (seq / f"plate.{n:04d}.exr").write_bytes(b"")
+            (seq / f"plate.{n:04d}.exr").write_bytes(b"v/1\x01")  # an EXR magic: an empty frame is refused
     read = nuke.nodes.Read()
     read.setName("Plate7")
     read["file"].setValue(f"{seq.as_posix()}/plate.####.exr")

@@ -44,7 +44,7 @@ def make_plate(tmp_path: Path, mode: str = "start at", frame: str = str(START)) 
     folder = tmp_path / "plate"
     folder.mkdir()
     for n in range(1001, 1101):
-        (folder / f"plate.{n:04d}.exr").write_bytes(b"")
+        (folder / f"plate.{n:04d}.exr").write_bytes(b"v/1\x01")
     read = nuke.nodes.Read()
     read.setName("Plate1")
     read["file"].setValue(f"{folder.as_posix()}/plate.####.exr")

@@ -69,7 +69,7 @@ def _read(tmp_path: Path, frames: range, missing: tuple = ()) -> nuke.Node:
     folder.mkdir(exist_ok=True)
     for n in frames:
         if n not in missing:
-            (folder / f"shot.{n:04d}.exr").write_bytes(b"")
+            (folder / f"shot.{n:04d}.exr").write_bytes(b"v/1\x01")
     read = nuke.nodes.Read()
     read.setName("Plate1")
     read["file"].setValue(f"{folder.as_posix()}/shot.%04d.exr")

@@ -97,6 +97,29 @@ def _ranges(frames: List[int]) -> str:
     return ",".join(parts)
 
 
+def _refuse_bad_frames(spec: str, frames: List[int], files: Dict[int, Path]) -> None:
+    """Empty or unreadable frames would pass the dry run and fail on the service: name them before uploading."""
+    empty: List[int] = []
+    unreadable: Dict[int, str] = {}
+    for frame in frames:
+        try:
+            with open(files[frame], "rb") as fh:
+                if not fh.read(1):
+                    empty.append(frame)
+        except OSError as exc:
+            unreadable[frame] = exc.strerror or type(exc).__name__
+    problems = []
+    if empty:
+        problems.append(f"frame{'s' if len(empty) > 1 else ''} {_ranges(empty)} "
+                        f"{'are' if len(empty) > 1 else 'is'} empty (0 bytes)")
+    if unreadable:
+        first = next(iter(unreadable))
+        problems.append(f"frame{'s' if len(unreadable) > 1 else ''} {_ranges(sorted(unreadable))} cannot be read "
+                        f"({files[first].name}: {unreadable[first]})")
+    if problems:
+        raise InputError(f"{spec}: {'; '.join(problems)}: render or copy them again, or send a range without them")
+
+
 def inspect_clip(spec: str) -> Clip:
     """Describe the clip named by ``spec``; raise :class:`InputError` saying what to change when it is not usable."""
     if not spec or not spec.strip():
@@ -112,6 +135,7 @@ def inspect_clip(spec: str) -> Clip:
                              "render or copy them, or send a range without gaps")
         if len(frames) < 2:
             raise InputError(f"{spec} is a single frame ({frames[0]}): Autopilot needs a clip of at least 2 frames")
+        _refuse_bad_frames(spec, frames, files)
         return Clip(source=spec, kind="sequence", frame_count=len(frames), first_frame=frames[0],
                     files=[files[f] for f in frames])
     path = Path(spec).expanduser()

@@ -126,7 +126,8 @@ def unpack_zip(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -
     """Extract ``archive`` into ``dest``, a new or empty folder, checking every entry before anything is written.
 
     Entries are written straight to their names, without a temporary name and a rename each: a half-written file
-    can only be in this fresh folder, which :func:`unpack_into` swaps in only once everything is written.
+    can only be in this fresh folder, which :func:`unpack_into` swaps in only once everything is written. Hidden
+    entries (``.DS_Store``, ``._x`` from macOS, ``.git/...``) are left out: no result is one.
     """
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
@@ -140,6 +141,8 @@ def unpack_zip(archive: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -
         total = 0
         for info in zf.infolist():
             target = _member_path(info.filename, dest)
+            if any(part.startswith(".") for part in target.relative_to(dest).parts):
+                continue
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise TransferError(f"refused zip entry {info.filename!r}: symbolic links are not unpacked")
             total += info.file_size

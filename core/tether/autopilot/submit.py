@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 from pydantic import ValidationError
 
 from ..errors import InputError, redact
+from ..fileio import check_output_dir
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
 
@@ -201,6 +202,8 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
     ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
     to the clip's path)."""
     prep = prepare(client, clip_spec, choice, output_path=output_path)
+    if out_dir is not None:
+        check_output_dir(out_dir)
     clip = prep.clip
     with tempfile.TemporaryDirectory(prefix="tether-autopilot-") as tmp:
         upload_path = Path(clip.source)

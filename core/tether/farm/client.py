@@ -277,10 +277,13 @@ class FarmClient(BaseClient):
 
     def fetch_outputs(self, job_id: str, dest: Path,
                       progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+        from ..fileio import check_output_dir
         from ..transfer import download
 
         files = self.outputs(job_id)
         total = sum(f.size or 0 for f in files)
+        missing = sum(f.size or 0 for f in files if not (dest / f.name).is_file())
+        check_output_dir(dest, needed=missing)
         done = 0
         written: List[Path] = []
         dest.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
 from ..errors import BadRequest, InputError, redact
+from ..fileio import output_dir_problem
 from . import bundle as bundles
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
@@ -250,6 +251,10 @@ class FarmSubmitter:
                 errors.append(f"missing files: {named}; fix the paths, or submit anyway (--allow-missing) "
                               "and the farm will render without them")
 
+        if opts.out_dir is not None:
+            problem = output_dir_problem(opts.out_dir)
+            if problem:
+                errors.append(problem)
         uploads = [scene, *deps.found, *extra]
         out_dirs = [d for d in (facts.output_dir(), opts.out_dir) if d is not None]
         for folder in out_dirs:

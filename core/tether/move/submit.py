@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..fileio import check_output_dir
 from ..jobs import Job, JobState
 from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from .client import source_format
@@ -115,6 +116,8 @@ class Submission:
 def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir: Optional[Path] = None,
                  progress: Optional[Progress] = None, source_label: Optional[str] = None) -> Submission:
     prep = prepare(req)
+    if out_dir is not None:
+        check_output_dir(out_dir)
     facts = prep.facts
     name = req.name or facts.path.stem
     info = {"source": str(facts.path), "fps": facts.fps, "frames": facts.frames, "duration": facts.duration,

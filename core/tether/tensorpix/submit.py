@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..fileio import check_output_dir
 from .models import InputVideo, JobCreate, TensorPixJob
 
 MOVIE_EXTS = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm")
@@ -62,6 +63,8 @@ def enhance_clip(client: Any, clip: str, options: Dict[str, Any], *, registry: A
     if path.suffix.lower() not in MOVIE_EXTS:
         raise InputError(f"{clip}: TensorPix takes a movie ({', '.join(MOVIE_EXTS)}); encode the frames first")
     build_options(options)  # refuses bad options before uploading
+    if out_dir is not None:
+        check_output_dir(out_dir)
     check_models(client, list(options.get("ml_models") or []))
     uploaded = client.upload_video(path)
     video = client.wait_ready(uploaded.id, timeout=ready_timeout)

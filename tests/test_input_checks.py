@@ -1,0 +1,97 @@
+"""Bad input refused in words before anything is sent: output folders, damaged scene files, broken plate frames."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+from tether.autopilot.clip import inspect_clip
+from tether.blend import scene_facts, trace_usages
+from tether.errors import InputError
+from tether.fileio import check_output_dir, output_dir_problem
+from tether_cli import main
+from tether_services.server import LocalServices
+
+
+def test_a_usable_output_folder_passes_and_nothing_is_made(tmp_path: Path) -> None:
+    assert output_dir_problem(tmp_path / "new" / "deeper") is None
+    assert output_dir_problem(tmp_path) is None
+    assert sorted(tmp_path.iterdir()) == []  # neither the folder nor the probe is left
+
+
+@pytest.mark.parametrize("case, words", [
+    ("under-a-file", "is a file, not a folder"),
+    ("long-name", "bytes long; this file system takes 255 at most"),
+    ("read-only", "is not writable"),
+    ("no-space", "free some space"),
+])
+def test_output_folder_problems_are_named(tmp_path: Path, case: str, words: str) -> None:
+    needed = None
+    if case == "under-a-file":
+        (tmp_path / "shot.exr").write_bytes(b"x")
+        folder = tmp_path / "shot.exr" / "renders"
+    elif case == "long-name":
+        folder = tmp_path / ("r" * 270)
+    elif case == "read-only":
+        folder = Path("/proc/tether-renders")  # a read-only file system: refused even to root
+    else:
+        folder, needed = tmp_path / "renders", 1 << 60
+    with pytest.raises(InputError, match=words):
+        check_output_dir(folder, needed=needed)
+
+
+def test_farm_dry_run_refuses_an_output_folder_under_a_file(tiny_blend: Path, local_services: LocalServices,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    blocker = tiny_blend.parent / "notes.txt"
+    blocker.write_text("a file")
+    local_services.requests.clear()
+    assert main(["farm", "submit", str(tiny_blend), "--frames", "1", "--out", str(blocker / "frames"),
+                 "--dry-run", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert any("notes.txt is a file, not a folder" in e for e in doc["errors"])
+    assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0
+
+
+def _damaged(folder: Path, good: bytes) -> dict:
+    import zstandard
+
+    plain = zstandard.ZstdDecompressor().decompressobj().decompress(good) if good[:4] == b"\x28\xb5\x2f\xfd" else good
+    return {
+        "truncated": plain[: len(plain) // 2],
+        "garbled": plain[:12] + os.urandom(4000),
+        "zstd": good[:4] + os.urandom(3000),
+        "zstd-truncated": zstandard.ZstdCompressor().compress(plain)[:3000],
+        "gzip": b"\x1f\x8b" + os.urandom(3000),
+        "gzip-truncated": gzip.compress(plain)[:4000],
+    }
+
+
+def test_damaged_blend_files_are_refused_in_words(tiny_blend: Path) -> None:
+    for kind, data in _damaged(tiny_blend.parent, tiny_blend.read_bytes()).items():
+        broken = tiny_blend.with_name(f"{kind}.blend")
+        broken.write_bytes(data)
+        for read in (scene_facts, lambda path: list(trace_usages(path))):
+            with pytest.raises(InputError, match=f"{kind}.blend is damaged or incomplete"):
+                read(broken)
+
+
+def test_empty_and_unreadable_plate_frames_are_refused(tmp_path: Path) -> None:
+    for frame in range(1001, 1011):
+        (tmp_path / f"plate.{frame}.png").write_bytes(b"\x89PNG frame")
+    assert inspect_clip(str(tmp_path / "plate.####.png")).frame_count == 10
+    (tmp_path / "plate.1004.png").write_bytes(b"")
+    (tmp_path / "plate.1005.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"frames 1004-1005 are empty \(0 bytes\)"):
+        inspect_clip(str(tmp_path / "plate.####.png"))
+    (tmp_path / "plate.1004.png").write_bytes(b"\x89PNG frame")
+    (tmp_path / "plate.1005.png").unlink()
+    # a frame that fails to read with an I/O error, as on a failing disk or share (a permission test would not
+    # hold as root): this process's memory file, whose first page is never mapped
+    (tmp_path / "plate.1005.png").symlink_to("/proc/self/mem")
+    with pytest.raises(InputError, match=r"frame 1005 cannot be read \(plate.1005.png: Input/output error\)"):
+        inspect_clip(str(tmp_path / "plate.####.png"))
