@@ -16,7 +16,7 @@ import bpy
 from bpy.props import BoolProperty, PointerProperty, StringProperty
 from bpy.types import Operator, PropertyGroup
 
-from . import prefs
+from . import access
 from .mainthread import Result, RuntimeSlot, redraw, stop_task
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class TETHER_OT_move_submit(Operator):
     def execute(self, context: Any) -> Result:
         from .move_backend import MoveRequestValues
 
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         video = chosen_video(context.scene)
         if not video:
@@ -169,7 +169,7 @@ class TETHER_OT_move_submit(Operator):
         if not os.path.isfile(video):
             self.report({"ERROR"}, f"Video not found: {video}")
             return {"CANCELLED"}
-        values = MoveRequestValues(profile=prefs.account(context).profile, video=video,
+        values = MoveRequestValues(profile=access.account(context).profile, video=video,
                                    name=os.path.splitext(os.path.basename(video))[0], dest_root=rig_folder())
         return _start(context, self, values, self.wait)
 
@@ -186,13 +186,13 @@ class TETHER_OT_move_follow(Operator):
     def execute(self, context: Any) -> Result:
         from .move_backend import MoveRequestValues
 
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         job_id = self.job_id or context.scene.tether_move.job_id
         if not job_id:
             self.report({"ERROR"}, "No Move job to follow: send a video first")
             return {"CANCELLED"}
-        values = MoveRequestValues(profile=prefs.account(context).profile, job_id=job_id, dest_root=rig_folder())
+        values = MoveRequestValues(profile=access.account(context).profile, job_id=job_id, dest_root=rig_folder())
         return _start(context, self, values, self.wait)
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import bpy
 from bpy.types import Panel
 
-from . import move_ops, prefs
+from . import access, move_ops
 
 
 def draw_move(layout: Any, context: Any) -> None:
     scene = context.scene
     settings = scene.tether_move
-    if not prefs.online():
+    if not access.online():
         layout.label(text="Online access is off", icon="ERROR")
         return
     col = layout.column()

@@ -16,7 +16,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import Operator
 
-from . import prefs
+from . import access
 from .mainthread import Result, RuntimeSlot, redraw, stop_task
 
 if TYPE_CHECKING:  # runtime loads on first use (the first panel draw), keeping register() cheap
@@ -95,14 +95,14 @@ def _popup(notice: Notice) -> None:
 
 def ensure_monitor() -> None:
     """Start following the registry's farm jobs (once; again after a failure stopped the thread)."""
-    if not prefs.online():
+    if not access.online():
         return
     rt = runtime()
     if rt.monitor is None or not rt.monitor.alive():
         from . import backend
         from .runtime import Monitor
 
-        account = prefs.account()
+        account = access.account()
         rt.monitor = Monitor(lambda: backend.make_watcher(account), backend.list_rows, rt.handoff)
         rt.monitor.start()
     ensure_timer()
@@ -146,8 +146,8 @@ def chosen_from_lists(settings: Any) -> Dict[str, str]:
 
 def blocking_reason() -> Optional[str]:
     """Why nothing can be sent right now, in words that say what to do."""
-    if not prefs.online():
-        return prefs.ONLINE_HELP
+    if not access.online():
+        return access.ONLINE_HELP
     if not bpy.data.filepath:
         return "Save the .blend first (File > Save As): the farm renders the saved file"
     return None
@@ -166,7 +166,7 @@ def request_summary(context: Any) -> None:
 
     rt.ui.summary_key = key
     rt.ui.summary_running = True
-    account = prefs.account(context)
+    account = access.account(context)
     in_background("summary", lambda: backend.summary(account, req), "summary", key=key)
 
 
@@ -179,8 +179,8 @@ def request_catalog(context: Any = None, fetch: bool = True) -> None:
 
     rt = runtime()
     rt.lists_loaded = True
-    fetch = fetch and prefs.online()
-    account = prefs.account(context)
+    fetch = fetch and access.online()
+    account = access.account(context)
     handoff = rt.handoff
 
     def work() -> Dict[str, Any]:
@@ -202,7 +202,7 @@ def start_fetch(job_id: str, folder: str, open_folder: bool) -> None:
     from . import backend
 
     rt = runtime()
-    account = prefs.account()
+    account = access.account()
 
     def progress(done: int, total: int) -> bool:
         rt.handoff.post("fetch", job_id=job_id, factor=(done / total if total else 0.0))
@@ -273,7 +273,7 @@ class TETHER_OT_submit(Operator):
         # path, so `//` paths resolve on the farm exactly as here. (A save_as_mainfile(copy=True) into another
         # folder remaps image and library paths but not render.filepath, which would then point elsewhere.)
         req = request_from(context, allow_missing=self.allow_missing)
-        account = prefs.account(context)
+        account = access.account(context)
         task = SubmitTask(lambda progress: backend.submit(account, req, progress), rt.handoff)
         rt.submit_task = task
         rt.ui.submit = type(rt.ui.submit)()
@@ -435,7 +435,7 @@ class TETHER_OT_refresh(Operator):
     bl_label = "Refresh"
 
     def execute(self, context: Any) -> Result:
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         rt = runtime()
         rt.ui.summary_key = None
@@ -474,14 +474,14 @@ class TETHER_OT_job_action(Operator):
         return self.execute(context)
 
     def execute(self, context: Any) -> Result:
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         if not self.job_id:
             self.report({"ERROR"}, "No job given")
             return {"CANCELLED"}
         from . import backend
 
-        account = prefs.account(context)
+        account = access.account(context)
         job_id, action, priority = self.job_id, self.action, self.priority
         in_background("action", lambda: backend.job_action(account, job_id, action, priority), "action",
                       job_id=job_id, action=action)
@@ -501,7 +501,7 @@ class TETHER_OT_fetch(Operator):
     wait: BoolProperty(default=False, options={"SKIP_SAVE", "HIDDEN"})  # type: ignore[valid-type]
 
     def execute(self, context: Any) -> Result:
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         if not self.job_id:
             self.report({"ERROR"}, "No job given")
@@ -578,14 +578,14 @@ class TETHER_OT_login(Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: Any) -> Result:
-        if prefs.refuse_offline(self):
+        if access.refuse_offline(self):
             return {"CANCELLED"}
         if not self.email or not self.password:
             self.report({"ERROR"}, "Give the e-mail and the password of the farm account")
             return {"CANCELLED"}
         from . import backend
 
-        account = prefs.account(context)
+        account = access.account(context)
         email, password = self.email, self.password
         self.password = ""  # do not leave it in the operator's memory
         thread = in_background("login", lambda: backend.login(account, email, password), "login", report=True)
@@ -604,7 +604,7 @@ class TETHER_OT_logout(Operator):
     def execute(self, context: Any) -> Result:
         from . import backend
 
-        account = prefs.account(context)
+        account = access.account(context)
         in_background("logout", lambda: backend.logout(account), "login", report=True)
         return {"FINISHED"}
 
@@ -618,7 +618,7 @@ class TETHER_OT_check_login(Operator):
     def execute(self, context: Any) -> Result:
         from . import backend
 
-        account = prefs.account(context)
+        account = access.account(context)
         in_background("login-state", lambda: backend.login_state(account), "login")
         return {"FINISHED"}
 

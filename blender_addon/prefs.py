@@ -4,38 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import bpy
 from bpy.props import StringProperty
 from bpy.types import AddonPreferences
 
-ONLINE_HELP = "Online access is off: allow it in Preferences > System > Network > Allow Online Access"
-
-
-def addon_prefs(context: Any = None) -> Any:
-    context = context or bpy.context
-    addon = context.preferences.addons.get(__package__ or "")
-    return addon.preferences if addon is not None else None
-
-
-def account(context: Any = None) -> Any:
-    from .backend import Account
-
-    prefs = addon_prefs(context)
-    if prefs is None:
-        return Account()
-    return Account(profile=prefs.profile.strip(), endpoint=prefs.endpoint.strip())
-
-
-def online() -> bool:
-    return bool(bpy.app.online_access)
-
-
-def refuse_offline(op: Any) -> bool:
-    """True (after telling the operator's caller how to allow it) when Blender's online access is off."""
-    if online():
-        return False
-    op.report({"ERROR"}, ONLINE_HELP)
-    return True
+from . import ops
+from .access import ONLINE_HELP, online
 
 
 class TETHER_AP_preferences(AddonPreferences):
@@ -49,8 +22,6 @@ class TETHER_AP_preferences(AddonPreferences):
         description="Another farm address for this profile; empty: the profile's own URL")
 
     def draw(self, context: Any) -> None:
-        from . import ops
-
         layout = self.layout
         col = layout.column()
         col.prop(self, "profile")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import bpy
 from bpy.types import Panel, UIList
 
-from . import ops, prefs
+from . import access, ops
 
 if TYPE_CHECKING:
     from .runtime import JobRow
@@ -42,7 +42,7 @@ def _start_background(context: Any) -> None:
 
 # --- the sections, shared by both spaces ----------------------------------------------------------------------
 def draw_main(layout: Any, context: Any) -> None:
-    if not prefs.online():
+    if not access.online():
         box = layout.box()
         box.label(text="Online access is off", icon="ERROR")
         box.label(text="Allow it in Preferences > System > Network > Allow Online Access")
@@ -100,7 +100,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     col.prop(s, "instance_type_menu", text="Instance")
     col.prop(s, "blender_version_menu", text="Blender")
     if rt is not None:
-        note = rt.ui.lists_note(prefs.online())
+        note = rt.ui.lists_note(access.online())
         if note:
             col.label(text=note, icon="TIME")
         if rt.ui.catalog_error:

@@ -90,3 +90,70 @@ def test_library_and_plugins_import_only_the_library(folder: str) -> None:
     above = {"tether_cli", "tether_install", "tether_services"}
     offenders = {module: sorted(names & above) for module, names in _imports(ROOT / folder).items() if names & above}
     assert not offenders, offenders
+
+
+def _package_imports(folder: Path, package: str) -> dict:
+    """Module -> the modules of the same package it imports, anywhere in its body (a lazy import inside a function
+    or under TYPE_CHECKING still ties the two modules together)."""
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    graph: dict = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level == 1 or (node.level == 0 and base.split(".")[0] == package):
+                    base = base if node.level == 1 else base.partition(".")[2]
+                    if base:
+                        found.add(base.split(".")[0])
+                    else:  # from . import a, b
+                        found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(package + "."))
+        graph[name] = sorted((found & modules) - {name})
+    return graph
+
+
+def _cycles(graph: dict) -> list:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict = {}
+    low: dict = {}
+    stack: list = []
+    groups: list = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+@pytest.mark.parametrize("folder,package", [("nuke_plugin/tether_nuke", "tether_nuke"),
+                                            ("blender_addon", "blender_addon")])
+def test_the_plugins_have_no_import_cycle(folder: str, package: str) -> None:
+    graph = _package_imports(ROOT / folder, package)
+    assert graph, folder
+    assert _cycles(graph) == [], graph
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]

@@ -1,4 +1,5 @@
-"""Tether inside Nuke: send a Read node's clip to Autopilot and import mattes, camera and depth back.
+"""Tether inside Nuke: send a Read node's clip to Autopilot (mattes, camera and depth come back), TensorPix or Clipzy
+(a movie comes back), and import the results beside the plate.
 
 Modules (only ``commands`` is imported at start-up; the rest load on first use):
 
@@ -6,8 +7,11 @@ Modules (only ``commands`` is imported at start-up; the rest load on first use):
 - ``plate_reader``: a Read node -> :class:`tether.nukeimport.PlateFacts`;
 - ``importer``: an :class:`tether.nukeimport.ImportDescription` -> nodes, in one undo step;
 - ``mainthread``: the one way worker threads reach Nuke's nodes;
-- ``controller``: submission, watching and importing on worker threads (no Qt);
-- ``panel``: the dockable Qt panel (qtpy: PySide2 or PySide6).
+- ``work``: worker threads whose outcomes reach listeners as events (no Qt);
+- ``service``: the seam every service goes through, and its controller: send, follow, import, cancel (no Qt);
+- ``autopilot``, ``clipservices``: the services' adapters (Autopilot; TensorPix and Clipzy, clip in, clip out);
+- ``controller``: the job monitor's controller, one service controller per service, watching their jobs (no Qt);
+- ``panel``: the dockable Qt panel (qtpy: PySide2 or PySide6); ``dialog``: the clip services' dialog.
 """
 
 __all__ = ["PANEL_ID"]

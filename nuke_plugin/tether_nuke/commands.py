@@ -8,9 +8,8 @@ so one failing entry leaves the others, and every failure is logged rather than 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import nuke
 
@@ -22,8 +21,6 @@ MENU = "Tether"
 PANEL_WIDGET = "tether_nuke.panel.TetherPanel"
 PANEL_TITLE = "Tether Autopilot"
 
-_panel: Optional[Any] = None  # the one open panel widget, reused
-
 
 def _report(what: str, exc: BaseException) -> None:
     log.exception("Tether: %s failed", what)
@@ -31,21 +28,27 @@ def _report(what: str, exc: BaseException) -> None:
         nuke.message(f"Tether: {what} failed:\n{exc}")
 
 
+def _open_panel() -> Any:
+    """The Tether panel, docked first when it is not open (Nuke makes the widget; Qt finds it again)."""
+    from .panel import TetherPanel, find_panel  # Qt and the core load here, on first use
+
+    panel = find_panel()
+    if panel is None:
+        import nukescripts
+
+        created = nukescripts.panels.registerWidgetAsPanel(PANEL_WIDGET, PANEL_TITLE, PANEL_ID, True)
+        widget = created.addToPane(nuke.getPaneFor("Properties.1")) if created is not None else None
+        panel = widget if isinstance(widget, TetherPanel) else find_panel()
+    return panel
+
+
 def show_panel(services: Tuple[str, ...] = (), page: str = "submit") -> Optional[Any]:
     """Open (or raise) the Tether panel with ``services`` ticked and ``page`` shown; None when it cannot open."""
-    global _panel
     try:
-        from .panel import TetherPanel, is_alive  # Qt and the core load here, on first use
-
-        if _panel is None or not is_alive(_panel):
-            import nukescripts
-
-            created = nukescripts.panels.registerWidgetAsPanel(PANEL_WIDGET, PANEL_TITLE, PANEL_ID, True)
-            widget = created.addToPane(nuke.getPaneFor("Properties.1")) if created is not None else None
-            _panel = widget if isinstance(widget, TetherPanel) else TetherPanel.instance()
-        if _panel is not None:
-            _panel.open_with(services, page)
-        return _panel
+        panel = _open_panel()
+        if panel is not None:
+            panel.open_with(services, page)
+        return panel
     except Exception as exc:
         _report("opening the panel", exc)
         return None
@@ -67,33 +70,15 @@ def all_three() -> None:
     show_panel(("roto", "tracking", "depth"))
 
 
-_dialogs: Dict[str, Any] = {}  # one clip-service dialog per service, reused
-
-
-def _monitor() -> Optional[Any]:
-    """The open panel's JobController (the job monitor), or None."""
-    if _panel is None:
-        return None
-    try:
-        return _panel.controller
-    except RuntimeError:  # the panel's widget is gone
-        return None
-
-
 def open_clip_service(name: str) -> Optional[Any]:
-    """The dialog of a clip-in/clip-out service (``clipservices.ADAPTERS[name]``) for the selected Read.
-
-    With the job monitor open, the dialog uses the monitor's controller for that service: one controller (and
-    client) per service in the session, whose jobs the monitor lists as they move.
-    """
+    """The dialog of a clip service (``controller.ADAPTERS[name]``) for the selected Read. It belongs to the panel
+    (docked first when needed) and sends through the panel's controller for that service: its jobs show in the Job
+    monitor as they move, and one follower polls each."""
     try:
-        from .clipservices import make_dialog  # Qt and the core load here, on first use
-
-        dialog = _dialogs.get(name)
-        if dialog is None:
-            monitor = _monitor()
-            dialog = _dialogs[name] = make_dialog(name, monitor.clip(name) if monitor is not None else None)
-            dialog.controller.add_listener(functools.partial(tell_the_monitor, source=dialog.controller))
+        panel = _open_panel()
+        if panel is None:
+            raise RuntimeError("the Tether panel could not be made")
+        dialog = panel.clip_dialog(name)
         dialog.refresh_plate()
         dialog.show()
         dialog.raise_()
@@ -101,18 +86,6 @@ def open_clip_service(name: str) -> Optional[Any]:
     except Exception as exc:
         _report(f"opening {name}", exc)
         return None
-
-
-def tell_the_monitor(kind: str, payload: Any, source: Optional[Any] = None) -> None:
-    """A clip sent from a dialog joins the open panel's job monitor at once and its progress shows there (any
-    thread: only the panel's controller is touched, never a widget). The dialog's controller follows the job, so the
-    monitor does not poll it too. Events of ``source``, when it is the monitor's own controller, reach it already."""
-    if kind not in ("submitted", "job", "released", "imported"):
-        return
-    controller = _monitor()
-    if controller is None or (source is not None and controller.owns(source)):
-        return
-    controller.clip_event(kind, payload)
 
 
 def enhance_tensorpix() -> None:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import tempfile
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -28,7 +27,9 @@ from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate
 from tether.registry import JobRecord
 
-from .controller import JobController, send_metadata, stage_sequence
+from .autopilot import SERVICE, send_metadata, stage_sequence
+from .controller import JobController
+from .dialog import Bridge, ClipServiceDialog
 from .plate_reader import read_plate, selected_read
 
 SERVICES = ("roto", "tracking", "depth")
@@ -44,12 +45,6 @@ def is_alive(widget: Any) -> bool:
     except RuntimeError:
         return False
     return True
-
-
-class _Bridge(QtCore.QObject):
-    """Carries controller events from worker threads to the GUI thread (a queued signal)."""
-
-    event = QtCore.Signal(str, object)
 
 
 def preview_document(plate: PlateFacts, choice: ServiceChoice) -> Dict[str, Any]:
@@ -119,9 +114,15 @@ class PreviewDialog(QtWidgets.QDialog):
             clipboard.setText(self.text.toPlainText())
 
 
-class TetherPanel(QtWidgets.QWidget):
-    _latest: Optional[weakref.ReferenceType[TetherPanel]] = None
+def find_panel() -> Optional[TetherPanel]:
+    """The open Tether panel, as Qt knows it (Nuke makes it when its pane is shown), or None."""
+    for widget in QtWidgets.QApplication.allWidgets():
+        if isinstance(widget, TetherPanel) and is_alive(widget) and not widget.closed:
+            return widget
+    return None
 
+
+class TetherPanel(QtWidgets.QWidget):
     def __init__(self, controller: Optional[JobController] = None, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__(parent)
         self.setObjectName("TetherPanel")
@@ -131,17 +132,21 @@ class TetherPanel(QtWidgets.QWidget):
         self.quota_remaining: Optional[int] = None
         self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
         self.preview_dialog: Optional[PreviewDialog] = None
-        self._bridge = _Bridge(self)
+        self.dialogs: Dict[str, ClipServiceDialog] = {}  # one per clip service, opened from the menu
+        self.closed = False
+        self._bridge = Bridge(self)
         self._bridge.event.connect(self._on_event)
         self.controller.add_listener(self._forward)
         self._build()
-        TetherPanel._latest = weakref.ref(self)
         self.refresh_jobs()  # and jobs left running by an earlier session are followed again
 
-    @classmethod
-    def instance(cls) -> Optional[TetherPanel]:
-        panel = cls._latest() if cls._latest is not None else None
-        return panel if panel is not None and is_alive(panel) else None
+    def clip_dialog(self, service: str) -> ClipServiceDialog:
+        """The clip service's dialog (made once), sending through this panel's controller for that service, so its
+        jobs are listed here as they move and polled once."""
+        dialog = self.dialogs.get(service)
+        if dialog is None or not is_alive(dialog):
+            dialog = self.dialogs[service] = ClipServiceDialog(self.controller.service(service), self)
+        return dialog
 
     # --- building -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -282,7 +287,7 @@ class TetherPanel(QtWidgets.QWidget):
         self._show_facts()
         self.update_problems()
         if self.plate is not None and self.quota_remaining is None:
-            self.controller.quota()
+            self.controller.quota(SERVICE)
 
     def _show_facts(self) -> None:
         plate = self.plate
@@ -375,7 +380,7 @@ class TetherPanel(QtWidgets.QWidget):
             script = ""
         self.send_button.setEnabled(False)
         self.status.setText(f"Sending {plate.node}...")
-        self.controller.submit(plate, self.choice(), script=script)
+        self.controller.submit(SERVICE, plate, self.choice(), script=script)
 
     # --- preview ------------------------------------------------------------------------------------------------
     def preview(self) -> None:
@@ -486,7 +491,7 @@ class TetherPanel(QtWidgets.QWidget):
             return
         service, job_id = key
         label = self.controller.label(service)
-        record = self.controller.record(job_id, service)
+        record = self.controller.record(service, job_id)
         if record is None:
             return
         if record.state is not JobState.COMPLETED:
@@ -505,7 +510,7 @@ class TetherPanel(QtWidgets.QWidget):
                 self.status.setText(str(exc))
                 return
         self.status.setText(f"Importing {label} job {job_id}...")
-        self.controller.import_job(job_id, plate, service=service)
+        self.controller.import_job(service, job_id, plate)
 
     def cancel_selected(self) -> None:
         key = self.selected_key()
@@ -518,7 +523,7 @@ class TetherPanel(QtWidgets.QWidget):
             self.status.setText(f"Job {job_id} cannot be cancelled: {note}")
             return
         self.status.setText(f"Cancelling {self.controller.label(service)} job {job_id}...")
-        self.controller.cancel(job_id, service)
+        self.controller.cancel(service, job_id)
 
     # --- settings ---------------------------------------------------------------------------------------------------
     def refresh_settings(self) -> None:
@@ -554,9 +559,11 @@ class TetherPanel(QtWidgets.QWidget):
         if kind == "jobs":
             self.fill_jobs(payload)
         elif kind == "submitted":
-            self.status.setText(f"Sent: job {payload}.")
-            self.send_button.setEnabled(True)
-            self.tabs.setCurrentIndex(PAGES.index("jobs"))
+            service, job_id = payload
+            self.status.setText(f"Sent: job {job_id} ({self.controller.label(service)}).")
+            if service == SERVICE:  # this page's Send (a dialog says so itself)
+                self.send_button.setEnabled(True)
+                self.tabs.setCurrentIndex(PAGES.index("jobs"))
         elif kind == "imported":
             job_id, applied = payload
             self.status.setText(f"Imported job {job_id}: {', '.join(applied.names.values())}"
@@ -571,8 +578,9 @@ class TetherPanel(QtWidgets.QWidget):
             self.send_button.setEnabled(self.validate(check_disk=False).ok)
 
     def closeEvent(self, event: Any) -> None:
+        self.closed = True
         self.controller.remove_listener(self._forward)
         super().closeEvent(event)
 
 
-__all__ = ["PreviewDialog", "TetherPanel", "is_alive", "preview_document"]
+__all__ = ["PreviewDialog", "TetherPanel", "find_panel", "is_alive", "preview_document"]

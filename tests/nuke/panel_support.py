@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import nuke
 
@@ -38,3 +38,17 @@ class SpecOnly:
 
     def client(self, profile: Any) -> Any:
         raise AssertionError("no network for this adapter")
+
+
+def monitor(registry: Any, autopilot: Any = None, root: Optional[Path] = None, poll: Tuple[float, float] = (2.0, 30.0),
+            **services: Any) -> Any:
+    """A job monitor (``JobController``) on ``registry``: Autopilot's clients from the factory ``autopilot``, its
+    downloads in ``root``; ``services`` (name -> ``ServiceController``) for the others."""
+    from tether_nuke.autopilot import AutopilotAdapter
+    from tether_nuke.controller import JobController
+    from tether_nuke.service import ServiceController
+
+    if autopilot is not None:
+        services["autopilot"] = ServiceController(AutopilotAdapter(), registry, autopilot, download_root=root,
+                                                  poll=poll[0], poll_cap=poll[1])
+    return JobController(registry, controllers=services, poll_fast=poll[0], poll_cap=poll[1])

@@ -27,11 +27,10 @@ import nukescripts
 assert getattr(nuke, "_reset", None) is not None, f"a real nuke module was imported: {nuke.__file__}"
 
 import qtpy  # noqa: E402
-from panel_support import SpecOnly, sequence_read  # noqa: E402
+from panel_support import SpecOnly, monitor, sequence_read  # noqa: E402
 from qtpy import QtCore, QtTest, QtWidgets  # noqa: E402
 from tether.jobs import JobState  # noqa: E402
 from tether.registry import JobRegistry  # noqa: E402
-from tether_nuke.controller import JobController  # noqa: E402
 
 APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["tether-pyside2-driver"])
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -76,8 +75,7 @@ def type_into(edit: Any, text: str) -> None:
 def panel_in(folder: Path) -> Iterator[Any]:
     from tether_nuke.panel import TetherPanel
 
-    controller = JobController(JobRegistry(folder / "jobs.sqlite"), lambda profile: NoNetwork(),
-                               download_root=folder / "dl")
+    controller = monitor(JobRegistry(folder / "jobs.sqlite"), lambda profile: NoNetwork(), folder / "dl")
     widget = TetherPanel(controller)
     try:
         yield widget
@@ -165,7 +163,7 @@ def check_preview_dialog(folder: Path, url: Optional[str]) -> None:
         panel.open_with(("roto", "depth"))
         panel.depth_export.setCurrentIndex(1)
         wait_until(lambda: "offline" in panel.status.text(), "the quota request of opening to fail")
-        asked = len(panel.controller._clients)
+        asked = len(panel.controller.service("autopilot")._clients)
         click(panel.preview_button)
         wait_until(lambda: panel.preview_dialog is not None and panel.preview_dialog.isVisible(), "the dialog")
         dialog = panel.preview_dialog
@@ -175,7 +173,7 @@ def check_preview_dialog(folder: Path, url: Optional[str]) -> None:
         assert asset["source_path"] == UPLOAD_PLACEHOLDER
         assert [(s["type"], s.get("export_type")) for s in asset["services"]] == [("roto", None), ("depth_map", "mov")]
         assert doc["payload"]["metadata"]["nuke_read"] == "Plate7" and doc["clip"]["frames_sent"] == [1001, 1024]
-        assert len(panel.controller._clients) == asked  # no client was even made for the preview
+        assert len(panel.controller.service("autopilot")._clients) == asked  # no client was even made for the preview
         click(dialog.copy_button)
         assert QtWidgets.QApplication.clipboard().text() == dialog.text.toPlainText()
         for box in panel.service_boxes.values():
@@ -229,19 +227,18 @@ def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Opti
 
 def check_clip_service_jobs_in_the_monitor(folder: Path, url: Optional[str]) -> None:
     """TensorPix and Clipzy jobs share the table with Autopilot's; Cancel is off, saying why, for Clipzy."""
-    from tether.clipzy.nuke_adapter import ClipzyAdapter
-    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter
+    from tether_nuke.clipservices import ClipzyNukeAdapter, TensorPixAdapter
     from tether_nuke.panel import COLUMNS, TetherPanel
+    from tether_nuke.service import ServiceController
 
     registry = JobRegistry(folder / "jobs.sqlite")
     for service, job_id, node in (("autopilot", "a1", "PlateA"), ("tensorpix", "101", "PlateT"),
                                   ("clipzy", "z1", "PlateZ")):
         registry.record(service=service, job_id=job_id, state=JobState.COMPLETED, progress=100.0,
                         extra={"plate": {"node": node, "sent": [1, 8]}})
-    clips = {"tensorpix": ClipServiceController(TensorPixAdapter(), registry, lambda profile: NoNetwork()),
-             "clipzy": ClipServiceController(ClipzyAdapter(), registry, lambda profile: NoNetwork())}
-    controller = JobController(registry, lambda profile: NoNetwork(), download_root=folder / "dl",
-                               clip_controllers=clips)
+    controller = monitor(registry, lambda profile: NoNetwork(), folder / "dl",
+                         tensorpix=ServiceController(TensorPixAdapter(), registry, lambda profile: NoNetwork()),
+                         clipzy=ServiceController(ClipzyNukeAdapter(), registry, lambda profile: NoNetwork()))
     panel = TetherPanel(controller)
     try:
         panel.open_with((), "jobs")
@@ -302,10 +299,11 @@ def check_commands_open_the_panel_through_nukescripts(folder: Path, url: Optiona
 
 # --- the clip-service dialog -------------------------------------------------------------------------------------
 def check_options_spec_dialog(folder: Path, url: Optional[str]) -> None:
-    from tether_nuke.clipservices import ClipServiceController, make_dialog
+    from tether_nuke.dialog import ClipServiceDialog
+    from tether_nuke.service import ServiceController
 
-    ctl = ClipServiceController(SpecOnly(), JobRegistry(folder / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
-    dialog = make_dialog("specsvc", ctl)
+    ctl = ServiceController(SpecOnly(), JobRegistry(folder / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
+    dialog = ClipServiceDialog(ctl)
     try:
         dialog.show()
         assert dialog.send_button.text() == "Style it"
@@ -330,14 +328,16 @@ def check_options_spec_dialog(folder: Path, url: Optional[str]) -> None:
 def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> None:
     """The model list comes over HTTP from the local TensorPix the test runs; ticking one names it in the options."""
     from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
-    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter, make_dialog
+    from tether_nuke.clipservices import TensorPixAdapter
+    from tether_nuke.dialog import ClipServiceDialog
+    from tether_nuke.service import ServiceController
 
     assert url, "no TensorPix URL given"
     expected = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
     assert expected, "the local TensorPix lists no models"
-    ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
-                                lambda profile: TensorPixClient(url, token=LOCAL_API_KEY), download_root=folder / "dl")
-    dialog = make_dialog("tensorpix", ctl)
+    ctl = ServiceController(TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
+                            lambda profile: TensorPixClient(url, token=LOCAL_API_KEY), download_root=folder / "dl")
+    dialog = ClipServiceDialog(ctl)
     try:
         dialog.show()
         wait_until(lambda: dialog.models_box.count() == len(expected), "the model list", timeout=30)
@@ -369,7 +369,9 @@ def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> N
     from tether import listcache
     from tether.http import RetryPolicy
     from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
-    from tether_nuke.clipservices import ClipServiceController, TensorPixAdapter, clock, make_dialog
+    from tether_nuke.clipservices import TensorPixAdapter, clock
+    from tether_nuke.dialog import ClipServiceDialog
+    from tether_nuke.service import ServiceController
 
     assert url, "no TensorPix URL given"
     with socket.socket() as sock:  # a port nothing listens on once closed
@@ -388,11 +390,11 @@ def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> N
     try:
         for where in (closed, url):
             listcache.save("tensorpix", "local", where, {"ml_models": old}, fetched_at=stamp)
-            ctl = ClipServiceController(
+            ctl = ServiceController(
                 TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
                 lambda profile, where=where: Gated(where, token=LOCAL_API_KEY, retry=RetryPolicy(attempts=1)),
                 download_root=folder / "dl")
-            dialogs.append(make_dialog("tensorpix", ctl))
+            dialogs.append(ClipServiceDialog(ctl))
         offline, online = dialogs
         box = online.models_box
 

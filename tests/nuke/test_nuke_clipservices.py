@@ -18,14 +18,10 @@ from PIL import Image
 from tether.nukeimport import PlateFacts
 from tether.registry import JobRegistry
 from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
-from tether_nuke.clipservices import (
-    COLUMN,
-    ClipServiceController,
-    TensorPixAdapter,
-    describe_clip_import,
-    tensorpix_options,
-)
+from tether_nuke.clipservices import COLUMN, TensorPixAdapter, describe_clip_import, tensorpix_options
+from tether_nuke.dialog import ClipServiceDialog
 from tether_nuke.plate_reader import read_plate
+from tether_nuke.service import ServiceController
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
 av = pytest.importorskip("av")
@@ -68,11 +64,11 @@ def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
         time.sleep(0.05)
 
 
-def controller(services: Any, tmp_path: Path, events: List[Any]) -> ClipServiceController:
+def controller(services: Any, tmp_path: Path, events: List[Any]) -> ServiceController:
     url = services.url("tensorpix")
-    ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
-                                lambda profile: TensorPixClient(url, token=LOCAL_API_KEY),
-                                download_root=tmp_path / "dl", poll=0.1, poll_cap=0.3)
+    ctl = ServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
+                            lambda profile: TensorPixClient(url, token=LOCAL_API_KEY),
+                            download_root=tmp_path / "dl", poll=0.1, poll_cap=0.3)
     ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
     return ctl
 
@@ -168,11 +164,9 @@ def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
 def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path, qtbot: Any) -> None:
     pytest.importorskip("qtpy")
     from qtpy import QtCore
-    from tether_nuke.clipservices import make_dialog
-
     events: List[Any] = []
     ctl = controller(services, tmp_path, events)
-    dialog = make_dialog("tensorpix", ctl)
+    dialog = ClipServiceDialog(ctl)
     qtbot.addWidget(dialog)
     try:
         assert not dialog.send_button.isEnabled()  # no Read selected
@@ -207,10 +201,8 @@ def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path
 
 def test_an_options_spec_builds_the_form(tmp_path: Path, qtbot: Any) -> None:
     pytest.importorskip("qtpy")
-    from tether_nuke.clipservices import make_dialog
-
-    ctl = ClipServiceController(SpecOnly(), JobRegistry(tmp_path / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
-    dialog = make_dialog("specsvc", ctl)
+    ctl = ServiceController(SpecOnly(), JobRegistry(tmp_path / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
+    dialog = ClipServiceDialog(ctl)
     qtbot.addWidget(dialog)
     try:
         assert dialog.send_button.text() == "Style it" and set(dialog.fields) == {"template", "strength",
@@ -251,13 +243,13 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
 
     from qtpy import QtCore
     from tether import listcache
-    from tether_nuke.clipservices import clock, make_dialog
+    from tether_nuke.clipservices import clock
     from tether_services.server import LocalServices
 
     def dialog_for(url: str, gate: Any = None) -> Any:
-        ctl = ClipServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
-                                    lambda profile: GatedTensorPix(url, gate), download_root=tmp_path / "dl")
-        dialog = make_dialog("tensorpix", ctl)
+        ctl = ServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
+                                lambda profile: GatedTensorPix(url, gate), download_root=tmp_path / "dl")
+        dialog = ClipServiceDialog(ctl)
         qtbot.addWidget(dialog)
         return dialog
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from clips import bar_movie
 from tether.clipzy.client import ClipzyClient
-from tether.clipzy.nuke_adapter import ClipzyAdapter
 from tether.jobs import JobState
 from tether.registry import JobRegistry
-from tether_nuke.clipservices import COLUMN, ClipServiceController
+from tether_nuke.clipservices import COLUMN, ClipzyNukeAdapter
 from tether_nuke.plate_reader import read_plate
+from tether_nuke.service import ServiceController
 
 av = pytest.importorskip("av")
 W, H, N = 64, 48, 8
@@ -64,11 +64,11 @@ def test_style_the_selected_movie_see_the_stage_and_import_it(services: Any, tmp
     plate = read_plate(read)  # main thread, before the worker
 
     engine = services.service("clipzy")
-    adapter = ClipzyAdapter()
+    adapter = ClipzyNukeAdapter()
     url = services.url("clipzy")
     events: List[Any] = []
-    ctl = ClipServiceController(adapter, JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: ClipzyClient(url),
-                                download_root=tmp_path / "dl", poll=0.05, poll_cap=0.2)
+    ctl = ServiceController(adapter, JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: ClipzyClient(url),
+                            download_root=tmp_path / "dl", poll=0.05, poll_cap=0.2)
     ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
     engine.hold("style_application")
     try:

@@ -6,6 +6,8 @@ on the plate's frames. Clipzy, which has no cancel route, says so instead of pre
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -19,19 +21,19 @@ av = pytest.importorskip("av")
 import nuke  # noqa: E402
 import numpy as np  # noqa: E402
 from clips import bar_movie  # noqa: E402
+from panel_support import monitor  # noqa: E402
 from PIL import Image  # noqa: E402
 from tether.autopilot.client import LOCAL_API_KEY as AUTOPILOT_KEY  # noqa: E402
 from tether.autopilot.client import AutopilotClient  # noqa: E402
 from tether.autopilot.submit import ServiceChoice  # noqa: E402
 from tether.clipzy.client import ClipzyClient  # noqa: E402
-from tether.clipzy.nuke_adapter import ClipzyAdapter  # noqa: E402
 from tether.jobs import JobState  # noqa: E402
 from tether.registry import JobRegistry  # noqa: E402
 from tether.tensorpix.client import LOCAL_API_KEY as TENSORPIX_KEY  # noqa: E402
 from tether.tensorpix.client import TensorPixClient  # noqa: E402
-from tether_nuke.clipservices import COLUMN, ClipServiceController, TensorPixAdapter, tensorpix_options  # noqa: E402
-from tether_nuke.controller import JobController  # noqa: E402
+from tether_nuke.clipservices import COLUMN, ClipzyNukeAdapter, TensorPixAdapter, tensorpix_options  # noqa: E402
 from tether_nuke.plate_reader import read_plate  # noqa: E402
+from tether_nuke.service import ServiceController  # noqa: E402
 
 W, H, N = 64, 48, 8
 
@@ -95,11 +97,11 @@ class Factories:
     def clipzy(self, profile: Any) -> ClipzyClient:
         return ClipzyClient(self.urls["clipzy"])
 
-    def clip_controllers(self, registry: JobRegistry, root: Path) -> Dict[str, ClipServiceController]:
-        return {"tensorpix": ClipServiceController(TensorPixAdapter(), registry, self.tensorpix,
-                                                   download_root=root / "tensorpix", poll=0.1, poll_cap=0.3),
-                "clipzy": ClipServiceController(ClipzyAdapter(), registry, self.clipzy,
-                                                download_root=root / "clipzy", poll=0.1, poll_cap=0.3)}
+    def clip_controllers(self, registry: JobRegistry, root: Path) -> Dict[str, ServiceController]:
+        return {"tensorpix": ServiceController(TensorPixAdapter(), registry, self.tensorpix,
+                                               download_root=root / "tensorpix", poll=0.1, poll_cap=0.3),
+                "clipzy": ServiceController(ClipzyNukeAdapter(), registry, self.clipzy,
+                                            download_root=root / "clipzy", poll=0.1, poll_cap=0.3)}
 
 
 def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(services: Any, tmp_path: Path,
@@ -123,15 +125,15 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
     ids: Dict[str, str] = {}
     try:
         first = factories.clip_controllers(JobRegistry(registry_path), tmp_path / "dl1")
-        first_ap = JobController(JobRegistry(registry_path), factories.autopilot, download_root=tmp_path / "dl1",
-                                 clip_controllers=first)
+        first_ap = monitor(JobRegistry(registry_path), factories.autopilot, tmp_path / "dl1", **first)
         try:
             # TensorPix returns from the 3rd sent frame on: the import must put it there from the record alone
             ids["tensorpix"] = first["tensorpix"].submit(plates["tensorpix"], tensorpix_options([1], start_frame=2),
                                                          follow=False).result(timeout=60)
             ids["clipzy"] = first["clipzy"].submit(plates["clipzy"], {"template": str(look)},
                                                    follow=False).result(timeout=60)
-            ids["autopilot"] = first_ap.submit(plates["autopilot"], ServiceChoice(roto=True)).result(timeout=60)
+            ids["autopilot"] = first_ap.submit("autopilot", plates["autopilot"],
+                                               ServiceChoice(roto=True)).result(timeout=60)
             assert clipzy.wait_held(30)
         finally:
             for ctl in (*first.values(), first_ap):
@@ -139,9 +141,8 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
 
         # --- session 2: a new controller and panel on the same registry ---------------------------------------
         registry = JobRegistry(registry_path)
-        controller = JobController(registry, factories.autopilot, download_root=tmp_path / "dl2" / "autopilot",
-                                   poll_fast=0.1, poll_cap=0.3,
-                                   clip_controllers=factories.clip_controllers(registry, tmp_path / "dl2"))
+        controller = monitor(registry, factories.autopilot, tmp_path / "dl2" / "autopilot", poll=(0.1, 0.3),
+                             **factories.clip_controllers(registry, tmp_path / "dl2"))
         panel = TetherPanel(controller)
         qtbot.addWidget(panel)
         try:
@@ -170,7 +171,7 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
             assert "no cancel route" in panel.cancel_button.toolTip()
             panel.cancel_selected()
             assert "cannot be cancelled" in panel.status.text() and "no cancel route" in panel.status.text()
-            refused = controller.cancel(ids["clipzy"], "clipzy")
+            refused = controller.cancel("clipzy", ids["clipzy"])
             with pytest.raises(Exception, match="no cancel route"):
                 refused.result(timeout=10)
             panel.table.selectRow(panel._rows[keys["autopilot"]])
@@ -240,38 +241,14 @@ def test_nothing_is_polled_while_no_job_is_active(tmp_path: Path) -> None:
         registry.record(service=service, job_id=job_id, state=JobState.COMPLETED, progress=100.0)
     registry.record(service="farm", job_id="f1", state=JobState.RUNNING)  # not a Nuke service: not listed
     unreachable = Unreachable()
-    controller = JobController(registry, unreachable, clip_controllers={
-        "tensorpix": ClipServiceController(TensorPixAdapter(), registry, unreachable),
-        "clipzy": ClipServiceController(ClipzyAdapter(), registry, unreachable)})
+    controller = monitor(registry, unreachable, tensorpix=ServiceController(TensorPixAdapter(), registry, unreachable),
+                         clipzy=ServiceController(ClipzyNukeAdapter(), registry, unreachable))
     try:
         assert controller.watch() == [] and controller.watching() == []
         assert {r.key for r in controller.jobs()} == {("autopilot", "a1"), ("tensorpix", "101"), ("clipzy", "z1")}
         assert controller.cancel_note("autopilot") is None
         assert "no way to cancel" in (controller.cancel_note("tensorpix") or "")
         assert unreachable.made == []
-    finally:
-        controller.close()
-
-
-def test_a_clip_sent_from_a_dialog_joins_the_open_monitor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    from tether_nuke import commands
-
-    registry = JobRegistry(tmp_path / "jobs.sqlite")
-    unreachable = Unreachable()
-    controller = JobController(registry, unreachable, clip_controllers={
-        "clipzy": ClipServiceController(ClipzyAdapter(), registry, unreachable)})
-    seen: List[Any] = []
-    controller.add_listener(lambda kind, payload: seen.append((kind, payload)))
-    monkeypatch.setattr(commands, "_panel", SimpleNamespace(controller=controller))
-    try:
-        registry.record(service="clipzy", job_id="z9", state=JobState.COMPLETED, progress=100.0)
-        commands.tell_the_monitor("models", None)  # not about a job
-        assert seen == []
-        commands.tell_the_monitor("submitted", "z9")  # what the dialog's controller emits, from its worker
-        assert [[r.key for r in payload] for kind, payload in seen if kind == "jobs"] == [[("clipzy", "z9")]]
-        assert controller.watching() == [] and unreachable.made == []  # finished: nothing to poll
     finally:
         controller.close()
 
@@ -292,24 +269,21 @@ class CountingTensorPix(TensorPixClient):
 
 
 def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
-        services: Any, tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        services: Any, tmp_path: Path, qtbot: Any) -> None:
     from qtpy import QtCore
     from tether_nuke import commands
-    from tether_nuke.controller import FOLLOWED
     from tether_nuke.panel import COLUMNS, TetherPanel
 
     factories = Factories(services)
     asked: List[Tuple[str, str]] = []
     registry = JobRegistry(tmp_path / "jobs.sqlite")
-    clip = ClipServiceController(TensorPixAdapter(), registry,
-                                 lambda profile: CountingTensorPix(factories.urls["tensorpix"], asked),
-                                 download_root=tmp_path / "dl" / "tensorpix", poll=0.1, poll_cap=0.3)
-    controller = JobController(registry, factories.autopilot, download_root=tmp_path / "dl" / "autopilot",
-                               poll_fast=0.1, poll_cap=0.3, clip_controllers={"tensorpix": clip})
+    clip = ServiceController(TensorPixAdapter(), registry,
+                             lambda profile: CountingTensorPix(factories.urls["tensorpix"], asked),
+                             download_root=tmp_path / "dl" / "tensorpix", poll=0.1, poll_cap=0.3)
+    controller = monitor(registry, factories.autopilot, tmp_path / "dl" / "autopilot", poll=(0.1, 0.3),
+                         tensorpix=clip)
     panel = TetherPanel(controller)
     qtbot.addWidget(panel)
-    monkeypatch.setattr(commands, "_panel", panel)
-    monkeypatch.setattr(commands, "_dialogs", {})
     events: List[Tuple[str, Any]] = []
     clip.add_listener(lambda kind, payload: events.append((kind, payload)))
     tensorpix = services.service("tensorpix")
@@ -321,10 +295,10 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         older = clip.submit(read_plate(older_read), tensorpix_options([1]), follow=False).result(timeout=60)
         qtbot.waitUntil(lambda: controller.watching() == ["tensorpix"], timeout=10000)
 
-        dialog = commands.open_clip_service("tensorpix")
+        dialog = commands.open_clip_service("tensorpix")  # the open panel's, found through Qt
         assert dialog is not None, nuke._messages
-        qtbot.addWidget(dialog)
-        assert dialog.controller is controller.clip("tensorpix")  # one controller per service, shared
+        assert dialog is panel.dialogs["tensorpix"] and commands.open_clip_service("tensorpix") is dialog
+        assert dialog.controller is controller.service("tensorpix")  # one controller per service, shared
         qtbot.waitUntil(lambda: dialog.models_box.count() > 0, timeout=30000)
         read.setSelected(True)
         dialog.refresh_plate()
@@ -332,7 +306,7 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         dialog.submit()
         qtbot.waitUntil(lambda: any(kind == "submitted" and p != older for kind, p in events), timeout=60000)
         [sent] = [p for kind, p in events if kind == "submitted" and p != older]
-        assert ("tensorpix", sent) in FOLLOWED
+        assert controller.follows(("tensorpix", sent))
         qtbot.waitUntil(lambda: ("tensorpix", sent) in panel._rows, timeout=10000)  # listed in the monitor at once
 
         def polls(job_id: str) -> int:
@@ -363,7 +337,8 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         # the monitor shows the dialog's job finished (from the dialog's follower), and nothing is left to poll
         qtbot.waitUntil(lambda: cell(sent, "State") == "completed" and cell(sent, "Progress").value() == 100,
                         timeout=30000)
-        qtbot.waitUntil(lambda: controller.watching() == [] and ("tensorpix", sent) not in FOLLOWED, timeout=30000)
+        qtbot.waitUntil(lambda: controller.watching() == [] and not controller.follows(("tensorpix", sent)),
+                        timeout=30000)
         nuke._run_main_queue()
     finally:
         controller.close()
@@ -377,25 +352,50 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     assert all(t.startswith("tether-tensorpix") for job_id, t in asked if job_id == sent)
 
 
-def test_the_monitor_leaves_a_job_a_dialog_follows_to_that_dialog(tmp_path: Path) -> None:
-    """A dialog opened before the panel has a controller of its own; the monitor still does not poll its job."""
-    from tether_nuke.controller import FOLLOWED
+class Unanswered:
+    """A TensorPix client that cannot reach the service: each look fails once the test opens ``gate``."""
 
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.asked: List[str] = []
+
+    def __call__(self, profile: Any) -> Any:
+        return self
+
+    def get_job(self, job_id: str) -> Any:
+        self.asked.append(threading.current_thread().name)
+        self.gate.wait(30)
+        raise ConnectionError("TensorPix did not answer")
+
+    def jobs_by_id(self, ids: Any) -> Any:
+        self.asked.append(threading.current_thread().name)
+        raise ConnectionError("TensorPix did not answer")
+
+
+def test_the_monitor_leaves_a_job_its_service_follows_until_released(tmp_path: Path) -> None:
+    """A job a service controller follows itself (a dialog's send) is not polled by the monitor too; when that
+    follower gives up before the end, the monitor takes the job over."""
     registry = JobRegistry(tmp_path / "jobs.sqlite")
     registry.record(service="tensorpix", job_id="301", state=JobState.RUNNING, progress=10.0)
-    unreachable = Unreachable()
-    controller = JobController(registry, unreachable, clip_controllers={
-        "tensorpix": ClipServiceController(TensorPixAdapter(), registry, unreachable)})
+    client = Unanswered()
+    clip = ServiceController(TensorPixAdapter(), registry, client, poll=0.05, poll_cap=0.1)
+    controller = monitor(registry, Unreachable(), poll=(0.05, 0.1), tensorpix=clip)
     seen: List[Any] = []
-    controller.add_listener(lambda kind, payload: seen.append(kind))
-    FOLLOWED.add("tensorpix", "301")
+    controller.add_listener(lambda kind, payload: seen.append((kind, payload)))
     try:
-        assert controller.watch() == [] and unreachable.made == []
-        controller.clip_event("job", None)  # the dialog's follower saw it move: the list is shown again
-        assert seen == ["jobs"]
-        FOLLOWED.discard("tensorpix", "301")
-        controller.clip_event("released", "301")  # the dialog stopped following it: the monitor takes over
+        clip.take("301")
+        assert controller.follows(("tensorpix", "301"))
+        assert controller.watch() == [] and controller.watching() == []
+        deadline = time.monotonic() + 10
+        while not client.asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.asked and all(name.startswith("tether-tensorpix") for name in client.asked)
+        client.gate.set()  # the follower fails: it lets the job go, and the monitor follows it from here
+        deadline = time.monotonic() + 10
+        while "tether-nuke-watch-tensorpix" not in client.asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not controller.follows(("tensorpix", "301"))
         assert controller.watching() == ["tensorpix"]
+        assert any(kind == "error" and "did not answer" in payload for kind, payload in seen)
     finally:
-        FOLLOWED.discard("tensorpix", "301")
         controller.close()

@@ -15,10 +15,9 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("qtpy")
 
 import nuke
-from panel_support import sequence_read
+from panel_support import monitor, sequence_read
 from tether.jobs import JobState
 from tether.registry import JobRegistry
-from tether_nuke.controller import JobController
 
 
 class NoNetwork:
@@ -35,8 +34,7 @@ class NoNetwork:
 def panel(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
     from tether_nuke.panel import TetherPanel
 
-    controller = JobController(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: NoNetwork(),
-                               download_root=tmp_path / "dl")
+    controller = monitor(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: NoNetwork(), tmp_path / "dl")
     widget = TetherPanel(controller)
     qtbot.addWidget(widget)
     yield widget
@@ -169,8 +167,7 @@ def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: P
     from tether_nuke.panel import TetherPanel
 
     client = Capturing(AutopilotClient(autopilot.url("autopilot"), api_key=LOCAL_API_KEY))
-    controller = JobController(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: client,
-                               download_root=tmp_path / "dl")
+    controller = monitor(JobRegistry(tmp_path / "jobs.sqlite"), lambda profile: client, tmp_path / "dl")
     panel = TetherPanel(controller)
     qtbot.addWidget(panel)
     try:

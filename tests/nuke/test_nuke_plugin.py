@@ -16,13 +16,13 @@ import nuke
 import nukescripts
 import numpy as np
 import pytest
+from panel_support import monitor
 from PIL import Image
 from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
 from tether.autopilot.submit import ServiceChoice
 from tether.jobs import JobState
 from tether.registry import JobRegistry
 from tether_nuke import mainthread
-from tether_nuke.controller import JobController
 from tether_nuke.plate_reader import read_plate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,25 +161,24 @@ def test_submit_follow_and_import_on_plate_frames(tmp_path: Path, services: Any)
         return AutopilotClient(url, api_key=LOCAL_API_KEY)
 
     events: List[Any] = []
-    first = JobController(JobRegistry(registry_path), factory, download_root=tmp_path / "dl", poll_fast=0.2,
-                          poll_cap=0.5)
+    first = monitor(JobRegistry(registry_path), factory, tmp_path / "dl", poll=(0.2, 0.5))
     first.add_listener(lambda kind, payload: events.append((kind, threading.current_thread().name)))
     try:
-        job_id = first.submit(plate, ServiceChoice(roto=True, tracking=True)).result(timeout=60)
-        wait_for(lambda: (first.record(job_id) or 0) and first.record(job_id).state.finished, "the job to finish")
+        job_id = first.submit("autopilot", plate, ServiceChoice(roto=True, tracking=True)).result(timeout=60)
+        wait_for(lambda: getattr(first.record("autopilot", job_id), "finished", False), "the job to finish")
     finally:
         first.close()
-    record = first.record(job_id)
+    record = first.record("autopilot", job_id)
     assert record is not None and record.state is JobState.COMPLETED
     assert record.extra["plate"]["sent"] == [FIRST, LAST] and record.extra["frame_count"] == LAST - FIRST + 1
     assert any(kind == "jobs" for kind, _ in events)
     assert all(name != threading.main_thread().name for _, name in events)  # events come from workers
 
     # Nuke closed and reopened: a new controller on the same registry lists the job and imports it
-    second = JobController(JobRegistry(registry_path), factory, download_root=tmp_path / "dl2")
+    second = monitor(JobRegistry(registry_path), factory, tmp_path / "dl2")
     try:
         assert [r.job_id for r in second.jobs()] == [job_id]
-        done = second.import_job(job_id)
+        done = second.import_job("autopilot", job_id)
         wait_for(done.done, "the import")
         names = done.result()
     finally:

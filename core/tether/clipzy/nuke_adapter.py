@@ -1,4 +1,4 @@
-"""Clipzy behind the Nuke plug-in's clip-in/clip-out seam (``tether_nuke.clipservices.ClipAdapter``), DCC-free.
+"""Clipzy behind the Nuke plug-in's service seam (``tether_nuke.service.ServiceAdapter``), DCC-free.
 
 The seam sends the selected Read's clip as one movie, follows the job and imports the returned movie as a Read beside
 the plate. This is Clipzy's half: ``submit`` uploads the template (once per file version: the engine keeps uploads)

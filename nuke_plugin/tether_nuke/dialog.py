@@ -1,0 +1,244 @@
+"""The clip services' dialog (TensorPix, Clipzy; qtpy: PySide2 or PySide6), loaded on first use.
+
+TensorPix gets its own form (models: the last list from disk at once, then the service's; resolution, the numeric
+options, preview). Any other adapter describes its options in ``options_spec``: ``[{"name", "label", "kind":
+"file"|"text"|"number"|"bool", "required", "help"}]``; an optional ``stage_text(job)`` is shown while the job runs
+and an optional ``action`` labels the button. The dialog sends through the service's controller (the job monitor's,
+shared), which follows the job and imports it when it completes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from qtpy import QtCore, QtGui, QtWidgets
+from tether.errors import InputError
+from tether.nukeimport import PlateFacts
+
+from .clipservices import MODELS_SERVICE, TENSORPIX_RESOLUTIONS, clock, load_models, save_models, tensorpix_options
+from .plate_reader import read_plate, selected_read
+from .service import ServiceController
+
+NAME_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+GONE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+
+
+class Bridge(QtCore.QObject):
+    """Carries controller events from worker threads to the GUI thread (a queued signal)."""
+
+    event = QtCore.Signal(str, object)
+
+
+class ClipServiceDialog(QtWidgets.QWidget):
+    """The dialog of one clip service: its options for the selected Read, Send, and the job's progress."""
+
+    def __init__(self, controller: ServiceController, parent: Optional[QtWidgets.QWidget] = None) -> None:
+        super().__init__(parent)
+        if parent is not None:  # a window of its own, closed with the panel that opened it
+            self.setWindowFlags(QtCore.Qt.WindowType.Window)
+        self.adapter = controller.adapter
+        self.controller = controller
+        label = self.adapter.label
+        self.setWindowTitle(f"Tether: {label}")
+        self.plate: Optional[PlateFacts] = None
+        self._bridge = Bridge(self)
+        self._bridge.event.connect(self._on_event)
+        bridge, ctl = self._bridge, self.controller
+
+        def listen(kind: str, payload: Any) -> None:
+            bridge.event.emit(kind, payload)
+
+        # the controller may be the job monitor's, which outlives this dialog
+        ctl.add_listener(listen)
+        self.destroyed.connect(lambda *_: ctl.remove_listener(listen))
+        form = QtWidgets.QFormLayout(self)
+        self.read_label = QtWidgets.QLabel("-")
+        form.addRow("Read", self.read_label)
+        self.spec: List[Dict[str, Any]] = list(getattr(self.adapter, "options_spec", None) or [])
+        self.fields: Dict[str, Any] = {}
+        if self.spec:
+            self._spec_form(form)
+        else:
+            self._tensorpix_form(form)
+        self.send_button = QtWidgets.QPushButton(getattr(self.adapter, "action", "") or f"Send to {label}")
+        self.send_button.clicked.connect(self.submit)
+        form.addRow(self.send_button)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 100)
+        form.addRow(self.progress)
+        self.status = QtWidgets.QLabel("")
+        self.status.setWordWrap(True)
+        form.addRow(self.status)
+        self.refresh_plate()
+
+    # --- forms --------------------------------------------------------------------------------------------
+    def _tensorpix_form(self, form: Any) -> None:
+        self.models_box = QtWidgets.QListWidget()
+        form.addRow("Models", self.models_box)
+        self.models_note = QtWidgets.QLabel("listing the models...")
+        self.models_note.setWordWrap(True)
+        form.addRow("", self.models_note)
+        self.models_shown_at: Optional[float] = None  # when the list shown was fetched
+        self.resolution = QtWidgets.QComboBox()
+        for text, value in TENSORPIX_RESOLUTIONS:
+            self.resolution.addItem(text, value)
+        form.addRow("Resolution", self.resolution)
+        self.numbers: Dict[str, Any] = {}
+        for key, label, top in (("grain", "Grain", 100), ("sharpen_strength", "Sharpen", 100),
+                                ("stabilization_smoothing", "Stabilisation", 100),
+                                ("fps_interpolation_factor", "FPS factor", 8), ("playback_speed", "Speed", 16)):
+            spin = QtWidgets.QDoubleSpinBox()
+            spin.setRange(0, top)
+            spin.setSpecialValueText("default")
+            self.numbers[key] = spin
+            form.addRow(label, spin)
+        self.preview = QtWidgets.QCheckBox("Preview only (first frames)")
+        form.addRow(self.preview)
+        self.controller._task("listing the models", self._load_models)
+
+    def _spec_form(self, form: Any) -> None:
+        for item in self.spec:
+            kind = item.get("kind", "text")
+            widget: Any
+            if kind == "bool":
+                widget = QtWidgets.QCheckBox(item.get("label", item["name"]))
+            elif kind == "number":
+                widget = QtWidgets.QDoubleSpinBox()
+                widget.setRange(-1e9, 1e9)
+            else:
+                widget = QtWidgets.QLineEdit()
+                widget.setPlaceholderText(item.get("help", ""))
+            widget.setToolTip(item.get("help", ""))
+            self.fields[item["name"]] = widget
+            if kind == "file":
+                row = QtWidgets.QHBoxLayout()
+                browse = QtWidgets.QPushButton("...")
+                browse.clicked.connect(lambda _=False, w=widget: self._browse(w))
+                row.addWidget(widget)
+                row.addWidget(browse)
+                form.addRow(item.get("label", item["name"]), row)
+            else:
+                form.addRow(item.get("label", item["name"]) if kind != "bool" else "", widget)
+
+    def _browse(self, edit: Any) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a file")
+        if path:
+            edit.setText(path)
+
+    def _load_models(self) -> None:
+        """Worker: the last list from disk at once, then the service's (cached for the next time)."""
+        client = self.controller.client()
+        key = (MODELS_SERVICE, str(getattr(client, "profile", "") or ""), str(getattr(client, "base_url", "")))
+        cached = load_models(*key)
+        if cached is not None:
+            self._bridge.event.emit("models", (cached[0], cached[1], "cached"))
+        try:
+            fresh = [(str(m.id), str(m.name or "")) for m in client.models()]
+        except Exception as exc:
+            self._bridge.event.emit("models", (None, cached[1] if cached else None, str(exc)))
+            return
+        stamp = save_models(*key, fresh)
+        self._bridge.event.emit("models", (fresh, stamp, "fresh"))
+
+    def _show_models(self, models: Optional[List[Tuple[str, str]]], fetched_at: Optional[float],
+                     how: str) -> None:
+        """``how``: "cached" (from disk, a fresh list is on its way), "fresh", else why the fetch failed."""
+        if models is None:  # the fetch failed: keep what is shown
+            self.models_note.setText(f"offline: models from {clock(fetched_at)}" if fetched_at is not None
+                                     else f"offline: no models listed yet ({how})")
+            self.models_note.setToolTip(how)
+            return
+        box = self.models_box
+        ticked = [box.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(box.count())
+                  if box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+        names = {str(box.item(i).data(QtCore.Qt.ItemDataRole.UserRole)): box.item(i).data(NAME_ROLE)
+                 for i in range(box.count())}
+        box.clear()
+        offered = {model_id for model_id, _ in models}
+        rows = list(models) + [(str(t), names.get(str(t)) or "") for t in ticked if str(t) not in offered]
+        for model_id, name in rows:
+            gone = model_id not in offered
+            item = QtWidgets.QListWidgetItem(f"{model_id}: {name}" + ("  (no longer offered)" if gone else ""))
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, int(model_id) if model_id.isdigit() else model_id)
+            item.setData(NAME_ROLE, name)
+            item.setData(GONE_ROLE, gone)
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+            checked = any(str(t) == model_id for t in ticked)
+            item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
+            if gone:  # kept ticked and flagged: sending refuses it until it is unticked
+                item.setForeground(QtGui.QBrush(QtGui.QColor("#e0605a")))
+                item.setToolTip(f"TensorPix no longer lists model {model_id}")
+            box.addItem(item)
+        self.models_shown_at = fetched_at
+        note = f"models as of {clock(fetched_at)}"
+        self.models_note.setText(note + (" (checking for changes...)" if how == "cached" else ""))
+        self.models_note.setToolTip("")
+
+    # --- state --------------------------------------------------------------------------------------------
+    def refresh_plate(self) -> None:
+        node = selected_read()
+        self.plate = None
+        try:
+            self.plate = read_plate(node) if node is not None else None
+        except InputError as exc:
+            self.status.setText(str(exc))
+        self.read_label.setText(self.plate.node if self.plate else "no Read selected")
+        self.send_button.setEnabled(self.plate is not None)
+
+    def options(self) -> Dict[str, Any]:
+        if self.spec:
+            out: Dict[str, Any] = {}
+            for item in self.spec:
+                widget = self.fields[item["name"]]
+                kind = item.get("kind", "text")
+                value = widget.isChecked() if kind == "bool" else (
+                    widget.value() if kind == "number" else widget.text().strip())
+                if value in ("", None) and item.get("required"):
+                    raise InputError(f"{item.get('label', item['name'])} is required")
+                if value not in ("", None):
+                    out[item["name"]] = value
+            return out
+        ticked = [self.models_box.item(i) for i in range(self.models_box.count())
+                  if self.models_box.item(i).checkState() == QtCore.Qt.CheckState.Checked]
+        gone = [str(item.data(QtCore.Qt.ItemDataRole.UserRole)) for item in ticked
+                if item.data(GONE_ROLE)]
+        if gone:
+            raise InputError(f"TensorPix no longer offers model {', '.join(gone)}: untick it or choose another")
+        ids = [item.data(QtCore.Qt.ItemDataRole.UserRole) for item in ticked]
+        if not ids:
+            raise InputError("tick at least one model")
+        numbers = {k: spin.value() for k, spin in self.numbers.items()}
+        return tensorpix_options(ids, int(self.resolution.currentData()), preview=self.preview.isChecked(),
+                                 **numbers)
+
+    def submit(self) -> None:
+        self.refresh_plate()
+        if self.plate is None:
+            return
+        try:
+            options = self.options()
+        except InputError as exc:
+            self.status.setText(str(exc))
+            return
+        self.send_button.setEnabled(False)
+        self.status.setText(f"Sending {self.plate.node}...")
+        self.controller.submit(self.plate, options)
+
+    def _on_event(self, kind: str, payload: Any) -> None:
+        if kind == "models":
+            self._show_models(*payload)
+        elif kind == "job":
+            stage = getattr(self.adapter, "stage_text", None)
+            self.progress.setValue(round(payload.progress))
+            self.status.setText(f"job {payload.id}: {stage(payload) if callable(stage) else payload.state_label}")
+        elif kind == "imported":
+            job_id, applied = payload
+            self.status.setText(f"Imported job {job_id}: {', '.join(applied.names.values())}"
+                                + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
+            self.send_button.setEnabled(True)
+        elif kind == "error":
+            self.status.setText(str(payload))
+            self.send_button.setEnabled(self.plate is not None)
+
+
+__all__ = ["Bridge", "ClipServiceDialog"]

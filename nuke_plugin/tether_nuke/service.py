@@ -1,0 +1,250 @@
+"""One seam for every service Nuke sends a Read's clip to (Autopilot, TensorPix, Clipzy): an adapter says what is
+particular to its service, :class:`ServiceController` does the rest the same way for all of them.
+
+The adapter (:class:`ServiceAdapter`; ``tether_nuke.autopilot.AutopilotAdapter``, the clip services' in
+``tether_nuke.clipservices``):
+
+- ``service``/``label``/``suffix``: the registry's service name, the words shown, the imported nodes' name suffix;
+- ``client(profile)``: the service's client (a :class:`tether.jobs.JobService`);
+- ``stage(plate, folder)`` -> what is uploaded (a staged sequence's pattern, or one movie);
+- ``submit(client, upload, options, registry, label, extra)`` -> :class:`Sent` (the job id, where the output starts
+  in the sent clip, and what the record keeps besides the plate);
+- ``fetch(client, job_id, dest)`` -> what came back into ``dest``; ``describe(plate, fetched, record, include)`` ->
+  the :class:`~tether.nukeimport.ImportDescription` of the nodes to make;
+- optional: ``frame_limit`` (the most frames a job takes), ``quota(client)``, ``can_cancel`` (default True),
+  ``cancel(client, job_id)`` (default: the client's ``cancel_job``) and ``cancel_note`` (why it cannot cancel).
+
+The controller checks the plate, stages and sends it on a worker, records the job with everything a later session's
+import needs (the plate, the frames sent, the profile), optionally follows the job and imports it when it completes,
+and imports on request: the nodes are described on the worker and made on the main thread. No Qt.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
+
+from tether.errors import InputError
+from tether.jobs import Job, JobState
+from tether.nukeimport import ImportDescription, PlateFacts, check_plate
+from tether.nukeimport.model import Sent
+from tether.poll import Backoff, Clock, Tick, poll_until, polls
+from tether.registry import JobRecord, JobRegistry
+
+from .mainthread import run_on_main
+from .work import BackgroundWork
+
+INCLUDE_ALL = ("roto", "camera", "depth")  # what an Autopilot import makes unless told otherwise
+
+
+class ServiceAdapter(Protocol):
+    service: str
+    label: str
+    suffix: str
+
+    def client(self, profile: Optional[str]) -> Any: ...
+
+    def stage(self, plate: PlateFacts, folder: Path) -> Any: ...
+
+    def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
+               extra: Dict[str, Any]) -> Sent: ...
+
+    def fetch(self, client: Any, job_id: str, dest: Path) -> Any: ...
+
+    def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
+                 include: Tuple[str, ...]) -> ImportDescription: ...
+
+
+class ServiceController(BackgroundWork):
+    """Submit, follow, import and cancel for one adapter, on worker threads; events go to listeners.
+
+    Events: ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here),
+    ``"imported"`` (``(job_id, Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here
+    although unfinished), ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
+    """
+
+    def __init__(self, adapter: ServiceAdapter, registry: Optional[JobRegistry] = None,
+                 client_factory: Optional[Callable[[Optional[str]], Any]] = None, profile: Optional[str] = None,
+                 download_root: Optional[Path] = None, poll: float = 2.0, poll_cap: float = 15.0) -> None:
+        self.adapter = adapter
+        self.service = adapter.service
+        self.registry = registry or JobRegistry()
+        self.profile = profile
+        self._factory = client_factory or adapter.client
+        self.download_root = download_root or self.registry.path.parent / adapter.service
+        super().__init__(2, f"tether-{adapter.service}")
+        self._what = f"{adapter.label} "
+        self._poll = (poll, poll_cap)
+        self._clients: Dict[Optional[str], Any] = {}
+        self._following: Set[str] = set()
+
+    def client(self, profile: Optional[str] = None) -> Any:
+        """The service's client for ``profile`` (a job's recorded profile), else this controller's; made once."""
+        key = profile or self.profile
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._factory(key)
+            return client
+
+    def follows(self, job_id: str) -> bool:
+        """This controller polls the job itself (it was sent with ``follow``): nobody else needs to."""
+        with self._lock:
+            return str(job_id) in self._following
+
+    # --- cancelling (honest about services that cannot) ------------------------------------------------------------
+    @property
+    def can_cancel(self) -> bool:
+        return bool(getattr(self.adapter, "can_cancel", True))
+
+    def cancel_note(self) -> Optional[str]:
+        """Why this service's jobs cannot be cancelled from Nuke, or None when they can."""
+        if self.can_cancel:
+            return None
+        note = getattr(self.adapter, "cancel_note", None)
+        return str(note) if note else (f"{self.adapter.label} has no cancel route: its jobs cannot be cancelled from "
+                                       "here and finish or fail on their own")
+
+    def cancel(self, job_id: str) -> Future[bool]:
+        """Cancel on the service (worker); a service without a cancel route is refused here, nothing is sent."""
+
+        def work() -> bool:
+            note = self.cancel_note()
+            if note is not None:
+                raise InputError(note)
+            record = self.registry.get(self.service, job_id)
+            client = self.client(record.profile if record is not None else None)
+            cancel = getattr(self.adapter, "cancel", None)
+            answer = cancel(client, job_id) if callable(cancel) else client.cancel_job(job_id)
+            self._emit("cancelled", job_id)
+            return answer is None or bool(answer)
+
+        return self._task(f"cancelling {self.adapter.label} job {job_id}", work)
+
+    def quota(self) -> Future[Any]:
+        """The service's quota (an ``"error"`` event for a service that does not publish one)."""
+
+        def work() -> Any:
+            ask = getattr(self.adapter, "quota", None)
+            if not callable(ask):
+                raise InputError(f"{self.adapter.label} publishes no quota")
+            quota = ask(self.client())
+            self._emit("quota", quota)
+            return quota
+
+        return self._task("asking for the quota", work)
+
+    # --- sending ----------------------------------------------------------------------------------------------------
+    def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True) -> Future[Any]:
+        """Send the plate (its facts read on the main thread beforehand); the Future gives the job id. ``follow``:
+        this controller polls the job and imports it when it completes (else whoever lists the jobs follows it)."""
+
+        def work() -> str:
+            # the disk is checked here, off the main thread: a network share may take a while to list
+            check_plate(plate, check_disk=True, frame_limit=getattr(self.adapter, "frame_limit", None)).raise_first()
+            label = f"{script}:{plate.node}" if script else plate.node
+            extra = {"plate": plate.to_dict(), "script": script}
+            with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
+                upload = self.adapter.stage(plate, Path(tmp))
+                client = self.client()
+                sent = self.adapter.submit(client, upload, options, self.registry, label, extra)
+            # everything an import from a later session needs: the plate (with its sent frames), where the output
+            # starts in the sent clip, and the profile whose client fetches it
+            self.registry.record(service=self.service, job_id=sent.job_id,
+                                 profile=str(getattr(client, "profile", "") or ""),
+                                 title=f"{plate.node} ({Path(plate.file).name})",
+                                 extra={**extra, **sent.extra, "first_index": sent.first_index,
+                                        "frame_count": plate.frame_count})
+            if follow:  # taken before "submitted": that event starts the monitor's watchers, which then skip it
+                self.take(sent.job_id)
+            self._emit("submitted", sent.job_id)
+            return sent.job_id
+
+        return self._task(f"sending the clip to {self.adapter.label}", work)
+
+    def take(self, job_id: str) -> None:
+        """Follow the job here (a worker polls it) and import it when it completes; the monitor leaves it alone
+        until this controller lets it go (``"released"``)."""
+        with self._lock:
+            self._following.add(str(job_id))
+        self._pool.submit(self._follow_and_import, str(job_id))
+
+    def _follow_and_import(self, job_id: str) -> None:
+        """The job's one follower in this session (the monitor skips it: :meth:`follows`)."""
+        finished = False
+        try:
+            job = self.follow(job_id)
+            if job is None:  # closed before the first ask
+                return
+            finished = job.state.finished
+            if job.state is JobState.COMPLETED:
+                self.import_job(job_id).result()
+            elif finished:
+                self._emit("error", f"{self.adapter.label} job {job_id} {job.state_label}"
+                           + (f": {job.error}" if job.error else ""))
+        except Exception as exc:
+            self._emit("error", f"following {self.adapter.label} job {job_id}: {exc}")
+        finally:
+            with self._lock:
+                self._following.discard(str(job_id))
+            if not finished:  # closed, or polling failed, before the end: the monitor may follow it from here
+                self._emit("released", job_id)
+
+    def follow(self, job_id: str) -> Optional[Job]:
+        """Poll until the job finishes or the controller closes (worker thread), backing off while nothing changes;
+        the last view of the job (None when closed before the first ask)."""
+        fast, cap = self._poll
+
+        def seen(tick: Tick[Job]) -> None:
+            self.registry.update_from(tick.value, self.profile or "")
+            if tick.changed:
+                self._emit("job", tick.value)
+
+        ticks = polls(lambda: self.client().get_job(job_id), key=lambda job: (job.state_label, job.progress),
+                      backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
+        return poll_until(ticks, lambda job: bool(job.state.finished), seen)
+
+    # --- importing ----------------------------------------------------------------------------------------------------
+    def import_job(self, job_id: str, plate: Optional[PlateFacts] = None,
+                   include: Tuple[str, ...] = INCLUDE_ALL) -> Future[Dict[str, str]]:
+        """Download what came back (worker), then make its nodes beside the plate (main thread); the Future gives
+        spec name -> node name once they exist.
+
+        The plate is the one recorded when the clip was sent (a job from an earlier Nuke session imports the same
+        way); ``plate`` stands in for a job sent without one (e.g. from the command line).
+        """
+        done: Future[Dict[str, str]] = Future()
+        label = self.adapter.label
+
+        def work() -> None:
+            record = self.registry.get(self.service, job_id)
+            if record is None:
+                raise InputError(f"{label} job {job_id} is not in the job list")
+            stored = record.extra.get("plate")
+            if not stored and plate is None:
+                raise InputError(f"{label} job {job_id} was not sent from Nuke: its plate is unknown; "
+                                 "select the plate's Read and import again")
+            facts = PlateFacts.from_dict(stored) if stored else plate
+            assert facts is not None
+            dest = self.download_root / job_id
+            fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
+            self.registry.mark_fetched(self.service, job_id, dest)
+            description = self.adapter.describe(facts, fetched, record, include)
+            run_on_main(self._apply, job_id, description, done)
+
+        future = self._task(f"importing {label} job {job_id}", work)
+        future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
+        return done
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            if callable(getattr(client, "close", None)):
+                client.close()
+
+
+__all__ = ["INCLUDE_ALL", "Sent", "ServiceAdapter", "ServiceController"]
