@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence, Type, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import network
 from .errors import (
@@ -38,6 +39,10 @@ from .errors import (
     register_secret,
 )
 
+M = TypeVar("M", bound=BaseModel)
+# List replies come bare or under one of these keys (the vendors' paging shapes are mostly unknown: SERVICES.md).
+LIST_KEYS = ("items", "results", "data", "jobs", "inferences", "projects", "instances", "packages", "transactions")
+_SECRET_KEY_WORDS = ("auth", "token", "secret", "password", "api_key", "apikey", "x-api-key", "signature", "key")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id", "cf-ray")
@@ -270,6 +275,49 @@ class BaseClient:
                 raise self.error_for(response)
             yield response
 
+    # --- replies --------------------------------------------------------------------------------------------
+    def parse(self, model: Type[M], body: Any, what: str) -> M:
+        """A reply as its model; a reply of another shape is a :class:`ProtocolError` naming the endpoint (``what``,
+        e.g. ``POST /api/jobs``) and the fields, with a short redacted excerpt. pydantic's own message is not shown:
+        it quotes the input values, which can hold a token the server echoed."""
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise self._shape_error(what, body, exc) from None
+
+    def parse_list(self, item: Type[M], body: Any, what: str, keys: Sequence[str] = LIST_KEYS) -> List[M]:
+        """A list reply, bare or under one of ``keys``, as a list of ``item``."""
+        try:
+            items = items_of(body, keys)
+        except ValueError as exc:
+            raise ProtocolError(f"{self.service}: the reply to {what} {exc}; it began: {reply_excerpt(body)}",
+                                service=self.service) from None
+        try:
+            return TypeAdapter(List[item]).validate_python(items)  # type: ignore[valid-type]
+        except ValidationError as exc:
+            raise self._shape_error(what, body, exc) from None
+
+    def parse_page(self, model: Type[M], body: Any, what: str, keys: Sequence[str] = LIST_KEYS,
+                   **defaults: Any) -> M:
+        """A page reply (items plus whatever paging fields the server sent, ``defaults`` for those it did not) as
+        ``model``, which holds the items under ``items``."""
+        try:
+            items = items_of(body, keys)
+        except ValueError as exc:
+            raise ProtocolError(f"{self.service}: the reply to {what} {exc}; it began: {reply_excerpt(body)}",
+                                service=self.service) from None
+        meta = {k: v for k, v in body.items() if k not in keys} if isinstance(body, dict) else {}
+        return self.parse(model, {**defaults, **meta, "items": items}, what)
+
+    def _shape_error(self, what: str, body: Any, exc: ValidationError) -> ProtocolError:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False)[:4]:
+            where = ".".join(str(part) for part in err["loc"]) or "the reply"
+            problems.append(f"{where}: {err['msg'].lower()}")
+        more = f" (and {exc.error_count() - 4} more)" if exc.error_count() > 4 else ""
+        return ProtocolError(f"{self.service}: the reply to {what} does not have the expected shape: "
+                             f"{'; '.join(problems)}{more}; it began: {reply_excerpt(body)}", service=self.service)
+
     # --- errors ---------------------------------------------------------------------------------------------
     def error_for(self, response: httpx.Response) -> ServiceError:
         status = response.status_code
@@ -311,3 +359,35 @@ class BaseClient:
             msg = (f"{self.service}: cannot reach {self.base_url} ({reason}: {detail}); is the service running and "
                    "the URL right? (`tether config show`)")
         return ServiceUnavailable(msg, service=self.service, method=method, url=url)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return "..."
+    if isinstance(value, dict):
+        return {k: "***" if any(w in str(k).lower() for w in _SECRET_KEY_WORDS) else _masked(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, depth + 1) for v in value[:5]]
+    return value
+
+
+def reply_excerpt(body: Any, limit: int = 160) -> str:
+    """The start of a reply for an error message: values under credential-like keys masked, secrets redacted."""
+    try:
+        text = json.dumps(_masked(body), default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(body)
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def items_of(body: Any, keys: Sequence[str] = LIST_KEYS) -> List[Any]:
+    """A list reply's items: the body itself, or the first list under one of ``keys``."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in keys:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    raise ValueError(f"holds no list (a bare list, or one under {', '.join(repr(k) for k in keys[:3])}...)")

@@ -142,8 +142,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(data, indent=2))
         else:
-            print(f"{period.period_start} .. {period.period_end}: {period.total_cost:.2f} {period.currency}, "
-                  f"{period.render_hours:.2f} render hours")
+            print(period.describe())
         return 0
     listers: Dict[str, Callable[[], Sequence[Any]]] = {
         "projects": client.projects, "instances": client.instances, "packages": client.packages}

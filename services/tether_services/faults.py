@@ -16,6 +16,9 @@ Kinds:
   ``when="before"`` closes the same way without the service ever seeing the request.
 - ``slow``: wait ``delay`` seconds, then serve normally.
 - ``malformed``: let the service act, then answer 200 with a body that is not valid JSON.
+- ``reshape``: let the service act, then answer its JSON reply in another vendor's shape: the top-level keys in
+  ``drop`` left out, those in ``rename`` (old -> new) renamed, those in ``merge`` set (the same reply, as a vendor
+  whose documents are silent there might send it).
 
 Every request outside the control routes (``/_...``, ``/health``) is recorded as ``(method, path, status)`` in
 :class:`RequestLog`, so tests can count requests per poll cycle. Every reply carries ``x-request-id`` (the client's own
@@ -41,7 +44,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-KINDS = ("status", "drop", "slow", "malformed")
+KINDS = ("status", "drop", "slow", "malformed", "reshape")
 CONTROL_PREFIXES = ("/_", "/health")
 MALFORMED_BODY = b'{"items": [{"id": "truncated'
 
@@ -73,6 +76,9 @@ class Fault:
     delay: float = 1.0
     when: str = "after"
     message: str = ""
+    drop: List[str] = field(default_factory=list)
+    rename: Dict[str, str] = field(default_factory=dict)
+    merge: Dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     hits: int = 0
     _regex: Optional[re.Pattern[str]] = field(default=None, repr=False, compare=False)
@@ -254,6 +260,13 @@ class FaultMiddleware:
             raise DroppedConnection("injected drop before the service saw the request")
         # drop-after and malformed: the service acts, we keep its reply back and send a broken one instead
         status, headers, body = await _capture(self.app, scope, receive)
+        if fault.kind == "reshape":
+            body = _reshaped(body, fault)
+            out = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            out.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": body})
+            return
         if fault.kind == "malformed":
             out = [(b"content-type", b"application/json"), (b"content-length", str(len(MALFORMED_BODY)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": out})
@@ -264,6 +277,17 @@ class FaultMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": kept})
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         raise DroppedConnection("injected drop after the service acted")
+
+
+def _reshaped(body: bytes, fault: Fault) -> bytes:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict):
+        data = {fault.rename.get(k, k): v for k, v in data.items() if k not in fault.drop}
+        data.update(fault.merge)
+    return json.dumps(data).encode()
 
 
 async def _drain(receive: Receive) -> None:

@@ -48,29 +48,8 @@ SERVICE = "autopilot"
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 ASSET_TYPES = ("video", "mask")
 CHUNK = 1024 * 1024
-_ITEM_KEYS = ("items", "jobs", "inferences", "results", "data")
 
 Progress = Callable[[int, int], Optional[bool]]
-
-
-def items_of(body: Any) -> List[Any]:
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        for key in _ITEM_KEYS:
-            if isinstance(body.get(key), list):
-                return list(body[key])
-    raise ValueError("expected a list, or an object holding one under 'items'")
-
-
-def _page_meta(body: Any, page: int) -> Dict[str, Any]:
-    meta = dict(body) if isinstance(body, dict) else {}
-    for key in _ITEM_KEYS:
-        meta.pop(key, None)
-    meta.setdefault("page", page)
-    if isinstance(meta.get("next"), (int, float)):
-        meta["next"] = str(meta["next"])
-    return meta
 
 
 def describe_failures(aj: AutopilotJob) -> Optional[str]:
@@ -153,8 +132,6 @@ def safe_name(url: str, fallback: str) -> str:
     return name or fallback
 
 
-
-
 class PresignedUploads:
     """The seam for uploads. The known route is the ComfyUI node's (``/api/comfyui/assets/upload``); when Slapshot
     documents another, a subclass changes ``ticket`` and nothing else moves."""
@@ -165,7 +142,7 @@ class PresignedUploads:
         # asking again for the same upload_id only signs another URL: safe to retry
         body = client.json("GET", self.route, params={"upload_id": upload_id, "asset_type": asset_type,
                                                       "file_name": file_name})
-        return UploadTicket.model_validate(body)
+        return client.parse(UploadTicket, body, f"GET {self.route}")
 
     def put(self, client: AutopilotClient, ticket: UploadTicket, path: Path,
             progress: Optional[Progress] = None) -> None:
@@ -232,7 +209,7 @@ class AutopilotClient(BaseClient):
     def list_jobs(self, *, service: Optional[str] = None, status: Optional[str] = None,
                   metadata: Optional[Dict[str, Any]] = None, page: int = 1) -> JobPage:
         body = self.json("GET", "/api/jobs", params=self._filters(service, status, metadata, page))
-        return JobPage.model_validate({**_page_meta(body, page), "items": items_of(body)})
+        return self.parse_page(JobPage, body, "GET /api/jobs", page=page)
 
     def iter_jobs(self, **filters: Any) -> Iterator[AutopilotJob]:
         def fetch(page: int) -> Tuple[List[AutopilotJob], bool]:
@@ -242,7 +219,7 @@ class AutopilotClient(BaseClient):
         return walk_pages(fetch, lambda job: str(job.id))
 
     def get_autopilot_job(self, job_id: str) -> AutopilotJob:
-        return AutopilotJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))
+        return self.parse(AutopilotJob, self.json("GET", f"/api/jobs/{job_id}"), "GET /api/jobs/{id}")
 
     def get_job(self, job_id: str) -> Job:
         return to_job(self.get_autopilot_job(job_id))
@@ -267,7 +244,7 @@ class AutopilotClient(BaseClient):
             if existing is None:
                 raise
             return existing
-        return AutopilotJob.model_validate(reply)
+        return self.parse(AutopilotJob, reply, "POST /api/jobs")
 
     def cancel_job(self, job_id: str) -> None:
         self.cancel(job_id)
@@ -281,10 +258,10 @@ class AutopilotClient(BaseClient):
     def list_inferences(self, *, service: Optional[str] = None, status: Optional[str] = None,
                         metadata: Optional[Dict[str, Any]] = None, page: int = 1) -> InferencePage:
         body = self.json("GET", "/api/inferences", params=self._filters(service, status, metadata, page))
-        return InferencePage.model_validate({**_page_meta(body, page), "items": items_of(body)})
+        return self.parse_page(InferencePage, body, "GET /api/inferences", page=page)
 
     def get_inference(self, inference_id: str) -> Inference:
-        return Inference.model_validate(self.json("GET", f"/api/inferences/{inference_id}"))
+        return self.parse(Inference, self.json("GET", f"/api/inferences/{inference_id}"), "GET /api/inferences/{id}")
 
     def cancel_inference(self, inference_id: str) -> bool:
         response = self.request("DELETE", f"/api/inferences/{inference_id}", expect=(404,))
@@ -292,7 +269,7 @@ class AutopilotClient(BaseClient):
 
     # --- quota ----------------------------------------------------------------------------------------------
     def quota(self) -> Quota:
-        return Quota.model_validate(self.json("GET", "/api/user/limit"))
+        return self.parse(Quota, self.json("GET", "/api/user/limit"), "GET /api/user/limit")
 
     # --- uploads --------------------------------------------------------------------------------------------
     def upload(self, path: Path, *, asset_type: str = "video", file_name: Optional[str] = None,
@@ -310,7 +287,7 @@ class AutopilotClient(BaseClient):
     # --- results --------------------------------------------------------------------------------------------
     def result_link(self, job_id: str, export_type: str) -> str:
         body = self.json("GET", f"/api/comfyui/{job_id}/result", params={"export_type": export_type.lower()})
-        link = ResultLink.model_validate(body if isinstance(body, dict) else {}).link
+        link = self.parse(ResultLink, body if isinstance(body, dict) else {}, "GET /api/comfyui/{id}/result").link
         if not link:
             keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
             raise ServiceError(f"autopilot: the result of job {job_id} ({export_type}) names no download link "

@@ -18,8 +18,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, List, Literal, Optional, Type, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
+from ..contract import Strict, Tolerant
 from ..jobs import JobState
 
 # The Autopilot ComfyUI node refuses clips over this many frames; we do the same before uploading.
@@ -51,14 +52,6 @@ STATES: Dict[str, JobState] = {
 }
 
 Flag = Literal["True", "False"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 def _flag(value: Any) -> Any:
@@ -185,7 +178,7 @@ class JobCreate(Strict):
 
 # --- replies ---------------------------------------------------------------------------------------------------
 class Inference(Tolerant):
-    id: str
+    id: str = Field(validation_alias=AliasChoices("id", "inference_id"))
     job_id: Optional[str] = None
     type: str = Field("", validation_alias="service")
     status: str = ""
@@ -217,7 +210,7 @@ class Inference(Tolerant):
 
 
 class AutopilotJob(Tolerant):
-    id: str
+    id: str = Field(validation_alias=AliasChoices("id", "job_id"))
     percent_complete: float = 0.0
     total: int = 0
     total_pending: int = 0
@@ -290,6 +283,11 @@ class Page(Tolerant):
     total: Optional[int] = None
     pages: Optional[int] = None
     next: Optional[str] = None
+
+    @field_validator("next", mode="before")
+    @classmethod
+    def _next_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) else value  # a page number or a cursor
 
     def has_more(self, count: int) -> bool:
         if self.pages is not None:

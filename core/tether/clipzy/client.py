@@ -50,7 +50,6 @@ from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 SERVICE = "clipzy"
 API_PREFIX = "/api/v1"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-_ITEM_KEYS = ("items", "jobs", "results", "data")
 
 Progress = Callable[[int, int], Optional[bool]]
 
@@ -118,16 +117,6 @@ def api_base(url: str) -> str:
     """``http://host`` or ``http://host/api/v1`` -> ``http://host/api/v1``."""
     url = url.rstrip("/")
     return url if url.endswith(API_PREFIX) else url + API_PREFIX
-
-
-def items_of(data: Any) -> List[Any]:
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        for key in _ITEM_KEYS:
-            if isinstance(data.get(key), list):
-                return list(data[key])
-    raise ValueError("expected a list of jobs, or an object holding one under items/jobs/results")
 
 
 def parse_job(body: Any) -> ClipzyJob:
@@ -268,21 +257,14 @@ class ClipzyClient(BaseClient):
         with open(path, "rb") as fh:  # httpx rewinds the file for each retry
             data = self.call("POST", "/videos/upload", files={"file": (path.name, fh, "application/octet-stream")},
                              data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
-        return self._model(Video, data, "the upload reply")
-
-    def _model(self, model: Any, data: Any, what: str) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValueError as exc:
-            raise ProtocolError(f"clipzy: {what} does not have the documented shape ({exc})", service=SERVICE
-                                ) from None
+        return self.parse(Video, data, "POST /videos/upload")
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, video_id: str, template_video_id: Optional[str] = None, *,
                    config: Optional[Dict[str, Any]] = None, webhook_url: Optional[str] = None) -> ClipzyJob:
         payload = JobCreate(video_id=video_id, template_video_id=template_video_id, config=config,
                             webhook_url=webhook_url)
-        return self._model(ClipzyJob, self.call("POST", "/jobs", json=payload.payload()), "the job reply")
+        return self.parse(ClipzyJob, self.call("POST", "/jobs", json=payload.payload()), "POST /jobs")
 
     def style(self, clip: Union[str, Path], template: Union[str, Path], *, config: Optional[Dict[str, Any]] = None,
               webhook_url: Optional[str] = None) -> ClipzyJob:
@@ -302,7 +284,7 @@ class ClipzyClient(BaseClient):
         return text
 
     def get_clipzy_job(self, job_id: str) -> ClipzyJob:
-        return self._model(ClipzyJob, self.call("GET", f"/jobs/{job_id}"), "the job reply")
+        return self.parse(ClipzyJob, self.call("GET", f"/jobs/{job_id}"), "GET /jobs/{id}")
 
     def get_job(self, job_id: str) -> Job:
         cj = self.get_clipzy_job(job_id)
@@ -313,18 +295,11 @@ class ClipzyClient(BaseClient):
         return to_job(cj)
 
     def result(self, job_id: str) -> ClipzyJob:
-        return self._model(ClipzyJob, self.call("GET", f"/jobs/{job_id}/result"), "the result reply")
+        return self.parse(ClipzyJob, self.call("GET", f"/jobs/{job_id}/result"), "GET /jobs/{id}/result")
 
     def list_jobs(self, page: int = 1, page_size: int = 20) -> JobPage:
         data = self.call("GET", "/jobs", params={"page": page, "page_size": page_size})
-        try:
-            items = items_of(data)
-        except ValueError as exc:
-            raise ProtocolError(f"clipzy: the job list: {exc}", service=SERVICE) from None
-        meta = {k: v for k, v in data.items() if k not in _ITEM_KEYS} if isinstance(data, dict) else {}
-        meta.setdefault("page", page)
-        meta.setdefault("page_size", page_size)
-        return self._model(JobPage, {**meta, "items": items}, "the job list")
+        return self.parse_page(JobPage, data, "GET /jobs", page=page, page_size=page_size)
 
     def iter_jobs(self, page_size: int = 50) -> Iterator[ClipzyJob]:
         def fetch(page: int) -> Tuple[List[ClipzyJob], bool]:

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..contract import Tolerant
 from ..jobs import JobState
 
 STATES: Dict[str, JobState] = {
@@ -42,10 +43,6 @@ STAGES: Dict[str, str] = {
     "style_application": "applying the style",
     "rendering": "encoding the output",
 }
-
-
-class Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 class VideoMetadata(Tolerant):

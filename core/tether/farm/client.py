@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
-from ..http import BaseClient, BearerLogin, RetryPolicy
+from ..http import LIST_KEYS, BaseClient, BearerLogin, RetryPolicy, items_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..spec import SPECS
 from .models import (
@@ -41,18 +41,6 @@ from .models import (
 )
 
 SERVICE = "farm"
-_ITEM_KEYS = ("items", "jobs", "results", "data", "projects", "instances", "packages", "transactions")
-
-
-def items_of(body: Any) -> List[Any]:
-    """List replies come as a bare list or under one of several keys (the vendor's pagination is unknown)."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        for key in _ITEM_KEYS:
-            if isinstance(body.get(key), list):
-                return list(body[key])
-    raise ValueError("expected a list, or an object holding one under 'items'")
 
 
 class JobPage(BaseModel):
@@ -135,7 +123,7 @@ class FarmClient(BaseClient):
                              json=LoginRequest(email=email, password=password).model_dump())
         finally:
             bare.close()
-        reply = LoginReply.model_validate(body)
+        reply = bare.parse(LoginReply, body, "POST /api/auth/login")
         register_secret(reply.access_token)
         return reply.access_token
 
@@ -184,10 +172,7 @@ class FarmClient(BaseClient):
         if project:
             params["project"] = project
         body = self.json("GET", "/api/jobs", params=params)
-        items: List[FarmJob] = TypeAdapter(List[FarmJob]).validate_python(items_of(body))
-        meta = body if isinstance(body, dict) else {}
-        return JobPage(items=items, page=int(meta.get("page", page)), per_page=int(meta.get("per_page", per_page)),
-                       total=meta.get("total"), pages=meta.get("pages"))
+        return self.parse_page(JobPage, body, "GET /api/jobs", page=page, per_page=per_page)
 
     def iter_jobs(self, *, status: Optional[Iterable[str]] = None, project: Optional[str] = None,
                   per_page: int = 100) -> Iterator[FarmJob]:
@@ -198,7 +183,7 @@ class FarmClient(BaseClient):
         return walk_pages(fetch, lambda job: job.id)
 
     def get_farm_job(self, job_id: str) -> FarmJob:
-        return FarmJob.model_validate(self.json("GET", f"/api/jobs/{job_id}"))
+        return self.parse(FarmJob, self.json("GET", f"/api/jobs/{job_id}"), "GET /api/jobs/{id}")
 
     def get_job(self, job_id: str) -> Job:
         return to_job(self.get_farm_job(job_id))
@@ -219,7 +204,7 @@ class FarmClient(BaseClient):
             if existing is None:
                 raise
             return existing
-        return FarmJob.model_validate(reply)
+        return self.parse(FarmJob, reply, "POST /api/jobs")
 
     def _find_created(self, payload: JobCreate, since: datetime) -> Optional[FarmJob]:
         """After a dropped POST: the job if the farm made it, found by title and frames among the newest jobs."""
@@ -243,7 +228,7 @@ class FarmClient(BaseClient):
         update = JobUpdate.model_validate({"action": action, "priority": priority})
         # Setting a state or a priority twice has the same effect as once: safe to retry.
         body = self.json("PATCH", f"/api/jobs/{job_id}", idempotent=True, json=update.model_dump(exclude_none=True))
-        return FarmJob.model_validate(body)
+        return self.parse(FarmJob, body, "PATCH /api/jobs/{id}")
 
     def hold(self, job_id: str) -> FarmJob:
         return self.update_job(job_id, action="hold")
@@ -273,7 +258,7 @@ class FarmClient(BaseClient):
                     f"{job.output_path or 'its output_path'}: fetch them from there", service=SERVICE, status=404,
                 ) from None
             raise
-        return TypeAdapter(List[FarmOutput]).validate_python(items_of(body))
+        return self.parse_list(FarmOutput, body, "GET /api/jobs/{id}/outputs", keys=("outputs", *LIST_KEYS))
 
     def fetch_outputs(self, job_id: str, dest: Path,
                       progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
@@ -300,28 +285,29 @@ class FarmClient(BaseClient):
 
     # --- projects, instances, packages -------------------------------------------------------------------------
     def projects(self) -> List[Project]:
-        return TypeAdapter(List[Project]).validate_python(items_of(self.json("GET", "/api/projects")))
+        return self.parse_list(Project, self.json("GET", "/api/projects"), "GET /api/projects")
 
     def create_project(self, name: str) -> Project:
-        return Project.model_validate(self.json("POST", "/api/projects", json=ProjectCreate(name=name).model_dump()))
+        return self.parse(Project, self.json("POST", "/api/projects", json=ProjectCreate(name=name).model_dump()),
+                          "POST /api/projects")
 
     def archive_project(self, project_id: str, archived: bool = True) -> Project:
         body = self.json("PATCH", f"/api/projects/{project_id}", idempotent=True,
                          json=ProjectUpdate(archived=archived).model_dump())
-        return Project.model_validate(body)
+        return self.parse(Project, body, "PATCH /api/projects/{id}")
 
     def instances(self) -> List[Instance]:
-        return TypeAdapter(List[Instance]).validate_python(items_of(self.json("GET", "/api/enterprise/instances")))
+        return self.parse_list(Instance, self.json("GET", "/api/enterprise/instances"), "GET /api/enterprise/instances")
 
     def packages(self) -> List[Package]:
-        return TypeAdapter(List[Package]).validate_python(items_of(self.json("GET", "/api/packages")))
+        return self.parse_list(Package, self.json("GET", "/api/packages"), "GET /api/packages")
 
     # --- uploads ----------------------------------------------------------------------------------------------
     def check_md5(self, md5: str, size: Optional[int] = None, path: Optional[str] = None) -> Md5Reply:
         # Asking twice changes nothing on the server: safe to retry.
         body = self.json("POST", "/api/uploads/md5", idempotent=True,
                          json=Md5Check(md5=md5, size=size, path=path).model_dump(exclude_none=True))
-        return Md5Reply.model_validate(body)
+        return self.parse(Md5Reply, body, "POST /api/uploads/md5")
 
     def upload_file(self, fileobj: BinaryIO, *, md5: str, path: str, filename: Optional[str] = None,
                     size: Optional[int] = None) -> UploadReply:
@@ -341,7 +327,7 @@ class FarmClient(BaseClient):
             form = MultipartFile(fields, "file", name, fileobj, size)
             body = self.json("POST", "/api/uploads/file", idempotent=True, timeout=timeout, content=form,
                              headers=form.headers)
-        return UploadReply.model_validate(body)
+        return self.parse(UploadReply, body, "POST /api/uploads/file")
 
     # UploadTarget protocol of tether.transfer
     @property
@@ -357,11 +343,12 @@ class FarmClient(BaseClient):
 
     # --- billing ----------------------------------------------------------------------------------------------
     def billing_current(self) -> BillingPeriod:
-        return BillingPeriod.model_validate(self.json("GET", "/api/billing/current-period"))
+        return self.parse(BillingPeriod, self.json("GET", "/api/billing/current-period"),
+                          "GET /api/billing/current-period")
 
     def transactions(self) -> List[Transaction]:
         body = self.json("GET", "/api/billing/transactions")
-        return TypeAdapter(List[Transaction]).validate_python(items_of(body))
+        return self.parse_list(Transaction, body, "GET /api/billing/transactions")
 
 
 __all__ = ["FarmClient", "JobOutput", "JobPage", "items_of", "to_job"]

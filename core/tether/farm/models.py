@@ -39,17 +39,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Dict, List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ..contract import Strict, Tolerant
 from ..jobs import JobState
-
-
-class Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # --- auth ----------------------------------------------------------------------------------------------------
@@ -111,7 +104,7 @@ class FarmJob(Tolerant):
     id: str
     job_title: str = ""
     project: str = ""
-    status: str
+    status: str = ""  # unknown until the farm says (a create reply may not): shown as unknown, never guessed
     priority: int = 50
     frame_range: str = ""
     scout_frames: str = ""
@@ -195,19 +188,38 @@ class Md5Reply(Tolerant):
 
 
 class UploadReply(Tolerant):
-    file_id: str
-    md5: str
-    size: int
+    # The seed shows no upload reply: a 2xx is the acknowledgement, the fields are extras when present.
+    file_id: Optional[str] = None
+    md5: Optional[str] = None
+    size: Optional[int] = None
     path: Optional[str] = None
 
 
 # --- billing ---------------------------------------------------------------------------------------------------
 class BillingPeriod(Tolerant):
+    # The seed names the route, not its reply: every field may be missing, and what is missing is not zero.
     period_start: Optional[datetime] = None
     period_end: Optional[datetime] = None
-    total_cost: float = 0.0
-    currency: str = "USD"
-    render_hours: float = 0.0
+    total_cost: Optional[float] = None
+    currency: Optional[str] = None
+    render_hours: Optional[float] = None
+
+    def describe(self) -> str:
+        """One line of what the farm said, never a value it did not send."""
+        parts = []
+        if self.period_start or self.period_end:
+            start = self.period_start.date().isoformat() if self.period_start else "?"
+            end = self.period_end.date().isoformat() if self.period_end else "?"
+            parts.append(f"{start} .. {end}")
+        if self.total_cost is not None:
+            parts.append(f"{self.total_cost:.2f} {self.currency or ''}".rstrip())
+        if self.render_hours is not None:
+            parts.append(f"{self.render_hours:.2f} render hours")
+        if parts:
+            return ", ".join(parts)
+        extra = ", ".join(f"{k}={v}" for k, v in (self.model_extra or {}).items())
+        return (f"the farm's billing reply has none of the fields Tether knows; it said: {extra}" if extra else
+                "the farm's billing reply was empty")
 
 
 class Transaction(Tolerant):

@@ -216,10 +216,10 @@ class MoveClient(BaseClient):
         # A repeated createFile makes at most an unused file id: safe to retry.
         data = self.graphql(CREATE_FILE, {"type": file_type, "name": name, "metadata": metadata_json(metadata)},
                             idempotent=True)
-        return MoveFile.model_validate(self._field(data, "file", "createFile"))
+        return self.parse(MoveFile, self._field(data, "file", "createFile"), "createFile")
 
     def get_file(self, file_id: str) -> MoveFile:
-        return MoveFile.model_validate(self._field(self.graphql(GET_FILE, {"id": file_id}), "file", "getFile"))
+        return self.parse(MoveFile, self._field(self.graphql(GET_FILE, {"id": file_id}), "file", "getFile"), "getFile")
 
     def put_file(self, file: MoveFile, path: Path, progress: Optional[Progress] = None) -> None:
         """PUT the bytes to the file's presigned URL, streamed from disk with Content-Length (no API key)."""
@@ -248,7 +248,7 @@ class MoveClient(BaseClient):
         source = Source(device_label=device_label, file_id=file_id, format=source_format)
         data = self.graphql(CREATE_TAKE, {"sources": [source.variables()], "name": name,
                                           "metadata": metadata_json(metadata)})
-        return MoveTake.model_validate(self._field(data, "take", "createSingleCamTake"))
+        return self.parse(MoveTake, self._field(data, "take", "createSingleCamTake"), "createSingleCamTake")
 
     def create_job(self, take_id: str, *, name: Optional[str] = None, options: Optional[Dict[str, Any]] = None,
                    outputs: Optional[Sequence[str]] = None, metadata: Optional[Dict[str, Any]] = None,
@@ -269,14 +269,14 @@ class MoveClient(BaseClient):
             if existing is None:
                 raise
             return existing
-        return MoveJob.model_validate(self._field(data, "job", "createSingleCamJob"))
+        return self.parse(MoveJob, self._field(data, "job", "createSingleCamJob"), "createSingleCamJob")
 
     def get_move_job(self, job_id: str) -> MoveJob:
         data = self.graphql(GET_JOB, {"jobId": job_id})
         job = data.get("job")
         if job is None:
             raise NotFound(f"move: no job {job_id}", service=SERVICE)
-        return MoveJob.model_validate(job)
+        return self.parse(MoveJob, job, "getJob")
 
     def get_job(self, job_id: str) -> Job:
         return to_job(self.get_move_job(job_id))
@@ -287,7 +287,7 @@ class MoveClient(BaseClient):
             raise InputError(f"sort direction must be ASC or DESC, not {sort_direction!r}")
         data = self.graphql(LIST_JOBS, {"first": first, "after": after, "takeId": take_id,
                                         "sortDirection": sort_direction.upper() if sort_direction else None})
-        return JobList.model_validate(self._field(data, "jobs", "listJobs"))
+        return self.parse(JobList, self._field(data, "jobs", "listJobs"), "listJobs")
 
     def iter_jobs(self, *, first: int = 50, sort_direction: Optional[str] = None,
                   take_id: Optional[str] = None) -> Iterator[MoveJob]:

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import contract
 from ..jobs import JobState, map_state
 
 SOURCE_FORMATS: Dict[str, str] = {".mp4": "MP4", ".mov": "MOV", ".avi": "AVI", ".move": "MOVE"}
@@ -73,8 +74,7 @@ def metadata_json(metadata: Optional[Dict[str, Any]]) -> Optional[str]:
     return json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str) if metadata else None
 
 
-class Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+class Tolerant(contract.Tolerant):
 
     @field_validator("metadata", mode="before", check_fields=False)
     @classmethod

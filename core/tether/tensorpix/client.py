@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
@@ -99,20 +99,13 @@ class TensorPixClient(BaseClient):
                               request_id=error.request_id, method=error.method, url=error.url)
         return error
 
-    def _model(self, model: Type[M], body: Any, what: str) -> M:
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            raise ServiceError(f"tensorpix: the reply to {what} does not have the expected shape ({exc.errors()[0]})",
-                               service=SERVICE) from None
-
     # --- pagination -----------------------------------------------------------------------------------------
     def page(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE, offset: int = 0,
              params: Optional[Dict[str, Any]] = None) -> Page[M]:
         body = self.json("GET", path, params={**(params or {}), "limit": limit, "offset": offset})
         if isinstance(body, list):  # an unpaginated list is accepted as one page
             body = {"count": len(body), "next": None, "previous": None, "results": body}
-        return self._model(Page[item], body, f"GET {path}")  # type: ignore[valid-type]
+        return self.parse(Page[item], body, f"GET {path}")  # type: ignore[valid-type]
 
     def iter_pages(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE) -> Iterator[M]:
         """Every item of a list, page after page, following ``next`` until it is null."""
@@ -124,14 +117,15 @@ class TensorPixClient(BaseClient):
             if not current.next or not current.results or seen >= current.count:
                 return
             body = self.json("GET", current.next)  # DRF gives the full URL; httpx keeps an absolute one as is
-            current = self._model(Page[item], body, "GET next page")  # type: ignore[valid-type]
+            current = self.parse(Page[item], body, "GET next page")  # type: ignore[valid-type]
 
     # --- models, balance ------------------------------------------------------------------------------------
     def models(self) -> List[MLModel]:
         return list(self.iter_pages("/api/ml-models/", MLModel))
 
     def balance(self) -> Balance:
-        return self._model(Balance, self.json("GET", "/api/accounts/profile/balance/"), "the balance")
+        path = "/api/accounts/profile/balance/"
+        return self.parse(Balance, self.json("GET", path), f"GET {path}")
 
     # --- videos ---------------------------------------------------------------------------------------------
     def upload_video(self, path: Path) -> InputVideo:
@@ -141,10 +135,10 @@ class TensorPixClient(BaseClient):
         with open(path, "rb") as fh:
             body = self.json("POST", "/api/videos/", files={"file": (path.name, fh, "application/octet-stream")},
                              timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
-        return self._model(InputVideo, body, "the upload")
+        return self.parse(InputVideo, body, "POST /api/videos/")
 
     def get_video(self, video_id: int) -> InputVideo:
-        return self._model(InputVideo, self.json("GET", f"/api/videos/{video_id}/"), f"video {video_id}")
+        return self.parse(InputVideo, self.json("GET", f"/api/videos/{video_id}/"), "GET /api/videos/{id}/")
 
     def wait_ready(self, video_id: int, *, timeout: float = 600.0, interval: float = 0.2,
                    clock: Optional[Clock] = None) -> InputVideo:
@@ -162,14 +156,14 @@ class TensorPixClient(BaseClient):
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, payload: JobCreate) -> TensorPixJob:
-        return self._model(TensorPixJob, self.json("POST", "/api/jobs/", json=payload.payload()), "the new job")
+        return self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=payload.payload()), "POST /api/jobs/")
 
     def create_job_from_url(self, payload: JobFromUrl) -> TensorPixJob:
         body = self.json("POST", "/api/jobs/from-url/", json=payload.payload())
-        return self._model(TensorPixJob, body, "the new job")
+        return self.parse(TensorPixJob, body, "POST /api/jobs/from-url/")
 
     def get_tensorpix_job(self, job_id: str) -> TensorPixJob:
-        return self._model(TensorPixJob, self.json("GET", f"/api/jobs/{job_id}/"), f"job {job_id}")
+        return self.parse(TensorPixJob, self.json("GET", f"/api/jobs/{job_id}/"), "GET /api/jobs/{id}/")
 
     def get_job(self, job_id: str) -> Job:
         return to_job(self.get_tensorpix_job(job_id))

@@ -21,20 +21,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, Generic, List, Literal, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from ..contract import Strict, Tolerant
 
 IN_QUEUE = "IN_QUEUE"
 CONTAINERS = ("mp4", "mov", "mkv")
 CODECS = ("libx264", "libx265", "prores_ks", "libvpx-vp9", "mpeg4")
 MAX_RESOLUTION = 8640
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 # --- replies ---------------------------------------------------------------------------------------------------
