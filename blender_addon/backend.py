@@ -214,7 +214,7 @@ def preview_text(check: Any) -> str:
         state = "blocked: nothing is sent until the errors below are fixed"
     elif doc["missing"]:
         state = (f"Submit refuses while {len(doc['missing'])} file(s) are missing; Submit Anyway sends this "
-                 "payload")
+                 "payload and the farm renders without them")
     else:
         state = "ready: Submit sends this payload"
     return redact(json.dumps({"submit": state, **doc}, indent=2))

@@ -74,7 +74,8 @@ def draw_main(layout: Any, context: Any) -> None:
         if missing:
             sub = layout.row()
             sub.alert = True
-            op = sub.operator("tether.submit", text=f"Submit Anyway ({len(missing)} missing)", icon="ERROR")
+            op = sub.operator("tether.submit", text=f"Submit Anyway, render without {len(missing)} missing",
+                                icon="ERROR")
             op.allow_missing = True
         if status.phase.value in ("failed", "cancelled", "done") and status.message:
             icon = {"failed": "ERROR", "cancelled": "CANCEL"}.get(status.phase.value, "CHECKMARK")

@@ -5,6 +5,7 @@ Layout under ROOT (argv after ``--``: ROOT as JSON string):
     project/shot.blend        the scene (Cycles CPU, 1 sample, an orthographic camera over a row of tiles)
     project/tex/...           relative textures, a UDIM set, an image sequence, the OSL script, a font
     shared/par.png            reached as //../shared/par.png (outside the project, relative)
+    C:\\tex\\t.png, D:\\tex\\t.png   paths of a scene saved on Windows (missing on this machine)
     abs/...                   absolute paths: a texture, the HDRI, an Alembic cache, a movie clip, a sound, VSE media
     lib/lib.blend             a linked library with its own texture (lib/libtex.png, relative to the library)
 Each tile is one kind, an emission of a flat colour: the reference render holds the right colour in every tile.
@@ -230,6 +231,12 @@ holder.location = (5.5 * TILE * 0.1, 0.0, 0.0)
 for img in bpy.data.images:
     if img.filepath and not img.packed_file and os.path.isabs(img.filepath):
         img.filepath = bpy.path.relpath(img.filepath) if img.filepath.startswith(p("project")) else img.filepath
+# Saved on Windows: two drives holding the same folder and name (missing here, named as written).
+for drive in "CD":
+    win = bpy.data.images.new(f"win{drive}", 4, 4)
+    win.source = "FILE"
+    win.filepath = drive + ":\\tex\\t.png"
+    win.use_fake_user = True
 images = {i.name: i for i in bpy.data.images}
 images["par.png"].filepath = "//../shared/par.png"
 

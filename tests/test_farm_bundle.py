@@ -20,6 +20,8 @@ from tether_cli import main
 from tether_services.server import LocalServices
 
 HERE = Path(__file__).resolve().parent
+# as the file holds them: Blender stores C:\\tex\\t.png with forward slashes
+WINDOWS = {"C:/tex/t.png": "winC", "D:/tex/t.png": "winD"}
 
 
 @pytest.fixture(scope="session")
@@ -74,13 +76,15 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
                      f"{outside}/abs/audio/tone.wav", f"{outside}/abs/clip/clip.0001.png", f"{outside}/lib/lib.blend",
                      f"{outside}/lib/libtex.png"}, sorted(names)
     assert not any("packed" in n for n in names)  # a packed image stays packed
+    # A scene saved on Windows: its paths are named as written, never joined onto this machine's folders.
+    assert {str(p): plan.deps.missing_from[p] for p in plan.deps.missing} == WINDOWS
 
     # Submit through the command; the farm does not lay the job out until the originals are gone.
     farm = local_services.farm
     held: List[Any] = []
     start_sync = farm._start_sync
     monkeypatch.setattr(farm, "_start_sync", held.append)
-    assert main(["farm", "submit", str(blend), "--json"]) == 0, capsys.readouterr().err
+    assert main(["farm", "submit", str(blend), "--allow-missing", "--json"]) == 0, capsys.readouterr().err
     job_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["job_id"]
     assert _md5(blend) == before  # the user's scene is never changed
     moved = root.with_name(root.name + "-moved")
@@ -97,10 +101,13 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
         assert view["status"] == "completed", view
 
         # Every path of every .blend the farm received is relative and stays inside the job's workspace.
+        import tether.blend
         from tether.blend import trace_usages
 
         workspace = job.workspace
         for usage in trace_usages(workspace / job.scene):
+            if tether.blend.missing_name(usage) in WINDOWS.values():
+                continue  # missing, submitted anyway: left as written
             assert usage.asset_path.startswith(b"//"), (usage.block_name, usage.asset_path)
             assert Path(os.path.abspath(usage.abspath)).is_relative_to(workspace), usage.abspath
 
@@ -120,3 +127,26 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
     finally:
         moved.rename(root)
         shutil.rmtree(root / "render", ignore_errors=True)
+
+
+def test_a_path_the_bundle_misses_refuses_the_upload(kinds: Dict[str, Any], local_services: LocalServices,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The headless proof is independent of the tracer: with the tracer blind to OSL scripts (as BAT is), the
+    script stays where the scene named it, and the upload is refused naming the node, the field and the path."""
+    import tether.blend
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    local_services.requests.clear()
+    # Missing files first: named as the scene wrote them, with what "submit anyway" would do.
+    assert main(["farm", "submit", str(kinds["blend"])]) != 0
+    err = capsys.readouterr().err
+    assert all(f"{path} (used by {name})" in err for path, name in WINDOWS.items()), err
+    assert "--allow-missing" in err and "the farm will render without them" in err
+
+    monkeypatch.setattr(tether.blend, "_script_usages", lambda block: iter(()))
+    assert main(["farm", "submit", str(kinds["blend"]), "--allow-missing"]) != 0
+    err = capsys.readouterr().err
+    assert "material 'osl', node 'Script', filepath" in err and kinds["files"]["osl"] in err, err
+    assert "nothing was uploaded" in err
+    assert local_services.requests.count("POST", r"/farm/api/(uploads|jobs)") == 0

@@ -233,3 +233,192 @@ def build(scene: Path, project: Optional[Path] = None, staging: Optional[Path] =
     deps = packer.deps
     deps.found = found
     return Bundle(root=root.as_posix(), scene=scene_name, files=ordered, deps=deps, staging=staging)
+
+
+# --- proof: the rewritten bundle opened in a headless Blender ---------------------------------------------------
+# Runs inside Blender (the bpy wheel or a `blender` binary): opens the original scene, then its rewritten copy, and
+# lists every path of every datablock with who holds it. Blender's own bpy.utils.blend_paths catches what the walk
+# below does not name.
+_PROOF_SCRIPT = r'''
+import json, os, sys
+import bpy
+
+args = json.loads(sys.argv[sys.argv.index("--") + 1])
+
+
+def rows():
+    out = []
+
+    def add(owner, field, path, library=None, kind="file"):
+        if path:
+            out.append([owner, field, path, os.path.normpath(bpy.path.abspath(path, library=library)), kind])
+
+    for coll, label in (("images", "image"), ("movieclips", "movie clip"), ("sounds", "sound"), ("fonts", "font"),
+                        ("volumes", "volume"), ("cache_files", "cache file"), ("libraries", "library")):
+        for block in getattr(bpy.data, coll):
+            if getattr(block, "packed_file", None) or getattr(block, "packed_files", None):
+                continue
+            if coll == "images" and block.source not in {"FILE", "SEQUENCE", "TILED", "MOVIE"}:
+                continue
+            if coll == "fonts" and block.filepath == "<builtin>":
+                continue
+            kind = "tiles" if coll == "images" and block.source == "TILED" else "file"
+            lib = None if coll == "libraries" else block.library
+            add(f"{label} '{block.name}'", "filepath", block.filepath, lib, kind)
+    for scene in bpy.data.scenes:
+        if scene.sequence_editor is None:
+            continue
+        for strip in scene.sequence_editor.strips_all:
+            owner = f"strip '{strip.name}' of scene '{scene.name}'"
+            if strip.type == "IMAGE" and len(strip.elements):
+                add(owner, "directory", os.path.join(strip.directory, strip.elements[0].filename), scene.library)
+            elif strip.type == "MOVIE":
+                add(owner, "filepath", strip.filepath, scene.library)
+    for obj in bpy.data.objects:
+        for mod in obj.modifiers:
+            owner = f"modifier '{mod.name}' of object '{obj.name}'"
+            if mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
+                add(owner, "cache_directory", mod.domain_settings.cache_directory, obj.library, "folder")
+            elif mod.type == "NODES":
+                for bake in mod.bakes:
+                    if bake.bake_target == "PACKED" or (bake.bake_target == "INHERIT" and mod.bake_target == "PACKED"):
+                        continue
+                    folder = bake.directory if bake.use_custom_path else mod.bake_directory
+                    add(owner, "bake directory", folder, obj.library, "folder")
+            elif mod.type == "MESH_CACHE":
+                add(owner, "filepath", mod.filepath, obj.library)
+    trees = [(f"material '{m.name}'", m.node_tree, m.library) for m in bpy.data.materials if m.node_tree]
+    trees += [(f"world '{w.name}'", w.node_tree, w.library) for w in bpy.data.worlds if w.node_tree]
+    trees += [(f"node group '{g.name}'", g, g.library) for g in bpy.data.node_groups]
+    for owner, tree, lib in trees:
+        for node in tree.nodes:
+            if node.bl_idname == "ShaderNodeScript" and node.mode == "EXTERNAL":
+                add(f"{owner}, node '{node.name}'", "filepath", node.filepath, lib)
+            elif node.bl_idname == "ShaderNodeTexIES" and node.mode == "EXTERNAL":
+                add(f"{owner}, node '{node.name}'", "filepath", node.filepath, lib)
+    named = {r[3] for r in out} | {r[2] for r in out}
+    named |= {t.filepath for t in bpy.data.texts if t.filepath}  # text blocks are not rendered
+    listed = zip(bpy.utils.blend_paths(absolute=True, packed=False, local=False),
+                 bpy.utils.blend_paths(absolute=False, packed=False, local=False))
+    for full, raw in listed:
+        if raw not in named and os.path.normpath(full) not in named:
+            out.append(["a path Blender lists", raw, raw, os.path.normpath(full), "file"])
+    return out
+
+
+bpy.ops.wm.open_mainfile(filepath=args["original"], load_ui=False)
+written = {(r[0], r[1]): r[2] for r in rows()}
+bpy.ops.wm.open_mainfile(filepath=args["bundle"], load_ui=False)
+# Blender's own list keys its rows by the path itself: a path the walk missed is as the scene wrote it.
+result = [r + [written.get((r[0], r[1]), r[2])] for r in rows()]
+print("TETHER_PROOF " + json.dumps(result))
+'''
+
+
+def blender_command() -> Optional[List[str]]:
+    """How to run a bpy script headless: Blender itself when this runs inside it, this Python when it has the bpy
+    wheel, else ``$TETHER_BLENDER`` or a ``blender`` on PATH; None when there is none."""
+    import importlib.util
+    import os
+    import sys
+
+    binary = ""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None:
+        binary = getattr(getattr(bpy, "app", None), "binary_path", "") or ""
+    if not (binary and Path(binary).name.lower().startswith("blender")):
+        if importlib.util.find_spec("bpy") is not None:
+            return [sys.executable, "-c"]
+        binary = os.environ.get("TETHER_BLENDER") or shutil.which("blender") or ""
+    if binary:
+        return [binary, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr"]
+    return None
+
+
+@dataclass
+class Unresolved:
+    owner: str  # the datablock (and node or strip) that holds the path
+    field: str
+    written: str  # the path as the user's scene wrote it
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.owner}, {self.field} '{self.written}': {self.reason}"
+
+
+def _held(rel: str, kind: str, names: List[str]) -> bool:
+    import fnmatch
+
+    if kind == "folder":
+        return any(n.startswith(rel.rstrip("/") + "/") for n in names)
+    if kind == "tiles" or "<UDIM>" in rel or "<UVTILE>" in rel:
+        pattern = re.sub(r"<UDIM>|<UVTILE>", "*", rel)
+        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
+    return rel in names
+
+
+def verify(bundle: Bundle, original: Path, timeout: float = 120.0) -> Optional[List[Unresolved]]:
+    """Open the rewritten bundle (written by :func:`build` with a staging folder) in a headless Blender and list
+    every path that does not resolve to a file of the bundle; None when no Blender can be run here."""
+    import json
+    import os
+    import subprocess
+
+    assert bundle.staging is not None, "verify needs a built bundle (build with staging)"
+    command = blender_command()
+    if command is None:
+        return None
+    key = _proof_key(bundle, original)
+    if key in _PROVEN:
+        return list(_PROVEN[key])
+    staging = bundle.staging.resolve()
+    args = {"original": str(original), "bundle": str(staging / bundle.scene)}
+    env = dict(os.environ)
+    env.setdefault("BLENDER_USER_RESOURCES", str(staging.parent / (staging.name + "-blender-user")))
+    proc = subprocess.run([*command, _PROOF_SCRIPT, "--", json.dumps(args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("TETHER_PROOF ")]
+    if proc.returncode != 0 or not lines:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        from ..errors import InputError
+
+        raise InputError(f"the headless Blender could not open the rewritten scene (exit {proc.returncode}): {tail}")
+    names = [f.name for f in bundle.files]
+    missing = {os.path.normpath(str(p)) for p in bundle.deps.missing}
+    problems: List[Unresolved] = []
+    seen = set()
+    for owner, field_name, _path, full, kind, written in json.loads(lines[-1][len("TETHER_PROOF "):]):
+        row = (owner, field_name, full)
+        if row in seen:
+            continue
+        seen.add(row)
+        rel = os.path.relpath(full, staging).replace(os.sep, "/")
+        if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+            if written in missing or full in missing:
+                continue
+            problems.append(Unresolved(owner, field_name, written, f"points outside the bundle ({full})"))
+        elif not (_held(rel, kind, names) or os.path.exists(full)):
+            if (Path(bundle.root) / rel).as_posix() in {Path(m).as_posix() for m in missing}:
+                continue  # a missing file the artist chose to submit without
+            problems.append(Unresolved(owner, field_name, written, f"is not in the bundle (would be {rel})"))
+    _PROVEN[key] = list(problems)
+    return problems
+
+
+# Proofs already made in this process: an unchanged scene re-submitted is not opened again (the key covers the
+# bytes of every rewritten .blend, the file names and what is missing).
+_PROVEN: Dict[str, List[Unresolved]] = {}
+
+
+def _proof_key(bundle: Bundle, original: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5(str(original).encode(), usedforsecurity=False)
+    for f in sorted(bundle.files, key=lambda f: f.name):
+        digest.update(f.name.encode() + b"\0")
+        if f.name.lower().endswith(".blend"):
+            with f.source.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    digest.update(repr(sorted(map(str, bundle.deps.missing))).encode())
+    return digest.hexdigest()

@@ -294,15 +294,22 @@ class FarmSubmitter:
         check = self.preflight(opts)
         check.raise_errors()
         assert check.payload is not None
-        self._ensure_project(opts.project)
         staging = Path(tempfile.mkdtemp(prefix="tether-submit-"))
         try:
             # Rewritten copies of the .blend files (a snapshot too: the artist can keep saving while it uploads).
             built = bundles.build(check.facts.path, opts.project_root, staging)
             if built.deps.missing and not opts.allow_missing:
                 raise InputError(f"files went missing since the check: {', '.join(map(str, built.deps.missing))}")
+            problems = bundles.verify(built, check.facts.path)
+            if problems is None:
+                check.warnings.append("no headless Blender here to open the rewritten scene before the upload "
+                                      "(pip install bpy==5.0.1, or set TETHER_BLENDER); the bundle was sent unproven")
+            elif problems:
+                raise InputError("the rewritten scene would not find these files on the farm; nothing was uploaded:"
+                                 "\n  - " + "\n  - ".join(map(str, problems)))
             payload = check.payload.model_copy(update={"upload_paths": built.remote_names(check.extra_files)})
             items = built.items(check.extra_files)
+            self._ensure_project(opts.project)
             cache = self.hash_cache or HashCache()
             report = upload_files(items, self.client, cache=cache, progress=progress)
             try:

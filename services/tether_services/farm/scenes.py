@@ -9,13 +9,10 @@ calling process never imports bpy.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -102,14 +99,14 @@ def write_png(path: Path, size: int = 16, squares: int = 4) -> Path:
 
 def blender_python() -> List[str]:
     """How to run a bpy script: this Python when it has the bpy wheel, else a ``blender`` binary."""
-    if importlib.util.find_spec("bpy") is not None:
-        return [sys.executable, "-c"]
-    blender = os.environ.get("TETHER_FARM_BLENDER") or shutil.which("blender")
-    if blender:
-        return [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr"]
-    raise RuntimeError(
-        "building a scene needs Blender: `pip install bpy==5.0.1` (Python 3.11) or put `blender` on PATH"
-    )
+    from tether.farm.bundle import blender_command
+
+    command = blender_command()
+    if command is None:
+        raise RuntimeError(
+            "building a scene needs Blender: `pip install bpy==5.0.1` (Python 3.11) or put `blender` on PATH"
+        )
+    return command
 
 
 def build_demo_scene(
