@@ -37,8 +37,12 @@ def _append_tether_paths() -> None:
 
 
 def _on_load_post(*_args: Any) -> None:
-    from . import ops
+    from . import move_ops, ops
 
+    move_rt = move_ops.peek_runtime()
+    if move_rt is not None and not move_rt.busy:  # another file's messages are not this one's
+        move_rt.status.notices.clear()
+        move_rt.status.fbx = ""
     rt = ops.peek_runtime()
     if rt is None:
         return

@@ -52,6 +52,59 @@ class MoveRequestValues:
     name: str = ""
     dest_root: str = ""  # "" = Tether's data folder
     outputs: tuple = ("MAIN_FBX",)
+    start: Optional[float] = None  # the clip window sent to Move, seconds into the video
+    end: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class StripTake:
+    """A Sequencer movie strip as Move sees it: the file, the clip window of its visible (trimmed) part, and the
+    scene frame where that part starts, where the take's first key belongs."""
+
+    video: str
+    fps: float
+    start: Optional[float]  # seconds; None when the strip shows the whole file
+    end: Optional[float]
+    frame: int
+
+
+def strip_take(video: str, fps: float, frame_start: float, final_start: int, final_end: int,
+               duration: int) -> StripTake:
+    """A movie strip shows one video frame per scene frame (Blender 5 does not stretch a 25 fps strip in a 24 fps
+    scene), so the scene frame ``f`` shows the video at ``(f - frame_start) / fps`` seconds; the visible frames are
+    ``final_start .. final_end - 1``. An untrimmed strip sends no window (Move processes the whole file)."""
+    first = max(0.0, final_start - frame_start)
+    last = min(float(duration), final_end - frame_start)
+    trimmed = first > 0 or last < duration
+    return StripTake(video=video, fps=fps, start=round(first / fps, 6) if trimmed else None,
+                     end=round(last / fps, 6) if trimmed else None, frame=int(final_start))
+
+
+@dataclass(frozen=True)
+class Retime:
+    """Where an imported take's keys go: the importer keys second ``t`` at ``offset + t * import_fps`` (the
+    scene's whole-number ``render.fps``, whatever its ``fps_base``); the take is put back on whole scene frames from
+    ``place`` at the scene's real rate, so it plays in real time however the video and the scene differ."""
+
+    first_key: float  # the importer's frame of the take's first key
+    last_key: float
+    import_fps: float
+    scene_rate: float  # scene frames per second (fps / fps_base)
+    place: int
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.last_key - self.first_key) / self.import_fps)
+
+    @property
+    def frames(self) -> List[int]:
+        """The whole scene frames the take covers (a key on each)."""
+        count = int(self.seconds * self.scene_rate + 1e-6) + 1
+        return [self.place + i for i in range(count)]
+
+    def source_frame(self, scene_frame: float) -> float:
+        """The importer's frame that shows what the take does at ``scene_frame``."""
+        return self.first_key + (scene_frame - self.place) / self.scene_rate * self.import_fps
 
 
 class MoveTask(WorkerTask):
@@ -97,10 +150,11 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
                 return not cancelled()
 
             sub = submit_video(client, MoveRequest(video=Path(values.video), name=values.name,
-                                                   outputs=list(values.outputs)),
+                                                   outputs=list(values.outputs), start=values.start, end=values.end),
                                registry=reg, progress=upload_progress, source_label=values.video)
             job_id, fps = sub.job.id, sub.facts.fps
-            post(phase="processing", job_id=job_id, message=f"job {job_id} submitted", state=sub.job.raw_state)
+            post(phase="processing", job_id=job_id, state=sub.job.raw_state,
+                 message=f"job {job_id} submitted ({sub.frames} frames)" if sub.frames else f"job {job_id} submitted")
         else:
             record = reg.get("move", job_id)
             raw = record.extra.get("fps") if record is not None else None

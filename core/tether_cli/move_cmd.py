@@ -94,7 +94,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             sub = submit_video(client, req, registry=registry, out_dir=out,
                                progress=lambda done, total: bars.bytes("upload", done, total))
         facts = sub.facts
-        length = f", {facts.frames} frames at {facts.fps:g} fps" if facts.frames and facts.fps else ""
+        window = f" from {sub.window.start_time:g}-{sub.window.end_time:g} s" if sub.window else ""
+        length = f", {sub.frames} frames at {facts.fps:g} fps{window}" if sub.frames and facts.fps else ""
         console.print(f"[green]submitted[/] Move job {sub.job.id} (take {sub.take_id}{length}): "
                       f"{sub.job.raw_state or 'no state yet'}")
         code = 0
@@ -108,7 +109,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 files = sorted(str(p) for p in out.iterdir() if p.is_file())
         if args.json:
             print(json.dumps({"job_id": sub.job.id, "take_id": sub.take_id, "file_id": sub.file_id,
-                              "fps": facts.fps, "frames": facts.frames, "files": files}))
+                              "fps": facts.fps, "frames": sub.frames, "files": files,
+                              "start": sub.window.start_time if sub.window else None,
+                              "end": sub.window.end_time if sub.window else None}))
         return code
 
 

@@ -15,11 +15,11 @@ av = pytest.importorskip("av")
 FRAMES = 30  # 1.25 s at 24 fps
 
 
-def _clip(path: Path, frames: int = FRAMES) -> Path:
+def _clip(path: Path, frames: int = FRAMES, rate: Any = 24) -> Path:
     import numpy as np
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=24)
+        stream = container.add_stream("mpeg4", rate=rate)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 7 % 255, np.uint8), format="rgb24")
@@ -116,3 +116,114 @@ def test_move_panel_draws_without_writing(move_scene: Path) -> None:
     bpy.types.VIEW3D_PT_tether_move.draw(fake, bpy.context)
     assert "Capture Motion" in rec.texts() or any(c["args"][0] == "tether.move_submit" for c in rec.calls("operator"))
     assert bpy.data.is_dirty == dirty
+
+
+def _keys(action: Any) -> list:
+    move_ops = sys.modules[f"{ADDON}.move_ops"]
+    return sorted({kp.co[0] for fc in move_ops.action_fcurves(action) for kp in fc.keyframe_points})
+
+
+def test_strip_trim_is_the_window_keys_on_its_frames_and_retarget(move_scene: Path, tmp_path: Path) -> None:
+    """A 29.97 fps strip at frame 101 in a 24 fps scene, trimmed 10 in and 20 out (visible 111-155)."""
+    from fractions import Fraction
+
+    from tether.registry import JobRegistry
+    from tether_services.move.rig_worker import BONES
+
+    bonemaps = sys.modules[f"{ADDON}.bonemaps"]
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    scene.tether_move.video_path = ""
+    video = _clip(tmp_path / "walk2997.mp4", 75, Fraction(30000, 1001))
+    editor = scene.sequence_editor_create()
+    strip = editor.strips.new_movie(name="walk", filepath=str(video), channel=1, frame_start=101)
+    strip.frame_offset_start, strip.frame_offset_end = 10, 20
+    editor.active_strip = strip
+    assert (strip.frame_final_start, strip.frame_final_end) == (111, 156)
+    assert bpy.ops.tether.move_submit(wait=True) == {"FINISHED"}
+    job_id = scene.tether_move.job_id
+    # the trim went to Move as the clip window, in seconds of the video
+    record = JobRegistry().get("move", job_id)
+    assert record is not None
+    assert record.extra["start"] == pytest.approx(10 / 29.97, abs=1e-4)
+    assert record.extra["end"] == pytest.approx(55 / 29.97, abs=1e-4)
+    assert record.extra["frames"] == 45
+    # the scene keeps its rate; the take's keys sit on whole frames from the strip's first visible frame, in real time
+    assert (scene.render.fps, scene.render.fps_base) == (24, 1.0)
+    (rig,) = _armatures()
+    assert rig.name == f"Move {job_id[:12]}"
+    keys = _keys(rig.animation_data.action)
+    assert all(k == int(k) for k in keys)
+    assert keys[0] == 111 and keys == list(range(111, int(keys[-1]) + 1))
+    assert (keys[-1] - keys[0]) / 24 == pytest.approx(44 / 29.97, abs=1 / 24)
+    assert (scene.frame_start, scene.frame_end) == (111, keys[-1])
+
+    # the stand-in is a person: Move's 22 bones at human scale, T-pose rest, feet on the floor, no leaf stubs
+    assert sorted(b.name for b in rig.data.bones) == sorted(b[0] for b in BONES) == sorted(bonemaps.MOVE_BONES)
+    assert rig.data.bones["Head"].tail_local.z == pytest.approx(1.75, abs=0.01)
+    assert rig.data.bones["LeftLeg"].length == pytest.approx(0.43, abs=0.01)
+    assert rig.data.bones["LeftHand"].tail_local.x == pytest.approx(0.89, abs=0.01)  # T-pose
+    lowest = []
+    for frame in (111, 120, 130, 140):
+        scene.frame_set(frame)
+        lowest.append(min((rig.matrix_world @ rig.pose.bones[b].tail).z for b in ("LeftToeBase", "RightToeBase")))
+    assert all(-0.03 < z < 0.15 for z in lowest) and min(lowest) < 0.03
+
+    # the artist's character: Mixamo names, 0.6 the size, other bone rolls, standing elsewhere
+    target = _character("mixamorig:", 0.6, (2.0, 0.0, 0.0))
+    settings = scene.tether_move
+    settings.source_rig, settings.target_rig = rig, target
+    assert bpy.ops.tether.move_bone_preset() == {"FINISHED"}
+    assert settings.bone_preset == "MIXAMO" and len(settings.bone_map) == 22
+    next(p for p in settings.bone_map if p.source == "Head").target = ""  # the map is the artist's to edit
+    assert bpy.ops.tether.move_retarget() == {"FINISHED"}
+    assert not any(pb.constraints for pb in target.pose.bones)
+    assert "TETHER_RT_Hips" not in rig.data.bones and rig.matrix_world.to_scale()[0] == pytest.approx(1.0)
+    assert _keys(target.animation_data.action) == keys
+    for frame in (115, 130):
+        scene.frame_set(frame)
+        for name in ("LeftUpLeg", "LeftLeg", "RightForeArm", "Spine2"):
+            src, dst = rig.pose.bones[name], target.pose.bones[f"mixamorig:{name}"]
+            a = (rig.matrix_world @ src.tail - rig.matrix_world @ src.head).normalized()
+            b = (target.matrix_world @ dst.tail - target.matrix_world @ dst.head).normalized()
+            assert a.dot(b) > 0.999, (frame, name)
+        hips = target.matrix_world @ target.pose.bones["mixamorig:Hips"].head - target.matrix_world.translation
+        assert (hips - 0.6 * (rig.matrix_world @ rig.pose.bones["Hips"].head)).length < 0.005
+    assert target.pose.bones["mixamorig:Head"].rotation_quaternion[0] == pytest.approx(1.0)  # unmapped: untouched
+
+
+def _character(prefix: str, scale: float, at: tuple) -> Any:
+    from tether_services.move.rig_worker import BONES
+
+    arm = bpy.data.armatures.new("Character")
+    obj = bpy.data.objects.new("Character", arm)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = at
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for index, (name, head, tail, parent) in enumerate(BONES):
+        bone = arm.edit_bones.new(prefix + name)
+        bone.head, bone.tail = [v * scale for v in head], [v * scale for v in tail]
+        bone.roll = 0.3 + 0.4 * index
+        if parent:
+            bone.parent = arm.edit_bones[prefix + parent]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def test_a_failed_job_says_why(move_scene: Path, local_services: Any, tmp_path: Path) -> None:
+    from tether.move.client import LOCAL_API_KEY, MoveClient
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 20)
+    with MoveClient(local_services.url("move"), api_key=LOCAL_API_KEY) as client:
+        file = client.upload(junk)
+        job = client.create_job(client.create_take(file.id).id, outputs=["MOTION_DATA"])
+    with pytest.raises(RuntimeError, match="not a readable video"):
+        bpy.ops.tether.move_follow(job_id=job.id, wait=True)
+    # and a clip too short for Move is refused before anything is uploaded
+    local_services.requests.clear()
+    bpy.context.scene.tether_move.video_path = str(_clip(tmp_path / "blink.mp4", 2))
+    with pytest.raises(RuntimeError, match="at least"):
+        bpy.ops.tether.move_submit(wait=True)
+    assert local_services.requests.count(service="move") == 0

@@ -49,6 +49,7 @@ from .models import (
     DEFAULT_OUTPUTS,
     GET_FILE,
     GET_JOB,
+    GET_JOB_ERROR,
     LIST_JOBS,
     OUTPUT_TYPES,
     SOURCE_FORMATS,
@@ -278,8 +279,21 @@ class MoveClient(BaseClient):
             raise NotFound(f"move: no job {job_id}", service=SERVICE)
         return self.parse(MoveJob, job, "getJob")
 
+    def failure_reason(self, job_id: str) -> Optional[str]:
+        """Why a job failed, when Move says: asked apart, so a schema without the field costs only the reason."""
+        try:
+            data = self.graphql(GET_JOB_ERROR, {"jobId": job_id})
+        except (BadRequest, ProtocolError):
+            return None
+        job = data.get("job")
+        reason = job.get("error") if isinstance(job, dict) else None
+        return str(reason) if reason else None
+
     def get_job(self, job_id: str) -> Job:
-        return to_job(self.get_move_job(job_id))
+        mj = self.get_move_job(job_id)
+        if mj.job_state is JobState.FAILED and not mj.error:
+            mj.error = self.failure_reason(job_id)
+        return to_job(mj)
 
     def list_jobs(self, *, first: Optional[int] = None, after: Optional[str] = None,
                   sort_direction: Optional[str] = None, take_id: Optional[str] = None) -> JobList:

@@ -133,7 +133,7 @@ class MoveJob(Tolerant):
     take: Optional[Ref] = None
     progress: Optional[MoveProgress] = None
     outputs: List[MoveOutput] = Field(default_factory=list)
-    error: Optional[str] = None  # local service; the vendor's failure reason field is unknown
+    error: Optional[str] = None  # asked for apart (GET_JOB_ERROR): the vendor's failure reason field is unknown
 
     @field_validator("outputs", mode="before")
     @classmethod
@@ -218,24 +218,28 @@ _FILE = "id presignedUrl"
 _JOB = ("id name metadata state created client { id } take { id } progress { state percentageComplete } "
         "outputs { key file { id presignedUrl } }")
 
+# Variable types as the official SDK's documents declare them (move-ugc-python 4.x, move_ugc/gql_requests/job.py and
+# take.py): OptionsInput, SourceInput, ClipWindowInput, getJob(jobId: ID!), listJobs(after: AWSJSON).
 CREATE_FILE = ("mutation CreateFile($type: String!, $name: String, $metadata: AWSJSON) "
                f"{{ file: createFile(type: $type, name: $name, metadata: $metadata) {{ {_FILE} }} }}")
 GET_FILE = f"query GetFile($id: String!) {{ file: getFile(id: $id) {{ {_FILE} }} }}"
-CREATE_TAKE = ("mutation CreateSingleCamTake($sources: [SourceIn!]!, $name: String, $metadata: AWSJSON) "
+CREATE_TAKE = ("mutation CreateSingleCamTake($sources: [SourceInput!]!, $name: String, $metadata: AWSJSON) "
                "{ take: createSingleCamTake(sources: $sources, name: $name, metadata: $metadata) "
                "{ id name metadata created sources { deviceLabel format file { id } } } }")
-CREATE_JOB = ("mutation CreateSingleCamJob($takeId: String!, $name: String, $options: OptionsIn, "
-              "$outputs: [OutputType!], $metadata: AWSJSON, $clipWindow: ClipWindowIn) "
+CREATE_JOB = ("mutation CreateSingleCamJob($takeId: String!, $name: String, $options: OptionsInput, "
+              "$outputs: [OutputType!], $metadata: AWSJSON, $clipWindow: ClipWindowInput) "
               "{ job: createSingleCamJob(takeId: $takeId, name: $name, options: $options, outputs: $outputs, "
               f"metadata: $metadata, clipWindow: $clipWindow) {{ {_JOB} }} }}")
-GET_JOB = f"query GetJob($jobId: String!) {{ job: getJob(jobId: $jobId) {{ {_JOB} }} }}"
-LIST_JOBS = ("query ListJobs($first: Int, $after: String, $sortDirection: SortDirection, $takeId: String) "
+GET_JOB = f"query GetJob($jobId: ID!) {{ job: getJob(jobId: $jobId) {{ {_JOB} }} }}"
+# Asked only of a failed job, apart from GET_JOB: Move documents no field for the reason, and a schema without
+# ``error`` refuses the whole document (ValidationError), which must not cost us the job's state.
+GET_JOB_ERROR = "query GetJobError($jobId: ID!) { job: getJob(jobId: $jobId) { id error } }"
+LIST_JOBS = ("query ListJobs($first: Int, $after: AWSJSON, $sortDirection: SortDirection, $takeId: String) "
              "{ jobs: listJobs(first: $first, after: $after, sortDirection: $sortDirection, takeId: $takeId) "
              f"{{ first after items {{ {_JOB} }} }} }}")
 
-
 __all__ = [
-    "CREATE_FILE", "CREATE_JOB", "CREATE_TAKE", "DEFAULT_OUTPUTS", "GET_FILE", "GET_JOB", "LIST_JOBS",
+    "CREATE_FILE", "CREATE_JOB", "CREATE_TAKE", "DEFAULT_OUTPUTS", "GET_FILE", "GET_JOB", "GET_JOB_ERROR", "LIST_JOBS",
     "OUTPUT_TYPES", "SOURCE_FORMATS", "STATES", "ClipWindow", "JobList", "MoveFile", "MoveJob", "MoveOutput",
     "MoveProgress", "MoveTake", "Source", "metadata_json", "parse_state",
 ]

@@ -1,7 +1,8 @@
 """One headless submission path for Move: check the video -> upload -> take -> job -> record.
 
 The CLI and the Blender add-on both call :func:`submit_video`. A wrong file type, a missing file, an unknown
-output type or a clip window outside the video is refused by :func:`prepare` before anything is uploaded.
+output type, a clip window outside the video, or a take too short, too long or at a frame rate out of
+:data:`LIMITS` is refused by :func:`prepare` before anything is uploaded (the whole file would be sent otherwise).
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
 
 Progress = Callable[[int, int], Optional[bool]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a take must be. Move publishes no numbers for these (its docs speak of 10 s FHD at 60 fps as a usual
+    take): these are our bounds, which the local Move applies too."""
+
+    min_frames: int = 8  # a third of a second at 24 fps: no motion to capture in fewer
+    max_frames: int = 3600  # a minute at 60 fps
+    min_fps: float = 12.0
+    max_fps: float = 240.0
+
+
+LIMITS = Limits()
 
 
 @dataclass
@@ -78,6 +93,7 @@ class Prepared:
     outputs: List[str]
     window: Optional[ClipWindow]
     submission: str
+    frames: Optional[int] = None  # of the window sent, else of the whole video
 
 
 def prepare(req: MoveRequest) -> Prepared:
@@ -102,7 +118,37 @@ def prepare(req: MoveRequest) -> Prepared:
         if facts.duration is not None and window.end_time > facts.duration + 1e-3:
             raise InputError(f"the clip window ends at {window.end_time:g} s but {facts.path.name} lasts "
                              f"{facts.duration:.3f} s")
-    return Prepared(facts=facts, outputs=outputs, window=window, submission=str(uuid.uuid4()))
+    frames = take_frames(facts, window)
+    check_limits(facts, frames, window)
+    return Prepared(facts=facts, outputs=outputs, window=window, submission=str(uuid.uuid4()), frames=frames)
+
+
+def take_frames(facts: VideoFacts, window: Optional[ClipWindow]) -> Optional[int]:
+    """Frames Move will process: the window's, else the whole video's."""
+    if window is None:
+        return facts.frames
+    if facts.fps is None:
+        return None
+    return max(1, round((window.end_time - window.start_time) * facts.fps))
+
+
+def check_limits(facts: VideoFacts, frames: Optional[int], window: Optional[ClipWindow],
+                 limits: Limits = LIMITS) -> None:
+    name = facts.path.name
+    if facts.fps is not None and not limits.min_fps <= facts.fps <= limits.max_fps:
+        raise InputError(f"{name} runs at {facts.fps:g} fps; Move takes {limits.min_fps:g}-{limits.max_fps:g} fps: "
+                         "export it again at a usual camera rate")
+    if frames is None:
+        return
+    what = "the clip window" if window is not None else name
+    if frames < limits.min_frames:
+        raise InputError(f"{what} holds {frames} frame{'s' if frames != 1 else ''}; Move needs at least "
+                         f"{limits.min_frames} to capture motion: choose a longer part of the video")
+    if frames > limits.max_frames:
+        seconds = limits.max_frames / facts.fps if facts.fps else 0
+        raise InputError(f"{what} holds {frames} frames, over the {limits.max_frames}-frame limit"
+                         + (f" ({seconds:.0f} s at {facts.fps:g} fps)" if seconds else "")
+                         + ": trim it (--start/--end, or the Sequencer strip) and send the part you need")
 
 
 @dataclass
@@ -111,6 +157,8 @@ class Submission:
     take_id: str
     file_id: str
     facts: VideoFacts
+    frames: Optional[int] = None  # what Move processes: the clip window's frames, else the video's
+    window: Optional[ClipWindow] = None
 
 
 def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir: Optional[Path] = None,
@@ -120,7 +168,9 @@ def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir
         check_output_dir(out_dir)
     facts = prep.facts
     name = req.name or facts.path.stem
-    info = {"source": str(facts.path), "fps": facts.fps, "frames": facts.frames, "duration": facts.duration,
+    window = prep.window
+    info = {"source": str(facts.path), "fps": facts.fps, "frames": prep.frames, "duration": facts.duration,
+            "start": window.start_time if window else None, "end": window.end_time if window else None,
             "tether_submission": prep.submission}
     info = {k: v for k, v in info.items() if v is not None}
     file = client.upload(facts.path, name=facts.path.name, progress=progress)
@@ -132,7 +182,7 @@ def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir
                         source=source_label or str(facts.path), output_dir=out_dir,
                         raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
                         extra={**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs})
-    return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts)
+    return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts, frames=prep.frames, window=window)
 
 
 def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Optional[bool]]] = None,
@@ -149,4 +199,5 @@ def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Op
     return job
 
 
-__all__ = ["MoveRequest", "Prepared", "Submission", "VideoFacts", "prepare", "probe", "submit_video", "wait_for"]
+__all__ = ["LIMITS", "Limits", "MoveRequest", "Prepared", "Submission", "VideoFacts", "check_limits", "prepare",
+           "probe", "submit_video", "take_frames", "wait_for"]

@@ -20,8 +20,9 @@ or a wrong variable type fails here as it would at Move. Resolvers are plain fun
   ``state`` and ``progress{state, percentageComplete}``, spelled as :attr:`LocalMove.spell` says (by default
   ``NOT STARTED`` with a space, as Move has been seen to send it; tests set other spellings).
 - Processing is honest and named: the video's frame rate and length are read with PyAV (``clipWindow`` cuts it),
-  and :mod:`.rig_worker` builds a small walking armature with one key per frame in Blender (the bpy wheel, or
-  ``blender`` on PATH / ``TETHER_MOVE_BLENDER``) and exports the FBX. Not motion capture. Outputs made:
+  and :mod:`.rig_worker` builds a full humanoid (22 bones, 1.75 m, T-pose rest) walking with one key per frame in
+  Blender (the bpy wheel, or ``blender`` on PATH / ``TETHER_MOVE_BLENDER``), its stride following how much the
+  picture moves, and exports the FBX. Not motion capture. Outputs made:
   ``MAIN_FBX``, ``ALL_FBX`` (a zip of the FBX), ``MAIN_BLEND``, ``MOTION_DATA`` (JSON rotations per frame); a job
   asking for ``MAIN_USDC`` or ``RENDER_VIDEO`` is refused with ``BadRequest`` naming what can be made.
 
@@ -49,6 +50,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
+from tether.move.submit import LIMITS
 
 from ..presign import Presigner
 from ..workers import JobWorkers, WorkerHandles
@@ -57,7 +59,8 @@ API_KEY = "local-move-key"
 URL_TTL = 900
 DEFAULT_FIRST = 20
 MAX_FIRST = 100
-MAX_FRAMES = 3600
+MAX_FRAMES = LIMITS.max_frames
+MIN_FRAMES = LIMITS.min_frames
 MADE_OUTPUTS = ("MAIN_FBX", "ALL_FBX", "MAIN_BLEND", "MOTION_DATA")
 WORKER = Path(__file__).with_name("rig_worker.py")
 
@@ -83,23 +86,23 @@ type Job {
 }
 type JobList { first: Int after: String items: [Job] }
 
-input SourceIn { deviceLabel: String! fileId: String! format: SourceFormat! }
-input OptionsIn { trackFingers: Boolean floorPlane: Boolean mocapModel: String trackBall: Boolean
-                  trackJerseyNumbers: Boolean }
-input ClipWindowIn { startTime: Float! endTime: Float! }
+input SourceInput { deviceLabel: String! fileId: String! format: SourceFormat! }
+input OptionsInput { trackFingers: Boolean floorPlane: Boolean mocapModel: String trackBall: Boolean
+                     trackJerseyNumbers: Boolean }
+input ClipWindowInput { startTime: Float! endTime: Float! }
 
 type Query {
   getFile(id: String!): File
   getTake(id: String!): Take
-  getJob(jobId: String!): Job
-  listJobs(first: Int, after: String, sortDirection: SortDirection, takeId: String): JobList
+  getJob(jobId: ID!): Job
+  listJobs(first: Int, after: AWSJSON, sortDirection: SortDirection, takeId: String): JobList
 }
 
 type Mutation {
   createFile(type: String!, name: String, metadata: AWSJSON): File
-  createSingleCamTake(sources: [SourceIn!]!, name: String, metadata: AWSJSON): Take
-  createSingleCamJob(takeId: String!, name: String, options: OptionsIn, outputs: [OutputType!],
-                     metadata: AWSJSON, clipWindow: ClipWindowIn): Job
+  createSingleCamTake(sources: [SourceInput!]!, name: String, metadata: AWSJSON): Take
+  createSingleCamJob(takeId: String!, name: String, options: OptionsInput, outputs: [OutputType!],
+                     metadata: AWSJSON, clipWindow: ClipWindowInput): Job
   createJob(takeId: String!, metadata: AWSJSON): Job
 }
 """
@@ -326,10 +329,10 @@ class LocalMove(WorkerHandles):
         try:
             take = self._takes[job.take_id]
             source = self.store / self._files[take.sources[0]["fileId"]].key
-            fps, frames = probe(source, job.clip_window)
+            facts = probe(source, job.clip_window)
             self._set(job, "RUNNING", 20.0)
             out_dir = self.store / "outputs" / job.id
-            files = build_rig(out_dir, frames=frames, fps=fps, name=_rig_name(take.name), outputs=job.outputs)
+            files = build_rig(out_dir, facts, name=_rig_name(job.name or take.name), outputs=job.outputs)
             self._set(job, "RUNNING", 90.0)
             if "ALL_FBX" in job.outputs:
                 archive = out_dir / "all_fbx.zip"
@@ -473,12 +476,26 @@ def _rig_name(name: Optional[str]) -> str:
     return f"{cleaned or 'Take'}_rig"
 
 
-def probe(path: Path, window: Optional[Dict[str, float]] = None) -> Tuple[float, int]:
-    """(fps, frames to animate) of the uploaded video, cut to ``window`` (seconds)."""
+@dataclass
+class TakeFacts:
+    """What processing reads from the uploaded video: its rate, the frames of the window and their motion."""
+
+    fps: float
+    frames: int
+    energy: List[float] = field(default_factory=list)  # 0..1 per frame: how much the picture changed
+    sway: List[float] = field(default_factory=list)  # -1..1 per frame: where (left..right) it changed
+
+
+def probe(path: Path, window: Optional[Dict[str, float]] = None) -> TakeFacts:
+    """The uploaded video's rate and the frames to animate, cut to ``window`` (seconds), with their motion: the mean
+    absolute difference of each frame from the one before (a coarse grey thumbnail) and its horizontal centroid."""
     try:
         import av
+        import numpy as np
     except ImportError:
-        raise ProcessingError("this local Move needs PyAV to read videos (pip install av)") from None
+        raise ProcessingError("this local Move needs PyAV and numpy to read videos (pip install av numpy)") from None
+    energy: List[float] = []
+    sway: List[float] = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -490,17 +507,40 @@ def probe(path: Path, window: Optional[Dict[str, float]] = None) -> Tuple[float,
                 duration = container.duration / 1_000_000
             else:
                 duration = (stream.frames or 0) / fps
+            start, end = 0.0, duration
+            if window is not None:
+                start, end = float(window["startTime"]), min(float(window["endTime"]), duration)
+                if start >= duration:
+                    raise ProcessingError(f"the clip window starts at {start:g} s but the video lasts "
+                                          f"{duration:.3f} s")
+            frames = max(1, round((end - start) * fps))
+            if frames > MAX_FRAMES:
+                raise ProcessingError(f"{frames} frames is over this local Move's {MAX_FRAMES}-frame limit")
+            if frames < MIN_FRAMES:
+                raise ProcessingError(f"{frames} frames is too short a take: this local Move needs {MIN_FRAMES}")
+            previous = None
+            first = round(start * fps)
+            for index, frame in enumerate(container.decode(stream)):
+                if index < first:
+                    continue
+                if len(energy) >= frames:
+                    break
+                grey = frame.to_ndarray(format="gray")[::8, ::8].astype(np.float32) / 255.0
+                if previous is None or grey.shape != previous.shape:
+                    energy.append(0.0)
+                    sway.append(0.0)
+                else:
+                    diff = np.abs(grey - previous)
+                    total = float(diff.sum())
+                    energy.append(min(1.0, float(diff.mean()) * 8.0))
+                    columns = np.linspace(-1.0, 1.0, diff.shape[1], dtype=np.float32)
+                    sway.append(float((diff.sum(axis=0) * columns).sum() / total) if total > 1e-6 else 0.0)
+                previous = grey
     except (IndexError, ValueError, OSError) as exc:
         raise ProcessingError(f"the uploaded file is not a readable video ({type(exc).__name__}: {exc})") from None
-    start, end = 0.0, duration
-    if window is not None:
-        start, end = float(window["startTime"]), min(float(window["endTime"]), duration)
-        if start >= duration:
-            raise ProcessingError(f"the clip window starts at {start:g} s but the video lasts {duration:.3f} s")
-    frames = max(1, round((end - start) * fps))
-    if frames > MAX_FRAMES:
-        raise ProcessingError(f"{frames} frames is over this local Move's {MAX_FRAMES}-frame limit")
-    return fps, frames
+    if len(energy) > 1:
+        energy[0] = energy[1]  # the first frame has nothing before it: it moves as the next one does
+    return TakeFacts(fps=fps, frames=frames, energy=energy, sway=sway)
 
 
 def rig_command() -> List[str]:
@@ -510,8 +550,10 @@ def rig_command() -> List[str]:
     return [sys.executable, "-u", str(WORKER)]
 
 
-def build_rig(out_dir: Path, *, frames: int, fps: float, name: str, outputs: List[str]) -> Dict[str, str]:
-    args = json.dumps({"out_dir": str(out_dir), "frames": frames, "fps": fps, "name": name, "outputs": outputs})
+def build_rig(out_dir: Path, facts: TakeFacts, *, name: str, outputs: List[str]) -> Dict[str, str]:
+    args = json.dumps({"out_dir": str(out_dir), "frames": facts.frames, "fps": facts.fps, "name": name,
+                       "outputs": outputs, "energy": [round(e, 4) for e in facts.energy],
+                       "sway": [round(v, 4) for v in facts.sway]})
     try:
         proc = subprocess.run([*rig_command(), args], capture_output=True, text=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
