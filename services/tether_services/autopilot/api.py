@@ -49,6 +49,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ..journal import Journal, revive_all
 from ..presign import Presigner
 from ..workers import JobWorkers, WorkerHandles
 from . import processing
@@ -212,7 +213,27 @@ class LocalAutopilot(WorkerHandles):
         self.with_mov = processing.have_pyav()
         # The seed shows no inference reply: the vendor may or may not echo each inference's export types.
         self.echo_exports = True
+        self.journal = Journal(self.state_dir, self._snapshot)
+        self._restore()
         self.app = self._build()
+
+    # --- kept across restarts -------------------------------------------------------------------------------
+    def _snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"jobs": [self._jobs[j] for j in self._order], "frames_inferenced": self.frames_inferenced}
+
+    def _restore(self) -> None:
+        """The journal's jobs back; inferences a restart interrupted run again from the start."""
+        data = self.journal.load() or {}
+        self.frames_inferenced = int(data.get("frames_inferenced", 0))
+        self._jobs = revive_all(AJob, data.get("jobs"), "id")
+        self._order = list(self._jobs)
+        for job in self._jobs.values():
+            for inf in job.inferences:
+                self._inferences[inf.id] = inf
+                if inf.status in ("pending", "running"):
+                    inf.status = "pending"
+                    self.workers.submit(self._run, inf)
 
     # --- test handles ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -289,6 +310,7 @@ class LocalAutopilot(WorkerHandles):
             self._order.append(job_id)
             for inf in inferences:
                 self._inferences[inf.id] = inf
+        self.journal.save()
         for inf in inferences:
             self.workers.submit(self._run, inf)
         return job
@@ -300,6 +322,7 @@ class LocalAutopilot(WorkerHandles):
             inf.status = status
             inf.error = error
             inf.updated_at = _now()
+        self.journal.save()
 
     def _run(self, inf: Inference) -> None:
         if not self.workers.wait_turn(inf.cancel):

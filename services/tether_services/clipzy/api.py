@@ -39,6 +39,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from ..journal import Journal, revive_all
 from . import style
 
 FORMATS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -134,7 +135,24 @@ class LocalClipzy:
         self._release = threading.Event()
         self._release.set()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipzy")
+        self.journal = Journal(self.state_dir, self._snapshot)
+        self._restore()
         self.app = self._build()
+
+    # --- kept across restarts -------------------------------------------------------------------------------
+    def _snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"videos": list(self.videos.values()), "jobs": list(self.jobs.values())}
+
+    def _restore(self) -> None:
+        """The journal's videos and jobs back; a job a restart interrupted runs again from the start."""
+        data = self.journal.load() or {}
+        self.videos = revive_all(Video, data.get("videos"), "video_id")
+        self.jobs = revive_all(EJob, data.get("jobs"), "job_id")
+        for job in self.jobs.values():
+            if job.status not in TERMINAL:
+                job.status, job.progress_percent, job.current_stage = "queued", 0, None
+                self._pool.submit(self._run, job)
 
     # --- test knobs -------------------------------------------------------------------------------------------
     def hold(self, stage: str) -> None:
@@ -160,6 +178,7 @@ class LocalClipzy:
             for key, value in changes.items():
                 setattr(job, key, value)
             job.updated_at = _now()
+        self.journal.save()
 
     def _run(self, job: EJob) -> None:
         started = time.monotonic()
@@ -268,6 +287,7 @@ class LocalClipzy:
                       webhook if isinstance(webhook, str) and webhook else None)
         with self._lock:
             self.videos[video_id] = video
+        self.journal.save()
         return video
 
     def create(self, body: Any, file_base: str) -> EJob:
@@ -290,6 +310,7 @@ class LocalClipzy:
             job = EJob(uuid.uuid4().hex, video.video_id, str(template_id), config,
                        body.get("webhook_url") or video.webhook_url, file_base)
             self.jobs[job.job_id] = job
+        self.journal.save()
         self._pool.submit(self._run, job)
         return job
 

@@ -52,6 +52,7 @@ from fastapi.responses import JSONResponse
 from graphql import GraphQLError, build_schema, graphql_sync
 from tether.move.submit import LIMITS
 
+from ..journal import Journal, revive_all
 from ..presign import Presigner
 from ..workers import JobWorkers, WorkerHandles
 
@@ -186,7 +187,27 @@ class LocalMove(WorkerHandles):
         self._jobs: Dict[str, MJob] = {}
         self._seq = 0
         self.workers = JobWorkers(workers, "move")
+        self.journal = Journal(self.state_dir, self._snapshot)
+        self._restore()
         self.app = self._build()
+
+    # --- kept across restarts -------------------------------------------------------------------------------
+    def _snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"files": list(self._files.values()), "takes": list(self._takes.values()),
+                    "jobs": list(self._jobs.values()), "seq": self._seq}
+
+    def _restore(self) -> None:
+        """The journal's files, takes and jobs back; a job a restart interrupted runs again from the start."""
+        data = self.journal.load() or {}
+        self._seq = int(data.get("seq", 0))
+        self._files = revive_all(StoredFile, data.get("files"), "id")
+        self._takes = revive_all(Take, data.get("takes"), "id")
+        self._jobs = revive_all(MJob, data.get("jobs"), "id")
+        for job in self._jobs.values():
+            if job.state not in ("FINISHED", "FAILED", "CANCELLED"):
+                job.state, job.percentage = "NOT_STARTED", 0.0
+                self.workers.submit(self._run, job)
 
     # --- views ----------------------------------------------------------------------------------------------
     def _spelled(self, state: str) -> str:
@@ -236,6 +257,7 @@ class LocalMove(WorkerHandles):
                        key=f"uploads/{file_id}.{kind}")
         with self._lock:
             self._files[file_id] = f
+        self.journal.save()
         return self.file_view(f, request)
 
     def get_file(self, request: Request, id: str) -> Optional[Dict[str, Any]]:
@@ -257,6 +279,7 @@ class LocalMove(WorkerHandles):
         take = Take(id=f"take-{uuid.uuid4()}", name=name, metadata=_metadata(metadata), sources=list(sources))
         with self._lock:
             self._takes[take.id] = take
+        self.journal.save()
         return self.take_view(take, request)
 
     def get_take(self, request: Request, id: str) -> Dict[str, Any]:
@@ -283,6 +306,7 @@ class LocalMove(WorkerHandles):
             job = MJob(id=f"job-{uuid.uuid4()}", take_id=take.id, name=name, metadata=_metadata(metadata),
                        options=dict(options or {}), outputs=wanted, clip_window=clipWindow, seq=self._seq)
             self._jobs[job.id] = job
+        self.journal.save()
         self.workers.submit(self._run, job)
         return self.job_view(job, request)
 
@@ -321,6 +345,7 @@ class LocalMove(WorkerHandles):
             if pct is not None:
                 job.percentage = pct
             job.error = error
+        self.journal.save()
 
     def _run(self, job: MJob) -> None:
         if not self.workers.wait_turn():
@@ -430,6 +455,7 @@ class LocalMove(WorkerHandles):
                 for f in self._files.values():
                     if f.key == key:
                         f.uploaded = True
+            self.journal.save()
             return JSONResponse({}, status_code=200, headers={"ETag": f"\"{received}\""})
 
         @app.get("/_store/{key:path}", name="move_get_object")

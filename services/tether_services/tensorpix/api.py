@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ..journal import Journal, revive_all
 from ..presign import Presigner
 from ..workers import JobWorkers, WorkerHandles
 from . import processing
@@ -122,7 +123,35 @@ class LocalTensorPix(WorkerHandles):
         self._next_id = 100
         self._expire_next = 0
         self.workers = JobWorkers(4, "tensorpix")
+        self.journal = Journal(self.state_dir, self._snapshot)
+        self._restore()
         self.app = self._build()
+
+    # --- kept across restarts -------------------------------------------------------------------------------
+    def _snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return {"videos": list(self._videos.values()), "jobs": list(self._jobs.values()),
+                    "next_id": self._next_id, "balance_usd": self.balance_usd}
+
+    def _restore(self) -> None:
+        """The journal's videos and jobs back; a job a restart interrupted runs again from the start (one still
+        fetching its URL fails: the URL is not kept)."""
+        data = self.journal.load() or {}
+        self._next_id = int(data.get("next_id", self._next_id))
+        self.balance_usd = float(data.get("balance_usd", self.balance_usd))
+        self._videos = revive_all(Video, data.get("videos"), "id")
+        self._jobs = revive_all(TJob, data.get("jobs"), "id")
+        for job in self._jobs.values():
+            if job.video is not None:
+                job.video = self._videos.get(job.video.id, job.video)
+            if job.status in (3, 4):
+                continue
+            if job.video is None:
+                job.status, job.finished = 4, _now()
+                job.description = "failed: interrupted by a restart of the local service while fetching its URL"
+            else:
+                job.status, job.progress = 0, 0.0
+                self.workers.submit(self._run, job, None)
 
     # --- test handles ---------------------------------------------------------------------------------------
     def set_status(self, job_id: int, value: Any) -> None:
@@ -217,6 +246,7 @@ class LocalTensorPix(WorkerHandles):
                       ready_at=time.time() + self.ready_delay, external_url=external_url)
         with self._lock:
             self._videos[video_id] = video
+        self.journal.save()
         return video
 
     def video(self, video_id: int) -> Video:
@@ -263,6 +293,7 @@ class LocalTensorPix(WorkerHandles):
                                                                                 if video else 10), 2))
         with self._lock:
             self._jobs[job.id] = job
+        self.journal.save()
         self.workers.submit(self._run, job, url)
         return job
 
@@ -270,6 +301,8 @@ class LocalTensorPix(WorkerHandles):
         with self._lock:
             for key, value in changes.items():
                 setattr(job, key, value)
+        if set(changes) != {"progress"}:  # progress alone is not worth a write per frame
+            self.journal.save()
 
     def _run(self, job: TJob, url: Optional[str]) -> None:
         if not self.workers.wait_turn():
@@ -315,6 +348,7 @@ class LocalTensorPix(WorkerHandles):
             self.balance_usd = max(0.0, self.balance_usd - job.cost)
             job.output, job.output_path = output, dest
             job.status, job.progress, job.finished = 3, 100.0, _now()
+        self.journal.save()
 
     def job(self, job_id: int) -> TJob:
         with self._lock:
