@@ -22,7 +22,8 @@ import bpy
 
 ROOT = json.loads(sys.argv[sys.argv.index("--") + 1])
 TILE = 8
-KINDS = ["relative", "parent", "absolute", "udim", "sequence", "library", "packed", "osl", "alembic", "font"]
+KINDS = ["relative", "parent", "absolute", "udim", "sequence", "library", "packed", "osl", "alembic", "font",
+         "gn_bake"]
 COLOURS = {
     "relative": (230, 30, 30), "parent": (30, 200, 40), "absolute": (40, 60, 230), "udim": (230, 200, 20),
     "sequence": (200, 30, 200), "library": (20, 200, 200), "packed": (250, 130, 20), "world": (90, 90, 90),
@@ -114,6 +115,7 @@ files = {
     "clip": png(p("abs", "clip", "clip.0001.png"), (1, 2, 3)),
     "sound": p("abs", "audio", "tone.wav"),
     "strip": png(p("abs", "vse", "strip.png"), (4, 5, 6)),
+    "fluid": p("abs", "fluid"),
 }
 with open(files["osl"], "w") as fh:
     fh.write("shader tint(output color Out = color(0.2, 0.9, 0.5)) { Out = color(0.2, 0.9, 0.5); }\n")
@@ -205,6 +207,44 @@ scene.collection.objects.link(label)
 label.location = (9.05 * TILE * 0.1, -0.35, 0.0)
 label.data.materials.append(emission("font", colour=(0.0, 0.3, 1.0)))
 
+# A Geometry Nodes bake on disk (relative folder): a cube baked, then the live cube shrunk to nothing.
+gn_obj = bpy.data.objects.new("GNTile", bpy.data.meshes.new("gn"))
+scene.collection.objects.link(gn_obj)
+tree = bpy.data.node_groups.new("GNTree", "GeometryNodeTree")
+tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+gn_cube = tree.nodes.new("GeometryNodeMeshCube")
+gn_cube.inputs["Size"].default_value = (TILE * 0.1, TILE * 0.1, 0.01)
+gn_mat = tree.nodes.new("GeometryNodeSetMaterial")
+gn_mat.inputs["Material"].default_value = emission("gn_bake", colour=(0.6, 0.0, 1.0))
+gn_bake = tree.nodes.new("GeometryNodeBake")
+gn_bake.bake_items.new("GEOMETRY", "Geometry")
+gn_out = tree.nodes.new("NodeGroupOutput")
+tree.links.new(gn_cube.outputs[0], gn_mat.inputs[0])
+tree.links.new(gn_mat.outputs[0], gn_bake.inputs[0])
+tree.links.new(gn_bake.outputs[0], gn_out.inputs[0])
+gn_mod = gn_obj.modifiers.new("GeoNodes", "NODES")
+gn_mod.node_group = tree
+gn_mod.bake_target = "DISK"
+gn_mod.bake_directory = "//bakes/"
+tile(10, obj=gn_obj)
+gn_mod.bakes[0].bake_mode = "STILL"
+with bpy.context.temp_override(object=gn_obj, active_object=gn_obj):
+    bpy.ops.object.geometry_node_bake_single(session_uid=gn_obj.session_uid, modifier_name=gn_mod.name,
+                                             bake_id=gn_mod.bakes[0].bake_id)
+gn_cube.inputs["Size"].default_value = (0.0, 0.0, 0.0)
+
+# A fluid domain whose cache folder is absolute (not rendered: the bundle and the proof must carry it).
+bpy.ops.mesh.primitive_cube_add(size=0.2, location=(0, 3, 0))
+domain = bpy.context.object
+domain.hide_render = True
+fluid = domain.modifiers.new("Fluid", "FLUID")
+fluid.show_viewport = fluid.show_render = False  # never simulated here (Mantaflow in the wheel is noisy)
+fluid.fluid_type = "DOMAIN"
+fluid.domain_settings.cache_directory = files["fluid"]
+os.makedirs(os.path.join(files["fluid"], "config"), exist_ok=True)
+with open(os.path.join(files["fluid"], "config", "config_0001.uni"), "wb") as fh:
+    fh.write(b"not a real cache")
+
 clip = bpy.data.movieclips.load(files["clip"])
 seq = scene.sequence_editor_create()
 seq.strips.new_image("still", files["strip"], 1, 1)
@@ -244,5 +284,14 @@ bpy.ops.wm.save_as_mainfile(filepath=p("project", "shot.blend"))
 bpy.ops.render.render(write_still=True)
 reference = p("reference.png")
 bpy.data.images["Render Result"].save_render(reference)
-print("TETHER_KINDS " + json.dumps({"blend": p("project", "shot.blend"), "reference": reference, "tile": TILE,
-                                    "kinds": KINDS, "files": files}))
+
+# A second file: the same Geometry Nodes bake, in an absolute folder outside its project.
+gn_mod.bake_directory = p("abs", "gnbakes")
+os.makedirs(p("gnproject"), exist_ok=True)
+bpy.ops.wm.save_as_mainfile(filepath=p("gnproject", "gn_abs.blend"), copy=True)
+with bpy.context.temp_override(object=gn_obj, active_object=gn_obj):
+    gn_cube.inputs["Size"].default_value = (TILE * 0.1, TILE * 0.1, 0.01)
+    bpy.ops.object.geometry_node_bake_single(session_uid=gn_obj.session_uid, modifier_name=gn_mod.name,
+                                             bake_id=gn_mod.bakes[0].bake_id)
+print("TETHER_KINDS " + json.dumps({"blend": p("project", "shot.blend"), "gn_abs": p("gnproject", "gn_abs.blend"),
+                                    "reference": reference, "tile": TILE, "kinds": KINDS, "files": files}))

@@ -74,7 +74,8 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
                      "tex/tint.osl", "tex/font.woff2", f"{outside}/shared/par.png", f"{outside}/abs/tex/abs.png",
                      f"{outside}/abs/hdri/sky.hdr", f"{outside}/abs/cache/tile.abc", f"{outside}/abs/vse/strip.png",
                      f"{outside}/abs/audio/tone.wav", f"{outside}/abs/clip/clip.0001.png", f"{outside}/lib/lib.blend",
-                     f"{outside}/lib/libtex.png"}, sorted(names)
+                     f"{outside}/lib/libtex.png", f"{outside}/abs/fluid/config/config_0001.uni"}, sorted(names)
+    assert any(n.startswith("bakes/") and n.endswith(".blob") for n in names), sorted(names)
     assert not any("packed" in n for n in names)  # a packed image stays packed
     # A scene saved on Windows: its paths are named as written, never joined onto this machine's folders.
     assert {str(p): plan.deps.missing_from[p] for p in plan.deps.missing} == WINDOWS
@@ -150,3 +151,19 @@ def test_a_path_the_bundle_misses_refuses_the_upload(kinds: Dict[str, Any], loca
     assert "material 'osl', node 'Script', filepath" in err and kinds["files"]["osl"] in err, err
     assert "nothing was uploaded" in err
     assert local_services.requests.count("POST", r"/farm/api/(uploads|jobs)") == 0
+
+
+def test_an_absolute_bake_folder_is_rewritten_in_place_or_refused(kinds: Dict[str, Any], tmp_path: Path) -> None:
+    """A Geometry Nodes bake folder is a string of its own in the file: its bundle path is written in place when it
+    fits, and a path that would not fit is refused before anything is sent, saying what to change."""
+    from tether.farm.bundle import verify
+
+    scene, root = Path(kinds["gn_abs"]), Path(kinds["root"])
+    refused = build(scene)
+    [error] = refused.errors
+    assert "GNTile" in error and "abs/gnbakes" in error and "--project-root" in error, error
+
+    built = build(scene, project=root, staging=tmp_path / "staging")
+    assert built.errors == [] and built.scene == "gnproject/gn_abs.blend"
+    assert any(f.name.startswith("abs/gnbakes/") and f.name.endswith(".blob") for f in built.files)
+    assert verify(built, scene) == []

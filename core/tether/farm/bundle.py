@@ -57,6 +57,7 @@ class Bundle:
     files: List[BundleFile] = field(default_factory=list)
     deps: Dependencies = field(default_factory=Dependencies)
     staging: Optional[Path] = None
+    errors: List[str] = field(default_factory=list)  # what cannot be bundled, in words that say what to change
 
     def remote(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
@@ -79,6 +80,15 @@ class Bundle:
     @property
     def size(self) -> int:
         return sum(f.source.stat().st_size for f in self.files)
+
+
+def _string_pointer(usage: Any) -> bool:
+    field_ = usage.path_full_field
+    return field_ is not None and bool(field_.name.is_pointer)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def project_root(scene: Path, given: Optional[Path] = None) -> Path:
@@ -144,6 +154,7 @@ def _packer_class() -> Any:
             self._staging = staging
             self.recorder: Any = None
             self.deps = Dependencies()
+            self.errors: List[str] = []
 
         def strategise(self) -> None:
             # Packer.strategise with trace.deps replaced by tether.blend.trace_usages (no global patch of BAT).
@@ -183,6 +194,45 @@ def _packer_class() -> Any:
                     name = outside_name(str(path))
                 self._actions[path].new_path = pathlib.Path(self._target_path, name)
 
+        def _apply_rewrites_to_blendfile(self, bfile: Any, action: Any) -> None:
+            # BAT writes a path into the field itself; a Geometry Nodes bake folder is a pointer to a string of its
+            # own, which BAT would overwrite with garbage. Those are written into their string here, in place.
+            strings = [u for u in action.rewrites if _string_pointer(u)]
+            action.rewrites = [u for u in action.rewrites if not _string_pointer(u)]
+            super()._apply_rewrites_to_blendfile(bfile, action)
+            for usage in strings:
+                new, size = self._string_rewrite(usage, action)
+                if new is None or size is None or len(new) >= size:
+                    continue  # refused in _check_strings
+                data = bfile.dereference_pointer(usage.block.get(usage.path_full_field.name.name_only))
+                bfile.mark_modified()
+                bfile.fileobj.seek(data.file_offset)
+                bfile.fileobj.write(new + b"\0" * (size - len(new)))
+
+        def _string_rewrite(self, usage: Any, action: Any) -> Tuple[Optional[bytes], Optional[int]]:
+            asset_pp = self._actions[usage.abspath].new_path
+            if asset_pp is None or action.new_path is None:
+                return None, None
+            new = bytes(bpathlib.BlendPath.mkrelative(asset_pp, action.new_path))
+            data = usage.block.bfile.dereference_pointer(usage.block.get(usage.path_full_field.name.name_only))
+            return new, (data.size if data is not None else None)
+
+        def check_strings(self) -> List[str]:
+            """Refusals for pointed-to paths whose bundle path is longer than the string the file holds."""
+            errors = []
+            for action in list(self._actions.values()):
+                for usage in action.rewrites:
+                    if not _string_pointer(usage):
+                        continue
+                    new, size = self._string_rewrite(usage, action)
+                    if new is not None and (size is None or len(new) >= size):
+                        errors.append(
+                            f"{missing_name(usage)}: the bake folder '{_text(usage.asset_path)}' cannot be rewritten "
+                            f"to '{new.decode('utf-8', 'replace')}' in place (the file keeps no room for a longer "
+                            "path); make it relative to the .blend inside the project folder, or choose a project "
+                            "folder above it (--project-root)")
+            return errors
+
         def _write_info_file(self) -> None:
             pass  # no pack-info.txt: the farm gets the scene's files only
 
@@ -192,6 +242,7 @@ def _packer_class() -> Any:
 
         def run(self) -> List[Tuple[Path, Path, str]]:
             self.strategise()
+            self.errors = self.check_strings()
             if self._staging is not None:
                 self._rewrite_paths()  # into BAT's temp folder; the recorder moves them into staging
             self._start_file_transferrer()
@@ -232,7 +283,8 @@ def build(scene: Path, project: Optional[Path] = None, staging: Optional[Path] =
     ordered = sorted(files.values(), key=lambda f: f.name != scene_name)
     deps = packer.deps
     deps.found = found
-    return Bundle(root=root.as_posix(), scene=scene_name, files=ordered, deps=deps, staging=staging)
+    return Bundle(root=root.as_posix(), scene=scene_name, files=ordered, deps=deps, staging=staging,
+                  errors=packer.errors)
 
 
 # --- proof: the rewritten bundle opened in a headless Blender ---------------------------------------------------

@@ -240,6 +240,7 @@ class FarmSubmitter:
         try:
             layout = bundles.build(scene, opts.project_root)
             deps = layout.deps
+            errors += layout.errors
         except InputError as exc:
             errors.append(str(exc))
             deps = Dependencies()
