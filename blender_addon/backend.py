@@ -78,21 +78,8 @@ def client(account: Account) -> Any:
     """A FarmClient for the account: the profile's URL (or the endpoint override) and its keyring credentials."""
     from tether.farm.client import FarmClient
 
-    if not account.endpoint:
-        return FarmClient.from_profile(account.profile_or_none)
-    from tether.errors import ConfigError
-    from tether.settings import active_profile, get_secret
-
-    prof = active_profile(account.profile_or_none)
-    svc = prof.service(SERVICE)
-    token = get_secret(prof.name, SERVICE, "token")
-    password = get_secret(prof.name, SERVICE, "password")
-    if token is None and password is None:
-        raise ConfigError(f"no farm credentials for profile '{prof.name}': log in from the Tether add-on's "
-                          "preferences, or run `tether login farm`")
-    return FarmClient(account.endpoint.rstrip("/"), email=svc.email,
-                      password=password.get_secret_value() if password else None,
-                      token=token.get_secret_value() if token else None, profile=prof.name, timeout=svc.timeout)
+    return FarmClient.from_profile(account.profile_or_none, url=account.endpoint or None,
+                                   login_hint="log in from the Tether add-on's preferences, or run `tether login farm`")
 
 
 def registry() -> Any:

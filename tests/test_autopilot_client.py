@@ -297,6 +297,21 @@ def test_cancel_and_already_gone(client: AutopilotClient, services: Any, tmp_pat
     client.cancel_job("00000000-0000-0000-0000-000000000000")
 
 
+def test_cli_cancel_updates_the_registry(client: AutopilotClient, services: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.registry import JobRegistry
+    from tether_cli import main
+
+    monkeypatch.setenv("TETHER_AUTOPILOT_URL", services.url("autopilot"))
+    services.service("autopilot").pause()
+    with JobRegistry() as registry:
+        sub = submit_clip(client, moving_square(tmp_path / "p", n=3), ServiceChoice(roto=True), registry=registry)
+        assert registry.get("autopilot", sub.job.id).state == "queued"
+    assert main(["autopilot", "cancel", sub.job.id]) == 0
+    with JobRegistry() as registry:
+        assert registry.get("autopilot", sub.job.id).state == "cancelled"
+
+
 def test_quota_exceeded_is_refused_before_upload(client: AutopilotClient, services: Any, tmp_path: Path) -> None:
     ap = services.service("autopilot")
     pattern = moving_square(tmp_path / "p", n=N)

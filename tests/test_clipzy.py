@@ -226,6 +226,19 @@ def test_file_url_output_copied_when_readable_explained_when_not(client: ClipzyC
     assert exc.value.path in str(exc.value) and exc.value.path.endswith("_styled.mp4")
 
 
+def test_root_relative_output_url_is_fetched_from_the_engine_host(client: ClipzyClient, engine: Any,
+                                                                  clips: Tuple[Path, Path], tmp_path: Path) -> None:
+    """An engine serving its outputs as static files answers ``/static/...``: that is the host's root, not a path
+    under the API's ``/api/v1``."""
+    engine.output_urls = "root"
+    cj = client.style(clips[0], clips[1])
+    assert wait_done(client, cj.job_id).state is JobState.COMPLETED
+    url = client.result(cj.job_id).output_video_url
+    assert url and url.startswith("/") and "/api/v1/" not in url
+    result = client.fetch_result(cj.job_id, tmp_path / "out")
+    assert mean_rgb(result.video)[1] == N
+
+
 # --- webhooks -----------------------------------------------------------------------------------------------------
 class _Receiver:
     def __init__(self) -> None:

@@ -358,3 +358,18 @@ def test_upload_is_sent_whole_again_after_any_retry(client: FarmClient, faults: 
     assert reply.md5 == md5
     assert local_services.requests.count("POST", r"/farm/api/uploads/file$") == 2
     assert client.check_md5(md5, len(data), remote).exists
+
+
+def test_the_local_password_is_never_offered_to_a_farm_elsewhere(monkeypatch: pytest.MonkeyPatch,
+                                                                  farm_url: str) -> None:
+    from tether.errors import ConfigError
+
+    monkeypatch.setenv("TETHER_FARM_URL", "https://farm.studio.example")
+    with pytest.raises(ConfigError, match="not this machine"):
+        FarmClient.from_profile("local")
+    monkeypatch.setenv("TETHER_FARM_PASSWORD", "their-own")
+    assert FarmClient.from_profile("local")._password == "their-own"
+    monkeypatch.delenv("TETHER_FARM_PASSWORD")
+    monkeypatch.setenv("TETHER_FARM_URL", farm_url)  # 127.0.0.1: the built-in account of the local farm
+    with FarmClient.from_profile("local") as local:
+        assert local.projects() is not None

@@ -141,3 +141,39 @@ def test_a_reply_echoing_a_credential_is_an_error_without_it(autopilot_services:
     assert "GET /api/user/limit" in text and "is_above_limit" in text
     assert LOCAL_API_KEY not in text and "sk-live" not in text
     json.dumps(text)  # a plain message, printable as is
+
+
+def test_a_redirect_to_another_origin_carries_no_api_key(autopilot_services: LocalServices) -> None:
+    """httpx strips Authorization on a cross-origin redirect, not a vendor's own key header (``x-api-key``)."""
+    import http.server
+    import threading
+
+    from tether.autopilot.client import LOCAL_API_KEY
+
+    seen: List[dict] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = json.dumps({"is_above_limit": False, "subscription_tier": "free", "frames_inferenced": 0}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        autopilot_services.faults.add("redirect", service="autopilot", path="/api/user/limit$",
+                                      location=f"http://127.0.0.1:{server.server_address[1]}/limit")
+        with AutopilotClient(autopilot_services.url("autopilot"), api_key=LOCAL_API_KEY) as client:
+            assert client.quota().is_above_limit is False
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(seen) == 1 and "x-api-key" not in seen[0] and LOCAL_API_KEY not in json.dumps(seen[0])

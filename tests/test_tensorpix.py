@@ -212,6 +212,19 @@ def test_options_are_refused_before_anything_is_sent(client: TensorPixClient, cl
         "ml_models": [1, 2], "fps_interpolation_factor": 2, "preview": False}
 
 
+def test_numbers_the_seed_shows_as_integers_are_sent_as_integers(client: TensorPixClient, clip: Path) -> None:
+    """grain, sharpen_strength and stabilization_smoothing are integers in the seed: a dialog's 12.0 goes as 12 (the
+    local TensorPix refuses a JSON float there), and 12.5 is refused here, before the upload."""
+    sent = enhance_clip(client, str(clip), {"ml_models": [1], "grain": 12.0, "sharpen_strength": 30.0,
+                                            "stabilization_smoothing": 5.0})
+    vendor = client.get_tensorpix_job(str(sent.job.id))
+    assert (vendor.grain, vendor.sharpen_strength) == (12, 30)
+    payload = JobOptions(ml_models=[1], grain=12.0, sharpen_strength=30.0).payload()
+    assert type(payload["grain"]) is int and type(payload["sharpen_strength"]) is int
+    with pytest.raises(InputError, match="grain"):
+        enhance_clip(client, str(clip), {"ml_models": [1], "grain": 12.5})
+
+
 def test_faults_429_and_5xx(client: TensorPixClient, faults: Any, local_services: Any) -> None:
     faults.add("status", status=429, retry_after=0.05, service="tensorpix", path="/balance/$", times=2)
     assert client.balance().amount is not None

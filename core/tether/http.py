@@ -43,6 +43,8 @@ M = TypeVar("M", bound=BaseModel)
 # List replies come bare or under one of these keys (the vendors' paging shapes are mostly unknown: SERVICES.md).
 LIST_KEYS = ("items", "results", "data", "jobs", "inferences", "projects", "instances", "packages", "transactions")
 _SECRET_KEY_WORDS = ("auth", "token", "secret", "password", "api_key", "apikey", "x-api-key", "signature", "key")
+# Headers that carry a service's credential (HeaderAuth's and BearerLogin's), dropped on the way to another origin.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-auth-token")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id", "cf-ray")
@@ -179,8 +181,19 @@ class BaseClient:
                 headers={"User-Agent": "tether/0.1"},
                 verify=network.ssl_context(),
                 mounts=network.LOOPBACK_MOUNTS,
+                event_hooks={"request": [self._strip_credentials_off_origin]},
             )
         return self._client
+
+    def _strip_credentials_off_origin(self, request: httpx.Request) -> None:
+        """A redirect to another origin carries none of this service's credentials. httpx strips Authorization there
+        itself, but not a key in a header of the vendor's own (Autopilot's ``x-api-key``)."""
+        if not self.base_url:
+            return
+        home = httpx.URL(self.base_url)
+        if (request.url.scheme, request.url.host, request.url.port) != (home.scheme, home.host, home.port):
+            for name in CREDENTIAL_HEADERS:
+                request.headers.pop(name, None)
 
     def close(self) -> None:
         if self._client is not None:

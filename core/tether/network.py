@@ -125,3 +125,23 @@ def is_certificate_error(exc: BaseException) -> bool:
             return True
         node = node.__cause__ or node.__context__
     return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, brackets allowed) is this machine: 127.0.0.0/8, ::1 or localhost."""
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine."""
+    from urllib.parse import urlsplit
+
+    return is_loopback_host(urlsplit(url).hostname or "")

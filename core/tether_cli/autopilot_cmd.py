@@ -184,8 +184,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
                               registry=registry, out_dir=out,
                               progress=lambda done, total: bars.bytes("upload", done, total))
         clip = sub.clip
+        asked = ", ".join(spec["type"] for spec in choice.specs("x"))
         console.print(f"[green]submitted[/] Autopilot job {sub.job.id}: {clip.frame_count} frames "
-                      f"({clip.first_frame}-{clip.last_frame}), {sub.job.total} inference(s)")
+                      f"({clip.first_frame}-{clip.last_frame}), asked for {asked}")
         code = 0
         result = None
         if args.wait or out:
@@ -282,9 +283,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         gone = not client.cancel(args.job)
-    if gone:
-        # Cancelling twice is harmless, but a mistyped id must not look like success to a script.
-        raise InputError(f"Autopilot has no job {args.job} (already deleted, or a wrong id: "
-                         "`tether autopilot jobs` lists them)")
+        if gone:
+            # Cancelling twice is harmless, but a mistyped id must not look like success to a script.
+            raise InputError(f"Autopilot has no job {args.job} (already deleted, or a wrong id: "
+                             "`tether autopilot jobs` lists them)")
+        from tether.registry import JobRegistry
+
+        with JobRegistry() as registry:
+            if registry.get("autopilot", args.job) is not None:  # the registry says what the service now says
+                registry.update_from(client.get_job(args.job), getattr(client, "profile", ""))
     print(f"job {args.job} cancelled")
     return 0

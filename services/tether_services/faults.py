@@ -16,6 +16,7 @@ Kinds:
   ``when="before"`` closes the same way without the service ever seeing the request.
 - ``slow``: wait ``delay`` seconds, then serve normally.
 - ``malformed``: let the service act, then answer 200 with a body that is not valid JSON.
+- ``redirect``: answer ``status`` (307 unless set otherwise) with ``Location: location``; the service never sees it.
 - ``reshape``: let the service act, then answer its JSON reply in another vendor's shape: the top-level keys in
   ``drop`` left out, those in ``rename`` (old -> new) renamed, those in ``merge`` set (the same reply, as a vendor
   whose documents are silent there might send it).
@@ -44,7 +45,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-KINDS = ("status", "drop", "slow", "malformed", "reshape")
+KINDS = ("status", "drop", "slow", "malformed", "reshape", "redirect")
 CONTROL_PREFIXES = ("/_", "/health")
 MALFORMED_BODY = b'{"items": [{"id": "truncated'
 
@@ -76,6 +77,7 @@ class Fault:
     delay: float = 1.0
     when: str = "after"
     message: str = ""
+    location: str = ""
     drop: List[str] = field(default_factory=list)
     rename: Dict[str, str] = field(default_factory=dict)
     merge: Dict[str, Any] = field(default_factory=dict)
@@ -243,6 +245,13 @@ class FaultMiddleware:
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay)
             await self.app(scope, receive, send)
+            return
+        if fault.kind == "redirect":
+            await _drain(receive)
+            status = fault.status if 300 <= fault.status < 400 else 307
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"location", fault.location.encode()), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
             return
         if fault.kind == "status":
             await _drain(receive)

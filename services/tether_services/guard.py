@@ -18,25 +18,16 @@ the access key (see :class:`tether_services.server.LocalServices`), the control 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from typing import Dict, Optional, Tuple
+
+from tether.network import is_loopback_host as is_loopback
 
 from .faults import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 CONTROL_PREFIX = "/_"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def split_host(value: str) -> Tuple[str, Optional[int]]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
@@ -335,6 +335,8 @@ class ClipzyClient(BaseClient):
         if not url:
             raise ProtocolError(f"clipzy: job {job_id} completed but its result names no output_video_url",
                                 service=SERVICE)
+        if url.startswith("/"):  # root-relative (``/static/...``): the engine's host, not under /api/v1
+            url = urljoin(self.base_url, url)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         name = _name_of(url, f"{job_id}.mp4")

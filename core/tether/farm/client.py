@@ -140,20 +140,31 @@ class FarmClient(BaseClient):
         return self.login_token(self.base_url, self.email, self._password, self.timeout)
 
     @classmethod
-    def from_profile(cls, profile: Optional[str] = None) -> FarmClient:
-        from ..settings import active_profile, get_secret
+    def from_profile(cls, profile: Optional[str] = None, url: Optional[str] = None,
+                     login_hint: str = "") -> FarmClient:
+        """The profile's farm with its credentials; ``url`` overrides the profile's endpoint (the add-on's field).
+        ``login_hint`` says where to log in, for a front end with its own login (the Blender add-on)."""
+        from ..network import is_loopback
+        from ..settings import active_profile, get_secret, secret_source
 
         prof = active_profile(profile)
         svc = prof.service(SERVICE)
+        url = (url or svc.url).rstrip("/")
+        login = login_hint or f"run `tether login farm --profile {prof.name}`"
         token = get_secret(prof.name, SERVICE, "token")
         password = get_secret(prof.name, SERVICE, "password")
+        if password is not None and secret_source(prof.name, SERVICE, "password") == "built-in" and \
+                not is_loopback(url):
+            # the local stand-in's password is for 127.0.0.1 only: never offered to a farm elsewhere
+            if token is None:
+                raise ConfigError(f"profile '{prof.name}' points the farm at {url}, which is not this machine, and "
+                                  f"has no credentials for it: {login}, or set TETHER_FARM_PASSWORD or "
+                                  "TETHER_FARM_TOKEN")
+            password = None
         if token is None and password is None:
-            raise ConfigError(
-                f"no farm credentials for profile '{prof.name}': run `tether login farm --profile {prof.name}` "
-                "or set TETHER_FARM_TOKEN"
-            )
+            raise ConfigError(f"no farm credentials for profile '{prof.name}': {login}, or set TETHER_FARM_TOKEN")
         return cls(
-            svc.url,
+            url,
             email=svc.email,
             password=password.get_secret_value() if password else None,
             token=token.get_secret_value() if token else None,

@@ -162,11 +162,11 @@ class JobOptions(Strict):
     codec: Optional[Literal["libx264", "libx265", "prores_ks", "libvpx-vp9", "mpeg4"]] = None
     preview: bool = False
     comparison: Optional[bool] = None
-    grain: Optional[float] = Field(None, ge=0, le=100)
-    stabilization_smoothing: Optional[float] = Field(None, ge=0, le=100)
+    grain: Optional[int] = Field(None, ge=0, le=100)  # integers in the seed
+    stabilization_smoothing: Optional[int] = Field(None, ge=0, le=100)
     fps_interpolation_factor: Optional[float] = Field(None, ge=1, le=8)
     playback_speed: Optional[float] = Field(None, gt=0, le=16)
-    sharpen_strength: Optional[float] = Field(None, ge=0, le=100)
+    sharpen_strength: Optional[int] = Field(None, ge=0, le=100)
     start_frame: Optional[int] = Field(None, ge=0)
     end_frame: Optional[int] = Field(None, ge=0)
     description: Optional[str] = Field(None, max_length=500)

@@ -18,7 +18,8 @@ is :attr:`LocalClipzy.list_key`; ``None`` answers a bare list: the vendor's key 
 Jobs run on a thread: ``queued`` -> ``processing`` (``current_stage`` video_analysis, style_extraction,
 style_application, rendering; ``progress_percent`` rising) -> ``completed`` | ``failed``. The work is the colour
 transfer of :mod:`.style`. Knobs the tests set on the object (``local_services.service("clipzy")``): ``token`` (when
-set, every route wants ``Authorization: Bearer <token>``, as behind a studio proxy), ``output_urls`` (``"http"`` or
+set, every route wants ``Authorization: Bearer <token>``, as behind a studio proxy), ``output_urls`` (``"http"``,
+``"root"``: a root-relative ``/static/...`` path, as an engine serving its outputs as static files answers, or
 ``"file"``: a ``file://`` URL on this host, as a self-hosted engine answers), ``webhook_form`` (``"envelope"`` or
 ``"flat"``), ``list_key``, ``max_upload_bytes``, ``job_timeout``, and ``hold(stage)``/``release()`` to keep a job at
 a stage so a client can be seen reading it.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
@@ -199,7 +201,12 @@ class LocalClipzy:
             style_json = style.style_clip(video.path, template.path, dest, stage)
             if time.monotonic() - started > self.job_timeout:
                 raise TimeoutError
-            url = dest.resolve().as_uri() if self.output_urls == "file" else f"{job.file_base}{job.job_id}/{dest.name}"
+            if self.output_urls == "file":
+                url = dest.resolve().as_uri()
+            elif self.output_urls == "root":
+                url = f"{urlsplit(job.file_base).path.split('/api/v1/')[0]}/static/{job.job_id}/{dest.name}"
+            else:
+                url = f"{job.file_base}{job.job_id}/{dest.name}"
             self._set(job, status="completed", progress_percent=100, current_stage=None, style_json=style_json,
                       output=dest, output_video_url=url)
         except TimeoutError:
@@ -377,6 +384,7 @@ class LocalClipzy:
             self._auth(request)
             return ok(self.job(job_id).detail())
 
+        @app.get("/static/{job_id}/{name}")
         @app.get("/api/v1/files/{job_id}/{name}", name="get_file")
         def get_file(job_id: str, name: str, request: Request) -> Any:
             self._auth(request)

@@ -267,8 +267,13 @@ class LocalTensorPix(WorkerHandles):
             errors["container"] = [f"\"{opts['container']}\" is not a valid choice."]
         if opts["codec"] is not None and opts["codec"] not in CODECS:
             errors["codec"] = [f"\"{opts['codec']}\" is not a valid choice."]
-        for name in ("grain", "stabilization_smoothing", "sharpen_strength", "fps_interpolation_factor",
-                     "playback_speed", "start_frame", "end_frame", "output_resolution"):
+        # The seed shows these as integers: a JSON float is refused, as a strict reading of the seed would.
+        for name in ("grain", "stabilization_smoothing", "sharpen_strength", "start_frame", "end_frame",
+                     "output_resolution"):
+            value = opts[name]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < -1):
+                errors[name] = ["A valid integer is required."]
+        for name in ("fps_interpolation_factor", "playback_speed"):
             value = opts[name]
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < -1):
                 errors[name] = ["A valid number is required."]
