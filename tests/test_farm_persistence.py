@@ -13,6 +13,7 @@ import pytest
 from test_farm_service import finished, job_body, upload_scene, wait_for
 from tether_cli import main
 from tether_services.farm.engine import EMAIL, PASSWORD, LocalFarm
+from tether_services.farm.executor import LocalProcessExecutor
 from tether_services.farm.persist import FILENAME, FarmStateError
 from tether_services.server import LocalServices
 
@@ -47,25 +48,29 @@ def test_restart_keeps_finished_held_cancelled_and_resumes_the_interrupted_job(t
         with _client(first, token) as api:
             paths = upload_scene(api, tiny_blend)
             project = api.post("/api/projects", json={"name": "restart"}).json()
+            executor = first.farm.executor
+            assert isinstance(executor, LocalProcessExecutor)
+            stalled = executor.stall_after(3)  # only the 12-frame chunk has 3 frames: it stops reporting there
             done_id = api.post("/api/jobs", json=job_body(paths, frame_range="1-2", project="restart")).json()["id"]
             held_id = api.post("/api/jobs", json=job_body(paths, frame_range="1-4", chunk_size=1)).json()["id"]
             assert api.patch(f"/api/jobs/{held_id}", json={"action": "hold"}).json()["status"] == "held"
             gone_id = api.post("/api/jobs", json=job_body(paths, frame_range="1-2")).json()["id"]
             assert api.patch(f"/api/jobs/{gone_id}", json={"action": "cancel"}).json()["status"] == "cancelled"
             # one chunk of 12 frames; one worker, so it starts after the first job and is cut short by the stop
+            # while it is held after its third frame (however fast it renders)
             cut_id = api.post("/api/jobs", json=job_body(paths, frame_range="1-12", chunk_size=12)).json()["id"]
 
             done = wait_for(api, done_id, finished)
             assert done["status"] == "completed", done["error"]
             done_outputs = _outputs(api, done_id)
-            wait_for(api, cut_id, lambda j: j["frames_done"] >= 2)
+            assert stalled.wait(60), "the 12-frame chunk never reported its third frame"
             farm = first.farm
             farm.close()  # what stop() does, but now: rendering must not get further than this
     finally:
         first.stop()
 
     cut_before = farm.job_view(farm.jobs[cut_id], tasks=True)
-    assert cut_before["status"] == "rendering" and 2 <= cut_before["frames_done"] < 12, cut_before
+    assert cut_before["status"] == "rendering" and cut_before["frames_done"] == 3, cut_before
     held_before = farm.job_view(farm.jobs[held_id], tasks=True)
     out_dir = farm.jobs[cut_id].output_dir
     # What the farm recorded as delivered (a frame the killed worker wrote but never reported is rendered again).
@@ -94,8 +99,8 @@ def test_restart_keeps_finished_held_cancelled_and_resumes_the_interrupted_job(t
         # frames delivered before the stop were not rendered again; the rest were rendered once, after it
         assert {p.name: p.stat().st_mtime_ns for p in out_dir.iterdir() if p.name in delivered} == delivered
         chunks = _chunks_logged(out_dir.parent / "logs" / "task-0000.log")
-        done_before = sorted(int(n[6:10]) for n in delivered)
-        assert chunks == [list(range(1, 13)), [f for f in range(1, 13) if f not in done_before]]
+        assert sorted(delivered) == [f"frame_{f:04d}.png" for f in (1, 2, 3)]
+        assert chunks == [list(range(1, 13)), list(range(4, 13))]
 
         # the held job stayed held through the restart and while the other job rendered
         held = api.get(f"/api/jobs/{held_id}").json()

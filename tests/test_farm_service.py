@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from tether_services.farm.engine import EMAIL, PASSWORD
 from tether_services.faults import Faults
 from tether_services.server import LocalServices
+from waiting import eventually
 
 
 @pytest.fixture
@@ -49,14 +49,17 @@ def job_body(paths: List[str], **over: Any) -> Dict[str, Any]:
 
 def wait_for(api: httpx.Client, job_id: str, done: Callable[[Dict[str, Any]], bool],
              timeout: float = 60.0) -> Dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: Dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
-        if done(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} never reached the expected state; last seen: {job}")
-        time.sleep(0.05)
+    job: Dict[str, Any] = eventually(lambda: api.get(f"/api/jobs/{job_id}").json(), done, timeout=timeout,
+                                     message=f"job {job_id} to reach the expected state")
+    return job
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def finished(job: Dict[str, Any]) -> bool:
@@ -231,12 +234,12 @@ def test_cancel_kills_the_running_chunk(api: httpx.Client, tiny_blend: Path, loc
     assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
     job = wait_for(api, job_id, lambda j: j["tasks"][0]["status"] == "cancelled")
     assert job["status"] == "cancelled"
-    deadline = time.monotonic() + 20
-    while set(pids) <= set(local_services.farm.executor.worker_pids()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not set(pids) <= set(local_services.farm.executor.worker_pids()), "no worker was killed"
+    eventually(lambda: not set(pids) <= set(local_services.farm.executor.worker_pids()), timeout=20,
+               message="a worker to be killed")
+    # the killed worker is reaped, not merely signalled: nothing can write another frame after this point
+    killed = [pid for pid in pids if pid not in local_services.farm.executor.worker_pids()]
+    assert killed and not any(_alive(pid) for pid in killed)
     count = len(api.get(f"/api/jobs/{job_id}/outputs").json()["items"])
-    time.sleep(0.5)
     assert len(api.get(f"/api/jobs/{job_id}/outputs").json()["items"]) == count < 3000
     assert api.patch(f"/api/jobs/{job_id}", json={"action": "cancel"}).status_code == 200  # idempotent
     assert api.delete(f"/api/jobs/{job_id}").status_code == 204

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Protocol
+from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 WORKER_SCRIPT = Path(__file__).with_name("render_worker.py")
 PREFIX = "@@TETHER "
@@ -220,6 +220,7 @@ class _Worker:
                 result.files.append(str(message["name"]))
                 if job.on_frame is not None:
                     job.on_frame(int(message["frame"]), str(message["name"]))
+                self.executor._maybe_stall(job, len(result.frames))
             elif kind == "done":
                 result.ok = True
                 break
@@ -250,6 +251,23 @@ class LocalProcessExecutor:
         self.state_dir = Path(state_dir) if state_dir else Path.cwd() / ".tether-workers"
         self._queue: queue.Queue[Optional[_Job]] = queue.Queue()
         self._workers = [_Worker(i, self) for i in range(workers)]
+        self._stall: Optional[Tuple[int, threading.Event]] = None
+        self._stalled: List[_Job] = []
+
+    def stall_after(self, frames: int) -> threading.Event:
+        """Test handle: from now on a chunk stops reporting after its ``frames``-th frame, as a hung worker's would
+        (the process renders on, unheard), until the chunk is cancelled or the executor shuts down. The event is set
+        when a chunk stalls, so a test can stop or cancel the farm at a known frame count, however fast Blender is."""
+        self._stall = (frames, threading.Event())
+        return self._stall[1]
+
+    def _maybe_stall(self, job: _Job, reported: int) -> None:
+        stall = self._stall
+        if stall is None or reported != stall[0]:
+            return
+        self._stalled.append(job)
+        stall[1].set()
+        job.cancelled.wait()  # set by cancel(), which the farm's close() calls, or by shutdown()
 
     def warm(self) -> None:
         """Start every worker now (each imports Blender once) instead of on its first chunk."""
@@ -269,6 +287,8 @@ class LocalProcessExecutor:
         return job
 
     def shutdown(self) -> None:
+        for job in self._stalled:
+            job.cancelled.set()
         for _ in self._workers:
             self._queue.put(None)
         for worker in self._workers:
