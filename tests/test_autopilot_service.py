@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from tether_services.autopilot.api import API_KEY
 from tether_services.autopilot.processing import exr_bytes, otsu
+from waiting import eventually
 
 KEY = {"x-api-key": API_KEY}
 
@@ -119,10 +120,8 @@ def test_inference_state_machine_and_results(http: httpx.Client, services: Any) 
     early = http.get(f"/api/comfyui/{job['id']}/result", headers=KEY, params={"export_type": "hard_mattes"})
     assert early.status_code == 409 and "not ready" in early.json()["message"]
     ap.resume()
-    deadline = time.monotonic() + 20
-    while job["total_completed"] + job["total_failed"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-        job = http.get(f"/api/jobs/{job['id']}", headers=KEY).json()
+    job = eventually(lambda: http.get(f"/api/jobs/{job['id']}", headers=KEY).json(),
+                     lambda seen: seen["total_completed"] + seen["total_failed"] >= 2, message="both tasks to end")
     assert job["total_completed"] == 2 and job["percent_complete"] == 100.0
     assert http.get(f"/api/comfyui/{job['id']}/result", headers=KEY,
                     params={"export_type": "tracking"}).status_code == 404

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +30,7 @@ from tether.clipzy.models import ClipzyJob
 from tether.errors import InputError, ServiceError
 from tether.http import RetryPolicy
 from tether.jobs import Job, JobState
+from waiting import eventually
 
 W, H, N = 64, 48, 8
 BLUE = (40, 110, 200)
@@ -90,12 +90,8 @@ def client(local_services: Any, engine: Any) -> Iterator[ClipzyClient]:
 
 
 def wait_done(client: ClipzyClient, job_id: str, limit: float = 60.0) -> Job:
-    deadline = time.monotonic() + limit
-    while True:
-        job = client.get_job(job_id)
-        if job.state.finished or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+    return eventually(lambda: client.get_job(job_id), lambda job: job.state.finished, timeout=limit,
+                      message=f"Clipzy job {job_id} to finish")
 
 
 # --- round trip -------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +18,7 @@ from tether.registry import JobRegistry
 from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient, to_job
 from tether.tensorpix.models import JobOptions, MLModel, TensorPixJob
 from tether.tensorpix.submit import build_options, enhance_clip
+from waiting import eventually
 
 av = pytest.importorskip("av")
 
@@ -69,13 +69,8 @@ def client(local_services: Any, service: Any) -> Iterator[TensorPixClient]:
 
 
 def wait_done(client: TensorPixClient, job_id: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get_job(job_id)
-        if job.state.finished:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job.state_label}"
-        time.sleep(0.1)
+    return eventually(lambda: client.get_job(job_id), lambda job: job.state.finished, timeout=timeout,
+                      message=f"TensorPix job {job_id} to finish")
 
 
 # --- round trip ---------------------------------------------------------------------------------------------------

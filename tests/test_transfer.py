@@ -34,6 +34,7 @@ from tether.transfer import (
     download,
     upload_files,
 )
+from waiting import PATIENCE, eventually
 
 
 # --- the blob server ---------------------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ class BlobServer:
         self.puts = 0
         self.active = 0
         self.max_active = 0
-        self.overlap = 0  # hold each upload until this many run at once (or 5 s pass)
+        self.overlap = 0  # hold each upload until this many run at once
         self.fail: Dict[str, int] = {}  # md5 -> status to answer
         self.drop_after: Dict[str, int] = {}  # file name -> bytes to send before dropping, once
         self.short_drop: Set[str] = set()  # announce a 64-byte body and drop before it, once (a cut reply)
@@ -121,7 +122,7 @@ class BlobServer:
                         fh.write(chunk)
                 if md5 in self.fail:
                     return JSONResponse({"message": "the blob store is full"}, status_code=self.fail[md5])
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + PATIENCE
                 while self.overlap and self.max_active < self.overlap and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
                 if digest.hexdigest() != md5:
@@ -162,10 +163,8 @@ def blob_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlobServer
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test blob server did not start"
-        time.sleep(0.01)
+    eventually(lambda: uv.started or not thread.is_alive(), message="the test blob server to start")
+    assert uv.started, "the test blob server did not start"
     server.url = f"http://127.0.0.1:{port}"
     yield server
     uv.should_exit = True

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from waiting import PATIENCE
 
 from .conftest import ADDON, ROOT
 
@@ -167,7 +168,7 @@ def _settle() -> None:
     """Let the background lookups the draw started finish, and apply them."""
     rt = _rt()
     for thread in list(rt.threads):
-        thread.join(10)
+        thread.join(PATIENCE)
     if rt.monitor is not None:
         rt.monitor.stop()
         rt.monitor = None
@@ -277,7 +278,7 @@ def test_handoff_worker_to_main(tmp_path: Path) -> None:
 
     def run(progress: Any) -> Dict[str, Any]:
         seen.append(progress((10, 100)))
-        release.wait(5)
+        release.wait(PATIENCE)
         seen.append(progress((100, 100)))
         return {"job_id": "j-1", "message": "job j-1 submitted"}
 
@@ -285,7 +286,7 @@ def test_handoff_worker_to_main(tmp_path: Path) -> None:
     rt.submit_task = task
     task.start()
     release.set()
-    task.join(5)
+    task.join(PATIENCE)
     assert rt.ui.submit.phase is Phase.IDLE  # nothing applied until the main thread pumps
     notices = rt.pump()
     assert rt.ui.submit.phase is Phase.DONE and rt.ui.submit.job_id == "j-1"
@@ -313,9 +314,9 @@ def test_cancel_makes_progress_return_false() -> None:
 
     task = SubmitTask(run, rt.handoff)
     task.start()
-    started.wait(5)
+    started.wait(PATIENCE)
     task.cancel()
-    task.join(5)
+    task.join(PATIENCE)
     assert not task.alive()
     rt.pump()
     assert rt.ui.submit.phase is Phase.CANCELLED

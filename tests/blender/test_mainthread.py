@@ -7,6 +7,7 @@ import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
+from waiting import PATIENCE
 
 from .conftest import ADDON
 
@@ -63,14 +64,14 @@ def _move_task(work: Callable[..., Dict[str, Any]]) -> Any:
 def test_worker_task_posts_result_failure_and_cancel(blender: Any) -> None:
     rt = _move_task(lambda values, post, cancelled: {"phase": "done", "job_id": values.job_id, "message": "ok"})
     assert rt.task is not None
-    rt.task.join(5)
+    rt.task.join(PATIENCE)
     assert [r["message"] for r in rt.pump()] == ["ok"] and rt.status.phase == "done"
 
     def broken(values: Any, post: Any, cancelled: Any) -> Dict[str, Any]:
         raise ValueError("bad video")
 
     rt = _move_task(broken)
-    rt.task.join(5)
+    rt.task.join(PATIENCE)
     (result,) = rt.pump()
     assert result["phase"] == "failed" and result["message"] == "ValueError: bad video"
     assert rt.status.notices[-1].level == "ERROR"
@@ -84,9 +85,9 @@ def test_worker_task_posts_result_failure_and_cancel(blender: Any) -> None:
         raise RuntimeError("interrupted")  # any error after a cancel counts as the cancel
 
     rt = _move_task(waits)
-    assert started.wait(5) and rt.busy
+    assert started.wait(PATIENCE) and rt.busy
     rt.task.cancel()
-    rt.task.join(5)
+    rt.task.join(PATIENCE)
     assert not rt.task.alive()
     (result,) = rt.pump()
     assert result["phase"] == "cancelled" and "goes on at Move" in result["message"]
@@ -110,9 +111,9 @@ def test_stop_operators(addon: Any) -> None:
     rt = ops.runtime()
     rt.submit_task = SubmitTask(run, rt.handoff)
     rt.submit_task.start()
-    assert uploading.wait(5)
+    assert uploading.wait(PATIENCE)
     assert bpy.ops.tether.cancel_submit() == {"FINISHED"}
-    rt.submit_task.join(5)
+    rt.submit_task.join(PATIENCE)
     ops.pump()
     assert rt.ui.submit.phase is Phase.CANCELLED and rt.ui.submit.message.startswith("submission cancelled")
 
@@ -128,9 +129,9 @@ def test_stop_operators(addon: Any) -> None:
 
     mrt = move_ops.runtime()
     mrt.start(MoveRequestValues(profile="", job_id="job-8"), waits)
-    assert started.wait(5)
+    assert started.wait(PATIENCE)
     assert bpy.ops.tether.move_stop() == {"FINISHED"}
-    mrt.task.join(5)
+    mrt.task.join(PATIENCE)
     assert [r["message"] for r in move_ops.pump()] == ["stopped following"]
     move_ops.drop_runtime()
     ops.drop_runtime()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any, List, Set
 
 import pytest
 from memkeyring import MemoryKeyring
+from waiting import eventually
 
 from .conftest import ADDON
 
@@ -99,13 +99,12 @@ def _ops() -> Any:
 def _pump_until(condition: Any, what: str, limit: float = 240.0) -> None:
     """Play the timer's part (timers never fire headless) until ``condition()``; the limit only guards a hang."""
     ops = _ops()
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            rt = ops.runtime()
-            raise AssertionError(f"{what} did not happen; jobs: {rt.ui.jobs}; notices: {rt.ui.notices}")
-        ops.pump()
-        time.sleep(0.1)
+
+    def said() -> str:
+        rt = ops.runtime()
+        return f"{what}; jobs: {rt.ui.jobs}; notices: {rt.ui.notices}"
+
+    eventually(condition, timeout=limit, message=said, pump=ops.pump, interval=0.1)
 
 
 def test_submit_render_fetch(addon: Any, farm_url: str, tmp_path: Path, memkeyring: MemoryKeyring,

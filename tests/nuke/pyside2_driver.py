@@ -31,6 +31,7 @@ from panel_support import SpecOnly, monitor, sequence_read  # noqa: E402
 from qtpy import QtCore, QtTest, QtWidgets  # noqa: E402
 from tether.jobs import JobState  # noqa: E402
 from tether.registry import JobRegistry  # noqa: E402
+from waiting import eventually  # noqa: E402
 
 APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["tether-pyside2-driver"])
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -47,14 +48,10 @@ class NoNetwork:
         raise RuntimeError("offline")
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     """Runs Qt's event loop (queued signals from worker threads land here) until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        APP.processEvents()  # PySide2's QTest has no qWait
-        time.sleep(0.01)
+    eventually(predicate, timeout=timeout, message=what, pump=APP.processEvents,  # PySide2's QTest has no qWait
+               interval=0.01)
 
 
 def click(widget: Any, pos: Optional[Any] = None) -> None:

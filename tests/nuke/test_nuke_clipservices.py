@@ -22,6 +22,7 @@ from tether_nuke.clipservices import COLUMN, TensorPixAdapter, describe_clip_imp
 from tether_nuke.dialog import ClipServiceDialog
 from tether_nuke.plate_reader import read_plate
 from tether_nuke.service import ServiceController
+from waiting import PATIENCE_MS, eventually
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
 av = pytest.importorskip("av")
@@ -53,15 +54,6 @@ def tiny_movie(path: Path, frames: int = 8) -> Path:
 def decoded(path: str) -> List[Any]:
     with av.open(path) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        nuke._run_main_queue()
-        time.sleep(0.05)
 
 
 def controller(services: Any, tmp_path: Path, events: List[Any]) -> ServiceController:
@@ -117,7 +109,8 @@ def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any,
     ctl = controller(services, tmp_path, events)
     try:
         job_id = ctl.submit(plate, tensorpix_options([1], start_frame=3)).result(timeout=60)
-        wait_for(lambda: any(kind in ("imported", "error") for kind, _ in events), "the import")
+        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
+                   pump=nuke._run_main_queue)
     finally:
         ctl.close()
     errors = [payload for kind, payload in events if kind == "error"]
@@ -150,7 +143,8 @@ def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
     ctl = controller(services, tmp_path, events)
     try:
         sent = ctl.submit(plate, tensorpix_options([2], preview=True)).result(timeout=60)
-        wait_for(lambda: any(kind in ("imported", "error") for kind, _ in events), "the import")
+        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
+                   pump=nuke._run_main_queue)
     finally:
         ctl.close()
     [(job_id, applied)] = [payload for kind, payload in events if kind == "imported"]
@@ -170,7 +164,7 @@ def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path
     qtbot.addWidget(dialog)
     try:
         assert not dialog.send_button.isEnabled()  # no Read selected
-        qtbot.waitUntil(lambda: dialog.models_box.count() == 5, timeout=30000)
+        qtbot.waitUntil(lambda: dialog.models_box.count() == 5, timeout=PATIENCE_MS)
         read = nuke.nodes.Read()
         read.setName("Dlg1")
         read["file"].setValue(tiny_movie(tmp_path / "dlg.mp4", frames=6).as_posix())
@@ -262,14 +256,14 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
         expected = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
         first = dialog_for(url)
         try:
-            qtbot.waitUntil(lambda: ids(first) == expected, timeout=30000)
+            qtbot.waitUntil(lambda: ids(first) == expected, timeout=PATIENCE_MS)
             assert first.models_note.text() == f"models as of {clock(first.models_shown_at)}"
         finally:
             first.controller.close()
     # the same profile and address, now a closed port: the models from the first dialog, said to be from then
     second = dialog_for(url)
     try:
-        qtbot.waitUntil(lambda: "offline" in second.models_note.text(), timeout=30000)
+        qtbot.waitUntil(lambda: "offline" in second.models_note.text(), timeout=PATIENCE_MS)
         assert ids(second) == expected
         assert second.models_note.text() == f"offline: models from {clock(first.models_shown_at)}"
         assert "cannot reach" in second.models_note.toolTip()
@@ -285,11 +279,12 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
     gate = threading.Event()
     third = dialog_for(live, gate)
     try:
-        qtbot.waitUntil(lambda: ids(third) == [99, fresh[0]], timeout=30000)
+        qtbot.waitUntil(lambda: ids(third) == [99, fresh[0]], timeout=PATIENCE_MS)
         assert "(checking for changes...)" in third.models_note.text()
         third.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
         gate.set()
-        qtbot.waitUntil(lambda: ids(third) == [*fresh, 99], timeout=30000)  # replaced; the ticked one kept, flagged
+        # replaced; the ticked one kept, flagged
+        qtbot.waitUntil(lambda: ids(third) == [*fresh, 99], timeout=PATIENCE_MS)
         flagged = third.models_box.item(len(fresh))
         assert "no longer offered" in flagged.text() and "Retired" in flagged.text()
         assert flagged.checkState() == QtCore.Qt.CheckState.Checked

@@ -4,7 +4,6 @@ Read beside the plate on the plate's frames."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
@@ -18,6 +17,7 @@ from tether.registry import JobRegistry
 from tether_nuke.clipservices import COLUMN, ClipzyNukeAdapter
 from tether_nuke.plate_reader import read_plate
 from tether_nuke.service import ServiceController
+from waiting import eventually
 
 av = pytest.importorskip("av")
 W, H, N = 64, 48, 8
@@ -39,15 +39,6 @@ def mean_rgb(path: str) -> Tuple[np.ndarray, int]:
     with av.open(path) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     return np.stack(frames).astype(np.float64).mean(axis=(0, 1, 2)), len(frames)
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        nuke._run_main_queue()
-        time.sleep(0.05)
 
 
 def test_style_the_selected_movie_see_the_stage_and_import_it(services: Any, tmp_path: Path) -> None:
@@ -74,11 +65,12 @@ def test_style_the_selected_movie_see_the_stage_and_import_it(services: Any, tmp
     try:
         job_id = ctl.submit(plate, {"template": str(look)}).result(timeout=60)
         assert engine.wait_held(30)
-        wait_for(lambda: any(kind == "job" and payload.state is JobState.RUNNING
-                             and "applying the style" in adapter.stage_text(payload) for kind, payload in events),
-                 "the stage in a job event")
+        eventually(lambda: any(kind == "job" and payload.state is JobState.RUNNING
+                               and "applying the style" in adapter.stage_text(payload) for kind, payload in events),
+                   message="the stage in a job event", pump=nuke._run_main_queue)
         engine.release()
-        wait_for(lambda: any(kind in ("imported", "error") for kind, _ in events), "the import")
+        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
+                   pump=nuke._run_main_queue)
     finally:
         engine.release()
         ctl.close()

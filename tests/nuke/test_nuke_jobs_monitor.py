@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -34,6 +33,7 @@ from tether.tensorpix.client import TensorPixClient  # noqa: E402
 from tether_nuke.clipservices import COLUMN, ClipzyNukeAdapter, TensorPixAdapter, tensorpix_options  # noqa: E402
 from tether_nuke.plate_reader import read_plate  # noqa: E402
 from tether_nuke.service import ServiceController  # noqa: E402
+from waiting import PATIENCE, PATIENCE_MS, eventually  # noqa: E402
 
 W, H, N = 64, 48, 8
 
@@ -161,7 +161,7 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
             # one watcher per service with unfinished jobs; the held Clipzy job is seen running, live
             assert controller.watching() == ["autopilot", "clipzy", "tensorpix"]
             qtbot.waitUntil(lambda: cell("clipzy", "State") == "running" and cell("clipzy", "Progress").value() > 0,
-                            timeout=30000)
+                            timeout=PATIENCE_MS)
             assert all(not registry.get(*key).finished for key in keys.values())  # type: ignore[union-attr]
 
             # Clipzy has no cancel route: the button is off and says why; asking anyway says so, nothing is sent
@@ -173,7 +173,7 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
             assert "cannot be cancelled" in panel.status.text() and "no cancel route" in panel.status.text()
             refused = controller.cancel("clipzy", ids["clipzy"])
             with pytest.raises(Exception, match="no cancel route"):
-                refused.result(timeout=10)
+                refused.result(timeout=PATIENCE)
             panel.table.selectRow(panel._rows[keys["autopilot"]])
             assert panel.cancel_button.isEnabled() and panel.cancel_button.toolTip() == ""
             panel.table.selectRow(panel._rows[keys["clipzy"]])
@@ -188,7 +188,7 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
                 return all(cell(s, "State") == "completed" and cell(s, "Progress").value() == 100 for s in keys)
 
             qtbot.waitUntil(all_done, timeout=90000)
-            qtbot.waitUntil(lambda: controller.watching() == [], timeout=10000)  # nothing left to poll
+            qtbot.waitUntil(lambda: controller.watching() == [], timeout=PATIENCE_MS)  # nothing left to poll
 
             # Import from the Jobs tab, each through its own service's machinery
             for service in ("tensorpix", "clipzy", "autopilot"):
@@ -293,13 +293,13 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     try:
         # a job the monitor follows (sent earlier, not from the dialog): a TensorPix watcher runs for it
         older = clip.submit(read_plate(older_read), tensorpix_options([1]), follow=False).result(timeout=60)
-        qtbot.waitUntil(lambda: controller.watching() == ["tensorpix"], timeout=10000)
+        qtbot.waitUntil(lambda: controller.watching() == ["tensorpix"], timeout=PATIENCE_MS)
 
         dialog = commands.open_clip_service("tensorpix")  # the open panel's, found through Qt
         assert dialog is not None, nuke._messages
         assert dialog is panel.dialogs["tensorpix"] and commands.open_clip_service("tensorpix") is dialog
         assert dialog.controller is controller.service("tensorpix")  # one controller per service, shared
-        qtbot.waitUntil(lambda: dialog.models_box.count() > 0, timeout=30000)
+        qtbot.waitUntil(lambda: dialog.models_box.count() > 0, timeout=PATIENCE_MS)
         read.setSelected(True)
         dialog.refresh_plate()
         dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
@@ -307,13 +307,14 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         qtbot.waitUntil(lambda: any(kind == "submitted" and p != older for kind, p in events), timeout=60000)
         [sent] = [p for kind, p in events if kind == "submitted" and p != older]
         assert controller.follows(("tensorpix", sent))
-        qtbot.waitUntil(lambda: ("tensorpix", sent) in panel._rows, timeout=10000)  # listed in the monitor at once
+        # listed in the monitor at once
+        qtbot.waitUntil(lambda: ("tensorpix", sent) in panel._rows, timeout=PATIENCE_MS)
 
         def polls(job_id: str) -> int:
             return services.requests.count("GET", rf"/tensorpix/api/jobs/{job_id}/$")
 
         # several poll cycles of both jobs while the service holds them queued
-        qtbot.waitUntil(lambda: polls(sent) >= 6 and polls(older) >= 6, timeout=30000)
+        qtbot.waitUntil(lambda: polls(sent) >= 6 and polls(older) >= 6, timeout=PATIENCE_MS)
         assert controller.watching() == ["tensorpix"]  # still following the older job
         pollers = {thread for job_id, thread in asked if job_id == sent}
         assert pollers and all(t.startswith("tether-tensorpix") for t in pollers), pollers  # the dialog's only
@@ -336,9 +337,9 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         assert not [p for kind, p in events if kind == "error"]
         # the monitor shows the dialog's job finished (from the dialog's follower), and nothing is left to poll
         qtbot.waitUntil(lambda: cell(sent, "State") == "completed" and cell(sent, "Progress").value() == 100,
-                        timeout=30000)
+                        timeout=PATIENCE_MS)
         qtbot.waitUntil(lambda: controller.watching() == [] and not controller.follows(("tensorpix", sent)),
-                        timeout=30000)
+                        timeout=PATIENCE_MS)
         nuke._run_main_queue()
     finally:
         controller.close()
@@ -386,14 +387,10 @@ def test_the_monitor_leaves_a_job_its_service_follows_until_released(tmp_path: P
         clip.take("301")
         assert controller.follows(("tensorpix", "301"))
         assert controller.watch() == [] and controller.watching() == []
-        deadline = time.monotonic() + 10
-        while not client.asked and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert client.asked and all(name.startswith("tether-tensorpix") for name in client.asked)
+        eventually(lambda: client.asked, message="the dialog's follower to ask")
+        assert all(name.startswith("tether-tensorpix") for name in client.asked)
         client.gate.set()  # the follower fails: it lets the job go, and the monitor follows it from here
-        deadline = time.monotonic() + 10
-        while "tether-nuke-watch-tensorpix" not in client.asked and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: "tether-nuke-watch-tensorpix" in client.asked, message="the monitor to ask")
         assert not controller.follows(("tensorpix", "301"))
         assert controller.watching() == ["tensorpix"]
         assert any(kind == "error" and "did not answer" in payload for kind, payload in seen)

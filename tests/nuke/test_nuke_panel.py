@@ -18,6 +18,7 @@ import nuke
 from panel_support import monitor, sequence_read
 from tether.jobs import JobState
 from tether.registry import JobRegistry
+from waiting import PATIENCE_MS
 
 
 class NoNetwork:
@@ -103,10 +104,10 @@ def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_pat
     registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
     # an event from a worker thread reaches the table on the GUI thread
     thread = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
-    with qtbot.waitSignal(panel._bridge.event, timeout=5000):
+    with qtbot.waitSignal(panel._bridge.event, timeout=PATIENCE_MS):
         thread.start()
     thread.join()
-    qtbot.waitUntil(lambda: panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 80, timeout=5000)
+    qtbot.waitUntil(lambda: panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 80, timeout=PATIENCE_MS)
     panel.table.selectRow(0)
     assert panel.selected_key() == ("autopilot", "job-1") and panel.cancel_button.isEnabled()
     panel.import_selected()
@@ -173,14 +174,15 @@ def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: P
     try:
         sequence_read(tmp_path)
         panel.open_with(("roto", "tracking"))
-        qtbot.waitUntil(lambda: panel.quota_remaining is not None, timeout=10000)  # opening asks; a preview not
+        qtbot.waitUntil(lambda: panel.quota_remaining is not None, timeout=PATIENCE_MS)  # opening asks; a preview not
         panel.lens.setText("35")
         panel.sensor_width.setText("36")
         panel.sensor_height.setText("24")
         panel.calculate_distortion.setChecked(True)
         before = len(autopilot.requests)
         qtbot.mouseClick(panel.preview_button, QtCore.Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: panel.preview_dialog is not None and panel.preview_dialog.isVisible(), timeout=10000)
+        qtbot.waitUntil(lambda: panel.preview_dialog is not None and panel.preview_dialog.isVisible(),
+                        timeout=PATIENCE_MS)
         dialog = panel.preview_dialog
         assert dialog.text.isReadOnly()
         shown = dialog.text.toPlainText()
@@ -208,7 +210,7 @@ def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: P
 
         # A real send of the same Read and options posts that body, but for what each send makes afresh.
         panel.submit()
-        qtbot.waitUntil(lambda: "Sent: job" in panel.status.text(), timeout=30000)
+        qtbot.waitUntil(lambda: "Sent: job" in panel.status.text(), timeout=PATIENCE_MS)
         [posted] = client.sent
         assert _per_send(posted) == _per_send(body)
     finally:
@@ -225,7 +227,7 @@ def test_preview_shows_the_problems_when_the_input_is_invalid(panel: Any, tmp_pa
     panel.open_with(("roto",))
     assert panel.send_button.isEnabled()  # the disk is only checked when sending, or previewing
     panel.preview()
-    qtbot.waitUntil(lambda: "1010-1011" in dialog.text.toPlainText(), timeout=10000)
+    qtbot.waitUntil(lambda: "1010-1011" in dialog.text.toPlainText(), timeout=PATIENCE_MS)
     text = dialog.text.toPlainText()
     assert text.startswith("Nothing can be sent") and "missing" in text
     assert panel.preview_dialog is dialog  # one dialog, reused

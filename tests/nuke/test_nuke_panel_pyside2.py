@@ -40,7 +40,7 @@ def test_panel_and_dialog_work_on_pyside2(py39_venv: Path, tensorpix: Any, tmp_p
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("QT_", "PYTHON", "TETHER_")) and k not in ("VIRTUAL_ENV", "PYSIDE_DESIGNER_PLUGINS")}
     env.update(QT_API="pyside2", QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(HERE / "fake"), str(ROOT / "nuke_plugin")]),
+               PYTHONPATH=os.pathsep.join([str(HERE / "fake"), str(ROOT / "nuke_plugin"), str(ROOT / "tests")]),
                TETHER_DATA_DIR=str(tmp_path / "data"), TETHER_CONFIG_DIR=str(tmp_path / "config"))
     result = subprocess.run([str(py39_venv), str(HERE / "pyside2_driver.py"), str(tmp_path / "work"),
                              tensorpix.url("tensorpix")], capture_output=True, text=True, timeout=180, cwd=tmp_path,

@@ -8,7 +8,6 @@ import runpy
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator, List
 
@@ -24,6 +23,7 @@ from tether.jobs import JobState
 from tether.registry import JobRegistry
 from tether_nuke import mainthread
 from tether_nuke.plate_reader import read_plate
+from waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = Path(__file__).resolve().parent / "fake"
@@ -133,15 +133,6 @@ def plate_frames(folder: Path) -> str:
     return f"{folder.as_posix()}/shot.####.png"
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        nuke._run_main_queue()
-        time.sleep(0.05)
-
-
 def test_submit_follow_and_import_on_plate_frames(tmp_path: Path, services: Any) -> None:
     read = nuke.nodes.Read()
     read.setName("Plate1")
@@ -165,7 +156,8 @@ def test_submit_follow_and_import_on_plate_frames(tmp_path: Path, services: Any)
     first.add_listener(lambda kind, payload: events.append((kind, threading.current_thread().name)))
     try:
         job_id = first.submit("autopilot", plate, ServiceChoice(roto=True, tracking=True)).result(timeout=60)
-        wait_for(lambda: getattr(first.record("autopilot", job_id), "finished", False), "the job to finish")
+        eventually(lambda: getattr(first.record("autopilot", job_id), "finished", False),
+                   message="the job to finish", pump=nuke._run_main_queue)
     finally:
         first.close()
     record = first.record("autopilot", job_id)
@@ -179,7 +171,7 @@ def test_submit_follow_and_import_on_plate_frames(tmp_path: Path, services: Any)
     try:
         assert [r.job_id for r in second.jobs()] == [job_id]
         done = second.import_job("autopilot", job_id)
-        wait_for(done.done, "the import")
+        eventually(done.done, message="the import", pump=nuke._run_main_queue)
         names = done.result()
     finally:
         second.close()
