@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List
 
@@ -18,6 +17,7 @@ import pytest
 from tether.farm.bundle import OUTSIDE, build, outside_name
 from tether_cli import main
 from tether_services.server import LocalServices
+from waiting import eventually
 
 HERE = Path(__file__).resolve().parent
 # as the file holds them: Blender stores C:\\tex\\t.png with forward slashes
@@ -93,12 +93,9 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
     try:
         [job] = held
         start_sync(job)
-        deadline = time.monotonic() + 90
-        while True:
-            view = httpx.get(f"{farm_url}/api/jobs/{job_id}", headers=farm_headers, timeout=30).json()
-            if view["status"] in ("completed", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        view = eventually(lambda: httpx.get(f"{farm_url}/api/jobs/{job_id}", headers=farm_headers, timeout=30).json(),
+                          lambda seen: seen["status"] in ("completed", "failed"), timeout=90,
+                          message=f"job {job_id} to finish")
         assert view["status"] == "completed", view
 
         # Every path of every .blend the farm received is relative and stays inside the job's workspace.
