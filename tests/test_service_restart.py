@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ from tether.tensorpix.client import LOCAL_API_KEY as TENSORPIX_KEY
 from tether.tensorpix.client import TensorPixClient
 from tether.tensorpix.submit import enhance_clip
 from tether_services.server import LocalServices
+from waiting import eventually
 
 pytest.importorskip("av")
 
@@ -36,13 +36,7 @@ def _clients(services: LocalServices) -> dict:
 
 
 def _finished(get: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = get()
-        if job.state.finished:
-            return job
-        assert time.monotonic() < deadline, f"still {job.state_label}"
-        time.sleep(0.05)
+    return eventually(get, lambda job: job.state.finished, timeout=timeout, message="the job to finish")
 
 
 def test_jobs_survive_a_restart_and_interrupted_ones_finish(tmp_path: Path) -> None:
