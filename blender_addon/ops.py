@@ -110,14 +110,14 @@ def ensure_monitor() -> None:
 
 # --- reading the scene (main thread) --------------------------------------------------------------------------
 def fetch_folder(scene: Any) -> str:
-    """The folder fetched frames go to: the setting, else the scene's own output folder, `//` resolved."""
+    """The folder fetched frames go to: the setting, else the scene's own output folder as Blender resolves it."""
     settings = scene.tether
     if settings.fetch_dir.strip():
         return os.path.normpath(bpy.path.abspath(settings.fetch_dir.strip()))
-    output = scene.render.filepath
-    full = bpy.path.abspath(output) if output else bpy.path.abspath("//")
-    folder = full if output.endswith(("/", "\\")) else os.path.dirname(full)
-    return os.path.normpath(folder)
+    if not scene.render.filepath:
+        return os.path.normpath(bpy.path.abspath("//"))
+    # frame_path resolves `//`, the `#` padding and Blender 5's path templates ({blend_name}...) as a render does
+    return os.path.normpath(os.path.dirname(scene.render.frame_path(frame=scene.frame_start)))
 
 
 def request_from(context: Any, allow_missing: bool = False) -> Any:
@@ -269,9 +269,8 @@ class TETHER_OT_submit(Operator):
         from . import backend
         from .runtime import Phase, SubmitTask
 
-        # The saved file itself is sent: the submitter snapshots its bytes and uploads them under the file's own
-        # path, so `//` paths resolve on the farm exactly as here. (A save_as_mainfile(copy=True) into another
-        # folder remaps image and library paths but not render.filepath, which would then point elsewhere.)
+        # The saved file is the source: the submitter writes rewritten copies of it and its libraries (the bundle,
+        # every path relative inside it) and never changes this file.
         req = request_from(context, allow_missing=self.allow_missing)
         account = access.account(context)
         task = SubmitTask(lambda progress: backend.submit(account, req, progress), rt.handoff)

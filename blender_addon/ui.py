@@ -154,6 +154,14 @@ def _draw_not_listed(layout: Any, s: Any, rt: Any) -> None:
         row.label(text=notice.text, icon="ERROR" if refused else "INFO")
 
 
+def _lines(text: Any, width: int = 90, most: int = 6) -> List[str]:
+    """A message in panel-wide lines (a label does not wrap): what to change is at the end, so none is cut."""
+    import textwrap
+
+    lines = [part for para in str(text).splitlines() for part in textwrap.wrap(para, width)]
+    return [*lines[:most - 1], " ".join(lines[most - 1:])] if len(lines) > most else lines
+
+
 def draw_summary(layout: Any, context: Any) -> None:
     rt = ops.peek_runtime()
     if rt is not None:
@@ -183,10 +191,11 @@ def draw_summary(layout: Any, context: Any) -> None:
     for text in summary.get("errors") or []:
         box = col.box()
         box.alert = True
-        for line in str(text).splitlines()[:4]:
-            box.label(text=line[:200], icon="ERROR")
+        for i, line in enumerate(_lines(text)):
+            box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
     for text in summary.get("warnings") or []:
-        col.label(text=str(text)[:200], icon="INFO")
+        for i, line in enumerate(_lines(text)):
+            col.label(text=line, icon="INFO" if i == 0 else "BLANK1")
     if rt.ui.summary_running:
         col.label(text="Checking again...", icon="SORTTIME")
     if bpy.data.is_dirty:

@@ -293,5 +293,37 @@ with bpy.context.temp_override(object=gn_obj, active_object=gn_obj):
     gn_cube.inputs["Size"].default_value = (TILE * 0.1, TILE * 0.1, 0.01)
     bpy.ops.object.geometry_node_bake_single(session_uid=gn_obj.session_uid, modifier_name=gn_mod.name,
                                              bake_id=gn_mod.bakes[0].bake_id)
-print("TETHER_KINDS " + json.dumps({"blend": p("project", "shot.blend"), "gn_abs": p("gnproject", "gn_abs.blend"),
+# Variants for the output and hardware checks, saved beside the scene (same paths, one setting changed each).
+gn_mod.bake_directory = "//bakes/"
+variants = {}
+
+
+def variant(name, apply, undo):
+    apply()
+    variants[name] = p("project", f"{name}.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=variants[name], copy=True)
+    undo()
+
+
+image_settings = render.image_settings
+variant("movie", lambda: setattr(image_settings, "media_type", "VIDEO"),
+        lambda: (setattr(image_settings, "media_type", "IMAGE"), setattr(image_settings, "file_format", "PNG")))
+variant("stereo",
+        lambda: (setattr(render, "use_multiview", True), setattr(image_settings, "views_format", "INDIVIDUAL")),
+        lambda: setattr(render, "use_multiview", False))
+variant("gpu", lambda: setattr(scene.cycles, "device", "GPU"), lambda: setattr(scene.cycles, "device", "CPU"))
+variant("eevee", lambda: setattr(render, "engine", "BLENDER_EEVEE"), lambda: setattr(render, "engine", "CYCLES"))
+
+
+class StudioTools(bpy.types.PropertyGroup):
+    strength: bpy.props.FloatProperty()
+
+
+bpy.utils.register_class(StudioTools)
+bpy.types.Scene.studio_tools = bpy.props.PointerProperty(type=StudioTools)
+scene.studio_tools.strength = 2.0
+variant("addon", lambda: setattr(render, "filepath", "//render/{blend_name}/kinds_####"), lambda: None)
+
+print("TETHER_KINDS " + json.dumps({"variants": variants, "blend": p("project", "shot.blend"),
+                                    "gn_abs": p("gnproject", "gn_abs.blend"),
                                     "reference": reference, "tile": TILE, "kinds": KINDS, "files": files}))

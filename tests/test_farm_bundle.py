@@ -164,3 +164,49 @@ def test_an_absolute_bake_folder_is_rewritten_in_place_or_refused(kinds: Dict[st
     assert built.errors == [] and built.scene == "gnproject/gn_abs.blend"
     assert any(f.name.startswith("abs/gnbakes/") and f.name.endswith(".blob") for f in built.files)
     assert verify(built, scene) == []
+
+
+@pytest.fixture
+def submitter(farm_url: str) -> Any:
+    from tether.farm.client import FarmClient
+    from tether.farm.submit import FarmSubmitter
+    from tether.settings import LOCAL_FARM_EMAIL, LOCAL_FARM_PASSWORD
+
+    client = FarmClient(farm_url, email=LOCAL_FARM_EMAIL, password=LOCAL_FARM_PASSWORD)
+    yield FarmSubmitter(client)
+    client.close()
+
+
+def test_output_and_hardware_checks_before_upload(kinds: Dict[str, Any], submitter: Any) -> None:
+    from tether.farm.submit import FarmOptions
+
+    def check(name: str, **extra: Any) -> Any:
+        return submitter.preflight(FarmOptions(scene=Path(kinds["variants"][name]), allow_missing=True, **extra))
+
+    movie = check("movie")
+    assert any("writes a movie" in e and "image format" in e for e in movie.errors), movie.errors
+    stereo = check("stereo")
+    assert stereo.ok and any("_L, _R" in w for w in stereo.warnings), stereo.warnings
+    gpu = check("gpu")  # the farm's default instance is a CPU one
+    assert gpu.ok and any("GPU Compute" in w and "gpu-t4" in w for w in gpu.warnings), gpu.warnings
+    idle = submitter.preflight(FarmOptions(scene=Path(kinds["blend"]), allow_missing=True, instance_type="gpu-t4"))
+    assert any("GPU stays idle" in w for w in idle.warnings), idle.warnings
+    eevee = check("eevee")
+    assert any("EEVEE needs a GPU" in e and "gpu-t4" in e for e in eevee.errors), eevee.errors
+    assert not any("EEVEE" in e for e in check("eevee", instance_type="gpu-t4").errors)
+    addon = check("addon")
+    assert any("studio_tools (on Kinds)" in w for w in addon.warnings), addon.warnings
+    # Blender 5's path templates: the fetch folder is the one Blender writes to, not a literal {blend_name}
+    assert addon.facts.output_dir() == Path(kinds["root"]) / "project" / "render" / "addon"
+    plain = check("gpu", instance_type="cpu-standard-8")
+    assert not any("add-ons" in w or "_L" in w for w in plain.warnings)
+
+
+def test_stereo_views_come_back_as_their_own_files(kinds: Dict[str, Any], local_services: LocalServices,
+                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    out = tmp_path / "frames"
+    code = main(["farm", "submit", kinds["variants"]["stereo"], "--allow-missing", "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["kinds_0001_L.png", "kinds_0001_R.png"]

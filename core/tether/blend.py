@@ -7,6 +7,7 @@ UDIM tiles and image sequences, and leaves Blender's bundled assets out, where `
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,19 @@ ENGINES: Dict[str, str] = {
     "BLENDER_WORKBENCH": "workbench",
 }
 
-# Blender's R_IMF_IMTYPE_* values -> file extension
+# Blender's R_IMF_IMTYPE_* values -> file extension (read from files Blender 5.0 saved with each format)
 IMAGE_TYPES: Dict[int, str] = {
-    0: ".tga", 1: ".iris", 4: ".jpg", 14: ".tga", 16: ".cin", 17: ".png", 20: ".bmp", 22: ".hdr", 23: ".exr",
-    24: ".dpx", 25: ".exr", 26: ".tif", 28: ".dds", 29: ".jp2", 30: ".webp",
+    0: ".tga", 1: ".rgb", 4: ".jpg", 14: ".tga", 17: ".png", 20: ".bmp", 21: ".hdr", 22: ".tif", 23: ".exr",
+    26: ".cin", 27: ".dpx", 28: ".exr", 30: ".jp2", 35: ".webp",
 }
+# R_IMF_IMTYPE_FFMPEG (Blender 5's only video type) and the older AVI/H264/Xvid/Theora ones
+MOVIE_TYPES = {15, 16, 24, 31, 32, 33}
+_R_MULTIVIEW = 1 << 21  # RenderData.scemode
+_VIEWS_INDIVIDUAL = 0  # ImageFormatData.views_format
+# Settings groups Blender's own engines and Tether keep on datablocks; any other group is an add-on's.
+BUILTIN_SETTINGS = {"cycles", "cycles_curves", "cycles_visibility", "tether"}
+# Blender 5 path templates resolvable from the file alone (others stay as written, with a warning)
+_TEMPLATE = re.compile(r"\{([a-z_]+)\}")
 
 
 @dataclass
@@ -42,6 +51,10 @@ class SceneFacts:
     output_pattern: str  # render.filepath as stored, e.g. "//render/frame_####"
     image_ext: str
     has_camera: bool
+    movie: bool = False  # the scene writes a video file, not frames
+    views: List[str] = field(default_factory=list)  # file suffixes of a multiview scene written view by view
+    cycles_device: str = "CPU"  # "CPU" or "GPU" (Cycles' Device setting)
+    addons: Dict[str, List[str]] = field(default_factory=dict)  # add-on settings group -> datablocks holding it
 
     @property
     def render_software(self) -> Optional[str]:
@@ -54,9 +67,17 @@ class SceneFacts:
             return str(self.frame_start)
         return f"{self.frame_start}-{self.frame_end}{step}"
 
+    def template_values(self) -> Dict[str, str]:
+        return {"blend_name": self.path.stem, "scene_name": self.scene}
+
+    def unresolved_templates(self) -> List[str]:
+        return [m for m in _TEMPLATE.findall(self.output_pattern) if m not in self.template_values()]
+
     def output_dir(self) -> Optional[Path]:
-        """The scene's own output folder on this machine, `//` resolved against the .blend."""
-        pattern = self.output_pattern
+        """The scene's own output folder on this machine, `//` resolved against the .blend and Blender 5's path
+        templates (``{blend_name}``, ``{scene_name}``) filled in as Blender fills them."""
+        values = self.template_values()
+        pattern = _TEMPLATE.sub(lambda m: values.get(m.group(1), m.group(0)), self.output_pattern)
         if not pattern:
             return None
         full = self.path.parent / pattern[2:] if pattern.startswith("//") else Path(pattern)
@@ -161,6 +182,11 @@ def scene_facts(path: Path, scene: Optional[str] = None) -> SceneFacts:
             block = globs[0].get_pointer(b"curscene") if globs else None
             block = block or scenes[0]
         imtype = int(block.get((b"r", b"im_format", b"imtype")))
+        views: List[str] = []
+        if int(block.get((b"r", b"scemode"))) & _R_MULTIVIEW and \
+                int(block.get((b"r", b"im_format", b"views_format"))) == _VIEWS_INDIVIDUAL:
+            views = _view_suffixes(block)
+        settings = _settings_groups(bf)
         return SceneFacts(
             path=path,
             scene=_text(block.id_name)[2:],
@@ -171,7 +197,63 @@ def scene_facts(path: Path, scene: Optional[str] = None) -> SceneFacts:
             output_pattern=_text(block.get((b"r", b"pic"))),
             image_ext=IMAGE_TYPES.get(imtype, f".imtype{imtype}"),
             has_camera=block.get_pointer(b"camera") is not None,
+            movie=imtype in MOVIE_TYPES,
+            views=views,
+            cycles_device="GPU" if _int_setting(block, "cycles", "device") == 1 else "CPU",
+            addons={k: v for k, v in settings.items() if k not in BUILTIN_SETTINGS},
         )
+
+
+def _groups(block: Any) -> Iterator[Any]:
+    """The settings groups (IDProperty groups) an ID block holds: registered add-on properties live in
+    ``system_properties`` since Blender 5.0, in ``properties`` before."""
+    from blender_asset_tracer.blendfile import iterators
+
+    for field_name in (b"system_properties", b"properties"):
+        try:
+            props = block.get_pointer((b"id", field_name))
+        except KeyError:
+            continue
+        if props is None:
+            continue
+        yield from iterators.listbase(props.get_pointer((b"data", b"group", b"first")))
+
+
+def _int_setting(block: Any, group: str, name: str) -> Optional[int]:
+    from blender_asset_tracer.blendfile import iterators
+
+    for prop in _groups(block):
+        if _text(prop.get(b"name")) == group:
+            for item in iterators.listbase(prop.get_pointer((b"data", b"group", b"first"))):
+                if _text(item.get(b"name")) == name:
+                    return int(item.get((b"data", b"val")))
+    return None
+
+
+def _settings_groups(bf: Any) -> Dict[str, List[str]]:
+    found: Dict[str, List[str]] = {}
+    for block in bf.blocks:
+        if len(block.code) != 2 or block.code in (b"ID", b"WM", b"SN", b"LI", b"WS"):
+            continue
+        try:
+            groups = list(_groups(block))
+        except Exception:  # a block type without an ID header
+            continue
+        for prop in groups:
+            if int(prop.get(b"type")) == 6:  # IDP_GROUP
+                found.setdefault(_text(prop.get(b"name")), []).append(_text(block.id_name)[2:])
+    return found
+
+
+def _view_suffixes(scene: Any) -> List[str]:
+    """The file suffixes of the scene's enabled render views (``_L``, ``_R`` for stereo)."""
+    from blender_asset_tracer.blendfile import iterators
+
+    suffixes = []
+    for view in iterators.listbase(scene.get_pointer((b"r", b"views", b"first"))):
+        if not int(view.get(b"viewflag")) & 1:  # SCE_VIEW_DISABLE
+            suffixes.append(_text(view.get(b"suffix")))
+    return suffixes
 
 
 # NodeShaderScript.mode: the script is a file on disk (Blender's NODE_SCRIPT_EXTERNAL)

@@ -222,6 +222,14 @@ class FarmSubmitter:
             errors.append(f"{version} on this farm renders {', '.join(packages[version].render_software)}, "
                           f"not {software}")
 
+        chosen = next((i for i in self.instances() if i.id == instance_id), None)
+        errors += _output_errors(facts, opts)
+        warnings += _output_warnings(facts)
+        if chosen is not None:
+            refusals, advice = _hardware(facts, chosen, [i for i in enabled if i.gpu])
+            errors += refusals
+            warnings += advice
+
         if opts.preemptible_retries < 0:
             errors.append("preemptible retries must be 0 or more")
         for name in opts.environment:
@@ -339,6 +347,48 @@ class FarmSubmitter:
 
 
 ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+
+
+def _output_errors(facts: SceneFacts, opts: FarmOptions) -> List[str]:
+    errors = []
+    if facts.movie:
+        errors.append("the scene writes a movie (FFMPEG video): farm tasks render frames on separate machines and "
+                      "cannot write one video file; choose an image format (PNG, OpenEXR) in Output Properties > "
+                      "Output and make the movie from the fetched frames")
+    return errors
+
+
+def _output_warnings(facts: SceneFacts) -> List[str]:
+    warnings = []
+    if facts.views:
+        warnings.append(f"stereo/multiview written view by view: each frame comes back as "
+                        f"{len(facts.views)} files ({', '.join(facts.views)} before the extension)")
+    unresolved = facts.unresolved_templates()
+    if unresolved:
+        warnings.append(f"the output path '{facts.output_pattern}' uses path templates Tether cannot fill in from "
+                        f"the file ({', '.join('{' + t + '}' for t in unresolved)}): the farm's Blender fills them "
+                        "in, and frames are fetched to the folder before the first template")
+    if facts.addons:
+        named = "; ".join(f"{name} (on {', '.join(owners[:3])}{' and more' if len(owners) > 3 else ''})"
+                          for name, owners in sorted(facts.addons.items()))
+        warnings.append(f"the scene holds settings of add-ons that are not part of Blender: {named}; the farm's "
+                        "Blender renders without them (their effect is lost) unless they are installed there")
+    return warnings
+
+
+def _hardware(facts: SceneFacts, instance: Instance, gpus: List[Instance]) -> Tuple[List[str], List[str]]:
+    """(errors, warnings) of the scene's engine and device against the chosen instance type."""
+    offer = ", ".join(i.id for i in gpus) or "none on this farm"
+    if facts.render_software == "eevee" and not instance.gpu:
+        return [f"EEVEE needs a GPU and instance type '{instance.id}' has none: choose a GPU instance "
+                f"({offer}) or render with Cycles"], []
+    if facts.render_software == "cycles" and facts.cycles_device == "GPU" and not instance.gpu:
+        return [], [f"the scene's Cycles device is GPU Compute but instance type '{instance.id}' has no GPU: "
+                    f"the farm renders on its CPU (slower); choose a GPU instance ({offer}) or set Device to CPU"]
+    if facts.render_software == "cycles" and facts.cycles_device == "CPU" and instance.gpu:
+        return [], [f"instance type '{instance.id}' has a GPU ({instance.gpu}) but the scene's Cycles device is "
+                    "CPU: the GPU stays idle; set Device to GPU Compute, or choose a CPU instance"]
+    return [], []
 
 
 def _sorted(value: Any) -> Any:

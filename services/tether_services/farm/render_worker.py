@@ -137,12 +137,21 @@ def render_chunk(bpy: Any, cmd: Dict[str, Any]) -> None:
             # A one-frame animation render names the file exactly as Blender's own animation render would.
             scene.frame_start = scene.frame_end = frame
             bpy.ops.render.render(animation=True, scene=scene.name)
-            written = render.frame_path(frame=frame)
-            if not os.path.exists(written):
-                raise FarmError(f"Blender wrote no file for frame {frame} (expected {os.path.basename(written)})")
-            name = os.path.basename(written)
-            os.replace(written, os.path.join(output_dir, name))
-            send({"type": "frame", "frame": frame, "name": name})
+            for written in _written(render, frame):
+                if not os.path.exists(written):
+                    raise FarmError(f"Blender wrote no file for frame {frame} (expected {os.path.basename(written)})")
+                name = os.path.basename(written)
+                os.replace(written, os.path.join(output_dir, name))
+                send({"type": "frame", "frame": frame, "name": name})
+
+
+def _written(render: Any, frame: int) -> List[str]:
+    """The files Blender writes for a frame: one, or one per view for multiview written view by view (_L, _R)."""
+    if render.use_multiview and render.image_settings.views_format == "INDIVIDUAL":
+        views = [v.name for v in render.views if v.use]
+        if views:
+            return [render.frame_path(frame=frame, view=v) for v in views]
+    return [render.frame_path(frame=frame)]
 
 
 def main() -> int:
