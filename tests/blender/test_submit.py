@@ -224,10 +224,6 @@ def test_summary_panel_names_output_and_hardware_warnings(addon: Any, farm_url: 
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The panel's summary says, before anything is sent, what the farm will make of the scene's output and device,
     and where the frames come back to (Blender 5's path templates resolved)."""
-    from blender_addon.ui import draw_summary
-
-    from .test_addon import Recorder
-
     monkeypatch.setenv("TETHER_FARM_URL", farm_url)
     bpy.ops.wm.open_mainfile(filepath=str(tiny_blend))
     scene = bpy.context.scene
@@ -235,6 +231,21 @@ def test_summary_panel_names_output_and_hardware_warnings(addon: Any, farm_url: 
     scene.render.use_multiview = True
     scene.render.image_settings.views_format = "INDIVIDUAL"
     scene.render.filepath = "//render/{blend_name}/frame_####"
+    text = _summary_text()
+    assert "GPU Compute" in text and "or set Device to CPU" in text, text
+    assert "_L, _R" in text, text
+    assert _ops().fetch_folder(scene) == str(tiny_blend.parent / "render" / "tiny")
+
+    scene.render.image_settings.media_type = "VIDEO"
+    assert "writes a movie" in _summary_text()
+
+
+def _summary_text() -> str:
+    """Save, let the panel's summary check the saved file, and return what the summary panel shows."""
+    from blender_addon.ui import draw_summary
+
+    from .test_addon import Recorder
+
     bpy.ops.wm.save_mainfile()
     ops = _ops()
     ops.request_summary(bpy.context)
@@ -243,17 +254,4 @@ def test_summary_panel_names_output_and_hardware_warnings(addon: Any, farm_url: 
     ops.pump()
     rec = Recorder()
     draw_summary(rec, bpy.context)
-    text = " ".join(rec.texts())
-    assert "GPU Compute" in text and "or set Device to CPU" in text, text
-    assert "_L, _R" in text, text
-    assert ops.fetch_folder(scene) == str(tiny_blend.parent / "render" / "tiny")
-
-    scene.render.image_settings.media_type = "VIDEO"
-    bpy.ops.wm.save_mainfile()
-    ops.request_summary(bpy.context)
-    for thread in list(ops.runtime().threads):
-        thread.join(60)
-    ops.pump()
-    rec = Recorder()
-    draw_summary(rec, bpy.context)
-    assert "writes a movie" in " ".join(rec.texts())
+    return " ".join(rec.texts())
