@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import nuke
 from tether.errors import InputError
+from tether.media import is_movie
 from tether.nukeimport import PlateFacts
-from tether.nukeimport.plate import MOVIE_EXTS
 
 
 def _knob_value(node: nuke.Node, name: str, default: Any = None) -> Any:
@@ -59,7 +59,7 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
     origlast = int(origlast_value) if origlast_value is not None else None
     frame_mode = str(_knob_value(node, "frame_mode", "expression") or "expression")
     frame = str(_knob_value(node, "frame", "") or "")
-    movie = any(file_text.lower().endswith(ext) for ext in MOVIE_EXTS)
+    movie = is_movie(file_text)
     facts = PlateFacts(
         node=node.name(), file=file_text, first=first, last=last, origfirst=origfirst, origlast=origlast,
         frame_mode=frame_mode, frame=frame, width=fmt.width(), height=fmt.height(),

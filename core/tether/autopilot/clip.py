@@ -10,7 +10,6 @@ library to refuse a clip over the frame limit.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -18,10 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
-
-MOVIE_EXTS = frozenset({".mov", ".mp4", ".m4v", ".qt"})
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".dpx"})
-_PATTERN = re.compile(r"(#+|@+|%0?(\d*)d)")
+from ..media import IMAGE_EXTS, QUICKTIME_EXTS, FramePattern, format_ranges, guess_pattern
 
 
 @dataclass
@@ -45,7 +41,8 @@ class Clip:
     def upload_name(self) -> str:
         base = Path(self.source).name
         if self.kind == "sequence":
-            stem = _PATTERN.sub("", base).rsplit(".", 1)[0].rstrip("._-") or "sequence"
+            pattern = FramePattern.parse(base)
+            stem = (pattern.head + pattern.tail).rsplit(".", 1)[0].rstrip("._-") or "sequence"
             return f"{stem}.zip"
         return base
 
@@ -55,46 +52,19 @@ class Clip:
 
 
 def is_pattern(spec: str) -> bool:
-    return bool(_PATTERN.search(Path(spec).name))
+    return FramePattern.parse(spec).has_token
 
 
 def find_sequence(spec: str) -> Tuple[List[int], Dict[int, Path]]:
     """Frames on disk matching ``shot.####.png`` / ``shot.%04d.png`` / ``shot.@@@.png``, by frame number."""
     path = Path(spec).expanduser()
-    folder = path.parent
-    name = path.name
-    match = _PATTERN.search(name)
-    if match is None:
+    pattern = FramePattern.parse(str(path))
+    if not pattern.has_token:
         raise InputError(f"{spec} is not a sequence pattern (use #### or %04d for the frame number)")
-    token = match.group(1)
-    if token.startswith("%"):
-        width = int(match.group(2) or 0)
-    else:
-        width = len(token) if token[0] == "#" and len(token) > 1 else (4 if token == "#" else len(token))
-    head, tail = re.escape(name[: match.start()]), re.escape(name[match.end():])
-    digits = rf"(-?\d{{{width},}})" if width else r"(-?\d+)"
-    regex = re.compile(f"^{head}{digits}{tail}$")
-    if not folder.is_dir():
-        raise InputError(f"the folder of {spec} does not exist: {folder}")
-    found: Dict[int, Path] = {}
-    for entry in os.scandir(folder):
-        m = regex.match(entry.name)
-        if m and entry.is_file():
-            found[int(m.group(1))] = Path(entry.path)
+    if not path.parent.is_dir():
+        raise InputError(f"the folder of {spec} does not exist: {path.parent}")
+    found = {number: Path(name) for number, name in pattern.scan().items()}
     return sorted(found), found
-
-
-def _ranges(frames: List[int]) -> str:
-    parts: List[str] = []
-    start = prev = frames[0]
-    for f in [*frames[1:], None]:
-        if f is not None and f == prev + 1:
-            prev = f
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if f is not None:
-            start = prev = f
-    return ",".join(parts)
 
 
 def _refuse_bad_frames(spec: str, frames: List[int], files: Dict[int, Path]) -> None:
@@ -110,11 +80,11 @@ def _refuse_bad_frames(spec: str, frames: List[int], files: Dict[int, Path]) -> 
             unreadable[frame] = exc.strerror or type(exc).__name__
     problems = []
     if empty:
-        problems.append(f"frame{'s' if len(empty) > 1 else ''} {_ranges(empty)} "
+        problems.append(f"frame{'s' if len(empty) > 1 else ''} {format_ranges(empty)} "
                         f"{'are' if len(empty) > 1 else 'is'} empty (0 bytes)")
     if unreadable:
         first = next(iter(unreadable))
-        problems.append(f"frame{'s' if len(unreadable) > 1 else ''} {_ranges(sorted(unreadable))} cannot be read "
+        problems.append(f"frame{'s' if len(unreadable) > 1 else ''} {format_ranges(unreadable)} cannot be read "
                         f"({files[first].name}: {unreadable[first]})")
     if problems:
         raise InputError(f"{spec}: {'; '.join(problems)}: render or copy them again, or send a range without them")
@@ -131,7 +101,7 @@ def inspect_clip(spec: str) -> Clip:
         expected = set(range(frames[0], frames[-1] + 1))
         missing = sorted(expected - set(frames))
         if missing:
-            raise InputError(f"{spec} has missing frames {_ranges(missing)} (found {frames[0]}-{frames[-1]}); "
+            raise InputError(f"{spec} has missing frames {format_ranges(missing)} (found {frames[0]}-{frames[-1]}); "
                              "render or copy them, or send a range without gaps")
         if len(frames) < 2:
             raise InputError(f"{spec} is a single frame ({frames[0]}): Autopilot needs a clip of at least 2 frames")
@@ -142,7 +112,7 @@ def inspect_clip(spec: str) -> Clip:
     if not path.is_file():
         raise InputError(f"clip not found: {path} (name a movie file or a sequence pattern such as shot.####.png)")
     ext = path.suffix.lower()
-    if ext in MOVIE_EXTS:
+    if ext in QUICKTIME_EXTS:
         facts = movie_facts(path)
         if facts.frames <= 0:
             raise InputError(f"{path} holds no video frames that Tether could count")
@@ -156,15 +126,8 @@ def inspect_clip(spec: str) -> Clip:
         return Clip(source=str(path), kind="archive", frame_count=count)
     if ext in IMAGE_EXTS:
         raise InputError(f"{path} is a still image; Autopilot needs a clip: give a movie or a sequence pattern "
-                         f"such as {_guess_pattern(path)}")
+                         f"such as {guess_pattern(path) or 'shot.####.png'}")
     raise InputError(f"{path}: unsupported clip type '{ext}'; use .mov/.mp4 or an image sequence")
-
-
-def _guess_pattern(path: Path) -> str:
-    m = re.search(r"(\d+)(\.[^.]+)$", path.name)
-    if not m:
-        return "shot.####.png"
-    return str(path.with_name(path.name[: m.start(1)] + "#" * len(m.group(1)) + m.group(2)))
 
 
 def pack_sequence(clip: Clip, dest: Path) -> Path:

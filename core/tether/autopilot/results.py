@@ -23,51 +23,13 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional, Set, Tuple, Union
 
 from ..errors import TransferError
+from ..media import FileSequence, group_files, is_movie
 
 # the export type a result came from, as a hint where a file's kind is ambiguous (EXR: matte or vectors)
 MATTE_EXPORTS = frozenset({"hard_mattes", "mb_mattes"})
 DEPTH_EXPORTS = frozenset({"jpg", "mov"})
 CAMERA_EXTS = frozenset({".chan", ".fbx", ".nk", ".abc", ".usd", ".usda"})
-MOVIE_EXTS = frozenset({".mov", ".mp4", ".m4v"})
-_NUMBERED = re.compile(r"^(?P<head>.*?)(?P<num>-?\d+)(?P<tail>\.[A-Za-z0-9]+)$")
 MAX_UNPACKED_BYTES = 64 * 1024**3
-
-
-@dataclass
-class FileSequence:
-    """Numbered files of one kind in one folder, e.g. ``mattes/00001.png .. 00012.png``."""
-
-    folder: Path
-    head: str
-    tail: str  # the extension with its dot
-    padding: int
-    frames: List[int]
-    files: List[Path]
-
-    @property
-    def first(self) -> int:
-        return self.frames[0]
-
-    @property
-    def last(self) -> int:
-        return self.frames[-1]
-
-    @property
-    def ext(self) -> str:
-        return self.tail.lower()
-
-    @property
-    def hashes(self) -> str:
-        """``folder/head####tail``: the form a Nuke Read takes."""
-        return str(self.folder / f"{self.head}{'#' * max(self.padding, 1)}{self.tail}")
-
-    @property
-    def printf(self) -> str:
-        return str(self.folder / f"{self.head}%0{max(self.padding, 1)}d{self.tail}")
-
-    @property
-    def missing(self) -> List[int]:
-        return sorted(set(range(self.first, self.last + 1)) - set(self.frames))
 
 
 Item = Union[FileSequence, Path]
@@ -197,31 +159,6 @@ def unpack_into(download: Path, folder: Path) -> List[Path]:
 
 
 # --- classification -----------------------------------------------------------------------------------------------
-def group_sequences(files: List[Path]) -> Tuple[List[FileSequence], List[Path]]:
-    """Numbered files grouped by folder, name and extension; the rest returned as singles."""
-    groups: Dict[Tuple[Path, str, str], Dict[int, Tuple[Path, int]]] = {}
-    singles: List[Path] = []
-    for path in files:
-        m = _NUMBERED.match(path.name)
-        if not m:
-            singles.append(path)
-            continue
-        key = (path.parent, m.group("head"), m.group("tail"))
-        num = m.group("num")
-        groups.setdefault(key, {})[int(num)] = (path, len(num.lstrip("-")))
-    seqs: List[FileSequence] = []
-    for (folder, head, tail), by_frame in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        if len(by_frame) == 1 and not head.endswith((".", "_", "-")) and head:
-            # "camera2.chan" is a name with a digit, not a one-frame sequence
-            singles.extend(p for p, _ in by_frame.values())
-            continue
-        frames = sorted(by_frame)
-        pads = {pad for _, pad in by_frame.values()}
-        seqs.append(FileSequence(folder=folder, head=head, tail=tail, padding=min(pads), frames=frames,
-                                 files=[by_frame[f][0] for f in frames]))
-    return seqs, singles
-
-
 def _looks_like_camera_json(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -255,7 +192,7 @@ def classify(files: List[Path], root: Path, export_type: Optional[str] = None) -
     """Sort ``files`` (under ``root``) into mattes, cameras, depth and vectors; name what was not understood."""
     out = ResultFiles(root=root)
     files = [f for f in files if not f.name.startswith(".") and f.name not in ("__MACOSX",)]
-    seqs, singles = group_sequences(files)
+    seqs, singles = group_files(files)
     for seq in seqs:
         hint = _hint_of(seq.files[0], root, export_type)
         if seq.ext in (".png", ".tif", ".tiff") and hint not in DEPTH_EXPORTS:
@@ -287,7 +224,7 @@ def classify(files: List[Path], root: Path, export_type: Optional[str] = None) -
                 out.cameras.append(path)
             else:
                 out.unknown.append((path, "JSON that does not describe a camera"))
-        elif ext in MOVIE_EXTS:
+        elif is_movie(path):
             out.depth.append(path)
         elif ext == ".exr":
             (out.mattes if _hint_of(path, root, export_type) in MATTE_EXPORTS else out.vectors).append(
@@ -305,5 +242,5 @@ def classify_folder(folder: Path, export_type: Optional[str] = None) -> ResultFi
     return classify(files, folder, export_type)
 
 
-__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "group_sequences", "unpack", "unpack_into",
+__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "unpack", "unpack_into",
            "unpack_zip"]

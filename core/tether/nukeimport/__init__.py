@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 from ..errors import InputError
+from ..media import is_movie
 from .camera import CameraTrack, focal_from_fov, parse_camera_json, parse_chan, read_camera
 from .describe import AUTOPILOT_BASE, ResultFiles, describe_import, image_size
 from .model import Curve, FormatValue, ImportDescription, NodeSpec
 from .nk import parse_curve, parse_nk, to_nk, write_nk
-from .plate import MOVIE_EXTS, Check, FrameMap, FramePattern, PlateFacts, check_plate, format_ranges, sequence_pattern
+from .plate import Check, FrameMap, FramePattern, PlateFacts, check_plate, format_ranges, sequence_pattern
 
 
 def plate_from_record(extra: Mapping[str, Any], name: str = "Plate1") -> PlateFacts:
@@ -37,7 +38,7 @@ def plate_from_record(extra: Mapping[str, Any], name: str = "Plate1") -> PlateFa
     first, count = int(first), int(count)
     return PlateFacts(node=name, file=str(source), first=first, last=first + count - 1, origfirst=first,
                       origlast=first + count - 1, sent=(first, first + count - 1),
-                      movie=Path(str(source)).suffix.lower() in MOVIE_EXTS)
+                      movie=is_movie(str(source)))
 
 
 def import_to_nk(

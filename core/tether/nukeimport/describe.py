@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import InputError
+from ..media import IMAGE_EXTS, group_files, is_movie
 from .camera import DEFAULT_HAPERTURE, DEFAULT_VAPERTURE, CameraTrack, read_camera
 from .model import Channel, Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
-from .plate import MOVIE_EXTS, FrameMap, PlateFacts, format_ranges, sequence_pattern
+from .plate import FrameMap, PlateFacts, format_ranges, sequence_pattern
 
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".dpx"})
 CAMERA_EXTS = frozenset({".chan", ".json", ".fbx", ".abc"})
 # cameras Nuke's Camera reads itself (read_from_file), in order of preference
 READER_CAMERA_EXTS = (".fbx", ".abc")
@@ -84,7 +84,7 @@ class ResultFiles:
             ext = path.suffix.lower()
             if ext in CAMERA_EXTS and "depth" not in text:
                 files.camera.append(path)
-            elif "depth" in text and (ext in IMAGE_EXTS or ext in MOVIE_EXTS):
+            elif "depth" in text and (ext in IMAGE_EXTS or is_movie(path)):
                 files.depth.append(path)
             elif ext in IMAGE_EXTS and re.search(r"matte|roto|mask|alpha", text):
                 files.mattes.append(path)
@@ -141,17 +141,13 @@ def image_size(path: Path) -> Optional[Tuple[int, int]]:
 
 # --- building ---------------------------------------------------------------------------------------------------
 def _groups(paths: Iterable[Path]) -> Tuple[List[List[Path]], List[Path]]:
-    """Image files grouped into sequences (by folder, name and extension), and movies apart."""
-    groups: Dict[Tuple[str, str, str], List[Path]] = {}
-    movies: List[Path] = []
-    for path in paths:
-        ext = path.suffix.lower()
-        if ext in MOVIE_EXTS:
-            movies.append(path)
-            continue
-        match = re.match(r"^(.*?)(\d+)(\.[^.]+)$", path.name)
-        key = (path.parent.as_posix(), match.group(1) if match else path.stem, ext)
-        groups.setdefault(key, []).append(path)
+    """Image files grouped into sequences (by folder, name and extension; a file on its own is a group of one),
+    and movies apart."""
+    paths = list(paths)
+    movies = [p for p in paths if is_movie(p)]
+    sequences, singles = group_files([p for p in paths if not is_movie(p)], lone_numbers=True)
+    groups = {(s.folder.as_posix(), s.head, s.ext): s.files for s in sequences}
+    groups.update({(p.parent.as_posix(), p.stem, p.suffix.lower()): [p] for p in singles})
     return [groups[k] for k in sorted(groups)], movies
 
 

@@ -19,142 +19,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import InputError
+from ..media import FramePattern, format_ranges, is_movie, sequence_pattern
 
-MOVIE_EXTS = frozenset({".mov", ".mp4", ".m4v", ".qt", ".mxf", ".avi", ".mkv", ".webm", ".r3d", ".braw"})
-# the frame token in a file name: ####, @@@, %04d, %d
-_TOKEN = re.compile(r"#+|@+|%0?(\d*)d")
-_VIEW = re.compile(r"%[Vv]")
 _EXPR = re.compile(r"^\s*frame\s*(?:([+-])\s*(\d+(?:\.0*)?))?\s*$")
 _NUMBER = re.compile(r"^\s*[+-]?\d+(?:\.0*)?\s*$")
-
-
-def format_ranges(frames: Iterable[int]) -> str:
-    """``1001-1004,1010``: a compact list for messages."""
-    ordered = sorted(set(frames))
-    if not ordered:
-        return ""
-    parts: List[str] = []
-    start = prev = ordered[0]
-    for value in ordered[1:]:
-        if value == prev + 1:
-            prev = value
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = value
-    parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
-
-# --- file patterns ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FramePattern:
-    """A file path with one frame token (``####``, ``%04d``, ``%d``) and optionally a view token (``%V``/``%v``)."""
-
-    path: str
-    head: str = ""
-    tail: str = ""
-    padding: int = 0  # 0: unpadded (%d)
-    has_token: bool = False
-
-    @classmethod
-    def parse(cls, path: str) -> FramePattern:
-        name_start = max(path.rfind("/"), path.rfind("\\")) + 1
-        matches = list(_TOKEN.finditer(path, name_start))
-        if not matches:
-            return cls(path=path)
-        match = matches[-1]
-        token = match.group(0)
-        if token.startswith("%"):
-            padding = int(match.group(1) or 0)
-        else:
-            padding = len(token) if len(token) > 1 else (4 if token == "#" else 1)  # Nuke: lone # means 4
-        return cls(path=path, head=path[: match.start()], tail=path[match.end():], padding=padding, has_token=True)
-
-    def with_view(self, view: Optional[str]) -> FramePattern:
-        """The pattern for one view: ``%V`` becomes the view's name, ``%v`` its first letter."""
-        if not _VIEW.search(self.path):
-            return self
-        if not view:
-            raise InputError(f"{self.path} holds a view token (%V/%v): choose which view to send (e.g. 'left')")
-        text = self.path.replace("%V", view).replace("%v", view[:1].lower())
-        return FramePattern.parse(text)
-
-    @property
-    def has_view(self) -> bool:
-        return bool(_VIEW.search(self.path))
-
-    def frame(self, number: int) -> str:
-        if not self.has_token:
-            return self.path
-        digits = f"{abs(number):0{self.padding}d}" if self.padding else str(abs(number))
-        return f"{self.head}{'-' if number < 0 else ''}{digits}{self.tail}"
-
-    def hashes(self) -> str:
-        """The path in Nuke's ``####`` spelling (``%d`` for unpadded numbers)."""
-        if not self.has_token:
-            return self.path
-        # a lone # means 4 digits to Nuke, so one digit is spelt %01d
-        token = "#" * self.padding if self.padding > 1 else ("%d" if self.padding == 0 else "%01d")
-        return f"{self.head}{token}{self.tail}"
-
-    def scan(self) -> Dict[int, str]:
-        """Frames on disk, by number: one directory listing, not one stat per frame (network shares are slow)."""
-        if not self.has_token:
-            return {}
-        folder, _, head_name = self.head.replace("\\", "/").rpartition("/")
-        folder = folder or "."
-        digits = rf"(-?\d{{{self.padding},}})" if self.padding else r"(-?\d+)"
-        regex = re.compile(f"^{re.escape(head_name)}{digits}{re.escape(self.tail)}$")
-        found: Dict[int, str] = {}
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return found
-        for entry in entries:
-            match = regex.match(entry.name)
-            if match:
-                found[int(match.group(1))] = entry.path
-        return found
-
-
-def sequence_pattern(files: Sequence[Path]) -> Tuple[FramePattern, List[int]]:
-    """The Nuke pattern of a list of numbered files (``matte.0001.png`` ... -> ``matte.####.png``) and their frames.
-
-    Raises :class:`InputError` when the files are not one sequence (different folders, names or extensions).
-    """
-    if not files:
-        raise InputError("no files given for an image sequence")
-    regex = re.compile(r"^(.*?)(\d+)(\.[^./\\]+)$")
-    heads = set()
-    numbers: Dict[int, str] = {}
-    folders: Dict[str, str] = {}  # a thousand frames share one folder: convert it once
-    for path in files:
-        parent, name = os.path.split(os.fspath(path))
-        match = regex.match(name)
-        if match is None:
-            raise InputError(f"{path} has no frame number before its extension, so it cannot be read as a sequence")
-        folder = folders.get(parent)
-        if folder is None:
-            folder = folders[parent] = Path(parent).as_posix()
-        heads.add((folder, match.group(1), match.group(3)))
-        numbers[int(match.group(2))] = match.group(2)
-    if len(heads) > 1:
-        raise InputError(f"these files are not one sequence (several names): {sorted(heads)[:3]}")
-    folder, head, ext = heads.pop()
-    lengths = {len(text) for text in numbers.values()}
-    if len(lengths) == 1:
-        padding = lengths.pop()
-        padding = 0 if padding == 1 else padding  # 0..9: unpadded, read with %d
-    else:
-        padding = min(lengths) if any(t.startswith("0") and len(t) > 1 for t in numbers.values()) else 0
-    base = f"{folder}/{head}" if folder not in ("", ".") else head
-    hashes = FramePattern(path="", head=base, tail=ext, padding=padding, has_token=True).hashes()
-    pattern = FramePattern(path=hashes, head=base, tail=ext, padding=padding, has_token=True)
-    return pattern, sorted(numbers)
 
 
 # --- the plate -------------------------------------------------------------------------------------------------
@@ -200,7 +71,7 @@ class PlateFacts:
 
     @property
     def is_movie(self) -> bool:
-        return self.movie or Path(self.file.split("?")[0]).suffix.lower() in MOVIE_EXTS
+        return self.movie or is_movie(self.file)
 
     @property
     def is_still(self) -> bool:
@@ -312,7 +183,7 @@ class PlateFacts:
         """Plate facts for a clip given on a command line: a sequence pattern (range read from disk) or a movie
         (``frame_count`` required). ``start`` puts the first frame at that plate frame (default: its own number)."""
         pattern = FramePattern.parse(path)
-        if Path(path).suffix.lower() in MOVIE_EXTS:
+        if is_movie(path):
             if not frame_count:
                 raise InputError(f"{path}: give the movie's frame count")
             first, last = 1, frame_count
@@ -325,7 +196,7 @@ class PlateFacts:
             raise InputError(f"{path} is one image: give a sequence pattern such as shot.####.exr or a movie")
         mode, frame = ("start at", str(start)) if start is not None else ("expression", "")
         return cls(node=name, file=path, first=first, last=last, origfirst=first, origlast=last, frame_mode=mode,
-                   frame=frame, fps=fps, width=width, height=height, movie=Path(path).suffix.lower() in MOVIE_EXTS)
+                   frame=frame, fps=fps, width=width, height=height, movie=is_movie(path))
 
 
 # --- result frames onto plate frames -----------------------------------------------------------------------------
@@ -480,6 +351,6 @@ def check_plate(
 
 
 __all__ = [
-    "MOVIE_EXTS", "Check", "FrameMap", "FramePattern", "PlateFacts", "Problem", "check_plate", "format_ranges",
+    "Check", "FrameMap", "FramePattern", "PlateFacts", "Problem", "check_plate", "format_ranges",
     "sequence_pattern",
 ]

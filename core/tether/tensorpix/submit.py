@@ -14,9 +14,8 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..fileio import check_output_dir
+from ..media import WEB_MOVIE_EXTS
 from .models import InputVideo, JobCreate, TensorPixJob
-
-MOVIE_EXTS = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm")
 
 
 def _field_errors(exc: ValidationError) -> str:
@@ -60,8 +59,9 @@ def enhance_clip(client: Any, clip: str, options: Dict[str, Any], *, registry: A
     path = Path(clip)
     if not path.is_file():
         raise InputError(f"{clip}: no such file")
-    if path.suffix.lower() not in MOVIE_EXTS:
-        raise InputError(f"{clip}: TensorPix takes a movie ({', '.join(MOVIE_EXTS)}); encode the frames first")
+    if path.suffix.lower() not in WEB_MOVIE_EXTS:
+        raise InputError(f"{clip}: TensorPix takes a movie ({', '.join(sorted(WEB_MOVIE_EXTS))}); encode the frames "
+                         "first")
     build_options(options)  # refuses bad options before uploading
     if out_dir is not None:
         check_output_dir(out_dir)

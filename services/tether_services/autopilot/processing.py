@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from tether.media import WEB_MOVIE_EXTS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-MOVIE_EXTS = (".mov", ".mp4", ".m4v", ".avi", ".mkv")
 MAX_FRAMES = 3500
 Check = Callable[[], None]  # raises when the inference was cancelled
 
@@ -77,7 +77,7 @@ def read_clip(path: Path, max_frames: int = MAX_FRAMES) -> List[np.ndarray]:
                 with archive.open(name) as fh:
                     img = Image.open(io.BytesIO(fh.read())).convert("RGB")
                 frames.append(np.asarray(img, dtype=np.float32) / 255.0)
-    elif path.suffix.lower() in MOVIE_EXTS or _is_movie(path):
+    elif path.suffix.lower() in WEB_MOVIE_EXTS or _is_movie(path):
         if not have_pyav():
             raise ClipError("this local service cannot decode movies (PyAV is not installed): send a zip of frames")
         import av
