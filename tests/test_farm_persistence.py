@@ -180,8 +180,11 @@ def test_tether_serve_keeps_its_store_between_runs_by_default(tmp_path: Path) ->
 
     def first_line(*extra: str) -> str:
         tether = str(Path(sys.executable).parent / "tether")
+        # SIGINT back to its default in the child: a shell's background job inherits it ignored, and Python then
+        # never turns it into KeyboardInterrupt, so the server would not stop
         proc = subprocess.Popen([tether, "serve", "--port", "0", "--workers", "1", *extra], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env=env)
+                                stderr=subprocess.DEVNULL, text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             assert proc.stdout is not None
             return proc.stdout.readline()
