@@ -161,6 +161,9 @@ def test_an_absolute_bake_folder_is_rewritten_in_place_or_refused(kinds: Dict[st
     assert "GNTile" in error and "abs/gnbakes" in error and "--project-root" in error, error
 
     built = build(scene, project=root, staging=tmp_path / "staging")
+    build(scene, project=root, staging=tmp_path / "again")
+    # the rewritten copy is the same bytes each time: an unchanged scene is not uploaded again
+    assert (tmp_path / "staging" / built.scene).read_bytes() == (tmp_path / "again" / built.scene).read_bytes()
     assert built.errors == [] and built.scene == "gnproject/gn_abs.blend"
     assert any(f.name.startswith("abs/gnbakes/") and f.name.endswith(".blob") for f in built.files)
     assert verify(built, scene) == []

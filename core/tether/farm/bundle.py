@@ -82,6 +82,27 @@ class Bundle:
         return sum(f.source.stat().st_size for f in self.files)
 
 
+def _stable_gzip(path: Path) -> None:
+    """BAT recompresses a rewritten gzip .blend with the time and its temp file's random name in the header, so the
+    same scene would upload as new bytes on every submit: zero the time and blank the name, in place."""
+    with path.open("r+b") as fh:
+        head = fh.read(10)
+        if head[:3] != b"\x1f\x8b\x08":
+            return
+        fh.seek(4)
+        fh.write(b"\0\0\0\0")
+        if head[3] & 0x04:  # FEXTRA: skip it to reach the name
+            fh.seek(10)
+            fh.seek(10 + 2 + int.from_bytes(fh.read(2), "little"))
+        else:
+            fh.seek(10)
+        if head[3] & 0x08:  # FNAME: NUL-terminated
+            start = fh.tell()
+            name = fh.read(256).split(b"\0", 1)[0]
+            fh.seek(start)
+            fh.write(b"_" * len(name))
+
+
 def _string_pointer(usage: Any) -> bool:
     field_ = usage.path_full_field
     return field_ is not None and bool(field_.name.is_pointer)
@@ -130,6 +151,8 @@ def _packer_class() -> Any:
                 staged = self.staging / name
                 staged.parent.mkdir(parents=True, exist_ok=True)
                 (shutil.move if move else shutil.copy2)(str(src), str(staged))
+                if move:
+                    _stable_gzip(staged)
                 src = staged
             self.recorded.append((original, Path(src), str(name)))
 
