@@ -163,6 +163,25 @@ def test_unknown_key_is_an_error_naming_key_and_file(text: str, key: str) -> Non
     assert str(path) in message
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ('default_profile = "studio"\n\n[profiles.studio.farm]\nurl = "https://x.example"\nurll = "https://y"\n', 5,
+         "profiles.studio.farm.urll"),
+        ('# studio\n[profiles.studio.farm]\nurl = "https://x.example"\n\n[profiles.studio.move]\ntimeout = -1\n', 6,
+         "profiles.studio.move.timeout"),
+        ('[profiles."bad/name".farm]\nurl = "https://x.example"\n', 1, "bad/name"),
+        ('local_port = 8765\nprofiles.studio.farm.email = "nobody"\n', 2, "profiles.studio.farm.email"),
+        ('[profiles.studio]\nfarm = 3\n', 2, "profiles.studio.farm"),
+    ],
+)
+def test_config_error_names_the_line_and_the_key(text: str, line: int, key: str) -> None:
+    path = write_config(text)
+    with pytest.raises(ConfigError) as info:
+        st.load_settings()
+    assert str(info.value).startswith(f"{path}, line {line}: ") and f"'{key}'" in str(info.value)
+
+
 def test_secret_in_file_is_refused() -> None:
     secret = fresh_secret()
     path = write_config(f'[profiles.studio.farm]\nurl = "https://x.example"\ntoken = "{secret}"\n')

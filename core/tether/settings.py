@@ -18,7 +18,8 @@ Layers, lowest first: built-ins < the config file < the environment (< ``--profi
       [profiles.studio.clipzy]
       url = "https://clipzy.studio.example"
 
-  A key the file does not know is an error naming the key and the file: a typo is never ignored. A service a
+  The file is checked by a pydantic model (:class:`ConfigFile`): a key it does not know, or a value of the wrong
+  kind, is an error naming the file, the line and the key: a typo is never ignored. A service a
   non-local profile leaves out uses its public endpoint, when it has one; Clipzy is self-hosted, so it has none.
   Secrets are never read from or written to this file.
 - **Environment**: ``TETHER_PROFILE``, ``TETHER_LOCAL_PORT``, ``TETHER_<SERVICE>_URL`` (e.g. ``TETHER_FARM_URL``)
@@ -50,7 +51,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Optional, Tuple
 
 from pydantic import (
     BaseModel,
@@ -58,13 +59,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    StringConstraints,
     ValidationError,
     create_model,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ConfigError, register_secret
+from .errors import ConfigError, redact, register_secret
 from .fileio import write_text_atomic
 from .spec import SERVICES, SPECS
 
@@ -193,65 +195,139 @@ def builtin_service(profile: str, service: str, port: int = LOCAL_PORT) -> Dict[
 
 
 # --- the config file ----------------------------------------------------------------------------------------------
-def _type_name(value: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", dict: "a table", list: "an array",
-            bool: "true/false"}.get(type(value), type(value).__name__)
+class _FileService(BaseModel):
+    """``[profiles.NAME.SERVICE]`` as the file may write it (all optional: the built-ins fill the rest)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: Optional[str] = None
+    timeout: Optional[float] = Field(None, gt=0, description="a number of seconds > 0")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _check_url(value)
 
 
-def _unknown(key: str, path: Path, expected: Tuple[str, ...]) -> ConfigError:
-    leaf = key.rsplit(".", 1)[-1]
-    if _SECRETISH.search(leaf):
-        return ConfigError(
-            f"'{key}' in {path}: secrets are never read from the config file; remove it and use "
-            "`tether login SERVICE` (OS keyring) or the TETHER_* environment variable instead"
-        )
-    return ConfigError(f"unknown key '{key}' in {path}: expected one of {', '.join(expected)}")
+class _FileFarm(_FileService):
+    email: Optional[str] = Field(None, pattern=r"@", description="an e-mail address")
 
 
-def validate_config(data: Dict[str, Any], path: Path) -> Dict[str, Any]:
-    """Check a parsed config file; a ConfigError names the key and the file."""
-    for key, value in data.items():
-        if key not in _TOP_KEYS:
-            raise _unknown(key, path, _TOP_KEYS)
-        if key == "default_profile" and not isinstance(value, str):
-            raise ConfigError(f"'default_profile' in {path} must be a string, not {_type_name(value)}")
-        if key == "local_port" and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536):
-            raise ConfigError(f"'local_port' in {path} must be a port number 1-65535, not {value!r}")
-        if key == "profiles" and not isinstance(value, dict):
-            raise ConfigError(f"'profiles' in {path} must be a table ([profiles.NAME.SERVICE])")
-    for name, services in data.get("profiles", {}).items():
-        if not _PROFILE_NAME.match(name):
-            raise ConfigError(f"profile name '{name}' in {path}: use letters, digits, '_', '.', '-' only")
-        if not isinstance(services, dict):
-            raise ConfigError(f"'profiles.{name}' in {path} must be a table of services ([profiles.{name}.farm])")
-        for service, values in services.items():
-            where = f"profiles.{name}.{service}"
-            if service not in SERVICES:
-                raise _unknown(where, path, SERVICES)
-            if not isinstance(values, dict):
-                raise ConfigError(f"'{where}' in {path} must be a table with url/email/timeout")
-            for key, value in values.items():
-                if key not in _SERVICE_KEYS:
-                    raise _unknown(f"{where}.{key}", path, _SERVICE_KEYS)
-                if key == "url":
-                    if not isinstance(value, str):
-                        raise ConfigError(f"'{where}.url' in {path} must be a string, not {_type_name(value)}")
-                    try:
-                        _check_url(value)
-                    except ValueError as exc:
-                        raise ConfigError(f"'{where}.url' in {path}: {exc}") from None
-                elif key == "email":
-                    if service != "farm":
-                        raise ConfigError(f"'{where}.email' in {path}: only the farm logs in with an e-mail")
-                    if not isinstance(value, str) or "@" not in value:
-                        raise ConfigError(f"'{where}.email' in {path} must be an e-mail address, not {value!r}")
-                elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ConfigError(f"'{where}.timeout' in {path} must be a number of seconds > 0, not {value!r}")
+_FILE_SERVICES = {name: _FileFarm if name == "farm" else _FileService for name in SERVICES}
+_FileProfile = create_model(  # one optional table per service of tether.spec
+    "_FileProfile", __config__=ConfigDict(extra="forbid", strict=True),
+    **{name: (Optional[model], None) for name, model in _FILE_SERVICES.items()},  # type: ignore[call-overload]
+)
+_ProfileName = Annotated[str, StringConstraints(pattern=_PROFILE_NAME.pattern)]
+
+
+class ConfigFile(BaseModel):
+    """What ``config.toml`` may hold. Unknown keys are refused: a typo is never ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    default_profile: Optional[str] = None
+    local_port: Optional[int] = Field(None, gt=0, lt=65536, description="a port number 1-65535")
+    profiles: Dict[_ProfileName, _FileProfile] = {}
+
+
+_TOML_KEY = re.compile(r"""\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*(\.)?""")
+
+
+def _dotted(text: str) -> Optional[Tuple[str, ...]]:
+    """``profiles."bad/name".farm`` -> its parts; None when ``text`` is not only a dotted key."""
+    parts: List[str] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOML_KEY.match(text, pos)
+        if match is None:
+            return None
+        parts.append(match.group(1).strip("\"'"))
+        pos = match.end()
+        if not match.group(2):
+            break
+    return tuple(parts) if parts and not text[pos:].strip() else None
+
+
+def key_lines(text: str) -> Dict[Tuple[str, ...], int]:
+    """The line (1-based) where each table and key of a TOML text is first written, by dotted path.
+
+    A line scanner, not a parser (tomllib keeps no positions): it reads ``[table]`` headers and ``key = ...`` lines,
+    which is all a Tether config holds."""
+    lines: Dict[Tuple[str, ...], int] = {}
+    table: Tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?(.+?)\]\]?\s*(#.*)?$", stripped)
+        if header:
+            parts = _dotted(header.group(1))
+            if parts is None:
+                continue
+            table = parts
+            key = parts
+        elif "=" in stripped and not stripped.startswith("#"):
+            parts = _dotted(stripped.split("=", 1)[0])
+            if parts is None:
+                continue
+            key = table + parts
+        else:
+            continue
+        for end in range(1, len(key) + 1):
+            lines.setdefault(key[:end], number)
+    return lines
+
+
+def _config_error(error: Any, path: Path, lines: Dict[Tuple[str, ...], int]) -> str:
+    loc = tuple(str(p) for p in error.get("loc", ()))
+    if loc and loc[-1] == "[key]":  # a dict key refused: the profile name
+        loc = loc[:-1]
+    where = str(path)
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            where = f"{path}, line {lines[loc[:end]]}"
+            break
+    key = ".".join(loc)
+    leaf = loc[-1] if loc else ""
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        if _SECRETISH.search(leaf):
+            return (f"{where}: secrets are never read from the config file; remove '{key}' and use "
+                    "`tether login SERVICE` (OS keyring) or the TETHER_* environment variable instead")
+        if leaf == "email" and len(loc) == 4:
+            return f"{where}: '{key}' is not used: only the farm logs in with an e-mail"
+        expected = {1: _TOP_KEYS, 3: SERVICES}.get(len(loc), _SERVICE_KEYS)
+        return f"{where}: unknown key '{key}': expected one of {', '.join(expected)}"
+    if error.get("loc", ())[-1:] == ("[key]",):
+        return f"{where}: profile name '{leaf}': use letters, digits, '_', '.', '-' only (max 64)"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{where}: '{key}' must be a table ([profiles.NAME.SERVICE] with url/email/timeout)"
+    msg = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    field = _FIELD_HINTS.get(leaf)
+    if field and kind != "value_error":
+        msg = f"must be {field}"
+    if kind == "value_error":
+        return f"{where}: '{key}': {msg}"
+    return f"{where}: '{key}' {msg}, not {redact(repr(error.get('input')))}"
+
+
+_FIELD_HINTS = {"local_port": "a port number 1-65535", "timeout": "a number of seconds > 0",
+                "email": "an e-mail address", "url": "a string", "default_profile": "a string"}
+
+
+def validate_config(data: Dict[str, Any], path: Path, text: str = "") -> Dict[str, Any]:
+    """Check a parsed config file against :class:`ConfigFile`; a ConfigError names the file, the line (given the
+    file's ``text``) and the key."""
+    try:
+        ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        lines = key_lines(text) if text else {}
+        raise ConfigError("; ".join(_config_error(e, path, lines) for e in exc.errors()[:5])) from None
     default = data.get("default_profile")
     if default is not None and default != LOCAL_PROFILE and default not in data.get("profiles", {}):
+        line = key_lines(text).get(("default_profile",)) if text else None
         raise ConfigError(
-            f"default_profile = '{default}' in {path} names no profile: add [profiles.{default}.farm] "
-            f"(or `tether config set-profile {default} ...`) or change default_profile"
+            f"{path}{f', line {line}' if line else ''}: default_profile = '{default}' names no profile: add "
+            f"[profiles.{default}.farm] (or `tether config set-profile {default} ...`) or change default_profile"
         )
     return data
 
@@ -266,10 +342,11 @@ def read_config(path: Optional[Path] = None) -> Dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
-    return validate_config(data, path)
+    return validate_config(data, path, text)
 
 
 def _write_config(data: Dict[str, Any], path: Path) -> None:
