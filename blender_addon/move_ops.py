@@ -1,5 +1,5 @@
 """Move operators: send a video (or the active Sequencer movie strip, its trim as Move's clip window) for motion
-capture, follow the job, import the FBX rig it returns (axis forward -Y, up Z, as Move's own add-on does) with its
+capture, follow the job, import the FBX rig it returns (upright, facing -Y, as Move's own add-on shows it) with its
 keys on whole scene frames where the shot's picture is, and retarget it onto the artist's character.
 
 Same rules as :mod:`.ops`: ``bpy`` is read here, on the main thread, into plain values; the worker
@@ -190,11 +190,14 @@ def _apply_object_scale(obj: Any) -> None:
     obj.scale = (1.0, 1.0, 1.0)
     action = obj.animation_data.action if obj.animation_data is not None else None
     for fc in action_fcurves(action) if action is not None else []:
-        if fc.data_path.startswith("pose.bones") and fc.data_path.endswith(".location"):
+        # bone locations are in the bones' (now scaled) units; the object's own scale keys hold the 0.01 too
+        bone = fc.data_path.startswith("pose.bones") and fc.data_path.endswith(".location")
+        if bone or fc.data_path == "scale":
+            by = factor if bone else 1.0 / factor
             for kp in fc.keyframe_points:
-                kp.co[1] *= factor
-                kp.handle_left[1] *= factor
-                kp.handle_right[1] *= factor
+                kp.co[1] *= by
+                kp.handle_left[1] *= by
+                kp.handle_right[1] *= by
 
 
 def _resample(curves: List[Any], retime: Retime) -> None:
@@ -221,8 +224,9 @@ class ImportedRig:
 
 def import_rig(context: Any, filepath: str, *, clip_fps: Any = None, place: Optional[int] = None,
                set_range: bool = True, name: str = "", use_clip_rate: bool = False) -> ImportedRig:
-    """Import an FBX rig as Move's own add-on does and put its take on whole scene frames from ``place`` (default the
-    scene's first frame), in real time at the scene's rate; the scene's rate changes only with ``use_clip_rate``.
+    """Import an FBX rig (the file's own axes; its units put into the bones) and put its take on whole scene frames
+    from ``place`` (default the scene's first frame), in real time at the scene's rate; the scene's rate changes
+    only with ``use_clip_rate``.
 
     Blender's importer times keys with the whole-number ``render.fps`` and ignores ``fps_base`` (a 29.97 fps take
     drifts off the frames), and it sets the scene's rate from the file: both are undone here. ``name`` (the job)
@@ -234,9 +238,9 @@ def import_rig(context: Any, filepath: str, *, clip_fps: Any = None, place: Opti
     start, end = scene.frame_start, scene.frame_end
     replaced = _remove_earlier(name)
     before = set(bpy.data.objects)
-    # axis_forward/axis_up count only with use_manual_orientation: without it the importer reads the file's axes
-    result: Any = bpy.ops.import_scene.fbx(filepath=filepath, use_manual_orientation=True, axis_forward="-Y",
-                                           axis_up="Z", ignore_leaf_bones=True)
+    # The file's own axes (its GlobalSettings), which land Move's rig upright facing -Y as Move's add-on shows it:
+    # axis_forward/axis_up would count only with use_manual_orientation, which would lay a Y-up file on its back.
+    result: Any = bpy.ops.import_scene.fbx(filepath=filepath, ignore_leaf_bones=True)
     if "FINISHED" not in result:
         raise RuntimeError(f"the FBX importer refused {filepath}")
     import_fps = float(scene.render.fps)
@@ -293,7 +297,7 @@ def _remove_earlier(name: str) -> bool:
     bpy.data.objects.remove(obj)
     if data.users == 0:
         bpy.data.armatures.remove(data)
-    if action is not None and action.users == 0:
+    if action is not None and action.users == int(action.use_fake_user):  # the importer sets a fake user
         bpy.data.actions.remove(action)
     return True
 
@@ -394,7 +398,7 @@ class TETHER_OT_move_stop(Operator):
 
 
 class TETHER_OT_move_import(Operator):
-    """Import a Move FBX rig (axis forward -Y, up Z) and set the frame range from its take"""
+    """Import a Move FBX rig, its take on whole scene frames from the scene's first frame"""
 
     bl_idname = "tether.move_import"
     bl_label = "Import Move Rig"

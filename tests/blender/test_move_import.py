@@ -108,14 +108,25 @@ def test_follow_after_reopen_and_refusals(move_scene: Path, local_services: Any)
 
 
 def test_move_panel_draws_without_writing(move_scene: Path) -> None:
+    from blender_addon.runtime import Notice
+
     from .test_addon import Recorder
 
+    move_ops = sys.modules[f"{ADDON}.move_ops"]
+    long = "job job-1234: failed: " + "the clip window starts after the video ends; " * 5 + "THE END"
+    move_ops.runtime().status.notices.append(Notice("ERROR", long))
     rec = Recorder()
     fake = type("FakePanel", (), {"layout": rec})()
     dirty = bpy.data.is_dirty
     bpy.types.VIEW3D_PT_tether_move.draw(fake, bpy.context)
     assert "Capture Motion" in rec.texts() or any(c["args"][0] == "tether.move_submit" for c in rec.calls("operator"))
     assert bpy.data.is_dirty == dirty
+    assert "THE END" in " ".join(rec.texts())  # a long message is wrapped, not cut at 160 characters
+    assert any(c["args"][0] == "TETHER_UL_move_bones" for c in rec.calls("template_list"))
+    # another file's messages are not this one's
+    bpy.ops.wm.save_as_mainfile(filepath=str(move_scene.with_name("other.blend")))
+    bpy.ops.wm.open_mainfile(filepath=str(move_scene.with_name("other.blend")))
+    assert move_ops.runtime().status.notices == []
 
 
 def _keys(action: Any) -> list:
@@ -151,7 +162,8 @@ def test_strip_trim_is_the_window_keys_on_its_frames_and_retarget(move_scene: Pa
     # the scene keeps its rate; the take's keys sit on whole frames from the strip's first visible frame, in real time
     assert (scene.render.fps, scene.render.fps_base) == (24, 1.0)
     (rig,) = _armatures()
-    assert rig.name == f"Move {job_id[:12]}"
+    rig_name = f"Move {job_id[:12]}"
+    assert rig.name == rig_name
     keys = _keys(rig.animation_data.action)
     assert all(k == int(k) for k in keys)
     assert keys[0] == 111 and keys == list(range(111, int(keys[-1]) + 1))
@@ -191,6 +203,14 @@ def test_strip_trim_is_the_window_keys_on_its_frames_and_retarget(move_scene: Pa
         assert (hips - 0.6 * (rig.matrix_world @ rig.pose.bones["Hips"].head)).length < 0.005
     assert target.pose.bones["mixamorig:Head"].rotation_quaternion[0] == pytest.approx(1.0)  # unmapped: untouched
 
+    # importing the job's rig again replaces it (no .001 stack) and says what it did to the frame range
+    fbx = tmp_path / "move" / job_id / "MAIN_FBX.fbx"
+    scene.frame_start, scene.frame_end = 50, 60
+    assert bpy.ops.tether.move_import(filepath=str(fbx)) == {"FINISHED"}
+    assert [o.name for o in _armatures()] == [target.name, rig_name]
+    assert sorted(a.name for a in bpy.data.actions if a.name.startswith("Move")) == [rig_name]
+    assert (scene.frame_start, scene.frame_end) == (50, 50 + keys[-1] - keys[0])  # a file: from the first frame
+
 
 def _character(prefix: str, scale: float, at: tuple) -> Any:
     from tether_services.move.rig_worker import BONES
@@ -227,3 +247,23 @@ def test_a_failed_job_says_why(move_scene: Path, local_services: Any, tmp_path: 
     with pytest.raises(RuntimeError, match="at least"):
         bpy.ops.tether.move_submit(wait=True)
     assert local_services.requests.count(service="move") == 0
+
+
+def test_a_centimetre_fbx_comes_in_at_scale_one(move_scene: Path, tmp_path: Path) -> None:
+    scene = bpy.context.scene
+    scene.unit_settings.scale_length = 0.01  # a scene in centimetres writes a centimetre FBX
+    rig = _character("", 100.0, (0.0, 0.0, 0.0))
+    hips = rig.pose.bones["Hips"]
+    for frame, up in ((1, 0.0), (10, 20.0)):
+        hips.location = (0.0, up, 0.0)
+        hips.keyframe_insert("location", frame=frame)
+    fbx = tmp_path / "cm.fbx"
+    assert bpy.ops.export_scene.fbx(filepath=str(fbx), object_types={"ARMATURE"}, bake_anim=True) == {"FINISHED"}
+    bpy.data.objects.remove(rig)
+    scene.unit_settings.scale_length = 1.0
+    assert bpy.ops.tether.move_import(filepath=str(fbx)) == {"FINISHED"}
+    (imported,) = _armatures()
+    assert tuple(imported.scale) == pytest.approx((1.0, 1.0, 1.0))
+    assert imported.data.bones["Head"].tail_local.z == pytest.approx(1.75, abs=0.01)
+    scene.frame_set(10)
+    assert (imported.matrix_world @ imported.pose.bones["Hips"].head).z == pytest.approx(0.98 + 0.2, abs=0.01)
