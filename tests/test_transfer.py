@@ -453,6 +453,23 @@ def test_upload_refuses_missing_files_before_sending(tmp_path: Path, server: Blo
     assert server.log == []
 
 
+def test_before_send_overlaps_hashing_and_a_refusal_sends_nothing(tmp_path: Path, server: BlobServer,
+                                                                   target: BlobTarget, cache: HashCache) -> None:
+    files = _files(tmp_path, [200_000, 10_000, 20_000], seed=600)
+    calls: List[int] = []
+
+    def refuse() -> None:
+        calls.append(1)
+        raise InputError("the proof failed")
+
+    with pytest.raises(InputError, match="the proof failed"):
+        upload_files(files, target, cache=cache, workers=3, before_send=refuse)
+    assert server.log == [] and calls  # the server was asked nothing
+    assert all(cache.lookup(path) for path, _ in files if path.stat().st_size == 200_000)  # hashed meanwhile
+    report = upload_files(files, target, cache=cache, before_send=lambda: calls.append(2))
+    assert calls.count(2) == 1 and report.files_sent == 3
+
+
 def test_upload_to_the_local_farm(tmp_path: Path, farm_url: str, cache: HashCache) -> None:
     from tether.farm.client import FarmClient
     from tether_services.farm.engine import EMAIL, PASSWORD

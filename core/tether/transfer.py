@@ -488,8 +488,12 @@ def upload_files(
     cache: Optional[HashCache] = None,
     workers: int = 4,
     progress: Optional[ProgressCallback] = None,
+    before_send: Optional[Callable[[], None]] = None,
 ) -> UploadReport:
     """Hash ``(local path, remote name)`` pairs, send the ones ``target`` lacks, several at once.
+
+    ``before_send`` runs once, after a file is hashed and before the target is asked about any: hashing overlaps
+    it, and if it raises nothing is asked or sent and its error is raised.
 
     Every path is checked before anything is sent. The first error (a :class:`ServiceError` from the target, or
     :class:`CancelledByUser` when ``progress`` returned False) stops new work, aborts sends in flight, and is
@@ -525,6 +529,8 @@ def upload_files(
     skipped = [0, 0]  # files, bytes
     store: Optional[str] = getattr(target, "store_key", None)
 
+    gate_lock, gate_passed = threading.Lock(), threading.Event()
+
     def one(index: int, path: Path, remote: str, size: int) -> None:
         if run.cancel.is_set():
             return
@@ -547,6 +553,13 @@ def upload_files(
         items[index] = item
         if run.cancel.is_set():
             return
+        if before_send is not None and not gate_passed.is_set():
+            with gate_lock:
+                if run.cancel.is_set():
+                    return
+                if not gate_passed.is_set():
+                    before_send()
+                    gate_passed.set()
         if (store and hash_cache.confirmed(store, remote, result.md5)) or target.exists(item):
             if store:
                 hash_cache.confirm(store, remote, result.md5)

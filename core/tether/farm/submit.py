@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -309,18 +310,15 @@ class FarmSubmitter:
             built = bundles.build(check.facts.path, opts.project_root, staging)
             if built.deps.missing and not opts.allow_missing:
                 raise InputError(f"files went missing since the check: {', '.join(map(str, built.deps.missing))}")
-            problems = bundles.verify(built, check.facts.path)
-            if problems is None:
-                check.warnings.append("no headless Blender here to open the rewritten scene before the upload "
-                                      "(pip install bpy==5.0.1, or set TETHER_BLENDER); the bundle was sent unproven")
-            elif problems:
-                raise InputError("the rewritten scene would not find these files on the farm; nothing was uploaded:"
-                                 "\n  - " + "\n  - ".join(map(str, problems)))
             payload = check.payload.model_copy(update={"upload_paths": built.remote_names(check.extra_files)})
             items = built.items(check.extra_files)
-            self._ensure_project(opts.project)
             cache = self.hash_cache or HashCache()
-            report = upload_files(items, self.client, cache=cache, progress=progress)
+            with ThreadPoolExecutor(1, thread_name_prefix="tether-proof") as pool:
+                # Blender opens the bundle while the files are hashed; the farm is asked nothing before it passes.
+                proof = pool.submit(bundles.verify, built, check.facts.path)
+                report = upload_files(items, self.client, cache=cache, progress=progress,
+                                      before_send=lambda: self._proven(proof.result(), check))
+            self._ensure_project(opts.project)
             try:
                 job = self.client.create_job(payload)
             except BadRequest as exc:
@@ -340,6 +338,15 @@ class FarmSubmitter:
                        "output_path": check.payload.output_path, "user": getpass.getuser()},
             )
         return SubmitResult(job=job, preflight=check, upload=report, seconds=time.monotonic() - started)
+
+    @staticmethod
+    def _proven(problems: Optional[List[bundles.Unresolved]], check: Preflight) -> None:
+        if problems is None:
+            check.warnings.append("no headless Blender here to open the rewritten scene before the upload "
+                                  "(pip install bpy==5.0.1, or set TETHER_BLENDER); the bundle was sent unproven")
+        elif problems:
+            raise InputError("the rewritten scene would not find these files on the farm; nothing was uploaded:"
+                             "\n  - " + "\n  - ".join(map(str, problems)))
 
     def _ensure_project(self, name: str) -> None:
         if not any(p.name == name for p in self.client.projects()):
