@@ -95,3 +95,29 @@ def test_empty_and_unreadable_plate_frames_are_refused(tmp_path: Path) -> None:
     (tmp_path / "plate.1005.png").symlink_to("/proc/self/mem")
     with pytest.raises(InputError, match=r"frame 1005 cannot be read \(plate.1005.png: Input/output error\)"):
         inspect_clip(str(tmp_path / "plate.####.png"))
+
+
+def test_the_data_folder_and_its_databases_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.registry import JobRegistry
+    from tether.settings import data_dir
+    from tether.transfer import HashCache
+
+    monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path / "data"))
+    os.umask(0o022)  # the usual one: files 0644 and folders 0755 unless Tether says otherwise
+    folder = data_dir()
+    registry = JobRegistry(folder / "jobs.sqlite")
+    registry.record(service="farm", job_id="j1", profile="local", title="shot", source="/shots/a.blend")
+    with HashCache(folder / "hash-cache.sqlite") as cache:
+        cache.md5(folder / "jobs.sqlite")
+    registry.close()
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()}
+    assert modes and set(modes.values()) == {"0o600"}, modes
+
+
+def test_the_local_farm_clears_uploads_a_killed_server_left(tmp_path: Path) -> None:
+    from tether_services.farm.store import BlobStore
+
+    store = BlobStore(tmp_path / "store")
+    (store.tmp / "upload-abc").write_bytes(b"x" * 1000)  # a half-received upload
+    assert list(BlobStore(tmp_path / "store").tmp.iterdir()) == []

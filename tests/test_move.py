@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -259,8 +260,8 @@ def test_faults_retry_queries_and_never_duplicate_a_job(client: MoveClient, clip
 # --- webhooks ---------------------------------------------------------------------------------------------------
 def _delivery(body: bytes, at: float, secret: str = SECRET) -> dict:
     stamp = str(int(at))
-    return {"svix-id": "msg_2Lh9KRb0pSWlzSW7dvpLnpKHcND", "svix-timestamp": stamp,
-            "svix-signature": sign(secret, "msg_2Lh9KRb0pSWlzSW7dvpLnpKHcND", stamp, body)}
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    return {"svix-id": msg_id, "svix-timestamp": stamp, "svix-signature": sign(secret, msg_id, stamp, body)}
 
 
 def test_svix_signature_is_accepted() -> None:
@@ -338,3 +339,52 @@ def test_cli_verify_webhook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body + b" ")))
     assert main(argv) == 1
     assert "refused" in capsys.readouterr().err
+
+
+def test_an_empty_secret_and_a_replayed_delivery_are_refused(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    from tether.move.webhooks import DeliveryLog
+
+    body = b'{"type":"job.finished"}'
+    stamp = str(int(time.time()))
+    # what anyone can compute when the key is empty
+    digest = hmac.new(b"", f"msg_1.{stamp}.".encode() + body, hashlib.sha256).digest()
+    forged = {"svix-id": "msg_1", "svix-timestamp": stamp, "svix-signature": "v1," + base64.b64encode(digest).decode()}
+    with pytest.raises(WebhookVerificationError, match="empty"):
+        verify("whsec_", forged, body)
+    log = DeliveryLog(tmp_path / "data" / "deliveries.sqlite")
+    fresh = _delivery(body, time.time())
+    assert verify(SECRET, fresh, body, log=log) == {"type": "job.finished"}
+    with pytest.raises(WebhookVerificationError, match="accepted before: refused as a replay"):
+        verify(SECRET, fresh, body, log=DeliveryLog(log.path))  # another process, the same file
+    assert oct(log.path.stat().st_mode & 0o777) == "0o600"
+    # ids older than the window are forgotten: the log stays small
+    assert DeliveryLog(log.path).remember("other", now=time.time() + 2 * 3600)
+    assert DeliveryLog(log.path).remember(fresh["svix-id"], now=time.time() + 2 * 3600)
+
+
+def test_cli_webhook_secret_never_on_the_command_line(cli_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], memkeyring: Any) -> None:
+    from tether.settings import set_secret
+    from tether_cli import main
+
+    monkeypatch.delenv("TETHER_MOVE_WEBHOOK_SECRET", raising=False)
+    body = b'{"type":"job.finished"}'
+
+    def run(*extra: str) -> int:
+        headers = _delivery(body, time.time())
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+        return main(["move", "verify-webhook", "--id", headers["svix-id"], "--timestamp", headers["svix-timestamp"],
+                     "--signature", headers["svix-signature"], *extra])
+
+    assert run("--secret", SECRET) != 0
+    assert "ps" in capsys.readouterr().err
+    secret_file = cli_env / "secret"
+    secret_file.write_text(SECRET + "\n")
+    assert run("--secret-file", str(secret_file)) == 0
+    assert run() != 0 and "no webhook secret" in capsys.readouterr().err
+    set_secret("local", "move", SECRET, kind="webhook_secret")
+    assert run() == 0

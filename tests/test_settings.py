@@ -369,7 +369,8 @@ def test_config_show_masks_secrets(memkeyring: MemoryKeyring, monkeypatch: pytes
     info = json.loads(out)
     assert info["profile"] == "studio" and info["config_file_exists"] is True
     assert info["services"]["farm"]["credentials"] == {"token": "set (keyring)", "password": "not set"}
-    assert info["services"]["move"]["credentials"] == {"api_key": "set (env TETHER_MOVE_API_KEY)"}
+    assert info["services"]["move"]["credentials"] == {"api_key": "set (env TETHER_MOVE_API_KEY)",
+                                                        "webhook_secret": "not set"}
     assert info["services"]["farm"]["url_source"] == "file"
     assert info["services"]["clipzy"]["url"] == "https://clipzy.studio.example"
 

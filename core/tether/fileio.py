@@ -44,6 +44,25 @@ def _limit(folder: Path, name: str, default: int) -> int:
         return default
 
 
+def private_dir(path: Union[str, Path]) -> Path:
+    """``path`` made if missing, readable by its owner only (0700): job titles, paths and user names live there."""
+    folder = Path(path)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a folder we do not own (a studio share) stays as it is
+        os.chmod(folder, 0o700)
+    return folder
+
+
+def private_file(path: Union[str, Path]) -> Path:
+    """``path`` made if missing and set to 0600, before a database opens it (SQLite gives its -wal and -shm files
+    the database file's mode)."""
+    target = Path(path)
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+    with contextlib.suppress(OSError):
+        os.chmod(target, 0o600)
+    return target
+
+
 def _exists(path: Path, follow: bool = True) -> bool:
     try:
         os.stat(path, follow_symlinks=follow)
@@ -104,4 +123,5 @@ def check_output_dir(folder: Union[str, Path], needed: Optional[int] = None) -> 
         raise InputError(problem)
 
 
-__all__ = ["DISK_FULL", "check_output_dir", "human_bytes", "output_dir_problem", "write_text_atomic"]
+__all__ = ["DISK_FULL", "check_output_dir", "human_bytes", "output_dir_problem", "private_dir", "private_file",
+           "write_text_atomic"]

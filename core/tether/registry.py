@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import ConfigError
+from .fileio import private_file
 from .jobs import Job, JobState
 
 FILE_NAME = "jobs.sqlite"
@@ -190,6 +191,7 @@ class JobRegistry:
             return self._db
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             # isolation_level=None: we issue BEGIN ourselves, so every transaction is explicit and short.
             db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                  check_same_thread=False)

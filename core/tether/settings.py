@@ -67,7 +67,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError, redact, register_secret
-from .fileio import write_text_atomic
+from .fileio import private_dir, write_text_atomic
 from .spec import SERVICES, SPECS
 
 if sys.version_info >= (3, 11):
@@ -125,8 +125,7 @@ def data_dir() -> Path:
         from platformdirs import user_data_dir
 
         path = Path(user_data_dir("tether", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(path)
 
 
 def local_base_url(port: int = LOCAL_PORT) -> str:
@@ -574,8 +573,9 @@ def canonical_kind(service: str, kind: str) -> str:
     normal = kind.strip().lower().replace("-", "_")
     if normal in kinds:
         return normal
-    if len(kinds) == 1 and normal in _KEY_ALIASES:
-        return next(iter(kinds))
+    auth = [k for k in kinds if k != "webhook_secret"]  # a webhook secret never signs in
+    if len(auth) == 1 and normal in _KEY_ALIASES:
+        return auth[0]
     raise ConfigError(f"unknown credential '{kind}' for {service}: use one of {', '.join(kinds)}")
 
 

@@ -83,7 +83,8 @@ SPECS: Dict[str, ServiceSpec] = {s.name: s for s in (
     ServiceSpec(
         name="move", title="Move", summary="Move: motion capture from a video, an FBX rig back",
         client="tether.move.client:MoveClient",
-        credentials=(("api_key", "TETHER_MOVE_API_KEY"),), credential_label="Move API key",
+        credentials=(("api_key", "TETHER_MOVE_API_KEY"), ("webhook_secret", "TETHER_MOVE_WEBHOOK_SECRET")),
+        credential_label="Move API key",
         public_url="https://api.move.ai/ugc/graphql", local_key="local-move-key",
     ),
 )}

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Opti
 import httpx
 
 from .errors import CancelledByUser, InputError, ServiceError, ServiceUnavailable, TransferError
-from .fileio import DISK_FULL, human_bytes
+from .fileio import DISK_FULL, human_bytes, private_file
 from .http import BaseClient
 
 BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
@@ -131,6 +131,7 @@ class HashCache:
         target = self.path if self.path is not None else default_cache_path()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            private_file(target)
             db = sqlite3.connect(str(target), timeout=30, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")  # the CLI and a DCC may share the cache at once
             db.execute("PRAGMA synchronous=NORMAL")

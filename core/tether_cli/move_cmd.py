@@ -3,14 +3,14 @@
 ``submit VIDEO`` uploads an MP4/MOV/AVI, makes a single-camera take and a job (``--output`` picks the output
 types, ``--start``/``--end`` the clip window in seconds); ``--wait`` follows it, ``--out DIR`` downloads its outputs
 (``MAIN_FBX.fbx``...). ``verify-webhook`` checks a Svix delivery read from standard input and prints its JSON body;
-the secret comes from ``--secret`` or ``TETHER_MOVE_WEBHOOK_SECRET`` (the environment keeps it out of ``ps``).
+the secret comes from ``TETHER_MOVE_WEBHOOK_SECRET``, ``--secret-file`` or the keyring, never the command line (which
+``ps`` shows), and a delivery id is accepted once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -61,7 +61,10 @@ def register(subparsers: Any) -> None:
     fetch.set_defaults(func=cmd_fetch)
 
     hook = sub.add_parser("verify-webhook", help="verify a Svix-signed webhook body read from standard input")
-    hook.add_argument("--secret", help="the endpoint's whsec_... secret (default: $TETHER_MOVE_WEBHOOK_SECRET)")
+    hook.add_argument("--secret-file", type=Path, metavar="FILE",
+                      help="a file holding the endpoint's whsec_... secret (default: $TETHER_MOVE_WEBHOOK_SECRET, "
+                           "else the keyring's move webhook_secret)")
+    hook.add_argument("--secret", help=argparse.SUPPRESS)  # refused: argv is visible to every user in `ps`
     hook.add_argument("--id", dest="svix_id", required=True, help="the svix-id header")
     hook.add_argument("--timestamp", dest="svix_timestamp", required=True, help="the svix-timestamp header")
     hook.add_argument("--signature", dest="svix_signature", required=True, help="the svix-signature header")
@@ -164,15 +167,29 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_webhook(args: argparse.Namespace) -> int:
-    from tether.move.webhooks import WebhookVerificationError, verify
+    from tether.errors import register_secret
+    from tether.move.webhooks import DeliveryLog, WebhookVerificationError, verify
+    from tether.settings import active_profile, data_dir, get_secret
 
-    secret = args.secret or os.environ.get("TETHER_MOVE_WEBHOOK_SECRET", "")
+    if args.secret is not None:
+        raise InputError("--secret would show the secret to every user in `ps`: set TETHER_MOVE_WEBHOOK_SECRET, "
+                         "give --secret-file FILE, or store it in the keyring as move webhook_secret")
+    if args.secret_file is not None:
+        try:
+            secret = args.secret_file.read_text("utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"cannot read the webhook secret from {args.secret_file}: {exc.strerror}") from None
+    else:
+        stored = get_secret(active_profile(args.profile).name, "move", "webhook_secret")
+        secret = stored.get_secret_value() if stored is not None else ""
     if not secret:
-        raise InputError("give the webhook secret with --secret or TETHER_MOVE_WEBHOOK_SECRET")
+        raise InputError("no webhook secret: set TETHER_MOVE_WEBHOOK_SECRET, give --secret-file FILE, or store it "
+                         "in the keyring as move webhook_secret")
+    register_secret(secret)
     body = sys.stdin.buffer.read()
     headers = {"svix-id": args.svix_id, "svix-timestamp": args.svix_timestamp, "svix-signature": args.svix_signature}
     try:
-        payload = verify(secret, headers, body)
+        payload = verify(secret, headers, body, log=DeliveryLog(data_dir() / "webhook-deliveries.sqlite"))
     except WebhookVerificationError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1

@@ -71,6 +71,8 @@ class BlobStore:
         self.blobs = self.root / "blobs"
         self.tmp = self.root / "tmp"
         self.blobs.mkdir(parents=True, exist_ok=True)
+        # uploads a killed server left half-written; nothing else is in tmp/ before the app answers
+        shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
         self.sizes: Dict[str, int] = {}
