@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Set
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from killing import KILLED, run_killed
 from packaging.requirements import Requirement
 from tether_cli import main as tether_main
 from tether_install.extension import PLATFORM_EXTRAS
@@ -95,10 +96,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+# pip's own tool caches (.cache, .rustup from a toolchain shim) are not the installer's doing
+_TOOL_CACHES = (".cache", ".rustup", ".cargo")
+
+
 def _snapshot(folder: Path) -> Dict[str, bytes]:
-    # pip's own tool caches (.cache, .rustup from a toolchain shim) are not the installer's doing
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in (".cache", ".rustup", ".cargo")}
+            if p.is_file() and p.relative_to(folder).parts[0] not in _TOOL_CACHES}
 
 
 def _install(wheelhouse: Path, *extra: str) -> int:
@@ -127,12 +131,13 @@ def test_user_install_is_idempotent_and_uninstall_restores_init_py(
     assert "already up to date: nothing changed" in capsys.readouterr().out
     assert _snapshot(home) == installed
     assert "change(s)" in first
-    assert tether_main(["install", "nuke", "--user", "--uninstall"]) == 0
-    after = _snapshot(home)
-    backups = {k for k in after if k.endswith(".tether-backup")}
-    assert {k: v for k, v in after.items() if k not in backups} == before
     if original is not None:
-        assert after[".nuke/init.py.tether-backup"] == original
+        assert installed[".nuke/init.py.tether-backup"] == original
+    assert tether_main(["install", "nuke", "--user", "--uninstall"]) == 0
+    # exactly as before: the backup goes once the file is back as it was, and so do the folders the install made
+    assert _snapshot(home) == before
+    left = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
+    assert [p for p in left if p.split("/")[0] not in _TOOL_CACHES] == ([".nuke", ".nuke/init.py"] if original else [])
 
 
 def test_half_finished_install_is_repaired(home: Path, wheelhouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,10 +340,12 @@ class _RezResolve(Dict[str, Any]):
         return self[name]
 
 
-def test_studio_nuke_env_and_rez(tmp_path: Path, wheelhouse: Path) -> None:
+def test_studio_nuke_env_rez_versions_and_rollback(tmp_path: Path, wheelhouse: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     studio = tmp_path / "studio tools"  # a space in the path, as on many studio shares
     assert tether_main(["install", "nuke", "--studio", str(studio), "--nuke-version", "16", "--platform",
                         "linux-x64", "--rez", "--wheelhouse", str(wheelhouse)]) == 0
+    assert (studio / "current").read_text() == "0.1.0\n"
     package = (studio / "rez" / "tether" / "0.1.0" / "package.py").read_text()
     rez: Dict[str, Any] = {}
     exec(compile(package, "package.py", "exec"), rez)
@@ -346,7 +353,7 @@ def test_studio_nuke_env_and_rez(tmp_path: Path, wheelhouse: Path) -> None:
                resolve=_RezResolve(nuke=SimpleNamespace(version="16.0.2")))
     rez["commands"]()
     assert set(rez["env"].vars) == {"NUKE_PATH", "TETHER_PYTHONPATH"}  # no PYTHONPATH for every Python in a resolve
-    assert rez["env"].vars["TETHER_PYTHONPATH"][0].endswith("/python/cp311-linux-x64")
+    assert rez["env"].vars["TETHER_PYTHONPATH"][0] == f"{studio}/versions/0.1.0/python/cp311-linux-x64"
     assert b"\r\n" in (studio / "tether-env.bat").read_bytes()
     assert b"PYTHONPATH=" not in (studio / "tether-env.bat").read_bytes().replace(b"TETHER_PYTHONPATH=", b"")
     # the launcher's Nuke: the plugin's init.py appends the share's trees after its own paths
@@ -362,14 +369,71 @@ def test_studio_nuke_env_and_rez(tmp_path: Path, wheelhouse: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pythonpath, nuke_path, core, idna, pydantic = proc.stdout.strip().splitlines()
     assert pythonpath == "PYTHONPATH="
-    assert nuke_path == str(studio / "nuke_plugin")
-    assert core.startswith(str(studio / "python" / "cp311-linux-x64"))
+    assert nuke_path == str(studio / "versions" / "0.1.0" / "nuke_plugin")
+    assert core.startswith(str(studio / "versions" / "0.1.0" / "python" / "cp311-linux-x64"))
     assert not idna.startswith(str(studio)) and not pydantic.startswith(str(studio)), (idna, pydantic)
     assert "nothing deployed" not in proc.stderr
     # a launcher for a Nuke this share was not deployed for says so instead of failing later on an import
     proc = subprocess.run(["bash", "-c", f'. "{studio}/tether-env.sh" 15'], capture_output=True, text=True, env=env,
                           timeout=60)
     assert "nothing deployed for Nuke 15 (cp310-linux-x64)" in proc.stderr, proc.stderr
+    _upgrade_and_roll_back(studio, wheelhouse, env, capsys)
+
+
+def _launcher_root(studio: Path, env: Dict[str, str]) -> str:
+    proc = subprocess.run(["bash", "-c", f'. "{studio}/tether-env.sh" 16 && echo "$NUKE_PATH"'], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and "nothing deployed" not in proc.stderr, proc.stderr
+    return proc.stdout.strip()
+
+
+def _upgrade_and_roll_back(studio: Path, wheelhouse: Path, env: Dict[str, str],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """0.2.0 goes beside 0.1.0; killed halfway, launchers still start 0.1.0 whole; --rollback brings 0.1.0 back."""
+    from tether_install import nuke, plan
+
+    first = studio / "versions" / "0.1.0"
+
+    def files(folder: Path) -> Dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    old = files(first)
+    upgrade = nuke.plan(studio, False, ["3.11"], ["linux-x64"], wheelhouse, True, "0.2.0")
+    at = len(upgrade.files)  # each file takes two changes or more: this kill lands halfway through the files
+    assert run_killed(lambda: plan.apply(upgrade, "0.2.0"), at) == (KILLED, at)
+    assert (studio / "versions" / "0.2.0").is_dir()
+    assert _launcher_root(studio, env) == str(first / "nuke_plugin") and files(first) == old
+    assert tether_main(["install", "nuke", "--studio", str(studio), "--rollback"]) == 1
+    assert "was interrupted: run it again" in capsys.readouterr().err
+    assert plan.apply(upgrade, "0.2.0").repaired  # the next run finishes it, and only then flips "current"
+    assert (studio / "current").read_text() == "0.2.0\n"
+    assert _launcher_root(studio, env) == str(studio / "versions" / "0.2.0" / "nuke_plugin")
+    assert files(first) == old  # the earlier version is left whole beside it, its rez package too
+    for version in ("0.1.0", "0.2.0"):  # rez-env tether-0.1.0 keeps bringing 0.1.0 back
+        package = (studio / "rez" / "tether" / version / "package.py").read_text()
+        assert f"root = {(studio / 'versions' / version).as_posix()!r}" in package
+    capsys.readouterr()
+    assert tether_main(["install", "nuke", "--studio", str(studio), "--rollback"]) == 0
+    assert "current version: 0.2.0 -> 0.1.0" in capsys.readouterr().out
+    assert _launcher_root(studio, env) == str(first / "nuke_plugin")
+    assert tether_main(["install", "nuke", "--studio", str(studio), "--rollback", "0.2.0"]) == 0
+    assert _launcher_root(studio, env) == str(studio / "versions" / "0.2.0" / "nuke_plugin")
+    assert tether_main(["install", "nuke", "--studio", str(studio), "--rollback", "0.0.9"]) == 1
+    assert "version 0.0.9 is not in" in capsys.readouterr().err
+    assert tether_main(["install", "nuke", "--studio", str(studio), "--uninstall"]) == 0
+    assert not studio.exists()
+
+
+def test_a_published_version_is_never_rewritten() -> None:
+    from tether_install.nuke import build_name
+    from tether_install.plan import sha256
+
+    published = {"builds": {"0.1.0": "0.1.0"}, "files": {"versions/0.1.0/a.py": sha256(b"a")}}
+    assert build_name(published, "0.1.0", {"a.py": b"a"}) == "0.1.0"  # the same files: nothing to write
+    assert build_name(published, "0.1.0", {"a.py": b"changed"}) == "0.1.0+b2"  # beside it, not over it
+    assert build_name(published, "0.2.0", {"a.py": b"a"}) == "0.2.0"
+    unfinished = {"builds": {}, "files": {"versions/0.1.0/a.py": sha256(b"a")}}
+    assert build_name(unfinished, "0.1.0", {"a.py": b"changed"}) == "0.1.0"  # never current: finished in place
 
 
 def test_plugin_init_appends_tether_trees_after_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,14 +24,23 @@ def register(subparsers: Any) -> None:
   tether install nuke --user                           # for the Nukes installed here
   tether install all --studio /studio/tools/tether --rez
   tether install nuke --studio /studio/tools/tether --nuke-version 15 --nuke-version 16
-  tether install all --user --uninstall""")
-    inst.add_argument("dcc", choices=("nuke", "blender", "all"))
-    where = inst.add_mutually_exclusive_group(required=True)
+  tether install nuke --studio /studio/tools/tether --rollback     # back to the version before
+  tether install all --user --uninstall
+  tether install wheelhouse ./tether-wheels            # on a connected machine, for offline ones""")
+    inst.add_argument("dcc", choices=("nuke", "blender", "all", "wheelhouse"),
+                      help="what to deploy; `wheelhouse DIR` instead fills DIR with every wheel an offline install "
+                           "needs")
+    inst.add_argument("folder", nargs="?", type=Path, metavar="DIR", help="with wheelhouse: the folder to fill")
+    where = inst.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="for this artist (~/.nuke/init.py, Blender user folder)")
     where.add_argument("--studio", type=Path, metavar="DIR", help="publish to a shared folder for launchers")
     inst.add_argument("--dry-run", action="store_true", help="print every file it would write or change")
     inst.add_argument("--uninstall", action="store_true", help="remove what the install added")
-    inst.add_argument("--wheelhouse", type=Path, metavar="DIR", help="take wheels from this folder (offline)")
+    inst.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
+                      help="with nuke --studio: make an earlier version on the share the current one (default: the "
+                           "one before; or a version, e.g. 0.1.0, or its folder name in DIR/versions)")
+    inst.add_argument("--wheelhouse", type=Path, metavar="DIR",
+                      help="take every wheel from this folder, no index (made by `tether install wheelhouse DIR`)")
     which = inst.add_mutually_exclusive_group()
     which.add_argument("--nuke-version", action="append", metavar="V",
                        help="Nuke version(s) to provide for (repeat); default: the Nukes installed on this machine "
@@ -41,10 +50,12 @@ def register(subparsers: Any) -> None:
     inst.add_argument("--blender", action="append", metavar="PATH", help="a blender binary to install into (repeat)")
     inst.add_argument("--platform", action="append", dest="platforms", metavar="P",
                       help="platform(s) to deploy for (studio default: linux-x64, windows-x64, macos-arm64; "
-                           "user: this machine)")
+                           "user: this machine; wheelhouse: every one)")
     inst.add_argument("--blender-python", action="append", choices=("3.11", "3.13"), metavar="X.Y",
                       help="with blender --studio: Blender Pythons to bundle compiled wheels for (default both: "
                            "3.11 for Blender 4.2-5.0, 3.13 for 5.1+)")
+    inst.add_argument("--python", action="append", dest="pythons", metavar="X.Y",
+                      help="with wheelhouse: the Pythons to fetch wheels for (default every one Tether supports)")
     inst.add_argument("--verbose", action="store_true", help="list every file written")
     inst.add_argument("--rez", action="store_true", help="with --studio: also write a rez package.py")
     inst.set_defaults(func=run_install)
@@ -62,10 +73,29 @@ def user_target() -> Path:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from tether_install import blender, deps, nuke, plan
+    from tether_install import blender, deps, extension, nuke, plan
 
+    if args.dcc == "wheelhouse":
+        if args.folder is None or args.user or args.studio or args.uninstall or args.rollback is not None:
+            raise InputError("give the folder to fill, alone: tether install wheelhouse DIR [--python X.Y] "
+                             "[--platform P]")
+        for line in deps.build_wheelhouse(args.folder.expanduser().resolve(), args.pythons or
+                                          deps.WHEELHOUSE_PYTHONS, args.platforms or sorted(extension.PLATFORMS)):
+            print(line)
+        return 0
+    if args.folder is not None:
+        raise InputError(f"{args.folder}: only `tether install wheelhouse DIR` takes a folder; a studio deploy is "
+                         f"--studio {args.folder}")
+    if not args.user and not args.studio:
+        raise InputError(f"say where: tether install {args.dcc} --user (for you) or --studio DIR (a shared folder)")
     target = (args.studio.expanduser().resolve() if args.studio else user_target())
     dccs = ["nuke", "blender"] if args.dcc == "all" else [args.dcc]
+    if args.rollback is not None:
+        if not args.studio or args.dcc != "nuke" or args.uninstall:
+            raise InputError("--rollback works on a studio share's Nuke versions: tether install nuke --studio DIR "
+                             "--rollback [VERSION]")
+        print("\n".join(nuke.rollback(target, args.rollback or None)))
+        return 0
     if not args.uninstall:
         plan.check_writable(target)
     for dcc in dccs:

@@ -101,7 +101,8 @@ def studio_plan(target: Path, platforms: Sequence[str], wheelhouse: Optional[Pat
                           str(out)], "blender_ext server-generate")
         for path in sorted(out.iterdir()):
             if path.is_file():
-                plan.files[repo / path.name] = path.read_bytes()
+                # the index goes last: an artist's Blender syncing meanwhile never reads one naming a zip not there
+                (plan.last if path.name == "index.json" else plan.files)[repo / path.name] = path.read_bytes()
     del zips
     plan.notes.append(f"artists add the repository once (Preferences > Get Extensions > Repositories > + > Add "
                       f"Remote Repository): {(repo / 'index.json').as_uri()}  — then install 'Tether Render Farm'; "
@@ -147,6 +148,7 @@ def user_plan(target: Path, binaries: Sequence[str], platform: str, wheelhouse: 
     for binary, ver in targets:
         if binary:
             plan.after.append(_install_with_binary(binary, ver, published))
+            plan.trees.append(extensions_dir(ver) / "tether")
         else:
             dest = extensions_dir(ver) / "tether"
             for name, data in members.items():

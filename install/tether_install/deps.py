@@ -202,3 +202,31 @@ def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wh
     with tempfile.TemporaryDirectory(prefix="tether-wheels-") as tmp:
         wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp), wheelhouse, extra)
         return site_files(wheels, root)
+
+
+# Every Python a deploy may need wheels for: the Nukes' (3.9-3.11), Blender's (3.11, 3.13) and the tether command's own
+# (3.9+, whatever the studio machine runs).
+WHEELHOUSE_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+NUKE_EXTRAS = ["qtpy>=2.4"]
+
+
+def build_wheelhouse(dest: Path, pythons: Sequence[str], platforms: Sequence[str]) -> List[str]:
+    """A folder of wheels from which, with no index, ``pip install tether`` and every ``tether install ...
+    --wheelhouse DIR`` succeed: Tether's own wheel, and for each Python and platform the binary wheels of everything
+    it, the Nuke trees and the Blender extension need. Made on a connected machine (pip's own index settings, a
+    studio mirror in pip.conf included, apply)."""
+    unknown = [p for p in platforms if p not in extension.PLATFORMS]
+    if unknown:
+        raise InputError(f"unknown platform {unknown[0]!r}; known: {', '.join(sorted(extension.PLATFORMS))}")
+    dest.mkdir(parents=True, exist_ok=True)
+    lines = [f"Tether's own wheel: {sources.own_wheel(dest).name}"]
+    reqs = sources.base_requirements() + NUKE_EXTRAS
+    for plat in platforms:
+        for python in sorted(set(pythons), key=py_tuple):
+            wanted = for_python(reqs + list(extension.PLATFORM_EXTRAS[plat.split("-")[0]]), python)
+            extension.pip_download(plat, python, dest, None, wanted)
+            lines.append(f"wheels for Python {python} on {plat}")
+    lines.append(f"{len(list(dest.glob('*.whl')))} wheels in {dest}: copy the folder to the offline machine and "
+                 f"give it as --wheelhouse {dest} (pip install --no-index --find-links {dest} tether installs the "
+                 "command there)")
+    return lines

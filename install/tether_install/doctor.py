@@ -7,6 +7,7 @@ import ast
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import blender as blender_mod
 from . import deps, detect
-from .nuke import nuke_home
+from .nuke import VERSIONS, nuke_home
 from .plan import BEGIN, END, load_manifest
 
 
@@ -35,17 +36,20 @@ def check_nuke() -> List[Dict[str, Any]]:
     init = nuke_home() / "init.py"
     text = init.read_text("utf-8", errors="replace") if init.is_file() else ""
     begin = BEGIN.format(dcc="nuke")
-    roots: List[Tuple[Path, str]] = []
+    # (the folder holding nuke_plugin/ and python/, the folder holding the manifest, the command that redeploys)
+    roots: List[Tuple[Path, Path, str]] = []
     if begin in text and END in text:
         block = text[text.index(begin):text.index(END)]
         for line in block.splitlines():
             if line.startswith("_tether_root = "):
-                roots.append((Path(ast.literal_eval(line.split("=", 1)[1].strip())),  # the repr() we wrote
-                              "`tether install nuke --user`"))
+                root = Path(ast.literal_eval(line.split("=", 1)[1].strip()))  # the repr() we wrote
+                roots.append((root, root, "`tether install nuke --user`"))
     for entry in os.environ.get("NUKE_PATH", "").split(os.pathsep):
         if entry and (Path(entry) / "tether_nuke").is_dir():
             root = Path(entry).parent
-            roots.append((root, f"`tether install nuke --studio {root}`"))
+            # a studio share keeps each version in <share>/versions/<name>/, its manifest at <share>
+            share = root.parents[1] if root.parent.name == VERSIONS else root
+            roots.append((root, share, f"`{_quoted('tether', 'install', 'nuke', '--studio', str(share))}`"))
     if not roots:
         found = bool(supported) or (nuke_home()).is_dir()
         out.append(_check("nuke: tether installed", False, "no Tether block in ~/.nuke/init.py and no Tether "
@@ -55,15 +59,16 @@ def check_nuke() -> List[Dict[str, Any]]:
                               problem=False))
         return out
     plat = deps.this_platform()
-    for root, redeploy in roots:
+    for root, share, redeploy in roots:
         plugin = root / "nuke_plugin"
-        out.append(_check(f"nuke: plugin at {plugin}", (plugin / "init.py").is_file() and
-                          (plugin / "menu.py").is_file(), "nuke_plugin/init.py and menu.py present"))
-        manifest = load_manifest(root, "nuke")
+        missing = [name for name in ("init.py", "menu.py") if not (plugin / name).is_file()]
+        out.append(_check(f"nuke: plugin at {plugin}", not missing, "init.py and menu.py present" if not missing
+                          else f"{' and '.join(missing)} missing: run {redeploy} again"))
+        manifest = load_manifest(share, "nuke")
         state = manifest.get("state") if manifest else "missing"
         out.append(_check("nuke: install manifest", state == "complete",
                           f"state {state}, version {manifest.get('version') if manifest else '-'}"
-                          + ("" if state == "complete" else ": run `tether install nuke` again to repair")))
+                          + ("" if state == "complete" else f": run {redeploy} again to repair")))
         for nuke in supported:
             abi = deps.abi(nuke.python or "")
             site = root / "python" / f"{abi}-{plat}"
@@ -84,6 +89,11 @@ def check_nuke() -> List[Dict[str, Any]]:
             if compiled:
                 out.append(_loads(root, abi))
     return out
+
+
+def _quoted(*words: str) -> str:
+    """A command as it pastes into the shell doctor runs in (a share path with spaces stays one argument)."""
+    return subprocess.list2cmdline(words) if sys.platform == "win32" else shlex.join(words)
 
 
 def _children(folder: Path) -> List[Path]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -51,8 +53,16 @@ class Plan:
     target: Path
     files: Dict[Path, bytes] = field(default_factory=dict)
     edits: List[Edit] = field(default_factory=list)
+    # written after every other file: what makes the new files live (a "current" pointer, a repository index)
+    last: Dict[Path, bytes] = field(default_factory=dict)
     # run after files are written (e.g. Blender's own installer); returns extra files it created to record
     after: List[Callable[[], List[Path]]] = field(default_factory=list)
+    # folders an ``after`` step fills, recorded before it runs: uninstall removes them whole
+    trees: List[Path] = field(default_factory=list)
+    # files a previous install recorded that this one keeps although it does not write them (other versions)
+    keep: Callable[[str], bool] = lambda key: False
+    # saved into the manifest when the install completes (the versions a share holds)
+    record: Dict[str, Any] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
     def add_tree(self, src: Path, dest: Path, skip: Callable[[Path], bool] = lambda p: False) -> None:
@@ -77,8 +87,18 @@ def load_manifest(target: Path, component: str) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-def _save_manifest(target: Path, component: str, data: Dict[str, object]) -> None:
+def save_manifest(target: Path, component: str, data: Dict[str, object]) -> None:
     write_text_atomic(manifest_path(target, component), json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def set_pointer(target: Path, manifest: Dict[str, Any], data: bytes, key: str = "current") -> None:
+    """Rewrite one recorded file (a "current" pointer) in one rename, the manifest journaling both contents first."""
+    files = dict(manifest.get("files", {}))
+    save_manifest(target, manifest["component"], {**manifest, "files": {**files, key: sha256(data)},
+                                                  "previous": {**manifest.get("previous", {}), key: files.get(key)}})
+    _write_file(target / key, data, True)
+    manifest["files"] = {**files, key: sha256(data)}
+    manifest["previous"] = {}
 
 
 def check_writable(folder: Path) -> None:
@@ -161,14 +181,14 @@ def _abs(target: Path, key: str) -> Path:
 def describe(plan: Plan) -> List[str]:
     """Every change the plan would make, one line each (the dry run)."""
     lines: List[str] = []
-    for path, data in sorted(plan.files.items()):
+    for path, data in sorted(plan.files.items()) + sorted(plan.last.items()):
         now = file_sha(path)
         if now != sha256(data):
             lines.append(f"{'write ' if now is None else 'update'} {path}")
     for edit in plan.edits:
-        current = _read_text_exact(edit.path)
-        if current is None or apply_block(current, edit.block) != current:
-            lines.append(f"edit   {edit.path} (the marked Tether block; backup {edit.path}.tether-backup)")
+        current = read_source(edit.path)
+        if current is None or apply_block(current.text, edit.block) != current.text:
+            lines.append(f"edit   {edit.path} (the marked Tether block; backup {backup_path(edit.path)})")
     manifest = load_manifest(plan.target, plan.component)
     if lines or manifest is None or manifest.get("state") != "complete":
         lines.append(f"write  {manifest_path(plan.target, plan.component)}")
@@ -182,104 +202,215 @@ def _stale(plan: Plan, manifest: Optional[Dict[str, Any]]) -> List[Path]:
         return []
     old = manifest.get("files", {})
     assert isinstance(old, dict)
-    keep = {_rel(plan.target, p) for p in plan.files}
-    return [_abs(plan.target, k) for k in sorted(old) if k not in keep and not manifest.get("external", {}).get(k)]
+    keep = {_rel(plan.target, p) for p in list(plan.files) + list(plan.last)}
+    return [_abs(plan.target, k) for k in sorted(old) if k not in keep and not plan.keep(k)
+            and not manifest.get("external", {}).get(k)]
+
+
+# Called with what is about to be done before every change on disk. Tests stop the install there as a kill -9 would
+# (tests/test_install.py); nothing else sets it.
+def before_change(what: str) -> None:
+    del what
+
+
+@dataclass
+class _Edit:
+    edit: Edit
+    current: Optional[Source]
+    new: bytes
+
+
+def _prepare_edits(plan: Plan) -> List[_Edit]:
+    """Every edit decided (read, decoded, encoded) before anything is written: a file that cannot take the block is
+    refused in words with nothing changed."""
+    out: List[_Edit] = []
+    for edit in plan.edits:
+        current = read_source(edit.path)
+        text = apply_block(current.text if current else None, edit.block)
+        encoding = current.encoding if current else "utf-8"
+        try:
+            data = text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{edit.path} is written in {encoding}, which cannot hold the Tether block "
+                             f"({text[exc.start:exc.end]!r} in its paths): save the file as UTF-8 (and change its "
+                             "coding line), or install to a folder whose path it can hold; nothing was written") \
+                from None
+        check_writable(edit.path.parent)
+        out.append(_Edit(edit, current, data))
+    return out
+
+
+def _new_dirs(paths: List[Path]) -> List[str]:
+    """Folders the install will make (each file's missing parents, the target's own too), outermost first."""
+    made: Dict[str, None] = {}
+    for path in paths:
+        folder = path.parent
+        chain: List[str] = []
+        while not folder.exists() and folder != folder.parent:
+            chain.append(str(folder))
+            folder = folder.parent
+        for name in reversed(chain):
+            made.setdefault(name, None)
+    return list(made)
 
 
 def apply(plan: Plan, version: str) -> Result:
+    """Journal, then act: the manifest lists every file, folder and edit this run may touch (with the digests it may
+    find them at) before the first of them is changed, so a run killed at any point is undone by ``--uninstall`` or
+    finished by the next run. ``plan.last`` (a "current" pointer, an index) is written only after everything else."""
     result = Result()
     manifest = load_manifest(plan.target, plan.component)
     if manifest is not None and manifest.get("state") != "complete":
         result.repaired = True
-    old_files = dict(manifest.get("files", {})) if manifest else {}
-    stale = _stale(plan, manifest)
-    record: Dict[str, object] = {"component": plan.component, "version": version, "state": "incomplete",
-                                 "files": dict(old_files), "edits": list(manifest.get("edits", [])) if manifest
-                                 else [], "external": dict(manifest.get("external", {})) if manifest else {}}
     check_writable(plan.target)
-    _save_manifest(plan.target, plan.component, record)
-    files: Dict[str, str] = record["files"]  # type: ignore[assignment]
-    created: List[str] = list(manifest.get("dirs", [])) if manifest else []
-    for path, data in sorted(plan.files.items()):
-        digest = sha256(data)
-        key = _rel(plan.target, path)
-        if file_sha(path) == digest:
-            result.unchanged += 1
-        else:
-            if key in old_files and file_sha(path) is None:
-                result.repaired = True
-            _note_new_dirs(path.parent, created)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tether-tmp")
-            tmp.write_bytes(data)
-            if os.name != "nt" and path.suffix in (".so", ".sh"):
-                tmp.chmod(0o755)
-            os.replace(tmp, path)
+    edits = _prepare_edits(plan)
+    old_files: Dict[str, str] = dict(manifest.get("files", {})) if manifest else {}
+    stale = _stale(plan, manifest)
+    everything = {**plan.files, **plan.last}
+    planned = {_rel(plan.target, path): sha256(data) for path, data in everything.items()}
+    # what each file may be found at after a kill: the new content, or what the previous install left there
+    previous = dict(manifest.get("previous", {})) if manifest else {}
+    for key, digest in planned.items():
+        if old_files.get(key) not in (None, digest):
+            previous[key] = old_files[key]
+    created = list(manifest.get("dirs", [])) if manifest else []
+    # folders inside the target go with their files; the target and folders outside it are recorded
+    created += [d for d in _new_dirs([plan.target / "x", *everything, *(e.edit.path for e in edits)])
+                if d not in created and (d == str(plan.target) or plan.target not in Path(d).parents)]
+    record: Dict[str, Any] = {
+        "component": plan.component, "version": version, "state": "incomplete", "files": {**old_files, **planned},
+        "previous": previous, "dirs": created, "external": dict(manifest.get("external", {})) if manifest else {},
+        "edits": _merge_edits(manifest, edits), "trees": sorted(set((manifest or {}).get("trees", []))
+                                                                | {str(t) for t in plan.trees})}
+    for name, value in ((manifest or {}).items()):
+        record.setdefault(name, value)  # what a component keeps of its own (builds, history)
+    before_change("journal")
+    save_manifest(plan.target, plan.component, record)
+    if result.repaired:
+        _drop_temporaries(plan.target, record["files"])
+    for path, data in sorted(plan.files.items()) + sorted(plan.last.items()):
+        missing = _rel(plan.target, path) in old_files and not path.exists()
+        if _write_file(path, data, plan.target in path.parents):
+            result.repaired |= missing
             result.changed.append(f"wrote {path}")
-        files[key] = digest
+        else:
+            result.unchanged += 1
+    files: Dict[str, str] = record["files"]
     for path in stale:
+        before_change(f"remove {path}")
         _remove_file(path, plan.target)
         files.pop(_rel(plan.target, path), None)
         result.changed.append(f"removed {path}")
-    edits: List[Dict[str, str]] = []
-    for edit in plan.edits:
-        current = _read_text_exact(edit.path)
-        new = apply_block(current, edit.block)
-        backup = edit.path.with_name(edit.path.name + ".tether-backup")
-        if new != current:
-            check_writable(edit.path.parent)
-            edit.path.parent.mkdir(parents=True, exist_ok=True)
-            if current is not None and not backup.exists():
-                shutil.copy2(edit.path, backup)
-            _write_text_exact(edit.path, new)
-            result.changed.append(f"edited {edit.path}")
-        edits.append({"path": str(edit.path), "begin": edit.block.splitlines()[0],
-                      "created": "yes" if current is None else _was_created(manifest, edit.path),
-                      "backup": str(backup) if backup.exists() else ""})
-    record["edits"] = edits
-    external: Dict[str, bool] = record["external"]  # type: ignore[assignment]
+    for prepared in edits:
+        if _apply_edit(prepared):
+            result.changed.append(f"edited {prepared.edit.path}")
+    external: Dict[str, bool] = record["external"]
     for step in plan.after:
+        before_change("run an installer")
         for path in step():
             key = str(path)
             if path.is_file():
                 files[key] = file_sha(path) or ""
                 external[key] = True
-    record["dirs"] = sorted(set(created))
+    record.update(plan.record)
+    record["edits"] = [{**e, "backup": e["backup"] if Path(e["backup"]).exists() else ""} for e in record["edits"]]
+    record["dirs"] = [d for d in created if Path(d).exists()]
+    record["previous"] = {}
     record["state"] = "complete"
-    _save_manifest(plan.target, plan.component, record)  # same content on a no-op run: same bytes
+    before_change("complete")
+    save_manifest(plan.target, plan.component, record)  # same content on a no-op run: same bytes
     return result
 
 
-def _note_new_dirs(folder: Path, created: List[str]) -> None:
-    """Folders outside the target that the install makes (Blender's extensions/...): uninstall removes them."""
-    while not folder.exists():
-        created.append(str(folder))
-        folder = folder.parent
+def _write_file(path: Path, data: bytes, inside: bool) -> bool:
+    """Write through a temporary name and rename, so the file is whole or absent; False when already right."""
+    if file_sha(path) == sha256(data):
+        return False
+    if not path.parent.is_dir():
+        before_change(f"mkdir {path.parent}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary(path)
+    before_change(f"write {tmp}")
+    tmp.write_bytes(data)
+    if os.name != "nt" and path.suffix in (".so", ".sh"):
+        tmp.chmod(0o755)
+    elif not inside and path.exists():
+        shutil.copymode(path, tmp)  # a user's own file keeps its permissions
+    before_change(f"rename {path}")
+    os.replace(tmp, path)
+    return True
 
 
-def _was_created(manifest: Optional[Dict[str, Any]], path: Path) -> str:
-    for edit in (manifest or {}).get("edits", []) or []:
-        if edit.get("path") == str(path):
-            return str(edit.get("created", "no"))
-    return "no"
+def temporary(path: Path) -> Path:
+    return path.with_name(path.name + ".tether-tmp")
 
 
-def _read_text_exact(path: Path) -> Optional[str]:
+def _drop_temporaries(target: Path, files: Dict[str, str]) -> None:
+    """Half-written temporaries a killed run left beside the files it was writing."""
+    for key in files:
+        tmp = temporary(_abs(target, key))
+        if tmp.exists():
+            before_change(f"remove {tmp}")
+            tmp.unlink()
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tether-backup")
+
+
+def _merge_edits(manifest: Optional[Dict[str, Any]], edits: List[_Edit]) -> List[Dict[str, str]]:
+    out: List[Dict[str, str]] = []
+    for prepared in edits:
+        path = prepared.edit.path
+        earlier: Dict[str, Any] = next((e for e in (manifest or {}).get("edits", []) or []
+                                        if e.get("path") == str(path)), {})
+        created = "yes" if prepared.current is None else str(earlier.get("created", "no"))
+        out.append({"path": str(path), "begin": prepared.edit.block.splitlines()[0], "created": created,
+                    "backup": str(backup_path(path))})
+    return out
+
+
+def _apply_edit(prepared: _Edit) -> bool:
+    path, current = prepared.edit.path, prepared.current
+    if current is not None and current.data == prepared.new:
+        return False
+    begin = prepared.edit.block.splitlines()[0]
+    if current is not None and _find_block(current.text, begin) is None:
+        # the file as it was before Tether touched it (refreshed by every install that adds the block again)
+        _write_file(backup_path(path), current.data, False)
+    if not path.parent.is_dir():
+        before_change(f"mkdir {path.parent}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _write_file(path, prepared.new, False)
+    return True
+
+
+@dataclass
+class Source:
+    """A Python file the user owns, as bytes and as text in its declared encoding (PEP 263: BOM or coding line)."""
+
+    data: bytes
+    text: str
+    encoding: str
+
+
+def read_source(path: Path) -> Optional[Source]:
     if not path.is_file():
         return None
-    with open(path, encoding="utf-8", newline="") as fh:
-        return fh.read()
-
-
-def _write_text_exact(path: Path, text: str) -> None:
-    # newline="" keeps the user's own line endings (CRLF on Windows) as they were
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return Source(data, data.decode(encoding), encoding)  # bytes.decode keeps CRLF and a missing final newline
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} cannot be read as Python source ({exc}): save it as UTF-8, or give it a coding line "
+                         "naming its encoding (# -*- coding: latin-1 -*-); nothing was written") from None
 
 
 def _remove_file(path: Path, stop: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        temporary(path).unlink()
     if path.suffix == ".py":  # bytecode Python wrote beside a module we installed goes with it
         cache = path.parent / "__pycache__"
         for pyc in cache.glob(path.stem + ".*.pyc"):
@@ -296,49 +427,72 @@ def _remove_file(path: Path, stop: Path) -> None:
 
 
 def uninstall(target: Path, component: str, dry_run: bool = False) -> List[str]:
-    """Remove what the manifest lists; a file changed since the install is kept and reported."""
+    """Remove what the manifest lists, finished or not; a file changed since the install is kept and reported."""
     manifest = load_manifest(target, component)
     if manifest is None:
         return []
     lines: List[str] = []
     files = manifest.get("files", {})
+    previous = manifest.get("previous", {}) or {}
     assert isinstance(files, dict)
     for key, digest in sorted(files.items()):
         path = _abs(target, key)
         now = file_sha(path)
-        if now is None:
+        if now is None:  # never written (a killed install): its temporary and the folders made for it go
+            if not dry_run:
+                _remove_file(path, target if target in path.parents else path.parent)
             continue
-        if digest and now != digest:
+        if digest and now not in (digest, previous.get(key)):
             lines.append(f"kept   {path} (changed since the install)")
             continue
         lines.append(f"remove {path}")
         if not dry_run:
             _remove_file(path, target if target in path.parents else path.parent)
+    for tree in manifest.get("trees", []) or []:
+        if Path(tree).is_dir():
+            lines.append(f"remove {tree}/ (unpacked by Blender's installer)")
+            if not dry_run:
+                shutil.rmtree(tree)
     for edit in manifest.get("edits", []) or []:
-        path = Path(edit["path"])
-        if not path.is_file():
-            continue
-        text = _read_text_exact(path) or ""
-        new = remove_block(text, edit["begin"])
-        if edit.get("created") == "yes" and new == "":
-            lines.append(f"remove {path} (only held the Tether block)")
-            if not dry_run:
-                path.unlink()
-        elif new != text:
-            lines.append(f"edit   {path} (remove the Tether block)")
-            if not dry_run:
-                _write_text_exact(path, new)
-    for folder in sorted(manifest.get("dirs", []) or [], key=len, reverse=True):
-        path = Path(folder)
-        if path.is_dir() and not any(path.iterdir()) and target not in path.parents:
-            lines.append(f"remove {path}/")
-            if not dry_run:
-                path.rmdir()
+        lines += _undo_edit(edit, dry_run)
     mpath = manifest_path(target, component)
     lines.append(f"remove {mpath}")
     if not dry_run:
         mpath.unlink()
-        for folder in (mpath.parent, target):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        for leftover in mpath.parent.glob(f".{mpath.name}.*.tmp"):  # a save a kill interrupted
+            leftover.unlink()
+        with contextlib.suppress(OSError):
+            mpath.parent.rmdir()
+    for folder in sorted(set(manifest.get("dirs", []) or []) | {str(target)}, key=len, reverse=True):
+        path = Path(folder)
+        if path.is_dir() and not any(path.iterdir()) and (path == target or target not in path.parents):
+            lines.append(f"remove {path}/")
+            if not dry_run:
+                path.rmdir()
+    return lines
+
+
+def _undo_edit(edit: Dict[str, str], dry_run: bool) -> List[str]:
+    path = Path(edit["path"])
+    backup = Path(edit["backup"]) if edit.get("backup") else backup_path(path)
+    current = read_source(path)
+    lines: List[str] = []
+    if current is not None:
+        new = remove_block(current.text, edit["begin"]).encode(current.encoding)
+        if edit.get("created") == "yes" and new in (b"", "".encode(current.encoding)):
+            lines.append(f"remove {path} (only held the Tether block)")
+            if not dry_run:
+                path.unlink()
+        elif new != current.data:
+            lines.append(f"edit   {path} (remove the Tether block)")
+            if not dry_run:
+                _write_file(path, new, False)
+        current = Source(new, "", current.encoding)
+    if backup.is_file():
+        if current is None or backup.read_bytes() == current.data:
+            lines.append(f"remove {backup} (the file is back as it was)")
+            if not dry_run:
+                backup.unlink()
+        else:
+            lines.append(f"kept   {backup} (the file as it was before Tether; it has changed since)")
     return lines

@@ -53,8 +53,8 @@ def _dist_name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ (]", requirement, maxsplit=1)[0].strip().lower()
 
 
-def library_requirements(extra: Optional[List[str]] = None) -> List[str]:
-    """The library's own dependencies: the distribution's base requirements (no extras) minus the command-only ones.
+def base_requirements() -> List[str]:
+    """The distribution's base requirements (no extras): what ``pip install tether`` installs.
 
     Read from the installed metadata, which a checkout's editable install and a wheel install both have."""
     try:
@@ -62,8 +62,12 @@ def library_requirements(extra: Optional[List[str]] = None) -> List[str]:
     except metadata.PackageNotFoundError:
         raise ConfigError("Tether's package metadata is missing: install it (pip install tether or pip install -e .)")\
             from None
-    base = [r for r in declared if "extra ==" not in r.replace("extra==", "extra ==")]
-    return [r for r in base if _dist_name(r) not in NOT_FOR_DCCS] + list(extra or [])
+    return [r for r in declared if "extra ==" not in r.replace("extra==", "extra ==")]
+
+
+def library_requirements(extra: Optional[List[str]] = None) -> List[str]:
+    """The library's own dependencies: the base requirements minus the command-only ones."""
+    return [r for r in base_requirements() if _dist_name(r) not in NOT_FOR_DCCS] + list(extra or [])
 
 
 def _record_hash(data: bytes) -> str:
@@ -96,3 +100,57 @@ def build_library_wheel(dest: Path) -> Path:
     target = dest / f"tether-{__version__}-py3-none-any.whl"
     target.write_bytes(buffer.getvalue())
     return target
+
+
+def repack(dist: metadata.Distribution, dest: Path, platform_tag: Optional[str] = None) -> Path:
+    """The wheel an installed distribution came from, rebuilt from its RECORD: the same files (scripts outside
+    site-packages are left out; pip makes them again from ``entry_points.txt``). ``platform_tag`` renames the tag."""
+    files = dist.files or []
+    info = next(f for f in files if str(f).endswith(".dist-info/WHEEL"))
+    tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
+            if line.startswith("Tag:")]
+    py, abi, plat = (".".join(sorted({t.split("-")[i] for t in tags})) for i in range(3))
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    wheel = dest / f"{name}-{dist.version}-{py}-{abi}-{platform_tag or plat}.whl"
+    record_name = str(info).rsplit("/", 1)[0] + "/RECORD"
+    rows: List[str] = []
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            rel = str(f)
+            if rel.startswith("..") or "__pycache__" in rel or rel == record_name:
+                continue
+            data = Path(str(f.locate())).read_bytes()
+            zf.writestr(rel, data)
+            rows.append(f"{rel},{_record_hash(data)},{len(data)}")
+        zf.writestr(record_name, "\n".join([*rows, f"{record_name},,"]) + "\n")
+    return wheel
+
+
+def own_wheel(dest: Path) -> Path:
+    """Tether's own wheel (the command, installer and plugins: what ``pip install tether`` needs): repacked from this
+    installed wheel, or built from the checkout an editable install runs from (pip fetches the build backend)."""
+    import json
+    import subprocess
+    import sys
+
+    import tether_cli
+
+    here = Path(tether_cli.__file__).resolve().parent
+    try:
+        dist = metadata.distribution("tether")
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        located = {Path(str(f.locate())).resolve() for f in dist.files or [] if str(f).endswith(".py")}
+    except (metadata.PackageNotFoundError, ValueError):
+        dist, direct, located = None, {}, set()
+    if dist is not None and not direct.get("dir_info", {}).get("editable") and here / "__init__.py" in located:
+        return repack(dist, dest)
+    checkout = here.parents[1]
+    if not (checkout / "pyproject.toml").is_file():
+        raise ConfigError(f"Tether here ({here}) is neither an installed wheel nor a checkout: reinstall it from its "
+                          "wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(checkout)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConfigError(f"could not build Tether's wheel from {checkout}: {proc.stderr.strip()[-1500:]}")
+    return max(dest.glob(f"tether-{__version__}-*.whl"), key=lambda p: p.stat().st_mtime)
