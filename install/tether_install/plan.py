@@ -475,6 +475,10 @@ def uninstall(target: Path, component: str, dry_run: bool = False) -> List[str]:
 def _undo_edit(edit: Dict[str, str], dry_run: bool) -> List[str]:
     path = Path(edit["path"])
     backup = Path(edit["backup"]) if edit.get("backup") else backup_path(path)
+    if not dry_run:
+        for tmp in (temporary(path), temporary(backup)):  # left by an install killed while writing them
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     current = read_source(path)
     lines: List[str] = []
     if current is not None:
