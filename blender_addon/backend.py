@@ -10,9 +10,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .runtime import JobRow, row_from_record
+
+if TYPE_CHECKING:
+    from tether.progress import Progress
 
 SERVICE = "farm"
 
@@ -269,7 +272,7 @@ def job_action(account: Account, job_id: str, action: str, priority: int = 50) -
     return {}
 
 
-def fetch(account: Account, job_id: str, folder: str, progress: Callable[[int, int], bool]) -> Dict[str, Any]:
+def fetch(account: Account, job_id: str, folder: str, progress: Progress) -> Dict[str, Any]:
     farm = client(account)
     reg = registry()
     try:

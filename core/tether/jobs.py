@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Prot
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .progress import Progress
+
 
 class JobState(str, enum.Enum):
     QUEUED = "queued"
@@ -96,7 +98,7 @@ class JobService(Protocol):
     def cancel_job(self, job_id: str) -> None: ...
 
     def fetch_outputs(
-        self, job_id: str, dest: Path, progress: Optional[Callable[[int, int], bool]] = None
+        self, job_id: str, dest: Path, progress: Optional[Progress] = None
     ) -> List[Path]:
         """Download the job's outputs into ``dest``; ``progress(done_bytes, total_bytes)`` returns False to stop."""
         ...

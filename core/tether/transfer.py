@@ -34,6 +34,7 @@ import httpx
 from .errors import CancelledByUser, InputError, ServiceError, ServiceUnavailable, TransferError
 from .fileio import DISK_FULL, human_bytes, private_file
 from .http import BaseClient
+from .progress import Progress
 
 BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -428,7 +429,7 @@ class FileChunks:
     """A file's bytes as a re-iterable request body: each retry of a PUT reads the file again from the start.
     ``progress(done, total)`` returning False stops the upload with :class:`CancelledByUser`."""
 
-    def __init__(self, path: Path, progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+    def __init__(self, path: Path, progress: Optional[Progress] = None,
                  chunk: int = 1024 * 1024) -> None:
         self.path = path
         self.size = path.stat().st_size
@@ -704,7 +705,7 @@ def download(
     *,
     size: Optional[int] = None,
     md5: Optional[str] = None,
-    progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+    progress: Optional[Progress] = None,
     params: Optional[Dict[str, Any]] = None,
     attempts: int = 5,
     backoff: float = 0.25,

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -27,6 +27,7 @@ import httpx
 from ..errors import InputError, NotFound, ServiceError, ServiceUnavailable
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
+from ..progress import Progress
 from ..spec import SPECS
 from ..transfer import FileChunks
 from .models import (
@@ -49,7 +50,6 @@ LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 ASSET_TYPES = ("video", "mask")
 CHUNK = 1024 * 1024
 
-Progress = Callable[[int, int], Optional[bool]]
 
 
 def describe_failures(aj: AutopilotJob) -> Optional[str]:
@@ -340,7 +340,7 @@ class AutopilotClient(BaseClient):
         return out
 
     def fetch_outputs(self, job_id: str, dest: Path,
-                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+                      progress: Optional[Progress] = None) -> List[Path]:
         result = self.fetch_results(job_id, dest, progress=progress)
         return sorted(p for p in dest.rglob("*") if p.is_file()) if result.exports else []
 

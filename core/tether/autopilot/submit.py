@@ -12,16 +12,15 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
 from ..errors import InputError, redact
 from ..fileio import check_output_dir
+from ..progress import Progress
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
-
-Progress = Callable[[int, int], Optional[bool]]
 
 
 @dataclass

@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -44,6 +44,7 @@ from ..errors import (
 from ..fileio import write_text_atomic
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
+from ..progress import Progress
 from ..transfer import download
 from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 
@@ -51,7 +52,6 @@ SERVICE = "clipzy"
 API_PREFIX = "/api/v1"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
-Progress = Callable[[int, int], Optional[bool]]
 
 
 # --- typed errors, one per envelope code ------------------------------------------------------------------------
@@ -356,7 +356,7 @@ class ClipzyClient(BaseClient):
         return ClipzyResult(job=cj, video=video, style_json=style_path)
 
     def fetch_outputs(self, job_id: str, dest: Path,
-                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+                      progress: Optional[Progress] = None) -> List[Path]:
         result = self.fetch_result(job_id, dest, progress)
         return [result.video] + ([result.style_json] if result.style_json else [])
 

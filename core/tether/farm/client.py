@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 import httpx
 from pydantic import BaseModel
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
 from ..http import LIST_KEYS, BaseClient, BearerLogin, RetryPolicy, items_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
+from ..progress import Progress
 from ..spec import SPECS
 from .models import (
     STATES,
@@ -272,7 +273,7 @@ class FarmClient(BaseClient):
         return self.parse_list(FarmOutput, body, "GET /api/jobs/{id}/outputs", keys=("outputs", *LIST_KEYS))
 
     def fetch_outputs(self, job_id: str, dest: Path,
-                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+                      progress: Optional[Progress] = None) -> List[Path]:
         from ..fileio import check_output_dir
         from ..transfer import download
 

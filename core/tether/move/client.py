@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Type
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
+from ..progress import Progress
 from ..spec import SPECS
 from ..transfer import FileChunks
 from .models import (
@@ -67,7 +68,6 @@ SERVICE = "move"
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 GRAPHQL_PATH = "/ugc/graphql"
 CHUNK = 1024 * 1024
-Progress = Callable[[int, int], Optional[bool]]
 
 _OPERATION = re.compile(r"^\s*(?:query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
 # errorType (AppSync/Apollo spellings) -> our typed error; matched as a lower-case substring
@@ -337,7 +337,7 @@ class MoveClient(BaseClient):
             raise ProtocolError(f"move: the {key} output of job {job.id} names no presignedUrl", service=SERVICE)
         return download(self.storage, url, dest, output_file_name(output.key, url), progress=progress)
 
-    def fetch_outputs(self, job_id: str, dest: Path, progress: Optional[Callable[[int, int], bool]] = None,
+    def fetch_outputs(self, job_id: str, dest: Path, progress: Optional[Progress] = None,
                       keys: Optional[Sequence[str]] = None) -> List[Path]:
         job = self.get_move_job(job_id)
         if job.job_state is not JobState.COMPLETED:

@@ -18,10 +18,9 @@ from ..errors import InputError
 from ..fileio import check_output_dir
 from ..jobs import Job, JobState
 from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
+from ..progress import Progress
 from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
-
-Progress = Callable[[int, int], Optional[bool]]
 
 
 @dataclass(frozen=True)

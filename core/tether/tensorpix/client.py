@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Type, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherErro
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
+from ..progress import Progress
 from ..spec import SPECS
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
@@ -31,7 +32,6 @@ LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 PAGE_SIZE = 50
 URL_REFRESHES = 3
 
-Progress = Callable[[int, int], Optional[bool]]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -207,7 +207,7 @@ class TensorPixClient(BaseClient):
         raise TetherError("unreachable")  # pragma: no cover
 
     def fetch_outputs(self, job_id: str, dest: Path,
-                      progress: Optional[Callable[[int, int], bool]] = None) -> List[Path]:
+                      progress: Optional[Progress] = None) -> List[Path]:
         return [self.download_output(job_id, dest, progress)]
 
 
