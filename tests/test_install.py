@@ -3,7 +3,6 @@ the distributions already installed in this venv (so only this machine's ABI, cp
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -15,7 +14,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 import pytest
 from hypothesis import given
@@ -24,6 +23,7 @@ from killing import KILLED, run_killed
 from packaging.requirements import Requirement
 from tether_cli import main as tether_main
 from tether_install.extension import PLATFORM_EXTRAS
+from tether_install.sources import repack
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_NUKE = ROOT / "tests" / "nuke" / "fake"
@@ -49,28 +49,10 @@ def _closure(names: List[str]) -> Set[str]:
 
 def _repack(dist: metadata.Distribution, out: Path) -> None:
     """A wheel made from an installed distribution's RECORD (files outside site-packages left out)."""
-    info = next(f for f in dist.files or [] if str(f).endswith(".dist-info/WHEEL"))
-    tags = [line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines() if line.startswith("Tag:")]
-    py = ".".join(sorted({t.split("-")[0] for t in tags}))
-    ab = ".".join(sorted({t.split("-")[1] for t in tags}))
-    plat = ".".join(sorted({t.split("-")[2] for t in tags}))
+    wheel = repack(dist, out)
     # This venv's cryptography is manylinux_2_34, newer than the deploy's glibc floor (2_28): PyPI also has a 2_28
     # build of it, which a real deploy fetches; offline, the installed one stands in under that tag.
-    plat = plat.replace("manylinux_2_34_x86_64", "manylinux_2_28_x86_64")
-    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
-    wheel = out / f"{name}-{dist.version}-{py}-{ab}-{plat}.whl"
-    record_name = str(info).rsplit("/", 1)[0] + "/RECORD"
-    rows = []
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for f in dist.files or []:
-            rel = str(f)
-            if rel.startswith("..") or "__pycache__" in rel or rel == record_name:
-                continue
-            data = Path(str(f.locate())).read_bytes()
-            zf.writestr(rel, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            rows.append(f"{rel},sha256={digest},{len(data)}")
-        zf.writestr(record_name, "\n".join([*rows, f"{record_name},,"]) + "\n")
+    wheel.rename(wheel.with_name(wheel.name.replace("manylinux_2_34_x86_64", "manylinux_2_28_x86_64")))
 
 
 @pytest.fixture(scope="session")
@@ -693,14 +675,24 @@ def wheel_tether(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "tether"
 
 
-def _wheel_run(tether: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "PYTHON"))}
+def _offline() -> List[str]:
+    """A prefix that runs a command with no network at all (a new network namespace), where the kernel allows it."""
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True) if shutil.which("unshare") else None
+    return ["unshare", "-rn"] if probe is not None and probe.returncode == 0 else []
+
+
+def _wheel_run(tether: Path, home: Path, *args: str, prefix: Sequence[str] = (),
+               pip: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    # no PIP_* settings but those given: an offline install must need nothing undocumented
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "PYTHON", "PIP_"))}
     env.update(HOME=str(home), TETHER_NUKE_ROOTS=str(home / "no-nukes"), TETHER_CONFIG_DIR=str(home / "cfg"),
-               TETHER_DATA_DIR=str(home / "data"))
-    return subprocess.run([str(tether), *args], capture_output=True, text=True, timeout=600, cwd=home, env=env)
+               TETHER_DATA_DIR=str(home / "data"), **(pip or {}))
+    return subprocess.run([*prefix, str(tether), *args], capture_output=True, text=True, timeout=600, cwd=home,
+                          env=env)
 
 
-def test_wheel_installed_tether_deploys_both_plugins(wheel_tether: Path, wheelhouse: Path, tmp_path: Path) -> None:
+def test_wheel_installed_tether_deploys_both_plugins_offline(wheel_tether: Path, wheelhouse: Path,
+                                                             tmp_path: Path) -> None:
     pytest.importorskip("bpy")  # blender_ext.py comes from the bpy wheel
     home = tmp_path / "home"
     home.mkdir()
@@ -711,22 +703,35 @@ def test_wheel_installed_tether_deploys_both_plugins(wheel_tether: Path, wheelho
                            capture_output=True, text=True, cwd=home)
     assert str(wheel_tether.parents[1]) in probe.stdout, probe.stdout + probe.stderr
 
-    dry = _wheel_run(wheel_tether, home, "install", "all", "--studio", str(tmp_path / "studio"), "--dry-run",
-                     "--nuke-version", "16", "--blender-python", "3.11", "--platform", "linux-x64", "--wheelhouse",
-                     str(wheelhouse))
-    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
-    assert "nuke_plugin" in dry.stdout and not (tmp_path / "studio").exists()
+    # the documented command, on the "connected" machine: pip's own settings name the index (here a local mirror)
+    built = tmp_path / "wheels"
+    made = _wheel_run(wheel_tether, home, "install", "wheelhouse", str(built), "--python", "3.11", "--platform",
+                      "linux-x64", pip={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)})
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    assert (built / "tether-0.1.0-py3-none-any.whl").is_file()  # Tether's own wheel included
 
+    # the offline machine: no network namespace, no index, nothing but that folder
+    offline = _offline()
+    studio = tmp_path / "studio"
+    share = _wheel_run(wheel_tether, home, "install", "all", "--studio", str(studio), "--nuke-version", "16",
+                       "--blender-python", "3.11", "--platform", "linux-x64", "--wheelhouse", str(built),
+                       prefix=offline)
+    assert share.returncode == 0, share.stdout[-3000:] + share.stderr[-3000:]
+    assert (studio / "versions" / "0.1.0" / "nuke_plugin" / "menu.py").is_file()
+    assert (studio / "blender" / "index.json").is_file()
     user = _wheel_run(wheel_tether, home, "install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse",
-                      str(wheelhouse))
+                      str(built), prefix=offline)
     assert user.returncode == 0, user.stdout[-3000:] + user.stderr[-3000:]
     deployed = sorted(p.name for p in home.rglob("nuke_plugin/tether_nuke/*.py"))
     assert "panel.py" in deployed and sorted(home.rglob("nuke_plugin/menu.py")), deployed
+    # and the command itself installs from it
+    pip = subprocess.run([*offline, str(wheel_tether.parent / "python"), "-m", "pip", "install", "--dry-run", "-q",
+                          "--ignore-installed", "--no-index", "--find-links", str(built), "tether"],
+                         capture_output=True, text=True, timeout=300, cwd=home,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("PIP_")})
+    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
 
-    out = tmp_path / "ext"
-    ext = _wheel_run(wheel_tether, home, "blender", "build-extension", "--platform", "linux-x64", "--python", "3.11",
-                     "--wheelhouse", str(wheelhouse), "--out", str(out))
-    assert ext.returncode == 0, ext.stdout[-3000:] + ext.stderr[-3000:]
+    out = studio / "blender"
     [zipped] = sorted(out.glob("*.zip"))
     with zipfile.ZipFile(zipped) as zf:
         names = zf.namelist()
