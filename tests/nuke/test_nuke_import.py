@@ -114,7 +114,7 @@ def test_camera_curves_match_the_known_path_on_plate_frames(tmp_path: Path, kind
     (write_chan if kind == "chan" else write_json)(camera_file)
     plate = read_plate(read)
     assert plate.plate_range == (START, START + N - 1)
-    desc = describe_import(plate, ResultFiles(camera=[camera_file]), sensor=SENSOR)
+    desc = describe_import(plate, ResultFiles(cameras=[camera_file]), sensor=SENSOR)
     applied = apply_description(desc)
     cam = nuke.toNode(applied.names["Plate1_camera"])
     assert cam is not None and cam.Class() == "Camera3"
@@ -125,7 +125,7 @@ def test_camera_from_the_nk_text_matches_too(tmp_path: Path) -> None:
     """The .nk writer's curve text, read by the fake's own parser, gives the same values frame by frame."""
     read = make_plate(tmp_path)
     write_chan(tmp_path / "camera.chan")
-    desc = describe_import(read_plate(read), ResultFiles(camera=[tmp_path / "camera.chan"]), sensor=SENSOR)
+    desc = describe_import(read_plate(read), ResultFiles(cameras=[tmp_path / "camera.chan"]), sensor=SENSOR)
     parsed = {n.name: n for n in parse_nk(to_nk(desc))}
     cam_text = parsed["Plate1_camera"]
     cam = nuke.nodes.Camera3()
@@ -141,7 +141,7 @@ def test_focal_without_sensor_uses_a_gate_with_the_plates_aspect(tmp_path: Path)
     read = make_plate(tmp_path)
     chan = tmp_path / "c.chan"
     chan.write_text("1 0 0 0 0 0 0 40\n2 0 0 0 0 1 0 40\n")
-    desc = describe_import(read_plate(read), ResultFiles(camera=[chan]))
+    desc = describe_import(read_plate(read), ResultFiles(cameras=[chan]))
     cam = nuke.toNode(apply_description(desc).names["Plate1_camera"])
     assert cam is not None
     hap, vap = cam["haperture"].value(), cam["vaperture"].value()
@@ -154,7 +154,7 @@ def test_camera4_knobs_are_probed(tmp_path: Path) -> None:
     nuke._CLASSES_AVAILABLE.discard("Camera2")
     read = make_plate(tmp_path)
     write_chan(tmp_path / "camera.chan")
-    desc = describe_import(read_plate(read), ResultFiles(camera=[tmp_path / "camera.chan"]), sensor=SENSOR)
+    desc = describe_import(read_plate(read), ResultFiles(cameras=[tmp_path / "camera.chan"]), sensor=SENSOR)
     cam = nuke.toNode(apply_description(desc).names["Plate1_camera"])
     assert cam is not None and cam.Class() == "Camera4"
     assert cam["rotation_order"].value() == "ZXY"
@@ -166,10 +166,10 @@ def test_fbx_goes_through_nukes_reader_and_json_wins_when_both_came(tmp_path: Pa
     fbx = tmp_path / "camera.fbx"
     fbx.write_bytes(b"Kaydara FBX Binary  \x00")
     plate = read_plate(read)
-    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(camera=[fbx]))).names["Plate1_camera"])
+    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(cameras=[fbx]))).names["Plate1_camera"])
     assert cam is not None and cam["read_from_file"].value() is True and cam["file"].value() == fbx.as_posix()
     write_json(tmp_path / "camera.json")
-    desc = describe_import(plate, ResultFiles(camera=[fbx, tmp_path / "camera.json"]))
+    desc = describe_import(plate, ResultFiles(cameras=[fbx, tmp_path / "camera.json"]))
     assert "read_from_file" not in desc.by_role("camera")[0].knobs
     assert any("camera.fbx not imported" in note for note in desc.notes)
 
@@ -189,7 +189,7 @@ def test_a_camera_file_is_read_on_the_plates_frames(tmp_path: Path, ext: str, mo
     camera_file.write_bytes(b"Kaydara FBX Binary  \x00" if ext == "fbx" else b"Ogawa\x00")
     plate = read_plate(read)
     assert plate.plate_range == (plate_start, plate_start + N - 1)
-    desc = describe_import(plate, ResultFiles(camera=[camera_file]))
+    desc = describe_import(plate, ResultFiles(cameras=[camera_file]))
     spec = desc.by_role("camera")[0]
     assert spec.node_class == "Camera3"
     assert dict(spec.knobs) == {"read_from_file": True, "file": camera_file.as_posix(), "frame_rate": 25.0,
@@ -229,11 +229,11 @@ def test_a_camera_file_follows_the_declared_result_numbering(tmp_path: Path) -> 
     fbx = tmp_path / "camera.fbx"
     fbx.write_bytes(b"Kaydara FBX Binary  \x00")
     plate = read_plate(read)
-    zero_based = describe_import(plate, ResultFiles(camera=[fbx]), result_base=0).by_role("camera")[0]
+    zero_based = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=0).by_role("camera")[0]
     assert zero_based.knobs["frame"] == "frame-2001"  # result frame 0 on plate frame 2001
-    own_numbers = describe_import(plate, ResultFiles(camera=[fbx]), result_base=START).by_role("camera")[0]
+    own_numbers = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=START).by_role("camera")[0]
     assert own_numbers.knobs["frame"] == "frame"  # already on plate frames: read as they are
-    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(camera=[fbx]), result_base=0))
+    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(cameras=[fbx]), result_base=0))
                       .names["Plate1_camera"])
     assert cam is not None and cam["frame"].getValueAt(START) == 0.0
     assert knob_script(Expression("frame+12")) == "{{frame+12}}"
@@ -246,11 +246,11 @@ def test_camera_preference_is_solve_then_fbx_then_abc(tmp_path: Path) -> None:
     fbx, abc = tmp_path / "camera.fbx", tmp_path / "camera.abc"
     fbx.write_bytes(b"Kaydara FBX Binary  \x00")
     abc.write_bytes(b"Ogawa\x00")
-    desc = describe_import(plate, ResultFiles(camera=[abc, fbx]))
+    desc = describe_import(plate, ResultFiles(cameras=[abc, fbx]))
     assert [s.knobs["file"] for s in desc.by_role("camera")] == [fbx.as_posix()]
     assert any(note.startswith("camera.abc not imported: camera.fbx") for note in desc.notes)
     write_chan(tmp_path / "camera.chan")
-    desc = describe_import(plate, ResultFiles(camera=[abc, tmp_path / "camera.chan", fbx]), sensor=SENSOR)
+    desc = describe_import(plate, ResultFiles(cameras=[abc, tmp_path / "camera.chan", fbx]), sensor=SENSOR)
     (spec,) = desc.by_role("camera")
     assert "read_from_file" not in spec.knobs and "translate" in spec.knobs
     assert any(note.startswith("camera.fbx, camera.abc not imported: camera.chan") for note in desc.notes)
@@ -265,7 +265,8 @@ def test_an_alembic_camera_from_the_classifier_is_imported(tmp_path: Path) -> No
     (folder / "tracking" / "camera.abc").write_bytes(b"Ogawa\x00")
     classified = classify_folder(folder)
     assert [p.name for p in classified.cameras] == ["camera.abc"]
-    for files in (ResultFiles.from_classified(classified), ResultFiles.from_folder(folder)):
+    assert ResultFiles.from_classified(classified) is classified  # one class: the classifier's is the import's
+    for files in (classified, ResultFiles.from_folder(folder)):
         desc = describe_import(read_plate(read), files)
         (spec,) = desc.by_role("camera")
         assert spec.knobs["file"].endswith("tracking/camera.abc") and spec.knobs["frame"] == "frame-2000"
@@ -347,7 +348,7 @@ def test_depth_reads_are_raw_on_plate_frames(tmp_path: Path) -> None:
 def test_one_import_is_one_undo_step_beside_the_plate(tmp_path: Path) -> None:
     read = make_plate(tmp_path)
     write_chan(tmp_path / "camera.chan")
-    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))), camera=[tmp_path / "camera.chan"])
+    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))), cameras=[tmp_path / "camera.chan"])
     desc = describe_import(read_plate(read), files, sensor=SENSOR)
     read.setXYpos(500, 900)  # moved while the job ran
     applied = apply_description(desc)
@@ -392,7 +393,7 @@ def test_a_deleted_plate_is_named(tmp_path: Path) -> None:
 def test_nk_snippet_and_standalone_parse_back(tmp_path: Path) -> None:
     read = make_plate(tmp_path)
     write_chan(tmp_path / "camera.chan")
-    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))), camera=[tmp_path / "camera.chan"])
+    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))), cameras=[tmp_path / "camera.chan"])
     plate = read_plate(read)
     out, desc = import_to_nk(plate.to_dict(), files, tmp_path / "out" / "import.nk", sensor=SENSOR)
     text = out.read_text()

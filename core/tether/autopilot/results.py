@@ -20,7 +20,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from ..errors import TransferError
 from ..media import FileSequence, group_files, is_movie
@@ -37,10 +37,12 @@ Item = Union[FileSequence, Path]
 
 @dataclass
 class ResultFiles:
-    """A finished job's files, classified. ``unknown`` holds what was not understood, with the reason."""
+    """A finished job's files, sorted by what they are: what the command prints and what the Nuke import builds its
+    nodes from (:func:`tether.nukeimport.describe_import`). ``unknown`` holds what was not understood, with the
+    reason. Mattes and depth are sequences (:class:`tether.media.FileSequence`) or loose files."""
 
-    root: Path
-    mattes: List[FileSequence] = field(default_factory=list)
+    root: Optional[Path] = None
+    mattes: List[Item] = field(default_factory=list)
     cameras: List[Path] = field(default_factory=list)
     depth: List[Item] = field(default_factory=list)
     vectors: List[FileSequence] = field(default_factory=list)
@@ -49,6 +51,45 @@ class ResultFiles:
     exports: Dict[str, Path] = field(default_factory=dict)
     # the plate's frame number of the service's output frame 1 (recorded at submit)
     first_frame: Optional[int] = None
+
+    @classmethod
+    def from_folder(cls, folder: Path, export_type: Optional[str] = None) -> ResultFiles:
+        """Classify a folder of results (when no classification was kept)."""
+        return classify_folder(Path(folder), export_type)
+
+    @classmethod
+    def from_classified(cls, classified: Any) -> ResultFiles:
+        """A :class:`ResultFiles` as it is; a mapping or object with ``mattes``/``cameras`` (or ``camera``)/
+        ``depth``/``unknown`` (or ``other``) lists of paths or sequences, as one."""
+        if isinstance(classified, ResultFiles):
+            return classified
+
+        def items(*names: str) -> List[Any]:
+            for name in names:
+                value = classified.get(name) if isinstance(classified, dict) else getattr(classified, name, None)
+                if value is not None:
+                    return [value] if isinstance(value, (str, Path)) or hasattr(value, "files") else list(value)
+            return []
+
+        def path(item: Any) -> Any:
+            return item if hasattr(item, "files") else Path(str(getattr(item, "path", item)))
+
+        unknown = [(Path(u[0]), str(u[1])) if isinstance(u, tuple) else (Path(str(u)), "") for u in
+                   items("unknown", "other")]
+        return cls(mattes=[path(i) for i in items("mattes")], depth=[path(i) for i in items("depth")],
+                   cameras=[Path(str(i)) for i in items("cameras", "camera")], unknown=unknown)
+
+    @staticmethod
+    def paths(items: List[Item]) -> List[Path]:
+        """Every file of ``items``, sequences opened into their frames."""
+        out: List[Path] = []
+        for item in items:
+            out.extend(item.files if isinstance(item, FileSequence) else [item])
+        return out
+
+    def __bool__(self) -> bool:
+        """Holds something to import (mattes, a camera or depth)."""
+        return bool(self.mattes or self.cameras or self.depth)
 
     def merge(self, other: ResultFiles) -> None:
         self.mattes += other.mattes

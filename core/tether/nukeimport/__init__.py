@@ -56,9 +56,10 @@ def import_to_nk(
     ``plate``: :class:`PlateFacts`, a :meth:`PlateFacts.to_dict` dict, or a registry record's ``extra`` (see
     :func:`plate_from_record`; pass ``standalone=True`` for a job sent from the command line, which has no plate
     Read in any script).
-    ``results``: a :class:`ResultFiles`, the Autopilot results object (``mattes``/``camera``/``depth``), or the
-    folder the results were downloaded to. ``standalone`` writes a script that re-creates the plate's Read
-    (open it on its own); the default is a snippet to import with the plate's Read selected.
+    ``results``: the job's :class:`ResultFiles` (what ``AutopilotClient.fetch_results`` returns), a mapping with
+    its lists, or the folder the results were downloaded to (classified here). ``standalone`` writes a script that
+    re-creates the plate's Read (open it on its own); the default is a snippet to import with the plate's Read
+    selected.
     Returns the path written and the description (its ``notes`` say what was guessed or left out).
     """
     if isinstance(plate, PlateFacts):
@@ -67,9 +68,7 @@ def import_to_nk(
         facts = PlateFacts.from_dict(plate)
     else:
         facts = plate_from_record(plate)
-    if isinstance(results, ResultFiles):
-        files = results
-    elif isinstance(results, (str, Path)):
+    if isinstance(results, (str, Path)):
         files = ResultFiles.from_folder(Path(results))
     else:
         files = ResultFiles.from_classified(results)

@@ -19,14 +19,13 @@ Names follow the plate (``Plate1_roto``, ``Plate1_camera``, ``Plate1_depth``), i
 
 from __future__ import annotations
 
-import re
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..autopilot.results import ResultFiles
 from ..errors import InputError
-from ..media import IMAGE_EXTS, group_files, is_movie
+from ..media import group_files, is_movie
 from .camera import DEFAULT_HAPERTURE, DEFAULT_VAPERTURE, CameraTrack, read_camera
 from .model import Channel, Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
 from .plate import FrameMap, PlateFacts, format_ranges, sequence_pattern
@@ -39,61 +38,6 @@ AUTOPILOT_BASE = 1
 
 COLUMN = 150  # DAG distance between columns (a Read is 80 wide)
 ROW = 110
-
-
-@dataclass
-class ResultFiles:
-    """A job's files sorted by what they are."""
-
-    mattes: List[Path] = field(default_factory=list)
-    camera: List[Path] = field(default_factory=list)
-    depth: List[Path] = field(default_factory=list)
-    other: List[Path] = field(default_factory=list)
-
-    @classmethod
-    def from_classified(cls, classified: Any) -> ResultFiles:
-        """From ``tether.autopilot.results.ResultFiles`` (``mattes``/``depth`` of sequences or paths, ``cameras``,
-        ``unknown`` as (path, why)), or any object or dict with those names (``camera`` accepted too)."""
-
-        def paths(*names: str) -> List[Path]:
-            out: List[Path] = []
-            for name in names:
-                value = classified.get(name) if isinstance(classified, dict) else getattr(classified, name, None)
-                if value is None:
-                    continue
-                if isinstance(value, (str, Path)) or hasattr(value, "files") or hasattr(value, "path"):
-                    value = [value]
-                for item in value:
-                    if hasattr(item, "files"):  # a file sequence
-                        out.extend(Path(p) for p in item.files)
-                    elif isinstance(item, tuple):  # (path, why not understood)
-                        out.append(Path(item[0]))
-                    else:
-                        out.append(Path(str(getattr(item, "path", item))))
-            return out
-
-        return cls(mattes=paths("mattes"), camera=paths("cameras", "camera"), depth=paths("depth"),
-                   other=paths("other", "unknown"))
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> ResultFiles:
-        """Sort a folder of results by name and extension (a fallback when no classification was kept)."""
-        files = cls()
-        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-            text = path.as_posix().lower()
-            ext = path.suffix.lower()
-            if ext in CAMERA_EXTS and "depth" not in text:
-                files.camera.append(path)
-            elif "depth" in text and (ext in IMAGE_EXTS or is_movie(path)):
-                files.depth.append(path)
-            elif ext in IMAGE_EXTS and re.search(r"matte|roto|mask|alpha", text):
-                files.mattes.append(path)
-            else:
-                files.other.append(path)
-        return files
-
-    def __bool__(self) -> bool:
-        return bool(self.mattes or self.camera or self.depth)
 
 
 # --- image sizes (enough of each header to know whether a Reformat is needed) -------------------------------------
@@ -375,15 +319,15 @@ def describe_import(
     builder.desc.job_id = job_id
     builder.desc.title = f"Tether import {job_id}".strip()
     if "roto" in wanted and files.mattes:
-        builder.mattes(files.mattes)
-    if "camera" in wanted and files.camera:
-        builder.camera(files.camera, sensor)
+        builder.mattes(ResultFiles.paths(files.mattes))
+    if "camera" in wanted and files.cameras:
+        builder.camera(files.cameras, sensor)
     if "depth" in wanted and files.depth:
-        builder.depth(files.depth)
-    if files.other:
+        builder.depth(ResultFiles.paths(files.depth))
+    other = [path for path, _ in files.unknown]
+    if other:
         builder.desc.notes.append(f"not imported (not mattes, camera or depth): "
-                                  f"{', '.join(p.name for p in files.other[:5])}"
-                                  f"{' ...' if len(files.other) > 5 else ''}")
+                                  f"{', '.join(p.name for p in other[:5])}{' ...' if len(other) > 5 else ''}")
     if not builder.desc.nodes:
         raise InputError("nothing to import: the job's results hold none of the parts asked for")
     return builder.desc
