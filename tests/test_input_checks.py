@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any, Tuple
 
 import pytest
 from tether.autopilot.clip import inspect_clip
@@ -121,3 +123,51 @@ def test_the_local_farm_clears_uploads_a_killed_server_left(tmp_path: Path) -> N
     store = BlobStore(tmp_path / "store")
     (store.tmp / "upload-abc").write_bytes(b"x" * 1000)  # a half-received upload
     assert list(BlobStore(tmp_path / "store").tmp.iterdir()) == []
+
+
+def _submit_in_flight(tmp_path: Path, local_services: LocalServices, faults: Any) -> Tuple[Any, Path]:
+    """`tether autopilot submit` in a child process, held by a slow upload once its staging copy is made."""
+    import subprocess
+    import sys
+
+    from test_autopilot_client import moving_square
+
+    plate = moving_square(tmp_path / "plate", n=3)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    faults.add("slow", delay=1.0, service="autopilot", method="PUT", times=0)
+    env = {**os.environ, "TMPDIR": str(temp), "TETHER_LOCAL_PORT": str(local_services.port)}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("tether")), "autopilot", "submit", plate, "--roto"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (faults.list()[0].hits and list(temp.glob("tether-autopilot-*"))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc, temp
+
+
+def test_a_stopped_submit_leaves_no_copies(tmp_path: Path, local_services: LocalServices, faults: Any) -> None:
+    import signal
+
+    proc, temp = _submit_in_flight(tmp_path, local_services, faults)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
+    assert list(temp.iterdir()) == []
+
+
+def test_copies_a_killed_submit_left_are_removed_by_the_next(tmp_path: Path, local_services: LocalServices,
+                                                             faults: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import tempfile
+
+    from tether.fileio import staging
+
+    proc, temp = _submit_in_flight(tmp_path, local_services, faults)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    [left] = list(temp.glob("tether-autopilot-*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with staging("tether-autopilot-") as mine:
+        assert not left.exists() and mine.exists()
+    assert list(temp.iterdir()) == []

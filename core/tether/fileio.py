@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, Union
 
@@ -42,6 +43,39 @@ def _limit(folder: Path, name: str, default: int) -> int:
         return int(os.pathconf(folder, name))
     except (AttributeError, OSError, ValueError):  # Windows has no pathconf
         return default
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's process, or no way to tell: leave its folder alone
+        return True
+    return True
+
+
+def sweep_staging(prefix: str) -> int:
+    """Remove ``<tmp>/<prefix><pid>-*`` folders whose process is gone (killed, or a power cut); returns how many."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def staging(prefix: str) -> Iterator[Path]:
+    """A private temporary folder for copies of the artist's files, removed on any exit this process sees
+    (`tether` turns SIGTERM and SIGHUP into one); what a killed process left is removed by the next one."""
+    sweep_staging(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def private_dir(path: Union[str, Path]) -> Path:
@@ -124,4 +158,4 @@ def check_output_dir(folder: Union[str, Path], needed: Optional[int] = None) -> 
 
 
 __all__ = ["DISK_FULL", "check_output_dir", "human_bytes", "output_dir_problem", "private_dir", "private_file",
-           "write_text_atomic"]
+           "staging", "sweep_staging", "write_text_atomic"]

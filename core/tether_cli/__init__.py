@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from tether import __version__
 from tether.spec import SERVICES
@@ -46,6 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    restore = _exit_on_termination()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -58,6 +59,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TetherError as exc:
         print(f"tether: error: {exc}{_hint(exc, args)}", file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+def _exit_on_termination() -> Callable[[], None]:
+    """SIGTERM and SIGHUP (a closed terminal, a job scheduler's stop) unwind like Ctrl-C, so temporary copies and
+    partial files are cleaned up by the code that made them instead of left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # embedders calling main() from a thread keep their own handlers
+
+    def stop(signum: int, _frame: object) -> None:
+        print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    kinds = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    before = {kind: signal.signal(kind, stop) for kind in kinds}
+
+    def restore() -> None:
+        for kind, handler in before.items():
+            signal.signal(kind, handler)
+
+    return restore
 
 
 def _silence_stdout() -> None:

@@ -8,7 +8,6 @@ is found by :func:`prepare` before a byte is uploaded, and raised as :class:`Inp
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import ValidationError
 
 from ..errors import InputError, redact
-from ..fileio import check_output_dir
+from ..fileio import check_output_dir, staging
 from ..progress import Progress
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
@@ -204,7 +203,7 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
     if out_dir is not None:
         check_output_dir(out_dir)
     clip = prep.clip
-    with tempfile.TemporaryDirectory(prefix="tether-autopilot-") as tmp:
+    with staging("tether-autopilot-") as tmp:
         upload_path = Path(clip.source)
         if clip.kind == "sequence":
             upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)

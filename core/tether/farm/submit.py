@@ -11,8 +11,6 @@ from __future__ import annotations
 import getpass
 import json
 import re
-import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
 from ..errors import BadRequest, InputError, redact
 from ..fileio import output_dir_problem
+from ..fileio import staging as staging_folder
 from . import bundle as bundles
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
@@ -304,8 +303,7 @@ class FarmSubmitter:
         check = self.preflight(opts)
         check.raise_errors()
         assert check.payload is not None
-        staging = Path(tempfile.mkdtemp(prefix="tether-submit-"))
-        try:
+        with staging_folder("tether-submit-") as staging:
             # Rewritten copies of the .blend files (a snapshot too: the artist can keep saving while it uploads).
             built = bundles.build(check.facts.path, opts.project_root, staging)
             if built.deps.missing and not opts.allow_missing:
@@ -328,8 +326,6 @@ class FarmSubmitter:
                 cache.forget_store(self.client.store_key)
                 report = upload_files(items, self.client, cache=cache, progress=progress)
                 job = self.client.create_job(payload)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         if self.registry is not None:
             self.registry.record(
                 service="farm", job_id=job.id, profile=self.client.profile, title=job.job_title,
