@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -26,12 +27,27 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tether.errors import InputError
 from tether.nukeimport import PlateFacts
 from tether.registry import JobRecord, JobRegistry
-from tether.watch import JobChange, Watcher
+from tether.watch import ChangeKind, JobChange, Watcher
 
 from .autopilot import AutopilotAdapter
 from .clipservices import ClipzyNukeAdapter, TensorPixAdapter
+from .failure import failure
 from .service import INCLUDE_ALL, ServiceAdapter, ServiceController
 from .work import BackgroundWork
+
+
+class _Watcher(Watcher):
+    """A watcher that also reports each cycle's failed asks (none: the service answered)."""
+
+    def __init__(self, *args: Any, on_cycle: Callable[[List[JobChange]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_cycle = on_cycle
+
+    def poll_once(self) -> List[JobChange]:
+        changes = super().poll_once()
+        self.on_cycle([c for c in changes if c.kind is ChangeKind.ERROR])
+        return changes
+
 
 ADAPTERS: Dict[str, Callable[[], ServiceAdapter]] = {
     "autopilot": AutopilotAdapter, "tensorpix": TensorPixAdapter, "clipzy": ClipzyNukeAdapter}
@@ -56,6 +72,7 @@ class JobController(BackgroundWork):
         self._watch_threads: Dict[str, threading.Thread] = {}
         self._poll = (poll_fast, poll_cap)
         self._services: Dict[str, ServiceController] = {}
+        self._silent_since: Dict[str, float] = {}  # service -> when its watcher's asks started failing
         for controller in (controllers or {}).values():
             self._adopt(controller)
 
@@ -153,8 +170,8 @@ class JobController(BackgroundWork):
                 if thread is not None and thread.is_alive():
                     continue
                 # the jobs a service controller follows itself are left to it: polled once, not twice
-                watcher = Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap,
-                                  skip=self.follows)
+                watcher = _Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap,
+                                   skip=self.follows, on_cycle=functools.partial(self._answered, service))
                 thread = threading.Thread(target=self._follow, args=(service, watcher),
                                           name=f"tether-nuke-watch-{service}", daemon=True)
                 self._watch_threads[service] = thread
@@ -173,12 +190,25 @@ class JobController(BackgroundWork):
         try:
             watcher.run(self._changed, stop=self._stop, until_done=True)
         except Exception as exc:
-            self._emit("error", f"following {self.label(service)} jobs: {exc}")
+            self._emit("error", failure(f"following {self.label(service)} jobs", exc))
             return
         with self._lock:
             if self._watch_threads.get(service) is threading.current_thread():
                 del self._watch_threads[service]
         self.watch()  # a job recorded after the watcher's last look is followed by a new one
+
+    def _answered(self, service: str, failed: List[JobChange]) -> None:
+        """After each watcher cycle: a ``"stale"`` event when ``service`` stops answering (``(service, since)``,
+        since as ``HH:MM``) and when it answers again (``(service, "")``)."""
+        with self._lock:
+            was = service in self._silent_since
+            if failed and not was:
+                self._silent_since[service] = time.time()
+            elif not failed and was:
+                del self._silent_since[service]
+            since = self._silent_since.get(service)
+        if bool(failed) != was:
+            self._emit("stale", (service, time.strftime("%H:%M", time.localtime(since)) if since else ""))
 
     def _changed(self, changes: List[JobChange]) -> None:
         self._emit("changes", changes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -25,17 +26,28 @@ from tether.autopilot.submit import UPLOAD_PLACEHOLDER, ServiceChoice, preview
 from tether.errors import InputError, redact
 from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate
+from tether.nukeimport.plate import Problem
 from tether.registry import JobRecord
 
 from .autopilot import SERVICE, send_metadata, stage_sequence
+from .clipservices import clock
 from .controller import JobController
-from .dialog import Bridge, ClipServiceDialog
+from .dialog import ClipServiceDialog
+from .failure import as_failure, failure
 from .plate_reader import read_plate, selected_read
+from .widgets import AMBER, RED, Bridge, ElidedLabel, FailureBox, fixed_font, note, set_note
 
 SERVICES = ("roto", "tracking", "depth")
 PAGES = ("submit", "jobs", "settings")
-COLUMNS = ("Job", "Service", "Plate", "State", "Progress", "Sent")
-SERVICE_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the registry's service name, on the Service cell
+COLUMNS = ("Job", "Service", "State", "Sent")
+KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # (service, job id), on the Job cell
+SERVICE_LABELS = {"roto": "Roto (mattes)", "tracking": "Track camera", "depth": "Depth"}
+DEPTH_EXPORTS = (("jpg", "JPEG frames (8-bit)"), ("mov", "QuickTime movie (8-bit)"))  # the vendor's default first
+# Film backs as Nuke's Camera offers them (width x height, mm); "Custom" leaves the fields as typed
+FILM_BACKS = (("Custom", None), ("Super 35 (24.89 x 18.66)", (24.89, 18.66)), ("Full frame (36 x 24)", (36.0, 24.0)),
+              ("ARRI Alexa Mini (28.25 x 18.17)", (28.25, 18.17)), ("RED Dragon 6K (30.72 x 15.84)", (30.72, 15.84)),
+              ("Micro Four Thirds (17.3 x 13)", (17.3, 13.0)))
+NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(mm|fps)?\s*$", re.IGNORECASE)
 
 
 def is_alive(widget: Any) -> bool:
@@ -89,9 +101,7 @@ class PreviewDialog(QtWidgets.QDialog):
         self.text = QtWidgets.QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
-        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
-        font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
-        self.text.setFont(font)
+        self.text.setFont(fixed_font())
         layout.addWidget(self.text)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addStretch(1)
@@ -122,18 +132,66 @@ def find_panel() -> Optional[TetherPanel]:
     return None
 
 
+def parse_number(text: str, unit: str) -> Tuple[Optional[float], str]:
+    """``(value, "")`` for "35", "35mm" or "35 mm"; ``(None, why)`` otherwise; ``(None, "")`` when empty."""
+    if not text.strip():
+        return None, ""
+    match = NUMBER.match(text)
+    if match is None or (match.group(2) and match.group(2).lower() != unit):
+        return None, f"'{text.strip()}' is not a number of {unit}: type e.g. 35 or 35 {unit}"
+    value = float(match.group(1))
+    if value <= 0:
+        return None, "must be more than 0"
+    return value, ""
+
+
+def job_options(record: JobRecord) -> str:
+    """What the job was asked to do, in a few words (recorded at send; guessed from the service's own record for a
+    job sent from the command line)."""
+    asked = record.extra.get("asked")
+    if asked:
+        return str(asked)
+    services = record.extra.get("services")
+    if services:
+        return ", ".join(str(s).replace("_map", "").replace("tracking", "camera") for s in services)
+    options = record.extra.get("options") or {}
+    models = options.get("ml_models") if isinstance(options, dict) else None
+    if models:
+        return "model " + ", ".join(str(m) for m in models)
+    return ""
+
+
+def state_words(record: JobRecord) -> str:
+    """The state as the monitor says it: with progress while it runs, and whether its results were imported."""
+    if record.missing:
+        return "gone from the service"
+    if record.state is JobState.UNKNOWN:
+        return "sent, waiting for news"
+    if record.state is JobState.COMPLETED:
+        return "completed, imported" if record.fetched_at is not None else "completed, not imported"
+    if record.state in (JobState.RUNNING, JobState.QUEUED, JobState.HELD) and record.progress:
+        return f"{record.state.value} {round(record.progress)}%"
+    return record.state.value
+
+
 class TetherPanel(QtWidgets.QWidget):
+    """Send (Autopilot), Jobs (every service's) and Settings, usable in a 420 px dock in every state."""
+
     def __init__(self, controller: Optional[JobController] = None, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__(parent)
         self.setObjectName("TetherPanel")
         self.controller = controller or JobController()
         self.plate: Optional[PlateFacts] = None
         self.plate_error: Optional[str] = None
+        self.disk_problems: List[str] = []  # what the last disk check of the plate found (worker)
         self.quota_remaining: Optional[int] = None
+        self.offline: Optional[str] = None  # why the service did not answer when last asked, else None
+        self.stale: Dict[str, str] = {}  # service -> why its jobs' states may be out of date
         self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
         self.preview_dialog: Optional[PreviewDialog] = None
         self.dialogs: Dict[str, ClipServiceDialog] = {}  # one per clip service, opened from the menu
         self.closed = False
+        self._sending = False
         self._bridge = Bridge(self)
         self._bridge.event.connect(self._on_event)
         self.controller.add_listener(self._forward)
@@ -152,66 +210,96 @@ class TetherPanel(QtWidgets.QWidget):
     def _build(self) -> None:
         layout = QtWidgets.QVBoxLayout(self)
         self.tabs = QtWidgets.QTabWidget()
-        layout.addWidget(self.tabs)
-        self.status = QtWidgets.QLabel("")
-        self.status.setWordWrap(True)
+        layout.addWidget(self.tabs, 1)
+        self.status = note()
+        self.status.setVisible(True)
         layout.addWidget(self.status)
+        self.failure_box = FailureBox()
+        layout.addWidget(self.failure_box)
+        self.tabs.addTab(self._send_page(), "Send")
+        self.tabs.addTab(self._jobs_page(), "Jobs")
+        self.tabs.addTab(self._settings_page(), "Settings")
 
-        send = QtWidgets.QWidget()
-        form = QtWidgets.QVBoxLayout(send)
+    def _form(self, parent: QtWidgets.QWidget) -> QtWidgets.QFormLayout:
+        form = QtWidgets.QFormLayout(parent)
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        return form
+
+    def _send_page(self) -> QtWidgets.QWidget:
+        page = QtWidgets.QWidget()
+        form = QtWidgets.QVBoxLayout(page)
         clip_box = QtWidgets.QGroupBox("Clip")
-        clip_form = QtWidgets.QFormLayout(clip_box)
+        clip_form = self._form(clip_box)
         self.facts: Dict[str, QtWidgets.QLabel] = {}
         for key, label in (("node", "Read"), ("file", "File"), ("frames", "File frames"), ("plate", "Plate frames"),
                            ("fps", "FPS"), ("format", "Format"), ("colorspace", "Colourspace")):
-            value = QtWidgets.QLabel("-")
-            value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            value: QtWidgets.QLabel = ElidedLabel("-") if key == "file" else QtWidgets.QLabel("-")
+            if key != "file":
+                value.setWordWrap(True)
+                value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.facts[key] = value
             clip_form.addRow(label, value)
-        self.use_selected = QtWidgets.QPushButton("Use selected Read")
+        self.clip_note = note(RED)  # what is wrong with the plate itself (missing frames, a still): beside it
+        clip_form.addRow(self.clip_note)
+        self.use_selected = QtWidgets.QPushButton("&Use selected Read")
         self.use_selected.clicked.connect(self.refresh_plate)
         clip_form.addRow(self.use_selected)
         form.addWidget(clip_box)
 
         services_box = QtWidgets.QGroupBox("Services")
-        services_form = QtWidgets.QFormLayout(services_box)
-        self.service_boxes = {
-            "roto": QtWidgets.QCheckBox("Roto (mattes)"),
-            "tracking": QtWidgets.QCheckBox("Track camera"),
-            "depth": QtWidgets.QCheckBox("Depth"),
-        }
+        services_form = self._form(services_box)
+        self.service_boxes = {name: QtWidgets.QCheckBox(text) for name, text in SERVICE_LABELS.items()}
         for box in self.service_boxes.values():
             box.toggled.connect(self.update_problems)
             services_form.addRow(box)
         self.depth_export = QtWidgets.QComboBox()
-        self.depth_export.addItems(["jpg", "mov"])  # the vendor's default first
+        for export, text in DEPTH_EXPORTS:
+            self.depth_export.addItem(text, export)
         services_form.addRow("Depth as", self.depth_export)
+        self.quota_note = note()
+        services_form.addRow(self.quota_note)
+        form.addWidget(services_box)
+
+        self.tracking_box = QtWidgets.QGroupBox("Camera tracking")
+        tracking_form = self._form(self.tracking_box)
         self.lens = QtWidgets.QLineEdit()
-        self.lens.setPlaceholderText("unknown (solved)")
+        self.lens.setPlaceholderText("unknown: solved")
+        self.film_back = QtWidgets.QComboBox()
+        for text, size in FILM_BACKS:
+            self.film_back.addItem(text, size)
+        self.film_back.currentIndexChanged.connect(self._film_back_chosen)
         self.sensor_width = QtWidgets.QLineEdit()
-        self.sensor_width.setPlaceholderText("mm, with height")
+        self.sensor_width.setPlaceholderText("with the height")
         self.sensor_height = QtWidgets.QLineEdit()
-        self.sensor_height.setPlaceholderText("mm, with width")
+        self.sensor_height.setPlaceholderText("with the width")
         self.working_fps = QtWidgets.QLineEdit()
         self.working_fps.setPlaceholderText("the clip's")
-        for label, edit in (("Lens (mm)", self.lens), ("Sensor width", self.sensor_width),
-                            ("Sensor height", self.sensor_height), ("Working fps", self.working_fps)):
-            edit.textChanged.connect(self.update_problems)
-            services_form.addRow(label, edit)
+        self.hints: Dict[str, QtWidgets.QLabel] = {}
+        for key, label, edit in (("lens", "Lens (mm)", self.lens), ("film_back", "Film back", self.film_back),
+                                 ("sensor_width", "Sensor width (mm)", self.sensor_width),
+                                 ("sensor_height", "Sensor height (mm)", self.sensor_height),
+                                 ("working_fps", "Working fps", self.working_fps)):
+            if isinstance(edit, QtWidgets.QLineEdit):
+                edit.textChanged.connect(self.update_problems)
+                edit.returnPressed.connect(self._enter)
+            tracking_form.addRow(label, edit)
+            hint = self.hints[key] = note(RED)
+            tracking_form.addRow(hint)
         self.calculate_distortion = QtWidgets.QCheckBox("Calculate distortion")
         self.fix_focal_length = QtWidgets.QCheckBox("Fix focal length")
         self.fix_sensor_size = QtWidgets.QCheckBox("Fix sensor size")
         self.fix_sensor_size.setChecked(True)  # vendor defaults: False, False, True
         for box in (self.calculate_distortion, self.fix_focal_length, self.fix_sensor_size):
-            services_form.addRow(box)
-        form.addWidget(services_box)
+            tracking_form.addRow(box)
+        form.addWidget(self.tracking_box)
 
-        self.problems = QtWidgets.QLabel("")
-        self.problems.setWordWrap(True)
+        self.problems = note()
         form.addWidget(self.problems)
-        self.send_button = QtWidgets.QPushButton("Send to Autopilot")
+        self.send_button = QtWidgets.QPushButton("&Send to Autopilot")
+        self.send_button.setDefault(True)  # Enter in a field sends (the panel is no QDialog: _enter does it)
         self.send_button.clicked.connect(self.submit)
-        self.preview_button = QtWidgets.QPushButton("Preview payload")
+        self.preview_button = QtWidgets.QPushButton("&Preview payload")
         self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
         self.preview_button.clicked.connect(self.preview)
         send_row = QtWidgets.QHBoxLayout()
@@ -219,45 +307,77 @@ class TetherPanel(QtWidgets.QWidget):
         send_row.addWidget(self.preview_button)
         form.addLayout(send_row)
         form.addStretch(1)
-        self.tabs.addTab(send, "Send")
+        order = [self.use_selected, *self.service_boxes.values(), self.depth_export, self.lens, self.film_back,
+                 self.sensor_width, self.sensor_height, self.working_fps, self.calculate_distortion,
+                 self.fix_focal_length, self.fix_sensor_size, self.send_button, self.preview_button]
+        for before, after in zip(order, order[1:]):
+            QtWidgets.QWidget.setTabOrder(before, after)
+        self.tab_order = order
+        scroll = QtWidgets.QScrollArea()  # a short dock scrolls; it never widens
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(page)
+        return scroll
 
+    def _jobs_page(self) -> QtWidgets.QWidget:
         jobs = QtWidgets.QWidget()
         jobs_layout = QtWidgets.QVBoxLayout(jobs)
+        self.stale_note = note(AMBER)
+        jobs_layout.addWidget(self.stale_note)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(40)
+        stretch, fit = QtWidgets.QHeaderView.ResizeMode.Stretch, QtWidgets.QHeaderView.ResizeMode.ResizeToContents
+        for column, mode in enumerate((stretch, stretch, QtWidgets.QHeaderView.ResizeMode.Fixed, fit)):
+            header.setSectionResizeMode(column, mode)
+        header.resizeSection(COLUMNS.index("State"), 120)
         self.table.itemSelectionChanged.connect(self.update_job_buttons)
-        jobs_layout.addWidget(self.table)
+        self.table.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._job_menu)
+        jobs_layout.addWidget(self.table, 1)
+        self.job_info = note()
+        jobs_layout.addWidget(self.job_info)
         buttons = QtWidgets.QHBoxLayout()
-        self.import_button = QtWidgets.QPushButton("Import")
+        self.import_button = QtWidgets.QPushButton("&Import")
         self.import_button.clicked.connect(self.import_selected)
-        self.cancel_button = QtWidgets.QPushButton("Cancel job")
+        self.cancel_button = QtWidgets.QPushButton("&Cancel job")
         self.cancel_button.clicked.connect(self.cancel_selected)
-        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button = QtWidgets.QPushButton("&Refresh")
         self.refresh_button.clicked.connect(self.refresh_jobs)
         for button in (self.import_button, self.cancel_button, self.refresh_button):
             buttons.addWidget(button)
         jobs_layout.addLayout(buttons)
-        self.tabs.addTab(jobs, "Jobs")
+        self.menu_actions: Dict[str, Any] = {}
+        return jobs
 
+    def _settings_page(self) -> QtWidgets.QWidget:
         settings = QtWidgets.QWidget()
-        settings_form = QtWidgets.QFormLayout(settings)
+        settings_form = self._form(settings)
         self.profile_label = QtWidgets.QLabel("-")
-        self.endpoint_label = QtWidgets.QLabel("-")
+        self.endpoint_label = ElidedLabel("-")
         self.key_label = QtWidgets.QLabel("-")
+        self.key_label.setWordWrap(True)
         self.key_edit = QtWidgets.QLineEdit()
         self.key_edit.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        self.key_edit.setPlaceholderText("paste an Autopilot API key to store it in the keyring")
-        self.key_button = QtWidgets.QPushButton("Store key")
+        self.key_edit.setPlaceholderText("paste an Autopilot API key")
+        self.key_button = QtWidgets.QPushButton("S&tore key in the keyring")
         self.key_button.clicked.connect(self.store_key)
+        self.key_edit.returnPressed.connect(self.key_button.click)
         settings_form.addRow("Profile", self.profile_label)
         settings_form.addRow("Autopilot URL", self.endpoint_label)
         settings_form.addRow("API key", self.key_label)
         settings_form.addRow(self.key_edit)
         settings_form.addRow(self.key_button)
-        self.tabs.addTab(settings, "Settings")
+        return settings
 
     # --- opening --------------------------------------------------------------------------------------------------
     def open_with(self, services: Tuple[str, ...] = (), page: str = "submit") -> None:
@@ -274,10 +394,16 @@ class TetherPanel(QtWidgets.QWidget):
         self.show()
         self.raise_()
 
+    def _enter(self) -> None:
+        """Enter in a field sends, as a dialog's default button would (only when Send is enabled)."""
+        if self.send_button.isEnabled():
+            self.send_button.click()
+
     # --- the plate and its problems ---------------------------------------------------------------------------------
     def refresh_plate(self) -> None:
-        """Read the selected Read node (main thread: the panel lives there) and check it."""
-        self.plate, self.plate_error = None, None
+        """Read the selected Read node (main thread: the panel lives there), check it at once, and check its frames
+        on disk on a thread (a network share may take a while to list): missing frames show before Send."""
+        self.plate, self.plate_error, self.disk_problems = None, None, []
         node = selected_read()
         if node is not None:
             try:
@@ -286,14 +412,26 @@ class TetherPanel(QtWidgets.QWidget):
                 self.plate_error = str(exc)
         self._show_facts()
         self.update_problems()
-        if self.plate is not None and self.quota_remaining is None:
-            self.controller.quota(SERVICE)
+        if self.plate is not None:
+            plate = self.plate
+
+            def work() -> None:
+                found = check_plate(plate, check_disk=True).errors
+                with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
+                    self._forward("disk", (plate, found))
+
+            threading.Thread(target=work, name="tether-nuke-disk-check", daemon=True).start()
+            if self.quota_remaining is None:
+                self.controller.quota(SERVICE)
 
     def _show_facts(self) -> None:
         plate = self.plate
         if plate is None:
             for label in self.facts.values():
-                label.setText("-")
+                if isinstance(label, ElidedLabel):
+                    label.set_full_text("-")
+                else:
+                    label.setText("-")
             return
         first, last = plate.sent_range
         try:
@@ -301,73 +439,133 @@ class TetherPanel(QtWidgets.QWidget):
             plate_text = f"{start}-{end}"
         except InputError as exc:
             plate_text = str(exc)
-        kind = "movie" if plate.is_movie else "sequence"
+        if plate.is_still:
+            frames = "a still image"
+        else:
+            kind = "movie" if plate.is_movie else "sequence"
+            frames = f"{first}-{last} ({plate.frame_count} frames, {kind})"
         values = {
-            "node": plate.node, "file": plate.file, "frames": f"{first}-{last} ({plate.frame_count} frames, {kind})",
+            "node": plate.node, "frames": frames,
             "plate": plate_text, "fps": f"{plate.fps:g}" if plate.fps else "-",
             "format": f"{plate.width}x{plate.height} {plate.format_name}".strip(),
             "colorspace": plate.colorspace or "-",
         }
         for key, text in values.items():
             self.facts[key].setText(text)
+        file_label = self.facts["file"]
+        assert isinstance(file_label, ElidedLabel)
+        file_label.set_full_text(plate.file)
 
-    def _number(self, edit: QtWidgets.QLineEdit, what: str, check: Check) -> Optional[float]:
-        text = edit.text().strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            check.error(f"{what} '{text}' is not a number")
-            return None
-        if value <= 0:
-            check.error(f"{what} must be more than 0 (got {text})")
-            return None
-        return value
+    def _film_back_chosen(self, index: int) -> None:
+        size = self.film_back.itemData(index)
+        if size:
+            self.sensor_width.setText(f"{size[0]:g}")
+            self.sensor_height.setText(f"{size[1]:g}")
+
+    def _numbers(self) -> Tuple[Dict[str, float], Dict[str, str]]:
+        """The tracking numbers typed (units allowed: "35mm"), and a problem per field beside it."""
+        values: Dict[str, float] = {}
+        problems: Dict[str, str] = {}
+        for key, edit, unit in (("lens", self.lens, "mm"), ("sensor_width", self.sensor_width, "mm"),
+                                ("sensor_height", self.sensor_height, "mm"), ("working_fps", self.working_fps, "fps")):
+            value, why = parse_number(edit.text(), unit)
+            if why:
+                problems[key] = why
+            elif value is not None:
+                values[key] = value
+        if ("sensor_width" in values) != ("sensor_height" in values) and not (
+                {"sensor_width", "sensor_height"} & set(problems)):
+            missing = "sensor_height" if "sensor_width" in values else "sensor_width"
+            problems[missing] = "give the sensor's width and height (mm), or neither (pick a film back)"
+        return values, problems
+
+    def chosen(self) -> List[str]:
+        return [name for name, box in self.service_boxes.items() if box.isChecked()]
 
     def validate(self, check_disk: bool = True) -> Check:
-        """Everything that blocks sending, in words that say what to change."""
-        numbers = Check()
-        sensor_w = self._number(self.sensor_width, "sensor width", numbers)
-        sensor_h = self._number(self.sensor_height, "sensor height", numbers)
-        self._number(self.lens, "lens", numbers)
-        self._number(self.working_fps, "working fps", numbers)
-        chosen = [name for name, box in self.service_boxes.items() if box.isChecked()]
-        remaining = None
-        if self.quota_remaining is not None and chosen:
-            remaining = self.quota_remaining // len(chosen)
+        """Everything that blocks sending, in words that say what to change. The tracking fields count only when
+        Track camera is ticked (they are disabled otherwise)."""
+        chosen = self.chosen()
+        tracking = "tracking" in chosen
+        values, field_problems = self._numbers() if tracking else ({}, {})
         if self.plate_error:
             check = Check()
             check.error(self.plate_error)
         else:
-            check = check_plate(self.plate, check_disk=check_disk, frame_limit=MAX_FRAMES, quota_remaining=remaining,
-                                sensor_width=sensor_w, sensor_height=sensor_h)
+            check = check_plate(self.plate, check_disk=check_disk, frame_limit=MAX_FRAMES,
+                                sensor_width=values.get("sensor_width"), sensor_height=values.get("sensor_height"))
+            check.problems = [p for p in check.problems if "sensor" not in p.message]  # said beside the fields
+            if not check_disk:
+                check.problems[:0] = [Problem("error", text) for text in self.disk_problems]
         if not chosen:
             check.error("tick at least one of Roto, Track camera, Depth")
-        check.problems[:0] = numbers.problems
+        quota = self.quota_problem()
+        if quota:
+            check.error(quota)
+        labels = {"lens": "lens", "sensor_width": "sensor width", "sensor_height": "sensor height",
+                  "working_fps": "working fps"}
+        check.problems[:0] = [Problem("error", f"{labels[key]}: {why}") for key, why in field_problems.items()]
         return check
+
+    def quota_problem(self) -> str:
+        """The frames this send needs (each ticked service counts them) against what the account has left."""
+        if self.quota_remaining is None or self.plate is None or self.plate_error or self.plate.is_still:
+            return ""
+        chosen = self.chosen()
+        needed = self.plate.frame_count * max(1, len(chosen))
+        if needed <= self.quota_remaining:
+            return ""
+        each = f" ({self.plate.frame_count} for each of {len(chosen)} services)" if len(chosen) > 1 else ""
+        return (f"this send needs {needed} frames{each} and the account has {self.quota_remaining} left this "
+                "period: untick a service or shorten the Read's range")
 
     def update_problems(self, *args: Any) -> Check:
-        check = self.validate(check_disk=False)  # quick; the disk is checked again when sending, off this thread
-        lines = [f"<span style='color:#e0605a'>{p.message}</span>" for p in check.problems if p.severity == "error"]
-        lines += [f"<span style='color:#d8b040'>{p.message}</span>" for p in check.problems if p.severity != "error"]
-        self.problems.setText("<br>".join(lines))
-        self.send_button.setEnabled(check.ok)
+        tracking = "tracking" in self.chosen()
+        self.tracking_box.setEnabled(tracking)
+        self.depth_export.setEnabled("depth" in self.chosen())
+        _, field_problems = self._numbers() if tracking else ({}, {})
+        for key, hint in self.hints.items():
+            set_note(hint, field_problems.get(key, ""))
+        check = self.validate(check_disk=False)  # quick; the disk is checked on a thread, and again when sending
+        plate_errors = [p.message for p in check.problems if p.severity == "error" and self.plate is not None
+                        and p.message.startswith(f"Read {self.plate.node}")]
+        set_note(self.clip_note, "\n".join(plate_errors))
+        shown = set(plate_errors) | {f"{k.replace('_', ' ')}: {v}" for k, v in field_problems.items()}
+        lines = [f"<span style='color:{RED}'>{p.message}</span>" for p in check.problems
+                 if p.severity == "error" and p.message not in shown]
+        lines += [f"<span style='color:{AMBER}'>{p.message}</span>" for p in check.problems if p.severity != "error"]
+        if self.offline:
+            lines.append(f"<span style='color:{AMBER}'>{self.offline}</span>")
+        set_note(self.problems, "<br>".join(lines))
+        self._show_quota()
+        self.send_button.setEnabled(check.ok and not self._sending)
+        self.send_button.setToolTip("" if check.ok else "Nothing can be sent yet: " + "; ".join(check.errors))
         return check
 
+    def _show_quota(self) -> None:
+        if self.quota_remaining is None:
+            set_note(self.quota_note, "")
+            return
+        text = f"Quota: {self.quota_remaining} frames left this period"
+        if self.plate is not None and not self.plate_error and not self.plate.is_still and self.chosen():
+            text += f"; this send uses {self.plate.frame_count * len(self.chosen())}"
+        set_note(self.quota_note, text)
+
     def choice(self) -> ServiceChoice:
-        metadata: Dict[str, Any] = {}
-        for key, edit in (("lens", self.lens), ("sensor_width", self.sensor_width),
-                          ("sensor_height", self.sensor_height), ("working_fps", self.working_fps)):
-            if edit.text().strip():
-                metadata[key] = float(edit.text())
+        values, _ = self._numbers()
+        metadata: Dict[str, Any] = dict(values)
         metadata["calculate_distortion"] = self.calculate_distortion.isChecked()
         metadata["fix_focal_length"] = self.fix_focal_length.isChecked()
         metadata["fix_sensor_size"] = self.fix_sensor_size.isChecked()
         boxes = self.service_boxes
         return ServiceChoice(roto=boxes["roto"].isChecked(), tracking=boxes["tracking"].isChecked(),
-                             depth=boxes["depth"].isChecked(), depth_export=self.depth_export.currentText(),
+                             depth=boxes["depth"].isChecked(), depth_export=str(self.depth_export.currentData()),
                              tracking_metadata=metadata if boxes["tracking"].isChecked() else {})
+
+    def asked(self) -> str:
+        """What a send asks for, in a few words (the Job monitor shows it)."""
+        words = {"roto": "roto", "tracking": "camera", "depth": f"depth ({self.depth_export.currentData()})"}
+        return ", ".join(words[name] for name in self.chosen())
 
     def submit(self) -> None:
         check = self.update_problems()
@@ -378,9 +576,13 @@ class TetherPanel(QtWidgets.QWidget):
             script = nuke.scriptName()
         except RuntimeError:  # an unsaved script
             script = ""
+        self._sending = True
         self.send_button.setEnabled(False)
-        self.status.setText(f"Sending {plate.node}...")
-        self.controller.submit(SERVICE, plate, self.choice(), script=script)
+        self.failure_box.clear()
+        set_note(self.status, f"Sending {plate.node} ({plate.frame_count} frames) to Autopilot...")
+        future = self.controller.service(SERVICE).submit(plate, self.choice(), script=script, follow=False,
+                                                          asked=self.asked())
+        future.add_done_callback(lambda f: self._forward("sent", None))
 
     # --- preview ------------------------------------------------------------------------------------------------
     def preview(self) -> None:
@@ -396,7 +598,7 @@ class TetherPanel(QtWidgets.QWidget):
         plate, choice, quota = self.plate, self.choice(), self.quota_remaining
         warnings = [p.message for p in check.problems if p.severity != "error"]
         self.preview_button.setEnabled(False)
-        self.status.setText(f"Building the payload for {plate.node}...")
+        set_note(self.status, f"Building the payload for {plate.node}...")
 
         def work() -> None:
             try:
@@ -417,10 +619,10 @@ class TetherPanel(QtWidgets.QWidget):
         self.preview_button.setEnabled(True)
         if doc.get("problems"):
             text = "Nothing can be sent until these are fixed:\n" + "".join(f"  - {p}\n" for p in doc["problems"])
-            self.status.setText("Preview: the input is not valid (see the dialog).")
+            set_note(self.status, "Preview: the input is not valid (see the dialog).")
         else:
             text = redact(json.dumps(doc, indent=2, sort_keys=True))
-            self.status.setText("Preview: nothing was uploaded or sent.")
+            set_note(self.status, "Preview: nothing was uploaded or sent.")
         dialog = self.preview_dialog if self.preview_dialog is not None and is_alive(self.preview_dialog) else None
         if dialog is None:
             dialog = self.preview_dialog = PreviewDialog(self)
@@ -438,24 +640,31 @@ class TetherPanel(QtWidgets.QWidget):
         keep = self.selected_key()  # rows move as jobs are added: the selection follows its job
         self.table.setRowCount(len(records))
         self._rows = {}
+        self._records = {record.key: record for record in records}
         for row, record in enumerate(records):
             self._rows[record.key] = row
             plate = record.extra.get("plate") or {}
-            sent = plate.get("sent") or []
-            values = [record.job_id, self.controller.label(record.service),
-                      str(plate.get("node") or record.source or ""), record.state_label, "",
-                      f"{sent[0]}-{sent[1]}" if len(sent) == 2 else ""]
+            name = str(plate.get("node") or Path(record.source or record.title or record.job_id).name)
+            label = self.controller.label(record.service)
+            options = job_options(record)
+            sent = clock(record.submitted_at.timestamp()) if record.submitted_at else ""
+            tip = (f"{name}: {label} job {record.job_id}" + (f"\n{plate.get('file')}" if plate.get("file") else "")
+                   + (f"\n{record.error}" if record.error else ""))
+            values = [name, f"{label}: {options}" if options else label, record.state_label, sent]
             for column, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
-                if COLUMNS[column] == "Service":
-                    item.setData(SERVICE_ROLE, record.service)
+                item.setToolTip(tip)
+                if column == 0:
+                    item.setData(KEY_ROLE, list(record.key))
                 self.table.setItem(row, column, item)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 100)
-            bar.setValue(round(record.progress))
-            if record.state in (JobState.FAILED, JobState.CANCELLED):
-                bar.setFormat(record.state_label)
-            self.table.setCellWidget(row, COLUMNS.index("Progress"), bar)
+            bar.setValue(100 if record.state is JobState.COMPLETED else round(record.progress))
+            bar.setFormat(state_words(record))
+            bar.setToolTip(record.error or state_words(record))
+            if record.state in (JobState.FAILED, JobState.CANCELLED) or record.missing:
+                bar.setStyleSheet(f"QProgressBar {{ color: {RED}; }}")
+            self.table.setCellWidget(row, COLUMNS.index("State"), bar)
         if keep is not None and keep in self._rows:
             self.table.selectRow(self._rows[keep])
         elif keep is not None:
@@ -467,27 +676,86 @@ class TetherPanel(QtWidgets.QWidget):
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
         if not rows:
             return None
-        job = self.table.item(rows[0], COLUMNS.index("Job"))
-        service = self.table.item(rows[0], COLUMNS.index("Service"))
-        if job is None or service is None:
-            return None
-        return (str(service.data(SERVICE_ROLE)), job.text())
+        item = self.table.item(rows[0], COLUMNS.index("Job"))
+        key = item.data(KEY_ROLE) if item is not None else None
+        return (str(key[0]), str(key[1])) if key else None
 
     def selected_job(self) -> Optional[str]:
         key = self.selected_key()
         return key[1] if key is not None else None
 
     def update_job_buttons(self) -> None:
-        """Cancel is offered only for a service that can cancel; otherwise its tooltip says why not."""
+        """Cancel is offered only for a service that can cancel (its tooltip says why not); Import only for a
+        completed job; the selected job's facts (and why it failed) show below the table."""
         key = self.selected_key()
-        note = self.controller.cancel_note(key[0]) if key is not None else None
-        self.cancel_button.setEnabled(note is None)
-        self.cancel_button.setToolTip(note or "")
+        note_text = self.controller.cancel_note(key[0]) if key is not None else None
+        record = self.controller.record(*key) if key is not None else None
+        self.cancel_button.setEnabled(note_text is None and (record is None or not record.finished))
+        self.cancel_button.setToolTip(note_text or "")
+        self.import_button.setText("Re-&import" if record is not None and record.fetched_at else "&Import")
+        if record is None:
+            set_note(self.job_info, "")
+            return
+        sent = clock(record.submitted_at.timestamp())
+        lines = [f"{self.controller.label(record.service)} job {record.job_id}, sent {sent}"]
+        if record.state is JobState.FAILED:
+            lines.append(f"<span style='color:{RED}'>Failed: {record.error or 'the service gave no reason'}</span>")
+        elif record.fetched_at is not None:
+            lines.append(f"Imported from {record.output_dir or 'its download folder'}")
+        set_note(self.job_info, "<br>".join(lines))
+
+    def _job_menu(self, pos: Any) -> Optional[QtWidgets.QMenu]:
+        """Right-click on a job: Import, Re-import as a new version, Cancel, Reveal results, Copy job id."""
+        index = self.table.indexAt(pos)
+        if index.isValid():
+            self.table.selectRow(index.row())
+        menu = self.job_menu()
+        if menu is not None:
+            menu.popup(self.table.viewport().mapToGlobal(pos))
+        return menu
+
+    def job_menu(self) -> Optional[QtWidgets.QMenu]:
+        key = self.selected_key()
+        if key is None:
+            return None
+        record = self.controller.record(*key)
+        menu = QtWidgets.QMenu(self)
+        completed = record is not None and record.state is JobState.COMPLETED
+        imported = record is not None and record.fetched_at is not None
+        folder = record.output_dir if record is not None else None
+        self.menu_actions = {
+            "import": menu.addAction("Import", self.import_selected),
+            "reimport": menu.addAction("Re-import as a new version", self.import_selected),
+            "cancel": menu.addAction("Cancel job", self.cancel_selected),
+            "reveal": menu.addAction("Reveal results", self.reveal_selected),
+            "copy": menu.addAction("Copy job id", self.copy_job_id),
+        }
+        self.menu_actions["import"].setEnabled(completed and not imported)
+        self.menu_actions["reimport"].setEnabled(completed and imported)
+        self.menu_actions["cancel"].setEnabled(self.cancel_button.isEnabled())
+        self.menu_actions["reveal"].setEnabled(bool(folder) and Path(str(folder)).is_dir())
+        return menu
+
+    def reveal_selected(self) -> Optional[str]:
+        key = self.selected_key()
+        record = self.controller.record(*key) if key is not None else None
+        if record is None or not record.output_dir:
+            set_note(self.status, "Nothing was downloaded for this job yet: import it first.")
+            return None
+        QtGui.QDesktopServices.openUrl(QtCore.QUrl.fromLocalFile(str(record.output_dir)))
+        return str(record.output_dir)
+
+    def copy_job_id(self) -> None:
+        key = self.selected_key()
+        clipboard = QtWidgets.QApplication.clipboard()
+        if key is not None and clipboard is not None:
+            clipboard.setText(key[1])
+            set_note(self.status, f"Copied job id {key[1]}.")
 
     def import_selected(self) -> None:
         key = self.selected_key()
         if key is None:
-            self.status.setText("Select a finished job to import.")
+            set_note(self.status, "Select a finished job to import.")
             return
         service, job_id = key
         label = self.controller.label(service)
@@ -495,35 +763,43 @@ class TetherPanel(QtWidgets.QWidget):
         if record is None:
             return
         if record.state is not JobState.COMPLETED:
-            self.status.setText(f"{label} job {job_id} is {record.state_label}: only completed jobs can be imported.")
+            why = f" ({record.error})" if record.state is JobState.FAILED and record.error else ""
+            set_note(self.status, f"{label} job {job_id} is {record.state_label}{why}: only completed jobs can be "
+                                "imported.")
             return
         plate = None
         if not record.extra.get("plate"):
             node = selected_read()
             if node is None:
-                self.status.setText(f"{label} job {job_id} was not sent from Nuke: select its plate's Read node "
+                set_note(self.status, f"{label} job {job_id} was not sent from Nuke: select its plate's Read node "
                                     "first.")
                 return
             try:
                 plate = read_plate(node)
             except InputError as exc:
-                self.status.setText(str(exc))
+                set_note(self.status, str(exc))
                 return
-        self.status.setText(f"Importing {label} job {job_id}...")
+        self.failure_box.clear()
+        set_note(self.status, f"Importing {label} job {job_id}...")
         self.controller.import_job(service, job_id, plate)
 
     def cancel_selected(self) -> None:
         key = self.selected_key()
         if key is None:
-            self.status.setText("Select a job to cancel.")
+            set_note(self.status, "Select a job to cancel.")
             return
         service, job_id = key
-        note = self.controller.cancel_note(service)
-        if note is not None:
-            self.status.setText(f"Job {job_id} cannot be cancelled: {note}")
+        note_text = self.controller.cancel_note(service)
+        if note_text is not None:
+            set_note(self.status, f"Job {job_id} cannot be cancelled: {note_text}")
             return
-        self.status.setText(f"Cancelling {self.controller.label(service)} job {job_id}...")
+        set_note(self.status, f"Cancelling {self.controller.label(service)} job {job_id}...")
         self.controller.cancel(service, job_id)
+
+    def _show_stale(self) -> None:
+        set_note(self.stale_note, "\n".join(
+            f"{self.controller.label(service)} has not answered since {since}: its jobs' states below may be out of "
+            "date (Tether keeps asking)." for service, since in sorted(self.stale.items())))
 
     # --- settings ---------------------------------------------------------------------------------------------------
     def refresh_settings(self) -> None:
@@ -532,7 +808,9 @@ class TetherPanel(QtWidgets.QWidget):
 
             profile = active_profile(self.controller.profile)
             self.profile_label.setText(profile.name)
-            self.endpoint_label.setText(str(profile.autopilot.url))
+            endpoint = self.endpoint_label
+            assert isinstance(endpoint, ElidedLabel)
+            endpoint.set_full_text(str(profile.autopilot.url))
             source = secret_source(profile.name, "autopilot", "api_key")
             self.key_label.setText(source or "not set: store one below or set TETHER_AUTOPILOT_API_KEY")
         except Exception as exc:
@@ -542,13 +820,13 @@ class TetherPanel(QtWidgets.QWidget):
         from tether.settings import set_secret
 
         value = self.key_edit.text().strip()
-        self.key_edit.clear()  # never left in the widget
         try:
             profile = self.profile_label.text() if self.profile_label.text() not in ("", "-") else "local"
             set_secret(profile, "autopilot", value, "api_key")
-            self.status.setText("API key stored in the keyring.")
-        except Exception as exc:
-            self.status.setText(str(exc))
+            self.key_edit.clear()  # stored: never left in the widget
+            set_note(self.status, "API key stored in the keyring.")
+        except Exception as exc:  # kept in the field, so it can be fixed or stored again
+            self.failure_box.show_failure(failure("storing the API key", exc))
         self.refresh_settings()
 
     # --- events from the controller -------------------------------------------------------------------------------
@@ -560,22 +838,42 @@ class TetherPanel(QtWidgets.QWidget):
             self.fill_jobs(payload)
         elif kind == "submitted":
             service, job_id = payload
-            self.status.setText(f"Sent: job {job_id} ({self.controller.label(service)}).")
+            set_note(self.status, f"Sent: job {job_id} ({self.controller.label(service)}).")
             if service == SERVICE:  # this page's Send (a dialog says so itself)
-                self.send_button.setEnabled(True)
                 self.tabs.setCurrentIndex(PAGES.index("jobs"))
+        elif kind == "sent":  # this page's send is over, sent or not
+            self._sending = False
+            self.update_problems()
         elif kind == "imported":
             job_id, applied = payload
-            self.status.setText(f"Imported job {job_id}: {', '.join(applied.names.values())}"
+            set_note(self.status, f"Imported job {job_id}: {', '.join(applied.names.values())}"
                                 + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
         elif kind == "quota":
             self.quota_remaining = payload.remaining
+            self.offline = None
             self.update_problems()
+        elif kind == "disk":
+            plate, found = payload
+            if plate is self.plate:
+                self.disk_problems = found
+                self.update_problems()
+        elif kind == "stale":
+            service, why = payload
+            if why:
+                self.stale[service] = why
+            else:
+                self.stale.pop(service, None)
+            self._show_stale()
         elif kind == "preview":
             self.show_preview(payload)
         elif kind == "error":
-            self.status.setText(f"<span style='color:#e0605a'>{payload}</span>")
-            self.send_button.setEnabled(self.validate(check_disk=False).ok)
+            problem = as_failure(payload)
+            if problem.summary.lower().startswith("asking for the quota"):
+                self.offline = "Autopilot is not answering: the quota is unknown, and Send may fail"
+                self.update_problems()
+                return
+            set_note(self.status, "")
+            self.failure_box.show_failure(problem)
 
     def closeEvent(self, event: Any) -> None:
         self.closed = True

@@ -33,6 +33,7 @@ from tether.nukeimport.model import Sent
 from tether.poll import Backoff, Clock, Tick, poll_until, polls
 from tether.registry import JobRecord, JobRegistry
 
+from .failure import Failure, failure
 from .mainthread import run_on_main
 from .work import BackgroundWork
 
@@ -137,15 +138,18 @@ class ServiceController(BackgroundWork):
         return self._task("asking for the quota", work)
 
     # --- sending ----------------------------------------------------------------------------------------------------
-    def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True) -> Future[Any]:
+    def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True,
+               asked: str = "") -> Future[Any]:
         """Send the plate (its facts read on the main thread beforehand); the Future gives the job id. ``follow``:
-        this controller polls the job and imports it when it completes (else whoever lists the jobs follows it)."""
+        this controller polls the job and imports it when it completes (else whoever lists the jobs follows it).
+        ``asked`` says what the options ask for, in a few words, for the job list."""
 
         def work() -> str:
             # the disk is checked here, off the main thread: a network share may take a while to list
-            check_plate(plate, check_disk=True, frame_limit=getattr(self.adapter, "frame_limit", None)).raise_first()
+            check_plate(plate, check_disk=True, frame_limit=getattr(self.adapter, "frame_limit", None),
+                        service=self.adapter.label).raise_first()
             label = f"{script}:{plate.node}" if script else plate.node
-            extra = {"plate": plate.to_dict(), "script": script}
+            extra = {"plate": plate.to_dict(), "script": script, **({"asked": asked} if asked else {})}
             with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
                 upload = self.adapter.stage(plate, Path(tmp))
                 client = self.client()
@@ -182,10 +186,10 @@ class ServiceController(BackgroundWork):
             if job.state is JobState.COMPLETED:
                 self.import_job(job_id).result()
             elif finished:
-                self._emit("error", f"{self.adapter.label} job {job_id} {job.state_label}"
-                           + (f": {job.error}" if job.error else ""))
+                self._emit("error", Failure(f"{self.adapter.label} job {job_id} {job.state_label}"
+                                            + (f": {job.error}" if job.error else "")))
         except Exception as exc:
-            self._emit("error", f"following {self.adapter.label} job {job_id}: {exc}")
+            self._emit("error", failure(f"following {self.adapter.label} job {job_id}", exc))
         finally:
             with self._lock:
                 self._following.discard(str(job_id))

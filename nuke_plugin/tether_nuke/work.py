@@ -2,7 +2,8 @@
 
 :class:`BackgroundWork` is the base of the per-service :class:`~tether_nuke.service.ServiceController` and of the job
 monitor's :class:`~tether_nuke.controller.JobController`. Listeners are called on whatever thread produced the event
-(the panel and the dialogs forward them to Qt's thread with a signal). Workers never touch nodes: an import's
+(the panel and the dialogs forward them to Qt's thread with a signal); an ``"error"`` payload is a
+:class:`~tether_nuke.failure.Failure`: artist words and the technical detail. Workers never touch nodes: an import's
 description is applied on the main thread by :meth:`BackgroundWork._apply`, queued through ``run_on_main``.
 """
 
@@ -13,7 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
-from tether.errors import TetherError
+from .failure import failure
 
 log = logging.getLogger("tether")
 Event = Tuple[str, Any]
@@ -53,8 +54,7 @@ class BackgroundWork:
             try:
                 return work()
             except Exception as exc:
-                text = str(exc) if isinstance(exc, TetherError) else f"{type(exc).__name__}: {exc}"
-                self._emit("error", f"{what}: {text}")
+                self._emit("error", failure(what, exc))
                 raise
 
         return self._pool.submit(run)
@@ -65,7 +65,7 @@ class BackgroundWork:
         try:
             applied = apply_description(description)
         except Exception as exc:
-            self._emit("error", f"importing {self._what}job {job_id}: {exc}")
+            self._emit("error", failure(f"importing {self._what}job {job_id}", exc))
             done.set_exception(exc)
             return
         self._emit("imported", (job_id, applied))

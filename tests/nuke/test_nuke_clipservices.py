@@ -172,8 +172,10 @@ def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path
             read[knob].setValue(value)
         read.setSelected(True)
         dialog.refresh_plate()
-        assert dialog.send_button.isEnabled() and dialog.read_label.text() == "Dlg1"
-        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        assert dialog.read_label.text() == "Dlg1"
+        assert not dialog.send_button.isEnabled() and "tick at least one model" in dialog.problems.text()
+        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)  # said as it is ticked
+        assert dialog.send_button.isEnabled() and dialog.problems.isHidden()
         dialog.resolution.setCurrentIndex(0)
         dialog.numbers["sharpen_strength"].setValue(5)
         assert dialog.options() == {"ml_models": [1], "output_resolution": -1, "preview": False,

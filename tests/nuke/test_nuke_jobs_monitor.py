@@ -153,11 +153,14 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
             def cell(service: str, column: str) -> Any:
                 row = panel._rows[keys[service]]
                 if column == "Progress":
-                    return panel.table.cellWidget(row, COLUMNS.index(column))
+                    return panel.table.cellWidget(row, COLUMNS.index("State"))
                 return panel.table.item(row, COLUMNS.index(column)).text()
 
-            assert {cell(s, "Service") for s in keys} == {"Autopilot", "TensorPix", "Clipzy"}
-            assert cell("clipzy", "Plate") == "ZyPlate" and cell("clipzy", "Sent") == "1-8"
+            # what (the plate, the service and what it was asked), when (the time sent)
+            assert {cell(s, "Service").split(":")[0] for s in keys} == {"Autopilot", "TensorPix", "Clipzy"}
+            assert cell("autopilot", "Service") == "Autopilot: roto"
+            assert cell("tensorpix", "Service") == "TensorPix: model 1"
+            assert cell("clipzy", "Job") == "ZyPlate" and len(cell("clipzy", "Sent")) == 5  # HH:MM, today
             # one watcher per service with unfinished jobs; the held Clipzy job is seen running, live
             assert controller.watching() == ["autopilot", "clipzy", "tensorpix"]
             qtbot.waitUntil(lambda: cell("clipzy", "State") == "running" and cell("clipzy", "Progress").value() > 0,
@@ -198,10 +201,10 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
 
                 def imported(job_id: str = ids[service]) -> bool:
                     nuke._run_main_queue()  # what run_on_main queued from the worker
-                    return f"Imported job {job_id}" in panel.status.text() or "color:#e0605a" in panel.status.text()
+                    return f"Imported job {job_id}" in panel.status.text() or panel.failure_box.failure is not None
 
                 qtbot.waitUntil(imported, timeout=60000)
-                assert "color:#e0605a" not in panel.status.text(), panel.status.text()
+                assert panel.failure_box.failure is None, panel.failure_box.failure
         finally:
             controller.close()
     finally:
@@ -325,7 +328,7 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     def cell(job_id: str, column: str) -> Any:
         row = panel._rows[("tensorpix", job_id)]
         if column == "Progress":
-            return panel.table.cellWidget(row, COLUMNS.index(column))
+            return panel.table.cellWidget(row, COLUMNS.index("State"))
         return panel.table.item(row, COLUMNS.index(column)).text()
 
     try:

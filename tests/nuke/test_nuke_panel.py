@@ -56,7 +56,7 @@ def test_shows_the_clip_facts_and_defaults(panel: Any, tmp_path: Path) -> None:
     assert panel.facts["plate"].text() == "1-24"
     assert panel.facts["colorspace"].text() == "ACES - ACEScg"
     assert panel.facts["format"].text() == "1920x1080 HD_1080"
-    assert panel.depth_export.currentText() == "jpg"
+    assert panel.depth_export.currentData() == "jpg" and "8-bit" in panel.depth_export.currentText()
     assert panel.fix_sensor_size.isChecked() and not panel.fix_focal_length.isChecked()
     assert panel.send_button.isEnabled(), panel.problems.text()
     choice = panel.choice()
@@ -68,11 +68,16 @@ def test_validation_names_what_to_change(panel: Any, tmp_path: Path, qtbot: Any)
     sequence_read(tmp_path, missing=(1010, 1011))
     panel.open_with(("tracking",))
     panel.sensor_width.setText("36")
-    assert "sensor width was given without a sensor height" in panel.problems.text()
+    # said beside the field it concerns, at once
+    assert "give the sensor's width and height" in panel.hints["sensor_height"].text()
+    assert panel.hints["sensor_height"].isVisibleTo(panel)
     assert not panel.send_button.isEnabled()
     panel.sensor_height.setText("24")
+    assert panel.hints["sensor_height"].isHidden()
     panel.lens.setText("abc")
-    assert "lens 'abc' is not a number" in panel.problems.text()
+    assert "'abc' is not a number of mm" in panel.hints["lens"].text() and not panel.send_button.isEnabled()
+    panel.lens.setText("35mm")  # the unit is welcome
+    assert panel.hints["lens"].isHidden() and panel.choice().tracking_metadata["lens"] == 35.0
     panel.lens.setText("")
     for box in panel.service_boxes.values():
         box.setChecked(False)
@@ -87,7 +92,8 @@ def test_still_image_is_refused(panel: Any, tmp_path: Path) -> None:
     read["file"].setValue(str(tmp_path / "board.jpg"))
     read.setSelected(True)
     panel.open_with(("roto",))
-    assert "still image" in panel.problems.text()
+    assert "still image" in panel.clip_note.text() and "Autopilot needs a clip" in panel.clip_note.text()
+    assert not panel.send_button.isEnabled()
 
 
 def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_path: Path, qtbot: Any) -> None:
@@ -98,9 +104,10 @@ def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_pat
 
     panel.open_with((), "jobs")
     assert panel.table.rowCount() == 1
-    assert panel.table.item(0, COLUMNS.index("Plate")).text() == "Plate7"
+    assert panel.table.item(0, COLUMNS.index("Job")).text() == "Plate7"
     assert panel.table.item(0, COLUMNS.index("Service")).text() == "Autopilot"
-    assert panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 25
+    assert panel.table.cellWidget(0, COLUMNS.index("State")).value() == 25
+    assert panel.table.cellWidget(0, COLUMNS.index("State")).format() == "running 25%"
     registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
     # an event from a worker thread reaches the table on the GUI thread. Waited for by its effect, not with
     # qtbot.waitSignal: the bridge's signal also carries the watcher threads' events, and a second queued emission
@@ -108,7 +115,7 @@ def test_job_list_shows_the_registry_and_follows_live_events(panel: Any, tmp_pat
     thread = threading.Thread(target=panel.controller._emit, args=("jobs", panel.controller.jobs()))
     thread.start()
     thread.join()
-    qtbot.waitUntil(lambda: panel.table.cellWidget(0, COLUMNS.index("Progress")).value() == 80, timeout=PATIENCE_MS)
+    qtbot.waitUntil(lambda: panel.table.cellWidget(0, COLUMNS.index("State")).value() == 80, timeout=PATIENCE_MS)
     panel.table.selectRow(0)
     assert panel.selected_key() == ("autopilot", "job-1") and panel.cancel_button.isEnabled()
     panel.import_selected()

@@ -286,8 +286,10 @@ def check_plate(
     quota_remaining: Optional[int] = None,
     sensor_width: Optional[float] = None,
     sensor_height: Optional[float] = None,
+    service: str = "Autopilot",
 ) -> Check:
     """Everything that can be said about a plate before uploading, errors first, in words that say what to change.
+    ``service`` names where it goes (a still is refused as "TensorPix needs a clip" when it is TensorPix).
 
     ``check_disk`` lists the sequence's folder once (run it on a worker thread for a network share).
     """
@@ -308,7 +310,7 @@ def check_plate(
         check.error(str(exc))
         offset = 0
     if plate.is_still:
-        check.error(f"Read {plate.node} reads a still image ({plate.file}): Autopilot needs a clip, a sequence "
+        check.error(f"Read {plate.node} reads a still image ({plate.file}): {service} needs a clip, a sequence "
                     "(e.g. plate.####.exr) or a movie")
         return check
     try:
