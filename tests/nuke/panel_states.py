@@ -16,6 +16,7 @@ from qtpy import QtCore, QtWidgets
 from tether.errors import ServiceUnavailable
 from tether.jobs import JobState
 from tether.registry import JobRegistry
+from waiting import eventually
 
 DOCK = 420
 LONG = "shows/FALLOUT_S02/sq010_desert_approach/sh0100/plates/main_plate_v003_ungraded"  # a 94-char plate path
@@ -73,11 +74,9 @@ def long_read(folder: Path) -> Any:
     return read
 
 
-def _settle(panel: Any, until: Callable[[], bool]) -> None:
-    deadline = QtCore.QDeadlineTimer(10000)
-    while not until() and not deadline.hasExpired():
-        _pump()
-        QtCore.QThread.msleep(10)
+def _settle(panel: Any, until: Callable[[], bool], what: str) -> None:
+    """Wait for what the widget's threads deliver through Qt's event loop."""
+    eventually(until, pump=_pump, message=what)
     _pump()
 
 
@@ -100,7 +99,7 @@ def send_missing_frames(folder: Path) -> Any:
     sequence_read(folder, missing=(1010, 1011))
     panel = _panel(folder)
     panel.open_with(("roto",))
-    _settle(panel, lambda: bool(panel.disk_problems))
+    _settle(panel, lambda: bool(panel.disk_problems), "the disk check")
     return panel
 
 
@@ -152,7 +151,7 @@ def jobs_page(folder: Path) -> Any:
     _fail(panel, "clipzy", "z-88", "the template clip is shorter than 1 second: choose a longer template")
     panel.open_with((), "jobs")
     # the watcher's asks about the running Autopilot job fail (no network): the notice comes from them
-    _settle(panel, lambda: not panel.stale_note.isHidden())
+    _settle(panel, lambda: not panel.stale_note.isHidden(), "the stale notice")
     panel.table.selectRow(panel._rows[("clipzy", "z-88")])
     return panel
 
@@ -186,7 +185,8 @@ def tensorpix_still(folder: Path) -> Any:
                                                           ("3", "Frame interpolation")]})
     send_still(folder / "still")
     dialog = _dialog(folder, "tensorpix")
-    _settle(dialog, lambda: dialog.models_box.count() == 3 and "offline" in dialog.models_note.text())
+    _settle(dialog, lambda: dialog.models_box.count() == 3 and "offline" in dialog.models_note.text(),
+            "the cached models, offline")
     return dialog
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for path in (HERE, HERE / "fake", HERE.parents[1] / "nuke_plugin"):
+for path in (HERE.parent, HERE, HERE / "fake", HERE.parents[1] / "nuke_plugin"):
     sys.path.insert(0, str(path))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
