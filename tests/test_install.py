@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -236,6 +237,44 @@ def test_doctor_reports_install_and_endpoints(home: Path, wheelhouse: Path, loca
     code, checks = _doctor(capsys)
     assert code == 1
     assert not checks["nuke: Python cp311 dependencies"]["ok"] and checks["endpoint move"]["problem"]
+    # a deleted deploy is not "present", and the fix doctor names works when pasted (offline: plus the wheelhouse)
+    plugin = home / ".local" / "share" / "tether" / "deploy" / "nuke_plugin"
+    (plugin / "menu.py").unlink()
+    code, checks = _doctor(capsys)
+    detail = checks[f"nuke: plugin at {plugin}"]["detail"]
+    assert code == 1 and "present" not in detail and "menu.py missing" in detail, detail
+    fix = detail.split("`")[1]
+    assert fix == "tether install nuke --user"
+    assert tether_main([*shlex.split(fix)[1:], "--nuke-version", "16", "--wheelhouse", str(wheelhouse)]) == 0
+    monkeypatch.delenv("TETHER_MOVE_URL")
+    monkeypatch.setenv("TETHER_MOVE_URL", local_services.url(running[0]))  # type: ignore[attr-defined]
+    code, checks = _doctor(capsys)
+    assert code == 0, [c for c in checks.values() if c["problem"]]
+
+
+def test_doctor_finds_pyenv_root_and_skips_blenders_without_extensions(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tether_install import doctor
+
+    pyenv = tmp_path / "pyenv"
+    exe = pyenv / "versions" / "3.10.14" / "bin" / "python3.10"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("PYENV_ROOT", str(pyenv))
+    assert doctor._interpreter("cp310") == str(exe)
+    # Blender 3.6 has no extensions: never "installed", even when BLENDER_USER_RESOURCES holds 5.0's extension
+    resources = tmp_path / "resources"
+    (resources / "extensions" / "user_default" / "tether").mkdir(parents=True)
+    (resources / "extensions" / "user_default" / "tether" / "blender_manifest.toml").write_text('version = "0.1.0"\n')
+    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(resources))
+    (home / ".config" / "blender" / "3.6").mkdir(parents=True)
+    (home / ".config" / "blender" / "5.0").mkdir(parents=True)
+    checks = {c["check"]: c for c in doctor.check_blender([])}
+    assert not checks["blender 3.6: extension installed"]["ok"]
+    assert "too old for extensions" in checks["blender 3.6: extension installed"]["detail"]
+    assert checks["blender 5.0: extension installed"]["ok"]
 
 
 def _build_cmd(wheelhouse: Path, *args: str) -> List[str]:

@@ -111,7 +111,8 @@ def _interpreter(abi: str) -> Optional[str]:
     version = f"{abi[2]}.{abi[3:]}"
     found = shutil.which(f"python{version}")
     candidates = [found] if found else []
-    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv, "versions", f"{version}*", "bin", f"python{version}")))
     for exe in candidates:
         if subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
             return exe
@@ -139,6 +140,10 @@ def check_blender(binaries: Sequence[str]) -> List[Dict[str, Any]]:
         versions.append(blender_mod.binary_version(shutil.which("blender") or "blender"))
     versions += [v for v in blender_mod.found_versions() if v not in versions]
     for version in versions:
+        if not _supported(version):  # no extensions before 4.2: nothing of Tether's to look for there
+            out.append(_check(f"blender {version}: extension installed", False, f"Blender {version} is too old for "
+                              "extensions: Tether needs Blender 4.2 or newer", problem=False))
+            continue
         folder = blender_mod.extensions_dir(version) / "tether"
         manifest = folder / "blender_manifest.toml"
         detail = f"{folder}"
@@ -146,10 +151,12 @@ def check_blender(binaries: Sequence[str]) -> List[Dict[str, Any]]:
         if ok:
             match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', manifest.read_text("utf-8"))
             detail += f" (version {match.group(1) if match else '?'})"
-            py = deps.abi(deps.blender_python(version)) if _supported(version) else "?"
+            py = deps.abi(deps.blender_python(version))
             wheels = [w for w in (folder / "wheels").glob("pydantic_core-*.whl") if f"-{py}-" in w.name]
             out.append(_check(f"blender {version}: pydantic-core for {py}", bool(wheels),
                               f"{len(wheels)} wheel(s) in {folder / 'wheels'}"))
+        if not ok:
+            detail += " is not there: install it with `tether install blender --user`"
         out.append(_check(f"blender {version}: extension installed", ok, detail, problem=bool(binaries)))
     return out
 
