@@ -234,7 +234,7 @@ def test_missing_file_and_output_inside_uploads(submitter: FarmSubmitter, tiny_b
     assert any("would be uploaded" in e and "checker.png" in e for e in check.errors)
     (tiny_blend.parent / "textures" / "checker.png").unlink()
     check = submitter.preflight(FarmOptions(scene=tiny_blend))
-    assert any("missing files" in e and "checker.png" in e for e in check.errors)
+    assert any("missing file(s)" in e and "checker.png" in e for e in check.errors)
     assert submitter.preflight(FarmOptions(scene=tiny_blend, allow_missing=True)).ok
 
 

@@ -171,3 +171,17 @@ def test_copies_a_killed_submit_left_are_removed_by_the_next(tmp_path: Path, loc
     with staging("tether-autopilot-") as mine:
         assert not left.exists() and mine.exists()
     assert list(temp.iterdir()) == []
+
+
+def test_a_long_list_is_summarised_and_written_in_full(tmp_path: Path) -> None:
+    from tether.fileio import summarise
+
+    names = [f"textures/t{n:05d}.png" for n in range(10_000)]
+    listing = tmp_path / "renders.shot.missing-files.txt"
+    text = summarise(names, "missing file(s)", listing)
+    assert text == ("10000 missing file(s): textures/t00000.png, textures/t00001.png, textures/t00002.png, "
+                    f"textures/t00003.png, textures/t00004.png and 9995 more (all 10000 listed in {listing})")
+    assert listing.read_text().splitlines() == names
+    assert summarise(names[:2], "missing file(s)", tmp_path / "unused.txt") == (
+        "2 missing file(s): textures/t00000.png, textures/t00001.png")
+    assert not (tmp_path / "unused.txt").exists()

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from .errors import InputError
 
@@ -43,6 +43,25 @@ def _limit(folder: Path, name: str, default: int) -> int:
         return int(os.pathconf(folder, name))
     except (AttributeError, OSError, ValueError):  # Windows has no pathconf
         return default
+
+
+SHOWN = 5  # names a message lists before "and N more"
+
+
+def summarise(items: List[str], what: str, listing: Optional[Path] = None, shown: int = SHOWN) -> str:
+    """``"3 missing files: a, b, c"``, or with more than ``shown``: the count, the first names and, when ``listing``
+    is given, the whole list written there one a line (a message stays one readable line however long the list)."""
+    head = f"{len(items)} {what}: {', '.join(items[:shown])}"
+    if len(items) <= shown:
+        return head
+    more = f"{head} and {len(items) - shown} more"
+    if listing is None:
+        return more
+    try:
+        write_text_atomic(listing, "".join(f"{item}\n" for item in items), durable=False)
+    except OSError as exc:
+        return f"{more} (the full list could not be written to {listing}: {exc.strerror})"
+    return f"{more} (all {len(items)} listed in {listing})"
 
 
 def _alive(pid: int) -> bool:
@@ -158,4 +177,4 @@ def check_output_dir(folder: Union[str, Path], needed: Optional[int] = None) -> 
 
 
 __all__ = ["DISK_FULL", "check_output_dir", "human_bytes", "output_dir_problem", "private_dir", "private_file",
-           "staging", "sweep_staging", "write_text_atomic"]
+           "staging", "summarise", "sweep_staging", "write_text_atomic"]

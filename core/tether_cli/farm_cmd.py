@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tether.errors import InputError
-from tether.fileio import human_bytes
+from tether.fileio import SHOWN, human_bytes
 
 from .service_cmd import service_parser
 
@@ -74,8 +74,10 @@ def print_preflight(check: Any, console: Any) -> None:
         console.print(f"  scout     {', '.join(map(str, check.scout_frames))}")
     console.print(f"  files     {1 + len(check.deps.found) + len(check.extra_files)} to upload, "
                   f"{human_bytes(check.upload_size)}; {len(check.deps.missing)} missing")
-    for path in check.deps.missing:
+    for path in check.deps.missing[:SHOWN]:
         console.print(f"  [yellow]missing[/]   {path} (used by {check.deps.missing_from.get(path, '?')})")
+    if len(check.deps.missing) > SHOWN:
+        console.print(f"  [yellow]missing[/]   ... and {len(check.deps.missing) - SHOWN} more")
     for warning in check.warnings:
         console.print(f"  [yellow]warning[/]   {warning}")
     for error in check.errors:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
 from ..errors import BadRequest, InputError, redact
-from ..fileio import output_dir_problem
+from ..fileio import output_dir_problem, summarise
 from ..fileio import staging as staging_folder
 from . import bundle as bundles
 from .client import FarmClient
@@ -142,6 +142,15 @@ def _inside(child: Path, folder: Path) -> bool:
         return False
 
 
+
+def _listing(opts: FarmOptions, scene: Path, name: str) -> Path:
+    """Where a long list goes in full: beside the output folder when there is one, else in Tether's data folder."""
+    if opts.out_dir is not None:
+        return Path(opts.out_dir).parent / f"{Path(opts.out_dir).name}.{scene.stem}.{name}"
+    from ..settings import data_dir
+
+    return data_dir() / "reports" / f"{scene.stem}.{name}"
+
 class FarmSubmitter:
     def __init__(self, client: FarmClient, registry: Any = None, hash_cache: Any = None) -> None:
         self.client = client
@@ -253,11 +262,12 @@ class FarmSubmitter:
             errors.append(str(exc))
             deps = Dependencies()
         if deps.missing:
-            named = ", ".join(f"{p} (used by {deps.missing_from.get(p, '?')})" for p in deps.missing)
+            named = summarise([f"{p} (used by {deps.missing_from.get(p, '?')})" for p in deps.missing],
+                              "missing file(s)", _listing(opts, scene, "missing-files.txt"))
             if opts.allow_missing:
-                warnings.append(f"missing files: {named}; the farm will render without them")
+                warnings.append(f"{named}; the farm will render without them")
             else:
-                errors.append(f"missing files: {named}; fix the paths, or submit anyway (--allow-missing) "
+                errors.append(f"{named}; fix the paths, or submit anyway (--allow-missing) "
                               "and the farm will render without them")
 
         if opts.out_dir is not None:
