@@ -361,6 +361,17 @@ class _RezResolve(Dict[str, Any]):
         return self[name]
 
 
+def test_user_blender_from_blender_user_resources_alone(home: Path, tmp_path: Path, wheelhouse: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = tmp_path / "resources"  # no ~/.config/blender: Blender is told where its user files are
+    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(resources))
+    assert tether_main(_build_cmd(wheelhouse, "--user", "--blender-python", "3.11")) == 0
+    assert (resources / "extensions" / "user_default" / "tether" / "blender_manifest.toml").is_file()
+    assert (resources / "scripts" / "startup" / "tether_enable_once.py").is_file()
+    assert tether_main(["install", "blender", "--user", "--uninstall"]) == 0
+    assert not resources.exists() or not any(resources.rglob("*"))
+
+
 def test_studio_nuke_env_rez_versions_and_rollback(tmp_path: Path, wheelhouse: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     studio = tmp_path / "studio tools"  # a space in the path, as on many studio shares

@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
                       help="platform(s) to deploy for (studio default: linux-x64, windows-x64, macos-arm64; "
                            "user: this machine; wheelhouse: every one)")
     inst.add_argument("--blender-python", action="append", choices=("3.11", "3.13"), metavar="X.Y",
-                      help="with blender --studio: Blender Pythons to bundle compiled wheels for (default both: "
+                      help="with blender --studio (or --user with only BLENDER_USER_RESOURCES): Blender Pythons to "
+                           "bundle compiled wheels for (default both: "
                            "3.11 for Blender 4.2-5.0, 3.13 for 5.1+)")
     inst.add_argument("--python", action="append", dest="pythons", metavar="X.Y",
                       help="with wheelhouse: the Pythons to fetch wheels for (default every one Tether supports)")
@@ -111,7 +112,8 @@ def run_install(args: argparse.Namespace) -> int:
             p = nuke.plan(target, bool(args.user), pythons, platforms, args.wheelhouse, args.rez, __version__)
         elif args.user:
             try:
-                p = blender.user_plan(target, args.blender or [], platforms[0], args.wheelhouse, __version__)
+                p = blender.user_plan(target, args.blender or [], platforms[0], args.wheelhouse, __version__,
+                                      args.blender_python or ["3.11", "3.13"])
             except InputError as exc:
                 if args.dcc != "all" or not str(exc).startswith("no Blender found"):
                     raise

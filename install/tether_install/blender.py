@@ -130,14 +130,18 @@ def unregister():
 
 
 def user_plan(target: Path, binaries: Sequence[str], platform: str, wheelhouse: Optional[Path],
-              version: str) -> Plan:
+              version: str, blender_pythons: Sequence[str] = extension.PYTHONS) -> Plan:
+    """``blender_pythons``: the Pythons to bundle for when only ``BLENDER_USER_RESOURCES`` says where Blender is."""
     plan = Plan("blender", target)
     targets = [(b, binary_version(b)) for b in binaries] or \
               [("", v) for v in found_versions() if _at_least_42(v)]
+    if not targets and os.environ.get("BLENDER_USER_RESOURCES"):
+        targets = [("", "")]  # Blender takes its user files from there whatever its version
     if not targets:
-        raise InputError("no Blender found: give --blender PATH (the blender binary), or start Blender 4.2+ once "
-                         f"so that {user_config_root()} exists")
-    pythons = [deps.blender_python(v) for _, v in targets]
+        raise InputError("no Blender found: give --blender PATH (the blender binary), start Blender 4.2+ once so "
+                         f"that {user_config_root()} exists, or set BLENDER_USER_RESOURCES to the folder your "
+                         "Blender uses")
+    pythons = [deps.blender_python(v) for _, v in targets if v] or list(blender_pythons)
     with tempfile.TemporaryDirectory(prefix="tether-ext-") as tmp:  # a dry run writes nothing to the target
         zipped = build_zip(platform, pythons, Path(tmp), wheelhouse)
         _keep_if_same(target / "blender" / zipped.name, zipped)
