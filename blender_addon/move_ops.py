@@ -349,7 +349,7 @@ class TETHER_OT_move_submit(Operator):
         from tether.move.submit import MoveRequest, prepare
 
         try:
-            prepare(MoveRequest(video=Path(take.video), start=take.start, end=take.end))
+            prepare(None, MoveRequest(video=Path(take.video), start=take.start, end=take.end))
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

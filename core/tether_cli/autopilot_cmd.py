@@ -1,9 +1,9 @@
-"""`tether autopilot submit|jobs|quota|results`: Slapshot Autopilot from the command line.
+"""`tether autopilot submit|jobs|status|fetch|cancel|quota|import`: Slapshot Autopilot from the command line.
 
 ``submit CLIP`` takes a movie (.mov/.mp4) or an image sequence (``shot.####.png``, ``shot.%04d.png``); the
 sequence's first frame is recorded with the job so results line up with the plate's frame numbers.
-``tether autopilot import JOB --nk OUT.nk`` is added by the Nuke import (it builds on
-:meth:`tether.autopilot.client.AutopilotClient.fetch_results`, which ``results`` here uses too).
+``fetch JOB`` (also ``results``) downloads and unpacks a finished job's results; ``import JOB --nk OUT.nk`` writes
+them as a Nuke script (both build on :meth:`tether.autopilot.client.AutopilotClient.fetch_results`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional
 
 from tether.errors import InputError
 
-from .service_cmd import service_parser
+from .service_cmd import ServiceCommand, out_folder, output_folder
+from .service_cmd import client as service_client
 
 
 def _flag(value: Optional[bool]) -> Optional[str]:
@@ -23,9 +24,9 @@ def _flag(value: Optional[bool]) -> Optional[str]:
 
 
 def register(subparsers: Any) -> None:
-    sub = service_parser(subparsers, "autopilot")
+    sub = ServiceCommand(subparsers, "autopilot")
 
-    submit = sub.add_parser(
+    submit = sub.add(
         "submit", help="check, upload and submit a clip",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether autopilot submit plate.####.exr --roto --dry-run
@@ -58,7 +59,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--json", action="store_true", help="print machine-readable results")
     submit.set_defaults(func=cmd_submit)
 
-    jobs = sub.add_parser("jobs", help="list Autopilot jobs")
+    jobs = sub.add("jobs", help="list Autopilot jobs")
     jobs.add_argument("--service", choices=("roto", "tracking", "depth_map", "smart_vectors"))
     jobs.add_argument("--status", choices=("pending", "running", "completed", "failed", "cancelled"))
     jobs.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
@@ -66,19 +67,20 @@ def register(subparsers: Any) -> None:
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
 
-    quota = sub.add_parser("quota", help="frames used and whether the account is over its limit")
+    quota = sub.add("quota", help="frames used and whether the account is over its limit")
     quota.add_argument("--json", action="store_true")
     quota.set_defaults(func=cmd_quota)
 
-    results = sub.add_parser("results", help="download and unpack a finished job's results")
+    results = sub.add("fetch", aliases=["results"], help="download and unpack a finished job's results")
     results.add_argument("job", help="job id")
-    results.add_argument("--out", type=Path, required=True, help="folder for the results")
+    results.add_argument("--out", type=Path, metavar="DIR",
+                         help="folder for the results (default: the one recorded when it was submitted)")
     results.add_argument("--export", action="append", default=[], metavar="TYPE",
                          help="export type (hard_mattes, mb_mattes, tracking, jpg, mov, exr); default: all it has")
     results.add_argument("--json", action="store_true")
     results.set_defaults(func=cmd_results)
 
-    imp = sub.add_parser(
+    imp = sub.add(
         "import", help="write a finished job's mattes, camera and depth as a Nuke .nk script",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether autopilot import JOB_ID --nk shot010_autopilot.nk            # a whole script, with the plate's Read
@@ -90,9 +92,10 @@ def register(subparsers: Any) -> None:
                      help="write a snippet to paste with the plate's Read selected, not a script that opens alone")
     imp.set_defaults(func=cmd_import)
 
-    cancel = sub.add_parser("cancel", help="cancel a job")
+    cancel = sub.add("cancel", help="cancel a job")
     cancel.add_argument("job", help="job id")
     cancel.set_defaults(func=cmd_cancel)
+    sub.finish()
 
 
 def _meta(pairs: Any) -> Dict[str, Any]:
@@ -106,12 +109,6 @@ def _meta(pairs: Any) -> Dict[str, Any]:
         except ValueError:
             out[key] = value
     return out
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from tether.autopilot.client import AutopilotClient
-
-    return AutopilotClient.from_profile(args.profile)
 
 
 def _choice(args: argparse.Namespace) -> Any:
@@ -158,14 +155,14 @@ def _result_json(result: Any) -> Dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from tether.autopilot.submit import preview, submit_clip
+    from tether.autopilot.submit import preview, submit
 
     from .progress import TransferBars, status_console
 
     console = status_console()
-    client = _client(args)
+    client = service_client(args)
     choice = _choice(args)
-    out: Optional[Path] = args.out.resolve() if args.out else None
+    out = out_folder(args.out)
     with client:
         if args.dry_run:
             # the body a send posts (asset and job metadata included), as the Nuke panel's preview shows it
@@ -180,7 +177,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
         registry = JobRegistry()
         with TransferBars(console) as bars:
-            sub = submit_clip(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
+            sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
                               registry=registry, out_dir=out,
                               progress=lambda done, total: bars.bytes("upload", done, total))
         clip = sub.clip
@@ -224,7 +221,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     record = records[0]
     nk = args.nk.resolve()
     dest = (args.out or nk.parent / f"{nk.stem}_results").resolve()
-    with _client(args) as client:
+    with service_client(args) as client:
         results = client.fetch_results(args.job, dest)
     registry.mark_fetched("autopilot", args.job, dest)
     standalone = not args.snippet and "plate" not in record.extra
@@ -241,7 +238,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from .progress import status_console
     from .tables import print_table
 
-    with _client(args) as client:
+    with service_client(args) as client:
         page = client.list_jobs(service=args.service, status=args.status, metadata=_meta(args.meta) or None,
                                 page=args.page)
     jobs = [to_job(aj) for aj in page.items]
@@ -257,7 +254,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_quota(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         quota = client.quota()
     if args.json:
         print(json.dumps({**quota.model_dump(mode="json"), "limit": quota.limit, "remaining": quota.remaining}))
@@ -269,10 +266,14 @@ def cmd_quota(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from tether.registry import JobRegistry
+
     from .progress import status_console
 
-    with _client(args) as client:
-        result = client.fetch_results(args.job, args.out.resolve(), export_types=args.export or None)
+    out = output_folder(args)
+    with service_client(args) as client:
+        result = client.fetch_results(args.job, out, export_types=args.export or None)
+    JobRegistry().mark_fetched("autopilot", args.job, out)
     if args.json:
         print(json.dumps(_result_json(result)))
     else:
@@ -281,7 +282,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         gone = not client.cancel(args.job)
         if gone:
             # Cancelling twice is harmless, but a mistyped id must not look like success to a script.

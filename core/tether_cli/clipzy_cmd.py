@@ -1,8 +1,9 @@
-"""`tether clipzy health|upload|style|jobs|status|result|cancel`: the Clipzy ML Engine from the command line.
+"""`tether clipzy submit|jobs|status|fetch|cancel|health|upload`: the Clipzy ML Engine from the command line.
 
-``style CLIP --template TEMPLATE`` uploads both (a template that is not a file here is taken as the engine's video id)
-and starts the job; ``--wait`` follows it showing the current stage; ``--out DIR`` also downloads the styled MP4 and
-writes its ``style_json`` beside it. ``cancel`` says plainly that Clipzy has no cancel route.
+``submit CLIP --template TEMPLATE`` (also ``style``) uploads both (a template that is not a file here is taken as the
+engine's video id) and starts the job; ``--wait`` follows it showing the current stage; ``--out DIR`` also downloads
+the styled MP4 and writes its ``style_json`` beside it (``fetch``, also ``result``, does that for a finished job);
+``--dry-run`` prints the job body it would post. ``cancel`` says plainly that Clipzy has no cancel route.
 """
 
 from __future__ import annotations
@@ -13,66 +14,61 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from tether.errors import InputError
-from tether.fileio import check_output_dir
 from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
-from .service_cmd import service_parser
+from .service_cmd import ServiceCommand, out_folder, output_folder, print_preview
+from .service_cmd import client as service_client
 
 
 def register(subparsers: Any) -> None:
-    sub = service_parser(subparsers, "clipzy")
+    sub = ServiceCommand(subparsers, "clipzy")
 
-    health = sub.add_parser("health", help="is the engine up?")
+    health = sub.add("health", help="is the engine up?")
     health.add_argument("--json", action="store_true")
     health.set_defaults(func=cmd_health)
 
-    upload = sub.add_parser("upload", help="upload a video and print its id and metadata")
+    upload = sub.add("upload", help="upload a video and print its id and metadata")
     upload.add_argument("file", type=Path)
     upload.add_argument("--template", metavar="VIDEO_ID", help="template video id to keep with the upload")
     upload.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when a job ends")
     upload.add_argument("--json", action="store_true")
     upload.set_defaults(func=cmd_upload)
 
-    style = sub.add_parser(
-        "style", help="style a clip like a template clip",
+    style = sub.add(
+        "submit", aliases=["style"], help="style a clip like a template clip",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
-  tether clipzy style shot.mp4 --template look.mp4 --wait --out styled/""")
+  tether clipzy submit shot.mp4 --template look.mp4 --dry-run
+  tether clipzy submit shot.mp4 --template look.mp4 --wait --out styled/""")
     style.add_argument("clip", type=Path, help="the clip to style (.mp4, .mov, ...)")
     style.add_argument("--template", required=True, help="the template video file, or the video id of an upload")
     style.add_argument("--config", metavar="JSON", help="engine config object, e.g. '{\"strength\": 0.8}'")
     style.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when the job ends")
+    style.add_argument("--dry-run", action="store_true", help="check the clip and options; send nothing")
     style.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     style.add_argument("--out", type=Path, help="download the result here (implies --wait)")
     style.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     style.add_argument("--json", action="store_true")
     style.set_defaults(func=cmd_style)
 
-    jobs = sub.add_parser("jobs", help="list the engine's jobs")
+    jobs = sub.add("jobs", help="list the engine's jobs")
     jobs.add_argument("--page", type=int, default=1)
     jobs.add_argument("--page-size", type=int, default=20)
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
 
-    status = sub.add_parser("status", help="a job's state, progress and current stage")
+    status = sub.add("status", help="a job's state, progress and current stage")
     status.add_argument("job")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    result = sub.add_parser("result", help="download a finished job's video and style_json")
+    result = sub.add("fetch", aliases=["result"], help="download a finished job's video and style_json")
     result.add_argument("job")
-    result.add_argument("--out", type=Path, required=True)
+    result.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder for the video (default: the one recorded when it was submitted)")
     result.add_argument("--json", action="store_true")
     result.set_defaults(func=cmd_result)
 
-    cancel = sub.add_parser("cancel", help="(Clipzy has no cancel route: explains what to do instead)")
-    cancel.add_argument("job")
-    cancel.set_defaults(func=cmd_cancel)
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from tether.clipzy.client import ClipzyClient
-
-    return ClipzyClient.from_profile(args.profile)
+    sub.finish()
 
 
 def _job_json(cj: Any) -> Dict[str, Any]:
@@ -81,14 +77,14 @@ def _job_json(cj: Any) -> Dict[str, Any]:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         data = client.health()
     print(json.dumps(data) if args.json else f"clipzy at {client.base_url}: {data.get('status', data)}")
     return 0
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         video = client.upload(args.file, template_video_id=args.template, webhook_url=args.webhook)
     if args.json:
         print(json.dumps(video.model_dump(mode="json")))
@@ -100,6 +96,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_style(args: argparse.Namespace) -> int:
+    from tether.clipzy.submit import ClipzyRequest, preview, submit
     from tether.registry import JobRegistry
 
     from .progress import status_console
@@ -113,20 +110,19 @@ def cmd_style(args: argparse.Namespace) -> int:
             raise InputError(f"--config is not JSON ({exc})") from None
         if not isinstance(config, dict):
             raise InputError("--config must be a JSON object")
-    if not args.clip.is_file():
-        raise InputError(f"{args.clip}: no such file")
-    out: Optional[Path] = args.out.resolve() if args.out else None
-    if out is not None:
-        check_output_dir(out)
+    req = ClipzyRequest(clip=args.clip, template=args.template, config=config, webhook_url=args.webhook)
+    if args.dry_run:
+        print_preview(preview(None, req))
+        return 0
+    out = out_folder(args.out)
     registry = JobRegistry()
-    with _client(args) as client:
-        cj = client.style(args.clip, args.template, config=config, webhook_url=args.webhook)
-        registry.record(service="clipzy", job_id=cj.job_id, profile=client.profile, title=args.clip.name,
-                        source=str(args.clip.resolve()), output_dir=out)
-        console.print(f"[green]submitted[/] Clipzy job {cj.job_id} (template video {cj.template_video_id})")
+    with service_client(args) as client:
+        sub = submit(client, req, registry=registry, out_dir=out)
+        cj = sub.job
+        console.print(f"[green]submitted[/] Clipzy job {cj.job_id} (template video {sub.template_video_id})")
         code = 0
-        data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": cj.video_id,
-                                "template_video_id": cj.template_video_id}
+        data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": sub.video_id,
+                                "template_video_id": sub.template_video_id}
         if args.wait or out is not None:
             try:
                 job = follow(client, cj.job_id, console, registry, args.interval)
@@ -169,7 +165,7 @@ def follow(client: Any, job_id: str, console: Any, registry: Any = None, interva
 def cmd_jobs(args: argparse.Namespace) -> int:
     from tether.clipzy.client import stage_text, to_job
 
-    with _client(args) as client:
+    with service_client(args) as client:
         page = client.list_jobs(args.page, args.page_size)
     if args.json:
         print(json.dumps({"items": [_job_json(j) for j in page.items], "page": page.page, "total": page.total}))
@@ -186,7 +182,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from tether.clipzy.client import stage_text, to_job
 
-    with _client(args) as client:
+    with service_client(args) as client:
         cj = client.get_clipzy_job(args.job)
     if args.json:
         print(json.dumps(_job_json(cj)))
@@ -196,8 +192,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        result = client.fetch_result(args.job, args.out)
+    from tether.registry import JobRegistry
+
+    out = output_folder(args)
+    with service_client(args) as client:
+        result = client.fetch_result(args.job, out)
+    JobRegistry().mark_fetched("clipzy", args.job, out)
     if args.json:
         print(json.dumps({"video": str(result.video),
                           "style_json": str(result.style_json) if result.style_json else None}))
@@ -205,10 +205,4 @@ def cmd_result(args: argparse.Namespace) -> int:
         print(result.video)
         if result.style_json:
             print(result.style_json)
-    return 0
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        client.cancel_job(args.job)  # raises CancelNotSupported: main() prints it and exits 1
     return 0

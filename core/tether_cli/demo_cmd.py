@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from tether.farm.client import FarmClient
-    from tether.farm.submit import FarmOptions, FarmSubmitter
+    from tether.farm.submit import FarmOptions, submit
     from tether.registry import JobRegistry
     from tether.settings import get_secret
 
@@ -57,13 +57,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         client = FarmClient(services.url("farm"), email="artist@tether.local",
                             password=password.get_secret_value() if password else "tether-local", profile="local")
         registry = JobRegistry()
-        submitter = FarmSubmitter(client, registry=registry)
         console.print(f"[bold]3/{steps}[/] submitting frames {args.frames} in chunks of {args.chunk_size}")
         with TransferBars(console) as bars:
-            result = submitter.submit(
-                FarmOptions(scene=scene, frames=args.frames, chunk_size=args.chunk_size, project="tether-demo",
-                            title="Tether demo", out_dir=out),
-                progress=bars.update,
+            result = submit(
+                client, FarmOptions(scene=scene, frames=args.frames, chunk_size=args.chunk_size,
+                                    project="tether-demo", title="Tether demo", out_dir=out),
+                registry=registry, progress=bars.update,
             )
         console.print(f"      job {result.job.id}: {len(result.preflight.frames)} frames, "
                       f"{len(result.preflight.chunks)} tasks")
@@ -107,8 +106,8 @@ def _clip_round_trips(port: int, out: Path, work: Path, console: Any) -> int:
     movie = _frames_to_movie(sorted(out.glob("frame_*.png")), out / "tether_demo.mp4")
     template = _template_movie(work / "template.mp4")
     runs = [
-        ("tensorpix", ["tensorpix", "enhance", str(movie), "--model", "1", "--wait", "--out", str(out / "tensorpix")]),
-        ("clipzy", ["clipzy", "style", str(movie), "--template", str(template), "--wait", "--out",
+        ("tensorpix", ["tensorpix", "submit", str(movie), "--model", "1", "--wait", "--out", str(out / "tensorpix")]),
+        ("clipzy", ["clipzy", "submit", str(movie), "--template", str(template), "--wait", "--out",
                     str(out / "clipzy")]),
         ("move", ["move", "submit", str(movie), "--wait", "--out", str(out / "move")]),
     ]
@@ -166,8 +165,8 @@ def _template_movie(movie: Path) -> Path:
 
 
 def _autopilot_round_trip(url: str, out: Path, registry: Any, console: Any) -> Tuple[Optional[Path], int]:
-    from tether.autopilot.client import AutopilotClient
-    from tether.autopilot.submit import ServiceChoice, submit_clip
+    from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
+    from tether.autopilot.submit import ServiceChoice, submit
     from tether.nukeimport import import_to_nk
 
     from .follow import follow_and_fetch
@@ -177,8 +176,8 @@ def _autopilot_round_trip(url: str, out: Path, registry: Any, console: Any) -> T
         console.print("      skipped: Autopilot needs a clip without gaps (render with step 1)")
         return None, 0
     pattern = str(out / "frame_####.png")
-    with AutopilotClient(url, api_key="local-autopilot-key", profile="local") as client:
-        sub = submit_clip(client, pattern, ServiceChoice(roto=True, tracking=True, depth=True), registry=registry,
+    with AutopilotClient(url, api_key=LOCAL_API_KEY, profile="local") as client:
+        sub = submit(client, pattern, ServiceChoice(roto=True, tracking=True, depth=True), registry=registry,
                           out_dir=out / "autopilot")
         console.print(f"      job {sub.job.id}: {sub.clip.frame_count} frames")
         code = follow_and_fetch("autopilot", [sub.job.id], profile="local", console=console, client=client,

@@ -1,16 +1,19 @@
-"""`tether farm ...`: submit a .blend to the render farm and look at what the farm offers."""
+"""`tether farm submit|jobs|status|fetch|cancel|projects|instances|packages|billing`: submit a .blend to the render
+farm, follow its jobs, and look at what the farm offers."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tether.errors import InputError
 from tether.fileio import SHOWN, human_bytes
 
-from .service_cmd import service_parser
+from .service_cmd import ServiceCommand, print_jobs
+from .service_cmd import client as service_client
 
 
 def _env_pairs(values: List[str]) -> Dict[str, str]:
@@ -24,9 +27,9 @@ def _env_pairs(values: List[str]) -> Dict[str, str]:
 
 
 def register(subparsers: Any) -> None:
-    sub = service_parser(subparsers, "farm")
+    sub = ServiceCommand(subparsers, "farm")
 
-    submit = sub.add_parser(
+    submit = sub.add(
         "submit", help="submit a .blend: validate, upload what the farm lacks, create the job",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether farm submit shot.blend --dry-run                    # what would be sent, sending nothing
@@ -61,12 +64,20 @@ def register(subparsers: Any) -> None:
 
     for name, helptext in (("projects", "list projects"), ("instances", "list instance types"),
                            ("packages", "list Blender versions"), ("billing", "current billing period")):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add(name, help=helptext)
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_list, what=name)
+    jobs = sub.add("jobs", help="list the farm's jobs")
+    jobs.add_argument("--status", action="append", metavar="STATUS", help="only jobs in this state (repeatable)")
+    jobs.add_argument("--project", help="only this project's jobs")
+    jobs.add_argument("--limit", type=int, default=50, help="stop after this many jobs (default 50)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(func=cmd_jobs)
+    sub.finish()
 
 
 def print_preflight(check: Any, console: Any) -> None:
+    """The check's summary (a dry run prints it to stdout, so `> file` keeps it)."""
     console.print(f"[bold]{check.facts.path.name}[/] scene '{check.facts.scene}', engine {check.facts.engine}")
     console.print(f"  frames    {check.frame_spec} ({len(check.frames)} frames, {len(check.chunks)} tasks, "
                   f"{check.scout_tasks} scout tasks)")
@@ -85,8 +96,7 @@ def print_preflight(check: Any, console: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from tether.farm.client import FarmClient
-    from tether.farm.submit import FarmOptions, FarmSubmitter
+    from tether.farm.submit import FarmOptions, preview, submit
     from tether.registry import JobRegistry
 
     from .progress import TransferBars, status_console
@@ -100,20 +110,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
         preemptible_retries=args.retries, scene_name=args.scene_name, allow_missing=args.allow_missing,
         project_root=args.project_root,
     )
-    client = FarmClient.from_profile(args.profile)
-    submitter = FarmSubmitter(client, registry=JobRegistry())
+    client = service_client(args)
     if args.dry_run:
-        check = submitter.preflight(opts)
+        check = preview(client, opts)
         if args.json:
-            print(check.preview_json())  # the same document the Blender add-on's Preview Payload writes
+            print(check.to_json())  # the same document the Blender add-on's Preview Payload writes
         else:
-            print_preflight(check, console)
-            payload = check.preview()["payload"]
+            from rich.console import Console
+
+            out = Console(soft_wrap=True)  # stdout: the dry run's answer is its output
+            print_preflight(check, out)
+            payload = check.document()["payload"]
             if payload is not None:
-                console.print_json(json.dumps(payload))
+                out.print_json(json.dumps(payload))
         return 0 if check.ok else 1
     with TransferBars(console) as bars:
-        result = submitter.submit(opts, progress=bars.update)
+        result = submit(client, opts, registry=JobRegistry(), progress=bars.update)
     up = result.upload
     console.print(f"[green]submitted[/] job {result.job.id} '{result.job.job_title}': "
                   f"{len(result.preflight.frames)} frames in {len(result.preflight.chunks)} tasks; uploaded "
@@ -133,10 +145,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from tether.farm.client import FarmClient
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from tether.farm.client import to_job
 
-    client = FarmClient.from_profile(args.profile)
+    if args.limit < 1:
+        raise InputError("--limit must be 1 or more")
+    with service_client(args) as client:
+        jobs = [to_job(j) for j in islice(client.iter_jobs(status=args.status, project=args.project), args.limit)]
+    print_jobs(jobs, args.json, ("job", "title", "state", "progress", "error"))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = service_client(args)
     rows: List[Any]
     if args.what == "billing":
         period = client.billing_current()

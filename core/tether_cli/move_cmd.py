@@ -1,10 +1,11 @@
-"""`tether move submit|jobs|status|fetch|verify-webhook`: Move (Move.ai) motion capture from the command line.
+"""`tether move submit|jobs|status|fetch|cancel|verify-webhook`: Move (Move.ai) motion capture from the command line.
 
 ``submit VIDEO`` uploads an MP4/MOV/AVI, makes a single-camera take and a job (``--output`` picks the output
-types, ``--start``/``--end`` the clip window in seconds); ``--wait`` follows it, ``--out DIR`` downloads its outputs
-(``MAIN_FBX.fbx``...). ``verify-webhook`` checks a Svix delivery read from standard input and prints its JSON body;
-the secret comes from ``TETHER_MOVE_WEBHOOK_SECRET``, ``--secret-file`` or the keyring, never the command line (which
-``ps`` shows), and a delivery id is accepted once.
+types, ``--start``/``--end`` the clip window in seconds); ``--dry-run`` prints the take and job it would create,
+``--wait`` follows it, ``--out DIR`` downloads its outputs (``MAIN_FBX.fbx``...). ``verify-webhook`` checks a
+Svix delivery read from standard input and prints its JSON body; the secret comes from
+``TETHER_MOVE_WEBHOOK_SECRET``, ``--secret-file`` or the keyring, never the command line (which ``ps`` shows), and a
+delivery id is accepted once.
 """
 
 from __future__ import annotations
@@ -12,21 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from tether.errors import InputError
 
-from .service_cmd import service_parser
+from .service_cmd import ServiceCommand, out_folder, output_folder, print_jobs, print_preview
+from .service_cmd import client as service_client
 
 
 def register(subparsers: Any) -> None:
     outputs = "MAIN_FBX, MAIN_BLEND, MAIN_USDC, ALL_FBX (zip), RENDER_VIDEO, MOTION_DATA"  # checked in move.submit
-    sub = service_parser(subparsers, "move")
+    sub = ServiceCommand(subparsers, "move")
 
-    submit = sub.add_parser(
+    submit = sub.add(
         "submit", help="upload a video and start a motion-capture job",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  tether move submit actor.mp4 --dry-run                                # what it would send
   tether move submit actor.mp4 --wait --out mocap/                      # an FBX rig
   tether move submit actor.mp4 --output MAIN_FBX --output MAIN_BLEND --track-fingers""")
     submit.add_argument("video", type=Path, help="an .mp4, .mov or .avi file")
@@ -36,31 +40,28 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--start", type=float, help="clip window start, seconds")
     submit.add_argument("--end", type=float, help="clip window end, seconds")
     submit.add_argument("--track-fingers", action="store_true", help="job option trackFingers")
+    submit.add_argument("--dry-run", action="store_true", help="check the video and options; send nothing")
     submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     submit.add_argument("--out", type=Path, help="download the outputs here (implies --wait)")
     submit.add_argument("--json", action="store_true", help="print machine-readable results")
     submit.set_defaults(func=cmd_submit)
 
-    jobs = sub.add_parser("jobs", help="list Move jobs (newest first), following the cursor")
+    jobs = sub.add("jobs", help="list Move jobs (newest first), following the cursor")
     jobs.add_argument("--take", help="only the jobs of this take id")
     jobs.add_argument("--first", type=int, default=20, help="page size (default 20)")
     jobs.add_argument("--limit", type=int, default=50, help="stop after this many jobs (default 50)")
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
 
-    status = sub.add_parser("status", help="one job's state, progress and outputs")
-    status.add_argument("job", help="job id")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-
-    fetch = sub.add_parser("fetch", help="download a finished job's outputs")
+    fetch = sub.add("fetch", help="download a finished job's outputs")
     fetch.add_argument("job", help="job id")
-    fetch.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    fetch.add_argument("--out", type=Path, metavar="DIR",
+                       help="folder for the outputs (default: the one recorded when it was submitted)")
     fetch.add_argument("--output", action="append", metavar="TYPE", type=str.upper,
                        help="only these output types (default: all the job has)")
     fetch.set_defaults(func=cmd_fetch)
 
-    hook = sub.add_parser("verify-webhook", help="verify a Svix-signed webhook body read from standard input")
+    hook = sub.add("verify-webhook", help="verify a Svix-signed webhook body read from standard input")
     hook.add_argument("--secret-file", type=Path, metavar="FILE",
                       help="a file holding the endpoint's whsec_... secret (default: $TETHER_MOVE_WEBHOOK_SECRET, "
                            "else the keyring's move webhook_secret)")
@@ -69,32 +70,26 @@ def register(subparsers: Any) -> None:
     hook.add_argument("--timestamp", dest="svix_timestamp", required=True, help="the svix-timestamp header")
     hook.add_argument("--signature", dest="svix_signature", required=True, help="the svix-signature header")
     hook.set_defaults(func=cmd_verify_webhook)
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from tether.move.client import MoveClient
-
-    return MoveClient.from_profile(args.profile)
-
-
-def _job_dict(job: Any) -> Dict[str, Any]:
-    return {**job.model_dump(mode="json"), "state_label": job.state_label}
+    sub.finish()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from tether.move.submit import MoveRequest, submit_video
+    from tether.move.submit import MoveRequest, preview, submit
     from tether.registry import JobRegistry
 
     from .progress import TransferBars, status_console
 
     console = status_console()
-    out: Optional[Path] = args.out.resolve() if args.out else None
+    out = out_folder(args.out)
     req = MoveRequest(video=args.video, name=args.name, outputs=args.output or ["MAIN_FBX"], start=args.start,
                       end=args.end, options={"trackFingers": True} if args.track_fingers else {})
+    if args.dry_run:
+        print_preview(preview(None, req))
+        return 0
     registry = JobRegistry()
-    with _client(args) as client:
+    with service_client(args) as client:
         with TransferBars(console) as bars:
-            sub = submit_video(client, req, registry=registry, out_dir=out,
+            sub = submit(client, req, registry=registry, out_dir=out,
                                progress=lambda done, total: bars.bytes("upload", done, total))
         facts = sub.facts
         window = f" from {sub.window.start_time:g}-{sub.window.end_time:g} s" if sub.window else ""
@@ -121,44 +116,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_jobs(args: argparse.Namespace) -> int:
     from tether.move.client import to_job
 
-    from .tables import print_table
-
     if args.first < 1 or args.limit < 1:
         raise InputError("--first and --limit must be 1 or more")
-    jobs = []
-    with _client(args) as client:
-        for mj in client.iter_jobs(first=min(args.first, args.limit), take_id=args.take):
-            jobs.append(to_job(mj))
-            if len(jobs) >= args.limit:
-                break
-    if args.json:
-        print(json.dumps([_job_dict(j) for j in jobs]))
-        return 0
-    print_table(("job", "name", "state", "progress", "outputs"),
-                [(j.id, j.title, j.state_label, f"{j.progress:.0f}%", ", ".join(o.name for o in j.outputs))
-                 for j in jobs])
+    with service_client(args) as client:
+        listed = client.iter_jobs(first=min(args.first, args.limit), take_id=args.take)
+        jobs = [to_job(mj) for mj in islice(listed, args.limit)]
+    print_jobs(jobs, args.json, ("job", "title", "state", "progress", "outputs"))
     return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from tether.jobs import JobState
-
-    with _client(args) as client:
-        job = client.get_job(args.job)
-    if args.json:
-        print(json.dumps(_job_dict(job)))
-    else:
-        print(f"{job.id}: {job.state_label} ({job.raw_state}), {job.progress:.0f}%"
-              + (f"; outputs: {', '.join(o.name for o in job.outputs)}" if job.outputs else "")
-              + (f"; {job.error}" if job.error else ""))
-    return 1 if job.state in (JobState.FAILED, JobState.CANCELLED) else 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from tether.registry import JobRegistry
 
-    out = args.out.resolve()
-    with _client(args) as client:
+    out = output_folder(args)
+    with service_client(args) as client:
         files = client.fetch_outputs(args.job, out, keys=args.output or None)
     JobRegistry().mark_fetched("move", args.job, out)
     for path in files:

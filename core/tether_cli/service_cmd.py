@@ -1,21 +1,157 @@
-"""What every `tether SERVICE ...` command shares: its parser, described by :mod:`tether.spec`."""
+"""What every `tether SERVICE ...` command shares: the same verbs for each service of :mod:`tether.spec`.
+
+``tether SERVICE submit|jobs|status|fetch|cancel``: a service module adds ``submit`` and ``jobs`` (their options are
+its own) and whatever it alone offers, and may give its own ``status``, ``fetch`` or ``cancel``; :meth:`finish` adds
+the generic ones it left out, which work through the client's :class:`tether.jobs.JobService` methods. Older verbs
+(``enhance``, ``style``, ``result``, ``results``) stay as aliases of the verb they are.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set
 
+from tether.errors import InputError
 from tether.spec import SPECS
 
+if TYPE_CHECKING:
+    from tether.jobs import Job
+    from tether.submission import Preview
 
-def service_parser(subparsers: Any, service: str) -> Any:
-    """``tether SERVICE``'s action subparsers; without an action the command prints its help (exit 2)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(service, help=SPECS[service].summary)
-    actions = parser.add_subparsers(dest=f"{service}_command", metavar="ACTION")
+VERBS = ("submit", "jobs", "status", "fetch", "cancel")
 
-    def show_help(args: argparse.Namespace) -> int:
-        parser.print_help()
+
+class ServiceCommand:
+    """``tether SERVICE``: its parser, its actions, and the common verbs it does not define itself."""
+
+    def __init__(self, subparsers: Any, service: str) -> None:
+        spec = SPECS[service]
+        self.service = service
+        self.parser: argparse.ArgumentParser = subparsers.add_parser(
+            service, help=spec.summary,
+            description=f"{spec.summary}. Every service has the verbs {', '.join(VERBS)}.")
+        self.actions = self.parser.add_subparsers(dest=f"{service}_command", metavar="ACTION")
+        self.parser.set_defaults(func=self._help, service_name=service)
+        self.verbs: Set[str] = set()
+
+    def _help(self, args: argparse.Namespace) -> int:
+        self.parser.print_help()
         return 2
 
-    parser.set_defaults(func=show_help)
-    return actions
+    def add(self, verb: str, *, aliases: Sequence[str] = (), **kwargs: Any) -> argparse.ArgumentParser:
+        """An action; ``aliases`` are older names that run the same action."""
+        self.verbs.add(verb)
+        parser: argparse.ArgumentParser = self.actions.add_parser(verb, aliases=list(aliases), **kwargs)
+        return parser
+
+    def finish(self) -> None:
+        """Add the common verbs this service did not define itself."""
+        title = SPECS[self.service].title
+        if "status" not in self.verbs:
+            status = self.add("status", help=f"one {title} job's state, progress and outputs")
+            status.add_argument("job", help="job id")
+            status.add_argument("--json", action="store_true", help="print JSON")
+            status.set_defaults(func=cmd_status)
+        if "fetch" not in self.verbs:
+            fetch = self.add("fetch", help=f"download a finished {title} job's outputs")
+            fetch.add_argument("job", help="job id")
+            fetch.add_argument("--out", type=Path, metavar="DIR",
+                               help="folder for the outputs (default: the one recorded when it was submitted)")
+            fetch.add_argument("--json", action="store_true", help="print the files as JSON")
+            fetch.set_defaults(func=cmd_fetch)
+        if "cancel" not in self.verbs:
+            cancel = self.add("cancel", help=f"cancel a {title} job")
+            cancel.add_argument("job", help="job id")
+            cancel.set_defaults(func=cmd_cancel)
+        missing = [v for v in VERBS if v not in self.verbs]
+        if missing:  # pragma: no cover - a service module that forgot its submit or jobs
+            raise RuntimeError(f"`tether {self.service}` has no {', '.join(missing)}")
+
+
+def client(args: argparse.Namespace) -> Any:
+    """The client of the command's service, for the command's profile."""
+    return SPECS[args.service_name].client_class().from_profile(args.profile)
+
+
+def job_dict(job: Job) -> Dict[str, Any]:
+    return {**job.model_dump(mode="json"), "state_label": job.state_label}
+
+
+def status_line(job: Job) -> str:
+    return (f"{job.id}: {job.state_label} ({job.raw_state}), {job.progress:.0f}%"
+            + (f"; outputs: {', '.join(o.name for o in job.outputs)}" if job.outputs else "")
+            + (f"; {job.error}" if job.error else ""))
+
+
+def print_jobs(jobs: List[Job], as_json: bool, columns: Sequence[str] = ("job", "title", "state", "progress")) -> None:
+    """A service's job listing: JSON, or a table (plain when piped) of ``columns`` (also ``outputs``, ``error``)."""
+    from .tables import print_table
+
+    if as_json:
+        print(json.dumps([job_dict(j) for j in jobs]))
+        return
+    cells = {"job": lambda j: j.id, "title": lambda j: j.title, "state": lambda j: j.state_label,
+             "progress": lambda j: f"{j.progress:.0f}%", "outputs": lambda j: ", ".join(o.name for o in j.outputs),
+             "error": lambda j: j.error or ""}
+    print_table(tuple("name" if c == "title" and "outputs" in columns else c for c in columns),
+                [tuple(cells[c](j) for c in columns) for j in jobs])
+
+
+def print_preview(preview: Preview) -> None:
+    """A dry run's answer: what would be sent, as JSON on stdout (so `> file` keeps it)."""
+    print(preview.to_json())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tether.jobs import JobState
+
+    with client(args) as c:
+        job = c.get_job(args.job)
+    print(json.dumps(job_dict(job)) if args.json else status_line(job))
+    return 1 if job.state in (JobState.FAILED, JobState.CANCELLED) else 0
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """``--out``, else the folder recorded when the job was submitted from this machine."""
+    if args.out is not None:
+        return Path(args.out).resolve()
+    from tether.registry import JobRegistry
+
+    record = JobRegistry().get(args.service_name, args.job)
+    if record is None or not record.output_dir:
+        raise InputError(f"{args.service_name} job {args.job} has no recorded output folder: add --out DIR")
+    return Path(record.output_dir)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from tether.registry import JobRegistry
+
+    from .progress import TransferBars, status_console
+
+    out = output_folder(args)
+    with client(args) as c, TransferBars(status_console()) as bars:
+        files = c.fetch_outputs(args.job, out, progress=lambda done, total: bars.bytes("download", done, total))
+    JobRegistry().mark_fetched(args.service_name, args.job, out)
+    if getattr(args, "json", False):
+        print(json.dumps({"job_id": args.job, "files": [str(p) for p in files]}))
+    else:
+        for path in files:
+            print(path)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        c.cancel_job(args.job)
+    print(f"{args.service_name} job {args.job} cancelled")
+    return 0
+
+
+def out_folder(value: Optional[Path]) -> Optional[Path]:
+    return value.resolve() if value else None
+
+
+__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_status", "job_dict", "out_folder",
+           "print_jobs", "print_preview", "status_line"]

@@ -1,7 +1,8 @@
-"""`tether tensorpix models|balance|enhance|jobs`: TensorPix video enhancement from the command line.
+"""`tether tensorpix submit|jobs|status|fetch|cancel|models|balance`: TensorPix video enhancement from the command line.
 
-``enhance CLIP --model 1 [--model 2] [--resolution 1080] [--wait] [--out DIR]`` uploads a movie, waits until
-TensorPix has processed the upload, creates the job and records it; ``--out`` follows it and downloads the result.
+``submit CLIP --model 1 [--model 2] [--resolution 1080] [--wait] [--out DIR]`` (also ``enhance``) uploads a movie,
+waits until TensorPix has processed the upload, creates the job and records it; ``--out`` follows it and downloads the
+result; ``--dry-run`` prints the job body it would post.
 A job's ``status`` is an integer TensorPix does not document: it is printed as itself, never translated.
 """
 
@@ -10,27 +11,29 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-from .service_cmd import service_parser
+from .service_cmd import ServiceCommand, out_folder, print_preview
+from .service_cmd import client as service_client
 
 
 def register(subparsers: Any) -> None:
-    sub = service_parser(subparsers, "tensorpix")
+    sub = ServiceCommand(subparsers, "tensorpix")
 
-    models = sub.add_parser("models", help="list the ML models (ids for --model)")
+    models = sub.add("models", help="list the ML models (ids for --model)")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
 
-    balance = sub.add_parser("balance", help="the account's balance in USD")
+    balance = sub.add("balance", help="the account's balance in USD")
     balance.add_argument("--json", action="store_true")
     balance.set_defaults(func=cmd_balance)
 
-    enhance = sub.add_parser(
-        "enhance", help="upload a movie and enhance it",
+    enhance = sub.add(
+        "submit", aliases=["enhance"], help="upload a movie and enhance it",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether tensorpix models                                   # the model ids
-  tether tensorpix enhance shot.mov --model 1 --resolution 2160 --wait --out enhanced/""")
+  tether tensorpix submit shot.mov --model 1 --dry-run      # the job body it would post
+  tether tensorpix submit shot.mov --model 1 --resolution 2160 --wait --out enhanced/""")
     enhance.add_argument("clip", help="a movie file (.mp4, .mov, .mkv)")
     enhance.add_argument("--model", type=int, action="append", default=[], metavar="ID", required=True,
                          help="ML model id from `tether tensorpix models` (repeatable)")
@@ -45,21 +48,17 @@ def register(subparsers: Any) -> None:
     enhance.add_argument("--start-frame", type=int, help="first frame to enhance (0-based)")
     enhance.add_argument("--end-frame", type=int, help="last frame to enhance (0-based, inclusive)")
     enhance.add_argument("--preview", action="store_true", help="enhance a short preview only")
+    enhance.add_argument("--dry-run", action="store_true", help="check the movie and options; send nothing")
     enhance.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     enhance.add_argument("--out", type=Path, help="download the enhanced video here (implies --wait)")
     enhance.add_argument("--json", action="store_true")
     enhance.set_defaults(func=cmd_enhance)
 
-    jobs = sub.add_parser("jobs", help="list TensorPix jobs (every page)")
+    jobs = sub.add("jobs", help="list TensorPix jobs (every page)")
     jobs.add_argument("--limit", type=int, default=0, help="show at most this many (0: all)")
     jobs.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from tether.tensorpix.client import TensorPixClient
-
-    return TensorPixClient.from_profile(args.profile)
+    sub.finish()
 
 
 def _console() -> Any:
@@ -69,7 +68,7 @@ def _console() -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         models = client.models()
     if args.json:
         print(json.dumps([m.model_dump(mode="json") for m in models], indent=2))
@@ -82,7 +81,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with service_client(args) as client:
         balance = client.balance()
     if args.json:
         print(json.dumps({"balance_usd": balance.balance_usd}))
@@ -103,14 +102,18 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     from tether.registry import JobRegistry
-    from tether.tensorpix.submit import enhance_clip
+    from tether.tensorpix.submit import preview, submit
 
     from .progress import status_console
 
+    if args.dry_run:
+        with service_client(args) as client:
+            print_preview(preview(client, args.clip, _options(args)))
+        return 0
     registry = JobRegistry()
-    out: Optional[Path] = args.out.resolve() if args.out else None
-    with _client(args) as client:
-        done = enhance_clip(client, args.clip, _options(args), registry=registry, out_dir=out)
+    out = out_folder(args.out)
+    with service_client(args) as client:
+        done = submit(client, args.clip, _options(args), registry=registry, out_dir=out)
         job_id = str(done.job.id)
         if args.json and not (args.wait or args.out):
             print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id}))
@@ -136,7 +139,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from tether.tensorpix.client import to_job
 
     rows = []
-    with _client(args) as client:
+    with service_client(args) as client:
         for tj in client.iter_jobs():
             rows.append((tj, to_job(tj)))
             if args.limit and len(rows) >= args.limit:

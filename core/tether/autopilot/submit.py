@@ -1,25 +1,33 @@
-"""One headless submission path for Autopilot: check -> pack -> upload -> create job -> record.
+"""One headless submission path for Autopilot: prepare (check the clip, the options and the quota) -> preview ->
+submit (pack -> upload -> create job -> record).
 
-The CLI and the Nuke plug-in both call :func:`submit_clip`. Everything that can be wrong with the input (a clip over
-the frame limit or the account's quota, a sequence with gaps, sensor width without height, no service asked for)
-is found by :func:`prepare` before a byte is uploaded, and raised as :class:`InputError` saying what to change.
+The CLI and the Nuke plug-in both call :func:`submit` (``submit_clip`` is its older name). Everything that can be
+wrong with the input (a clip over the frame limit or the account's quota, a sequence with gaps, sensor width without
+height, no service asked for) is found by :func:`prepare` before a byte is uploaded, and raised as
+:class:`InputError` saying what to change.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
-from ..errors import InputError, redact
+from ..errors import InputError
 from ..fileio import check_output_dir, staging
 from ..progress import Progress
+from ..submission import UPLOAD_PLACEHOLDER, invalid_options, preview_json
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
+
+if TYPE_CHECKING:
+    from ..registry import JobRegistry
+    from .client import AutopilotClient
+
+SERVICE = "autopilot"
 
 
 @dataclass
@@ -59,15 +67,6 @@ class ServiceChoice:
         return out
 
 
-def _field_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
-
-
 def build_payload(source_path: str, choice: ServiceChoice, *, output_path: str,
                   asset_metadata: Optional[Dict[str, Any]] = None, job_metadata: Optional[Dict[str, Any]] = None,
                   job_source: Optional[str] = "tether") -> JobCreate:
@@ -78,7 +77,7 @@ def build_payload(source_path: str, choice: ServiceChoice, *, output_path: str,
                       metadata=asset_metadata or {})
         return JobCreate(assets=[asset], metadata=job_metadata or {}, job_source=job_source)
     except ValidationError as exc:
-        raise InputError(f"the Autopilot options are not valid: {_field_errors(exc)}") from None
+        raise invalid_options("Autopilot", exc) from None
 
 
 def check_frames(clip: Clip, choice: ServiceChoice, quota: Optional[Quota]) -> None:
@@ -109,18 +108,16 @@ class Prepared:
     submission: str
 
 
-def prepare(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
-            check_quota: bool = True) -> Prepared:
+def prepare(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
+            output_path: Optional[str] = None, check_quota: bool = True) -> Prepared:
+    """Check the clip and the options, and (``check_quota`` and a client) that the account can afford it."""
     clip = inspect_clip(clip_spec)
     submission = str(uuid.uuid4())
     out = output_path or f"tether/{Path(clip.upload_name).stem}/{submission[:8]}"
     build_payload("placeholder", choice, output_path=out)  # validates the options before anything is sent
-    quota = client.quota() if check_quota else None
+    quota = client.quota() if check_quota and client is not None else None
     check_frames(clip, choice, quota)
     return Prepared(clip=clip, choice=choice, quota=quota, output_path=out, submission=submission)
-
-
-UPLOAD_PLACEHOLDER = "<uploaded clip>"  # stands for the clip's storage key in a preview: it exists once uploaded
 
 
 def submission_facts(prep: Prepared, source: Optional[str] = None) -> Dict[str, Any]:
@@ -145,7 +142,7 @@ def job_payload(prep: Prepared, s3_key: str, metadata: Optional[Dict[str, Any]] 
 
 @dataclass
 class Preview:
-    """What :func:`submit_clip` would send for these inputs, with :data:`UPLOAD_PLACEHOLDER` for the clip's key."""
+    """What :func:`submit` would send for these inputs, with :data:`UPLOAD_PLACEHOLDER` for the clip's key."""
 
     prepared: Prepared
     payload: JobCreate
@@ -168,13 +165,14 @@ class Preview:
         }
 
     def to_json(self) -> str:
-        return redact(json.dumps(self.document(), indent=2, sort_keys=True))
+        return preview_json(self.document())
 
 
-def preview(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
+def preview(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
+            output_path: Optional[str] = None,
             metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True,
             source: Optional[str] = None) -> Preview:
-    """Check the clip and build the job body :func:`submit_clip` would send; upload nothing, create nothing.
+    """Check the clip and build the job body :func:`submit` would send; upload nothing, create nothing.
 
     ``check_quota=False`` asks the service nothing at all (``client`` may then be None). The output path and
     submission id are fresh ones, as each send makes its own.
@@ -191,11 +189,11 @@ class Submission:
     output_path: str
 
 
-def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
-                metadata: Optional[Dict[str, Any]] = None, registry: Any = None, out_dir: Optional[Path] = None,
-                progress: Optional[Progress] = None, source_label: Optional[str] = None,
-                source: Optional[str] = None) -> Submission:
-    """Check, upload and create the job; record it in ``registry`` (a :class:`tether.registry.JobRegistry`).
+def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
+           metadata: Optional[Dict[str, Any]] = None, registry: Optional[JobRegistry] = None,
+           out_dir: Optional[Path] = None, progress: Optional[Progress] = None, source_label: Optional[str] = None,
+           source: Optional[str] = None) -> Submission:
+    """Check, upload and create the job; record it in ``registry``.
 
     ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
     to the clip's path)."""
@@ -211,11 +209,13 @@ def submit_clip(client: Any, clip_spec: str, choice: ServiceChoice, *, output_pa
     facts = submission_facts(prep, source)
     job = client.create_job(job_payload(prep, s3_key, metadata, source))
     if registry is not None:
-        registry.record(service="autopilot", job_id=job.id, profile=getattr(client, "profile", ""),
+        registry.record(service=SERVICE, job_id=job.id, profile=client.profile,
                         title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
                         extra={**facts, "s3_key": s3_key, "services": [s["type"] for s in choice.specs("x")]})
     return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
 
 
+submit_clip = submit  # the older name
+
 __all__ = ["UPLOAD_PLACEHOLDER", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload", "check_frames",
-           "job_payload", "prepare", "preview", "submission_facts", "submit_clip"]
+           "job_payload", "prepare", "preview", "submission_facts", "submit", "submit_clip"]

@@ -1,4 +1,9 @@
-"""The one headless farm submitter: the CLI, the Blender add-on and the tests all go through it.
+"""The one headless farm submission path: the CLI, the Blender add-on and the tests all go through it.
+
+The verbs of every service (:mod:`tether.submission`): :func:`prepare` (the checks, as a :class:`Preflight`),
+:func:`preview` (the same :class:`Preflight`, whose ``document()`` is what would be sent) and :func:`submit`.
+:class:`FarmSubmitter` is the path behind them; one instance keeps the farm's instance and package lists, so a UI
+that checks again and again asks the farm once.
 
 validate -> lay out the bundle (:mod:`tether.farm.bundle`) -> write its rewritten .blend copies -> hash and upload
 what the farm lacks -> create the job -> record it locally. Everything that can be wrong with the input is found in
@@ -15,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
 from ..errors import BadRequest, InputError, redact
@@ -24,6 +29,12 @@ from ..fileio import staging as staging_folder
 from . import bundle as bundles
 from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
+
+if TYPE_CHECKING:
+    from ..registry import JobRegistry
+    from ..transfer import HashCache, TransferProgress
+
+SERVICE = "farm"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -121,6 +132,9 @@ class Preflight:
         """:meth:`preview` as indented JSON, any registered secret redacted (a credential is never part of it)."""
         return redact(json.dumps(self.preview(), indent=2))
 
+    document = preview  # the verbs' Preview (tether.submission.Preview)
+    to_json = preview_json
+
     def raise_errors(self) -> None:
         if self.errors:
             raise InputError("cannot submit:\n  - " + "\n  - ".join(self.errors))
@@ -152,7 +166,8 @@ def _listing(opts: FarmOptions, scene: Path, name: str) -> Path:
     return data_dir() / "reports" / f"{scene.stem}.{name}"
 
 class FarmSubmitter:
-    def __init__(self, client: FarmClient, registry: Any = None, hash_cache: Any = None) -> None:
+    def __init__(self, client: FarmClient, registry: Optional[JobRegistry] = None,
+                 hash_cache: Optional[HashCache] = None) -> None:
         self.client = client
         self.registry = registry
         self.hash_cache = hash_cache
@@ -305,7 +320,7 @@ class FarmSubmitter:
                          payload=payload)
 
     # --- submission ---------------------------------------------------------------------------------------------
-    def submit(self, opts: FarmOptions, progress: Optional[Callable[[Any], Optional[bool]]] = None,
+    def submit(self, opts: FarmOptions, progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None,
                source: Optional[str] = None) -> SubmitResult:
         from ..transfer import HashCache, upload_files
 
@@ -338,7 +353,7 @@ class FarmSubmitter:
                 job = self.client.create_job(payload)
         if self.registry is not None:
             self.registry.record(
-                service="farm", job_id=job.id, profile=self.client.profile, title=job.job_title,
+                service=SERVICE, job_id=job.id, profile=self.client.profile, title=job.job_title,
                 source=source or str(check.facts.path), output_dir=str(opts.out_dir) if opts.out_dir else None,
                 extra={"frames": check.frame_spec, "chunk_size": opts.chunk_size, "scout": opts.scout,
                        "output_path": check.payload.output_path, "user": getpass.getuser()},
@@ -357,6 +372,23 @@ class FarmSubmitter:
     def _ensure_project(self, name: str) -> None:
         if not any(p.name == name for p in self.client.projects()):
             self.client.create_project(name)
+
+
+def prepare(client: FarmClient, opts: FarmOptions) -> Preflight:
+    """Every check, before anything is uploaded; the outcome says what is wrong (``errors``) instead of raising."""
+    return FarmSubmitter(client).preflight(opts)
+
+
+def preview(client: FarmClient, opts: FarmOptions) -> Preflight:
+    """What :func:`submit` would send: the :class:`Preflight` (its ``document()`` and ``to_json()``)."""
+    return prepare(client, opts)
+
+
+def submit(client: FarmClient, opts: FarmOptions, *, registry: Optional[JobRegistry] = None,
+           progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None, source_label: Optional[str] = None,
+           hash_cache: Optional[HashCache] = None) -> SubmitResult:
+    """Check, upload what the farm lacks, create the job; record it in ``registry``."""
+    return FarmSubmitter(client, registry, hash_cache).submit(opts, progress=progress, source=source_label)
 
 
 ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")

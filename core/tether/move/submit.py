@@ -1,8 +1,10 @@
-"""One headless submission path for Move: check the video -> upload -> take -> job -> record.
+"""One headless submission path for Move: prepare (check the video, outputs, clip window) -> preview -> submit
+(upload -> take -> job -> record).
 
-The CLI and the Blender add-on both call :func:`submit_video`. A wrong file type, a missing file, an unknown
-output type, a clip window outside the video, or a take too short, too long or at a frame rate out of
-:data:`LIMITS` is refused by :func:`prepare` before anything is uploaded (the whole file would be sent otherwise).
+The CLI and the Blender add-on both call :func:`submit` (``submit_video`` is its older name). A wrong file type, a
+missing file, an unknown output type, a clip window outside the video, or a take too short, too long or at a frame
+rate out of :data:`LIMITS` is refused by :func:`prepare` before anything is uploaded (the whole file would be sent
+otherwise).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from pydantic import ValidationError
 
@@ -19,8 +21,15 @@ from ..fileio import check_output_dir
 from ..jobs import Job, JobState
 from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from ..progress import Progress
+from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, field_errors
 from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
+
+if TYPE_CHECKING:
+    from ..registry import JobRegistry
+    from .client import MoveClient
+
+SERVICE = "move"
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,11 @@ class Prepared:
     window: Optional[ClipWindow]
     submission: str
     frames: Optional[int] = None  # of the window sent, else of the whole video
+    name: str = ""  # the take's and job's name
 
 
-def prepare(req: MoveRequest) -> Prepared:
+def prepare(client: Optional[MoveClient], req: MoveRequest) -> Prepared:
+    """Check the video, the outputs and the clip window (Move has nothing to ask first: ``client`` may be None)."""
     facts = probe(req.video)
     outputs = [o.strip().upper() for o in req.outputs if o.strip()]
     if not outputs:
@@ -112,14 +123,14 @@ def prepare(req: MoveRequest) -> Prepared:
         try:
             window = ClipWindow(start_time=start, end_time=end)
         except ValidationError as exc:
-            raise InputError("the clip window is not valid: " + "; ".join(
-                str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())) from None
+            raise InputError(f"the clip window is not valid: {field_errors(exc)}") from None
         if facts.duration is not None and window.end_time > facts.duration + 1e-3:
             raise InputError(f"the clip window ends at {window.end_time:g} s but {facts.path.name} lasts "
                              f"{facts.duration:.3f} s")
     frames = take_frames(facts, window)
     check_limits(facts, frames, window)
-    return Prepared(facts=facts, outputs=outputs, window=window, submission=str(uuid.uuid4()), frames=frames)
+    return Prepared(facts=facts, outputs=outputs, window=window, submission=str(uuid.uuid4()), frames=frames,
+                    name=req.name or facts.path.stem)
 
 
 def take_frames(facts: VideoFacts, window: Optional[ClipWindow]) -> Optional[int]:
@@ -150,6 +161,29 @@ def check_limits(facts: VideoFacts, frames: Optional[int], window: Optional[Clip
                          + ": trim it (--start/--end, or the Sequencer strip) and send the part you need")
 
 
+def _facts(prep: Prepared) -> Dict[str, Any]:
+    """What the take and the job carry as metadata, and the registry keeps, about the video (and its window)."""
+    facts, window = prep.facts, prep.window
+    info = {"source": str(facts.path), "fps": facts.fps, "frames": prep.frames, "duration": facts.duration,
+            "start": window.start_time if window else None, "end": window.end_time if window else None,
+            "tether_submission": prep.submission}
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def preview(client: Optional[MoveClient], req: MoveRequest) -> DocumentPreview:
+    """The take and the job :func:`submit` would create (the file id stands for the upload's), and the upload."""
+    prep = prepare(client, req)
+    facts, info = prep.facts, _facts(prep)
+    return DocumentPreview({
+        "upload": {"source": str(facts.path), "file_name": facts.path.name, "format": facts.format,
+                   "bytes": facts.size},
+        "take": {"fileId": UPLOAD_PLACEHOLDER, "format": facts.format, "name": prep.name, "metadata": info},
+        "job": {"name": prep.name, "outputs": prep.outputs, "options": req.options or None,
+                "metadata": {**req.metadata, **info},
+                "clipWindow": prep.window.variables() if prep.window else None},
+    })
+
+
 @dataclass
 class Submission:
     job: MoveJob
@@ -160,31 +194,30 @@ class Submission:
     window: Optional[ClipWindow] = None
 
 
-def submit_video(client: Any, req: MoveRequest, *, registry: Any = None, out_dir: Optional[Path] = None,
-                 progress: Optional[Progress] = None, source_label: Optional[str] = None) -> Submission:
-    prep = prepare(req)
+def submit(client: MoveClient, req: MoveRequest, *, registry: Optional[JobRegistry] = None,
+           out_dir: Optional[Path] = None, progress: Optional[Progress] = None,
+           source_label: Optional[str] = None) -> Submission:
+    """Upload the video, make the take and the job; record it in ``registry``."""
+    prep = prepare(client, req)
     if out_dir is not None:
         check_output_dir(out_dir)
-    facts = prep.facts
-    name = req.name or facts.path.stem
-    window = prep.window
-    info = {"source": str(facts.path), "fps": facts.fps, "frames": prep.frames, "duration": facts.duration,
-            "start": window.start_time if window else None, "end": window.end_time if window else None,
-            "tether_submission": prep.submission}
-    info = {k: v for k, v in info.items() if v is not None}
+    facts, name, window, info = prep.facts, prep.name, prep.window, _facts(prep)
     file = client.upload(facts.path, name=facts.path.name, progress=progress)
     take = client.create_take(file.id, source_format=facts.format, name=name, metadata=info)
     job = client.create_job(take.id, name=name, options=req.options or None, outputs=prep.outputs,
                             metadata={**req.metadata, **info}, clip_window=prep.window)
     if registry is not None:
-        registry.record(service="move", job_id=job.id, profile=getattr(client, "profile", ""), title=name,
+        registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=name,
                         source=source_label or str(facts.path), output_dir=out_dir,
                         raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
                         extra={**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs})
     return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts, frames=prep.frames, window=window)
 
 
-def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Optional[bool]]] = None,
+submit_video = submit  # the older name
+
+
+def wait_for(client: MoveClient, job_id: str, *, on_update: Optional[Callable[[Job], Optional[bool]]] = None,
              interval: float = 0.5, max_interval: float = 15.0, clock: Clock = SYSTEM_CLOCK,
              timeout: Optional[float] = None) -> Job:
     """Poll until the job finishes; ``on_update`` sees each view and may return False to stop waiting."""
@@ -199,4 +232,4 @@ def wait_for(client: Any, job_id: str, *, on_update: Optional[Callable[[Job], Op
 
 
 __all__ = ["LIMITS", "Limits", "MoveRequest", "Prepared", "Submission", "VideoFacts", "check_limits", "prepare",
-           "probe", "submit_video", "take_frames", "wait_for"]
+           "preview", "probe", "submit", "submit_video", "take_frames", "wait_for"]

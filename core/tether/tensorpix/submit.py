@@ -1,30 +1,30 @@
-"""One headless path for TensorPix: check options -> upload -> wait until ready -> create job -> record.
+"""One headless path for TensorPix: prepare (check the movie, the options and the model ids) -> preview -> submit
+(upload -> wait until TensorPix has the video -> create the job -> record it).
 
-The CLI and the Nuke plug-in both call :func:`enhance_clip`. Options are validated (:class:`JobOptions`) before a
-byte is uploaded, and the model ids are checked against ``/api/ml-models/``.
+The CLI and the Nuke plug-in both call :func:`submit` (``enhance_clip`` is its older name). Options are validated
+(:class:`~tether.tensorpix.models.JobOptions`) and model ids checked against ``/api/ml-models/`` before a byte is
+uploaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
 from ..errors import InputError
 from ..fileio import check_output_dir
 from ..media import WEB_MOVIE_EXTS
+from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
 from .models import InputVideo, JobCreate, TensorPixJob
 
+if TYPE_CHECKING:
+    from ..registry import JobRegistry
+    from .client import TensorPixClient
 
-def _field_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
+SERVICE = "tensorpix"
 
 
 def build_options(options: Dict[str, Any], input_video: int = 1) -> JobCreate:
@@ -32,12 +32,12 @@ def build_options(options: Dict[str, Any], input_video: int = 1) -> JobCreate:
     try:
         return JobCreate(input_video=input_video, **options)
     except ValidationError as exc:
-        raise InputError(f"the TensorPix options are not valid: {_field_errors(exc)}") from None
+        raise invalid_options("TensorPix", exc) from None
     except TypeError as exc:
         raise InputError(f"the TensorPix options are not valid: {exc}") from None
 
 
-def check_models(client: Any, ids: List[int]) -> None:
+def check_models(client: TensorPixClient, ids: List[int]) -> None:
     known = {m.id: m for m in client.models()}
     unknown = [i for i in ids if i not in known]
     if unknown:
@@ -46,35 +46,63 @@ def check_models(client: Any, ids: List[int]) -> None:
 
 
 @dataclass
-class Enhancement:
-    job: TensorPixJob
-    video: InputVideo
-    source: str
+class Prepared:
+    path: Path
+    options: Dict[str, Any]
+    payload: JobCreate  # with a placeholder input_video: the upload gives the real id
 
 
-def enhance_clip(client: Any, clip: str, options: Dict[str, Any], *, registry: Any = None,
-                 out_dir: Optional[Path] = None, source_label: Optional[str] = None,
-                 extra: Optional[Dict[str, Any]] = None, ready_timeout: float = 600.0) -> Enhancement:
-    """Upload ``clip`` (a movie file), wait until TensorPix has it, create the job, record it in ``registry``."""
+def prepare(client: Optional[TensorPixClient], clip: str, options: Dict[str, Any]) -> Prepared:
+    """Check the movie and the options; with a ``client``, the model ids too (``None`` asks the service nothing)."""
     path = Path(clip)
     if not path.is_file():
         raise InputError(f"{clip}: no such file")
     if path.suffix.lower() not in WEB_MOVIE_EXTS:
         raise InputError(f"{clip}: TensorPix takes a movie ({', '.join(sorted(WEB_MOVIE_EXTS))}); encode the frames "
                          "first")
-    build_options(options)  # refuses bad options before uploading
+    payload = build_options(options)
+    if client is not None:
+        check_models(client, list(options.get("ml_models") or []))
+    return Prepared(path=path, options=dict(options), payload=payload)
+
+
+def preview(client: Optional[TensorPixClient], clip: str, options: Dict[str, Any]) -> DocumentPreview:
+    """The job body :func:`submit` would post (``input_video`` stands for the upload's id) and the movie it uploads."""
+    prep = prepare(client, clip, options)
+    return DocumentPreview({
+        "payload": {**prep.payload.payload(), "input_video": UPLOAD_PLACEHOLDER},
+        "upload": {"source": str(prep.path), "file_name": prep.path.name, "bytes": prep.path.stat().st_size},
+    })
+
+
+@dataclass
+class Submission:
+    job: TensorPixJob
+    video: InputVideo
+    source: str
+
+
+def submit(client: TensorPixClient, clip: str, options: Dict[str, Any], *, registry: Optional[JobRegistry] = None,
+           out_dir: Optional[Path] = None, source_label: Optional[str] = None,
+           extra: Optional[Dict[str, Any]] = None, ready_timeout: float = 600.0) -> Submission:
+    """Upload ``clip`` (a movie file), wait until TensorPix has it, create the job, record it in ``registry``."""
+    prep = prepare(client, clip, options)
+    path = prep.path
     if out_dir is not None:
         check_output_dir(out_dir)
-    check_models(client, list(options.get("ml_models") or []))
     uploaded = client.upload_video(path)
     video = client.wait_ready(uploaded.id, timeout=ready_timeout)
     job = client.create_job(build_options(options, input_video=video.id))
     if registry is not None:
-        registry.record(service="tensorpix", job_id=str(job.id), profile=getattr(client, "profile", ""),
-                        title=path.name, source=source_label or str(path), output_dir=out_dir,
+        registry.record(service=SERVICE, job_id=str(job.id), profile=client.profile, title=path.name,
+                        source=source_label or str(path), output_dir=out_dir,
                         extra={"source": str(path), "video_id": video.id, "frame_count": video.n_frames,
-                               "first_frame": 1, "options": build_options(options).payload(), **(extra or {})})
-    return Enhancement(job=job, video=video, source=str(path))
+                               "first_frame": 1, "options": prep.payload.payload(), **(extra or {})})
+    return Submission(job=job, video=video, source=str(path))
 
 
-__all__ = ["Enhancement", "build_options", "check_models", "enhance_clip"]
+enhance_clip = submit  # the older name
+Enhancement = Submission
+
+__all__ = ["Enhancement", "Prepared", "Submission", "build_options", "check_models", "enhance_clip", "prepare",
+           "preview", "submit"]
