@@ -128,6 +128,11 @@ def data_dir() -> Path:
     return private_dir(path)
 
 
+def local_store_dir() -> Path:
+    """Where `tether serve` keeps the local services' uploads, jobs and outputs between runs."""
+    return data_dir() / "local-services"
+
+
 def local_base_url(port: int = LOCAL_PORT) -> str:
     """Where `tether serve` answers; the local service S lives at ``<this>/S``."""
     return f"http://127.0.0.1:{port}"

@@ -168,9 +168,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # the body a send posts (asset and job metadata included), as the Nuke panel's preview shows it
             pv = preview(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta))
             clip, quota = pv.prepared.clip, pv.prepared.quota
-            console.print(f"{clip.source}: {clip.kind}, {clip.frame_count} frames "
-                          f"({clip.first_frame}-{clip.last_frame}); quota left: "
-                          f"{quota.remaining if quota and quota.remaining is not None else 'unknown'}")
+            summary = (f"{clip.source}: {clip.kind}, {clip.frame_count} frames ({clip.first_frame}-{clip.last_frame}); "
+                       f"quota left: {quota.remaining if quota and quota.remaining is not None else 'unknown'}")
+            if not args.json:  # the dry run's answer goes to stdout, so `> file` keeps it; --json is one document
+                print(summary)
             print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
             return 0
         from tether.registry import JobRegistry

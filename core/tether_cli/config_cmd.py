@@ -21,9 +21,11 @@ from tether.settings import (
     builtin_service,
     canonical_kind,
     config_path,
+    data_dir,
     delete_secret,
     keyring_status,
     load_settings,
+    local_store_dir,
     save_profile,
     secret_env_var,
     secret_kinds,
@@ -112,6 +114,8 @@ def describe(profile: Optional[str] = None) -> Dict[str, Any]:
         "config_file": str(path),
         "config_file_exists": path.is_file(),
         "local_port": settings.local_port,
+        "data_dir": str(data_dir()),
+        "local_store": str(local_store_dir()),
         "keyring": keyring_status(),
         "services": services,
     }
@@ -127,6 +131,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"profiles     {', '.join(info['profiles'])}",
         f"config file  {info['config_file']}  ({'exists' if info['config_file_exists'] else 'not created yet'})",
         f"keyring      {info['keyring']}",
+        f"local port   {info['local_port']}  (where `tether serve` listens and the 'local' profile connects; "
+        "TETHER_LOCAL_PORT or local_port in the config file)",
+        f"data folder  {info['data_dir']}  (the job registry; TETHER_DATA_DIR moves it)",
+        f"local store  {info['local_store']}  (`tether serve` keeps the local services' uploads, jobs and outputs "
+        "here; --store or --temporary instead)",
     ]
     for service, entry in info["services"].items():
         lines.append("")

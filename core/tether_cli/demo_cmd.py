@@ -12,7 +12,12 @@ from typing import Any, List, Optional, Tuple
 
 def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
-        "demo", help="render a small scene on the local farm and fetch the frames (no account needed)")
+        "demo", help="render a small scene on the local farm and fetch the frames (no account needed)",
+        description="The whole round trip with no account: start the local services on a free port, build a small "
+                    "Blender scene, render it on the local farm and fetch the frames into --out; then send those "
+                    "frames through the local Autopilot (a Nuke script of mattes, camera and depth), TensorPix, "
+                    "Clipzy and Move, as `tether SERVICE submit` would (--farm-only stops after the render). "
+                    "Nothing outside this machine is contacted; the services stop when it ends.")
     demo.add_argument("--out", type=Path, default=Path("tether-demo"), help="where the frames go (./tether-demo)")
     demo.add_argument("--frames", default="1-24", help="frames to render (default 1-24; e.g. 1-24x2 for every other)")
     demo.add_argument("--chunk-size", type=int, default=4, help="frames per task (default 4)")

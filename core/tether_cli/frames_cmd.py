@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, List, Optional, Sequence
 
@@ -20,8 +21,11 @@ def register(subparsers: Any) -> None:
             "Show the frames a spec selects, how they split into chunks (tasks) and which chunks hold scout frames. "
             "Specs: 1-100, 1-100x2, 1,5,10-20, -10--1, and fml:N / auto:N relative to --base."
         ),
-        epilog="A spec that starts with '-' goes after '--' (tether frames -- -10--1) or after '=' (--scout=-5).",
+        epilog="Negative frames are specs, not options: tether frames -3-1, tether frames -10--1 --chunk-size 2.",
     )
+    # argparse takes an argument that starts with '-' for an option unless it looks like one negative number;
+    # a frame spec (-3-1, -10--1x2, -5,-1) is read as a value here too (this parser has no option like -1).
+    parser._negative_number_matcher = re.compile(r"^-\d[\d,x:\-]*$")
     parser.add_argument("spec", metavar="SPEC", help="frame spec, e.g. 1-100x2 or 1,5,10-20 (or fml:3 with --base)")
     parser.add_argument("--chunk-size", type=int, default=1, metavar="N", help="frames per chunk (default 1)")
     parser.add_argument("--scout", metavar="SPEC", default=None, help="scout frames, e.g. fml:3, auto:5 or 1,50")

@@ -60,7 +60,11 @@ def register(subparsers: Any) -> None:
     inst.add_argument("--verbose", action="store_true", help="list every file written")
     inst.add_argument("--rez", action="store_true", help="with --studio: also write a rez package.py")
     inst.set_defaults(func=run_install)
-    doc = subparsers.add_parser("doctor", help="check the Nuke/Blender installs, keyring and endpoints")
+    doc = subparsers.add_parser(
+        "doctor", help="check the Nuke/Blender installs, keyring and endpoints",
+        description="Check the Nuke and Blender installs, the keyring and every endpoint of the profile. Each line "
+                    "starts with a mark: ok (fine), FAIL (a problem to fix; the exit status is then 1) or -- (not a "
+                    "problem here: not installed, not configured or not checked).")
     doc.add_argument("--blender", action="append", metavar="PATH", help="a blender binary to check (repeat)")
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     doc.add_argument("--no-endpoints", action="store_true", help="skip the endpoint checks")
@@ -155,6 +159,10 @@ def nuke_pythons(args: argparse.Namespace, target: Path) -> List[str]:
     return pythons
 
 
+DOCTOR_LEGEND = ("marks: ok = checked and fine; FAIL = a problem to fix (the exit status is 1); -- = not a problem "
+                 "here (not installed, not configured or not checked), said for information")
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     from tether_install import doctor
 
@@ -165,4 +173,5 @@ def run_doctor(args: argparse.Namespace) -> int:
         for c in checks:
             mark = "ok  " if c["ok"] else ("FAIL" if c["problem"] else "--  ")
             print(f"{mark} {c['check']}: {c['detail']}")
+        print(DOCTOR_LEGEND)
     return 1 if any(c["problem"] for c in checks) else 0

@@ -121,6 +121,7 @@ def _row(rec: JobRecord) -> Tuple[str, ...]:
 
 
 HEADERS = ("SERVICE", "ID", "TITLE", "STATE", "PROGRESS", "SOURCE", "OUTPUT", "AGE")
+SHRINKABLE = (2, 5, 6)  # TITLE, SOURCE, OUTPUT
 
 
 def _rich_table(records: List[JobRecord], title: Optional[str] = None) -> Any:
@@ -182,9 +183,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         Console().print(_rich_table(records))
     else:
-        from .tables import plain_table
+        from .tables import plain_table, plain_width
 
-        print(plain_table(HEADERS, [_row(r) for r in records]))
+        # a pipe gets the terminal's width too: the title, source and output paths give way, the id never
+        print(plain_table(HEADERS, [_row(r) for r in records], plain_width(), SHRINKABLE))
     if len(records) < total and not args.all and service is None and profile is None:
         print(f"{len(records)} of {total} recorded jobs shown; --all shows every one")
     return 0

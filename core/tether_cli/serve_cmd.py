@@ -13,7 +13,9 @@ def register(subparsers: Any) -> None:
         "serve", help="run the local services (render farm, ...) on 127.0.0.1 until Ctrl-C",
         description="Run the local stand-in services on one port, one path prefix per service (e.g. /farm).",
     )
-    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to listen on (default: TETHER_LOCAL_PORT, else the config file's local_port, else "
+                             "8765: the port the 'local' profile's clients use; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1). Beyond loopback (e.g. 0.0.0.0) every service "
                              "wants an access key instead of its local one: TETHER_SERVE_ACCESS_KEY, or one made up "
@@ -21,8 +23,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, default=2, help="render worker processes of the local farm (default 2)")
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--store", type=Path, default=None,
-                       help="folder for uploads, jobs and outputs, kept between runs (default: "
-                            "local-services in Tether's data folder, see `tether config show`)")
+                       help="folder for uploads, jobs and outputs, kept between runs (default: the local "
+                            "services store that `tether config show` names)")
     store.add_argument("--temporary", action="store_true",
                        help="a throwaway store, deleted on exit: jobs and uploads do not outlive this run")
     parser.set_defaults(func=run)
@@ -38,15 +40,17 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("tether: error: --workers must be 1 or more", file=sys.stderr)
         return 2
+    from tether.settings import load_settings, local_store_dir
+
+    # the port the 'local' profile's clients are pointed at, so they find what is served
+    port = args.port if args.port is not None else load_settings(args.profile).local_port
     store = args.store
     if store is None and not args.temporary:
-        from tether.settings import data_dir
-
         # kept between runs, like a real service: jobs an artist's DCC recorded are still there after a restart
-        store = data_dir() / "local-services"
+        store = local_store_dir()
     import os
 
-    services = LocalServices(args.host, args.port, state_dir=store, workers=args.workers, log_level="info",
+    services = LocalServices(args.host, port, state_dir=store, workers=args.workers, log_level="info",
                              access_key=os.environ.get("TETHER_SERVE_ACCESS_KEY") or None)
     try:
         services.start()

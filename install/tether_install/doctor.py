@@ -204,16 +204,38 @@ def check_network(profile: Optional[str]) -> List[Dict[str, Any]]:
     return out
 
 
+def _answered(url: str, status: int) -> Tuple[bool, str]:
+    """Any HTTP answer below 500 means the service is up; say what the status means for a bare base URL."""
+    if status >= 500:
+        return False, f"{url} answered HTTP {status}: the service is failing; try again later or ask its admin"
+    if status in (401, 403):
+        return True, f"reachable: {url} answered HTTP {status} (it wants credentials, as a bare request has none)"
+    if status >= 400:
+        return True, f"reachable: {url} answered HTTP {status} for its base URL (the service is up; its API routes " \
+                     "are below it)"
+    return True, f"reachable: {url} answered HTTP {status}"
+
+
+def _not_running_hint(url: str, settings: Any) -> str:
+    """For the 'local' profile's own endpoints: how to start the local services."""
+    from tether.settings import LOCAL_PORT, LOCAL_PROFILE, local_base_url
+
+    if settings.name != LOCAL_PROFILE or not url.startswith(local_base_url(settings.local_port)):
+        return ""
+    serve = "tether serve" if settings.local_port == LOCAL_PORT else f"tether serve --port {settings.local_port}"
+    return f"; the local services are not running: start them with `{serve}`"
+
+
 def check_endpoints(profile: Optional[str], timeout: float = 3.0) -> List[Dict[str, Any]]:
     import httpx
     from tether import network
-    from tether.settings import SERVICES, active_profile
+    from tether.settings import SERVICES, load_settings
 
     out: List[Dict[str, Any]] = []
-    prof = active_profile(profile)
+    settings = load_settings(profile)
+    prof = settings.active
     for service in SERVICES:
-        svc = getattr(prof, service, None)
-        url = getattr(svc, "url", "")
+        url = getattr(prof, service).url
         if not url:
             out.append(_check(f"endpoint {service}", True, "not configured", problem=False))
             continue
@@ -221,11 +243,12 @@ def check_endpoints(profile: Optional[str], timeout: float = 3.0) -> List[Dict[s
             with httpx.Client(timeout=timeout, follow_redirects=True, verify=network.ssl_context(),
                               mounts=network.LOOPBACK_MOUNTS) as client:
                 reply = client.get(url)
-            ok = reply.status_code < 500
-            out.append(_check(f"endpoint {service}", ok, f"{url} answered HTTP {reply.status_code}"))
+            ok, detail = _answered(url, reply.status_code)
+            out.append(_check(f"endpoint {service}", ok, detail))
         except httpx.HTTPError as exc:
             why = network.CERT_HINT if network.is_certificate_error(exc) else type(exc).__name__
-            out.append(_check(f"endpoint {service}", False, f"{url} did not answer ({why})"))
+            out.append(_check(f"endpoint {service}", False,
+                              f"{url} did not answer ({why}){_not_running_hint(url, settings)}"))
     return out
 
 
