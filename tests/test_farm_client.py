@@ -93,15 +93,19 @@ def test_dropped_create_finds_the_job_instead_of_duplicating(
     client.cancel_job(job.id)
 
 
-def test_dropped_create_before_it_reached_the_farm_is_reported(client: FarmClient, faults: Faults,
-                                                               tiny_blend: Path) -> None:
+@pytest.mark.parametrize("fault", [{"kind": "drop", "when": "before"}, {"kind": "status", "status": 503},
+                                   {"kind": "status", "status": 502}])
+def test_a_create_the_farm_did_not_make_is_sent_again_once(client: FarmClient, faults: Faults, tiny_blend: Path,
+                                                           fault: dict) -> None:
+    """No reply, or a gateway's 5xx: the job list shows no such job, so the create is sent again; one job results."""
     from tether.transfer import upload_files
 
     upload_files([(tiny_blend, tiny_blend.as_posix())], client)
-    faults.add("drop", service="farm", method="POST", path="/api/jobs$", when="before", times=1)
-    with pytest.raises(ServiceUnavailable, match="may have reached the server"):
-        client.create_job(_payload(job_title="dropped-before", upload_paths=[tiny_blend.as_posix()]))
-    assert not [j for j in client.iter_jobs() if j.job_title == "dropped-before"]
+    title = f"not-made-{fault['kind']}-{fault.get('status', '')}"
+    faults.add(**fault, service="farm", method="POST", path="/api/jobs$", times=1)
+    job = client.create_job(_payload(job_title=title, upload_paths=[tiny_blend.as_posix()]))
+    assert [j.id for j in client.iter_jobs() if j.job_title == title] == [job.id]
+    client.cancel_job(job.id)
 
 
 def test_expired_token_is_renewed_once(client: FarmClient, local_services: LocalServices) -> None:

@@ -207,16 +207,24 @@ class FarmClient(BaseClient):
     def create_job(self, payload: JobCreate) -> FarmJob:
         started = datetime.now(timezone.utc) - timedelta(seconds=5)
         body = payload.model_dump(mode="json")
-        try:
-            reply = self.json("POST", "/api/jobs", json=body)
-        except ServiceUnavailable as exc:
-            if "may have reached" not in str(exc):
-                raise
-            existing = self._find_created(payload, started)
-            if existing is None:
-                raise
-            return existing
-        return self.parse(FarmJob, reply, "POST /api/jobs")
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                reply = self.json("POST", "/api/jobs", json=body)
+            except ServiceError as exc:
+                # A dropped reply, or a 5xx from a gateway: the farm may or may not have made the job. Look before
+                # sending it again, so a retry never makes a second one.
+                dropped = isinstance(exc, ServiceUnavailable) and "may have reached" in str(exc)
+                if not (dropped or exc.status in (502, 503, 504)):
+                    raise
+                existing = self._find_created(payload, started)
+                if existing is not None:
+                    return existing
+                if attempt == self.retry.attempts:
+                    raise
+                self.sleep(self.retry.delay(attempt, None))
+                continue
+            return self.parse(FarmJob, reply, "POST /api/jobs")
+        raise AssertionError("unreachable")
 
     def _find_created(self, payload: JobCreate, since: datetime) -> Optional[FarmJob]:
         """After a dropped POST: the job if the farm made it, found by title and frames among the newest jobs."""
