@@ -40,6 +40,7 @@ from .errors import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound="BaseClient")
 # List replies come bare or under one of these keys (the vendors' paging shapes are mostly unknown: SERVICES.md).
 LIST_KEYS = ("items", "results", "data", "jobs", "inferences", "projects", "instances", "packages", "transactions")
 _SECRET_KEY_WORDS = ("auth", "token", "secret", "password", "api_key", "apikey", "x-api-key", "signature", "key")
@@ -210,7 +211,7 @@ class BaseClient:
         self._companions.append(companion)
         return companion
 
-    def __enter__(self) -> BaseClient:
+    def __enter__(self: C) -> C:  # `with XClient(...) as c`: c is an XClient, for every service's client
         return self
 
     def __exit__(self, *exc: object) -> None:

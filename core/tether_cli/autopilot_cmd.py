@@ -53,23 +53,16 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--output-path", help="service-side output key prefix (default tether/<clip>/<id>)")
     submit.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="job metadata, e.g. --meta project=Chocolate --meta shot=ch01 (repeatable)")
-    submit.add_argument("--dry-run", action="store_true", help="check the clip and options; send nothing")
-    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
-    submit.add_argument("--out", type=Path, help="download and unpack the results here (implies --wait)")
-    submit.add_argument("--json", action="store_true", help="print machine-readable results")
+    sub.submit_options(submit, "the clip and options", "download and unpack the results here")
     submit.set_defaults(func=cmd_submit)
 
-    jobs = sub.add("jobs", help="list Autopilot jobs")
+    jobs = sub.add("jobs", help="list Autopilot jobs", func=cmd_jobs, json_option=True)
     jobs.add_argument("--service", choices=("roto", "tracking", "depth_map", "smart_vectors"))
     jobs.add_argument("--status", choices=("pending", "running", "completed", "failed", "cancelled"))
     jobs.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
     jobs.add_argument("--page", type=int, default=1)
-    jobs.add_argument("--json", action="store_true")
-    jobs.set_defaults(func=cmd_jobs)
 
-    quota = sub.add("quota", help="frames used and whether the account is over its limit")
-    quota.add_argument("--json", action="store_true")
-    quota.set_defaults(func=cmd_quota)
+    sub.add("quota", help="frames used and whether the account is over its limit", func=cmd_quota, json_option=True)
 
     results = sub.add("fetch", aliases=["results"], help="download and unpack a finished job's results")
     results.add_argument("job", help="job id")

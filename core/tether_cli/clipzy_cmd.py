@@ -23,16 +23,12 @@ from .service_cmd import client as service_client
 def register(subparsers: Any) -> None:
     sub = ServiceCommand(subparsers, "clipzy")
 
-    health = sub.add("health", help="is the engine up?")
-    health.add_argument("--json", action="store_true")
-    health.set_defaults(func=cmd_health)
+    sub.add("health", help="is the engine up?", func=cmd_health, json_option=True)
 
-    upload = sub.add("upload", help="upload a video and print its id and metadata")
+    upload = sub.add("upload", help="upload a video and print its id and metadata", func=cmd_upload, json_option=True)
     upload.add_argument("file", type=Path)
     upload.add_argument("--template", metavar="VIDEO_ID", help="template video id to keep with the upload")
     upload.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when a job ends")
-    upload.add_argument("--json", action="store_true")
-    upload.set_defaults(func=cmd_upload)
 
     style = sub.add(
         "submit", aliases=["style"], help="style a clip like a template clip",
@@ -43,23 +39,16 @@ def register(subparsers: Any) -> None:
     style.add_argument("--template", required=True, help="the template video file, or the video id of an upload")
     style.add_argument("--config", metavar="JSON", help="engine config object, e.g. '{\"strength\": 0.8}'")
     style.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when the job ends")
-    style.add_argument("--dry-run", action="store_true", help="check the clip and options; send nothing")
-    style.add_argument("--wait", action="store_true", help="follow the job until it finishes")
-    style.add_argument("--out", type=Path, help="download the result here (implies --wait)")
+    sub.submit_options(style, "the clip and options", "download the result here")
     style.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
-    style.add_argument("--json", action="store_true")
     style.set_defaults(func=cmd_style)
 
-    jobs = sub.add("jobs", help="list the engine's jobs")
+    jobs = sub.add("jobs", help="list the engine's jobs", func=cmd_jobs, json_option=True)
     jobs.add_argument("--page", type=int, default=1)
     jobs.add_argument("--page-size", type=int, default=20)
-    jobs.add_argument("--json", action="store_true")
-    jobs.set_defaults(func=cmd_jobs)
 
-    status = sub.add("status", help="a job's state, progress and current stage")
+    status = sub.add("status", help="a job's state, progress and current stage", func=cmd_status, json_option=True)
     status.add_argument("job")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
 
     result = sub.add("fetch", aliases=["result"], help="download a finished job's video and style_json")
     result.add_argument("job")

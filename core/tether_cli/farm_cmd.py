@@ -56,10 +56,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--project-root", type=Path,
                         help="the folder whose layout the farm keeps (default: the scene's folder); files outside "
                              "it go under _outside_project/ in the bundle")
-    submit.add_argument("--dry-run", action="store_true", help="check and show the payload; send nothing")
-    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
-    submit.add_argument("--out", type=Path, help="fetch the frames here when the job completes (implies --wait)")
-    submit.add_argument("--json", action="store_true", help="print machine-readable results")
+    sub.submit_options(submit, "and show the payload", "fetch the frames here when the job completes")
     submit.set_defaults(func=cmd_submit)
 
     for name, helptext in (("projects", "list projects"), ("instances", "list instance types"),

@@ -40,11 +40,25 @@ class ServiceCommand:
         self.parser.print_help()
         return 2
 
-    def add(self, verb: str, *, aliases: Sequence[str] = (), **kwargs: Any) -> argparse.ArgumentParser:
-        """An action; ``aliases`` are older names that run the same action."""
+    def add(self, verb: str, *, aliases: Sequence[str] = (), func: Any = None, json_option: bool = False,
+            **kwargs: Any) -> argparse.ArgumentParser:
+        """An action running ``func``; ``aliases`` are older names that run the same action; ``json_option`` adds
+        ``--json``."""
         self.verbs.add(verb)
         parser: argparse.ArgumentParser = self.actions.add_parser(verb, aliases=list(aliases), **kwargs)
+        if json_option:
+            parser.add_argument("--json", action="store_true", help="print JSON")
+        if func is not None:
+            parser.set_defaults(func=func)
         return parser
+
+    @staticmethod
+    def submit_options(parser: argparse.ArgumentParser, checks: str, out: str) -> None:
+        """What every ``submit`` takes: --dry-run (``checks`` says what it checks), --wait, --out (``out``), --json."""
+        parser.add_argument("--dry-run", action="store_true", help=f"check {checks}; send nothing")
+        parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+        parser.add_argument("--out", type=Path, help=f"{out} (implies --wait)")
+        parser.add_argument("--json", action="store_true", help="print machine-readable results")
 
     def finish(self) -> None:
         """Add the common verbs this service did not define itself."""

@@ -20,13 +20,9 @@ from .service_cmd import client as service_client
 def register(subparsers: Any) -> None:
     sub = ServiceCommand(subparsers, "tensorpix")
 
-    models = sub.add("models", help="list the ML models (ids for --model)")
-    models.add_argument("--json", action="store_true")
-    models.set_defaults(func=cmd_models)
+    sub.add("models", help="list the ML models (ids for --model)", func=cmd_models, json_option=True)
 
-    balance = sub.add("balance", help="the account's balance in USD")
-    balance.add_argument("--json", action="store_true")
-    balance.set_defaults(func=cmd_balance)
+    sub.add("balance", help="the account's balance in USD", func=cmd_balance, json_option=True)
 
     enhance = sub.add(
         "submit", aliases=["enhance"], help="upload a movie and enhance it",
@@ -48,16 +44,11 @@ def register(subparsers: Any) -> None:
     enhance.add_argument("--start-frame", type=int, help="first frame to enhance (0-based)")
     enhance.add_argument("--end-frame", type=int, help="last frame to enhance (0-based, inclusive)")
     enhance.add_argument("--preview", action="store_true", help="enhance a short preview only")
-    enhance.add_argument("--dry-run", action="store_true", help="check the movie and options; send nothing")
-    enhance.add_argument("--wait", action="store_true", help="follow the job until it finishes")
-    enhance.add_argument("--out", type=Path, help="download the enhanced video here (implies --wait)")
-    enhance.add_argument("--json", action="store_true")
+    sub.submit_options(enhance, "the movie and options", "download the enhanced video here")
     enhance.set_defaults(func=cmd_enhance)
 
-    jobs = sub.add("jobs", help="list TensorPix jobs (every page)")
+    jobs = sub.add("jobs", help="list TensorPix jobs (every page)", func=cmd_jobs, json_option=True)
     jobs.add_argument("--limit", type=int, default=0, help="show at most this many (0: all)")
-    jobs.add_argument("--json", action="store_true")
-    jobs.set_defaults(func=cmd_jobs)
     sub.finish()
 
 

@@ -45,7 +45,6 @@ from .models import (
 from .results import ResultFiles, classify, unpack_into
 
 SERVICE = "autopilot"
-# The key of the local Autopilot stand-in (tether_services.autopilot). Not a secret: it opens nothing but 127.0.0.1.
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 ASSET_TYPES = ("video", "mask")
 CHUNK = 1024 * 1024
@@ -180,9 +179,6 @@ class AutopilotClient(BaseClient):
         self.uploads = uploads or PresignedUploads()
         # presigned URLs (storage): same retries and errors, no API key
         self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; try again")
-
-    def __enter__(self) -> AutopilotClient:
-        return self
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> AutopilotClient:

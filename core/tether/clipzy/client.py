@@ -197,9 +197,6 @@ class ClipzyClient(BaseClient):
         # output URLs on another host get the same retries, without our token
         self.storage = self.storage_client("output")
 
-    def __enter__(self) -> ClipzyClient:
-        return self
-
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> ClipzyClient:
         from ..settings import client_settings

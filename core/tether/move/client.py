@@ -64,7 +64,6 @@ from .models import (
 )
 
 SERVICE = "move"
-# The key of the local Move stand-in (tether_services.move). Not a secret: it opens nothing but 127.0.0.1.
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 GRAPHQL_PATH = "/ugc/graphql"
 CHUNK = 1024 * 1024
@@ -166,9 +165,6 @@ class MoveClient(BaseClient):
         # The official SDK sends the key as it is: no "Bearer" in front.
         self.auth = HeaderAuth("authorization", api_key) if api_key else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; ask again")
-
-    def __enter__(self) -> MoveClient:
-        return self
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> MoveClient:

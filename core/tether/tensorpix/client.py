@@ -78,9 +78,6 @@ class TensorPixClient(BaseClient):
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused")
 
-    def __enter__(self) -> TensorPixClient:
-        return self
-
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
         from ..settings import client_settings
