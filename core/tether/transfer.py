@@ -707,14 +707,15 @@ def download(
     md5: Optional[str] = None,
     progress: Optional[Progress] = None,
     params: Optional[Dict[str, Any]] = None,
-    attempts: int = 5,
+    attempts: Optional[int] = None,
     backoff: float = 0.25,
 ) -> Path:
     """GET ``path`` from ``client`` (a :class:`tether.http.BaseClient`) into ``dest_dir/name``; return the file.
 
     Resumes an existing ``.<name>.part`` with ``Range`` (a 200 answer restarts from zero), resumes again after a
-    dropped connection or a 5xx/429 (up to ``attempts`` failures in a row, with backoff), verifies ``size`` and
-    ``md5`` when given and renames into place. A final file that already matches ``md5`` is kept without a request.
+    dropped connection or a 5xx/429 (up to ``attempts`` failures in a row, by default the client's retry attempts,
+    with backoff), verifies ``size`` and ``md5`` when given and renames into place. A final file that already
+    matches ``md5`` is kept without a request.
     ``progress(done, total)`` (``total`` 0 when unknown) may return False to stop: the ``.part`` is kept for a
     later resume and :class:`CancelledByUser` is raised. A full disk (known beforehand from ``size``, or met while
     writing) stops it with a :class:`TransferError` that says so; what was written is kept for the resume, and an
@@ -722,6 +723,9 @@ def download(
     """
     final = safe_destination(dest_dir, name)
     part = final.with_name(f".{final.name}.part")
+    if attempts is None:  # as many failures in a row as the client allows a request
+        retry = getattr(client, "retry", None)
+        attempts = max(1, int(getattr(retry, "attempts", 5)))
     if md5 is not None:
         md5 = md5.lower()
         if final.is_file() and (size is None or final.stat().st_size == size) and md5_file(final)[0] == md5:
