@@ -15,13 +15,13 @@ KILLED = 137
 def run_killed(action: Callable[[], object], at: int) -> Tuple[int, int]:
     """Run ``action`` in a child that dies at change number ``at``: (exit status, changes it reached). With ``at``
     past the last change the child finishes (status 0) and the count is how many changes the action makes."""
+    from tether_install import plan  # imported before the fork: the child takes no import lock another thread holds
+
     fd, reached = tempfile.mkstemp(prefix="tether-kill-")
     os.close(fd)
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
-            from tether_install import plan
-
             count = 0
 
             def kill(what: str) -> None:
