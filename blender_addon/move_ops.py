@@ -106,7 +106,7 @@ def pump(context: Any = None) -> List[Dict[str, Any]]:
             rt.status.message = result["message"]
             if rt.status.notices:
                 rt.status.notices[-1].text = result["message"]
-            if context is None and bpy.ops.ed.undo_push.poll():
+            if context is None and bpy.ops.ed.undo_push.poll():  # type: ignore[call-arg]  # poll() takes no context in bpy
                 bpy.ops.ed.undo_push(message="Import Move Rig")
     return finished
 
