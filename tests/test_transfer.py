@@ -458,14 +458,17 @@ def test_before_send_overlaps_hashing_and_a_refusal_sends_nothing(tmp_path: Path
     files = _files(tmp_path, [200_000, 10_000, 20_000], seed=600)
     calls: List[int] = []
 
+    big = [path for path, _ in files if path.stat().st_size == 200_000]
+
     def refuse() -> None:
         calls.append(1)
+        # the proof runs while the files are hashed: the hash arrives though the proof has not ended yet
+        eventually(lambda: all(cache.lookup(path) for path in big), message="the files hashed during the proof")
         raise InputError("the proof failed")
 
     with pytest.raises(InputError, match="the proof failed"):
         upload_files(files, target, cache=cache, workers=3, before_send=refuse)
     assert server.log == [] and calls  # the server was asked nothing
-    assert all(cache.lookup(path) for path, _ in files if path.stat().st_size == 200_000)  # hashed meanwhile
     report = upload_files(files, target, cache=cache, before_send=lambda: calls.append(2))
     assert calls.count(2) == 1 and report.files_sent == 3
 
