@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import httpx
 import pytest
@@ -123,3 +123,45 @@ def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]
     autopilot.rate_limit = 0
     autopilot.echo_exports = True
 
+
+def _build_venv312(folder: Path) -> Optional[Path]:
+    """A Python 3.12 venv with mypy and fake-bpy-module (whose stubs need 3.12), or None without a 3.12."""
+    import os
+    import subprocess
+
+    python = shutil.which("python3.12")
+    if python is None or subprocess.run([python, "--version"], capture_output=True).returncode != 0:
+        candidates = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.12*/bin/python3.12"))
+        if not candidates:
+            return None
+        python = str(candidates[-1])
+    subprocess.run([python, "-m", "venv", str(folder)], check=True)
+    pip = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "mypy>=1.14,<1.19",
+                          "fake-bpy-module", "pydantic", "httpx"], capture_output=True, text=True, timeout=800)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    return folder
+
+
+_VENV312: Dict[str, Any] = {}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> None:
+    """When the add-on's type check is collected, its 3.12 venv starts building now, on a thread, so its ~20 s of
+    pip overlap the other tests instead of adding to them."""
+    if any(item.name == "test_mypy_blender_addon_clean" for item in items) and "future" not in _VENV312:
+        import tempfile
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        _VENV312["pool"] = pool
+        _VENV312["future"] = pool.submit(_build_venv312, Path(tempfile.mkdtemp(prefix="tether-venv312-")) / "venv")
+
+
+@pytest.fixture(scope="session")
+def venv312() -> Iterator[Any]:
+    """The future of the 3.12 venv (None inside without a 3.12)."""
+    yield _VENV312["future"]
+    _VENV312["pool"].shutdown(wait=True)
+    built = _VENV312["future"].result()
+    if built is not None:
+        shutil.rmtree(built.parent, ignore_errors=True)
