@@ -301,11 +301,7 @@ class BaseClient:
 
     def parse_list(self, item: Type[M], body: Any, what: str, keys: Sequence[str] = LIST_KEYS) -> List[M]:
         """A list reply, bare or under one of ``keys``, as a list of ``item``."""
-        try:
-            items = items_of(body, keys)
-        except ValueError as exc:
-            raise ProtocolError(f"{self.service}: the reply to {what} {exc}; it began: {reply_excerpt(body)}",
-                                service=self.service) from None
+        items = self._items(body, what, keys)
         try:
             return TypeAdapter(List[item]).validate_python(items)  # type: ignore[valid-type]
         except ValidationError as exc:
@@ -315,13 +311,16 @@ class BaseClient:
                    **defaults: Any) -> M:
         """A page reply (items plus whatever paging fields the server sent, ``defaults`` for those it did not) as
         ``model``, which holds the items under ``items``."""
+        items = self._items(body, what, keys)
+        meta = {k: v for k, v in body.items() if k not in keys} if isinstance(body, dict) else {}
+        return self.parse(model, {**defaults, **meta, "items": items}, what)
+
+    def _items(self, body: Any, what: str, keys: Sequence[str]) -> List[Any]:
         try:
-            items = items_of(body, keys)
+            return items_of(body, keys)
         except ValueError as exc:
             raise ProtocolError(f"{self.service}: the reply to {what} {exc}; it began: {reply_excerpt(body)}",
                                 service=self.service) from None
-        meta = {k: v for k, v in body.items() if k not in keys} if isinstance(body, dict) else {}
-        return self.parse(model, {**defaults, **meta, "items": items}, what)
 
     def _shape_error(self, what: str, body: Any, exc: ValidationError) -> ProtocolError:
         problems = []
