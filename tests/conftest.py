@@ -126,15 +126,13 @@ def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]
 
 def _build_venv312(folder: Path) -> Optional[Path]:
     """A Python 3.12 venv with mypy and fake-bpy-module (whose stubs need 3.12), or None without a 3.12."""
-    import os
     import subprocess
 
-    python = shutil.which("python3.12")
-    if python is None or subprocess.run([python, "--version"], capture_output=True).returncode != 0:
-        candidates = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.12*/bin/python3.12"))
-        if not candidates:
-            return None
-        python = str(candidates[-1])
+    from py39_env import find_python
+
+    python = find_python("3.12")
+    if python is None:
+        return None
     subprocess.run([python, "-m", "venv", str(folder)], check=True)
     pip = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "mypy>=1.14,<1.19",
                           "fake-bpy-module", "pydantic", "httpx"], capture_output=True, text=True, timeout=800)

@@ -18,16 +18,19 @@ PYSIDE2 = "PySide2==5.15.2.1"
 QTPY = "qtpy>=2.4"
 
 
-def python39() -> Optional[str]:
-    """A working python3.9 on PATH, else a pyenv one, else None."""
-    found = shutil.which("python3.9")
+def find_python(version: str) -> Optional[str]:
+    """A working ``python<version>`` on PATH, else the newest pyenv one, else None."""
+    found = shutil.which(f"python{version}")
     if found:
         probe = subprocess.run([found, "--version"], capture_output=True, text=True)
         if probe.returncode == 0:
             return found
-    for candidate in sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.9*/bin/python3.9")):
-        return str(candidate)
-    return None
+    candidates = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob(f"{version}*/bin/python{version}"))
+    return str(candidates[-1]) if candidates else None
+
+
+def python39() -> Optional[str]:
+    return find_python("3.9")
 
 
 def build_venv(python: str, folder: Path) -> Path:

@@ -148,16 +148,22 @@ def test_malformed_reply_is_a_protocol_error(client: FarmClient, faults: Faults)
         client.instances()
 
 
-def test_pages_not_jobs_when_watching(client: FarmClient, local_services: LocalServices, tiny_blend: Path) -> None:
+def _held_jobs(client: FarmClient, tiny_blend: Path, title: str, count: int) -> List[str]:
+    """``count`` jobs of the tiny scene, held so none of them renders while a test reads the list."""
     from tether.transfer import upload_files
 
     upload_files([(tiny_blend, tiny_blend.as_posix())], client)
     ids = []
-    for i in range(5):
-        job = client.create_job(_payload(job_title=f"paged {i}", scout_frames="1",
+    for i in range(count):
+        job = client.create_job(_payload(job_title=f"{title} {i}", scout_frames="1",
                                          upload_paths=[tiny_blend.as_posix()]))
         client.hold(job.id)
         ids.append(job.id)
+    return ids
+
+
+def test_pages_not_jobs_when_watching(client: FarmClient, local_services: LocalServices, tiny_blend: Path) -> None:
+    ids = _held_jobs(client, tiny_blend, "paged", 5)
     local_services.requests.clear()
     page = client.list_jobs(per_page=2)
     assert len(page.items) == 2 and page.has_more
@@ -173,15 +179,7 @@ def test_a_farm_that_ignores_paging_is_read_once(client: FarmClient, local_servi
                                                 tiny_blend: Path) -> None:
     """The seed documents no paging: a farm may send its whole job list for every page asked. Walking it ends when a
     page brings nothing new, and a job deleted on the farm costs one direct GET, not an endless walk."""
-    from tether.transfer import upload_files
-
-    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
-    ids = []
-    for i in range(3):
-        job = client.create_job(_payload(job_title=f"whole list {i}", scout_frames="1",
-                                         upload_paths=[tiny_blend.as_posix()]))
-        client.hold(job.id)
-        ids.append(job.id)
+    ids = _held_jobs(client, tiny_blend, "whole list", 3)
     client.cancel_job(ids[0])
     client.delete_job(ids[0])
     local_services.farm.list_form = "whole"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Tuple
 
@@ -16,6 +15,7 @@ from tether.errors import InputError
 from tether.fileio import check_output_dir, output_dir_problem
 from tether_cli import main
 from tether_services.server import LocalServices
+from waiting import eventually
 
 
 def test_a_usable_output_folder_passes_and_nothing_is_made(tmp_path: Path) -> None:
@@ -139,10 +139,11 @@ def _submit_in_flight(tmp_path: Path, local_services: LocalServices, faults: Any
     env = {**os.environ, "TMPDIR": str(temp), "TETHER_LOCAL_PORT": str(local_services.port)}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("tether")), "autopilot", "submit", plate, "--roto"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (faults.list()[0].hits and list(temp.glob("tether-autopilot-*"))):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    def in_flight() -> bool:
+        assert proc.poll() is None, proc.communicate()  # it must still be uploading, not ended
+        return bool(faults.list()[0].hits and list(temp.glob("tether-autopilot-*")))
+
+    eventually(in_flight, timeout=30, message="the submit's upload in flight with its staging copy made")
     return proc, temp
 
 

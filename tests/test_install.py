@@ -24,7 +24,7 @@ from killing import KILLED, run_killed
 from packaging.requirements import Requirement
 from tether_cli import main as tether_main
 from tether_install.extension import PLATFORM_EXTRAS
-from tether_install.sources import repack
+from tether_install.sources import base_requirements, repack
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_NUKE = ROOT / "tests" / "nuke" / "fake"
@@ -59,8 +59,7 @@ def _repack(dist: metadata.Distribution, out: Path) -> None:
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheelhouse")
-    deps = [r for r in metadata.distribution("tether").requires or [] if "extra ==" not in r]
-    for key in sorted(_closure([*deps, "qtpy>=2.4", *list(PLATFORM_EXTRAS["linux"])])):
+    for key in sorted(_closure([*base_requirements(), "qtpy>=2.4", *list(PLATFORM_EXTRAS["linux"])])):
         _repack(metadata.distribution(key), out)
     return out
 
