@@ -143,6 +143,22 @@ def _build_venv312(folder: Path) -> Optional[Path]:
 _VENV312: Dict[str, Any] = {}
 
 
+def _shared_venv312(folder: Path) -> Optional[Path]:
+    """Under pytest-xdist every worker collects the test, so each starts this; one builds under a file lock and the
+    others find its ``done`` marker (the folder is keyed by the run's id, shared by its workers)."""
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder.parent / "done"
+        if done.exists():
+            return folder if done.read_text() == "built" else None
+        built = _build_venv312(folder)
+        done.write_text("built" if built is not None else "none")
+        return built
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> None:
     """When the add-on's type check is collected, its 3.12 venv starts building now, on a thread, so its ~20 s of
     pip overlap the other tests instead of adding to them."""
@@ -150,9 +166,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         import tempfile
         from concurrent.futures import ThreadPoolExecutor
 
+        run = getattr(config, "workerinput", {}).get("testrunuid")
+        parent = Path(tempfile.gettempdir()) / f"tether-venv312-{run}" if run else Path(
+            tempfile.mkdtemp(prefix="tether-venv312-"))
         pool = ThreadPoolExecutor(max_workers=1)
         _VENV312["pool"] = pool
-        _VENV312["future"] = pool.submit(_build_venv312, Path(tempfile.mkdtemp(prefix="tether-venv312-")) / "venv")
+        _VENV312["future"] = pool.submit(_shared_venv312, parent / "venv")
 
 
 @pytest.fixture(scope="session")

@@ -458,7 +458,9 @@ def _seed(data_dir: Path) -> None:
         reg.record(service="autopilot", job_id="102", profile="local", title="Roto", source="Read1")
 
 
-def test_cli_list_plain_and_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_list_plain_and_json(data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for whole cells whatever the runner's terminal is
     assert cli_main(["jobs"]) == 0
     assert "no jobs recorded in" in capsys.readouterr().out
     _seed(data_dir)
