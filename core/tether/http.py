@@ -5,6 +5,9 @@
 - timeouts, and retries with exponential backoff and jitter that honour ``Retry-After`` on 429/502/503/504 and
   on connection errors, for idempotent requests only. A POST is retried only when the server cannot have acted
   on it: the connection was never made, or it answered 429 (it refused the request outright);
+- rate limits: a service's 429s are waited out within its budget (:attr:`tether.spec.ServiceSpec.rate_budget`),
+  a ``Retry-After`` that fits the budget honoured whole, and each wait said on the ``tether.http`` logger (the
+  command prints it; a DCC shows it in its console);
 - typed errors carrying status, the server's own message and the request id, with secrets redacted;
 - proxies from the environment for the vendors, never for loopback, and certificates checked against the OS trust
   store or the CA bundle the environment names (:mod:`tether.network`); a certificate error is never retried.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import logging
 import random
 import threading
 import time
@@ -39,6 +43,7 @@ from .errors import (
     register_secret,
 )
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C", bound="BaseClient")
 # List replies come bare or under one of these keys (the vendors' paging shapes are mostly unknown: SERVICES.md).
@@ -57,12 +62,48 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     max_retry_after: float = 120.0
+    # Seconds one request may spend waiting out 429s, however many tries that takes (0: 429s get `attempts` tries
+    # like a 503); each wait at most `rate_wait` when the service names none. Per service: RetryPolicy.for_service.
+    rate_budget: float = 0.0
+    rate_wait: float = 30.0
+
+    @classmethod
+    def for_service(cls, service: str) -> RetryPolicy:
+        """The default policy with ``service``'s rate-limit budget from :data:`tether.spec.SPECS`."""
+        from .spec import SPECS
+
+        spec = SPECS.get(service)
+        return cls(rate_budget=spec.rate_budget, rate_wait=spec.rate_wait) if spec else cls()
 
     def delay(self, attempt: int, retry_after: Optional[float]) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         # "full jitter": spreads the retries of many clients that failed together
         return random.uniform(0, min(self.max_backoff, self.backoff * (2 ** (attempt - 1))))
+
+    def rate_delay(self, attempt: int, retry_after: Optional[float], waited: float) -> Optional[float]:
+        """The wait before another try after the ``attempt``-th 429 with ``waited`` seconds spent on 429s so far;
+        None when the budget cannot cover it (a Retry-After longer than what is left is not cut short: asking
+        before the service said would only meet another 429)."""
+        left = self.rate_budget - waited
+        if retry_after is not None:
+            return max(retry_after, 0.0) if retry_after <= left else None
+        if left <= 0:
+            return None
+        # "equal jitter": at least half the step, so a limited client never hammers, yet many still spread out
+        step = min(self.rate_wait, self.backoff * (2 ** (attempt - 1)))
+        return min(left, random.uniform(step / 2, step))
+
+
+def spoken_seconds(seconds: float) -> str:
+    """'0.4 s', '20 s', '9 min', '1 h 5 min': a wait as a person reads it."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600) // 60} min"
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:
@@ -234,6 +275,7 @@ class BaseClient:
         method = method.upper()
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
+        limited = 0.0  # seconds waited out on 429s, against the policy's rate budget
         while True:
             attempt += 1
             retry_after: Optional[float] = None
@@ -250,6 +292,17 @@ class BaseClient:
                 if not safe or attempt >= self.retry.attempts:
                     raise self._unreachable(method, path, exc, maybe_sent=not safe) from None
             else:
+                if response.status_code == 429 and self.retry.rate_budget > 0:
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    wait = self.retry.rate_delay(attempt, retry_after, limited)
+                    if wait is None:
+                        raise self._rate_limited(response, limited, retry_after)
+                    response.close()
+                    limited += wait
+                    log.warning("rate limited by %s, waiting %s (budget %s left)", self._title, spoken_seconds(wait),
+                                spoken_seconds(self.retry.rate_budget - limited))
+                    self.sleep(wait)
+                    continue
                 if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts and (
                     safe or response.status_code == 429
                 ):
@@ -352,6 +405,29 @@ class BaseClient:
         return kind(what, service=self.service, status=status, server_message=server,
                     request_id=request_id_of(response), method=method, url=url,
                     retry_after=parse_retry_after(response.headers.get("retry-after")))
+
+    @property
+    def _title(self) -> str:
+        from .spec import SPECS
+
+        name, _, rest = self.service.partition(" ")
+        return f"{SPECS[name].title} {rest}".strip() if name in SPECS else self.service
+
+    def _rate_limited(self, response: httpx.Response, waited: float, retry_after: Optional[float]) -> ServiceError:
+        """The 429 that outlasted the budget, saying how long was waited and when to try again."""
+        error = self.error_for(response)
+        if not isinstance(error, RateLimited):  # a client's own mapping of the reply: keep it
+            return error
+        budget = spoken_seconds(self.retry.rate_budget)
+        if retry_after is not None and retry_after > self.retry.rate_budget - waited:
+            when = time.strftime("%H:%M", time.localtime(time.time() + retry_after))
+            what = (f"{self.service}: rate limited (HTTP 429): the service asks to wait {spoken_seconds(retry_after)}"
+                    f", more than is left of the {budget} Tether waits for one request; try again after {when}")
+        else:
+            what = (f"{self.service}: rate limited (HTTP 429): still refused after waiting {spoken_seconds(waited)} "
+                    f"(the {budget} Tether waits for one request); try again later")
+        return RateLimited(what, service=self.service, status=429, server_message=error.server_message,
+                           request_id=error.request_id, method=error.method, url=error.url, retry_after=retry_after)
 
     def _untrusted(self, method: str, path: str, exc: Exception) -> ServiceError:
         url = path if "://" in path else f"{self.base_url.rstrip('/')}{path}"

@@ -28,6 +28,10 @@ class ServiceSpec:
     public_url: str = ""  # a non-local profile's endpoint when it names none; "" for a self-hosted service
     local_key: Optional[str] = None  # the local stand-in's fixed key (not a secret: it opens 127.0.0.1 only)
     credential_required: bool = True  # False: some deployments need none (Clipzy behind no proxy)
+    # 429s: one request waits them out for up to ``rate_budget`` seconds in all, each wait at most ``rate_wait``
+    # when the service names none (a Retry-After within the budget is waited whole); see tether.http.RetryPolicy
+    rate_budget: float = 120.0
+    rate_wait: float = 30.0
 
     @property
     def local_prefix(self) -> str:
@@ -66,6 +70,8 @@ SPECS: Dict[str, ServiceSpec] = {s.name: s for s in (
         client="tether.autopilot.client:AutopilotClient",
         credentials=(("api_key", "TETHER_AUTOPILOT_API_KEY"),), credential_label="Autopilot API key",
         public_url="https://autopilot.slapshot.ai", local_key="local-autopilot-key",
+        # the vendor's own node waits 60 s on a 429 (SERVICES.md): bursts last minutes, not seconds
+        rate_budget=600.0, rate_wait=60.0,
     ),
     ServiceSpec(
         name="tensorpix", title="TensorPix", summary="TensorPix: upscale, denoise, interpolate a video",

@@ -46,9 +46,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .progress import announcing
+
     restore = _exit_on_termination()
     try:
-        return int(args.func(args) or 0)
+        with announcing():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Dict, Optional
 
 from rich.console import Console
@@ -20,6 +23,28 @@ def status_console() -> Console:
     """Where commands say what they do (stderr, so stdout stays for results). Lines are never broken at the
     console's width: a piped log or a CI job shows an id or a path whole, on one line."""
     return Console(stderr=True, soft_wrap=True)
+
+
+class _Announce(logging.Handler):
+    """What the library says while it works (``rate limited by Autopilot, waiting 20 s``) on the status console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            status_console().print(record.getMessage(), markup=False, highlight=False)
+        except Exception:  # logging's own rule: a handler never raises into the caller
+            self.handleError(record)
+
+
+@contextmanager
+def announcing() -> Iterator[None]:
+    """While a command runs, the library's warnings (``tether.*`` loggers) are printed to stderr as they happen."""
+    handler = _Announce(logging.WARNING)
+    logger = logging.getLogger("tether")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 class TransferBars:

@@ -172,7 +172,8 @@ class AutopilotClient(BaseClient):
         retry: Optional[RetryPolicy] = None,
         uploads: Optional[PresignedUploads] = None,
     ) -> None:
-        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout,
+                         retry=retry or RetryPolicy.for_service(SERVICE),
                          auth_hint=SPECS[SERVICE].login_hint(profile))
         self.profile = profile
         self.auth = HeaderAuth("x-api-key", api_key) if api_key else None

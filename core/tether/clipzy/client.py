@@ -191,7 +191,7 @@ class ClipzyClient(BaseClient):
         hint = (f"the engine (or the proxy in front of it) wants a Bearer token: run `tether login clipzy --profile "
                 f"{profile}` or set TETHER_CLIPZY_TOKEN")
         super().__init__(service=SERVICE, base_url=api_base(base_url), timeout=timeout,
-                         retry=retry or RetryPolicy(), auth_hint=hint)
+                         retry=retry or RetryPolicy.for_service(SERVICE), auth_hint=hint)
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Bearer") if token else None
         # output URLs on another host get the same retries, without our token

@@ -108,7 +108,8 @@ class FarmClient(BaseClient):
         self.email = email
         self._password = password
         self.profile = profile
-        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout,
+                         retry=retry or RetryPolicy.for_service(SERVICE),
                          auth_hint=SPECS[SERVICE].login_hint(profile))
         self.auth = BearerLogin(self._relogin, token=token)
 

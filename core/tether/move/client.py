@@ -158,7 +158,8 @@ class MoveClient(BaseClient):
     def __init__(self, base_url: str, *, api_key: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
                  retry: Optional[RetryPolicy] = None) -> None:
         base, path = split_endpoint(base_url)
-        super().__init__(service=SERVICE, base_url=base, timeout=timeout, retry=retry or RetryPolicy(),
+        super().__init__(service=SERVICE, base_url=base, timeout=timeout,
+                         retry=retry or RetryPolicy.for_service(SERVICE),
                          auth_hint=SPECS[SERVICE].login_hint(profile))
         self.path = path
         self.profile = profile

@@ -72,7 +72,8 @@ class TensorPixClient(BaseClient):
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
                  retry: Optional[RetryPolicy] = None) -> None:
-        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout, retry=retry or RetryPolicy(),
+        super().__init__(service=SERVICE, base_url=base_url, timeout=timeout,
+                         retry=retry or RetryPolicy.for_service(SERVICE),
                          auth_hint=SPECS[SERVICE].login_hint(profile))
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
