@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--output-path", help="service-side output key prefix (default tether/<clip>/<id>)")
     submit.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="job metadata, e.g. --meta project=Chocolate --meta shot=ch01 (repeatable)")
+    submit.add_argument("--force", action="store_true",
+                        help="send even when the same frames were sent with the same options before (by default "
+                             "that job's results are offered instead: --wait/--out follow and fetch it)")
     sub.submit_options(submit, "the clip and options", "download and unpack the results here")
     submit.set_defaults(func=cmd_submit)
 
@@ -79,7 +82,9 @@ def register(subparsers: Any) -> None:
   tether autopilot import JOB_ID --nk shot010_autopilot.nk            # a whole script, with the plate's Read
   tether autopilot import JOB_ID --nk paste.nk --snippet              # nodes to paste beside the plate""")
     imp.add_argument("job", help="job id (from `tether autopilot jobs` or `tether jobs`)")
-    imp.add_argument("--nk", type=Path, required=True, metavar="OUT.nk", help="the .nk script to write")
+    imp.add_argument("--nk", type=Path, required=True, metavar="OUT.nk",
+                     help="the .nk script to write (an existing one gets this import added as the next version, "
+                          "_v002 nodes beside _v001: nothing in it is replaced)")
     imp.add_argument("--out", type=Path, help="folder for the downloaded results (default: beside the .nk)")
     imp.add_argument("--snippet", action="store_true",
                      help="write a snippet to paste with the plate's Read selected, not a script that opens alone")
@@ -167,33 +172,43 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 print(summary)
             print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
             return 0
+        from tether.autopilot.submit import AlreadySent
         from tether.registry import JobRegistry
 
         registry = JobRegistry()
-        with TransferBars(console) as bars:
-            sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
-                              registry=registry, out_dir=out,
-                              progress=lambda done, total: bars.bytes("upload", done, total))
-        clip = sub.clip
-        asked = ", ".join(spec["type"] for spec in choice.specs("x"))
-        console.print(f"[green]submitted[/] Autopilot job {sub.job.id}: {clip.frame_count} frames "
-                      f"({clip.first_frame}-{clip.last_frame}), asked for {asked}")
+        data: Dict[str, Any] = {}
+        try:
+            with TransferBars(console) as bars:
+                sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
+                             registry=registry, out_dir=out, force=args.force,
+                             progress=lambda done, total: bars.bytes("upload", done, total))
+        except AlreadySent as sent:
+            # no paying twice: the earlier job answers this send (followed and fetched like a new one)
+            job_id = sent.job_id
+            console.print(f"[yellow]not sent[/]: {sent}")
+            data = {"job_id": job_id, "reused": True}
+        else:
+            clip = sub.clip
+            job_id = sub.job.id
+            asked = ", ".join(spec["type"] for spec in choice.specs("x"))
+            console.print(f"[green]submitted[/] Autopilot job {job_id}: {clip.frame_count} frames "
+                          f"({clip.first_frame}-{clip.last_frame}), asked for {asked}")
+            data = {"job_id": job_id, "reused": False, "s3_key": sub.s3_key, "first_frame": clip.first_frame,
+                    "frames": clip.frame_count}
         code = 0
         result = None
         if args.wait or out:
             from .follow import follow_and_fetch
 
-            code = follow_and_fetch("autopilot", [sub.job.id], profile=args.profile, console=console,
+            code = follow_and_fetch("autopilot", [job_id], profile=args.profile, console=console,
                                     client=client, registry=registry, fetch_hint=out is not None)
             if out is not None:
-                job = client.get_job(sub.job.id)
+                job = client.get_job(job_id)
                 if job.counts.get("completed"):  # a partial failure still brings back what completed
-                    result = client.fetch_results(sub.job.id, out)
-                    registry.mark_fetched("autopilot", sub.job.id, out)
+                    result = client.fetch_results(job_id, out)
+                    registry.mark_fetched("autopilot", job_id, out)
                     _print_results(result, console)
         if args.json:
-            data: Dict[str, Any] = {"job_id": sub.job.id, "s3_key": sub.s3_key, "first_frame": clip.first_frame,
-                                    "frames": clip.frame_count}
             if result is not None:
                 data["results"] = _result_json(result)
             print(json.dumps(data))
@@ -218,8 +233,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     with service_client(args) as client:
         results = client.fetch_results(args.job, dest)
     registry.mark_fetched("autopilot", args.job, dest)
-    standalone = not args.snippet and "plate" not in record.extra
-    path, description = import_to_nk(record.extra, results, nk, job_id=args.job, standalone=standalone)
+    # the panel's own path: the plate and film back recorded at submit (from Nuke or here), a version of its own
+    path, description = import_to_nk(record.extra, results, nk, job_id=args.job, standalone=not args.snippet)
     console.print(f"[green]wrote[/] {path} ({len(description.nodes)} nodes; results in {dest})")
     for note in description.notes:
         console.print(f"  [yellow]note[/] {note}")

@@ -4,7 +4,8 @@ tracking and depth for the selected Read's frames, imported back as mattes, a ca
 What is Autopilot's own: the frames are sent as an image sequence (linked into a folder of their own, exactly the
 Read's first..last) or the movie as it is, at most ``MAX_FRAMES``; the options are a
 :class:`~tether.autopilot.submit.ServiceChoice`; the record keeps the film back the tracking was given; the import
-classifies the downloaded results and describes the nodes (:func:`tether.nukeimport.describe_import`).
+classifies the downloaded results and describes the nodes (:func:`tether.nukeimport.describe_job`, the path
+``tether autopilot import`` takes too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from tether.errors import InputError
-from tether.nukeimport import ImportDescription, PlateFacts, ResultFiles, describe_import, format_ranges
+from tether.nukeimport import ImportDescription, PlateFacts, describe_job, format_ranges
 from tether.nukeimport.model import Sent
 from tether.registry import JobRecord, JobRegistry
 
@@ -75,35 +76,26 @@ class AutopilotAdapter:
         return plate.file if plate.is_movie else stage_sequence(plate, folder)
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any]) -> Sent:
+               extra: Dict[str, Any], force: bool = False) -> Sent:
+        """Send through the core's one submit, which records the plate, the film back, the content hash and the
+        options as the command line does (and refuses a clip already sent with these options unless ``force``)."""
         from tether.autopilot.submit import submit_clip
 
         plate = PlateFacts.from_dict(extra["plate"])
         submission = submit_clip(client, str(upload), options, registry=registry, source_label=label,
-                                 metadata=send_metadata(plate), source=plate.file)
+                                 metadata=send_metadata(plate), source=plate.file, plate=plate, force=force)
         if submission.clip.frame_count != plate.frame_count:
             raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
                              f"Read {plate.node}: import will not line up")
-        sensor = options.tracking_metadata
-        film_back = ([sensor["sensor_width"], sensor["sensor_height"]]
-                     if sensor.get("sensor_width") and sensor.get("sensor_height") else None)
-        return Sent(job_id=str(submission.job.id), extra={"sensor": film_back})
+        return Sent(job_id=str(submission.job.id))
 
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any:
         return client.fetch_results(job_id, dest)
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
                  include: Tuple[str, ...]) -> ImportDescription:
-        facts = plate
-        if not record.extra.get("plate") and record.extra.get("frame_count") and \
-                record.extra.get("first_frame") is not None:
-            # a job sent from the command line: the Read stands in, on the frames that job sent
-            first = int(record.extra["first_frame"])
-            last = first + int(record.extra["frame_count"]) - 1
-            facts = PlateFacts.from_dict({**plate.to_dict(), "sent": [first, last]})
-        sensor = record.extra.get("sensor")
-        return describe_import(facts, ResultFiles.from_classified(fetched), job_id=record.job_id,
-                               sensor=(float(sensor[0]), float(sensor[1])) if sensor else None, include=include)
+        """The command line's path (:func:`tether.nukeimport.describe_job`), with ``plate`` the Read to import onto."""
+        return describe_job(record.extra, fetched, job_id=record.job_id, read=plate, include=include)
 
     def cancel(self, client: Any, job_id: str) -> bool:
         return bool(client.cancel(job_id))

@@ -139,14 +139,17 @@ class JobController(BackgroundWork):
 
     # --- actions (each returns a Future; errors are also sent as "error" events) --------------------------------------
     def submit(self, service: str, plate: PlateFacts, options: Any, script: str = "",
-               follow: bool = False) -> Future[Any]:
+               follow: bool = False, force: bool = False) -> Future[Any]:
         """Send ``plate`` to ``service``; the monitor follows the job unless ``follow`` leaves it to the service's
-        controller (which then imports it when it completes)."""
-        return self.service(service).submit(plate, options, script=script, follow=follow)
+        controller (which then imports it when it completes). ``force`` sends a clip already sent with these
+        options (else the Future fails with ``AlreadySent`` naming the earlier job)."""
+        return self.service(service).submit(plate, options, script=script, follow=follow, force=force)
 
     def import_job(self, service: str, job_id: str, plate: Optional[PlateFacts] = None,
-                   include: Tuple[str, ...] = INCLUDE_ALL) -> Future[Dict[str, str]]:
-        return self.service(service).import_job(job_id, plate, include)
+                   include: Tuple[str, ...] = INCLUDE_ALL, onto: bool = False) -> Future[Dict[str, str]]:
+        """Import a finished job beside its Read; ``plate`` with ``onto`` imports it onto that Read instead (an
+        earlier job's results for the same frames)."""
+        return self.service(service).import_job(job_id, plate, include, onto=onto)
 
     def cancel(self, service: str, job_id: str) -> Future[bool]:
         return self.service(service).cancel(job_id)

@@ -6,8 +6,11 @@
   each node gives us its final name to wire inputs and report back, and nodes are found again by that name;
 - wiring: a pasted snippet connects its ``cut_paste_input`` to whatever is selected at that moment (the user may
   have clicked elsewhere while the job ran); here the plate is looked up by name and connected explicitly;
-- versions: Camera3 may be missing (Camera2) or replaced (Camera4, whose knobs differ); creation tries the classes
-  in order and probes each knob with ``node.knob(name)`` and its aliases, naming exactly what is missing;
+- classes: Camera3 may be missing (an older Nuke has Camera2); creation tries the classes in order and checks each
+  knob with ``node.knob(name)``, naming exactly what is missing;
+- versions: an import is named ``<node>_vNNN`` after the versions already in the script
+  (:func:`tether.nukeimport.model.versioned`, the same step the .nk writer takes), so importing a job again adds
+  ``_v002`` nodes beside ``_v001`` and never replaces a comp's nodes;
 - errors: a bad value fails on the knob that refused it, and ``Undo.cancel()`` removes the half-made import;
   a paste would leave a half-parsed script behind.
 
@@ -21,18 +24,18 @@ Everything here runs on the main thread (the controller calls it through ``maint
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import nuke
 from tether.errors import InputError
 from tether.nukeimport import Curve, FormatValue, ImportDescription, NodeSpec
-from tether.nukeimport.model import KnobValue
+from tether.nukeimport.model import KnobValue, versioned
 from tether.nukeimport.nk import Expression, knob_script
 
 
 @dataclass
 class Applied:
-    """What an import made: spec name -> the node's real name, and notes for the user."""
+    """What an import made: spec name (unversioned) -> the node's real name, and notes for the user."""
 
     names: Dict[str, str] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
@@ -48,14 +51,6 @@ def _create(spec: NodeSpec) -> nuke.Node:
         except (AttributeError, RuntimeError):  # no such node class in this Nuke
             tried.append(cls)
     raise InputError(f"this Nuke has none of the node classes {', '.join(tried)} needed for {spec.name}")
-
-
-def _probe(node: nuke.Node, name: str, spec: NodeSpec) -> Optional[nuke.Knob]:
-    for candidate in (name, *spec.knob_aliases.get(name, ())):
-        knob = node.knob(candidate)
-        if knob is not None:
-            return knob
-    return None
 
 
 def _format_name(value: FormatValue) -> str:
@@ -85,16 +80,12 @@ def _set(knob: nuke.Knob, value: KnobValue) -> None:
         knob.setValue(value)
 
 
-def _fill(node: nuke.Node, spec: NodeSpec, notes: List[str]) -> None:
+def _fill(node: nuke.Node, spec: NodeSpec) -> None:
     for name, value in spec.knobs.items():
-        knob = _probe(node, name, spec)
+        knob = node.knob(name)
         if knob is None:
-            if name in spec.optional_knobs:
-                notes.append(f"{node.Class()} {node.name()} has no '{name}' knob: left as it is")
-                continue
-            raise InputError(f"{node.Class()} {node.name()} has no '{name}' knob (nor "
-                             f"{', '.join(spec.knob_aliases.get(name, ())) or 'an alias'}); "
-                             "this Nuke's node differs from what Tether knows")
+            raise InputError(f"{node.Class()} {node.name()} has no '{name}' knob: this Nuke's node differs from "
+                             "what Tether knows (the .nk from `tether autopilot import JOB --nk` holds the values)")
         try:
             _set(knob, value)
         except (TypeError, ValueError, RuntimeError) as exc:
@@ -103,6 +94,7 @@ def _fill(node: nuke.Node, spec: NodeSpec, notes: List[str]) -> None:
 
 def apply_description(description: ImportDescription, select: bool = True) -> Applied:
     """Create ``description``'s nodes beside its plate (found by name) in one undo group. Main thread only."""
+    description, versions = versioned(description, (n.name() for n in nuke.allNodes()))
     plate_name = description.plate.node
     plate = nuke.toNode(plate_name)
     if plate is None:
@@ -112,6 +104,7 @@ def apply_description(description: ImportDescription, select: bool = True) -> Ap
     dx = plate.xpos() - description.plate.xpos
     dy = plate.ypos() - description.plate.ypos
     applied = Applied(notes=list(description.notes))
+    made_names: Dict[str, str] = {}
     made: List[nuke.Node] = []
     undo = nuke.Undo()
     undo.begin(description.title or "Tether import")
@@ -119,17 +112,17 @@ def apply_description(description: ImportDescription, select: bool = True) -> Ap
         for spec in description.nodes:
             node = _create(spec)
             node.setName(spec.name, uncollide=True)
-            applied.names[spec.name] = node.name()
-            _fill(node, spec, applied.notes)
+            made_names[spec.name] = node.name()
+            _fill(node, spec)
             node.setXYpos(spec.xpos + dx, spec.ypos + dy)
             made.append(node)
         for spec in description.nodes:
-            target = nuke.toNode(applied.names[spec.name])
+            target = nuke.toNode(made_names[spec.name])
             assert target is not None
             for index, name in enumerate(spec.inputs):
                 if name is None:
                     continue
-                source = nuke.toNode(applied.names.get(name, name))
+                source = nuke.toNode(made_names.get(name, name))
                 if source is None:
                     raise InputError(f"{spec.name} needs the node {name}, which is not in the script")
                 target.setInput(index, source)
@@ -142,6 +135,8 @@ def apply_description(description: ImportDescription, select: bool = True) -> Ap
         undo.cancel()  # nothing half-made stays in the script
         raise
     undo.end()
+    # keyed by the description's own names: callers need not know which version this import became
+    applied.names = {original: made_names[name] for original, name in versions.items()}
     return applied
 
 

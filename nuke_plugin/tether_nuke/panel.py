@@ -25,7 +25,7 @@ from tether.autopilot.models import MAX_FRAMES
 from tether.autopilot.submit import UPLOAD_PLACEHOLDER, ServiceChoice, preview
 from tether.errors import InputError, redact
 from tether.jobs import JobState
-from tether.nukeimport import Check, PlateFacts, check_plate
+from tether.nukeimport import Check, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.plate import Problem
 from tether.registry import JobRecord
 
@@ -768,7 +768,7 @@ class TetherPanel(QtWidgets.QWidget):
                                 "imported.")
             return
         plate = None
-        if not record.extra.get("plate"):
+        if nuke_plate(record.extra) is None:  # sent from the command line: its plate is no Read of this script
             node = selected_read()
             if node is None:
                 set_note(self.status, f"{label} job {job_id} was not sent from Nuke: select its plate's Read node "

@@ -1,7 +1,8 @@
 """A Read node -> :class:`PlateFacts` (main thread only: it reads knobs).
 
-- ``file`` as written on the knob (``####``, ``%04d``, ``%d``; ``%V``/``%v`` resolved to one view); a file knob
-  holding a TCL expression is refused with what to do, since its value depends on the frame;
+- ``file`` as written on the knob (``####``, ``%04d``, ``%d``; ``%V``/``%v`` resolved to one view), made absolute
+  the way Nuke resolves a relative one; a file knob holding a TCL expression is refused with what to do, since its
+  value depends on the frame;
 - ``first``/``last`` are the frames used, ``origfirst``/``origlast`` the files found; a sequence sends
   ``first..last``; a movie's range comes from ``firstFrame()``/``lastFrame()`` (the node's output, so the offset is
   taken back out) and the whole movie is sent;
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import nuke
@@ -23,6 +25,24 @@ from tether.nukeimport import PlateFacts
 def _knob_value(node: nuke.Node, name: str, default: Any = None) -> Any:
     knob = node.knob(name)
     return knob.value() if knob is not None else default
+
+
+def absolute_file(path: str) -> str:
+    """A Read's file as an absolute path, so the plate recorded with a job (and a .nk written from it) finds it from
+    any folder: Nuke reads a relative path against the project directory (Root ``project_directory``), else its
+    working folder. A project directory that is an expression (``[python {nuke.script_directory()}]``) is taken
+    as the script's folder."""
+    if not path or os.path.isabs(path) or path.startswith("/"):
+        return path
+    knob = nuke.root().knob("project_directory")
+    base = str(knob.value() or "") if knob is not None else ""
+    if "[" in base:
+        try:
+            script = nuke.scriptName()
+        except RuntimeError:  # an unsaved script: Nuke itself falls back to its working folder
+            script = ""
+        base = os.path.dirname(script) if script else ""
+    return os.path.normpath(os.path.join(base or os.getcwd(), path)).replace("\\", "/")
 
 
 def selected_read() -> Optional[nuke.Node]:
@@ -43,6 +63,7 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
     if "[" in file_text:
         raise InputError(f"Read {node.name()}: its file is an expression ({file_text}); "
                          "set the path itself, or bake the expression into a new Read")
+    file_text = absolute_file(file_text)
     if "%V" in file_text or "%v" in file_text:
         views = nuke.views()
         view = view or (views[0] if views else None)
@@ -82,4 +103,4 @@ def selected_plate(view: Optional[str] = None) -> Optional[PlateFacts]:
     return read_plate(node, view) if node is not None else None
 
 
-__all__ = ["read_plate", "script_fps", "selected_plate", "selected_read"]
+__all__ = ["absolute_file", "read_plate", "script_fps", "selected_plate", "selected_read"]

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
 
 from tether.errors import InputError
 from tether.jobs import Job, JobState
-from tether.nukeimport import ImportDescription, PlateFacts, check_plate
+from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.model import Sent
 from tether.poll import Backoff, Clock, Tick, poll_until, polls
 from tether.registry import JobRecord, JobRegistry
@@ -139,10 +139,13 @@ class ServiceController(BackgroundWork):
 
     # --- sending ----------------------------------------------------------------------------------------------------
     def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True,
-               asked: str = "") -> Future[Any]:
+               asked: str = "", force: bool = False) -> Future[Any]:
         """Send the plate (its facts read on the main thread beforehand); the Future gives the job id. ``follow``:
         this controller polls the job and imports it when it completes (else whoever lists the jobs follows it).
-        ``asked`` says what the options ask for, in a few words, for the job list."""
+        ``asked`` says what the options ask for, in a few words, for the job list. ``force`` sends a clip the
+        adapter knows was sent with these options already (Autopilot: the Future fails with
+        :class:`tether.autopilot.submit.AlreadySent`, naming the earlier job, whose results ``import_job(...,
+        onto=True)`` brings onto this plate)."""
 
         def work() -> str:
             # the disk is checked here, off the main thread: a network share may take a while to list
@@ -153,7 +156,8 @@ class ServiceController(BackgroundWork):
             with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
                 upload = self.adapter.stage(plate, Path(tmp))
                 client = self.client()
-                sent = self.adapter.submit(client, upload, options, self.registry, label, extra)
+                sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
+                                           **({"force": True} if force else {}))
             # everything an import from a later session needs: the plate (with its sent frames), where the output
             # starts in the sent clip, and the profile whose client fetches it
             self.registry.record(service=self.service, job_id=sent.job_id,
@@ -212,12 +216,13 @@ class ServiceController(BackgroundWork):
 
     # --- importing ----------------------------------------------------------------------------------------------------
     def import_job(self, job_id: str, plate: Optional[PlateFacts] = None,
-                   include: Tuple[str, ...] = INCLUDE_ALL) -> Future[Dict[str, str]]:
+                   include: Tuple[str, ...] = INCLUDE_ALL, onto: bool = False) -> Future[Dict[str, str]]:
         """Download what came back (worker), then make its nodes beside the plate (main thread); the Future gives
         spec name -> node name once they exist.
 
-        The plate is the one recorded when the clip was sent (a job from an earlier Nuke session imports the same
-        way); ``plate`` stands in for a job sent without one (e.g. from the command line).
+        The plate is the Read the clip was sent from (a job from an earlier Nuke session imports the same way);
+        ``plate`` stands in for a job sent without one (from the command line), and with ``onto`` replaces it (the
+        results of an earlier job on the same frames, offered instead of sending them again).
         """
         done: Future[Dict[str, str]] = Future()
         label = self.adapter.label
@@ -226,12 +231,11 @@ class ServiceController(BackgroundWork):
             record = self.registry.get(self.service, job_id)
             if record is None:
                 raise InputError(f"{label} job {job_id} is not in the job list")
-            stored = record.extra.get("plate")
-            if not stored and plate is None:
+            stored = nuke_plate(record.extra)
+            facts = plate if onto or stored is None else stored
+            if facts is None:
                 raise InputError(f"{label} job {job_id} was not sent from Nuke: its plate is unknown; "
                                  "select the plate's Read and import again")
-            facts = PlateFacts.from_dict(stored) if stored else plate
-            assert facts is not None
             dest = self.download_root / job_id
             fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
             self.registry.mark_fetched(self.service, job_id, dest)

@@ -115,7 +115,7 @@ def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any,
         ctl.close()
     errors = [payload for kind, payload in events if kind == "error"]
     assert not errors, errors
-    node = nuke.toNode("Plate1_tensorpix")
+    node = nuke.toNode("Plate1_tensorpix_v001")
     assert node is not None and node.Class() == "Read"
     # plate frames 2001..2012 were sent; the output starts at the 4th sent frame and runs to the last
     assert (node.firstFrame(), node.lastFrame()) == (2004, 2012)
@@ -188,7 +188,7 @@ def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path
 
         qtbot.waitUntil(imported, timeout=60000)
         assert not [p for kind, p in events if kind == "error"]
-        node = nuke.toNode("Dlg1_tensorpix")
+        node = nuke.toNode("Dlg1_tensorpix_v001")
         assert node is not None and (node.firstFrame(), node.lastFrame()) == (1, 6)
         assert dialog.progress.value() == 100
     finally:

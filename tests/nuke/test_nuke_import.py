@@ -13,6 +13,7 @@ import nuke
 import pytest
 from tether.errors import InputError
 from tether.nukeimport import (
+    PlateFacts,
     ResultFiles,
     describe_import,
     import_to_nk,
@@ -20,7 +21,7 @@ from tether.nukeimport import (
     parse_nk,
     to_nk,
 )
-from tether.nukeimport.nk import Expression, channel_curves, knob_script
+from tether.nukeimport.nk import channel_curves
 from tether_nuke.importer import apply_description
 from tether_nuke.plate_reader import read_plate
 
@@ -72,7 +73,8 @@ def write_chan(path: Path) -> None:
     lines = []
     for k in range(N):
         c = known_camera(k)
-        vfov = math.degrees(2 * math.atan((SENSOR[1] / 2) / c["focal"]))  # vertical FOV through the vertical gate
+        # the plate's vertical FOV: Nuke shows it through the back's width over the plate's (16:9) aspect
+        vfov = math.degrees(2 * math.atan((SENSOR[0] * 1080 / 1920 / 2) / c["focal"]))
         lines.append(f"{k + 1} {c['tx']:.9f} {c['ty']:.9f} {c['tz']:.9f} {c['rx']:.9f} {c['ry']:.9f} "
                      f"{c['rz']:.9f} {vfov:.9f}")
     path.write_text("# frame tx ty tz rx ry rz vfov\n" + "\n".join(lines) + "\n")
@@ -105,6 +107,41 @@ def check_camera(cam: nuke.Node, order: str) -> None:
         assert cam["focal"].getValueAt(frame) == pytest.approx(c["focal"], abs=1e-6), frame
     keyed = sorted(k.x for k in cam["translate"].animation(0).keys())  # noqa: SIM118 (Nuke's AnimationCurve)
     assert keyed == [float(START + k) for k in range(N)]  # plate frames, not 1..N, not file frames
+
+
+def assert_same_nodes(text: str, made: Dict[str, str], plate: PlateFacts) -> None:
+    """The .nk and the panel agree node for node: every node the script makes (but a standalone's plate Read) was
+    made by the panel under the same name and class, wired to the same inputs, and each knob's script text, read
+    by a fresh node of that class, gives the panel node's values on every plate frame."""
+    nodes = [n for n in parse_nk(text) if not (n.node_class == "Read" and n.name == plate.node)]
+    assert sorted(n.name for n in nodes) == sorted(made.values())
+    frames = range(plate.plate_range[0] - 1, plate.plate_range[1] + 2)
+    for parsed in nodes:
+        node = nuke.toNode(parsed.name)
+        assert node is not None and node.Class() == parsed.node_class, parsed.name
+        wired = [node.input(i).name() if node.input(i) is not None else None  # type: ignore[union-attr]
+                 for i in range(len(parsed.inputs))]
+        assert wired == [plate.node if i == "<paste>" else i for i in parsed.inputs], parsed.name
+        fresh = getattr(nuke.nodes, parsed.node_class)()
+        for knob, script in parsed.knobs.items():
+            if knob in ("name", "xpos", "ypos", "inputs"):
+                continue
+            fresh[knob].fromScript(script)
+            if hasattr(node[knob], "getValueAt"):
+                for i in range(node[knob].arraySize()):
+                    assert [fresh[knob].getValueAt(f, i) for f in frames] == pytest.approx(
+                        [node[knob].getValueAt(f, i) for f in frames]), (parsed.name, knob, i)
+            else:
+                assert plain(fresh[knob].value()) == plain(node[knob].value()), (parsed.name, knob)
+        nuke.delete(fresh)
+
+
+def plain(value: object) -> object:
+    """A knob value comparable across nodes: a format by its numbers (the command line cannot know the name the
+    comp gave the plate's format; a Reformat to a same-sized format of another name is the same image)."""
+    if isinstance(value, nuke.Format):
+        return (value.width(), value.height(), value.pixelAspect())
+    return value
 
 
 @pytest.mark.parametrize("kind", ["chan", "json"])
@@ -149,16 +186,19 @@ def test_focal_without_sensor_uses_a_gate_with_the_plates_aspect(tmp_path: Path)
     assert cam["focal"].value() == pytest.approx((vap / 2) / math.tan(math.radians(20)))
 
 
-def test_camera4_knobs_are_probed(tmp_path: Path) -> None:
-    nuke._CLASSES_AVAILABLE.discard("Camera3")
-    nuke._CLASSES_AVAILABLE.discard("Camera2")
+def test_a_nuke_without_a_classic_camera_is_told_so(tmp_path: Path) -> None:
+    """Camera3, else Camera2 (the same knobs); the new system's Camera4 is not guessed at: a clear error, no nodes."""
     read = make_plate(tmp_path)
     write_chan(tmp_path / "camera.chan")
     desc = describe_import(read_plate(read), ResultFiles(cameras=[tmp_path / "camera.chan"]), sensor=SENSOR)
+    nuke._CLASSES_AVAILABLE.discard("Camera3")
     cam = nuke.toNode(apply_description(desc).names["Plate1_camera"])
-    assert cam is not None and cam.Class() == "Camera4"
-    assert cam["rotation_order"].value() == "ZXY"
-    assert cam["focal_length"].getValueAt(START + 3) == pytest.approx(known_camera(3)["focal"])
+    assert cam is not None and cam.Class() == "Camera2"
+    check_camera(cam, "ZXY")
+    nuke._CLASSES_AVAILABLE.discard("Camera2")
+    with pytest.raises(InputError, match="none of the node classes Camera3, Camera2"):
+        apply_description(desc)
+    assert sorted(n.Class() for n in nuke.allNodes()) == ["Camera2", "Read"]
 
 
 def test_fbx_goes_through_nukes_reader_and_json_wins_when_both_came(tmp_path: Path) -> None:
@@ -176,13 +216,13 @@ def test_fbx_goes_through_nukes_reader_and_json_wins_when_both_came(tmp_path: Pa
 
 # --- cameras Nuke reads itself (FBX, Alembic), on plate frames ---------------------------------------------------
 @pytest.mark.parametrize("ext", ["fbx", "abc"])
-@pytest.mark.parametrize(("mode", "frame", "expression", "plate_start"), [
-    ("expression", "", "frame-1004", 1005),  # the plate on its own file numbers (1005-1024), results 1..N
-    ("start at", str(START), "frame-2000", START),  # the plate placed at 2001
-    ("offset", "-1000", "frame-4", 5),  # the plate moved back 1000 frames: file 1005 is plate 5
+@pytest.mark.parametrize(("mode", "frame", "plate_start"), [
+    ("expression", "", 1005),  # the plate on its own file numbers (1005-1024), results 1..N
+    ("start at", str(START), START),  # the plate placed at 2001
+    ("offset", "-1000", 5),  # the plate moved back 1000 frames: file 1005 is plate 5
 ])
-def test_a_camera_file_is_read_on_the_plates_frames(tmp_path: Path, ext: str, mode: str, frame: str,
-                                                     expression: str, plate_start: int) -> None:
+def test_a_camera_file_is_retimed_onto_the_plates_frames(tmp_path: Path, ext: str, mode: str, frame: str,
+                                                         plate_start: int) -> None:
     read = make_plate(tmp_path, mode, frame)
     nuke.root()["fps"].setValue(25.0)  # not Nuke's default 24, so the rate set is the plate's
     camera_file = tmp_path / f"solve.{ext}"
@@ -190,38 +230,25 @@ def test_a_camera_file_is_read_on_the_plates_frames(tmp_path: Path, ext: str, mo
     plate = read_plate(read)
     assert plate.plate_range == (plate_start, plate_start + N - 1)
     desc = describe_import(plate, ResultFiles(cameras=[camera_file]))
-    spec = desc.by_role("camera")[0]
-    assert spec.node_class == "Camera3"
-    assert dict(spec.knobs) == {"read_from_file": True, "file": camera_file.as_posix(), "frame_rate": 25.0,
-                                "use_frame": True, "frame": expression}
-    assert isinstance(spec.knobs["frame"], Expression)
+    camera, = desc.by_role("camera")
+    retime, = desc.by_role("retime")
+    assert camera.node_class == "Camera3"
+    assert dict(camera.knobs) == {"read_from_file": True, "file": camera_file.as_posix(), "frame_rate": 25.0}
+    assert retime.node_class == "TimeOffset" and retime.inputs == (camera.name,)
+    # TimeOffset shows input frame f at f + time_offset: result frame k (1..N) must land on the k-th plate frame
+    offset = retime.knobs["time_offset"]
+    assert isinstance(offset, int)
+    for k in (1, 8, N):
+        assert k + offset == plate_start + k - 1
     assert any(f"frames 1-{N} are shown on plate frames {plate_start}-{plate_start + N - 1}" in note
                for note in desc.notes)
-    # the .nk: only knobs every classic Camera has; use_frame/frame are named in a comment, not written, because
-    # a script cannot probe the Nuke that opens it and an unknown knob is an error when it loads
-    text = to_nk(desc)
-    cam_text = {n.name: n for n in parse_nk(text)}["Plate1_camera"]
-    assert cam_text.node_class == "Camera3"
-    assert "use_frame" not in cam_text.knobs and "frame" not in cam_text.knobs
-    assert "# Plate1_camera: use_frame, frame not written" in text
-    assert cam_text.knobs["read_from_file"] == "true" and cam_text.knobs["frame_rate"] == "25"
-    # the expression as Nuke writes one on a one-value knob, read back by a knob
-    assert knob_script(spec.knobs["frame"]) == "{{" + expression + "}}"
-    from_nk = nuke.nodes.Camera3()
-    for knob in ("read_from_file", "file", "frame_rate"):
-        from_nk[knob].fromScript(cam_text.knobs[knob])
-    from_nk["use_frame"].setValue(True)
-    from_nk["frame"].fromScript(knob_script(spec.knobs["frame"]))
-    # applied in Nuke: plate frame k-th of the clip reads result frame k (1-based) of the file
-    cam = nuke.toNode(apply_description(desc).names["Plate1_camera"])
-    assert cam is not None and cam.Class() == "Camera3"
-    for node in (cam, from_nk):
-        assert node["read_from_file"].value() is True and node["file"].value() == camera_file.as_posix()
-        assert node["use_frame"].value() is True and node["frame_rate"].value() == 25.0
-        assert node["frame"].hasExpression()
-        assert node["frame"].getValueAt(plate_start) == 1.0
-        assert node["frame"].getValueAt(plate_start + 7) == 8.0
-        assert node["frame"].getValueAt(plate_start + N - 1) == float(N)
+    applied = apply_description(desc)
+    cam, shift = nuke.toNode(applied.names[camera.name]), nuke.toNode(applied.names[retime.name])
+    assert cam is not None and shift is not None and shift.input(0) is cam
+    assert cam["read_from_file"].value() is True and cam["frame_rate"].value() == 25.0
+    assert shift["time_offset"].value() == offset
+    out, _ = import_to_nk(plate, ResultFiles(cameras=[camera_file]), tmp_path / "cam.nk")
+    assert_same_nodes(out.read_text(), applied.names, plate)
 
 
 def test_a_camera_file_follows_the_declared_result_numbering(tmp_path: Path) -> None:
@@ -229,16 +256,10 @@ def test_a_camera_file_follows_the_declared_result_numbering(tmp_path: Path) -> 
     fbx = tmp_path / "camera.fbx"
     fbx.write_bytes(b"Kaydara FBX Binary  \x00")
     plate = read_plate(read)
-    zero_based = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=0).by_role("camera")[0]
-    assert zero_based.knobs["frame"] == "frame-2001"  # result frame 0 on plate frame 2001
-    own_numbers = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=START).by_role("camera")[0]
-    assert own_numbers.knobs["frame"] == "frame"  # already on plate frames: read as they are
-    cam = nuke.toNode(apply_description(describe_import(plate, ResultFiles(cameras=[fbx]), result_base=0))
-                      .names["Plate1_camera"])
-    assert cam is not None and cam["frame"].getValueAt(START) == 0.0
-    assert knob_script(Expression("frame+12")) == "{{frame+12}}"
-    with pytest.raises(ValueError, match="cannot write the expression"):
-        knob_script(Expression("frame} {x"))
+    zero_based = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=0).by_role("retime")[0]
+    assert zero_based.knobs["time_offset"] == START  # result frame 0 on plate frame 2001
+    own_numbers = describe_import(plate, ResultFiles(cameras=[fbx]), result_base=START).by_role("retime")[0]
+    assert own_numbers.knobs["time_offset"] == 0  # already on plate frames
 
 
 def test_camera_preference_is_solve_then_fbx_then_abc(tmp_path: Path) -> None:
@@ -269,7 +290,8 @@ def test_an_alembic_camera_from_the_classifier_is_imported(tmp_path: Path) -> No
     for files in (classified, ResultFiles.from_folder(folder)):
         desc = describe_import(read_plate(read), files)
         (spec,) = desc.by_role("camera")
-        assert spec.knobs["file"].endswith("tracking/camera.abc") and spec.knobs["frame"] == "frame-2000"
+        assert spec.knobs["file"].endswith("tracking/camera.abc")
+        assert desc.by_role("retime")[0].knobs["time_offset"] == START - 1
         assert not any("not understood" in note for note in desc.notes)
 
 
@@ -360,23 +382,55 @@ def test_one_import_is_one_undo_step_beside_the_plate(tmp_path: Path) -> None:
     assert [n.name() for n in nuke.allNodes()] == ["Plate1"]
 
 
-def test_names_do_not_collide_with_an_earlier_import(tmp_path: Path) -> None:
+@pytest.mark.parametrize("standalone", [False, True])
+def test_importing_again_adds_a_version_beside_the_first(tmp_path: Path, standalone: bool) -> None:
     read = make_plate(tmp_path)
-    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))))
-    desc = describe_import(read_plate(read), files)
+    write_chan(tmp_path / "camera.chan")
+    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))), cameras=[tmp_path / "camera.chan"])
+    plate = read_plate(read)
+    desc = describe_import(plate, files, sensor=SENSOR)
     first = apply_description(desc)
+    assert first.names == {n: f"{n}_v001" for n in desc.names}
+    v1 = nuke.toNode("Plate1_camera_v001")
+    assert v1 is not None
+    v1["focal"].setValue(12.0)  # the artist's change to the first import
     second = apply_description(desc)
-    assert first.names["Plate1_roto"] == "Plate1_roto"
-    assert second.names["Plate1_roto"] != "Plate1_roto"
-    copy = nuke.toNode(second.names["Plate1_roto_alpha"])
-    assert copy is not None and copy.input(1) is nuke.toNode(second.names["Plate1_roto_fit"])
+    assert second.names == {n: f"{n}_v002" for n in desc.names}
+    assert v1["focal"].value() == 12.0  # never overwritten
+    copy2 = nuke.toNode("Plate1_roto_alpha_v002")
+    assert copy2 is not None and copy2.input(0) is read and copy2.input(1) is nuke.toNode("Plate1_roto_fit_v002")
+    for name in desc.names:  # beside: the same column, below the first version
+        a, b = nuke.toNode(f"{name}_v001"), nuke.toNode(f"{name}_v002")
+        assert a is not None and b is not None and b.xpos() == a.xpos() and b.ypos() > a.ypos()
+    # the .nk: written once, then the same job again into the same file
+    out = tmp_path / "comp.nk"
+    import_to_nk(plate, files, out, sensor=SENSOR, standalone=standalone)
+    once = out.read_text()
+    import_to_nk(plate, files, out, sensor=SENSOR, standalone=standalone)
+    twice = out.read_text()
+    assert twice.startswith(once)  # what was there is kept as it was
+    parsed = {n.name: n for n in parse_nk(twice)}
+    assert {f"{n}_v001" for n in desc.names} | {f"{n}_v002" for n in desc.names} <= set(parsed)
+    plate_input = "Plate1" if standalone else "<paste>"
+    assert parsed["Plate1_roto_alpha_v002"].inputs == [plate_input, "Plate1_roto_fit_v002"]
+    assert len([n for n in parse_nk(twice) if n.node_class == "Read" and n.name == "Plate1"]) == int(standalone)
+
+
+def test_a_script_tether_did_not_write_is_not_added_to(tmp_path: Path) -> None:
+    plate = read_plate(make_plate(tmp_path))
+    files = ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1))))
+    out = tmp_path / "theirs.nk"
+    out.write_text("Root {\n inputs 0\n}\nRead {\n inputs 0\n name Plate1\n}\n")
+    with pytest.raises(InputError, match="give another --nk path; nothing was written"):
+        import_to_nk(plate, files, out, standalone=True)
+    assert out.read_text() == "Root {\n inputs 0\n}\nRead {\n inputs 0\n name Plate1\n}\n"
 
 
 def test_a_failing_import_leaves_nothing_behind(tmp_path: Path) -> None:
     read = make_plate(tmp_path)
     desc = describe_import(read_plate(read), ResultFiles(mattes=matte_files(tmp_path / "m", list(range(1, N + 1)))))
     desc.nodes[-1].knobs["to0"] = "not a channel"
-    with pytest.raises(InputError, match=r"Plate1_roto_alpha\.to0"):
+    with pytest.raises(InputError, match=r"Plate1_roto_alpha_v001\.to0"):
         apply_description(desc)
     assert [n.name() for n in nuke.allNodes()] == ["Plate1"]
 
@@ -400,11 +454,12 @@ def test_nk_snippet_and_standalone_parse_back(tmp_path: Path) -> None:
     assert text.splitlines()[1] == "set cut_paste_input [stack 0]"
     nodes = {n.name: n for n in parse_nk(text)}
     assert [n.node_class for n in parse_nk(text)] == ["Read", "Reformat", "Copy", "Camera3"]
-    assert nodes["Plate1_roto_alpha"].inputs == ["<paste>", "Plate1_roto_fit"]
-    assert nodes["Plate1_roto_fit"].inputs == ["Plate1_roto"]
-    assert nodes["Plate1_roto"].knobs["frame_mode"] == "start at"
-    assert nodes["Plate1_roto"].knobs["frame"] == str(START)
-    assert nodes["Plate1_camera"].knobs["translate"].startswith("{{curve x2001 ")
+    assert nodes["Plate1_roto_alpha_v001"].inputs == ["<paste>", "Plate1_roto_fit_v001"]
+    assert nodes["Plate1_roto_fit_v001"].inputs == ["Plate1_roto_v001"]
+    assert nodes["Plate1_roto_v001"].knobs["frame_mode"] == "start at"
+    assert nodes["Plate1_roto_v001"].knobs["frame"] == str(START)
+    assert nodes["Plate1_camera_v001"].knobs["translate"].startswith("{{curve x2001 ")
+    assert_same_nodes(text, apply_description(desc).names, plate)  # the panel makes the same nodes
     standalone = parse_nk(to_nk(desc, standalone=True))
     assert standalone[0].name == "Plate1" and standalone[0].knobs["frame_mode"] == "start at"
     assert {n.name: n.inputs for n in standalone}["Plate1_roto_alpha"] == ["Plate1", "Plate1_roto_fit"]
@@ -435,7 +490,7 @@ def test_a_job_sent_from_the_command_line_imports_as_a_standalone_script(tmp_pat
     out, _ = import_to_nk(extra, files, tmp_path / "cli.nk", standalone=True)
     nodes = {n.name: n for n in parse_nk(out.read_text())}
     assert nodes["Plate1"].knobs["file"].endswith("shot.####.png")
-    assert nodes["Plate1_roto"].knobs["frame"] == "1001"
-    assert nodes["Plate1_roto_alpha"].inputs == ["Plate1", "Plate1_roto"]  # plate size unknown: no Reformat
+    assert nodes["Plate1_roto_v001"].knobs["frame"] == "1001"
+    assert nodes["Plate1_roto_alpha_v001"].inputs == ["Plate1", "Plate1_roto_v001"]  # size unknown: no Reformat
     with pytest.raises(InputError, match="does not say which clip was sent"):
         import_to_nk({"source": "x"}, files, tmp_path / "bad.nk")

@@ -212,15 +212,15 @@ def test_jobs_of_every_service_survive_a_restart_are_followed_and_import(service
         autopilot.resume()
         clipzy.release()
 
-    enhanced = nuke.toNode("TpxPlate_tensorpix")
+    enhanced = nuke.toNode("TpxPlate_tensorpix_v001")
     assert enhanced is not None and enhanced.Class() == "Read"
     assert (enhanced.firstFrame(), enhanced.lastFrame()) == (1003, 1000 + N)  # from the 3rd sent frame
     assert (enhanced.xpos(), enhanced.ypos()) == (100 + COLUMN, 200)
-    styled = nuke.toNode("ZyPlate_clipzy")
+    styled = nuke.toNode("ZyPlate_clipzy_v001")
     assert styled is not None and (styled.firstFrame(), styled.lastFrame()) == (2001, 2000 + N)
     assert (styled.xpos(), styled.ypos()) == (400 + COLUMN, 200)
     assert Path(styled["file"].value()).is_relative_to(tmp_path / "dl2" / "clipzy")
-    matte = nuke.toNode("ApPlate_roto")
+    matte = nuke.toNode("ApPlate_roto_v001")
     assert matte is not None and (matte.firstFrame(), matte.lastFrame()) == (3001, 3010)
     for service, job_id in ids.items():
         record = JobRegistry(registry_path).get(service, job_id)
@@ -348,9 +348,9 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         controller.close()
     nuke._run_main_queue()
     reads = [n.name() for n in nuke.allNodes("Read") if n.name().startswith("DlgPlate_")]
-    assert reads == ["DlgPlate_tensorpix"], reads  # imported once, by the one follower
+    assert reads == ["DlgPlate_tensorpix_v001"], reads  # imported once, by the one follower
     assert [p[0] for kind, p in events if kind == "imported"] == [sent]
-    assert nuke.toNode("OldPlate_tensorpix") is None  # the monitor follows; it does not import on its own
+    assert nuke.toNode("OldPlate_tensorpix_v001") is None  # the monitor follows; it does not import on its own
     # every GET of the dialog's job the service answered came from the dialog's controller
     assert polls(sent) == len([1 for job_id, _ in asked if job_id == sent])
     assert all(t.startswith("tether-tensorpix") for job_id, t in asked if job_id == sent)

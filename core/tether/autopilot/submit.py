@@ -9,6 +9,9 @@ height, no service asked for) is found by :func:`prepare` before a byte is uploa
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +21,12 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..fileio import check_output_dir, staging
+from ..jobs import JobState
+from ..nukeimport.plate import PlateFacts
 from ..progress import Progress
+from ..registry import JobRecord
 from ..submission import UPLOAD_PLACEHOLDER, invalid_options, preview_json
+from ..transfer import HashCache
 from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
 
@@ -189,18 +196,106 @@ class Submission:
     output_path: str
 
 
+# --- what the import needs, recorded by both doors (the Nuke panel and the command line) ---------------------------
+def clip_plate(clip: Clip) -> PlateFacts:
+    """The plate of a clip sent from the command line: what a Nuke Read of it would say (absolute path, format,
+    fps, the file frames sent on their own numbers), so `tether autopilot import` builds what the panel builds."""
+    from ..nukeimport.describe import image_size
+    from ..nukeimport.job import CLI_PLATE_NAME
+
+    source = os.path.abspath(os.path.expanduser(clip.source))
+    width, height = clip.width or 0, clip.height or 0
+    if not (width and height) and clip.files:
+        width, height = image_size(clip.files[0]) or (0, 0)
+    first, last = (1, clip.frame_count) if clip.kind == "movie" else (clip.first_frame, clip.last_frame)
+    return PlateFacts(node=CLI_PLATE_NAME, file=source, first=first, last=last, origfirst=first, origlast=last,
+                      width=width, height=height, fps=clip.fps, movie=clip.kind == "movie", sent=(first, last))
+
+
+def sensor_of(choice: ServiceChoice) -> Optional[List[float]]:
+    """The film back (mm) a tracking job was given, as the import needs it."""
+    meta = choice.tracking_metadata if choice.tracking else {}
+    width, height = meta.get("sensor_width"), meta.get("sensor_height")
+    return [float(width), float(height)] if width and height else None
+
+
+def content_hash(clip: Clip, cache: Optional[HashCache] = None) -> str:
+    """What the frames hold, whatever they are called or where they sit: the sha256 of each frame's md5 in frame
+    order (a movie: its one file). md5s come from the shared hash cache, so sending an unchanged clip again reads
+    nothing; linked frames (a Nuke plate staged as symlinks) are hashed as the files they point to."""
+    files = clip.files or [Path(clip.source)]
+    own = cache is None
+    hashes = cache if cache is not None else HashCache()
+    try:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(hashes.md5(Path(path).resolve()).encode("ascii") + b"\n")
+        return digest.hexdigest()
+    finally:
+        if own:
+            hashes.close()
+
+
+def options_key(choice: ServiceChoice) -> Dict[str, Any]:
+    """The options that change what a job returns (services, their metadata, export types), as plain JSON values;
+    where the output goes is left out."""
+    specs = [{k: v for k, v in spec.items() if k != "output_path" and v is not None} for spec in choice.specs("")]
+    return json.loads(json.dumps({"services": specs, "exports": choice.exports()}, sort_keys=True))
+
+
+class AlreadySent(InputError):
+    """This clip was sent with these options before: the earlier job's results answer it (``--force`` sends
+    anyway). Raised before anything is uploaded."""
+
+    def __init__(self, record: JobRecord) -> None:
+        self.job_id = record.job_id
+        self.state = record.state
+        done = record.state is JobState.COMPLETED
+        what = "its results are ready" if done else f"it is {record.state_label}"
+        super().__init__(
+            f"this clip was already sent with the same options as Autopilot job {record.job_id} ({what}): "
+            + (f"import it (`tether autopilot import {record.job_id} --nk OUT.nk`) or fetch it" if done
+               else f"follow it (`tether autopilot status {record.job_id}`)")
+            + " instead of paying for the frames again, or send anyway with --force")
+
+
+def find_sent(registry: JobRegistry, clip_hash: str, options: Dict[str, Any]) -> Optional[JobRecord]:
+    """The job that already did (or is doing) this clip with these options: a completed one first, else one still
+    running; failed, cancelled and vanished jobs do not count."""
+    same = [r for r in registry.list(service=SERVICE)
+            if r.extra.get("clip_hash") == clip_hash and r.extra.get("options") == options and not r.missing
+            and r.state not in (JobState.FAILED, JobState.CANCELLED)]
+    done = [r for r in same if r.state is JobState.COMPLETED]
+    found = done or same
+    return found[0] if found else None
+
+
 def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
            metadata: Optional[Dict[str, Any]] = None, registry: Optional[JobRegistry] = None,
            out_dir: Optional[Path] = None, progress: Optional[Progress] = None, source_label: Optional[str] = None,
-           source: Optional[str] = None) -> Submission:
+           source: Optional[str] = None, plate: Optional[PlateFacts] = None, force: bool = False) -> Submission:
     """Check, upload and create the job; record it in ``registry``.
 
     ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
-    to the clip's path)."""
+    to the clip's path). ``plate`` is the Nuke Read the clip was staged from (the command line's plate is made from
+    the clip); it is recorded with the film back, the content hash and the options, so an import from either door
+    builds the same nodes. With a registry, a clip already sent with the same options raises :class:`AlreadySent`
+    before anything is uploaded, unless ``force``."""
     prep = prepare(client, clip_spec, choice, output_path=output_path)
     if out_dir is not None:
         check_output_dir(out_dir)
     clip = prep.clip
+    record_extra: Dict[str, Any] = {}
+    if registry is not None:
+        clip_hash, options = content_hash(clip), options_key(choice)
+        earlier = find_sent(registry, clip_hash, options)
+        if earlier is not None and not force:
+            raise AlreadySent(earlier)
+        from ..nukeimport.job import FROM_COMMAND_LINE, FROM_NUKE
+
+        record_extra = {"plate": (plate or clip_plate(clip)).to_dict(),
+                        "plate_origin": FROM_NUKE if plate is not None else FROM_COMMAND_LINE,
+                        "sensor": sensor_of(choice), "clip_hash": clip_hash, "options": options}
     with staging("tether-autopilot-") as tmp:
         upload_path = Path(clip.source)
         if clip.kind == "sequence":
@@ -211,11 +306,13 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.id, profile=client.profile,
                         title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
-                        extra={**facts, "s3_key": s3_key, "services": [s["type"] for s in choice.specs("x")]})
+                        extra={**facts, **record_extra, "s3_key": s3_key,
+                               "services": [s["type"] for s in choice.specs("x")]})
     return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
 
 
 submit_clip = submit  # the older name
 
-__all__ = ["UPLOAD_PLACEHOLDER", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload", "check_frames",
-           "job_payload", "prepare", "preview", "submission_facts", "submit", "submit_clip"]
+__all__ = ["UPLOAD_PLACEHOLDER", "AlreadySent", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload",
+           "check_frames", "clip_plate", "content_hash", "find_sent", "job_payload", "options_key", "prepare",
+           "preview", "sensor_of", "submission_facts", "submit", "submit_clip"]

@@ -7,7 +7,9 @@ positions. That one description is either written as a .nk script (:func:`write_
 ``tether autopilot import JOB --nk OUT.nk``) or applied inside Nuke by the plugin (``tether_nuke.importer``),
 which creates the nodes in one undo step. Nothing here imports ``nuke``, Qt or the network.
 
-For the CLI: :func:`import_to_nk` does the whole step in one call.
+For the CLI: :func:`import_to_nk` does the whole step in one call. Both the panel and the CLI describe a job through
+:func:`describe_job` (the plate and sensor recorded at submit), and both name each import a version
+(:func:`versioned`).
 """
 
 from __future__ import annotations
@@ -15,30 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
-from ..errors import InputError
-from ..media import is_movie
-from .camera import CameraTrack, focal_from_fov, parse_camera_json, parse_chan, read_camera
+from .camera import CameraTrack, focal_from_fov, image_vaperture, parse_camera_json, parse_chan, read_camera
 from .describe import AUTOPILOT_BASE, ResultFiles, describe_import, image_size
-from .model import Curve, FormatValue, ImportDescription, NodeSpec
+from .job import describe_job, job_plate, job_sensor, nuke_plate, plate_from_record
+from .model import Curve, FormatValue, ImportDescription, NodeSpec, versioned
 from .nk import parse_curve, parse_nk, to_nk, write_nk
 from .plate import Check, FrameMap, FramePattern, PlateFacts, check_plate, format_ranges, sequence_pattern
-
-
-def plate_from_record(extra: Mapping[str, Any], name: str = "Plate1") -> PlateFacts:
-    """The plate of a job from its registry record's ``extra``: the facts Nuke stored (``plate``), or, for a clip
-    sent from the command line, a plate built from ``source``, ``first_frame`` and ``frame_count`` (its frames on
-    the timeline as numbered on disk; a movie's frames from 1)."""
-    stored = extra.get("plate")
-    if isinstance(stored, Mapping) and stored:
-        return PlateFacts.from_dict(stored)
-    source, first, count = extra.get("source"), extra.get("first_frame"), extra.get("frame_count")
-    if not source or first is None or not count:
-        raise InputError("the job record does not say which clip was sent (source, first_frame, frame_count): "
-                         "import it from Nuke with the plate's Read selected")
-    first, count = int(first), int(count)
-    return PlateFacts(node=name, file=str(source), first=first, last=first + count - 1, origfirst=first,
-                      origlast=first + count - 1, sent=(first, first + count - 1),
-                      movie=is_movie(str(source)))
 
 
 def import_to_nk(
@@ -51,34 +35,34 @@ def import_to_nk(
     include: Iterable[str] = ("roto", "camera", "depth"),
     standalone: bool = False,
 ) -> Tuple[Path, ImportDescription]:
-    """Describe the import of a finished job and write it to ``out`` as a .nk script.
+    """Describe the import of a finished job and write it to ``out`` as a .nk script (the next version beside an
+    earlier import when ``out`` exists: see :func:`write_nk`).
 
-    ``plate``: :class:`PlateFacts`, a :meth:`PlateFacts.to_dict` dict, or a registry record's ``extra`` (see
-    :func:`plate_from_record`; pass ``standalone=True`` for a job sent from the command line, which has no plate
-    Read in any script).
+    ``plate``: :class:`PlateFacts`, a :meth:`PlateFacts.to_dict` dict, or a registry record's ``extra`` (the plate
+    and sensor recorded at submit, from Nuke or the command line: :func:`describe_job`, the panel's own path).
     ``results``: the job's :class:`ResultFiles` (what ``AutopilotClient.fetch_results`` returns), a mapping with
     its lists, or the folder the results were downloaded to (classified here). ``standalone`` writes a script that
     re-creates the plate's Read (open it on its own); the default is a snippet to import with the plate's Read
-    selected.
+    selected. ``sensor`` overrides a recorded one.
     Returns the path written and the description (its ``notes`` say what was guessed or left out).
     """
-    if isinstance(plate, PlateFacts):
-        facts = plate
-    elif "node" in plate and "file" in plate:
-        facts = PlateFacts.from_dict(plate)
-    else:
-        facts = plate_from_record(plate)
     if isinstance(results, (str, Path)):
         files = ResultFiles.from_folder(Path(results))
     else:
         files = ResultFiles.from_classified(results)
-    description = describe_import(facts, files, sensor=sensor, job_id=job_id, include=include)
+    if isinstance(plate, PlateFacts) or ("node" in plate and "file" in plate):
+        facts = plate if isinstance(plate, PlateFacts) else PlateFacts.from_dict(plate)
+        description = describe_import(facts, files, sensor=sensor, job_id=job_id, include=include)
+    else:
+        extra = {**plate, "sensor": list(sensor)} if sensor else plate
+        description = describe_job(extra, files, job_id=job_id, include=include)
     return write_nk(description, out, standalone=standalone), description
 
 
 __all__ = [
     "AUTOPILOT_BASE", "CameraTrack", "Check", "Curve", "FormatValue", "FrameMap", "FramePattern", "ImportDescription",
-    "NodeSpec", "PlateFacts", "ResultFiles", "check_plate", "describe_import", "focal_from_fov", "format_ranges",
-    "image_size", "import_to_nk", "parse_camera_json", "parse_chan", "parse_curve", "parse_nk", "plate_from_record",
-    "read_camera", "sequence_pattern", "to_nk", "write_nk",
+    "NodeSpec", "PlateFacts", "ResultFiles", "check_plate", "describe_import", "describe_job", "focal_from_fov",
+    "format_ranges", "image_size", "image_vaperture", "import_to_nk", "job_plate", "job_sensor", "nuke_plate",
+    "parse_camera_json", "parse_chan", "parse_curve", "parse_nk", "plate_from_record", "read_camera",
+    "sequence_pattern", "to_nk", "versioned", "write_nk",
 ]

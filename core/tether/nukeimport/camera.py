@@ -22,8 +22,9 @@ JSON: Tether's own schema, which the local Autopilot writes::
 Variants accepted (vendors differ): a bare list of frames, ``frames`` as an object keyed by frame number,
 ``camera``/``cameras[0]`` wrapping the above, ``translation``/``position``/``location``/``t`` and
 ``rotation``/``euler``/``r`` for the vectors, ``tx ty tz rx ry rz`` as separate fields, ``focal``/
-``focal_length``/``lens``, ``vfov``/``fov_y``/``fovy``/``vertical_fov``, ``hfov``/``fov_x``, ``units``
-(``"radians"`` or ``{"angle": "radians"}``), ``haperture``/``vaperture``/``sensor_width``/``sensor_height``.
+``focal_length``/``lens``, ``vfov``/``fov_y``/``fovy``/``vertical_fov``, ``hfov``/``fov_x`` (in the file's angle
+unit; ``vfov_deg``/``hfov_deg`` are degrees whatever it says), ``units`` (``"radians"`` or
+``{"angle": "radians"}``), ``haperture``/``vaperture``/``sensor_width``/``sensor_height``.
 Frames without a number are numbered from ``first_frame`` (default 1, Autopilot's numbering).
 """
 
@@ -53,6 +54,18 @@ def focal_from_fov(fov_deg: float, aperture_mm: float) -> float:
     return (aperture_mm / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
 
 
+def image_vaperture(haperture: float, width: int, height: int, pixel_aspect: float = 1.0) -> Optional[float]:
+    """The height of the gate a Nuke camera projects the plate through: Nuke fits the horizontal aperture to the
+    format's width and derives the vertical from the format's aspect, whatever ``vaperture`` says. So a 38 degree
+    vertical FOV on a 16:9 plate with Nuke's 24.576 mm back is focal 20.074, drawn as 38 degrees; through the
+    back's 18.672 mm it would be 27.114, drawn as 28.6 degrees (the check of issue 14). Public camera-from-metadata
+    scripts compute it the same way (``vAperture = hAperture / aspectRatio``, gist jeremybep 5bfbcc32). None when the
+    plate's size is unknown."""
+    if not (width and height):
+        return None
+    return haperture / (width * (pixel_aspect or 1.0) / height)
+
+
 @dataclass
 class CameraTrack:
     """A solved camera per result frame. Lists run in parallel with ``frames``; angles in degrees."""
@@ -71,7 +84,10 @@ class CameraTrack:
     notes: List[str] = field(default_factory=list)
 
     def focals(self, haperture: float, vaperture: float) -> Optional[List[float]]:
-        """Focal length per frame in mm: given directly, or from the vertical (else horizontal) FOV."""
+        """Focal length per frame in mm: given directly, or from the vertical (else horizontal) FOV.
+
+        ``vaperture`` is the gate height the image's vertical FOV spans: for a Nuke camera that is the horizontal
+        aperture over the plate's aspect (see :func:`image_vaperture`), not the film back's own height."""
         if self.focal is not None:
             return list(self.focal)
         if self.vfov is not None:
@@ -220,19 +236,21 @@ def parse_camera_json(text: str, source: str = "camera.json") -> CameraTrack:
         rx, ry, rz = _vec(item, ("rotate", "rotation", "euler", "r"), ("rx", "ry", "rz"), "rotation", source)
         rotate.append((to_deg(rx), to_deg(ry), to_deg(rz)))
         f = _first(item, "focal_mm", "focal", "focal_length", "lens")
-        v = _first(item, "vfov_deg", "vfov", "fov_y", "fovy", "vertical_fov")
-        h = _first(item, "hfov_deg", "hfov", "fov_x", "fovx", "horizontal_fov")
+        # ``*_deg`` fields say their unit in their name: degrees whatever the file's angle unit; the others
+        # (``vfov``, ``fov_y``, ``fov``...) follow the file's angle unit
+        v_deg, h_deg = _first(item, "vfov_deg"), _first(item, "hfov_deg")
+        v = _first(item, "vfov", "fov_y", "fovy", "vertical_fov")
+        h = _first(item, "hfov", "fov_x", "fovx", "horizontal_fov")
         fov = _first(item, "fov")
-        if fov is not None and v is None and h is None:
+        if fov is not None and v is None and h is None and v_deg is None and h_deg is None:
             axis = str(_first(item, "fov_axis") or _first(header, "fov_axis") or "vertical").lower()
             if axis.startswith("h"):
                 h = fov
             else:
                 v = fov
         focal.append(float(f) if f is not None else None)
-        # a FOV given in radians follows the file's angle unit
-        vfov.append(to_deg(float(v)) if v is not None else None)
-        hfov.append(to_deg(float(h)) if h is not None else None)
+        vfov.append(float(v_deg) if v_deg is not None else (to_deg(float(v)) if v is not None else None))
+        hfov.append(float(h_deg) if h_deg is not None else (to_deg(float(h)) if h is not None else None))
     if len(set(frames)) != len(frames):
         raise InputError(f"{source} lists a frame twice")
 
@@ -285,5 +303,5 @@ def read_camera(path: Path) -> CameraTrack:
 
 __all__ = [
     "DEFAULT_HAPERTURE", "DEFAULT_VAPERTURE", "ROT_ORDERS", "TRACKER_ROT_ORDER", "CameraTrack", "focal_from_fov",
-    "parse_camera_json", "parse_chan", "read_camera",
+    "image_vaperture", "parse_camera_json", "parse_chan", "read_camera",
 ]

@@ -5,16 +5,16 @@
   plate's frames with ``frame_mode "start at"``; a Reformat to the plate's format when the mattes' size differs
   (or cannot be read); a Copy putting the matte's red channel into the plate's alpha (red, not alpha: a grey PNG
   has no alpha channel, and an RGBA matte carries the matte in its colour too).
-- **Camera**: a classic Camera (Camera3, else Camera2, else Camera4 with its knobs probed) animated on plate
-  frames from .chan or JSON: translate, rotate (with the file's rotation order, ZXY for tracker exports), focal
-  (from the vertical FOV through the vertical aperture when the file gives a FOV), haperture, vaperture.
-  An FBX or Alembic camera (used only when no .chan/JSON came; FBX before ABC) is read by Nuke's own reader
-  (``read_from_file`` + ``file``), and put on the plate's frames like the others: ``use_frame`` on and ``frame`` an
-  expression giving the file frame for each plate frame (``frame-1000`` when result frame 1 is plate frame 1001),
-  with ``frame_rate`` the plate's rate when it is known. A note says which file frame lands on which plate frame.
+- **Camera**: a classic Camera (Camera3, else Camera2) animated on plate frames from .chan or JSON: translate,
+  rotate (with the file's rotation order, ZXY for tracker exports), focal (from a vertical FOV through the gate
+  the plate is seen through, the horizontal aperture over the plate's aspect, as Nuke draws it), haperture,
+  vaperture. An FBX or Alembic camera (used only when no .chan/JSON came; FBX before ABC) is read by Nuke's own
+  reader (``read_from_file`` + ``file``, ``frame_rate`` the plate's rate when known) and put on the plate's frames
+  by a TimeOffset below it (``time_offset 1000`` when result frame 1 is plate frame 1001).
 - **Depth**: a raw Read per depth sequence or movie, on plate frames.
 
-Names follow the plate (``Plate1_roto``, ``Plate1_camera``, ``Plate1_depth``), in columns to its right.
+Names follow the plate (``Plate1_roto``, ``Plate1_camera``, ``Plate1_depth``), in columns to its right; each import
+of a job is a version of its own (``Plate1_roto_v001``, then ``_v002`` beside it: :func:`versioned`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,19 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..autopilot.results import ResultFiles
 from ..errors import InputError
 from ..media import group_files, is_movie
-from .camera import DEFAULT_HAPERTURE, DEFAULT_VAPERTURE, CameraTrack, read_camera
-from .model import Channel, Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
+from .camera import DEFAULT_HAPERTURE, DEFAULT_VAPERTURE, CameraTrack, image_vaperture, read_camera
+from .model import Channel, Curve, FormatValue, ImportDescription, KnobValue, NodeSpec, number
 from .plate import FrameMap, PlateFacts, format_ranges, sequence_pattern
 
 CAMERA_EXTS = frozenset({".chan", ".json", ".fbx", ".abc"})
 # cameras Nuke's Camera reads itself (read_from_file), in order of preference
 READER_CAMERA_EXTS = (".fbx", ".abc")
+# The classic Camera: Camera3 (Nuke 13+), else Camera2. Their knobs (translate/rotate curves, rot_order, focal,
+# haperture, vaperture, read_from_file, file) are the ones Foundry's own nukescripts.unrealreader sets on a Camera and
+# public .nk writers emit (``Camera2 { rot_order XYZ translate {{curve x1001 ...}} focal ... haperture ...}``).
+# The new 3D system's Camera4 is not tried: the knob names it was probed for (focal_length, horizontal_aperture...)
+# are in no Foundry page or public script found, so a Nuke without a classic Camera gets a clear error instead.
+CAMERA_CLASSES = ("Camera3", "Camera2")
 # Autopilot numbers its outputs 1..N (the local service does the same)
 AUTOPILOT_BASE = 1
 
@@ -66,6 +72,11 @@ def image_size(path: Path) -> Optional[Tuple[int, int]]:
                 return (int(width), int(height))
             pos += 2 + length
         return None
+    if head[:4] in (b"SDPX", b"XPDS") and len(head) >= 780:
+        # DPX (SMPTE 268M): the image header at 768 holds pixels per line, then lines per element
+        order = ">" if head[:4] == b"SDPX" else "<"
+        width, height = struct.unpack(order + "II", head[772:780])
+        return (int(width), int(height))
     if head[:4] == b"\x76\x2f\x31\x01":
         pos = 8
         while pos < len(head):
@@ -209,51 +220,45 @@ class _Builder:
                                        "the same camera")
 
     def camera_from_file(self, path: Path) -> None:
-        """A camera Nuke reads itself (FBX, Alembic), moved onto the plate's frames.
+        """A camera Nuke reads itself (FBX, Alembic), moved onto the plate's frames by a TimeOffset below it.
 
-        The file's keys sit on result frames (Autopilot: 1..N), not on plate frames. The classic Camera's File tab
-        has ``use_frame`` + ``frame``: with ``use_frame`` on, ``frame`` (animatable, so an expression) is the file
-        frame read at each plate frame, the same way a Read's ``frame`` expression picks a file frame. The result
-        numbering is the one :class:`FrameMap` gives the .chan/JSON and the mattes (the service's declared base),
-        so result frame ``base`` is read at ``plate_start``: file frame = plate frame - (plate_start - base).
-        Sources: ``read_from_file`` reads .fbx/.abc cameras (learn.foundry.com/nuke/10.5/content/reference_guide/
-        3d_nodes/camera.html); public loaders create ``Camera2`` with ``file``/``read_from_file`` on an .abc and
-        then set ``frame_rate`` (ynput/ayon-nuke load_camera_abc.py). ``use_frame``/``frame`` were not found in any
-        public source searched, so they are optional knobs: a Nuke whose Camera lacks them gets the camera
-        unshifted, with a note saying by how much to shift it.
+        The file's keys sit on result frames (Autopilot: 1..N), not on plate frames. A TimeOffset of
+        ``plate_start - base`` shows result frame ``base`` at ``plate_start``: Foundry documents TimeOffset for 3D
+        nodes ("Unlike TimeClip, the TimeOffset node can also be used with 3D nodes, for example, if you want to offset
+        camera times": learn.foundry.com/nuke/8.0/content/user_guide/temporal_operations/offsetting_slipping_clips.html;
+        a positive offset moves the input later, frame f of the input at f + offset, as Natron's TimeOffset, modelled
+        on Nuke's, documents). Its knob is ``time_offset``, as public Nuke tools set it
+        (``nuke.nodes.TimeOffset(inputs=[n], time_offset=1)``). The Camera's own knobs: ``read_from_file`` + ``file``
+        (learn.foundry.com/nuke/10.5/content/reference_guide/3d_nodes/camera.html), ``frame_rate`` as public loaders
+        set it after reading an .abc (ynput/ayon-nuke load_camera_abc.py). Cameras and renders downstream take the
+        TimeOffset's output, so both the panel and the .nk wire it the same way.
         """
         base = self.declared if self.declared is not None else AUTOPILOT_BASE
         shift = self.map.plate_start - base  # plate frame - file frame
-        expression = "frame" if shift == 0 else f"frame{'-' if shift > 0 else '+'}{abs(shift)}"
         knobs: Dict[str, KnobValue] = {"read_from_file": True, "file": path.as_posix()}
         if self.plate.fps:
             knobs["frame_rate"] = float(self.plate.fps)  # the file's seconds -> frames at the rate that was sent
-        knobs["use_frame"] = True
-        knobs["frame"] = Expression(expression)
+        camera = NodeSpec("Camera3", self.name("camera"), knobs, (), self.x + 2 * COLUMN, self.y + ROW // 2,
+                          fallback_classes=CAMERA_CLASSES[1:], role="camera")
+        self.desc.nodes.append(camera)
         self.desc.nodes.append(NodeSpec(
-            "Camera3", self.name("camera"), knobs, (), self.x + 2 * COLUMN, self.y + ROW // 2,
-            fallback_classes=("Camera2", "Camera4"), optional_knobs=("use_frame", "frame"),
-            role="camera"))
+            "TimeOffset", self.name("camera_time"), {"time_offset": shift}, (camera.name,), camera.xpos,
+            camera.ypos + ROW, role="retime"))
         last_file = base + self.map.count - 1
         last_plate = self.map.plate_start + self.map.count - 1
         self.desc.notes.append(
             f"{path.name} is read by Nuke's {path.suffix.lower().lstrip('.').upper()} reader: its frames "
-            f"{base}-{last_file} are shown on plate frames {self.map.plate_start}-{last_plate} "
-            f"(use_frame on, frame {expression}: set where this Nuke's Camera has those knobs; in a written .nk, "
-            f"or a Nuke without them, set them or shift the animation by {number(shift)} frames by hand)")
+            f"{base}-{last_file} are shown on plate frames {self.map.plate_start}-{last_plate} through a "
+            f"TimeOffset of {number(shift)} frames below {camera.name}: "
+            "connect the TimeOffset, not the Camera, to the render")
 
     def camera_from_track(self, track: CameraTrack, sensor: Optional[Tuple[float, float]]) -> None:
         base = self.map.base(track.frames, self.declared)
         plate_frames = [self.map.plate_frame(n, base) for n in track.frames]
         haperture = track.haperture or (sensor[0] if sensor else None) or DEFAULT_HAPERTURE
-        vaperture = track.vaperture or (sensor[1] if sensor else None)
-        if vaperture is None:
-            if self.plate.width and self.plate.height:
-                # keep the gate's aspect equal to the plate's, so focal from vfov and from hfov agree
-                aspect = self.plate.width * self.plate.pixel_aspect / self.plate.height
-                vaperture = haperture / aspect
-            else:
-                vaperture = DEFAULT_VAPERTURE
+        # the gate the plate is seen through: the back's width over the plate's aspect (what Nuke draws)
+        image_gate = image_vaperture(haperture, self.plate.width, self.plate.height, self.plate.pixel_aspect)
+        vaperture = track.vaperture or (sensor[1] if sensor else None) or image_gate or DEFAULT_VAPERTURE
 
         def curve(values: Sequence[float]) -> Curve:
             return Curve.from_pairs(zip(plate_frames, values))
@@ -266,7 +271,7 @@ class _Builder:
             "translate": vector(track.translate),
             "rotate": vector(track.rotate),
         }
-        focals = track.focals(haperture, vaperture)
+        focals = track.focals(haperture, image_gate or vaperture)
         if focals is not None:
             focal_curve = curve(focals)
             constant = focal_curve.constant
@@ -278,10 +283,7 @@ class _Builder:
             self.desc.notes.append(f"camera: no solve for plate frames {format_ranges(missing)}")
         self.desc.nodes.append(NodeSpec(
             "Camera3", self.name("camera"), knobs, (), self.x + 2 * COLUMN, self.y + ROW // 2,
-            fallback_classes=("Camera2", "Camera4"),
-            knob_aliases={"rot_order": ("rotation_order",), "haperture": ("horizontal_aperture",),
-                          "vaperture": ("vertical_aperture",), "focal": ("focal_length",)},
-            role="camera"))
+            fallback_classes=CAMERA_CLASSES[1:], role="camera"))
 
     # --- depth ----------------------------------------------------------------------------------------------------
     def depth(self, paths: Sequence[Path]) -> None:

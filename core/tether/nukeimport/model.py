@@ -15,7 +15,8 @@ The same description is written as a .nk snippet (:mod:`tether.nukeimport.nk`) a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .plate import PlateFacts
@@ -108,13 +109,9 @@ class NodeSpec:
     inputs: Tuple[Optional[str], ...] = ()
     xpos: int = 0
     ypos: int = 0
-    # classes to try, in order, when ``node_class`` does not exist in this Nuke (e.g. Camera3 -> Camera2 -> Camera4)
+    # classes to try, in order, when ``node_class`` does not exist in this Nuke (Camera3 -> Camera2)
     fallback_classes: Tuple[str, ...] = ()
-    # other names a knob may have on another class of the same kind (probed with node.knob(name) at apply time)
-    knob_aliases: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
-    # knobs that may be missing on some class without making the import wrong (skipped with a note)
-    optional_knobs: Tuple[str, ...] = ()
-    role: str = ""  # "matte", "fit", "alpha", "camera", "depth"
+    role: str = ""  # "matte", "fit", "alpha", "camera", "retime", "depth"
 
     @property
     def classes(self) -> Tuple[str, ...]:
@@ -155,6 +152,30 @@ class ImportDescription:
         return seen
 
 
+_VERSIONED = re.compile(r"^(?P<base>.+)_v(?P<n>\d{3,})$")
+VERSION_STEP = 4 * 110  # DAG distance between two versions of an import (below the earlier one)
+
+
+def next_version(description: ImportDescription, taken: Iterable[str]) -> int:
+    """1 + the highest version of this import's nodes among ``taken`` (the names already in the script)."""
+    bases = set(description.names)
+    found = [int(m.group("n")) for m in map(_VERSIONED.match, taken) if m is not None and m.group("base") in bases]
+    return max(found, default=0) + 1
+
+
+def versioned(description: ImportDescription, taken: Iterable[str]) -> Tuple[ImportDescription, Dict[str, str]]:
+    """The description with every node named ``<name>_vNNN`` (the next version free among ``taken``) and moved
+    below the earlier versions, so importing a job again adds nodes beside the first import and never replaces
+    them. Returns it and each original name -> versioned name. The panel and the .nk writer both go through here."""
+    version = next_version(description, taken)
+    names = {spec.name: f"{spec.name}_v{version:03d}" for spec in description.nodes}
+    nodes = [replace(spec, name=names[spec.name], knobs=dict(spec.knobs),
+                     inputs=tuple(names.get(i, i) if i is not None else None for i in spec.inputs),
+                     ypos=spec.ypos + (version - 1) * VERSION_STEP) for spec in description.nodes]
+    title = f"{description.title} v{version:03d}"
+    return replace(description, nodes=nodes, notes=list(description.notes), title=title), names
+
+
 def channels(value: Any) -> Sequence[Channel]:
     """The channels of a knob value (one for a scalar or curve)."""
     if isinstance(value, tuple):
@@ -163,7 +184,7 @@ def channels(value: Any) -> Sequence[Channel]:
 
 
 __all__ = ["Channel", "Curve", "Expression", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels",
-           "number"]
+           "next_version", "number", "versioned"]
 
 
 @dataclass

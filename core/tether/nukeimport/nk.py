@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from ..errors import InputError
 from ..fileio import write_text_atomic
-from .model import Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number
+from .model import Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number, versioned
 from .plate import PlateFacts
 
 NUKE_VERSION = "14.0"
@@ -78,19 +79,26 @@ def _plate_read(plate: PlateFacts) -> NodeSpec:
 def _node(spec: NodeSpec, lines: List[str]) -> None:
     lines.append(f"{spec.node_class} {{")
     lines.append(f" inputs {len(spec.inputs)}")
-    left_out = [knob for knob in spec.knobs if knob in spec.optional_knobs]
     for knob, value in spec.knobs.items():
-        if knob not in left_out:
-            lines.append(f" {knob} {knob_script(value)}")
+        lines.append(f" {knob} {knob_script(value)}")
     lines.append(f" name {quote(spec.name)}")
     lines.append(f" xpos {spec.xpos}")
     lines.append(f" ypos {spec.ypos}")
     lines.append("}")
-    if left_out:
-        # a script cannot ask the Nuke that opens it whether its node has these knobs, and an unknown knob is an
-        # error when the script loads: the import's notes say what to set by hand
-        lines.append(f"# {spec.name}: {', '.join(left_out)} not written (set them by hand: see the import notes)")
     lines.append(f"set {_var(spec.name)} [stack 0]")
+
+
+def _nodes(description: ImportDescription, variables: Dict[str, str], lines: List[str]) -> None:
+    for spec in description.nodes:
+        for name in reversed(spec.inputs):
+            if name is None:
+                lines.append("push 0")
+            elif name in variables:
+                lines.append(f"push ${variables[name]}")
+            else:
+                raise ValueError(f"{spec.name} takes input {name!r}, which is neither the plate nor an earlier node")
+        _node(spec, lines)
+        variables[spec.name] = _var(spec.name)
 
 
 def to_nk(description: ImportDescription, standalone: bool = False) -> str:
@@ -116,22 +124,42 @@ def to_nk(description: ImportDescription, standalone: bool = False) -> str:
         lines.append(f"version {NUKE_VERSION}")
         for external in description.external_inputs():
             variables[external] = "cut_paste_input"
-    for spec in description.nodes:
-        for name in reversed(spec.inputs):
-            if name is None:
-                lines.append("push 0")
-            elif name in variables:
-                lines.append(f"push ${variables[name]}")
-            else:
-                raise ValueError(f"{spec.name} takes input {name!r}, which is neither the plate nor an earlier node")
-        _node(spec, lines)
-        variables[spec.name] = _var(spec.name)
+    _nodes(description, variables, lines)
     return "\n".join(lines) + "\n"
 
 
+def _appended(existing: str, description: ImportDescription, path: Path) -> str:
+    """``description``'s nodes added to a script Tether wrote before, in that script's own form: a snippet's nodes
+    take ``$cut_paste_input`` again, a standalone script's take the plate Read it already holds."""
+    plate = description.plate
+    if "set cut_paste_input [stack 0]" in existing:
+        variables = {external: "cut_paste_input" for external in description.external_inputs()}
+    elif f"set {_var(plate.node)} [stack 0]" in existing:
+        variables = {plate.node: _var(plate.node)}
+    else:
+        raise InputError(f"{path} exists and holds no plate Read {plate.node} written by Tether (it was written by "
+                         "something else, or saved by Nuke since): give another --nk path; nothing was written")
+    lines = [f"# {description.title or 'Tether import'} beside {plate.node}; added by Tether"]
+    _nodes(description, variables, lines)
+    return existing.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
 def write_nk(description: ImportDescription, path: Union[str, Path], standalone: bool = False) -> Path:
-    """Write the import as a .nk file (atomically: a reader never sees half a script). Returns the path."""
-    return write_text_atomic(path, to_nk(description, standalone=standalone), durable=False)
+    """Write the import as a .nk file (atomically: a reader never sees half a script). Returns the path.
+
+    Its nodes are a version (``_v001``; :func:`tether.nukeimport.model.versioned`, as the panel names them). When
+    ``path`` exists (an earlier import of this or another job), nothing in it is replaced: this import is added as
+    the next version, in the file's own form (snippet or standalone)."""
+    target = Path(path)
+    existing = target.read_text(encoding="utf-8") if target.exists() else None
+    try:
+        taken = [node.name for node in parse_nk(existing)] if existing is not None else []
+    except ValueError as exc:
+        raise InputError(f"{target} exists and is not a script Tether can add to ({exc}): give another --nk path; "
+                         "nothing was written") from None
+    description, _ = versioned(description, taken)
+    text = to_nk(description, standalone) if existing is None else _appended(existing, description, target)
+    return write_text_atomic(target, text, durable=False)
 
 
 # --- reading (structure only: enough to check what was written, and to diff imports) ------------------------------

@@ -473,17 +473,10 @@ def _camera_knobs(with_file: bool = True) -> List[Knob]:
         Double_Knob("near", 0.1), Double_Knob("far", 10000.0), Array_Knob("win_translate", 2, (0.0, 0.0)),
     ]
     if with_file:
-        # the File tab: which frame of the file is read (use_frame + frame) and at which rate
-        knobs += [Boolean_Knob("read_from_file"), File_Knob("file"), Double_Knob("frame_rate", 24.0),
-                  Boolean_Knob("use_frame"), Double_Knob("frame", 1.0)]
+        # the File tab (learn.foundry.com/nuke/10.5/content/reference_guide/3d_nodes/camera.html: read_from_file,
+        # file; frame_rate as public loaders set it)
+        knobs += [Boolean_Knob("read_from_file"), File_Knob("file"), Double_Knob("frame_rate", 24.0)]
     return knobs
-
-
-def _camera4_knobs() -> List[Knob]:
-    # the USD camera: knobs renamed (a test of probing), no classic FBX reader knobs
-    return [XYZ_Knob("translate"), XYZ_Knob("rotate"), Enumeration_Knob("rotation_order", _ROT_ORDERS, "ZXY"),
-            Double_Knob("focal_length", 50.0), Double_Knob("horizontal_aperture", 24.576),
-            Double_Knob("vertical_aperture", 18.672)]
 
 
 CLASSES: Dict[str, Tuple[int, Callable[[], List[Knob]]]] = {
@@ -495,7 +488,8 @@ CLASSES: Dict[str, Tuple[int, Callable[[], List[Knob]]]] = {
                                               "width")]),
     "Camera2": (2, _camera_knobs),
     "Camera3": (2, _camera_knobs),
-    "Camera4": (2, _camera4_knobs),
+    # Foundry's user guide: TimeOffset works on 3D nodes too; knobs as public scripts set them
+    "TimeOffset": (1, lambda: [Int_Knob("time_offset", 0), Boolean_Knob("reverse_input")]),
     "Dot": (1, list),
     "Blur": (1, lambda: [Double_Knob("size", 0.0)]),
     "Write": (1, lambda: [File_Knob("file")]),
