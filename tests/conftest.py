@@ -81,6 +81,9 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("TETHER_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("TETHER_DATA_DIR", str(home / "data"))
+    # No test finds the user's agent or starts one unless it asks to (tests/test_agent.py).
+    monkeypatch.setenv("TETHER_RUNTIME_DIR", str(home / "run"))
+    monkeypatch.setenv("TETHER_AGENT", "off")
 
 
 @pytest.fixture(scope="session")

@@ -164,17 +164,17 @@ def test_schema_version_and_migration_hook(tmp_path: Path, monkeypatch: pytest.M
     with JobRegistry(path) as reg:
         reg.record(service="farm", job_id="j1", title="kept")
     db = sqlite3.connect(str(path))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == registry_module.SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == registry_module.SCHEMA_VERSION == 2
     db.close()
 
-    def v2(db: sqlite3.Connection) -> None:
+    def v3(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE jobs ADD COLUMN note TEXT DEFAULT 'added'")
 
-    monkeypatch.setattr(registry_module, "MIGRATIONS", [*registry_module.MIGRATIONS, v2])
+    monkeypatch.setattr(registry_module, "MIGRATIONS", [*registry_module.MIGRATIONS, v3])
     with JobRegistry(path) as reg:
         assert reg.get("farm", "j1").title == "kept"  # type: ignore[union-attr]
     db = sqlite3.connect(str(path))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     assert db.execute("SELECT note FROM jobs").fetchone()[0] == "added"
     db.close()
 

@@ -61,8 +61,32 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs (submitted_at)")
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # The agent's hand-off queue (tether.agent): submissions a DCC or the command handed over, persisted so a
+    # killed or rebooted agent resumes them. ``request`` is the service's own JSON form of its prepared request.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS queue (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            service      TEXT NOT NULL,
+            profile      TEXT NOT NULL DEFAULT '',
+            title        TEXT NOT NULL DEFAULT '',
+            request      TEXT NOT NULL,
+            output_dir   TEXT,
+            fetch        INTEGER NOT NULL DEFAULT 1,
+            priority     INTEGER NOT NULL DEFAULT 0,
+            state        TEXT NOT NULL,
+            job_id       TEXT,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            error        TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS queue_state ON queue (state)")
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: List[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: List[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -104,6 +128,45 @@ def _state(value: str) -> JobState:
         return JobState(value)
     except ValueError:  # written by a newer Tether that knows more states
         return JobState.UNKNOWN
+
+
+QUEUE_STATES = ("queued", "running", "done", "failed", "cancelled")
+_QUEUE_COLUMNS = ("id", "service", "profile", "title", "request", "output_dir", "fetch", "priority", "state",
+                  "job_id", "attempts", "error", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One hand-off in the agent's queue: ``queued`` -> ``running`` -> ``done`` (``job_id`` set) or ``failed``."""
+
+    id: int
+    service: str
+    profile: str
+    title: str
+    request: Dict[str, Any]
+    output_dir: Optional[str]
+    fetch: bool
+    priority: int
+    state: str
+    job_id: Optional[str]
+    attempts: int
+    error: Optional[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> QueueEntry:
+        v = dict(zip(_QUEUE_COLUMNS, row))
+        created = _parse(v["created_at"]) or utcnow()
+        return cls(id=int(v["id"]), service=v["service"], profile=v["profile"] or "", title=v["title"] or "",
+                   request=json.loads(v["request"]), output_dir=v["output_dir"], fetch=bool(v["fetch"]),
+                   priority=int(v["priority"]), state=v["state"], job_id=v["job_id"], attempts=int(v["attempts"]),
+                   error=v["error"], created_at=created, updated_at=_parse(v["updated_at"]) or created)
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["created_at"], data["updated_at"] = _iso(self.created_at), _iso(self.updated_at)
+        return data
 
 
 @dataclass(frozen=True)
@@ -453,5 +516,66 @@ class JobRegistry:
             cursor = db.execute("DELETE FROM jobs WHERE service = ? AND job_id = ?", (service, str(job_id)))
             return cursor.rowcount > 0
 
+    # --- the agent's hand-off queue ----------------------------------------------------------------------------
+    def _entry(self, db: sqlite3.Connection, entry_id: int) -> Optional[QueueEntry]:
+        row = db.execute(f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue WHERE id = ?", (entry_id,)).fetchone()
+        return QueueEntry.from_row(row) if row else None
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "JobRecord", "JobRegistry", "default_path"]
+    def enqueue(self, *, service: str, request: Dict[str, Any], profile: str = "", title: str = "",
+                output_dir: Optional[Union[str, Path]] = None, fetch: bool = True, priority: int = 0) -> QueueEntry:
+        """Persist a hand-off: from here on it survives the process that made it."""
+        now = _iso(utcnow())
+        out = str(Path(output_dir).expanduser().absolute()) if output_dir is not None else None
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO queue (service, profile, title, request, output_dir, fetch, priority, state, attempts,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+                (service, profile, title, json.dumps(request, default=str), out, int(fetch), int(priority), now, now))
+            entry = self._entry(db, int(cursor.lastrowid or 0))
+        assert entry is not None
+        return entry
+
+    def queue_entry(self, entry_id: int) -> Optional[QueueEntry]:
+        with self._read() as db:
+            return self._entry(db, entry_id)
+
+    def queue(self, states: Optional[Sequence[str]] = None) -> List[QueueEntry]:
+        """Entries in the order the agent takes them: higher priority first, then oldest first."""
+        sql = f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue"
+        params: List[Any] = []
+        if states:
+            sql += f" WHERE state IN ({', '.join('?' for _ in states)})"
+            params.extend(states)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY priority DESC, id ASC", params).fetchall()
+        return [QueueEntry.from_row(r) for r in rows]
+
+    def claim(self) -> Optional[QueueEntry]:
+        """Take the next queued entry (marking it running, one more attempt); None when nothing waits."""
+        with self._write() as db:
+            row = db.execute("SELECT id FROM queue WHERE state = 'queued' ORDER BY priority DESC, id ASC LIMIT 1"
+                             ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE queue SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                       (_iso(utcnow()), row[0]))
+            return self._entry(db, int(row[0]))
+
+    def settle(self, entry_id: int, state: str, *, job_id: Optional[str] = None,
+               error: Optional[str] = None) -> Optional[QueueEntry]:
+        """Move an entry to ``state`` (one of :data:`QUEUE_STATES`), with the job it made or why it stopped."""
+        if state not in QUEUE_STATES:
+            raise ValueError(f"unknown queue state {state!r}")
+        with self._write() as db:
+            db.execute("UPDATE queue SET state = ?, job_id = COALESCE(?, job_id), error = ?, updated_at = ?"
+                       " WHERE id = ?", (state, job_id, error, _iso(utcnow()), entry_id))
+            return self._entry(db, entry_id)
+
+    def requeue_running(self) -> int:
+        """Entries a dead agent left running go back to the queue (the agent resumes them on start)."""
+        with self._write() as db:
+            return int(db.execute("UPDATE queue SET state = 'queued', updated_at = ? WHERE state = 'running'",
+                                  (_iso(utcnow()),)).rowcount)
+
+
+__all__ = ["MIGRATIONS", "QUEUE_STATES", "SCHEMA_VERSION", "JobRecord", "JobRegistry", "QueueEntry", "default_path"]

@@ -102,13 +102,18 @@ _FILE_ONLY = frozenset({"file_values", "config_file"})
 
 
 # --- paths ----------------------------------------------------------------------------------------------------
-def config_dir() -> Path:
-    override = os.environ.get("TETHER_CONFIG_DIR")
+def user_dir(variable: str, kind: str) -> Path:
+    """The folder ``variable`` names, else platformdirs' ``kind`` folder for Tether (``user_config_dir`` ...)."""
+    override = os.environ.get(variable)
     if override:
         return Path(override).expanduser()
-    from platformdirs import user_config_dir
+    import platformdirs
 
-    return Path(user_config_dir("tether", appauthor=False))
+    return Path(getattr(platformdirs, kind)("tether", appauthor=False))
+
+
+def config_dir() -> Path:
+    return user_dir("TETHER_CONFIG_DIR", "user_config_dir")
 
 
 def config_path() -> Path:
@@ -118,14 +123,7 @@ def config_path() -> Path:
 
 def data_dir() -> Path:
     """The user data dir for Tether (job registry, caches); created if missing."""
-    override = os.environ.get("TETHER_DATA_DIR")
-    if override:
-        path = Path(override).expanduser()
-    else:
-        from platformdirs import user_data_dir
-
-        path = Path(user_data_dir("tether", appauthor=False))
-    return private_dir(path)
+    return private_dir(user_dir("TETHER_DATA_DIR", "user_data_dir"))
 
 
 def local_store_dir() -> Path:

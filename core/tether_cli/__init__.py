@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "blender_cmd",  # tether blender build-extension
     *(f"{service}_cmd" for service in SERVICES),
     "install_cmd",  # tether install / tether doctor
+    "agent_cmd",    # tether agent [start|status|queue|pause|resume|stop]
 )
 
 

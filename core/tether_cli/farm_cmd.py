@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from tether.errors import InputError
 from tether.fileio import SHOWN, human_bytes
 
-from .service_cmd import ServiceCommand, print_jobs
+from .service_cmd import ServiceCommand, handed_off, print_jobs
 from .service_cmd import client as service_client
 
 
@@ -93,6 +93,7 @@ def print_preflight(check: Any, console: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from tether.agent import use_agent
     from tether.farm.submit import FarmOptions, preview, submit
     from tether.registry import JobRegistry
 
@@ -121,6 +122,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
             if payload is not None:
                 out.print_json(json.dumps(payload))
         return 0 if check.ok else 1
+    if not args.wait and use_agent(args.no_agent):
+        preview(client, opts).raise_errors()  # every check, before the agent is asked to take anything
+        if handed_off(args, "farm", opts, profile=client.profile, title=opts.title or opts.scene.stem,
+                      out=opts.out_dir, console=console):
+            return 0
     with TransferBars(console) as bars:
         result = submit(client, opts, registry=JobRegistry(), progress=bars.update)
     up = result.upload

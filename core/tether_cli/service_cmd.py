@@ -57,8 +57,12 @@ class ServiceCommand:
         """What every ``submit`` takes: --dry-run (``checks`` says what it checks), --wait, --out (``out``), --json."""
         parser.add_argument("--dry-run", action="store_true", help=f"check {checks}; send nothing")
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
-        parser.add_argument("--out", type=Path, help=f"{out} (implies --wait)")
+        parser.add_argument("--out", type=Path,
+                            help=f"{out} (implies --wait; handed to the agent, it fetches them itself)")
         parser.add_argument("--json", action="store_true", help="print machine-readable results")
+        parser.add_argument("--no-agent", action="store_true",
+                            help="upload here and now instead of handing off to the background agent "
+                                 "(also TETHER_AGENT=off; the way on render nodes and in CI)")
 
     def finish(self) -> None:
         """Add the common verbs this service did not define itself."""
@@ -163,9 +167,33 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def handed_off(args: argparse.Namespace, service: str, request: Any, *, profile: str, title: str,
+               out: Optional[Path], console: Any) -> bool:
+    """Hand a checked submission to the background agent (started when none runs) and say so; False when it goes
+    in-process instead (``--no-agent``, ``TETHER_AGENT=off``, or no agent could be started)."""
+    from tether import agent
+
+    if not agent.use_agent(getattr(args, "no_agent", False)):
+        return False
+    module = agent.handoff_module(service)
+    try:
+        entry = agent.hand_off(service, module.handoff_request(request), profile=profile, title=title,
+                               output_dir=out, fetch=out is not None)
+    except agent.AgentNotRunning as exc:
+        console.print(f"[yellow]{exc}[/]: uploading from here instead")
+        return False
+    where = f"; its outputs come home to {out}" if out is not None else ""
+    console.print(f"[green]handed off[/] to the agent (queue entry {entry.id}): it uploads and creates the job; "
+                  f"`tether agent queue` shows it{where}")
+    if getattr(args, "json", False):
+        print(json.dumps({"handoff": entry.id, "service": service, "title": title}))
+    return True
+
+
 def out_folder(value: Optional[Path]) -> Optional[Path]:
     return value.resolve() if value else None
 
 
-__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_status", "job_dict", "out_folder",
+__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_status", "handed_off", "job_dict",
+           "out_folder",
            "print_jobs", "print_preview", "status_line"]

@@ -17,8 +17,9 @@ import getpass
 import json
 import re
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -389,6 +390,38 @@ def submit(client: FarmClient, opts: FarmOptions, *, registry: Optional[JobRegis
            hash_cache: Optional[HashCache] = None) -> SubmitResult:
     """Check, upload what the farm lacks, create the job; record it in ``registry``."""
     return FarmSubmitter(client, registry, hash_cache).submit(opts, progress=progress, source=source_label)
+
+
+# --- hand-off to the agent (tether.agent) ----------------------------------------------------------------------
+def handoff_request(opts: FarmOptions) -> Dict[str, Any]:
+    """``opts`` as the JSON the agent's queue keeps. The farm-side output path is pinned now (its default holds a
+    time), so a resumed hand-off can recognise the job it may already have made before it was killed."""
+    from pydantic import TypeAdapter
+
+    if not opts.output_path:
+        opts = replace(opts, output_path=f"renders/{Path(opts.scene).stem}/{time.strftime('%Y%m%d-%H%M%S')}-"
+                                         f"{uuid.uuid4().hex[:6]}")
+    adapter: TypeAdapter[FarmOptions] = TypeAdapter(FarmOptions)
+    return dict(adapter.dump_python(opts, mode="json"))
+
+
+def run_handoff(client: FarmClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
+                progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None) -> str:
+    """The agent's side of a hand-off: submit the queued request and return the job id. ``resumed`` (an earlier
+    attempt was cut off): first look for the job that attempt may have created, so it is never made twice; the
+    uploads it finished are not sent again (the farm is asked by md5, and confirmed files are remembered)."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[FarmOptions] = TypeAdapter(FarmOptions)
+    opts = adapter.validate_python(request)
+    if resumed and opts.output_path:
+        existing = next((j for j in client.list_jobs(page=1, per_page=50).items
+                         if j.output_path == opts.output_path), None)
+        if existing is not None:
+            registry.record(service=SERVICE, job_id=existing.id, profile=client.profile, title=existing.job_title,
+                            source=str(opts.scene), output_dir=str(opts.out_dir) if opts.out_dir else None)
+            return existing.id
+    return submit(client, opts, registry=registry, progress=progress).job.id
 
 
 ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")

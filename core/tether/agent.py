@@ -1,0 +1,245 @@
+"""Talking to the Tether agent: the one per-user background process that owns uploads, job watching and downloads.
+
+A DCC or the command hands a prepared submission over (:func:`hand_off`): it is written to the agent's queue in the
+job registry's sqlite first, so it survives the process that made it, and the agent is woken (or started). The
+agent itself is :mod:`tether.agent_server`; this module is what every client needs and loads no server code.
+
+The channel only this user can open: a Unix socket (0600) in a private runtime folder (0700). Where there are no
+Unix sockets (Windows), the agent listens on loopback and every request carries a token read from a 0600 file in
+the same folder. Requests are plain HTTP with JSON bodies, through httpx (``HTTPTransport(uds=...)``).
+
+``TETHER_AGENT`` chooses: ``auto`` (default: use a running agent, start one when none runs), ``off`` (never: work
+in-process, as on a render node or in CI; ``--no-agent`` does the same for one command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from .errors import ConfigError
+from .fileio import private_dir
+
+SOCKET_NAME = "agent.sock"
+TOKEN_NAME = "agent.token"  # loopback channel only (no Unix sockets)
+PORT_NAME = "agent.port"
+LOCK_NAME = "agent.lock"
+LOG_NAME = "agent.log"
+TOKEN_HEADER = "X-Tether-Agent-Token"
+START_TIMEOUT = 20.0
+
+UNIX_SOCKETS = hasattr(socket, "AF_UNIX")  # Windows builds of Python have none
+
+
+def runtime_dir() -> Path:
+    """The agent's private folder (0700): ``TETHER_RUNTIME_DIR``, else platformdirs' user runtime dir."""
+    from .settings import user_dir
+
+    folder = private_dir(user_dir("TETHER_RUNTIME_DIR", "user_runtime_dir"))
+    if hasattr(os, "getuid"):
+        info = folder.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ConfigError(f"the agent's folder {folder} is not private to this user (owner {info.st_uid}, mode "
+                              f"{oct(info.st_mode & 0o777)}): remove it, or set TETHER_RUNTIME_DIR to a folder of "
+                              "your own")
+    return folder
+
+
+def socket_path() -> Path:
+    return runtime_dir() / SOCKET_NAME
+
+
+def log_path() -> Path:
+    from .settings import data_dir
+
+    return private_dir(data_dir()) / LOG_NAME
+
+
+def mode() -> str:
+    value = os.environ.get("TETHER_AGENT", "auto").strip().lower() or "auto"
+    if value not in ("auto", "off"):
+        raise ConfigError(f"TETHER_AGENT={value!r} is not one of auto, off")
+    return value
+
+
+def new_token(folder: Path) -> str:
+    """A fresh token in ``folder``/agent.token, readable by this user only (the loopback channel's key)."""
+    token = secrets.token_urlsafe(32)
+    path = folder / TOKEN_NAME
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+class AgentNotRunning(ConfigError):
+    """No agent answers on this user's channel."""
+
+
+class AgentClient:
+    """Requests to the running agent. Raises :class:`AgentNotRunning` when none answers."""
+
+    def __init__(self, folder: Optional[Path] = None, timeout: float = 10.0) -> None:
+        import httpx
+
+        self.folder = folder or runtime_dir()
+        headers: Dict[str, str] = {}
+        if UNIX_SOCKETS:
+            transport = httpx.HTTPTransport(uds=str(self.folder / SOCKET_NAME))
+            base = "http://agent"
+        else:  # pragma: no cover - Windows: loopback with the token only this user can read
+            try:
+                port = int((self.folder / PORT_NAME).read_text())
+                headers[TOKEN_HEADER] = (self.folder / TOKEN_NAME).read_text().strip()
+            except (OSError, ValueError):
+                raise AgentNotRunning("the Tether agent is not running") from None
+            transport = httpx.HTTPTransport()
+            base = f"http://127.0.0.1:{port}"
+        self._http = httpx.Client(transport=transport, base_url=base, headers=headers, timeout=timeout)
+
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None,
+             timeout: Optional[float] = None) -> Any:
+        import httpx
+
+        try:
+            reply = self._http.request(method, path, json=body,
+                                       timeout=timeout if timeout is not None else self._http.timeout)
+        except (httpx.TransportError, FileNotFoundError) as exc:  # no socket, or one closing as we ask
+            raise AgentNotRunning(f"the Tether agent is not running ({type(exc).__name__})") from None
+        data = reply.json()
+        if reply.status_code >= 400:
+            raise ConfigError(f"the Tether agent refused {method} {path}: {data.get('error', reply.text)}")
+        return data
+
+    def status(self) -> Dict[str, Any]:
+        return dict(self.call("GET", "/status"))
+
+    def queue(self) -> List[Dict[str, Any]]:
+        return list(self.call("GET", "/queue")["entries"])
+
+    def jobs(self, after: int = -1, wait: float = 0.0) -> Dict[str, Any]:
+        """The agent's view of the watched jobs; with ``wait``, held until a cycle after ``after`` has run."""
+        return dict(self.call("GET", f"/jobs?after={after}&wait={wait}", timeout=wait + 10.0))
+
+    def wake(self) -> None:
+        self.call("POST", "/wake")
+
+    def pause(self) -> Dict[str, Any]:
+        return dict(self.call("POST", "/pause"))
+
+    def resume(self) -> Dict[str, Any]:
+        return dict(self.call("POST", "/resume"))
+
+    def stop(self) -> Dict[str, Any]:
+        return dict(self.call("POST", "/stop"))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def running() -> Optional[Dict[str, Any]]:
+    """The running agent's status, or None."""
+    try:
+        with AgentClient() as client:
+            return client.status()
+    except AgentNotRunning:
+        return None
+
+
+def agent_command() -> Optional[List[str]]:
+    """How to start ``tether agent`` from here: this Python when it is one (the command), else ``tether`` on PATH
+    (a DCC's executable is Blender or Nuke, not a Python that runs modules)."""
+    exe = Path(sys.executable or "")
+    if exe.name.lower().startswith("python"):
+        return [str(exe), "-m", "tether_cli", "agent", "--detached"]
+    found = shutil.which("tether")
+    return [found, "agent", "--detached"] if found else None
+
+
+def start(wait: float = START_TIMEOUT) -> Dict[str, Any]:
+    """Start the agent in the background (detached: it outlives this process and its terminal) unless one runs;
+    return its status once it answers."""
+    status = running()
+    if status is not None:
+        return status
+    command = agent_command()
+    if command is None:
+        raise AgentNotRunning("cannot start the Tether agent: no `tether` command on PATH; run `tether agent start`")
+    log = log_path()
+    kwargs: Dict[str, Any] = {}
+    if sys.platform == "win32":  # pragma: no cover
+        kwargs["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True  # no SIGHUP when the terminal or the DCC goes
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                close_fds=True, **kwargs)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        status = running()
+        if status is not None:
+            return status
+        if proc.poll() is not None:
+            # Another agent may have won the race to start; it answers shortly.
+            status = running()
+            if status is not None:
+                return status
+            raise AgentNotRunning(f"the Tether agent exited at start (status {proc.returncode}); see {log}")
+        time.sleep(0.05)
+    raise AgentNotRunning(f"the Tether agent did not answer within {wait:g} s; see {log}")
+
+
+def handoff_module(service: str) -> Any:
+    """The service's submit module when it can hand off to the agent (``handoff_request``/``run_handoff``)."""
+    import importlib
+
+    module = importlib.import_module(f"tether.{service}.submit")
+    if not (hasattr(module, "handoff_request") and hasattr(module, "run_handoff")):
+        raise ConfigError(f"{service} submissions cannot be handed to the agent yet: use --no-agent")
+    return module
+
+
+def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title: str = "",
+             output_dir: Optional[Union[str, Path]] = None, fetch: bool = True, priority: int = 0,
+             start_agent: bool = True) -> Any:
+    """Queue a prepared submission for the agent and return its :class:`~tether.registry.QueueEntry`.
+
+    The agent is made to run first (so a failure to start leaves nothing queued and the caller can submit
+    in-process); then the entry is persisted and the agent woken. From then on the caller may exit."""
+    from .registry import JobRegistry
+
+    if start_agent:
+        start()
+    elif running() is None:
+        raise AgentNotRunning("the Tether agent is not running")
+    with JobRegistry() as registry:
+        entry = registry.enqueue(service=service, request=request, profile=profile, title=title,
+                                 output_dir=output_dir, fetch=fetch, priority=priority)
+    with contextlib.suppress(AgentNotRunning), AgentClient() as client:
+        client.wake()  # it also looks at the queue on its own, so a missed wake only delays
+    return entry
+
+
+def use_agent(no_agent: bool = False) -> bool:
+    """Whether a submission goes to the agent: not with ``--no-agent`` or ``TETHER_AGENT=off``."""
+    return not no_agent and mode() != "off"
+
+
+__all__ = ["AgentClient", "AgentNotRunning", "agent_command", "hand_off", "handoff_module", "log_path", "mode",
+           "new_token", "running", "runtime_dir", "socket_path", "start", "use_agent"]

@@ -1,0 +1,435 @@
+"""The Tether agent process: one per user, owning hand-off uploads, job watching and downloads (see :mod:`tether.agent`
+for the channel and the clients' side).
+
+Three threads besides the server's: the **worker** takes the queue (the registry's ``queue`` table) an entry at a
+time and runs its service's ``run_handoff`` (upload, create, record); the **watcher** polls every service once per
+cycle for all unfinished jobs (:class:`tether.watch.Watcher`: list pages, not one GET per job) and publishes the
+view that `tether jobs watch` subscribes to; a finished job handed off with an output folder has its outputs
+downloaded there (verified, atomic: the client's ``fetch_outputs``) and the user is told.
+
+The server is the standard library's ``http.server`` on a Unix socket (or loopback with a token): the agent must run
+where only the base wheels are installed, without the local services' uvicorn. Its log holds no secret: every line
+passes through :func:`tether.errors.redact`, and no request body or header is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from urllib.parse import parse_qs, urlparse
+
+from .agent import LOCK_NAME, PORT_NAME, SOCKET_NAME, TOKEN_HEADER, UNIX_SOCKETS, handoff_module, new_token, runtime_dir
+from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
+from .jobs import Job, JobService, JobState
+from .registry import JobRegistry, QueueEntry
+from .watch import ChangeKind, JobChange, Watcher
+
+log = logging.getLogger("tether.agent")
+
+RETRIES = 5  # attempts of a hand-off that met a passing fault (no reply, 5xx, 429) before it is failed
+RETRY_DELAY = 15.0
+IDLE_LOOK = 1.0  # the queue is looked at this often even without a wake (a submitter killed before it woke us)
+ClientFactory = Callable[[str, Optional[str]], JobService]
+
+
+class AgentRunning(ConfigError):
+    """Another agent of this user holds the lock."""
+
+
+def _lock(folder: Path) -> Any:
+    """Hold ``agent.lock`` for the life of the process: one agent per user, and a crashed one leaves no stale lock."""
+    fh = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - held open until the process ends
+    try:
+        if sys.platform == "win32":  # pragma: no cover
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise AgentRunning("a Tether agent already runs for this user (`tether agent status`)") from None
+    return fh
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    agent: Agent
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("request %s", self.requestline)
+
+    def address_string(self) -> str:
+        return "local"
+
+    def _reply(self, status: int, body: Dict[str, Any]) -> None:
+        data = json.dumps(body, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _allowed(self) -> bool:
+        token = self.agent.token
+        if token is None:  # the Unix socket: its 0600 mode is the lock
+            return True
+        import hmac
+
+        return hmac.compare_digest(self.headers.get(TOKEN_HEADER, ""), token)
+
+    def _route(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if not self._allowed():
+            self._reply(403, {"error": "missing or wrong agent token"})
+            return
+        url = urlparse(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        handler = self.agent.routes.get((method, url.path))
+        if handler is None:
+            self._reply(404, {"error": f"no route {method} {url.path}"})
+            return
+        try:
+            self._reply(200, handler(query))
+        except Exception as exc:  # one bad request never stops the agent
+            log.exception("request %s failed", url.path)
+            self._reply(500, {"error": redact(f"{type(exc).__name__}: {exc}")})
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+
+def _job_from_record(rec: Any) -> Dict[str, Any]:
+    return Job(service=rec.service, id=rec.job_id, title=rec.title, state=rec.state, raw_state=rec.raw_state,
+               progress=rec.progress, error=rec.error, finished_at=rec.finished_at,
+               counts={k: int(v) for k, v in (rec.extra.get("counts") or {}).items() if isinstance(v, (int, float))}
+               ).model_dump(mode="json")
+
+
+class Agent:
+    """The agent: ``serve()`` in the foreground (``tether agent``), or ``start()`` on threads (tests)."""
+
+    def __init__(self, folder: Optional[Path] = None, registry: Optional[JobRegistry] = None,
+                 clients: Optional[ClientFactory] = None, *, fast: float = 2.0, cap: float = 30.0,
+                 notify: Optional[Callable[[str, str], None]] = None) -> None:
+        from .clients import client_for
+
+        self.folder = folder or runtime_dir()
+        self.registry = registry or JobRegistry()
+        self.clients: ClientFactory = clients or client_for
+        self.notify = notify or notify_user
+        self.fast, self.cap = fast, cap
+        self.token: Optional[str] = None
+        self.paused = False
+        self.started = time.time()
+        self.current: Dict[str, Any] = {}  # what the worker does now (entry, bytes)
+        self.cycle = 0
+        self.snapshot: Dict[str, Any] = {"cycle": 0, "jobs": [], "missing": [], "errors": {}}
+        self.fetched: List[str] = []
+        self._stop = threading.Event()
+        self._work = threading.Event()  # the queue may have something
+        self._poll = threading.Event()  # poll now (a job was just made)
+        self._cycled = threading.Condition()
+        self._threads: List[threading.Thread] = []
+        self._server: Any = None
+        self._closer: Optional[threading.Thread] = None
+        self._lock_file: Any = None
+        self._fetching: Set[Tuple[str, str]] = set()
+        self.routes: Dict[Tuple[str, str], Callable[[Dict[str, str]], Dict[str, Any]]] = {
+            ("GET", "/status"): lambda q: self.status(),
+            ("GET", "/queue"): lambda q: {"entries": [e.to_dict() for e in self.registry.queue()]},
+            ("GET", "/jobs"): lambda q: self.jobs(int(q.get("after", -1)), float(q.get("wait", 0))),
+            ("POST", "/wake"): lambda q: self._wake(),
+            ("POST", "/pause"): lambda q: self.pause(),
+            ("POST", "/resume"): lambda q: self.resume(),
+            ("POST", "/stop"): lambda q: self.stop(),
+        }
+
+    # --- life -----------------------------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        self._lock_file = _lock(self.folder)
+        handler = type("Handler", (_Handler,), {"agent": self})
+        if UNIX_SOCKETS:
+            path = self.folder / SOCKET_NAME
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # a dead agent's socket (we hold the lock, so no live one owns it)
+            old = os.umask(0o177)  # the socket is born 0600: no moment when another user could connect
+            try:
+                self._server = _UnixServer(str(path), handler)
+            finally:
+                os.umask(old)
+            os.chmod(path, 0o600)
+        else:  # pragma: no cover - Windows
+            self.token = new_token(self.folder)
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            (self.folder / PORT_NAME).write_text(str(self._server.server_address[1]))
+
+    def start(self) -> Agent:
+        """Bind the channel and run the server, worker and watcher on daemon threads until :meth:`stop`."""
+        self._bind()
+        resumed = self.registry.requeue_running()
+        if resumed:
+            log.info("resuming %d hand-off(s) a stopped agent left running", resumed)
+        for name, target in (("server", self._serve), ("worker", self._worker), ("watcher", self._watcher)):
+            thread = threading.Thread(target=target, name=f"tether-agent-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._closer = threading.Thread(target=self._close_when_stopped, name="tether-agent-closer", daemon=True)
+        self._closer.start()
+        log.info("agent %d listening in %s", os.getpid(), self.folder)
+        return self
+
+    def serve(self) -> None:
+        """Run until stopped (``tether agent stop``, SIGTERM or Ctrl-C)."""
+        self.start()
+        closer = self._closer
+        assert closer is not None
+        try:
+            while closer.is_alive():
+                closer.join(0.5)
+        finally:
+            self.close()
+
+    def _serve(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def _close_when_stopped(self) -> None:
+        self._stop.wait()
+        self._work.set()
+        self._poll.set()
+        with self._cycled:
+            self._cycled.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+        if UNIX_SOCKETS:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / SOCKET_NAME).unlink()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._lock_file is not None:
+            self._lock_file.close()
+        log.info("agent stopped")
+
+    def close(self) -> None:
+        """Stop and wait until everything has stopped."""
+        self._stop.set()
+        if self._closer is not None and self._closer is not threading.current_thread():
+            self._closer.join(timeout=60)
+
+    # --- routes -----------------------------------------------------------------------------------------------------
+    def status(self) -> Dict[str, Any]:
+        counts: Dict[str, int] = {}
+        for entry in self.registry.queue():
+            counts[entry.state] = counts.get(entry.state, 0) + 1
+        return {"pid": os.getpid(), "paused": self.paused, "uptime": round(time.time() - self.started, 1),
+                "queue": counts, "current": dict(self.current), "cycle": self.cycle,
+                "watching": len(self.snapshot["jobs"]), "fetched": list(self.fetched[-20:])}
+
+    def _wake(self) -> Dict[str, Any]:
+        self._work.set()
+        return {"ok": True}
+
+    def pause(self) -> Dict[str, Any]:
+        """Stop taking hand-offs; an upload in flight stops at its next block and goes back to the queue."""
+        self.paused = True
+        log.info("paused")
+        return self.status()
+
+    def resume(self) -> Dict[str, Any]:
+        self.paused = False
+        self._work.set()
+        log.info("resumed")
+        return self.status()
+
+    def stop(self) -> Dict[str, Any]:
+        log.info("stop requested")
+        self._stop.set()
+        self._work.set()
+        return {"ok": True, "pid": os.getpid()}
+
+    def jobs(self, after: int, wait: float) -> Dict[str, Any]:
+        """The watched jobs as of the latest cycle; with ``wait``, held until a cycle newer than ``after`` ran."""
+        deadline = time.monotonic() + min(max(wait, 0.0), 60.0)
+        with self._cycled:
+            while self.cycle <= after and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cycled.wait(left)
+            return dict(self.snapshot)
+
+    # --- the worker: hand-offs ----------------------------------------------------------------------------------------
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            self._work.clear()
+            entry = None if self.paused else self.registry.claim()
+            if entry is None:
+                self._work.wait(IDLE_LOOK)
+                continue
+            self._run(entry)
+
+    def _progress(self, entry: QueueEntry) -> Callable[[Any], Optional[bool]]:
+        def on(progress: Any) -> Optional[bool]:
+            self.current = {"entry": entry.id, "service": entry.service, "title": entry.title,
+                            "bytes_sent": getattr(progress, "bytes_sent", None),
+                            "bytes_total": getattr(progress, "bytes_total", None)}
+            return not (self.paused or self._stop.is_set())  # False: the upload stops at its next block
+
+        return on
+
+    def _run(self, entry: QueueEntry) -> None:
+        log.info("hand-off %d (%s '%s'): attempt %d", entry.id, entry.service, entry.title, entry.attempts)
+        self.current = {"entry": entry.id, "service": entry.service, "title": entry.title}
+        try:
+            module = handoff_module(entry.service)
+            client = self.clients(entry.service, entry.profile or None)
+            job_id = module.run_handoff(client, entry.request, registry=self.registry, resumed=entry.attempts > 1,
+                                        progress=self._progress(entry))
+        except CancelledByUser:
+            self.registry.settle(entry.id, "queued")
+            log.info("hand-off %d set back in the queue (paused or stopping)", entry.id)
+        except (InputError, AuthError, ConfigError) as exc:
+            self._fail(entry, str(exc))
+        except ServiceError as exc:
+            passing = exc.status is None or exc.status >= 500 or exc.status == 429
+            if passing and entry.attempts < RETRIES:
+                self.registry.settle(entry.id, "queued", error=str(exc))
+                log.warning("hand-off %d: %s; trying again", entry.id, redact(str(exc)))
+                self._stop.wait(RETRY_DELAY)
+            else:
+                self._fail(entry, str(exc))
+        except Exception as exc:  # the agent outlives any one hand-off
+            log.exception("hand-off %d failed", entry.id)
+            self._fail(entry, redact(f"{type(exc).__name__}: {exc}") if not isinstance(exc, TetherError)
+                       else str(exc))
+        else:
+            self.registry.record(service=entry.service, job_id=job_id, output_dir=entry.output_dir,
+                                 extra={"agent_fetch": bool(entry.fetch and entry.output_dir), "handoff": entry.id})
+            self.registry.settle(entry.id, "done", job_id=job_id)
+            log.info("hand-off %d: %s job %s created", entry.id, entry.service, job_id)
+            self._poll.set()
+        finally:
+            self.current = {}
+
+    def _fail(self, entry: QueueEntry, message: str) -> None:
+        self.registry.settle(entry.id, "failed", error=message)
+        log.error("hand-off %d failed: %s", entry.id, redact(message))
+        self.notify("Tether: submission failed", f"{entry.service} '{entry.title}': {message}")
+
+    # --- the watcher: one poller per machine ----------------------------------------------------------------------
+    def _watcher(self) -> None:
+        watcher = Watcher(self.registry, self.clients, fast=self.fast, cap=self.cap)
+        try:
+            while not self._stop.is_set():
+                self._poll.clear()
+                changes = watcher.poll_once()
+                self._publish(watcher, changes)
+                for change in changes:
+                    self._on_change(change)
+                self._pending_fetches()
+                self._poll.wait(watcher.next_delay())
+        finally:
+            watcher.close()
+
+    def _publish(self, watcher: Watcher, changes: List[JobChange]) -> None:
+        followed = watcher.followed
+        snapshot = {
+            "cycle": self.cycle + 1,
+            "jobs": [_job_from_record(r) for r in followed if not r.missing],
+            "missing": [[r.service, r.job_id] for r in followed if r.missing],
+            "errors": {f"{c.service}|{c.profile}": c.message for c in changes if c.kind is ChangeKind.ERROR},
+        }
+        with self._cycled:
+            self.cycle += 1
+            self.snapshot = snapshot
+            self._cycled.notify_all()
+
+    def _on_change(self, change: JobChange) -> None:
+        if change.kind is ChangeKind.ERROR:
+            log.warning("%s", redact(change.message))
+            return
+        log.info("%s", redact(change.message))
+        after = change.after
+        if (change.kind is ChangeKind.FINISHED and after is not None and after.extra.get("handoff")
+                and after.state is not JobState.COMPLETED):
+            self.notify("Tether: job did not complete", change.message)
+
+    def _pending_fetches(self) -> None:
+        """Completed hand-off jobs whose outputs are asked for here and not yet fetched."""
+        for rec in self.registry.list(unfinished_only=False, limit=500):
+            if (rec.state is JobState.COMPLETED and rec.fetched_at is None and rec.output_dir
+                    and rec.extra.get("agent_fetch") and rec.key not in self._fetching):
+                self._fetch(rec)
+
+    def _fetch(self, rec: Any) -> None:
+        self._fetching.add(rec.key)
+        try:
+            client = self.clients(rec.service, rec.profile or None)
+            files = client.fetch_outputs(rec.job_id, Path(rec.output_dir))
+        except Exception as exc:  # kept for the next cycle: the service may answer then
+            self._fetching.discard(rec.key)
+            log.warning("fetching %s job %s: %s", rec.service, rec.job_id, redact(str(exc)))
+            return
+        finally:
+            close = getattr(locals().get("client"), "close", None)
+            if callable(close):
+                close()
+        self.registry.mark_fetched(rec.service, rec.job_id, rec.output_dir)
+        self.fetched.append(f"{rec.service}:{rec.job_id}")
+        log.info("%s job %s: %d file(s) downloaded to %s", rec.service, rec.job_id, len(files), rec.output_dir)
+        self.notify("Tether: results are home", f"{rec.title or rec.job_id}: {len(files)} file(s) in {rec.output_dir}")
+
+
+def notify_user(title: str, message: str) -> None:
+    """A desktop notification where one can be shown (plyer, when installed), else a log line only."""
+    log.info("notice: %s: %s", title, redact(message))
+    try:
+        from plyer import notification  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):  # no notification daemon (a headless session): the log line stands
+        notification.notify(title=title, message=redact(message)[:250], app_name="Tether")
+
+
+def configure_logging(path: Optional[Path], verbose: bool = False, stderr: bool = True) -> None:
+    """Log lines to ``path`` (0600) and, with ``stderr``, the terminal; every line is redacted, so no secret reaches
+    the log."""
+    from .fileio import private_file
+
+    class Redacting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact(super().format(record))
+
+    formatter = Redacting("%(asctime)s %(levelname)s %(message)s")
+    handlers: List[logging.Handler] = [logging.StreamHandler()] if stderr else []
+    if path is not None:
+        private_file(path)
+        handlers.append(logging.FileHandler(path))
+    root = logging.getLogger("tether")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+__all__ = ["Agent", "AgentRunning", "configure_logging", "notify_user"]

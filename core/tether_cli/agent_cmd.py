@@ -1,0 +1,105 @@
+"""`tether agent`: the per-user background process that owns hand-off uploads, job watching and downloads.
+
+``tether agent`` runs it in the foreground; ``start`` runs it detached (it outlives the terminal); ``status``,
+``queue``, ``pause``, ``resume`` and ``stop`` talk to the running one over its private channel (:mod:`tether.agent`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "agent", help="the background agent: uploads handed off by Blender, Nuke and `tether`, watching, downloads",
+        description="Without an action: run the agent in the foreground until Ctrl-C or `tether agent stop`.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # started by `agent start`
+    parser.set_defaults(func=cmd_run)
+    actions = parser.add_subparsers(dest="agent_command", metavar="ACTION")
+    start = actions.add_parser("start", help="start the agent in the background unless it runs")
+    start.set_defaults(func=cmd_start)
+    for name, helptext in (("status", "whether it runs, what it does now, its queue's counts"),
+                           ("queue", "the hand-offs it holds, in the order it takes them"),
+                           ("pause", "stop taking hand-offs (an upload in flight goes back to the queue)"),
+                           ("resume", "take hand-offs again"),
+                           ("stop", "stop the agent (its queue is kept; it resumes on the next start)")):
+        p = actions.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_action, action=name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tether.agent import log_path
+    from tether.agent_server import Agent, configure_logging
+
+    # detached, stderr is the log file already (it catches a crash's traceback too)
+    configure_logging(log_path(), verbose=args.verbose, stderr=not args.detached)
+    Agent().serve()
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from tether import agent
+
+    status = agent.start()
+    print(f"agent running (pid {status['pid']}); log: {agent.log_path()}")
+    return 0
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    from tether.agent import AgentClient, AgentNotRunning
+
+    try:
+        with AgentClient() as client:
+            reply: Any = client.queue() if args.action == "queue" else getattr(client, args.action)()
+    except AgentNotRunning:
+        if args.action == "stop":
+            print("the agent is not running")
+            return 0
+        if args.action == "queue":
+            reply = _queue_from_registry()
+        else:
+            print("the agent is not running: `tether agent start` starts it (a submit starts it too)")
+            return 3
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif args.action == "queue":
+        _print_queue(reply)
+    elif args.action == "stop":
+        print(f"agent {reply['pid']} stopping")
+    else:
+        _print_status(reply)
+    return 0
+
+
+def _queue_from_registry() -> Any:
+    from tether.registry import JobRegistry
+
+    with JobRegistry() as registry:
+        return [e.to_dict() for e in registry.queue()]
+
+
+def _print_status(status: Dict[str, Any]) -> None:
+    state = "paused" if status["paused"] else "running"
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["queue"].items())) or "empty"
+    print(f"agent {state} (pid {status['pid']}, up {status['uptime']:.0f} s); queue: {counts}; "
+          f"watching {status['watching']} job(s), {status['cycle']} poll cycle(s)")
+    current = status.get("current") or {}
+    if current:
+        sent, total = current.get("bytes_sent"), current.get("bytes_total")
+        moved = f": {sent} of {total} bytes" if total else ""
+        print(f"  now: hand-off {current['entry']} ({current['service']} '{current['title']}'){moved}")
+
+
+def _print_queue(entries: Any) -> None:
+    from .tables import print_table
+
+    if not entries:
+        print("the agent's queue is empty")
+        return
+    print_table(("id", "service", "title", "state", "job", "priority", "error"),
+                [(str(e["id"]), e["service"], e["title"], e["state"], e["job_id"] or "", str(e["priority"]),
+                  e["error"] or "") for e in entries])

@@ -1,0 +1,141 @@
+"""The Tether agent: its private channel and controls, hand-off that survives the submitter and a kill -9 of the
+agent itself, one watcher per machine, and results that come home. Against the local services over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+from tether import agent
+from tether.agent_server import Agent, AgentRunning
+from tether.registry import JobRegistry
+from tether_cli import main
+from tether_services.server import LocalServices
+from waiting import eventually
+
+
+@pytest.fixture
+def notes() -> List[Tuple[str, str]]:
+    return []
+
+
+@pytest.fixture
+def running_agent(tmp_path: Path, notes: List[Tuple[str, str]]) -> Iterator[Agent]:
+    """An agent on threads of this process, on this test's private runtime folder and registry."""
+    live = Agent(agent.runtime_dir(), JobRegistry(), fast=0.05, cap=0.2,
+                 notify=lambda title, text: notes.append((title, text))).start()
+    yield live
+    live.close()
+
+
+def test_channel_is_private_and_the_controls_answer(running_agent: Agent, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = agent.runtime_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(agent.socket_path()).st_mode) == 0o600
+    with pytest.raises(AgentRunning):
+        Agent(folder, JobRegistry()).start()  # one agent per user
+    assert main(["agent", "pause"]) == 0 and "agent paused" in capsys.readouterr().out
+    assert agent.running()["paused"] is True  # type: ignore[index]
+    assert main(["agent", "resume", "--json"]) == 0 and json.loads(capsys.readouterr().out)["paused"] is False
+    assert main(["agent", "queue"]) == 0 and "queue is empty" in capsys.readouterr().out
+    with agent.AgentClient() as client, pytest.raises(agent.ConfigError, match="no route"):
+        client.call("GET", "/nothing")
+    assert main(["agent", "stop"]) == 0
+    eventually(lambda: agent.running() is None, message="the agent to stop")
+    assert main(["agent", "status"]) == 3 and "not running" in capsys.readouterr().out
+
+
+def test_a_runtime_folder_others_can_open_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared-run"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.setenv("TETHER_RUNTIME_DIR", str(shared))
+    assert stat.S_IMODE(agent.runtime_dir().stat().st_mode) == 0o700  # made private, since we own it
+    monkeypatch.setenv("TETHER_AGENT", "sometimes")
+    with pytest.raises(agent.ConfigError, match="auto, off"):
+        agent.mode()
+
+
+def _farm_jobs_with(output_path: str, local_services: LocalServices) -> List[Any]:
+    from tether.farm.client import FarmClient
+
+    with FarmClient.from_profile("local") as client:
+        return [j for j in client.iter_jobs() if j.output_path == output_path]
+
+
+def test_handed_off_submit_survives_the_submitter_and_a_killed_agent(
+    tiny_blend: Path, tmp_path: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submitting command is killed -9 once it handed off; the agent is killed -9 mid-upload and started again:
+    one job, nothing the farm confirmed sent again, and the frames come home byte-identical to the farm's."""
+    from tether.farm.client import FarmClient
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    faults = local_services.faults
+    faults.clear()
+    stall = faults.add("slow", delay=1.0, service="farm", method="POST", path=r"/api/uploads/file$", times=1)
+    local_services.requests.clear()
+    out = tmp_path / "frames"
+    submitter = subprocess.Popen([sys.executable, "-m", "tether_cli", "farm", "submit", str(tiny_blend),
+                                  "--frames", "1-2", "--chunk-size", "2", "--out", str(out), "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    registry = JobRegistry()
+    try:
+        [entry] = eventually(lambda: registry.queue(), message="the hand-off to be queued")
+        submitter.send_signal(signal.SIGKILL)  # gone the moment it handed off (or still finishing its reply)
+        submitter.wait()
+        pid = eventually(lambda: agent.running(), message="the agent the submit started")["pid"]
+        # mid-upload: one file confirmed by the farm, the other held in the stalled request
+        eventually(lambda: stall.hits == 1 and local_services.requests.count(
+            "POST", r"/farm/api/uploads/file$", status=201) == 1,
+                   message=lambda: f"one upload done, one in flight: {stall.hits} {local_services.requests.all()}")
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda: local_services.requests.count("POST", r"/farm/api/uploads/file$") == 2,
+                   message="the stalled upload to end on the farm's side")
+        assert registry.queue_entry(entry.id).state == "running"  # type: ignore[union-attr]
+        local_services.requests.clear()
+        agent.start()  # resumes what the killed one left running
+        done = eventually(lambda: registry.queue_entry(entry.id), lambda e: e.state in ("done", "failed"),
+                          message="the resumed hand-off")
+        assert done.state == "done", done.error
+        # the file the farm confirmed before the kill is neither asked about nor sent again
+        assert local_services.requests.count("POST", r"/farm/api/uploads/md5$") <= 1
+        assert local_services.requests.count("POST", r"/farm/api/uploads/file$") <= 1
+        output_path = done.request["output_path"]
+        assert [j.id for j in _farm_jobs_with(output_path, local_services)] == [done.job_id]
+        record = eventually(lambda: registry.get("farm", str(done.job_id)), lambda r: r and r.fetched_at,
+                            message="the frames to come home")
+        assert record.output_dir == str(out.resolve())
+        with FarmClient.from_profile("local") as client:
+            expected = {o.name: o.md5 for o in client.outputs(str(done.job_id))}
+        import hashlib
+
+        got = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in out.iterdir()}
+        assert got == expected and len(got) == 2
+    finally:
+        faults.clear()
+        with pytest.MonkeyPatch.context():
+            if agent.running() is not None:
+                with agent.AgentClient() as client:
+                    client.stop()
+        eventually(lambda: agent.running() is None, message="the agent to stop")
+        registry.close()
+
+
+def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_services: LocalServices,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.agent import use_agent
+
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    assert use_agent() and not use_agent(no_agent=True)
+    monkeypatch.setenv("TETHER_AGENT", "off")
+    assert not use_agent()
