@@ -30,7 +30,7 @@ import nuke
 from tether.errors import InputError
 from tether.nukeimport import Curve, FormatValue, ImportDescription, NodeSpec
 from tether.nukeimport.model import KnobValue, versioned
-from tether.nukeimport.nk import Expression, knob_script
+from tether.nukeimport.nk import knob_script
 
 
 @dataclass
@@ -63,10 +63,7 @@ def _format_name(value: FormatValue) -> str:
 
 
 def _set(knob: nuke.Knob, value: KnobValue) -> None:
-    if isinstance(value, Expression):  # before str: an expression is a str too
-        if not knob.setExpression(str(value)):
-            raise ValueError(f"expression {value!r} not accepted")
-    elif isinstance(value, FormatValue):
+    if isinstance(value, FormatValue):
         knob.setValue(_format_name(value))
     elif isinstance(value, Curve):
         knob.fromScript("{" + value.to_script() + "}")

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import nuke
 from qtpy import QtCore, QtGui, QtWidgets
 from tether.autopilot.models import MAX_FRAMES
-from tether.autopilot.submit import UPLOAD_PLACEHOLDER, ServiceChoice, preview
+from tether.autopilot.submit import UPLOAD_PLACEHOLDER, AlreadySent, ServiceChoice, preview
 from tether.errors import InputError, redact
 from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate, nuke_plate
@@ -298,7 +298,7 @@ class TetherPanel(QtWidgets.QWidget):
         form.addWidget(self.problems)
         self.send_button = QtWidgets.QPushButton("&Send to Autopilot")
         self.send_button.setDefault(True)  # Enter in a field sends (the panel is no QDialog: _enter does it)
-        self.send_button.clicked.connect(self.submit)
+        self.send_button.clicked.connect(lambda: self.submit())
         self.preview_button = QtWidgets.QPushButton("&Preview payload")
         self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
         self.preview_button.clicked.connect(self.preview)
@@ -306,6 +306,23 @@ class TetherPanel(QtWidgets.QWidget):
         send_row.addWidget(self.send_button, 1)
         send_row.addWidget(self.preview_button)
         form.addLayout(send_row)
+        # no paying twice: a clip already sent with these options offers that job's results instead
+        self.offer_box = QtWidgets.QWidget()
+        offer = QtWidgets.QVBoxLayout(self.offer_box)
+        offer.setContentsMargins(0, 0, 0, 0)
+        self.offer_note = note(AMBER)
+        self.offer_import = QtWidgets.QPushButton("&Import its results")
+        self.offer_import.clicked.connect(self.import_offered)
+        self.offer_send = QtWidgets.QPushButton("Send &anyway")
+        self.offer_send.clicked.connect(lambda: self.submit(force=True))
+        offer_row = QtWidgets.QHBoxLayout()
+        offer_row.addWidget(self.offer_import, 1)
+        offer_row.addWidget(self.offer_send)
+        offer.addWidget(self.offer_note)
+        offer.addLayout(offer_row)
+        self.offer_box.hide()
+        self.offered: Optional[str] = None  # the earlier job's id while its results are offered
+        form.addWidget(self.offer_box)
         form.addStretch(1)
         order = [self.use_selected, *self.service_boxes.values(), self.depth_export, self.lens, self.film_back,
                  self.sensor_width, self.sensor_height, self.working_fps, self.calculate_distortion,
@@ -567,8 +584,10 @@ class TetherPanel(QtWidgets.QWidget):
         words = {"roto": "roto", "tracking": "camera", "depth": f"depth ({self.depth_export.currentData()})"}
         return ", ".join(words[name] for name in self.chosen())
 
-    def submit(self) -> None:
+    def submit(self, force: bool = False) -> None:
+        """Send the Read's frames (``force``: even when they were sent with these options before)."""
         check = self.update_problems()
+        self.offer_box.hide()
         if not check.ok or self.plate is None:
             return
         plate = self.plate
@@ -581,8 +600,30 @@ class TetherPanel(QtWidgets.QWidget):
         self.failure_box.clear()
         set_note(self.status, f"Sending {plate.node} ({plate.frame_count} frames) to Autopilot...")
         future = self.controller.service(SERVICE).submit(plate, self.choice(), script=script, follow=False,
-                                                          asked=self.asked())
-        future.add_done_callback(lambda f: self._forward("sent", None))
+                                                          asked=self.asked(), force=force)
+        future.add_done_callback(lambda f: self._forward("sent", f.exception()))
+
+    def show_offer(self, earlier: AlreadySent) -> None:
+        """The same frames went with the same options as ``earlier``'s job: offer its results, or to send anyway."""
+        self.failure_box.clear()  # not a failure: nothing was sent, and nothing needs to be
+        self.offered = earlier.job_id
+        done = earlier.state is JobState.COMPLETED
+        set_note(self.offer_note, f"These frames were already sent with these options: Autopilot job "
+                                  f"{earlier.job_id} ({'completed' if done else earlier.state.value}). "
+                                  + ("Import its results instead of paying for the frames again?" if done else
+                                     "The Job monitor follows it; import it when it completes."))
+        self.offer_import.setEnabled(done)
+        set_note(self.status, "")
+        self.offer_box.show()
+        self.tabs.setCurrentIndex(PAGES.index("submit"))
+
+    def import_offered(self) -> None:
+        """The offered job's results onto the Read now selected (its frames are the same, by content)."""
+        if self.offered is None or self.plate is None:
+            return
+        self.offer_box.hide()
+        set_note(self.status, f"Importing Autopilot job {self.offered} onto {self.plate.node}...")
+        self.controller.import_job(SERVICE, self.offered, self.plate, onto=True)
 
     # --- preview ------------------------------------------------------------------------------------------------
     def preview(self) -> None:
@@ -844,6 +885,8 @@ class TetherPanel(QtWidgets.QWidget):
         elif kind == "sent":  # this page's send is over, sent or not
             self._sending = False
             self.update_problems()
+            if isinstance(payload, AlreadySent):
+                self.show_offer(payload)
         elif kind == "imported":
             job_id, applied = payload
             set_note(self.status, f"Imported job {job_id}: {', '.join(applied.names.values())}"

@@ -239,3 +239,51 @@ def test_preview_shows_the_problems_when_the_input_is_invalid(panel: Any, tmp_pa
     text = dialog.text.toPlainText()
     assert text.startswith("Nothing can be sent") and "missing" in text
     assert panel.preview_dialog is dialog  # one dialog, reused
+
+
+def test_the_same_frames_and_options_offer_the_finished_jobs_results(qtbot: Any, tmp_path: Path,
+                                                                     autopilot: Any) -> None:
+    """No paying twice from the panel: a second Send of the same frames with the same options sends nothing and
+    offers the first job's results, imported onto the Read; Send anyway sends."""
+    from qtpy import QtCore
+    from test_nuke_import import png
+    from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
+    from tether_nuke.panel import TetherPanel
+
+    client = AutopilotClient(autopilot.url("autopilot"), api_key=LOCAL_API_KEY)
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    controller = monitor(registry, lambda profile: client, tmp_path / "dl", poll=(0.1, 0.3))
+    panel = TetherPanel(controller)
+    qtbot.addWidget(panel)
+    try:
+        read = sequence_read(tmp_path)
+        for n in range(1001, 1005):  # a short clip of frames the local Autopilot can decode, under the same Read
+            png(tmp_path / "seq" / f"shot.{n:04d}.png", 64, 36)
+        read["file"].setValue(f"{(tmp_path / 'seq').as_posix()}/shot.####.png")
+        read["last"].setValue(1004)
+        panel.open_with(("roto",))
+        qtbot.waitUntil(lambda: panel.quota_remaining is not None, timeout=PATIENCE_MS)
+        panel.submit()
+        qtbot.waitUntil(lambda: "Sent: job" in panel.status.text(), timeout=PATIENCE_MS)
+        [first] = [r.job_id for r in registry.list()]
+        qtbot.waitUntil(lambda: registry.get("autopilot", first).state.finished,  # type: ignore[union-attr]
+                        timeout=PATIENCE_MS)  # the monitor follows it to the end
+        assert registry.get("autopilot", first).state is JobState.COMPLETED  # type: ignore[union-attr]
+        puts = autopilot.requests.count(method="PUT")
+        panel.submit()
+        qtbot.waitUntil(lambda: not panel.offer_box.isHidden(), timeout=PATIENCE_MS)
+        assert panel.tabs.currentIndex() == 0  # shown where Send was pressed
+        assert first in panel.offer_note.text() and panel.offer_import.isEnabled()
+        assert autopilot.requests.count(method="PUT") == puts and len(registry.list()) == 1  # nothing sent
+        qtbot.mouseClick(panel.offer_import, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: nuke._run_main_queue() >= 0 and nuke.toNode("Plate7_roto_v001") is not None,
+                        timeout=PATIENCE_MS)
+        copy = nuke.toNode("Plate7_roto_alpha_v001")
+        assert copy is not None and copy.input(0) is nuke.toNode("Plate7")
+        panel.submit()  # offered again; this time the artist sends anyway
+        qtbot.waitUntil(lambda: not panel.offer_box.isHidden(), timeout=PATIENCE_MS)
+        qtbot.mouseClick(panel.offer_send, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(registry.list()) == 2, timeout=PATIENCE_MS)
+    finally:
+        controller.close()
+        client.close()

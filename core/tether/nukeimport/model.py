@@ -90,14 +90,6 @@ class FormatValue:
 Channel = Union[float, Curve]
 
 
-class Expression(str):
-    """A knob value that is a TCL expression (``frame-1000``), not a constant: written ``{{frame-1000}}`` in a .nk
-    and set with ``knob.setExpression`` in Nuke. A ``str`` subclass, so it is a :data:`KnobValue` as it is."""
-
-    def __repr__(self) -> str:
-        return f"Expression({str(self)!r})"
-
-
 KnobValue = Union[bool, int, float, str, FormatValue, Curve, Tuple[Channel, ...]]
 
 
@@ -183,7 +175,7 @@ def channels(value: Any) -> Sequence[Channel]:
     return (value,)
 
 
-__all__ = ["Channel", "Curve", "Expression", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels",
+__all__ = ["Channel", "Curve", "FormatValue", "ImportDescription", "KnobValue", "NodeSpec", "channels",
            "next_version", "number", "versioned"]
 
 

@@ -10,8 +10,7 @@ Two forms:
 
 Wiring uses the script stack as Nuke writes it: each node is followed by ``set N<name> [stack 0]``; a node with
 inputs is preceded by ``push`` of each input, last input first, so input 0 is the top of the stack.
-Curves are ``{curve x1001 v1 v2 ...}``: consecutive frames need no ``x``. An :class:`Expression` is written as
-Nuke writes an expression on a one-value knob, ``frame {{frame-1000}}`` (the inner braces hold the TCL expression).
+Curves are ``{curve x1001 v1 v2 ...}``: consecutive frames need no ``x``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from ..errors import InputError
 from ..fileio import write_text_atomic
-from .model import Curve, Expression, FormatValue, ImportDescription, KnobValue, NodeSpec, number, versioned
+from .model import Curve, FormatValue, ImportDescription, KnobValue, NodeSpec, number, versioned
 from .plate import PlateFacts
 
 NUKE_VERSION = "14.0"
@@ -42,10 +41,6 @@ def knob_script(value: KnobValue) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return number(value)
-    if isinstance(value, Expression):
-        if not value.strip() or any(c in value for c in "{}"):
-            raise ValueError(f"cannot write the expression {value!r} as a knob value")
-        return "{{" + str(value) + "}}"
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, FormatValue):
@@ -321,6 +316,6 @@ def channel_curves(text: str) -> List[str]:
 
 
 __all__ = [
-    "Expression", "ParsedNode", "channel_curves", "knob_script", "parse_curve", "parse_nk", "quote", "to_nk",
+    "ParsedNode", "channel_curves", "knob_script", "parse_curve", "parse_nk", "quote", "to_nk",
     "write_nk",
 ]

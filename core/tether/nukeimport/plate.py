@@ -177,27 +177,6 @@ class PlateFacts:
             values["sent"] = (int(values["sent"][0]), int(values["sent"][1]))
         return cls(**values)
 
-    @classmethod
-    def from_clip(cls, path: str, name: str = "Plate", start: Optional[int] = None, fps: Optional[float] = None,
-                  frame_count: Optional[int] = None, width: int = 0, height: int = 0) -> PlateFacts:
-        """Plate facts for a clip given on a command line: a sequence pattern (range read from disk) or a movie
-        (``frame_count`` required). ``start`` puts the first frame at that plate frame (default: its own number)."""
-        pattern = FramePattern.parse(path)
-        if is_movie(path):
-            if not frame_count:
-                raise InputError(f"{path}: give the movie's frame count")
-            first, last = 1, frame_count
-        elif pattern.has_token:
-            on_disk = sorted(pattern.scan())
-            if not on_disk:
-                raise InputError(f"no frames match {path}: check the folder, the name and the padding")
-            first, last = on_disk[0], on_disk[-1]
-        else:
-            raise InputError(f"{path} is one image: give a sequence pattern such as shot.####.exr or a movie")
-        mode, frame = ("start at", str(start)) if start is not None else ("expression", "")
-        return cls(node=name, file=path, first=first, last=last, origfirst=first, origlast=last, frame_mode=mode,
-                   frame=frame, fps=fps, width=width, height=height, movie=is_movie(path))
-
 
 # --- result frames onto plate frames -----------------------------------------------------------------------------
 @dataclass(frozen=True)
