@@ -1,7 +1,8 @@
 """`tether autopilot submit|jobs|status|fetch|cancel|quota|import`: Slapshot Autopilot from the command line.
 
-``submit CLIP`` takes a movie (.mov/.mp4) or an image sequence (``shot.####.png``, ``shot.%04d.png``); the
-sequence's first frame is recorded with the job so results line up with the plate's frame numbers.
+``submit CLIP`` takes a movie (.mov/.mp4) or an image sequence (``shot.####.exr``, ``shot.%04d.png``); a sequence is
+sent as an H.264 movie in a display colour space (``--colorspace``/``--ocio``/``--display-colorspace``; see
+:mod:`tether.encode`), and its first frame is recorded with the job so results line up with the plate's frames.
 ``fetch JOB`` (also ``results``) downloads and unpacks a finished job's results; ``import JOB --nk OUT.nk`` writes
 them as a Nuke script (both build on :meth:`tether.autopilot.client.AutopilotClient.fetch_results`).
 """
@@ -50,6 +51,13 @@ def register(subparsers: Any) -> None:
                         help="tracking: keep the focal length fixed")
     submit.add_argument("--fix-sensor", action=argparse.BooleanOptionalAction, default=None,
                         help="tracking: keep the sensor size fixed")
+    submit.add_argument("--colorspace", metavar="NAME",
+                        help="a sequence's colour space in the OCIO config (default: EXR scene_linear, DPX "
+                             "compositing_log, PNG/JPEG/TIFF display-referred)")
+    submit.add_argument("--ocio", metavar="CONFIG", help="OCIO config file or ocio:// URI (default: $OCIO, else "
+                                                          "ocio://studio-config-latest)")
+    submit.add_argument("--display-colorspace", metavar="NAME",
+                        help="the display colour space a sequence is sent in (default: the config's color_picking)")
     submit.add_argument("--output-path", help="service-side output key prefix (default tether/<clip>/<id>)")
     submit.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="job metadata, e.g. --meta project=Chocolate --meta shot=ch01 (repeatable)")
@@ -154,20 +162,24 @@ def _result_json(result: Any) -> Dict[str, Any]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from tether.autopilot.submit import preview, submit
+    from tether.colour import ColourChoice
 
     from .progress import TransferBars, status_console
 
     console = status_console()
     client = service_client(args)
     choice = _choice(args)
+    colour = ColourChoice(colorspace=args.colorspace or "", config=args.ocio, display=args.display_colorspace)
     out = out_folder(args.out)
     with client:
         if args.dry_run:
             # the body a send posts (asset and job metadata included), as the Nuke panel's preview shows it
-            pv = preview(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta))
-            clip, quota = pv.prepared.clip, pv.prepared.quota
-            summary = (f"{clip.source}: {clip.kind}, {clip.frame_count} frames ({clip.first_frame}-{clip.last_frame}); "
-                       f"quota left: {quota.remaining if quota and quota.remaining is not None else 'unknown'}")
+            pv = preview(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
+                         colour=colour)
+            clip, quota, sent = pv.prepared.clip, pv.prepared.quota, pv.prepared.transform
+            how = f"; sent as H.264 in {sent.target} (from {sent.source})" if sent is not None else ""
+            summary = (f"{clip.source}: {clip.kind}, {clip.frame_count} frames ({clip.first_frame}-{clip.last_frame})"
+                       f"{how}; quota left: {quota.remaining if quota and quota.remaining is not None else 'unknown'}")
             if not args.json:  # the dry run's answer goes to stdout, so `> file` keeps it; --json is one document
                 print(summary)
             print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
@@ -180,8 +192,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         try:
             with TransferBars(console) as bars:
                 sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
-                             registry=registry, out_dir=out, force=args.force,
-                             progress=lambda done, total: bars.bytes("upload", done, total))
+                             registry=registry, out_dir=out, force=args.force, colour=colour,
+                             progress=lambda done, total: bars.bytes("upload", done, total),
+                             encode_progress=lambda done, total: bars.bytes("encode", done, total))
         except AlreadySent as sent:
             # no paying twice: the earlier job answers this send (followed and fetched like a new one)
             job_id = sent.job_id

@@ -50,7 +50,7 @@ def announcing() -> Iterator[None]:
 class TransferBars:
     """One bar per phase (hash, upload, download); ``update`` is a transfer progress callback."""
 
-    LABELS = {"hash": "hashing", "upload": "uploading", "download": "downloading"}
+    LABELS = {"hash": "hashing", "encode": "encoding", "upload": "uploading", "download": "downloading"}
 
     def __init__(self, console: Optional[Console] = None) -> None:
         self.progress = Progress(

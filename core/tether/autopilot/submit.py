@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
+from ..colour import ColourChoice, SendTransform
+from ..encode import encode_movie, frame_map, missing_media
 from ..errors import InputError
 from ..fileio import check_output_dir, staging
 from ..jobs import JobState
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from .client import AutopilotClient
 
 SERVICE = "autopilot"
+log = logging.getLogger("tether")
 
 
 @dataclass
@@ -113,18 +117,37 @@ class Prepared:
     quota: Optional[Quota]
     output_path: str
     submission: str
+    # a sequence goes as an H.264 movie in a display space (tether.encode), as the vendor's own node sends; None: as
+    # it is (a movie), or as a zip of its frames where this Python cannot encode (``fallback`` says why)
+    transform: Optional[SendTransform] = None
+    fallback: Optional[str] = None
+
+    @property
+    def upload_name(self) -> str:
+        name = self.clip.upload_name
+        return f"{Path(name).stem}.mp4" if self.transform is not None else name
 
 
 def prepare(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
-            output_path: Optional[str] = None, check_quota: bool = True) -> Prepared:
-    """Check the clip and the options, and (``check_quota`` and a client) that the account can afford it."""
+            output_path: Optional[str] = None, check_quota: bool = True,
+            colour: Optional[ColourChoice] = None) -> Prepared:
+    """Check the clip, its colour and the options, and (``check_quota`` and a client) that the account can afford
+    it. ``colour``: the plate's colour space and config (default: by file type, ``$OCIO`` or OCIO's studio config)."""
     clip = inspect_clip(clip_spec)
     submission = str(uuid.uuid4())
     out = output_path or f"tether/{Path(clip.upload_name).stem}/{submission[:8]}"
     build_payload("placeholder", choice, output_path=out)  # validates the options before anything is sent
+    transform, fallback = None, None
+    if clip.kind == "sequence":
+        fallback = missing_media()
+        if fallback is None:
+            transform = (colour or ColourChoice()).resolve(clip.source)
+        else:
+            fallback = f"{fallback}: the frames go as a zip, in their own colour space"
     quota = client.quota() if check_quota and client is not None else None
     check_frames(clip, choice, quota)
-    return Prepared(clip=clip, choice=choice, quota=quota, output_path=out, submission=submission)
+    return Prepared(clip=clip, choice=choice, quota=quota, output_path=out, submission=submission,
+                    transform=transform, fallback=fallback)
 
 
 def submission_facts(prep: Prepared, source: Optional[str] = None) -> Dict[str, Any]:
@@ -135,6 +158,9 @@ def submission_facts(prep: Prepared, source: Optional[str] = None) -> Dict[str, 
                              "source": source or clip.source, "tether_submission": prep.submission}
     if prep.choice.exports():
         facts["export_types"] = prep.choice.exports()
+    if prep.transform is not None:  # movie frame 1 is the first file frame; the colour undoes on the way back
+        facts["colour"] = prep.transform.to_dict()
+        facts["frame_map"] = frame_map(clip.first_frame, clip.frame_count)
     return facts
 
 
@@ -165,7 +191,9 @@ class Preview:
         quota = self.prepared.quota
         return {
             "payload": self.payload.payload(),
-            "upload": {"source": clip.source, "kind": clip.kind, "file_name": clip.upload_name,
+            "upload": {"source": clip.source, "kind": clip.kind, "file_name": self.prepared.upload_name,
+                       "sent_as": "mp4" if self.prepared.transform is not None else Path(clip.upload_name).suffix[1:],
+                       **({"warning": self.prepared.fallback} if self.prepared.fallback else {}),
                        "frames": clip.frame_count, "first_frame": clip.first_frame, "last_frame": clip.last_frame,
                        "files": len(files), "bytes": size, "key": f"{UPLOAD_PLACEHOLDER}: given by the upload"},
             "quota_remaining": quota.remaining if quota is not None else None,
@@ -178,13 +206,13 @@ class Preview:
 def preview(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
             output_path: Optional[str] = None,
             metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True,
-            source: Optional[str] = None) -> Preview:
+            source: Optional[str] = None, colour: Optional[ColourChoice] = None) -> Preview:
     """Check the clip and build the job body :func:`submit` would send; upload nothing, create nothing.
 
     ``check_quota=False`` asks the service nothing at all (``client`` may then be None). The output path and
     submission id are fresh ones, as each send makes its own.
     """
-    prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota)
+    prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota, colour=colour)
     return Preview(prepared=prep, payload=job_payload(prep, UPLOAD_PLACEHOLDER, metadata, source))
 
 
@@ -273,15 +301,18 @@ def find_sent(registry: JobRegistry, clip_hash: str, options: Dict[str, Any]) ->
 def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
            metadata: Optional[Dict[str, Any]] = None, registry: Optional[JobRegistry] = None,
            out_dir: Optional[Path] = None, progress: Optional[Progress] = None, source_label: Optional[str] = None,
-           source: Optional[str] = None, plate: Optional[PlateFacts] = None, force: bool = False) -> Submission:
-    """Check, upload and create the job; record it in ``registry``.
+           source: Optional[str] = None, plate: Optional[PlateFacts] = None, force: bool = False,
+           colour: Optional[ColourChoice] = None, encode_progress: Optional[Progress] = None) -> Submission:
+    """Check, encode a sequence, upload and create the job; record it in ``registry``.
 
     ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
     to the clip's path). ``plate`` is the Nuke Read the clip was staged from (the command line's plate is made from
     the clip); it is recorded with the film back, the content hash and the options, so an import from either door
     builds the same nodes. With a registry, a clip already sent with the same options raises :class:`AlreadySent`
-    before anything is uploaded, unless ``force``."""
-    prep = prepare(client, clip_spec, choice, output_path=output_path)
+    before anything is uploaded, unless ``force``. ``colour``: the plate's colour (a sequence is sent as a movie in
+    a display space); ``progress`` follows the upload's bytes, ``encode_progress`` the encode's frames (False from
+    either cancels)."""
+    prep = prepare(client, clip_spec, choice, output_path=output_path, colour=colour)
     if out_dir is not None:
         check_output_dir(out_dir)
     clip = prep.clip
@@ -298,9 +329,13 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
                         "sensor": sensor_of(choice), "clip_hash": clip_hash, "options": options}
     with staging("tether-autopilot-") as tmp:
         upload_path = Path(clip.source)
-        if clip.kind == "sequence":
+        if prep.transform is not None:
+            upload_path = encode_movie(clip.files, Path(tmp) / prep.upload_name, prep.transform, fps=clip.fps,
+                                       first_frame=clip.first_frame, progress=encode_progress).path
+        elif clip.kind == "sequence":
+            log.warning("Tether: %s", prep.fallback)
             upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
-        s3_key = client.upload(upload_path, asset_type="video", file_name=clip.upload_name, progress=progress)
+        s3_key = client.upload(upload_path, asset_type="video", file_name=prep.upload_name, progress=progress)
     facts = submission_facts(prep, source)
     job = client.create_job(job_payload(prep, s3_key, metadata, source))
     if registry is not None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from tether.encode import frame_rgb
 from tether.media import WEB_MOVIE_EXTS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -85,7 +86,7 @@ def read_clip(path: Path, max_frames: int = MAX_FRAMES) -> List[np.ndarray]:
         try:
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
-                    frames.append(frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0)
+                    frames.append(frame_rgb(frame).astype(np.float32) / 255.0)
                     if len(frames) > max_frames:
                         raise ClipError(f"over the {max_frames}-frame limit")
         except (av.FFmpegError, ValueError) as exc:  # type: ignore[attr-defined,unused-ignore]

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import av
 import numpy as np
+from tether.encode import frame_rgb, tag_stream, video_frame
 
 _RGB2LMS = np.array([[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]])
 _LMS2RGB = np.linalg.inv(_RGB2LMS)
@@ -65,7 +66,7 @@ def read_frames(path: Path, limit: Optional[int] = None) -> Tuple[List[np.ndarra
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         for frame in container.decode(stream):
-            out.append(frame.to_ndarray(format="rgb24"))
+            out.append(frame_rgb(frame))
             if limit is not None and len(out) >= limit:
                 break
     return out, Fraction(rate) if rate else None
@@ -105,8 +106,9 @@ def write_h264(frames: List[np.ndarray], rate: Fraction, dest: Path) -> None:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
+        tag_stream(stream)
         for pixels in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels[:even_h, :even_w]), format="rgb24")
+            frame = video_frame(np.ascontiguousarray(pixels[:even_h, :even_w]))
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

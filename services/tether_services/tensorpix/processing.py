@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from tether.encode import frame_rgb, tag_stream, video_frame
 
 PREVIEW_FRAMES = 5
 
@@ -44,7 +45,7 @@ def read_frames(path: Path) -> Tuple[List[np.ndarray], float]:
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 24)
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(frame_rgb(frame))
     if not frames:
         raise ClipError("the video has no frames")
     return frames, rate
@@ -110,6 +111,7 @@ def enhance(source: Path, dest: Path, options: Dict[str, Any], models: List[Dict
         stream: Any = out.add_stream(codec, rate=out_rate)  # a codec chosen at run time: typed as any stream
         stream.width, stream.height = out_w, out_h
         stream.pix_fmt = "yuv422p10le" if codec == "prores_ks" else "yuv420p"
+        tag_stream(stream)
         previous: Optional[np.ndarray] = None
         for index, rgb in enumerate(frames):
             check()
@@ -123,7 +125,7 @@ def enhance(source: Path, dest: Path, options: Dict[str, Any], models: List[Dict
                 steps += [previous + (current - previous) * k / fps_factor for k in range(1, fps_factor)]
             steps.append(current)
             for image in steps:
-                frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+                frame = video_frame(image.astype(np.uint8), stream.pix_fmt)
                 for packet in stream.encode(frame):
                     out.mux(packet)
                 written += 1
