@@ -1,8 +1,9 @@
 """Autopilot behind the Nuke plug-in's service seam (:class:`tether_nuke.service.ServiceAdapter`): roto, camera
 tracking and depth for the selected Read's frames, imported back as mattes, a camera and depth beside the plate.
 
-What is Autopilot's own: the frames are sent as an image sequence (linked into a folder of their own, exactly the
-Read's first..last) or the movie as it is, at most ``MAX_FRAMES``; the options are a
+What is Autopilot's own: the frames are sent as a movie the core encodes in a display space from the Read's colour
+(linked into a folder of their own first, exactly the Read's first..last; a zip of them where this Python cannot
+encode) or the movie as it is, at most ``MAX_FRAMES``; the options are a
 :class:`~tether.autopilot.submit.ServiceChoice`; the record keeps the film back the tracking was given; the import
 classifies the downloaded results and describes the nodes (:func:`tether.nukeimport.describe_job`, the path
 ``tether autopilot import`` takes too).
@@ -18,6 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 from tether.errors import InputError
 from tether.nukeimport import ImportDescription, PlateFacts, describe_job, format_ranges
 from tether.nukeimport.model import Sent
+from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
 SERVICE = "autopilot"
@@ -72,18 +74,20 @@ class AutopilotAdapter:
 
         return AutopilotClient.from_profile(profile)
 
-    def stage(self, plate: PlateFacts, folder: Path) -> str:
+    def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> str:
         return plate.file if plate.is_movie else stage_sequence(plate, folder)
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any], force: bool = False) -> Sent:
+               extra: Dict[str, Any], force: bool = False, progress: Optional[Progress] = None) -> Sent:
         """Send through the core's one submit, which records the plate, the film back, the content hash and the
         options as the command line does (and refuses a clip already sent with these options unless ``force``)."""
         from tether.autopilot.submit import submit_clip
 
         plate = PlateFacts.from_dict(extra["plate"])
+        # the core encodes the staged frames to a movie in the Read's colour (progress: per frame, False cancels)
         submission = submit_clip(client, str(upload), options, registry=registry, source_label=label,
-                                 metadata=send_metadata(plate), source=plate.file, plate=plate, force=force)
+                                 metadata=send_metadata(plate), source=plate.file, plate=plate, force=force,
+                                 colour=plate.colour, encode_progress=progress)
         if submission.clip.frame_count != plate.frame_count:
             raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
                              f"Read {plate.node}: import will not line up")

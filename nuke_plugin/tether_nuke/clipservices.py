@@ -3,10 +3,12 @@
 back as a Read beside the plate on the plate's own frames.
 
 What the clip services share is :class:`MovieInOut`: ``stage`` makes the plate's clip one movie
-(:func:`movie_for_upload`: a movie plate is sent as it is, a sequence is encoded with PyAV when it is installed) and
-``describe`` places the returned movie (:func:`describe_clip_import`). Each service adds its ``client``, ``submit``
-and ``fetch``: :class:`TensorPixAdapter` here, Clipzy's from the core (``tether.clipzy.nuke_adapter``). Their dialog
-is ``tether_nuke.dialog``; the TensorPix dialog's helpers (its options, its cached model list) are here.
+(:func:`movie_for_upload`: a movie plate is sent as it is, a sequence is encoded by :func:`tether.encode.encode_movie`
+in a display space from the Read's colour, where this Python has the ``media`` extra), ``submit`` records that
+colour and frame mapping with the job, and ``describe`` places the returned movie (:func:`describe_clip_import`) with
+the colour space that undoes the send. Each service adds its ``client``, ``send`` and ``fetch``:
+:class:`TensorPixAdapter` here, Clipzy's from the core (``tether.clipzy.nuke_adapter``). Their dialog is
+``tether_nuke.dialog``; the TensorPix dialog's helpers (its options, its cached model list) are here.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from tether.clipzy.nuke_adapter import ClipzyAdapter
+from tether.colour import describe as sent_colour
+from tether.encode import EncodedMovie
 from tether.errors import InputError
 from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts
 from tether.nukeimport.model import Sent
+from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
 log = logging.getLogger("tether")
@@ -32,14 +37,28 @@ class MovieInOut:
     label: str  # the service's own (a mixin: never set here, so a base adapter's stand)
     suffix: str
 
-    def stage(self, plate: PlateFacts, folder: Path) -> Path:
-        return movie_for_upload(plate, folder)
+    def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any:
+        return movie_for_upload(plate, folder, progress)
+
+    def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
+             extra: Dict[str, Any]) -> Sent:
+        raise NotImplementedError
+
+    def submit(self, client: Any, upload: Any, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
+               extra: Dict[str, Any], progress: Optional[Progress] = None) -> Sent:
+        """Send the staged movie; an encoded one's colour transform and frame mapping go into the job's record."""
+        sent_as = upload.record() if isinstance(upload, EncodedMovie) else {}
+        movie = upload.path if isinstance(upload, EncodedMovie) else Path(upload)
+        sent = self.send(client, movie, options, registry, label, {**extra, **sent_as})
+        return Sent(job_id=sent.job_id, first_index=sent.first_index, extra={**sent.extra, **sent_as})
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
                  include: Tuple[str, ...] = ()) -> ImportDescription:
+        transform = sent_colour(record.extra.get("colour"))
         return describe_clip_import(plate, Path(fetched), suffix=self.suffix, job_id=record.job_id,
                                     first_index=int(record.extra.get("first_index") or 0),
-                                    title=f"Tether {self.label} import")
+                                    title=f"Tether {self.label} import",
+                                    colorspace=transform.target if transform is not None else "")
 
 
 class TensorPixAdapter(MovieInOut):
@@ -56,8 +75,8 @@ class TensorPixAdapter(MovieInOut):
 
         return TensorPixClient.from_profile(profile)
 
-    def submit(self, client: Any, movie: Any, options: Dict[str, Any], registry: JobRegistry, label: str,
-               extra: Dict[str, Any]) -> Sent:
+    def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
+             extra: Dict[str, Any]) -> Sent:
         from tether.tensorpix.submit import enhance_clip
 
         done = enhance_clip(client, str(movie), options, registry=registry, source_label=label, extra=extra)
@@ -70,44 +89,31 @@ class TensorPixAdapter(MovieInOut):
 
 
 class ClipzyNukeAdapter(MovieInOut, ClipzyAdapter):
-    """Clipzy's adapter from the core (DCC-free), with the clip services' staging and import."""
+    """Clipzy's adapter from the core (DCC-free), with the clip services' staging, colour record and import."""
+
+    def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
+             extra: Dict[str, Any]) -> Sent:
+        return ClipzyAdapter.submit(self, client, movie, options, registry, label, extra)
 
 
 # --- the clip out ----------------------------------------------------------------------------------------------
-def movie_for_upload(plate: PlateFacts, folder: Path) -> Path:
-    """The plate's sent frames as one movie: a movie plate as it is; a sequence encoded to H.264 with PyAV."""
+def movie_for_upload(plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any:
+    """The plate's sent frames as one movie: a movie plate as it is (a Path); a sequence encoded to H.264 in a
+    display space from the Read's colour (an :class:`~tether.encode.EncodedMovie`)."""
     if plate.is_movie:
         return Path(plate.file)
-    try:
-        import av
-        import numpy as np
-        from PIL import Image
-    except ImportError:
-        raise InputError(f"Read {plate.node} reads an image sequence, and this Python has no PyAV to make a movie "
-                         "of it: render the plate to a .mov/.mp4 and read that") from None
+    from tether.encode import encode_movie, missing_media
+
+    lacking = missing_media()
+    if lacking is not None:
+        raise InputError(f"Read {plate.node} reads an image sequence and the service takes a movie, but {lacking}: "
+                         "render the plate to a .mov/.mp4 and read that")
     missing = plate.missing_frames()
     if missing:
         raise InputError(f"Read {plate.node}: frames {missing[:5]} are missing from {plate.pattern.path}")
-    files = plate.files_to_send()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{plate.node}.mp4"
-    from fractions import Fraction
-
-    rate = Fraction(plate.fps or 24).limit_denominator(1001)
-    with av.open(str(out), "w") as container:
-        stream: Any = container.add_stream("libx264", rate=rate)
-        first = np.asarray(Image.open(files[0]).convert("RGB"))
-        height, width = first.shape[:2]
-        stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
-        stream.options = {"crf": "12"}
-        for name in files:
-            rgb = np.asarray(Image.open(name).convert("RGB"))
-            rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return out
+    transform = plate.colour.resolve(plate.file)
+    return encode_movie(plate.files_to_send(), folder / f"{plate.node}.mp4", transform, fps=plate.fps,
+                        first_frame=plate.sent_range[0], progress=progress)
 
 
 # --- the clip back ---------------------------------------------------------------------------------------------
@@ -121,9 +127,11 @@ def movie_frames(path: Path) -> Optional[int]:
 
 
 def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_index: int = 0,
-                         frames: Optional[int] = None, job_id: str = "", title: str = "") -> ImportDescription:
+                         frames: Optional[int] = None, job_id: str = "", title: str = "",
+                         colorspace: str = "") -> ImportDescription:
     """A Read of ``movie`` one column right of the plate; its frame 1 on the plate frame of sent frame
-    ``first_index`` (the sent clip's first frame is the plate's first sent frame)."""
+    ``first_index`` (the sent clip's first frame is the plate's first sent frame). ``colorspace``: the display
+    space the plate was sent in, which undoes the send (empty: a movie plate sent as it was)."""
     count = frames or movie_frames(movie) or plate.frame_count
     start = plate.plate_range[0] + first_index
     description = ImportDescription(plate=plate, job_id=job_id, title=title or f"Tether {suffix} import")
@@ -131,8 +139,9 @@ def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_i
         "file": Path(movie).as_posix(), "first": 1, "last": count, "origfirst": 1, "origlast": count,
         "origset": True, "frame_mode": "start at", "frame": str(start),
     }
-    # no colorspace: the service returns a display-referred movie whatever the plate was; Nuke's default for
-    # its file type is right, the plate's (e.g. ACEScg) would not be
+    if colorspace:
+        knobs["colorspace"] = colorspace
+    # else Nuke's default for a movie: the plate's own colour space (e.g. ACEScg) would not be right for video
     name = f"{plate.node}_{suffix}"
     description.nodes.append(NodeSpec("Read", name, knobs, (), plate.xpos + COLUMN, plate.ypos, role="clip"))
     remaining = plate.frame_count - first_index

@@ -109,6 +109,8 @@ class JobController(BackgroundWork):
         """An event of one of this controller's service controllers (any thread)."""
         if kind in ("imported", "error", "quota"):
             self._emit(kind, payload)
+        elif kind == "encoding":  # a sequence becoming a movie: (service, node, done, total)
+            self._emit(kind, (service, *payload))
         if kind in ("imported", "job"):  # fetched now, or its state or progress moved
             self._emit("jobs", self.jobs())
         elif kind == "submitted":

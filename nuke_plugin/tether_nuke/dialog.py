@@ -69,6 +69,11 @@ class ClipServiceDialog(QtWidgets.QDialog):
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.submit)
         outer.addWidget(self.send_button)
+        self.stop_button = QtWidgets.QPushButton("Stop encoding")  # shown only while a sequence is encoded
+        self.stop_button.setToolTip("Stop making the movie: nothing is uploaded")
+        self.stop_button.clicked.connect(self.controller.cancel_send)
+        self.stop_button.setVisible(False)
+        outer.addWidget(self.stop_button)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 100)
         outer.addWidget(self.progress)
@@ -288,6 +293,11 @@ class ClipServiceDialog(QtWidgets.QDialog):
     def _on_event(self, kind: str, payload: Any) -> None:
         if kind == "models":
             self._show_models(*payload)
+        elif kind == "encoding":
+            node, done, total = payload
+            self.stop_button.setVisible(done < total)
+            self.progress.setValue(round(100 * done / max(total, 1)))
+            set_note(self.status, f"Encoding {node}: frame {done} of {total}...")
         elif kind == "job":
             stage = getattr(self.adapter, "stage_text", None)
             self.progress.setValue(round(payload.progress))
@@ -299,6 +309,7 @@ class ClipServiceDialog(QtWidgets.QDialog):
                                 + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
             self.update_problems()
         elif kind == "error":
+            self.stop_button.setVisible(False)
             set_note(self.status, "")
             self.failure_box.show_failure(payload)
             self.update_problems()

@@ -70,7 +70,7 @@ def preview_document(plate: PlateFacts, choice: ServiceChoice) -> Dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="tether-preview-") as tmp:
         spec = plate.file if plate.is_movie else stage_sequence(plate, Path(tmp))
         built = preview(None, spec, choice, metadata=send_metadata(plate), check_quota=False,
-                        source=plate.file).document()
+                        source=plate.file, colour=plate.colour).document()
     first, last = plate.sent_range
     try:
         start, end = plate.plate_range
@@ -302,8 +302,13 @@ class TetherPanel(QtWidgets.QWidget):
         self.preview_button = QtWidgets.QPushButton("&Preview payload")
         self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
         self.preview_button.clicked.connect(self.preview)
+        self.stop_button = QtWidgets.QPushButton("Stop")  # shown only while a sequence is encoded for sending
+        self.stop_button.setToolTip("Stop encoding the plate: nothing is uploaded")
+        self.stop_button.clicked.connect(lambda: self.controller.service(SERVICE).cancel_send())
+        self.stop_button.setVisible(False)
         send_row = QtWidgets.QHBoxLayout()
         send_row.addWidget(self.send_button, 1)
+        send_row.addWidget(self.stop_button)
         send_row.addWidget(self.preview_button)
         form.addLayout(send_row)
         # no paying twice: a clip already sent with these options offers that job's results instead
@@ -882,8 +887,14 @@ class TetherPanel(QtWidgets.QWidget):
             set_note(self.status, f"Sent: job {job_id} ({self.controller.label(service)}).")
             if service == SERVICE:  # this page's Send (a dialog says so itself)
                 self.tabs.setCurrentIndex(PAGES.index("jobs"))
+        elif kind == "encoding":
+            service, node, done, total = payload
+            if service == SERVICE:
+                self.stop_button.setVisible(done < total)
+                set_note(self.status, f"Encoding {node} for Autopilot: frame {done} of {total}...")
         elif kind == "sent":  # this page's send is over, sent or not
             self._sending = False
+            self.stop_button.setVisible(False)
             self.update_problems()
             if isinstance(payload, AlreadySent):
                 self.show_offer(payload)

@@ -8,7 +8,8 @@
   taken back out) and the whole movie is sent;
 - ``frame_mode`` ("expression", "start at", "offset") with ``frame`` as a string: the plate offset;
 - the full-resolution ``file`` and ``format`` always: the ``proxy`` file and proxy mode are ignored;
-- fps from the node when it has an ``fps`` knob, else the script's.
+- fps from the node when it has an ``fps`` knob, else the script's;
+- the OCIO config its ``colorspace`` names (:func:`project_ocio_config`), for the colour a video service is sent in.
 """
 
 from __future__ import annotations
@@ -56,6 +57,33 @@ def script_fps() -> Optional[float]:
     return float(knob.value()) if knob is not None else None
 
 
+def project_ocio_config() -> str:
+    """The OCIO config this script's colour spaces come from, as a path or ``ocio://`` URI; empty for ``$OCIO``
+    (which Nuke itself prefers when set) or when it cannot be told (then the caller's default applies).
+
+    Project Settings > Color: ``OCIO_config`` names a config Nuke ships under ``plugins/OCIOConfigs/configs/<name>``
+    (``nuke-default`` in Nuke's own colour management too), ``custom`` means ``customOCIOConfigPath``; Foundry's CG and
+    studio configs are OCIO's of the same names, which OCIO 2.2+ has built in.
+    """
+    if os.environ.get("OCIO"):
+        return ""
+    root = nuke.root()
+
+    def knob(name: str) -> str:
+        found = root.knob(name)
+        return str(found.value() or "") if found is not None else ""
+
+    name = "nuke-default" if knob("colorManagement") == "Nuke" else knob("OCIO_config")
+    if name == "custom":
+        return knob("customOCIOConfigPath")
+    for family in ("cg-config", "studio-config"):
+        if family in name:
+            return f"ocio://{family}-latest"
+    exe = str(getattr(nuke, "EXE_PATH", "") or "")
+    shipped = os.path.join(os.path.dirname(exe), "plugins", "OCIOConfigs", "configs", name, "config.ocio")
+    return shipped if name and exe and os.path.isfile(shipped) else ""
+
+
 def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
     if node.Class() != "Read":
         raise InputError(f"{node.name()} is a {node.Class()} node: select the plate's Read node")
@@ -85,7 +113,8 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
         node=node.name(), file=file_text, first=first, last=last, origfirst=origfirst, origlast=origlast,
         frame_mode=frame_mode, frame=frame, width=fmt.width(), height=fmt.height(),
         pixel_aspect=float(fmt.pixelAspect()), format_name=fmt.name() or "",
-        colorspace=str(_knob_value(node, "colorspace", "") or ""), fps=fps, movie=movie, view=view,
+        colorspace=str(_knob_value(node, "colorspace", "") or ""), ocio_config=project_ocio_config(), fps=fps,
+        movie=movie, view=view,
         xpos=node.xpos(), ypos=node.ypos(),
     )
     if movie and file_text:
@@ -103,4 +132,4 @@ def selected_plate(view: Optional[str] = None) -> Optional[PlateFacts]:
     return read_plate(node, view) if node is not None else None
 
 
-__all__ = ["absolute_file", "read_plate", "script_fps", "selected_plate", "selected_read"]
+__all__ = ["absolute_file", "project_ocio_config", "read_plate", "script_fps", "selected_plate", "selected_read"]

@@ -6,9 +6,10 @@ The adapter (:class:`ServiceAdapter`; ``tether_nuke.autopilot.AutopilotAdapter``
 
 - ``service``/``label``/``suffix``: the registry's service name, the words shown, the imported nodes' name suffix;
 - ``client(profile)``: the service's client (a :class:`tether.jobs.JobService`);
-- ``stage(plate, folder)`` -> what is uploaded (a staged sequence's pattern, or one movie);
-- ``submit(client, upload, options, registry, label, extra)`` -> :class:`Sent` (the job id, where the output starts
-  in the sent clip, and what the record keeps besides the plate);
+- ``stage(plate, folder, progress)`` -> what is uploaded (a staged sequence's pattern, or one movie);
+- ``submit(client, upload, options, registry, label, extra, progress)`` -> :class:`Sent` (the job id, where the
+  output starts in the sent clip, and what the record keeps besides the plate); ``progress(done, total)`` follows the
+  encode of a sequence into a movie, wherever the adapter does it, and returning False cancels it;
 - ``fetch(client, job_id, dest)`` -> what came back into ``dest``; ``describe(plate, fetched, record, include)`` ->
   the :class:`~tether.nukeimport.ImportDescription` of the nodes to make;
 - optional: ``frame_limit`` (the most frames a job takes), ``quota(client)``, ``can_cancel`` (default True),
@@ -22,6 +23,7 @@ and imports on request: the nodes are described on the worker and made on the ma
 from __future__ import annotations
 
 import tempfile
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
@@ -31,6 +33,7 @@ from tether.jobs import Job, JobState
 from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.model import Sent
 from tether.poll import Backoff, Clock, Tick, poll_until, polls
+from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
 from .failure import Failure, failure
@@ -47,10 +50,10 @@ class ServiceAdapter(Protocol):
 
     def client(self, profile: Optional[str]) -> Any: ...
 
-    def stage(self, plate: PlateFacts, folder: Path) -> Any: ...
+    def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any: ...
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any]) -> Sent: ...
+               extra: Dict[str, Any], progress: Optional[Progress] = None) -> Sent: ...
 
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any: ...
 
@@ -61,7 +64,8 @@ class ServiceAdapter(Protocol):
 class ServiceController(BackgroundWork):
     """Submit, follow, import and cancel for one adapter, on worker threads; events go to listeners.
 
-    Events: ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here),
+    Events: ``"encoding"`` (``(node, frames done, frames)`` while a sequence becomes a movie; :meth:`cancel_send`
+    stops it), ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here),
     ``"imported"`` (``(job_id, Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here
     although unfinished), ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
     """
@@ -80,6 +84,7 @@ class ServiceController(BackgroundWork):
         self._poll = (poll, poll_cap)
         self._clients: Dict[Optional[str], Any] = {}
         self._following: Set[str] = set()
+        self._sends: Set[threading.Event] = set()  # one per send in flight: set to cancel its encode
 
     def client(self, profile: Optional[str] = None) -> Any:
         """The service's client for ``profile`` (a job's recorded profile), else this controller's; made once."""
@@ -138,6 +143,13 @@ class ServiceController(BackgroundWork):
         return self._task("asking for the quota", work)
 
     # --- sending ----------------------------------------------------------------------------------------------------
+    def cancel_send(self) -> None:
+        """Stop the sends in flight at their next encoded frame (nothing is uploaded; an ``"error"`` event says
+        the send was cancelled). A send already uploading runs to the end."""
+        with self._lock:
+            for cancelled in self._sends:
+                cancelled.set()
+
     def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True,
                asked: str = "", force: bool = False) -> Future[Any]:
         """Send the plate (its facts read on the main thread beforehand); the Future gives the job id. ``follow``:
@@ -153,11 +165,23 @@ class ServiceController(BackgroundWork):
                         service=self.adapter.label).raise_first()
             label = f"{script}:{plate.node}" if script else plate.node
             extra = {"plate": plate.to_dict(), "script": script, **({"asked": asked} if asked else {})}
-            with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
-                upload = self.adapter.stage(plate, Path(tmp))
-                client = self.client()
-                sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
-                                           **({"force": True} if force else {}))
+            cancelled = threading.Event()
+
+            def encoding(done: int, total: int) -> bool:
+                self._emit("encoding", (plate.node, done, total))
+                return not (cancelled.is_set() or self._stop.is_set())
+
+            with self._lock:
+                self._sends.add(cancelled)
+            try:
+                with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
+                    upload = self.adapter.stage(plate, Path(tmp), progress=encoding)
+                    client = self.client()
+                    sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
+                                               progress=encoding, **({"force": True} if force else {}))
+            finally:
+                with self._lock:
+                    self._sends.discard(cancelled)
             # everything an import from a later session needs: the plate (with its sent frames), where the output
             # starts in the sent clip, and the profile whose client fetches it
             self.registry.record(service=self.service, job_id=sent.job_id,

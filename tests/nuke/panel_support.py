@@ -9,13 +9,27 @@ import nuke
 
 
 def sequence_read(folder: Path, missing: tuple = ()) -> Any:
-    """``Plate7``: an EXR sequence 1001-1024 read with a -1000 offset (plate frames 1-24), selected; ``missing``
-    frames are left off the disk."""
+    """``Plate7``: an EXR sequence 1001-1024 (16x9 grey half-float frames, real where OpenImageIO is there: a send
+    encodes them; else an EXR magic, as in Nuke's own Python, which sends them zipped) read with a -1000 offset
+    (plate frames 1-24), selected; ``missing`` frames are left off the disk."""
+    try:
+        import numpy as np
+        import OpenImageIO as oiio
+    except ImportError:  # the PySide2 venv (Nuke 14's Python) has neither
+        oiio = None
     seq = folder / "seq"
     seq.mkdir()
     for n in range(1001, 1025):
-        if n not in missing:
-            (seq / f"plate.{n:04d}.exr").write_bytes(b"v/1\x01")  # an EXR magic: an empty frame is refused
+        if n in missing:
+            continue
+        path = str(seq / f"plate.{n:04d}.exr")
+        if oiio is None:
+            Path(path).write_bytes(b"v/1\x01")  # an empty frame is refused
+            continue
+        out = oiio.ImageOutput.create(path)
+        out.open(path, oiio.ImageSpec(16, 9, 3, oiio.HALF))
+        out.write_image(np.full((9, 16, 3), 0.18 + 0.01 * (n - 1001), np.float32))
+        out.close()
     read = nuke.nodes.Read()
     read.setName("Plate7")
     read["file"].setValue(f"{seq.as_posix()}/plate.####.exr")

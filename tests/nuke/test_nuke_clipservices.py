@@ -93,6 +93,17 @@ def test_the_menu_has_the_enhance_entry() -> None:
 
 
 # --- round trips with the local TensorPix ---------------------------------------------------------------------------
+def send_and_import(ctl: ServiceController, plate: PlateFacts, options: Any, events: List[Any]) -> str:
+    """Send, wait until the job is imported (or failed), and close the controller; the job id."""
+    try:
+        job_id: str = ctl.submit(plate, options).result(timeout=60)
+        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
+                   pump=nuke._run_main_queue)
+    finally:
+        ctl.close()
+    return job_id
+
+
 def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any, tmp_path: Path) -> None:
     read = nuke.nodes.Read()
     read.setName("Plate1")
@@ -107,12 +118,7 @@ def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any,
     plate = read_plate(read)  # main thread, before the worker
     events: List[Any] = []
     ctl = controller(services, tmp_path, events)
-    try:
-        job_id = ctl.submit(plate, tensorpix_options([1], start_frame=3)).result(timeout=60)
-        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
-                   pump=nuke._run_main_queue)
-    finally:
-        ctl.close()
+    job_id = send_and_import(ctl, plate, tensorpix_options([1], start_frame=3), events)
     errors = [payload for kind, payload in events if kind == "error"]
     assert not errors, errors
     node = nuke.toNode("Plate1_tensorpix_v001")
@@ -128,6 +134,69 @@ def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any,
     record = ctl.registry.get("tensorpix", job_id)
     assert record is not None and record.state.value == "completed" and record.fetched_at is not None
     assert any(kind == "job" for kind, _ in events)
+    # the 12 sent frames were encoded one by one, off the main thread; movie frame 1 is file frame 1003
+    assert [p[1:] for kind, p in events if kind == "encoding"] == [(k, 12) for k in range(1, 13)]
+    assert record.extra["frame_map"] == {"movie_first": 1, "file_first": 1003, "count": 12}
+    # PNG frames are display-referred: sent unchanged, and read back in that same display space
+    assert record.extra["colour"]["from"] == record.extra["colour"]["to"] == node["colorspace"].value()
+
+
+def exr_read(folder: Path, name: str = "Lin1") -> Any:
+    """A linear ACEScg EXR plate, 18% grey, 6 frames from 1001."""
+    import OpenImageIO as oiio
+
+    folder.mkdir(parents=True)
+    for n in range(1001, 1007):
+        path = str(folder / f"lin.{n:04d}.exr")
+        out = oiio.ImageOutput.create(path)
+        out.open(path, oiio.ImageSpec(W, H, 3, oiio.HALF))
+        out.write_image(np.full((H, W, 3), 0.18, np.float32))
+        out.close()
+    read = nuke.nodes.Read()
+    read.setName(name)
+    read["file"].setValue(f"{folder.as_posix()}/lin.####.exr")
+    for knob, value in (("first", 1001), ("last", 1006), ("origfirst", 1001), ("origlast", 1006)):
+        read[knob].setValue(value)
+    read["colorspace"].setValue("ACES - ACEScg")
+    return read
+
+
+def test_a_linear_plate_comes_back_read_in_the_space_it_was_sent_in(services: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.colour import SendTransform
+    from tether.encode import read_movie
+
+    monkeypatch.delenv("OCIO", raising=False)
+    plate = read_plate(exr_read(tmp_path / "lin"))
+    events: List[Any] = []
+    ctl = controller(services, tmp_path, events)
+    job_id = send_and_import(ctl, plate, tensorpix_options([1], resolution=H), events)
+    assert not [p for kind, p in events if kind == "error"]
+    node = nuke.toNode("Lin1_tensorpix")
+    record = ctl.registry.get("tensorpix", job_id)
+    assert record is not None and record.extra["colour"]["from"] == "ACEScg"
+    # the Read's colorspace is the display space sent in: Nuke's inverse of the send puts the grey back at 0.18
+    assert node["colorspace"].value() == record.extra["colour"]["to"] == "sRGB Encoded Rec.709 (sRGB)"
+    back = SendTransform(record.extra["colour"]["ocio_config"], node["colorspace"].value(), "ACEScg")
+    frames = list(read_movie(Path(node["file"].value()), back))
+    assert len(frames) == 6 and all(abs(float(f.mean()) / 0.18 - 1) < 0.02 for f in frames)
+
+
+def test_an_encode_can_be_cancelled_and_sends_nothing(services: Any, tmp_path: Path) -> None:
+    plate = read_plate(exr_read(tmp_path / "lin", name="Lin2"))
+    events: List[Any] = []
+    ctl = controller(services, tmp_path, events)
+    ctl.add_listener(lambda kind, payload: ctl.cancel_send() if kind == "encoding" and payload[1] == 2 else None)
+    before = services.requests.count(method="POST")
+    try:
+        future = ctl.submit(plate, tensorpix_options([1]))
+        with pytest.raises(Exception, match="cancelled"):
+            future.result(timeout=60)
+    finally:
+        ctl.close()
+    assert [p[1] for kind, p in events if kind == "encoding"] == [1, 2]  # stopped at the next frame
+    assert services.requests.count(method="POST") == before  # nothing uploaded, no job
+    assert any(kind == "error" and "cancelled" in str(p) for kind, p in events)
 
 
 def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
@@ -141,12 +210,7 @@ def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
     plate = read_plate(read)
     events: List[Any] = []
     ctl = controller(services, tmp_path, events)
-    try:
-        sent = ctl.submit(plate, tensorpix_options([2], preview=True)).result(timeout=60)
-        eventually(lambda: any(kind in ("imported", "error") for kind, _ in events), message="the import",
-                   pump=nuke._run_main_queue)
-    finally:
-        ctl.close()
+    sent = send_and_import(ctl, plate, tensorpix_options([2], preview=True), events)
     [(job_id, applied)] = [payload for kind, payload in events if kind == "imported"]
     assert job_id == sent
     node = nuke.toNode(applied.names["Mov1_tensorpix"])

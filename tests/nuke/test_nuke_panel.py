@@ -212,7 +212,10 @@ def test_preview_shows_what_send_posts_and_sends_nothing(qtbot: Any, tmp_path: P
         assert doc["clip"]["frames_sent"] == [1001, 1024] and doc["clip"]["plate_frames"] == [1, 24]
         assert doc["clip"]["node"] == "Plate7" and doc["clip"]["colorspace"] == "ACES - ACEScg"
         assert (doc["upload"]["frames"], doc["upload"]["first_frame"], doc["upload"]["last_frame"]) == (24, 1001, 1024)
-        assert doc["upload"]["file_name"] == "plate.zip"
+        # sent as the vendor's node sends: a movie, in a display space from the Read's ACEScg
+        assert (doc["upload"]["file_name"], doc["upload"]["sent_as"]) == ("plate.mp4", "mp4")
+        assert body["metadata"]["colour"]["from"] == "ACEScg" and body["metadata"]["frame_map"] == {
+            "movie_first": 1, "file_first": 1001, "count": 24}
         qtbot.mouseClick(dialog.copy_button, QtCore.Qt.MouseButton.LeftButton)
         assert QtWidgets.QApplication.clipboard().text() == shown
 

@@ -21,6 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..colour import ColourChoice
 from ..errors import InputError
 from ..media import FramePattern, format_ranges, is_movie, sequence_pattern
 
@@ -56,6 +57,7 @@ class PlateFacts:
     pixel_aspect: float = 1.0
     format_name: str = ""
     colorspace: str = ""
+    ocio_config: str = ""  # the OCIO config the Read's colorspace names (empty: $OCIO, else OCIO's studio config)
     fps: Optional[float] = None
     movie: bool = False
     view: Optional[str] = None
@@ -125,6 +127,11 @@ class PlateFacts:
             last = self.origlast if self.origlast is not None else self.last
             return (first, last)
         return (self.first, self.last)
+
+    @property
+    def colour(self) -> ColourChoice:
+        """The plate's colour as its Read names it, for what a video service is sent (:mod:`tether.colour`)."""
+        return ColourChoice(colorspace=self.colorspace, config=self.ocio_config or None)
 
     @property
     def frame_count(self) -> int:

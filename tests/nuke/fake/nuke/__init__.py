@@ -448,7 +448,8 @@ _COMMON: List[Callable[[], Knob]] = [
     lambda: Boolean_Knob("selected"), lambda: String_Knob("label"), lambda: Boolean_Knob("disable"),
 ]
 _ROT_ORDERS = ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"]
-_COLORSPACES = ["default", "linear", "sRGB", "rec709", "Gamma2.2", "ACES - ACEScg", "Output - sRGB"]
+_COLORSPACES = ["default", "linear", "sRGB", "rec709", "Gamma2.2", "ACES - ACEScg", "Output - sRGB",
+                "sRGB Encoded Rec.709 (sRGB)"]  # the last: OCIO's studio/CG configs' color_picking
 
 
 def _read_knobs() -> List[Knob]:
