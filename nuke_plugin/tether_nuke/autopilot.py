@@ -78,7 +78,7 @@ class AutopilotAdapter:
         return plate.file if plate.is_movie else stage_sequence(plate, folder)
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any], force: bool = False, progress: Optional[Progress] = None) -> Sent:
+               extra: Dict[str, Any], progress: Optional[Progress] = None, force: bool = False) -> Sent:
         """Send through the core's one submit, which records the plate, the film back, the content hash and the
         options as the command line does (and refuses a clip already sent with these options unless ``force``)."""
         from tether.autopilot.submit import submit_clip

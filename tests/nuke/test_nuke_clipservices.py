@@ -172,7 +172,7 @@ def test_a_linear_plate_comes_back_read_in_the_space_it_was_sent_in(services: An
     ctl = controller(services, tmp_path, events)
     job_id = send_and_import(ctl, plate, tensorpix_options([1], resolution=H), events)
     assert not [p for kind, p in events if kind == "error"]
-    node = nuke.toNode("Lin1_tensorpix")
+    node = nuke.toNode("Lin1_tensorpix_v001")
     record = ctl.registry.get("tensorpix", job_id)
     assert record is not None and record.extra["colour"]["from"] == "ACEScg"
     # the Read's colorspace is the display space sent in: Nuke's inverse of the send puts the grey back at 0.18
