@@ -242,10 +242,16 @@ def test_missing_file_and_output_inside_uploads(submitter: FarmSubmitter, tiny_b
 
 def test_cli_submit_renders_with_step_and_fetches(
     tiny_blend: Path, tmp_path: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], faults: Faults,
 ) -> None:
-    """The whole path a TD uses: settings (local profile on this port) -> submit -> render -> watch -> fetch."""
+    """The whole path a TD uses: settings (local profile on this port) -> submit -> render -> watch -> fetch; the
+    fetch meets a connection dropped before the reply (it announces 64 bytes: a broken reply, not a changed file),
+    a 503 and a 429, and retries each through the client's policy."""
     monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    frame = r"/api/jobs/[^/]+/outputs/frame_000{}\.png$"
+    faults.add("drop", when="before", service="farm", method="GET", path=frame.format(1))
+    faults.add("status", status=503, service="farm", method="GET", path=frame.format(3))
+    faults.add("status", status=429, retry_after=0, service="farm", method="GET", path=frame.format(5))
     out = tmp_path / "frames"
     code = main(["farm", "submit", str(tiny_blend), "--frames", "1-7x2", "--chunk-size", "2", "--out", str(out),
                  "--json"])
@@ -254,6 +260,7 @@ def test_cli_submit_renders_with_step_and_fetches(
     assert names == ["frame_0001.png", "frame_0003.png", "frame_0005.png", "frame_0007.png"]
     assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
     assert not list(out.glob(".*.part"))
+    assert [f.hits for f in faults.list()] == [1, 1, 1]
     with JobRegistry() as registry:
         [record] = registry.list(service="farm")
     assert record.state == JobState.COMPLETED.value and record.fetched_at is not None

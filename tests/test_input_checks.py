@@ -157,6 +157,49 @@ def test_a_stopped_submit_leaves_no_copies(tmp_path: Path, local_services: Local
     assert list(temp.iterdir()) == []
 
 
+def test_ctrl_c_ends_a_farm_upload_the_server_holds(tiny_blend: Path, tmp_path: Path, local_services: LocalServices,
+                                                    faults: Any, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while the farm holds an upload (its workers wait for the reply) ends the submit at once, in words,
+    with no staging copy or partial file left; before, it waited for the reply, up to the 600 s read timeout."""
+    import signal
+    import tempfile
+    import threading
+
+    from waiting import PATIENCE
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    fresh = tmp_path / "cache.bin"  # new to the farm's store, so it is uploaded (the scene may be there already)
+    fresh.write_bytes(os.urandom(4096))
+    held = faults.add("slow", delay=PATIENCE, service="farm", method="POST", path=r"/api/uploads/file$", times=0)
+    returned = threading.Event()
+    in_time: list = []
+
+    def ctrl_c() -> None:
+        eventually(lambda: held.hits or returned.is_set(), message="an upload held by the farm")
+        if not returned.is_set():
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            in_time.append(returned.wait(10.0))  # the deadline: the farm holds the upload for a minute
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a test runner may have it ignored
+    helper = threading.Thread(target=ctrl_c, daemon=True)
+    helper.start()
+    try:
+        code = main(["farm", "submit", str(tiny_blend), "--frames", "1", "--extra", str(fresh),
+                     "--out", str(tmp_path / "frames")])
+    finally:
+        returned.set()
+        signal.signal(signal.SIGINT, before)
+    helper.join(PATIENCE)
+    err = capsys.readouterr().err
+    assert held.hits and in_time == [True], err
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert list(temp.iterdir()) == [] and not list(tmp_path.rglob("*.part"))
+
+
 def test_copies_a_killed_submit_left_are_removed_by_the_next(tmp_path: Path, local_services: LocalServices,
                                                              faults: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import signal

@@ -2,8 +2,8 @@
 
 The blob server below is this module's own small FastAPI app (md5 check, streamed raw PUT that verifies the md5,
 and a file route served by starlette's FileResponse, which honours Range), run by uvicorn in a thread. It records
-every request and can fail an upload, hold uploads until several overlap, drop a download after N bytes once, or
-ignore Range. One test also runs the uploads against the local farm itself.
+every request and can fail an upload, hold uploads until several overlap or until released, drop a download after
+N bytes once, or ignore Range. One test also runs the uploads against the local farm itself.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ class BlobServer:
         self.active = 0
         self.max_active = 0
         self.overlap = 0  # hold each upload until this many run at once
+        self.held = 0  # uploads received whole and not answered: held while ``release`` is not set
+        self.release = threading.Event()
+        self.release.set()
         self.fail: Dict[str, int] = {}  # md5 -> status to answer
         self.drop_after: Dict[str, int] = {}  # file name -> bytes to send before dropping, once
         self.short_drop: Set[str] = set()  # announce a 64-byte body and drop before it, once (a cut reply)
@@ -125,6 +128,10 @@ class BlobServer:
                 deadline = time.monotonic() + PATIENCE
                 while self.overlap and self.max_active < self.overlap and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
+                if not self.release.is_set():
+                    self.held += 1
+                    while not self.release.is_set() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.01)
                 if digest.hexdigest() != md5:
                     return JSONResponse({"message": f"md5 mismatch: got {digest.hexdigest()}"}, status_code=400)
                 os.replace(tmp, self.blobs / md5)
@@ -173,9 +180,10 @@ def blob_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BlobServer
 
 
 @pytest.fixture
-def server(blob_server: BlobServer) -> BlobServer:
+def server(blob_server: BlobServer) -> Iterator[BlobServer]:
     blob_server.reset()
-    return blob_server
+    yield blob_server
+    blob_server.release.set()
 
 
 class BlobTarget(BaseClient):
@@ -399,6 +407,62 @@ def test_upload_cancel_from_progress_stops_sending(tmp_path: Path, server: BlobS
     report = upload_files(files, target, cache=cache, workers=2)
     assert report.files_sent + report.files_skipped == 6 and report.files_sent >= 4
     assert server.stored() == {_md5(p) for p, _ in files}
+
+
+def test_upload_cancel_ends_a_request_the_server_holds(tmp_path: Path, server: BlobServer, target: BlobTarget,
+                                                      cache: HashCache) -> None:
+    """The body is sent and the server has not answered: no byte moves, yet the cancel is seen and the request
+    ended (before, it waited for the reply, up to the 600 s read timeout)."""
+    files = _files(tmp_path, [200_000, 100_000], seed=370)
+    server.release.clear()
+    stop = threading.Event()
+    outcome: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            upload_files(files, target, cache=cache, workers=2, progress=lambda event: not stop.is_set())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    eventually(lambda: server.held == 2, message="both uploads held by the server")
+    stop.set()
+    worker.join(timeout=10.0)  # the deadline: the server holds them for a minute
+    assert not worker.is_alive(), "the upload did not end on cancel while the server held it"
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledByUser)
+    server.release.set()
+    # the client is usable again: the same files go now
+    report = upload_files(files, target, cache=cache, workers=2)
+    assert report.files_sent + report.files_skipped == 2 and server.stored() == {_md5(p) for p, _ in files}
+
+
+def test_abort_ends_a_download_in_flight_and_keeps_the_part(tmp_path: Path, server: BlobServer,
+                                                           client: BaseClient) -> None:
+    data, md5 = _serve(server, "held.bin", 3_000_000, seed=380)
+    got: List[int] = []
+    outcome: List[BaseException] = []
+
+    def progress(done: int, total: int) -> None:
+        got.append(done)
+        if len(got) == 1:
+            client.abort()  # as another thread would: the next read fails on the shut socket
+
+    def run() -> None:
+        try:
+            download(client, "/files/held.bin", tmp_path / "out", "held.bin", size=len(data), md5=md5,
+                     progress=progress)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=PATIENCE)
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledByUser), outcome
+    kept = (tmp_path / "out" / ".held.bin.part").stat().st_size
+    assert 0 < kept < len(data)
+    out = download(client, "/files/held.bin", tmp_path / "out", "held.bin", size=len(data), md5=md5)
+    assert out.read_bytes() == data and server.gets("held.bin") == [None, f"bytes={kept}-"]
 
 
 class ChunkedTarget(BlobTarget):

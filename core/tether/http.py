@@ -33,6 +33,7 @@ from . import network
 from .errors import (
     AuthError,
     BadRequest,
+    CancelledByUser,
     Conflict,
     NotFound,
     ProtocolError,
@@ -211,6 +212,8 @@ class BaseClient:
     sleep: Callable[[float], None] = time.sleep
     _client: Optional[httpx.Client] = field(default=None, init=False, repr=False)
     _companions: List[BaseClient] = field(default_factory=list, init=False, repr=False)
+    _sockets: network.OpenSockets = field(default_factory=network.OpenSockets, init=False, repr=False)
+    aborts: int = field(default=0, init=False)  # how many times abort() was called: a request compares it
 
     @property
     def http(self) -> httpx.Client:
@@ -223,7 +226,7 @@ class BaseClient:
                 headers={"User-Agent": "tether/0.1"},
                 verify=network.ssl_context(),
                 mounts=network.LOOPBACK_MOUNTS,
-                event_hooks={"request": [self._strip_credentials_off_origin]},
+                event_hooks={"request": [self._strip_credentials_off_origin, self._record_sockets]},
             )
         return self._client
 
@@ -236,6 +239,24 @@ class BaseClient:
         if (request.url.scheme, request.url.host, request.url.port) != (home.scheme, home.host, home.port):
             for name in CREDENTIAL_HEADERS:
                 request.headers.pop(name, None)
+
+    def _record_sockets(self, request: httpx.Request) -> None:
+        request.extensions.setdefault("trace", self._sockets.trace)
+
+    def abort(self) -> None:
+        """End this client's requests in flight now, from any thread (a Cancel button, Ctrl-C while workers upload):
+        their connections are shut down, so a request waiting on a server that holds it stops at once instead of at
+        the read timeout, and raises :class:`CancelledByUser` instead of being retried. Later requests run as usual
+        on new connections."""
+        self.aborts += 1
+        self._sockets.shut_down()
+        for companion in self._companions:
+            companion.abort()
+
+    def cancelled(self, mark: int, what: str) -> None:
+        """Raise :class:`CancelledByUser` if :meth:`abort` was called since ``aborts`` was ``mark``."""
+        if self.aborts != mark:
+            raise CancelledByUser(f"{self.service}: {what} was cancelled")
 
     def close(self) -> None:
         if self._client is not None:
@@ -274,20 +295,24 @@ class BaseClient:
         """
         method = method.upper()
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        mark = self.aborts
         attempt = 0
         limited = 0.0  # seconds waited out on 429s, against the policy's rate budget
         while True:
             attempt += 1
             retry_after: Optional[float] = None
+            self.cancelled(mark, f"{method} {path}")
             try:
                 response = self.http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                self.cancelled(mark, f"{method} {path}")
                 # The request never left: safe to repeat whatever the method, unless no repeat can succeed.
                 if network.is_certificate_error(exc):
                     raise self._untrusted(method, path, exc) from None
                 if attempt >= self.retry.attempts:
                     raise self._unreachable(method, path, exc) from None
             except httpx.TransportError as exc:
+                self.cancelled(mark, f"{method} {path}")
                 # It may have reached the server (read timeout, dropped connection): only repeat what is safe.
                 if not safe or attempt >= self.retry.attempts:
                     raise self._unreachable(method, path, exc, maybe_sent=not safe) from None

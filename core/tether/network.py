@@ -13,11 +13,13 @@ does not install, httpx's certifi bundle.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import threading
 import urllib.request
+import weakref
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .errors import ConfigError
 
@@ -125,6 +127,43 @@ def is_certificate_error(exc: BaseException) -> bool:
             return True
         node = node.__cause__ or node.__context__
     return False
+
+
+class OpenSockets:
+    """The sockets a client opened, so that another thread can end its requests in flight at once (:meth:`shut_down`).
+
+    A thread waiting for a reply (a server holding an upload) is woken by ``shutdown()`` on its socket; ``close()``,
+    which is all httpx's own ``Client.close()`` does, leaves it blocked until the read timeout. httpx offers no
+    socket of a request in flight, so the sockets are recorded through the documented ``trace`` request extension
+    (httpx's "Request Extensions"): ``connection.connect_tcp.complete`` and ``start_tls.complete`` carry the new
+    network stream, and a stream's ``get_extra_info("socket")`` its socket. Held weakly: a closed connection goes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def trace(self, event: str, info: Dict[str, Any]) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            get_extra_info = getattr(info.get("return_value"), "get_extra_info", None)
+            sock = get_extra_info("socket") if callable(get_extra_info) else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.add(sock)
+
+    def shut_down(self) -> int:
+        """Shut down every socket still open (both directions); returns how many."""
+        with self._lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+        count = 0
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                count += 1
+            except OSError:  # closed meanwhile, or its descriptor moved into a TLS socket recorded beside it
+                pass
+        return count
 
 
 def is_loopback_host(host: str) -> bool:

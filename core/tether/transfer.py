@@ -31,13 +31,13 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Opti
 
 import httpx
 
-from .errors import CancelledByUser, InputError, ServiceError, ServiceUnavailable, TransferError
+from .errors import CancelledByUser, InputError, ServiceError, TransferError
 from .fileio import DISK_FULL, human_bytes, private_file
-from .http import BaseClient
+from .http import RETRY_STATUSES, BaseClient, RetryPolicy
 from .progress import Progress
 
 BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+HEARTBEAT = 0.2  # seconds between asks of an upload's progress callback while no bytes move
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -460,6 +460,7 @@ class _Pipeline:
         self.done = {"hash": 0, "upload": 0}
         self.files_done = {"hash": 0, "upload": 0}
         self.sent = 0
+        self.last = ("hash", "")  # the phase and file of the latest event, which a heartbeat repeats
         self.errors: List[BaseException] = []  # in the order they happened; the first is the cause
 
     def fail(self, exc: BaseException) -> None:
@@ -467,9 +468,15 @@ class _Pipeline:
             self.errors.append(exc)
         self.cancel.set()
 
+    def heartbeat(self) -> bool:
+        """Ask the progress callback again with nothing new, so that a cancel is seen while no bytes move; False
+        when the transfer is (now) cancelled."""
+        return self.add(*self.last, 0)
+
     def add(self, phase: str, file: str, nbytes: int, files: int = 0) -> bool:
         """Count progress; False when the transfer is (now) cancelled."""
         with self.lock:
+            self.last = (phase, file)
             self.done[phase] += nbytes
             self.files_done[phase] += files
             if phase == "upload" and not files:
@@ -588,14 +595,21 @@ def upload_files(
             run.fail(exc)
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tether-upload")
+    abort: Callable[[], None] = getattr(target, "abort", lambda: None)
     try:
         futures: List[Future[None]] = [pool.submit(guarded, i, e) for i, e in enumerate(entries)]
-        wait(futures)
-    except BaseException as exc:  # Ctrl-C in the caller: stop the workers at their next block
+        # Waited in short steps: Ctrl-C lands here at once, and a cancel asked for while no byte moves (a server
+        # holding a request) is seen through run.heartbeat(); either ends the requests in flight with abort().
+        while wait(futures, timeout=HEARTBEAT).not_done:
+            if not run.heartbeat():
+                abort()
+                break
+    except BaseException as exc:  # Ctrl-C in the caller
         run.fail(exc)
+        abort()
         raise
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         if own_cache:
             hash_cache.close()
     if run.errors:
@@ -707,25 +721,22 @@ def download(
     md5: Optional[str] = None,
     progress: Optional[Progress] = None,
     params: Optional[Dict[str, Any]] = None,
-    attempts: Optional[int] = None,
-    backoff: float = 0.25,
 ) -> Path:
     """GET ``path`` from ``client`` (a :class:`tether.http.BaseClient`) into ``dest_dir/name``; return the file.
 
     Resumes an existing ``.<name>.part`` with ``Range`` (a 200 answer restarts from zero), resumes again after a
-    dropped connection or a 5xx/429 (up to ``attempts`` failures in a row, by default the client's retry attempts,
-    with backoff), verifies ``size`` and ``md5`` when given and renames into place. A final file that already
-    matches ``md5`` is kept without a request.
+    dropped connection or a 429/502/503/504 as the client's :class:`~tether.http.RetryPolicy` says (as many failures
+    in a row as its attempts, waiting its delay, Retry-After honoured), verifies ``size`` and ``md5`` when given and
+    renames into place. A final file that already matches ``md5`` is kept without a request.
     ``progress(done, total)`` (``total`` 0 when unknown) may return False to stop: the ``.part`` is kept for a
     later resume and :class:`CancelledByUser` is raised. A full disk (known beforehand from ``size``, or met while
     writing) stops it with a :class:`TransferError` that says so; what was written is kept for the resume, and an
-    empty ``.part`` is not left behind.
+    empty ``.part`` is not left behind. ``client.abort()`` from another thread stops it as a cancel does.
     """
     final = safe_destination(dest_dir, name)
     part = final.with_name(f".{final.name}.part")
-    if attempts is None:  # as many failures in a row as the client allows a request
-        retry = getattr(client, "retry", None)
-        attempts = max(1, int(getattr(retry, "attempts", 5)))
+    policy: RetryPolicy = getattr(client, "retry", None) or RetryPolicy()
+    mark = client.aborts
     if md5 is not None:
         md5 = md5.lower()
         if final.is_file() and (size is None or final.stat().st_size == size) and md5_file(final)[0] == md5:
@@ -733,10 +744,12 @@ def download(
     if part.is_symlink():
         part.unlink()
     sleep = getattr(client, "sleep", time.sleep)
+    kept = f"{part.name} is kept and the next download resumes from it"
     digest: Any = None
     digested = 0  # bytes of .part that ``digest`` covers
     failures = 0
     restarted = False
+    retry_after: Optional[float] = None
     while True:
         offset = part.stat().st_size if part.exists() else 0
         if size is not None and offset > size:
@@ -786,8 +799,7 @@ def download(
                                 digest.update(chunk)
                                 digested += len(chunk)
                             if progress is not None and progress(offset + written, expected) is False:
-                                raise CancelledByUser(f"the download of {name} was cancelled; {part.name} is kept "
-                                                      "and the next download resumes from it")
+                                raise CancelledByUser(f"the download of {name} was cancelled; {kept}")
                         fh.flush()
                         os.fsync(fh.fileno())
                 except OSError as exc:
@@ -800,17 +812,21 @@ def download(
                 _discard(part)  # our part is longer than the file: the file changed; start over once
                 restarted = True
                 continue
-            if not (isinstance(exc, ServiceUnavailable) or exc.status in RETRY_STATUSES):
+            if exc.status not in RETRY_STATUSES:  # a certificate error (no status) included: no retry fixes it
                 raise
             failures = 1 if written else failures + 1
-            if failures >= attempts:
+            if failures >= policy.attempts:
                 raise
+            retry_after = exc.retry_after
         except httpx.TransportError as exc:
+            if client.aborts != mark:
+                raise CancelledByUser(f"the download of {name} was cancelled; {kept}") from None
             failures = 1 if written else failures + 1
-            if failures >= attempts:
+            if failures >= policy.attempts:
                 raise TransferError(f"{name}: the download from {path} kept failing ({type(exc).__name__}: {exc}); "
-                                    f"{part} is kept and the next attempt resumes from it") from None
-        sleep(min(backoff * (2 ** (failures - 1)), 10.0))
+                                    f"{kept}") from None
+            retry_after = None
+        sleep(policy.delay(failures, retry_after))
 
     actual = part.stat().st_size
     if size is not None and actual != size:

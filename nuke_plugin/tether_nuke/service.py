@@ -275,6 +275,8 @@ class ServiceController(BackgroundWork):
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
+            if callable(getattr(client, "abort", None)):
+                client.abort()  # an upload or download in flight ends now, not at the server's reply
             if callable(getattr(client, "close", None)):
                 client.close()
 

@@ -14,7 +14,8 @@ Kinds:
   the headers with the real ``Content-Length`` and only half of the body before closing: the client sees a broken
   response to a request that *did* take effect (this is what proves a POST is not blindly retried into a duplicate).
   ``when="before"`` closes the same way without the service ever seeing the request.
-- ``slow``: wait ``delay`` seconds, then serve normally.
+- ``slow``: wait ``delay`` seconds, then serve normally; clearing the faults ends the wait (a test that holds a
+  request for long releases it as it ends).
 - ``malformed``: let the service act, then answer 200 with a body that is not valid JSON.
 - ``redirect``: answer ``status`` (307 unless set otherwise) with ``Location: location``; the service never sees it.
 - ``reshape``: let the service act, then answer its JSON reply in another vendor's shape: the top-level keys in
@@ -141,6 +142,11 @@ class Faults:
     def __bool__(self) -> bool:
         return bool(self._faults)
 
+    def armed(self, fault: Fault) -> bool:
+        """``fault`` is still in the table (not cleared), spent or not."""
+        with self._lock:
+            return any(f is fault for f in self._faults)
+
     def take(self, service: str, method: str, path: str) -> Optional[Fault]:
         """The first live fault matching this request, with its hit counted."""
         with self._lock:
@@ -243,7 +249,10 @@ class FaultMiddleware:
 
     async def _apply(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + fault.delay
+            while loop.time() < until and self.faults.armed(fault):
+                await asyncio.sleep(min(0.05, max(0.0, until - loop.time())))
             await self.app(scope, receive, send)
             return
         if fault.kind == "redirect":
