@@ -382,3 +382,27 @@ def test_nuke_adapter_submit_stage_fetch(local_services: Any, client: ClipzyClie
     second = make_clip(tmp_path / "shot2.mp4", (90, 160, 60))
     wait_done(client, adapter.submit(client, second, {"template": str(clips[1])}, registry, "Plate2", {}).job_id)
     assert local_services.requests.count(method="POST", path="/videos/upload$") == 3
+
+
+def test_close_stops_a_job_in_flight_and_a_restart_runs_it(clips: Tuple[Path, Path], tmp_path: Path) -> None:
+    """close() returns once no job thread is left (before, a held or running job went on writing into the state
+    folder after close); the stopped job stays unfinished in the journal, and the next engine runs it to the end."""
+    from tether_services.server import LocalServices
+
+    shot, look = clips
+    state = tmp_path / "state"
+    others = set(threading.enumerate())  # the session's own engine has clipzy threads too
+    with LocalServices(port=0, state_dir=state, services=["clipzy"], workers=1) as services:
+        engine = services.service("clipzy")
+        with ClipzyClient(services.url("clipzy")) as c:
+            engine.hold("style_extraction")
+            job_id = c.style(shot, look).job_id
+            assert engine.wait_held(30)
+        engine.close()
+        assert not [t for t in set(threading.enumerate()) - others if t.name.startswith("clipzy")]
+        saved = json.loads((state / "clipzy" / "journal.json").read_text())
+        assert [j["status"] for j in saved["jobs"] if j["job_id"] == job_id] == ["processing"]
+        assert not list((state / "clipzy" / "outputs").rglob("*.mp4"))
+    with LocalServices(port=0, state_dir=state, services=["clipzy"], workers=1) as again, \
+            ClipzyClient(again.url("clipzy")) as c:
+        assert wait_done(c, job_id).state is JobState.COMPLETED

@@ -30,7 +30,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..journal import Journal, revive_all
+from ..workers import JobWorkers, WorkerHandles
 from . import style
 
 FORMATS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -115,7 +115,7 @@ class EJob:
                 "error": self.error, "processing_time_seconds": self.processing_time_seconds}
 
 
-class LocalClipzy:
+class LocalClipzy(WorkerHandles):
     def __init__(self, state_dir: Path, workers: int = 2, token: Optional[str] = None) -> None:
         self.state_dir = Path(state_dir)
         self.uploads = self.state_dir / "videos"
@@ -136,7 +136,8 @@ class LocalClipzy:
         self._held = threading.Event()
         self._release = threading.Event()
         self._release.set()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clipzy")
+        self.worker_count = workers
+        self.workers = JobWorkers(workers, "clipzy")
         self.journal = Journal(self.state_dir, self._snapshot)
         self._restore()
         self.app = self._build()
@@ -154,7 +155,7 @@ class LocalClipzy:
         for job in self.jobs.values():
             if job.status not in TERMINAL:
                 job.status, job.progress_percent, job.current_stage = "queued", 0, None
-                self._pool.submit(self._run, job)
+                self.workers.submit(self._run, job)
 
     # --- test knobs -------------------------------------------------------------------------------------------
     def hold(self, stage: str) -> None:
@@ -171,8 +172,11 @@ class LocalClipzy:
         return self._held.wait(timeout)
 
     def close(self) -> None:
+        """Stop: a job in flight stops at its next stage (a held one too) and is run again from the start by the
+        next engine on this state folder; returns once no job thread is left."""
+        self.workers.closing.set()
         self.release()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
 
     # --- work -----------------------------------------------------------------------------------------------
     def _set(self, job: EJob, **changes: Any) -> None:
@@ -183,16 +187,22 @@ class LocalClipzy:
         self.journal.save()
 
     def _run(self, job: EJob) -> None:
+        if not self.workers.wait_turn():
+            return
         started = time.monotonic()
         self._set(job, status="processing", started_at=_now(), current_stage="video_analysis", progress_percent=1)
 
         def stage(name: str, percent: int) -> None:
+            if self.workers.stopped():
+                raise InterruptedError
             if time.monotonic() - started > self.job_timeout:
                 raise TimeoutError
             self._set(job, current_stage=name, progress_percent=percent)
             if self._hold_stage == name:
                 self._held.set()
                 self._release.wait()
+            if self.workers.stopped():
+                raise InterruptedError
 
         try:
             video, template = self.videos[job.video_id], self.videos[job.template_video_id]
@@ -209,6 +219,8 @@ class LocalClipzy:
                 url = f"{job.file_base}{job.job_id}/{dest.name}"
             self._set(job, status="completed", progress_percent=100, current_stage=None, style_json=style_json,
                       output=dest, output_video_url=url)
+        except InterruptedError:
+            return  # closed: the journal keeps it unfinished, so the next engine runs it again
         except TimeoutError:
             self._set(job, status="failed", current_stage=None, error={
                 "code": "JOB_TIMEOUT", "detail": f"processing took longer than {self.job_timeout:g} s"})
@@ -318,7 +330,7 @@ class LocalClipzy:
                        body.get("webhook_url") or video.webhook_url, file_base)
             self.jobs[job.job_id] = job
         self.journal.save()
-        self._pool.submit(self._run, job)
+        self.workers.submit(self._run, job)
         return job
 
     # --- app ------------------------------------------------------------------------------------------------
@@ -334,7 +346,7 @@ class LocalClipzy:
         @app.get("/api/v1/health")
         def health(request: Request) -> Any:
             self._auth(request)
-            return ok({"status": "healthy", "version": "local", "workers": self._pool._max_workers})
+            return ok({"status": "healthy", "version": "local", "workers": self.worker_count})
 
         @app.post("/api/v1/videos/upload")
         async def upload(request: Request) -> Any:
