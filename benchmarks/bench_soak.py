@@ -5,7 +5,8 @@
 
 Ends with what must hold, checked: exactly one job on the farm, every fetched frame byte-identical to the farm's
 md5, no ``.part`` or staging debris, nothing left in the store's ``tmp/``. Prints the figures beside a clean run of
-the same submit (same process, same files, no faults), so the cost of the faults is a ratio, not a timing.
+a submit of as many other new files (same process, no faults), so the cost of the faults is a ratio, not a timing,
+and the retries the client made (each waits the one RetryPolicy's delay: requests and downloads alike).
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ ROUTES = [("POST", r"/api/uploads/md5$"), ("POST", r"/api/uploads/file$"), ("POS
 
 def chaos(services: LocalServices, rate: float, rng: random.Random, stop: threading.Event,
           counts: Dict[str, int]) -> None:
-    """Keeps a fault armed on a random route about ``rate`` of the time: each hits one request."""
+    """Keeps a fault armed on a random route about ``rate`` of the time: each hits one request. A route holds one
+    armed fault at most: faults piled up on a route nobody asks for meanwhile (the outputs while the job renders)
+    would fail every request of a later burst, however many times a client tried."""
     while not stop.is_set():
         if rng.random() < rate:
             method, path = rng.choice(ROUTES)
+            if any(f.path == path and not f.spent for f in services.faults.list()):
+                time.sleep(0.01)
+                continue
             kind = rng.choice(["429", "503", "drop-before", "drop-after", "slow"])
             options: Dict[str, Any] = {"service": "farm", "method": method, "path": path, "times": 1}
             if kind == "429":
@@ -56,6 +62,8 @@ def chaos(services: LocalServices, rate: float, rng: random.Random, stop: thread
 def run(services: LocalServices, blend: Path, extra: List[Path], frames: int, out: Path) -> Dict[str, Any]:
     client = FarmClient(services.url("farm"), email=EMAIL, password=PASSWORD,
                         retry=RetryPolicy(attempts=8, backoff=0.05, max_backoff=0.5))
+    retries = []  # every retry waits once through the client's sleep
+    client.sleep = lambda seconds: (retries.append(seconds), time.sleep(seconds))[-1]
     started = time.perf_counter()
     try:
         with HashCache(out.parent / f"{out.name}-hashes.sqlite") as cache:
@@ -71,7 +79,8 @@ def run(services: LocalServices, blend: Path, extra: List[Path], frames: int, ou
         client.close()
     identical = all(hashlib.md5((out / name).read_bytes()).hexdigest() == md5 for name, md5 in listing.items())
     return {"job": job_id, "submit_s": submitted, "total_s": time.perf_counter() - started, "files": len(files),
-            "identical": identical and len(files) == frames}
+            "identical": identical and len(files) == frames, "retries": len(retries),
+            "waited_s": sum(retries)}
 
 
 def main(argv: List[str]) -> int:
@@ -90,15 +99,15 @@ def main(argv: List[str]) -> int:
         scene = build_demo_scene(root / "scene" / "soak.blend", frames=f"1-{args.frames}", size=32, samples=2)
         blend = Path(scene["blend"])
         extra = []
-        for n in range(args.files):
+        for n in range(2 * args.files + 1):
             path = root / "scene" / "cache" / f"sim_{n:04d}.bin"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(rng.randbytes(rng.randint(1, 16_384)))
             extra.append(path)
         with LocalServices(port=0, state_dir=root / "services", workers=2, services=["farm"]) as services:
             run(services, blend, extra[:1], args.frames, root / "warm")  # Blender and the workers start here
-            clean = run(services, blend, extra[1: args.files // 2], args.frames, root / "clean")
-            # the other half is new to the farm: the soak uploads it under fire
+            clean = run(services, blend, extra[1: args.files + 1], args.frames, root / "clean")
+            # as many files again, new to the farm: the soak uploads them under fire
             counts: Dict[str, int] = {}
             stop = threading.Event()
             thread = threading.Thread(target=chaos, args=(services, args.rate, rng, stop, counts), daemon=True)
@@ -106,7 +115,7 @@ def main(argv: List[str]) -> int:
             services.requests.clear()
             thread.start()
             try:
-                soak = run(services, blend, extra[args.files // 2:], args.frames, root / "soak")
+                soak = run(services, blend, extra[args.files + 1:], args.frames, root / "soak")
             finally:
                 stop.set()
                 thread.join()
@@ -116,12 +125,13 @@ def main(argv: List[str]) -> int:
             store_tmp = list((root / "services" / "farm" / "store" / "tmp").iterdir())
             requests = len(services.requests.all())
         debris = [p for p in root.rglob("*.part")] + list((root / "tmp").iterdir()) + store_tmp
-    print(f"files: {args.files // 2} per submit (1-16 KiB each) plus the scene; {args.frames} frames fetched")
+    print(f"files: {args.files} per submit (1-16 KiB each) plus the scene; {args.frames} frames fetched")
     print(f"clean run : submit {clean['submit_s']:6.2f} s, submit+render+fetch {clean['total_s']:6.2f} s")
     print(f"under fire: submit {soak['submit_s']:6.2f} s, submit+render+fetch {soak['total_s']:6.2f} s  "
           f"({soak['total_s'] / clean['total_s']:.2f}x the clean run)")
     print(f"faults armed: {dict(sorted(counts.items()))}; 429/503 answered: {hit}; requests: "
-          f"{requests}")
+          f"{requests}; retries: {soak['retries']} (waiting {soak['waited_s']:.2f} s in all; the clean run "
+          f"{clean['retries']})")
     checks = {"one job": len(new_jobs) == 1, "byte-identical frames": bool(soak["identical"]),
               "no debris": not debris}
     for name, ok in checks.items():
