@@ -131,6 +131,56 @@ def test_handed_off_submit_survives_the_submitter_and_a_killed_agent(
         registry.close()
 
 
+def test_one_watcher_per_machine(tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
+                                 notes: List[Tuple[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """Two DCC sessions and a `tether jobs watch` subscribe to the agent: the farm sees the agent's list pages once
+    per cycle, no GET per job, whatever the number of watchers."""
+    import math
+    import threading
+
+    from test_farm_client import EMAIL, PASSWORD, _held_jobs
+    from tether.farm.client import FarmClient
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    farm = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
+    ids = _held_jobs(farm, tiny_blend, "agent-watch", 4)
+    registry = JobRegistry()
+    for job_id in ids:
+        registry.record(service="farm", job_id=job_id, profile="local")
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda t, m: notes.append((t, m))).start()
+    sessions = [agent.AgentWatcher(JobRegistry()) for _ in range(2)]
+    codes: List[int] = []
+    threads = [threading.Thread(target=lambda w=w: [w.poll_once() for _ in iter(lambda: w.done, True)])
+               for w in sessions]
+    threads.append(threading.Thread(target=lambda: codes.append(main(["jobs", "watch", *ids]))))
+    try:
+        for thread in threads:
+            thread.start()
+        eventually(lambda: all(w.cycles >= 1 for w in sessions), message="both sessions to subscribe")
+        local_services.requests.clear()
+        start, seen = live.cycle, [w.cycles for w in sessions]
+        eventually(lambda: live.cycle >= start + 5 and all(w.cycles >= n + 3 for w, n in zip(sessions, seen)),
+                   message="a few cycles of the agent and of each session")
+        cycles = live.cycle - start
+        lists = local_services.requests.count("GET", r"/farm/api/jobs$")
+        pages = math.ceil(len(local_services.farm.jobs) / 100)
+        assert local_services.requests.count("GET", r"/farm/api/jobs/[^/]+$") == 0  # no GET per job
+        assert lists <= (cycles + 1) * pages  # one cycle may be half inside the window
+        for job_id in ids:
+            farm.cancel_job(job_id)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert codes == [1]  # the watch saw every job finish, cancelled
+        assert all(w.done and {r.state.value for r in w.followed} == {"cancelled"} for w in sessions)
+        assert "cancelled" in capsys.readouterr().out
+    finally:
+        for w in sessions:
+            w.close()
+        live.close()
+        farm.close()
+
+
 def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_services: LocalServices,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from tether.agent import use_agent
@@ -139,3 +189,44 @@ def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_servic
     assert use_agent() and not use_agent(no_agent=True)
     monkeypatch.setenv("TETHER_AGENT", "off")
     assert not use_agent()
+
+
+def test_login_service_files_are_written_and_removed_on_a_temp_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import plistlib
+    import xml.etree.ElementTree as ET
+
+    from tether_install import agent_service
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert main(["agent", "install", "--dry-run"]) == 0  # names the file and the commands, runs nothing
+    said = capsys.readouterr().out
+    unit = home / ".config" / "systemd" / "user" / "tether-agent.service"
+    assert f"write  {unit}" in said and "systemctl --user enable --now tether-agent.service" in said
+    assert not unit.exists()
+    assert main(["agent", "install", "--no-enable"]) == 0 and f"wrote {unit}" in capsys.readouterr().out
+    text = unit.read_text()
+    assert f"ExecStart={sys.executable} -m tether_cli agent --detached\n" in text
+    assert "WantedBy=default.target" in text and "Restart=on-failure" in text
+    assert main(["agent", "install", "--no-enable"]) == 0 and "wrote" not in capsys.readouterr().out  # idempotent
+    assert main(["agent", "uninstall", "--no-disable"]) == 0
+    assert f"remove {unit}" in capsys.readouterr().out
+    assert list(home.iterdir()) == []  # the folders it made went with the file
+    assert main(["agent", "uninstall"]) == 0 and "not installed" in capsys.readouterr().out
+
+    command = ["/opt/my tools/python", "-m", "tether_cli", "agent", "--detached"]
+    log = tmp_path / "agent.log"
+    assert 'ExecStart="/opt/my tools/python" -m' in agent_service.service_file(command, log, "linux").decode()
+    plist = plistlib.loads(agent_service.service_file(command, log, "darwin"))
+    assert plist["ProgramArguments"] == command and plist["RunAtLoad"] is True
+    assert plist["KeepAlive"] == {"SuccessfulExit": False} and plist["StandardErrorPath"] == str(log)
+    assert agent_service.service_path("darwin", home) == home / "Library/LaunchAgents/com.tether.agent.plist"
+    task = ET.fromstring(agent_service.service_file(command, log, "win32").decode("utf-16").split("\n", 1)[1])
+    ns = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    assert task.findtext("t:Actions/t:Exec/t:Command", namespaces=ns) == command[0]
+    assert task.findtext("t:Actions/t:Exec/t:Arguments", namespaces=ns) == "-m tether_cli agent --detached"
+    assert task.find("t:Triggers/t:LogonTrigger", ns) is not None
+    assert agent_service.disable_commands(Path("x"), "win32") == [["schtasks", "/Delete", "/TN", "Tether Agent", "/F"]]

@@ -23,10 +23,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union, cast
 
-from .errors import ConfigError
+from .errors import ConfigError, ServiceError
 from .fileio import private_dir
+from .jobs import Job, JobService
+from .registry import JobRegistry
+from .watch import JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
 TOKEN_NAME = "agent.token"  # loopback channel only (no Unix sockets)
@@ -222,8 +225,6 @@ def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title:
 
     The agent is made to run first (so a failure to start leaves nothing queued and the caller can submit
     in-process); then the entry is persisted and the agent woken. From then on the caller may exit."""
-    from .registry import JobRegistry
-
     if start_agent:
         start()
     elif running() is None:
@@ -236,10 +237,87 @@ def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title:
     return entry
 
 
+def job_view(rec: Any) -> Job:
+    """A registry record as the one job view (what the agent publishes of each job it watches)."""
+    counts = {k: int(v) for k, v in (rec.extra.get("counts") or {}).items() if isinstance(v, (int, float))}
+    return Job(service=rec.service, id=rec.job_id, title=rec.title, state=rec.state, raw_state=rec.raw_state,
+               progress=rec.progress, error=rec.error, finished_at=rec.finished_at, counts=counts)
+
+
+class _AgentView:
+    """One service's jobs as the agent saw them in its latest cycle: the :class:`~tether.jobs.JobService` an
+    :class:`AgentWatcher` polls, without a request to the service."""
+
+    def __init__(self, watcher: AgentWatcher, service: str, profile: Optional[str]) -> None:
+        self.watcher, self.service, self.profile = watcher, service, profile or ""
+
+    def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
+        snapshot = self.watcher.snapshot
+        error = snapshot.get("errors", {}).get(f"{self.service}|{self.profile}")
+        if error:
+            raise ServiceError(error, service=self.service)
+        seen = {j["id"]: j for j in snapshot.get("jobs", []) if j.get("service") == self.service}
+        missing = {job_id for service, job_id in snapshot.get("missing", []) if service == self.service}
+        found: Dict[str, Job] = {}
+        for job_id in job_ids:
+            if job_id in seen:
+                found[job_id] = Job.model_validate(seen[job_id])
+            elif job_id not in missing:  # recorded after the agent's cycle began: as the registry has it
+                rec = self.watcher.registry.get(self.service, job_id)
+                if rec is not None:
+                    found[job_id] = job_view(rec)
+        return found
+
+    def close(self) -> None:
+        pass
+
+
+class AgentWatcher(Watcher):
+    """A :class:`~tether.watch.Watcher` that subscribes to the running agent instead of polling the services: each
+    :meth:`poll_once` waits for the agent's next cycle and reads the jobs it saw. Any number of DCC sessions and
+    `tether jobs watch` cost the services nothing more than the agent's one poll per cycle."""
+
+    def __init__(self, registry: JobRegistry, client: Optional[AgentClient] = None, wait: float = 30.0,
+                 **kwargs: Any) -> None:
+        super().__init__(registry, lambda service, profile: cast(JobService, _AgentView(self, service, profile)),
+                         **kwargs)
+        self.agent = client or AgentClient()
+        self.wait = wait
+        self.snapshot: Dict[str, Any] = {}
+        self.agent_cycle = 0
+
+    def poll_once(self) -> List[JobChange]:
+        self.snapshot = self.agent.jobs(after=self.agent_cycle, wait=self.wait)
+        self.agent_cycle = int(self.snapshot.get("cycle", 0))
+        return super().poll_once()
+
+    def next_delay(self) -> float:
+        return 0.0  # the wait is the agent's: poll_once is held until its next cycle
+
+    def close(self) -> None:
+        super().close()
+        self.agent.close()
+
+
 def use_agent(no_agent: bool = False) -> bool:
     """Whether a submission goes to the agent: not with ``--no-agent`` or ``TETHER_AGENT=off``."""
     return not no_agent and mode() != "off"
 
 
-__all__ = ["AgentClient", "AgentNotRunning", "agent_command", "hand_off", "handoff_module", "log_path", "mode",
-           "new_token", "running", "runtime_dir", "socket_path", "start", "use_agent"]
+__all__ = [
+    "AgentClient",
+    "AgentNotRunning",
+    "AgentWatcher",
+    "agent_command",
+    "hand_off",
+    "handoff_module",
+    "job_view",
+    "log_path",
+    "mode",
+    "new_token",
+    "running",
+    "runtime_dir",
+    "socket_path",
+    "start",
+    "use_agent",
+]

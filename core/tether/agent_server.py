@@ -27,9 +27,19 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlparse
 
-from .agent import LOCK_NAME, PORT_NAME, SOCKET_NAME, TOKEN_HEADER, UNIX_SOCKETS, handoff_module, new_token, runtime_dir
+from .agent import (
+    LOCK_NAME,
+    PORT_NAME,
+    SOCKET_NAME,
+    TOKEN_HEADER,
+    UNIX_SOCKETS,
+    handoff_module,
+    job_view,
+    new_token,
+    runtime_dir,
+)
 from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
-from .jobs import Job, JobService, JobState
+from .jobs import JobService, JobState
 from .registry import JobRegistry, QueueEntry
 from .watch import ChangeKind, JobChange, Watcher
 
@@ -117,13 +127,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._route("POST")
-
-
-def _job_from_record(rec: Any) -> Dict[str, Any]:
-    return Job(service=rec.service, id=rec.job_id, title=rec.title, state=rec.state, raw_state=rec.raw_state,
-               progress=rec.progress, error=rec.error, finished_at=rec.finished_at,
-               counts={k: int(v) for k, v in (rec.extra.get("counts") or {}).items() if isinstance(v, (int, float))}
-               ).model_dump(mode="json")
 
 
 class Agent:
@@ -355,7 +358,7 @@ class Agent:
         followed = watcher.followed
         snapshot = {
             "cycle": self.cycle + 1,
-            "jobs": [_job_from_record(r) for r in followed if not r.missing],
+            "jobs": [job_view(r).model_dump(mode="json") for r in followed if not r.missing],
             "missing": [[r.service, r.job_id] for r in followed if r.missing],
             "errors": {f"{c.service}|{c.profile}": c.message for c in changes if c.kind is ChangeKind.ERROR},
         }
@@ -401,14 +404,17 @@ class Agent:
 
 
 def notify_user(title: str, message: str) -> None:
-    """A desktop notification where one can be shown (plyer, when installed), else a log line only."""
+    """An OS notification through desktop-notifier (``pip install 'tether[agent]'``) where a desktop can show it;
+    the log line is written either way, and is all there is on a headless machine or without the library."""
     log.info("notice: %s: %s", title, redact(message))
     try:
-        from plyer import notification  # type: ignore[import-not-found]
+        from desktop_notifier import DesktopNotifierSync
     except ImportError:
         return
-    with contextlib.suppress(Exception):  # no notification daemon (a headless session): the log line stands
-        notification.notify(title=title, message=redact(message)[:250], app_name="Tether")
+    # Without a session bus (ssh, a render node) it logs its own traceback and shows nothing: our line stands.
+    logging.getLogger("desktop_notifier").setLevel(logging.CRITICAL)
+    with contextlib.suppress(Exception):
+        DesktopNotifierSync(app_name="Tether").send(title=title, message=redact(message)[:250])
 
 
 def configure_logging(path: Optional[Path], verbose: bool = False, stderr: bool = True) -> None:

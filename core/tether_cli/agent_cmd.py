@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict
+import sys
+from typing import Any, Dict, List
+
+from tether import __version__
+from tether.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -21,6 +25,14 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="agent_command", metavar="ACTION")
     start = actions.add_parser("start", help="start the agent in the background unless it runs")
     start.set_defaults(func=cmd_start)
+    inst = actions.add_parser("install", help="run the agent at login (systemd user unit, launchd, Task Scheduler)")
+    inst.add_argument("--no-enable", action="store_true", help="write the service file only; do not enable it")
+    inst.add_argument("--dry-run", action="store_true", help="print what would be written and run")
+    inst.set_defaults(func=cmd_install)
+    uninst = actions.add_parser("uninstall", help="undo `tether agent install`")
+    uninst.add_argument("--no-disable", action="store_true", help="remove the file only; do not disable it first")
+    uninst.add_argument("--dry-run", action="store_true", help="print what would be removed and run")
+    uninst.set_defaults(func=cmd_uninstall)
     for name, helptext in (("status", "whether it runs, what it does now, its queue's counts"),
                            ("queue", "the hand-offs it holds, in the order it takes them"),
                            ("pause", "stop taking hand-offs (an upload in flight goes back to the queue)"),
@@ -46,6 +58,63 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     status = agent.start()
     print(f"agent running (pid {status['pid']}); log: {agent.log_path()}")
+    return 0
+
+
+def _run_all(commands: List[List[str]], dry_run: bool, check: bool) -> int:
+    import subprocess
+
+    for command in commands:
+        print("run   ", " ".join(command))
+        if dry_run:
+            continue
+        try:
+            status = subprocess.run(command, check=False).returncode
+        except OSError as exc:
+            status = 127
+            print(f"tether: could not run {command[0]}: {exc}", file=sys.stderr)
+        if status and check:
+            print(f"tether: `{' '.join(command)}` failed (status {status}); the service file stays, "
+                  "`tether agent uninstall` removes it", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from tether.agent import agent_command, log_path
+    from tether_install import agent_service
+    from tether_install.plan import apply, describe
+
+    command = agent_command()
+    if command is None:  # pragma: no cover - the command runs under a Python
+        raise ConfigError("cannot tell how to start the agent from here")
+    plan = agent_service.plan(command, log_path())
+    path = agent_service.service_path()
+    if args.dry_run:
+        for line in describe(plan):
+            print(line)
+    else:
+        for line in apply(plan, __version__).changed:
+            print(line)
+    if args.no_enable:
+        print(f"not enabled; to enable: {' && '.join(' '.join(c) for c in agent_service.enable_commands(path))}")
+        return 0
+    return _run_all(agent_service.enable_commands(path), args.dry_run, check=True)
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from tether_install import agent_service
+    from tether_install.plan import load_manifest, uninstall
+
+    folder = agent_service.manifest_folder()
+    if load_manifest(folder, agent_service.COMPONENT) is None:
+        print("the agent is not installed as a login service")
+        return 0
+    if not args.no_disable:
+        # a service that is already off makes these fail: nothing to undo there, so they do not stop the removal
+        _run_all(agent_service.disable_commands(agent_service.service_path()), args.dry_run, check=False)
+    for line in uninstall(folder, agent_service.COMPONENT, dry_run=args.dry_run):
+        print(line)
     return 0
 
 
