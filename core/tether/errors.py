@@ -72,8 +72,10 @@ class ServiceError(TetherError):
         method: str = "",
         url: str = "",
         retry_after: Optional[float] = None,
+        maybe_sent: bool = False,
     ) -> None:
         self.service = service
+        self.maybe_sent = maybe_sent  # the connection failed after the request may have reached the service
         self.retry_after = retry_after  # seconds the service asked us to wait (Retry-After), when it said
         self.status = status
         self.server_message = redact(server_message)

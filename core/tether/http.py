@@ -472,7 +472,7 @@ class BaseClient:
         else:
             msg = (f"{self.service}: cannot reach {self.base_url} ({reason}: {detail}); is the service running and "
                    "the URL right? (`tether config show`)")
-        return ServiceUnavailable(msg, service=self.service, method=method, url=url)
+        return ServiceUnavailable(msg, service=self.service, method=method, url=url, maybe_sent=maybe_sent)
 
 
 def _masked(value: Any, depth: int = 0) -> Any:

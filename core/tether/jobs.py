@@ -95,6 +95,14 @@ class JobService(Protocol):
         """The current view of many jobs, with as few requests as the API allows (list pages, not one GET each)."""
         ...
 
+    def remote_jobs(self) -> Iterator[Job]:
+        """The service's own list of this account's jobs (not only those recorded here), as its pages come."""
+        ...
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        """The client marker its create carried (:attr:`tether.spec.ServiceSpec.create_marker`), when it shows."""
+        ...
+
     def cancel_job(self, job_id: str) -> None: ...
 
     def fetch_outputs(

@@ -199,11 +199,19 @@ class JobRecord:
 
     @property
     def missing(self) -> bool:
-        """The service no longer knows this job (deleted there): the watcher stops asking for it."""
-        return bool(self.extra.get("missing"))
+        """The service no longer knows this job (deleted there), or never gave its id (an unconfirmed create): the
+        watcher does not ask for it."""
+        return bool(self.extra.get("missing") or self.unconfirmed)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """The reply to its create was lost and the service's list did not show it (tether.creation)."""
+        return bool(self.extra.get("unconfirmed"))
 
     @property
     def state_label(self) -> str:
+        if self.unconfirmed:
+            return "unconfirmed: its create's reply was lost (tether jobs adopt)"
         if self.state is JobState.UNKNOWN:
             label = f"unknown ({self.raw_state})" if self.raw_state else "unknown"
         else:

@@ -32,6 +32,8 @@ class ServiceSpec:
     # when the service names none (a Retry-After within the budget is waited whole); see tether.http.RetryPolicy
     rate_budget: float = 120.0
     rate_wait: float = 30.0
+    # where a create carries the client's marker, so a job whose create reply was lost is found (tether.creation)
+    create_marker: str = "metadata.tether_submission"
 
     @property
     def local_prefix(self) -> str:
@@ -64,6 +66,7 @@ SPECS: Dict[str, ServiceSpec] = {s.name: s for s in (
         client="tether.farm.client:FarmClient",
         credentials=(("token", "TETHER_FARM_TOKEN"), ("password", "TETHER_FARM_PASSWORD")),
         credential_label="farm login", public_url="https://renderfarm.swade-art.com",
+        create_marker="environment variable TETHER_SUBMISSION",  # the payload's only free-form field (seed 004)
     ),
     ServiceSpec(
         name="autopilot", title="Autopilot", summary="Slapshot Autopilot: roto, camera tracking, depth for a clip",
@@ -78,6 +81,7 @@ SPECS: Dict[str, ServiceSpec] = {s.name: s for s in (
         client="tether.tensorpix.client:TensorPixClient",
         credentials=(("token", "TETHER_TENSORPIX_TOKEN"),), credential_label="TensorPix API token",
         public_url="https://backend.tensorpix.ai",  # the seed's requests: https://backend.tensorpix.ai/api/...
+        create_marker="input_video",  # no free-form field in a create (seed 002): each submit uploads its own video
         local_key="local-tensorpix-key",
     ),
     ServiceSpec(
@@ -85,12 +89,13 @@ SPECS: Dict[str, ServiceSpec] = {s.name: s for s in (
         client="tether.clipzy.client:ClipzyClient",
         credentials=(("token", "TETHER_CLIPZY_TOKEN"),), credential_label="Clipzy token",
         credential_required=False,  # self-hosted: no public default, and no auth unless behind a proxy
+        create_marker="video_id",  # JobCreateRequest has no free-form field (seed 001): each submit uploads its own
     ),
     ServiceSpec(
         name="move", title="Move", summary="Move: motion capture from a video, an FBX rig back",
         client="tether.move.client:MoveClient",
         credentials=(("api_key", "TETHER_MOVE_API_KEY"), ("webhook_secret", "TETHER_MOVE_WEBHOOK_SECRET")),
-        credential_label="Move API key",
+        credential_label="Move API key", create_marker="take",  # each submit makes its own take
         public_url="https://api.move.ai/ugc/graphql", local_key="local-move-key",
     ),
 )}

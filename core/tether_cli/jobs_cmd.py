@@ -72,10 +72,43 @@ def register(subparsers: Any) -> None:
     fetch.add_argument("--out", type=Path, metavar="DIR", help="where to put them (default: the job's output folder)")
     fetch.set_defaults(func=cmd_fetch)
 
+    adopt = sub.add_parser("adopt", help="record a job the service has but this machine does not (made elsewhere, "
+                                         "or an unconfirmed create's)")
+    adopt.add_argument("service", metavar="SERVICE", help="the job's service (e.g. farm)")
+    adopt.add_argument("id", metavar="JOB_ID", help="its id on the service (`tether SERVICE jobs --remote`)")
+    adopt.add_argument("--out", type=Path, metavar="DIR", help="where `tether jobs fetch` puts its outputs")
+    adopt.set_defaults(func=cmd_adopt)
+
     forget = sub.add_parser("forget", help="remove a job from the local registry (the service keeps it)")
     forget.add_argument("id", metavar="ID")
     _service_option(forget)
     forget.set_defaults(func=cmd_forget)
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    """Record a job the service knows; an unconfirmed create of the same marker hands over what it recorded."""
+    from tether.creation import UNCONFIRMED_PREFIX
+    from tether.spec import spec_for
+
+    spec = spec_for(args.service)
+    with spec.client_class().from_profile(args.profile) as client:
+        job = client.get_job(args.id)
+        marker = client.marker_of(job)
+        profile = client.profile
+    registry = open_registry()
+    stand_in = registry.get(args.service, f"{UNCONFIRMED_PREFIX}{marker}") if marker else None
+    registry.update_from(job, profile)
+    if stand_in is not None:
+        extra = {k: v for k, v in stand_in.extra.items() if k not in ("unconfirmed", "marker")}
+        registry.record(service=args.service, job_id=job.id, title=stand_in.title, source=stand_in.source,
+                        output_dir=stand_in.output_dir, extra=extra)
+        registry.forget(args.service, stand_in.job_id)
+    if args.out is not None:
+        registry.record(service=args.service, job_id=job.id, output_dir=args.out)
+    replaced = f", in place of the unconfirmed {stand_in.job_id}" if stand_in is not None else ""
+    print(f"recorded {args.service} job {job.id} ({job.state_label}){replaced}: `tether jobs watch {job.id}` "
+          "follows it")
+    return 0
 
 
 def _service_option(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ class ServiceCommand:
         self.actions = self.parser.add_subparsers(dest=f"{service}_command", metavar="ACTION")
         self.parser.set_defaults(func=self._help, service_name=service)
         self.verbs: Set[str] = set()
+        self.parsers: Dict[str, argparse.ArgumentParser] = {}
 
     def _help(self, args: argparse.Namespace) -> int:
         self.parser.print_help()
@@ -46,6 +47,7 @@ class ServiceCommand:
         ``--json``."""
         self.verbs.add(verb)
         parser: argparse.ArgumentParser = self.actions.add_parser(verb, aliases=list(aliases), **kwargs)
+        self.parsers[verb] = parser
         if json_option:
             parser.add_argument("--json", action="store_true", help="print JSON")
         if func is not None:
@@ -86,6 +88,12 @@ class ServiceCommand:
         missing = [v for v in VERBS if v not in self.verbs]
         if missing:  # pragma: no cover - a service module that forgot its submit or jobs
             raise RuntimeError(f"`tether {self.service}` has no {', '.join(missing)}")
+        jobs = self.parsers["jobs"]
+        jobs.add_argument("--remote", action="store_true",
+                          help=f"every job {title} itself lists, each marked whether it is recorded here (one that "
+                               f"is not is brought in by `tether jobs adopt {self.service} ID`)")
+        own = jobs.get_default("func")
+        jobs.set_defaults(func=lambda args: cmd_remote_jobs(args) if args.remote else own(args))
 
 
 def client(args: argparse.Namespace) -> Any:
@@ -160,6 +168,31 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_jobs(args: argparse.Namespace) -> int:
+    """``tether SERVICE jobs --remote``: the service's own list (``remote_jobs``), whether each is recorded here."""
+    from itertools import islice
+
+    from tether.registry import JobRegistry
+
+    from .progress import status_console
+    from .tables import print_table
+
+    limit = getattr(args, "limit", 0) or 100
+    with client(args) as c:
+        jobs: List[Job] = list(islice(c.remote_jobs(), limit))
+    here = {r.job_id for r in JobRegistry().list(service=args.service_name)}
+    if args.json:
+        print(json.dumps([{**job_dict(j), "recorded": j.id in here} for j in jobs]))
+        return 0
+    print_table(("job", "title", "state", "progress", "recorded"),
+                [(j.id, j.title, j.state_label, f"{j.progress:.0f}%", "yes" if j.id in here else "no") for j in jobs])
+    strays = sum(1 for j in jobs if j.id not in here)
+    if strays:
+        status_console().print(f"{strays} not recorded here: `tether jobs adopt {args.service_name} ID` records one",
+                               markup=False, highlight=False)
+    return 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     with client(args) as c:
         c.cancel_job(args.job)
@@ -194,6 +227,5 @@ def out_folder(value: Optional[Path]) -> Optional[Path]:
     return value.resolve() if value else None
 
 
-__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_status", "handed_off", "job_dict",
-           "out_folder",
-           "print_jobs", "print_preview", "status_line"]
+__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_remote_jobs", "cmd_status",
+           "handed_off", "job_dict", "out_folder", "print_jobs", "print_preview", "status_line"]

@@ -7,8 +7,8 @@ inferences failed is reported as FAILED with "2 of 3 inferences failed: ..." eve
 (``counts["partial"]`` is 1 then, and the completed outputs can still be fetched).
 
 ``create_job`` is never blindly repeated: each submission carries ``metadata.tether_submission`` (a uuid), and when
-the connection drops after the POST may have reached the service, the client looks the job up by that metadata
-before giving up, so a flaky network cannot make a duplicate job.
+its reply is lost or unreadable the client looks the job up by that metadata (:mod:`tether.creation`), so a flaky
+network makes neither a duplicate nor an orphan.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..errors import InputError, NotFound, ServiceError, ServiceUnavailable
+from ..creation import create_once
+from ..errors import InputError, NotFound, ServiceError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..progress import Progress
@@ -45,6 +46,7 @@ from .models import (
 from .results import ResultFiles, classify, unpack_into
 
 SERVICE = "autopilot"
+MARKER_KEY = "tether_submission"  # in the job's metadata: tether.spec's create_marker
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 ASSET_TYPES = ("video", "mask")
 CHUNK = 1024 * 1024
@@ -223,25 +225,31 @@ class AutopilotClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""
-        return jobs_by_id_from_pages(job_ids, lambda: (to_job(aj) for aj in self.iter_jobs()), self.get_job,
-                                     list_from=3)
+        return jobs_by_id_from_pages(job_ids, self.remote_jobs, self.get_job, list_from=3)
 
     def create_job(self, payload: JobCreate) -> AutopilotJob:
-        marker = str(payload.metadata.get("tether_submission") or uuid.uuid4())
-        payload = payload.model_copy(update={"metadata": {**payload.metadata, "tether_submission": marker}})
-        try:
-            reply = self.json("POST", "/api/jobs", json=payload.payload())
-        except ServiceUnavailable as exc:
-            if "may have reached" not in str(exc):
-                raise
-            try:
-                existing = next(iter(self.list_jobs(metadata={"tether_submission": marker}).items), None)
-            except ServiceError:
-                existing = None
-            if existing is None:
-                raise
-            return existing
-        return self.parse(AutopilotJob, reply, "POST /api/jobs")
+        """Create the job once: a lost or unreadable reply is followed by a look for it by its submission marker
+        (:mod:`tether.creation`), and it is sent again only when the service made none."""
+        marker = str(payload.metadata.get(MARKER_KEY) or uuid.uuid4())
+        payload = payload.model_copy(update={"metadata": {**payload.metadata, MARKER_KEY: marker}})
+        body = payload.payload()
+        return create_once(SERVICE, marker,
+                           lambda: self.parse(AutopilotJob, self.json("POST", "/api/jobs", json=body),
+                                              "POST /api/jobs"),
+                           lambda: self._find_created(marker), sleep=self.sleep)
+
+    def _find_created(self, marker: str) -> Optional[AutopilotJob]:
+        # filtered by the service; checked here too, as a service that ignores the filter lists every job
+        found = self.list_jobs(metadata={MARKER_KEY: marker}).items
+        return next((job for job in found if str(job.metadata.get(MARKER_KEY)) == marker), None)
+
+    def remote_jobs(self) -> Iterator[Job]:
+        """The service's own list of this key's jobs."""
+        return (to_job(aj) for aj in self.iter_jobs())
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        meta = getattr(job.vendor, "metadata", None)
+        return str(meta[MARKER_KEY]) if isinstance(meta, dict) and meta.get(MARKER_KEY) else None
 
     def cancel_job(self, job_id: str) -> None:
         self.cancel(job_id)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from pydantic import ValidationError
 
 from ..colour import ColourChoice, SendTransform
+from ..creation import recording_unconfirmed
 from ..encode import encode_movie, frame_map, missing_media
 from ..errors import InputError
 from ..fileio import check_output_dir, staging
@@ -337,12 +338,14 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
             upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
         s3_key = client.upload(upload_path, asset_type="video", file_name=prep.upload_name, progress=progress)
     facts = submission_facts(prep, source)
-    job = client.create_job(job_payload(prep, s3_key, metadata, source))
+    recorded = {**facts, **record_extra, "s3_key": s3_key, "services": [s["type"] for s in choice.specs("x")]}
+    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=Path(clip.source).name,
+                               source=source_label or clip.source, output_dir=out_dir, extra=recorded):
+        job = client.create_job(job_payload(prep, s3_key, metadata, source))
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.id, profile=client.profile,
                         title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
-                        extra={**facts, **record_extra, "s3_key": s3_key,
-                               "services": [s["type"] for s in choice.specs("x")]})
+                        extra=recorded)
     return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
 
 

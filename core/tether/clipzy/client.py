@@ -24,12 +24,14 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple, Type, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from ..creation import create_once
 from ..errors import (
     AuthError,
     BadRequest,
@@ -51,6 +53,7 @@ from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 SERVICE = "clipzy"
 API_PREFIX = "/api/v1"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+LOOKUP_JOBS = 200  # the newest jobs searched for one whose create reply was lost
 
 
 
@@ -196,6 +199,7 @@ class ClipzyClient(BaseClient):
         self.auth = HeaderAuth("Authorization", token, prefix="Bearer") if token else None
         # output URLs on another host get the same retries, without our token
         self.storage = self.storage_client("output")
+        self._fresh_videos: Set[str] = set()  # uploads no job has used yet: a lost create is found by its video
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> ClipzyClient:
@@ -254,14 +258,31 @@ class ClipzyClient(BaseClient):
         with open(path, "rb") as fh:  # httpx rewinds the file for each retry
             data = self.call("POST", "/videos/upload", files={"file": (path.name, fh, "application/octet-stream")},
                              data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
-        return self.parse(Video, data, "POST /videos/upload")
+        video = self.parse(Video, data, "POST /videos/upload")
+        self._fresh_videos.add(video.video_id)
+        return video
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, video_id: str, template_video_id: Optional[str] = None, *,
                    config: Optional[Dict[str, Any]] = None, webhook_url: Optional[str] = None) -> ClipzyJob:
+        """Start the job once: a lost or unreadable reply is followed by a look for the job of this submission's
+        own video (:mod:`tether.creation`), and it is sent again only when the engine made none."""
         payload = JobCreate(video_id=video_id, template_video_id=template_video_id, config=config,
                             webhook_url=webhook_url)
-        return self.parse(ClipzyJob, self.call("POST", "/jobs", json=payload.payload()), "POST /jobs")
+        body = payload.payload()
+        own = video_id in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
+        self._fresh_videos.discard(video_id)
+        return create_once(SERVICE, video_id,
+                           lambda: self.parse(ClipzyJob, self.call("POST", "/jobs", json=body), "POST /jobs"),
+                           (lambda: next((cj for cj in islice(self.iter_jobs(), LOOKUP_JOBS)
+                                          if cj.video_id == video_id), None)) if own else None, sleep=self.sleep)
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        return job.vendor.video_id if isinstance(job.vendor, ClipzyJob) else None
+
+    def remote_jobs(self) -> Iterator[Job]:
+        """The engine's own list of jobs."""
+        return (to_job(cj) for cj in self.iter_jobs())
 
     def style(self, clip: Union[str, Path], template: Union[str, Path], *, config: Optional[Dict[str, Any]] = None,
               webhook_url: Optional[str] = None) -> ClipzyJob:
@@ -307,8 +328,7 @@ class ClipzyClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""
-        return jobs_by_id_from_pages(job_ids, lambda: (to_job(cj) for cj in self.iter_jobs()), self.get_job,
-                                     list_from=3)
+        return jobs_by_id_from_pages(job_ids, self.remote_jobs, self.get_job, list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise CancelNotSupported(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import ValidationError
 
+from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
 from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
@@ -124,9 +125,11 @@ def submit(client: ClipzyClient, req: ClipzyRequest, *, registry: Optional[JobRe
     else:
         template_id = client.upload(prep.template_file).video_id
     video = client.upload(clip)
-    job = client.create_job(video.video_id, template_id, config=prep.payload.config,
-                            webhook_url=prep.payload.webhook_url)
     ids = {"video_id": video.video_id, "template_video_id": template_id}
+    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=source_label or clip.name,
+                               source=str(clip.resolve()), output_dir=out_dir, extra={**(extra or {}), **ids}):
+        job = client.create_job(video.video_id, template_id, config=prep.payload.config,
+                                webhook_url=prep.payload.webhook_url)
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.job_id, profile=client.profile,
                         title=source_label or clip.name, source=str(clip.resolve()), output_dir=out_dir,

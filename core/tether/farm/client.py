@@ -8,6 +8,7 @@ giving up, so a flaky network cannot produce a duplicate render.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 import httpx
 from pydantic import BaseModel
 
-from ..errors import AuthError, ConfigError, NotFound, ServiceError, ServiceUnavailable, register_secret
+from ..creation import create_once
+from ..errors import AuthError, ConfigError, NotFound, ServiceError, register_secret
 from ..http import LIST_KEYS, BaseClient, BearerLogin, RetryPolicy, items_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..progress import Progress
@@ -42,6 +44,7 @@ from .models import (
 )
 
 SERVICE = "farm"
+MARKER_VARIABLE = "TETHER_SUBMISSION"  # tether.spec's create_marker for the farm
 
 
 class JobPage(BaseModel):
@@ -203,47 +206,45 @@ class FarmClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """Walk the job list a page at a time until every wanted job is seen: pages, not one GET per job."""
-        return jobs_by_id_from_pages(job_ids, lambda: (to_job(j) for j in self.iter_jobs(per_page=100)), self.get_job)
+        return jobs_by_id_from_pages(job_ids, self.remote_jobs, self.get_job)
 
     def create_job(self, payload: JobCreate) -> FarmJob:
+        """Create the job once: a lost or unreadable reply is followed by a look for it (:mod:`tether.creation`)
+        by the marker in its environment, and it is sent again only when the farm made none."""
+        marker = payload.environment_variables.get(MARKER_VARIABLE) or uuid.uuid4().hex
+        payload = payload.model_copy(
+            update={"environment_variables": {**payload.environment_variables, MARKER_VARIABLE: marker}})
         started = datetime.now(timezone.utc) - timedelta(seconds=5)
         body = payload.model_dump(mode="json")
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                reply = self.json("POST", "/api/jobs", json=body)
-            except ServiceError as exc:
-                # A dropped reply, or a 5xx from a gateway: the farm may or may not have made the job. Look before
-                # sending it again, so a retry never makes a second one.
-                dropped = isinstance(exc, ServiceUnavailable) and "may have reached" in str(exc)
-                if not (dropped or exc.status in (502, 503, 504)):
-                    raise
-                existing = self._find_created(payload, started)
-                if existing is not None:
-                    return existing
-                if attempt == self.retry.attempts:
-                    raise
-                self.sleep(self.retry.delay(attempt, None))
-                continue
-            return self.parse(FarmJob, reply, "POST /api/jobs")
-        raise AssertionError("unreachable")
+        return create_once(SERVICE, marker,
+                           lambda: self.parse(FarmJob, self.json("POST", "/api/jobs", json=body), "POST /api/jobs"),
+                           lambda: self._find_created(payload, marker, started), resend=self.retry.attempts - 1,
+                           sleep=self.sleep)
 
-    def _find_created(self, payload: JobCreate, since: datetime) -> Optional[FarmJob]:
-        """After a dropped POST: the job if the farm made it, found by title and frames among the newest jobs."""
-        for attempt in range(3):
-            try:
-                page = self.list_jobs(page=1, per_page=50)
-            except ServiceError:
-                self.sleep(0.5 * (attempt + 1))
-                continue
-            for job in page.items:
-                created = job.created_at
-                if created is not None and created.tzinfo is None:
-                    created = created.replace(tzinfo=timezone.utc)
-                if (job.job_title == payload.job_title and job.frame_range == payload.frame_range
-                        and job.output_path == payload.output_path and (created is None or created >= since)):
+    def _find_created(self, payload: JobCreate, marker: str, since: datetime) -> Optional[FarmJob]:
+        """The job this create made, among the newest: by its marker where the farm lists jobs' environments, else
+        by title, frames and output path (the farm's documents show no job field of the client's own)."""
+        for job in self.list_jobs(page=1, per_page=50).items:
+            env = getattr(job, "environment_variables", None)
+            if isinstance(env, dict):
+                if env.get(MARKER_VARIABLE) == marker:
                     return job
-            return None
+                continue
+            created = job.created_at
+            if created is not None and created.tzinfo is None:
+                created = created.replace(tzinfo=timezone.utc)
+            if (job.job_title == payload.job_title and job.frame_range == payload.frame_range
+                    and job.output_path == payload.output_path and (created is None or created >= since)):
+                return job
         return None
+
+    def remote_jobs(self) -> Iterator[Job]:
+        """The farm's own list of this account's jobs, newest first."""
+        return (to_job(j) for j in self.iter_jobs(per_page=100))
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        env = getattr(job.vendor, "environment_variables", None)
+        return str(env.get(MARKER_VARIABLE)) if isinstance(env, dict) and env.get(MARKER_VARIABLE) else None
 
     def update_job(self, job_id: str, *, action: Optional[str] = None, priority: Optional[int] = None) -> FarmJob:
         update = JobUpdate.model_validate({"action": action, "priority": priority})

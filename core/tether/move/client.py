@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from ..creation import create_once
 from ..errors import (
     AuthError,
     BadRequest,
@@ -36,7 +37,6 @@ from ..errors import (
     ProtocolError,
     RateLimited,
     ServiceError,
-    ServiceUnavailable,
 )
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
@@ -255,19 +255,20 @@ class MoveClient(BaseClient):
         variables = {"takeId": take_id, "name": name, "options": options or None, "outputs": wanted,
                      "metadata": metadata_json(metadata),
                      "clipWindow": clip_window.variables() if clip_window else None}
-        try:
-            data = self.graphql(CREATE_JOB, variables, idempotent=False)
-        except ServiceUnavailable as exc:
-            if "may have reached" not in str(exc):
-                raise
-            try:
-                existing = next(iter(self.list_jobs(take_id=take_id, first=5).items), None)
-            except ServiceError:
-                existing = None
-            if existing is None:
-                raise
-            return existing
-        return self.parse(MoveJob, self._field(data, "job", "createSingleCamJob"), "createSingleCamJob")
+        return create_once(
+            SERVICE, take_id,
+            lambda: self.parse(MoveJob, self._field(self.graphql(CREATE_JOB, variables, idempotent=False), "job",
+                                                    "createSingleCamJob"), "createSingleCamJob"),
+            lambda: next((mj for mj in self.list_jobs(take_id=take_id, first=5).items
+                          if mj.take is None or mj.take.id == take_id), None), sleep=self.sleep)
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        take = getattr(job.vendor, "take", None)
+        return str(take.id) if take is not None and getattr(take, "id", None) else None
+
+    def remote_jobs(self) -> Iterator[Job]:
+        """Move's own list of this key's jobs."""
+        return (to_job(mj) for mj in self.iter_jobs())
 
     def get_move_job(self, job_id: str) -> MoveJob:
         data = self.graphql(GET_JOB, {"jobId": job_id})
@@ -315,8 +316,7 @@ class MoveClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""
-        return jobs_by_id_from_pages(job_ids, lambda: (to_job(mj) for mj in self.iter_jobs()), self.get_job,
-                                     list_from=3)
+        return jobs_by_id_from_pages(job_ids, self.remote_jobs, self.get_job, list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise InputError(f"Move's API has no way to cancel a job (job {job_id} goes on); nothing was sent")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from pydantic import ValidationError
 
+from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
 from ..jobs import Job, JobState
@@ -204,13 +205,16 @@ def submit(client: MoveClient, req: MoveRequest, *, registry: Optional[JobRegist
     facts, name, window, info = prep.facts, prep.name, prep.window, _facts(prep)
     file = client.upload(facts.path, name=facts.path.name, progress=progress)
     take = client.create_take(file.id, source_format=facts.format, name=name, metadata=info)
-    job = client.create_job(take.id, name=name, options=req.options or None, outputs=prep.outputs,
-                            metadata={**req.metadata, **info}, clip_window=prep.window)
+    recorded = {**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs}
+    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=name,
+                               source=source_label or str(facts.path), output_dir=out_dir, extra=recorded):
+        job = client.create_job(take.id, name=name, options=req.options or None, outputs=prep.outputs,
+                                metadata={**req.metadata, **info}, clip_window=prep.window)
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=name,
                         source=source_label or str(facts.path), output_dir=out_dir,
                         raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
-                        extra={**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs})
+                        extra=recorded)
     return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts, frames=prep.frames, window=window)
 
 

@@ -12,12 +12,14 @@ nothing); anything else -> UNKNOWN with the status shown as itself, e.g. ``unkno
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Set, Type, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
+from ..creation import create_once
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
@@ -31,6 +33,7 @@ SERVICE = "tensorpix"
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 PAGE_SIZE = 50
 URL_REFRESHES = 3
+LOOKUP_JOBS = 200  # the newest jobs searched for one whose create reply was lost
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,6 +81,7 @@ class TensorPixClient(BaseClient):
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused")
+        self._fresh_videos: Set[str] = set()  # uploads no job has used yet: a lost create is found by its video
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
@@ -133,7 +137,9 @@ class TensorPixClient(BaseClient):
         with open(path, "rb") as fh:
             body = self.json("POST", "/api/videos/", files={"file": (path.name, fh, "application/octet-stream")},
                              timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
-        return self.parse(InputVideo, body, "POST /api/videos/")
+        video = self.parse(InputVideo, body, "POST /api/videos/")
+        self._fresh_videos.add(str(video.id))
+        return video
 
     def get_video(self, video_id: int) -> InputVideo:
         return self.parse(InputVideo, self.json("GET", f"/api/videos/{video_id}/"), "GET /api/videos/{id}/")
@@ -154,7 +160,28 @@ class TensorPixClient(BaseClient):
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, payload: JobCreate) -> TensorPixJob:
-        return self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=payload.payload()), "POST /api/jobs/")
+        """Create the job once: a lost or unreadable reply is followed by a look for the job of this submission's
+        own video (:mod:`tether.creation`), and it is sent again only when TensorPix made none."""
+        marker = str(payload.input_video)
+        body = payload.payload()
+        own = marker in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
+        self._fresh_videos.discard(marker)
+        return create_once(SERVICE, marker,
+                           lambda: self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=body),
+                                              "POST /api/jobs/"),
+                           (lambda: next((tj for tj in islice(self.iter_jobs(), LOOKUP_JOBS)
+                                          if self._marker(tj) == marker), None)) if own else None, sleep=self.sleep)
+
+    @staticmethod
+    def _marker(tj: Any) -> Optional[str]:
+        return str(tj.input_video.id) if isinstance(tj, TensorPixJob) and tj.input_video is not None else None
+
+    def marker_of(self, job: Job) -> Optional[str]:
+        return self._marker(job.vendor)
+
+    def remote_jobs(self) -> Iterator[Job]:
+        """TensorPix's own list of this account's jobs."""
+        return (to_job(tj) for tj in self.iter_jobs())
 
     def create_job_from_url(self, payload: JobFromUrl) -> TensorPixJob:
         body = self.json("POST", "/api/jobs/from-url/", json=payload.payload())
@@ -171,8 +198,7 @@ class TensorPixClient(BaseClient):
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> Dict[str, Job]:
         """List pages until every wanted job is seen; ask directly for those the list did not show."""
-        return jobs_by_id_from_pages(job_ids, lambda: (to_job(tj) for tj in self.iter_jobs()), self.get_job,
-                                     list_from=3)
+        return jobs_by_id_from_pages(job_ids, self.remote_jobs, self.get_job, list_from=3)
 
     def cancel_job(self, job_id: str) -> None:
         raise InputError(f"TensorPix publishes no way to cancel a job: job {job_id} runs to the end (cancel it in "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
+from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
 from ..media import WEB_MOVIE_EXTS
@@ -92,12 +93,14 @@ def submit(client: TensorPixClient, clip: str, options: Dict[str, Any], *, regis
         check_output_dir(out_dir)
     uploaded = client.upload_video(path)
     video = client.wait_ready(uploaded.id, timeout=ready_timeout)
-    job = client.create_job(build_options(options, input_video=video.id))
+    facts = {"source": str(path), "video_id": video.id, "frame_count": video.n_frames, "first_frame": 1,
+             "options": prep.payload.payload(), **(extra or {})}
+    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=path.name,
+                               source=source_label or str(path), output_dir=out_dir, extra=facts):
+        job = client.create_job(build_options(options, input_video=video.id))
     if registry is not None:
         registry.record(service=SERVICE, job_id=str(job.id), profile=client.profile, title=path.name,
-                        source=source_label or str(path), output_dir=out_dir,
-                        extra={"source": str(path), "video_id": video.id, "frame_count": video.n_frames,
-                               "first_frame": 1, "options": prep.payload.payload(), **(extra or {})})
+                        source=source_label or str(path), output_dir=out_dir, extra=facts)
     return Submission(job=job, video=video, source=str(path))
 
 

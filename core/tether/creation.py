@@ -1,0 +1,117 @@
+"""No orphan, no duplicate: a job create whose reply was lost or unreadable.
+
+Every service's create carries a client marker the service keeps with the job (where, per service, is
+:attr:`tether.spec.ServiceSpec.create_marker`: a uuid in the job's metadata or environment, or the freshly uploaded
+video only this submission uses). When the reply to the create is lost (the connection dropped after the request
+may have reached the service, or a gateway answered 502/503/504) or cannot be read, :func:`create_once` looks for
+the job by that marker in the service's own list instead of guessing:
+
+- found: that job is the answer, as if the reply had arrived;
+- not found after a lost reply: the service did not make it, so the create is sent again (``resend`` times at most);
+- not found after an unreadable reply (the service answered 2xx: it made the job) or when no resend is left:
+  :class:`UnconfirmedJob`, which the submit modules record in the job registry as ``unconfirmed-<marker>``
+  (:func:`recording_unconfirmed`) and whose message says how to find and adopt the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+
+from .errors import ProtocolError, ServiceError
+from .spec import spec_for
+
+if TYPE_CHECKING:
+    from .registry import JobRegistry
+
+T = TypeVar("T")
+GATEWAY_STATUSES = (502, 503, 504)
+UNCONFIRMED_PREFIX = "unconfirmed-"
+
+
+class UnconfirmedJob(ServiceError):
+    """A create that may have made a job which the service's list does not show (yet)."""
+
+    def __init__(self, message: str, *, service: str, marker: str) -> None:
+        super().__init__(message, service=service)
+        self.marker = marker
+
+    @property
+    def record_id(self) -> str:
+        """The id the job registry keeps it under until it is adopted."""
+        return f"{UNCONFIRMED_PREFIX}{self.marker}"
+
+
+def reply_lost(exc: ServiceError) -> bool:
+    """The request may have reached the service but its reply never came back whole."""
+    return exc.maybe_sent or exc.status in GATEWAY_STATUSES
+
+
+def create_once(service: str, marker: str, send: Callable[[], T], find: Optional[Callable[[], Optional[T]]], *,
+                resend: int = 1, sleep: Callable[[float], Any] = lambda _s: None, lookups: int = 3) -> T:
+    """``send()`` the create; when its reply is lost or unreadable, ``find()`` the job by ``marker`` (a lookup that
+    fails is tried ``lookups`` times, ``sleep`` between); send again only when the service surely made none.
+    ``find`` is None when the marker is not this create's alone (a video an earlier job used): nothing is looked
+    up or sent again, and the create is unconfirmed."""
+    for attempt in range(resend + 1):
+        try:
+            return send()
+        except ProtocolError as exc:  # a 2xx the client cannot read: the job was made
+            cause: ServiceError = exc
+            made = True
+        except ServiceError as exc:
+            if not reply_lost(exc):
+                raise
+            cause, made = exc, False
+        if find is None:
+            raise _unconfirmed(service, marker, cause, "its marker is not its own (an earlier job used it too)"
+                               ) from cause
+        found, looked = _look(find, lookups, sleep)
+        if found is not None:
+            return found
+        if made or not looked or attempt == resend:
+            why = "its job list does not show it" if looked else "its job list could not be read either"
+            raise _unconfirmed(service, marker, cause, why) from cause
+        sleep(min(5.0, 0.5 * 2 ** attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _look(find: Callable[[], Optional[T]], lookups: int, sleep: Callable[[float], Any]) -> tuple[Optional[T], bool]:
+    """(the job or None, whether the list could be read at all)."""
+    for attempt in range(lookups):
+        try:
+            return find(), True
+        except ServiceError:
+            sleep(0.5 * (attempt + 1))
+    return None, False
+
+
+def _unconfirmed(service: str, marker: str, cause: ServiceError, why: str) -> UnconfirmedJob:
+    spec = spec_for(service)
+    return UnconfirmedJob(
+        f"{service}: the reply to the job create was lost or unreadable ({cause}), and {why}: the job may or may "
+        f"not exist. Recorded as unconfirmed ({UNCONFIRMED_PREFIX}{marker}) instead of sending it again; "
+        f"`tether {service} jobs --remote` lists {spec.title}'s jobs (this one has {spec.create_marker} {marker}) "
+        f"and `tether jobs adopt {service} JOB_ID` records the right one", service=service, marker=marker)
+
+
+@contextmanager
+def recording_unconfirmed(registry: Optional[JobRegistry], service: str, *, profile: str, title: str,
+                          source: Optional[str], output_dir: Any = None,
+                          extra: Optional[Dict[str, Any]] = None) -> Iterator[None]:
+    """Around a submit's create: an :class:`UnconfirmedJob` is kept in ``registry`` (with what the submit would have
+    recorded, never polled: it has no id the service knows) before it propagates."""
+    try:
+        yield
+    except UnconfirmedJob as exc:
+        if registry is not None:
+            from .jobs import JobState
+
+            registry.record(service=service, job_id=exc.record_id, profile=profile, title=title, source=source,
+                            output_dir=output_dir, state=JobState.UNKNOWN, raw_state="unconfirmed", error=str(exc),
+                            extra={**(extra or {}), "unconfirmed": True, "marker": exc.marker})
+        raise
+
+
+__all__ = ["UNCONFIRMED_PREFIX", "UnconfirmedJob", "create_once", "recording_unconfirmed", "reply_lost"]
