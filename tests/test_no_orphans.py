@@ -50,7 +50,8 @@ def _farm(services: Any, clip: Path, tiny_blend: Path) -> Tuple[Callable[[], str
     upload_files([(tiny_blend, tiny_blend.as_posix())], client)
     title = f"orphan {uuid.uuid4().hex[:8]}"
     payload = JobCreate(job_title=title, project="default", instance_type="cpu-standard-8", frame_range="1",
-                        blender_version="blender-5-0", output_path="renders/orphan", upload_paths=[tiny_blend.as_posix()])
+                        blender_version="blender-5-0", output_path="renders/orphan",
+                        upload_paths=[tiny_blend.as_posix()])
 
     # one tiny frame, left to render (a cancel waits for the worker, longer than the render)
     return (lambda: client.create_job(payload).id, lambda: [j.id for j in client.iter_jobs() if j.job_title == title],
