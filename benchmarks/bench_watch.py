@@ -59,6 +59,24 @@ def measure(label: str, services: Any, action: Callable[[], Any], jobs: int) -> 
     }
 
 
+def queued_jobs(client: FarmClient, count: int) -> List[str]:
+    """``count`` real jobs on the local farm (whose executor has no free slot), every fifth held; their ids."""
+    md5 = hashlib.md5(FAKE_BLEND).hexdigest()
+    if not client.check_md5(md5, len(FAKE_BLEND), "bench/scene.blend").exists:
+        client.upload_file(io.BytesIO(FAKE_BLEND), md5=md5, path="bench/scene.blend")
+
+    def create(i: int) -> str:
+        payload = JobCreate(job_title=f"bench {i:04d}", project="default", instance_type="cpu-standard-8",
+                            frame_range="1-10", chunk_size=5, blender_version="blender-5-0",
+                            output_path=f"renders/bench/{i:04d}", upload_paths=["bench/scene.blend"])
+        return client.create_job(payload).id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, range(count)))
+        list(pool.map(client.hold, ids[::5]))
+    return ids
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
@@ -73,20 +91,8 @@ def main() -> int:
         farm = getattr(services.farm, "farm", services.farm)  # the LocalFarm, behind its HTTP frame or not
         farm._executor = NoFreeSlots()  # before the first job: the farm starts its executor lazily
         client = FarmClient(services.url("farm"), email=EMAIL, password=PASSWORD, profile="local")
-        md5 = hashlib.md5(FAKE_BLEND).hexdigest()
-        if not client.check_md5(md5, len(FAKE_BLEND), "bench/scene.blend").exists:
-            client.upload_file(io.BytesIO(FAKE_BLEND), md5=md5, path="bench/scene.blend")
-
-        def create(i: int) -> str:
-            payload = JobCreate(job_title=f"bench {i:04d}", project="default", instance_type="cpu-standard-8",
-                                frame_range="1-10", chunk_size=5, blender_version="blender-5-0",
-                                output_path=f"renders/bench/{i:04d}", upload_paths=["bench/scene.blend"])
-            return client.create_job(payload).id
-
         started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(create, range(args.jobs)))
-            list(pool.map(client.hold, ids[::5]))
+        ids = queued_jobs(client, args.jobs)
         setup = time.perf_counter() - started
 
         registry = JobRegistry(work / "jobs.sqlite")
