@@ -211,11 +211,45 @@ def preview_text(check: Any) -> str:
 
 
 # --- submission -----------------------------------------------------------------------------------------------
+def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
+    """Give the checked submission to the Tether agent (started if needed), so it finishes after Blender closes;
+    None to submit in-process: TETHER_AGENT=off, an endpoint the agent's profile does not know, or no agent."""
+    from tether import agent
+    from tether.errors import InputError
+    from tether.farm.submit import FarmSubmitter, handoff_request
+
+    if account.endpoint or not agent.use_agent():
+        return None
+    opts = options(req)
+    farm = client(account)
+    try:
+        check = FarmSubmitter(farm).preflight(opts)
+    finally:
+        farm.close()
+    try:
+        check.raise_errors()  # nothing is queued while the scene has errors
+    except InputError as exc:
+        raise InputError(str(exc).replace("(--allow-missing)", "(the Submit Anyway button)")) from None
+    try:
+        entry = agent.hand_off(SERVICE, handoff_request(opts), profile=farm.profile, title=Path(req.scene).stem,
+                               output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir))
+    except agent.AgentNotRunning:
+        return None
+    home = f"; the frames come home to {req.fetch_dir}" if req.auto_fetch and req.fetch_dir else ""
+    return {"job_id": "", "warnings": list(check.warnings), "fetch_dir": "",
+            "message": f"handed to the Tether agent (queue entry {entry.id}): it uploads and creates the job, "
+                       f"Blender may close{home}"}
+
+
 def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]) -> Dict[str, Any]:
-    """The headless submitter, as the CLI runs it; then the job is tagged with its scene in the registry."""
+    """The headless submitter, as the CLI runs it; then the job is tagged with its scene in the registry. Handed
+    to the Tether agent instead when one runs or can be started (:func:`hand_off`)."""
     from tether.errors import InputError
     from tether.farm.submit import FarmSubmitter
 
+    handed = hand_off(account, req)
+    if handed is not None:
+        return handed
     farm = client(account)
     reg = registry()
     try:

@@ -175,6 +175,25 @@ def agent_command() -> Optional[List[str]]:
     return [found, "agent", "--detached"] if found else None
 
 
+def _import_roots() -> List[str]:
+    """Folders outside this Python's own site-packages that Tether and its dependencies were imported from (a DCC's
+    extension or plugin folder): the agent is given them, and nothing else of this process's path (a DCC's own
+    modules there would shadow what the agent's children import)."""
+    import importlib.util
+    import sysconfig
+
+    own = {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("purelib", "platlib")}
+    roots: List[str] = []
+    for name in ("tether", "tether_cli", "httpx", "pydantic", "pydantic_core", "platformdirs", "keyring"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            continue
+        root = str(Path(spec.origin).resolve().parent.parent)
+        if root not in own and root not in roots:
+            roots.append(root)
+    return roots
+
+
 def start(wait: float = START_TIMEOUT) -> Dict[str, Any]:
     """Start the agent in the background (detached: it outlives this process and its terminal) unless one runs;
     return its status once it answers."""
@@ -190,9 +209,13 @@ def start(wait: float = START_TIMEOUT) -> Dict[str, Any]:
         kwargs["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
     else:
         kwargs["start_new_session"] = True  # no SIGHUP when the terminal or the DCC goes
+    env = {**os.environ}
+    extra = _import_roots()
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join([*extra, *filter(None, [env.get("PYTHONPATH")])])
     with open(log, "ab") as out:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                close_fds=True, **kwargs)
+                                close_fds=True, env=env, **kwargs)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         status = running()

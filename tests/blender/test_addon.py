@@ -376,3 +376,32 @@ def test_monitor_survives_a_broken_service(tether_dirs: Path) -> None:
     assert monitor.cycle() == 7.0
     rt.pump()
     assert "no route to farm" in rt.ui.jobs_error
+
+
+def test_submit_hands_off_to_a_running_agent(addon: Any, tiny_blend: Path, local_services: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an agent running, Submit checks the scene and queues it for the agent: Blender may close at once."""
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.registry import JobRegistry
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    live = Agent(agent.runtime_dir(), JobRegistry(), notify=lambda title, text: None).start()
+    live.pause()  # it keeps what it is given; uploading is the agent's own test
+    try:
+        bpy.ops.wm.open_mainfile(filepath=str(tiny_blend))
+        props = bpy.context.scene.tether
+        props.fetch_dir, props.auto_fetch = str(tiny_blend.parent / "frames"), True
+        local_services.requests.clear()
+        assert bpy.ops.tether.submit(wait=True) == {"FINISHED"}
+        status = sys.modules[f"{ADDON}.ops"].runtime().ui.submit
+        assert "handed to the Tether agent" in status.message and status.job_id == ""
+        with JobRegistry() as reg:
+            [entry] = reg.queue()
+        assert entry.service == "farm" and entry.state == "queued" and entry.fetch is True
+        assert entry.request["scene"] == str(tiny_blend) and entry.request["output_path"]
+        assert entry.output_dir == str(tiny_blend.parent / "frames")
+    finally:
+        live.close()
+    assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0  # nothing sent by Blender
