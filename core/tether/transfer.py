@@ -376,6 +376,22 @@ class ProgressReader(io.RawIOBase):
 
 
 
+def counted(fh: BinaryIO, path: Path, progress: Optional[Progress]) -> BinaryIO:
+    """``fh`` reporting ``progress(done, size of path)`` as it is read, for a client's ``files=`` upload; returning
+    False stops it (:class:`CancelledByUser`). ``fh`` itself when nobody listens."""
+    if progress is None:
+        return fh
+    size = path.stat().st_size
+    done = 0
+
+    def on_bytes(n: int) -> Optional[bool]:
+        nonlocal done
+        done += n
+        return progress(done, size)
+
+    return cast(BinaryIO, ProgressReader(fh, on_bytes, name=path.name))
+
+
 def _form_quote(text: str) -> str:
     # RFC 7578 / the HTML form encoding browsers use: UTF-8, with the three characters a header cannot hold escaped
     return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
@@ -860,5 +876,6 @@ def _discard(part: Path) -> None:
 
 __all__ = [
     "BLOCK", "FileHash", "HashCache", "MultipartFile", "ProgressReader", "TransferProgress", "UploadItem",
-    "UploadReport", "UploadTarget", "default_cache_path", "download", "md5_file", "safe_destination", "upload_files",
+    "UploadReport", "UploadTarget", "counted", "default_cache_path", "download", "md5_file", "safe_destination",
+    "upload_files",
 ]

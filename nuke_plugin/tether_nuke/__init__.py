@@ -12,8 +12,8 @@ Modules (only ``commands`` is imported at start-up; the rest load on first use):
 - ``autopilot``, ``clipservices``: the services' adapters (Autopilot; TensorPix and Clipzy, clip in, clip out);
 - ``controller``: the job monitor's controller, one service controller per service, watching their jobs (no Qt);
 - ``failure``: what went wrong, in words and with its technical detail (no Qt);
-- ``panel``: the dockable Qt panel (qtpy: PySide2 or PySide6); ``dialog``: the clip services' dialog; ``widgets``:
-  the Qt pieces they share (elided paths, wrapped notes, a failure with its "Details").
+- ``panel``: the dockable Qt panel (qtpy: PySide2 or PySide6); ``dialog``: the clip services' sections of it;
+  ``widgets``: the Qt pieces they share (elided paths, wrapped notes, a failure with its "Details").
 """
 
 __all__ = ["PANEL_ID"]

@@ -78,16 +78,18 @@ class AutopilotAdapter:
         return plate.file if plate.is_movie else stage_sequence(plate, folder)
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any], progress: Optional[Progress] = None, force: bool = False) -> Sent:
+               extra: Dict[str, Any], progress: Optional[Progress] = None, force: bool = False,
+               upload_progress: Optional[Progress] = None) -> Sent:
         """Send through the core's one submit, which records the plate, the film back, the content hash and the
-        options as the command line does (and refuses a clip already sent with these options unless ``force``)."""
+        options as the command line does (and refuses a clip already sent with these options unless ``force``);
+        ``progress`` follows the upload."""
         from tether.autopilot.submit import submit_clip
 
         plate = PlateFacts.from_dict(extra["plate"])
         # the core encodes the staged frames to a movie in the Read's colour (progress: per frame, False cancels)
         submission = submit_clip(client, str(upload), options, registry=registry, source_label=label,
                                  metadata=send_metadata(plate), source=plate.file, plate=plate, force=force,
-                                 colour=plate.colour, encode_progress=progress)
+                                 colour=plate.colour, encode_progress=progress, progress=upload_progress)
         if submission.clip.frame_count != plate.frame_count:
             raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
                              f"Read {plate.node}: import will not line up")

@@ -41,15 +41,17 @@ class MovieInOut:
         return movie_for_upload(plate, folder, progress)
 
     def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
-             extra: Dict[str, Any]) -> Sent:
+             extra: Dict[str, Any], upload_progress: Optional[Progress] = None) -> Sent:
         raise NotImplementedError
 
     def submit(self, client: Any, upload: Any, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
-               extra: Dict[str, Any], progress: Optional[Progress] = None) -> Sent:
-        """Send the staged movie; an encoded one's colour transform and frame mapping go into the job's record."""
+               extra: Dict[str, Any], progress: Optional[Progress] = None,
+               upload_progress: Optional[Progress] = None) -> Sent:
+        """Send the staged movie (``upload_progress`` follows its bytes); an encoded one's colour transform and frame
+        mapping go into the job's record."""
         sent_as = upload.record() if isinstance(upload, EncodedMovie) else {}
         movie = upload.path if isinstance(upload, EncodedMovie) else Path(upload)
-        sent = self.send(client, movie, options, registry, label, {**extra, **sent_as})
+        sent = self.send(client, movie, options, registry, label, {**extra, **sent_as}, upload_progress)
         return Sent(job_id=sent.job_id, first_index=sent.first_index, extra={**sent.extra, **sent_as})
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
@@ -76,10 +78,11 @@ class TensorPixAdapter(MovieInOut):
         return TensorPixClient.from_profile(profile)
 
     def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
-             extra: Dict[str, Any]) -> Sent:
+             extra: Dict[str, Any], upload_progress: Optional[Progress] = None) -> Sent:
         from tether.tensorpix.submit import enhance_clip
 
-        done = enhance_clip(client, str(movie), options, registry=registry, source_label=label, extra=extra)
+        done = enhance_clip(client, str(movie), options, registry=registry, source_label=label, extra=extra,
+                            progress=upload_progress)
         return Sent(job_id=str(done.job.id), first_index=int(options.get("start_frame") or 0),
                     extra={"video_id": done.video.id})
 
@@ -92,8 +95,8 @@ class ClipzyNukeAdapter(MovieInOut, ClipzyAdapter):
     """Clipzy's adapter from the core (DCC-free), with the clip services' staging, colour record and import."""
 
     def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
-             extra: Dict[str, Any]) -> Sent:
-        return ClipzyAdapter.submit(self, client, movie, options, registry, label, extra)
+             extra: Dict[str, Any], upload_progress: Optional[Progress] = None) -> Sent:
+        return ClipzyAdapter.submit(self, client, movie, options, registry, label, extra, progress=upload_progress)
 
 
 # --- the clip out ----------------------------------------------------------------------------------------------
@@ -152,7 +155,11 @@ def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_i
 
 
 # --- the TensorPix dialog's helpers (no Qt) ------------------------------------------------------------------------
-TENSORPIX_RESOLUTIONS = (("service default", -1), ("720p", 720), ("1080p", 1080), ("1440p", 1440),
+# (option, label, lowest, highest, unit): the ranges of tether.tensorpix.models.JobCreate; 0 leaves it to TensorPix
+TENSORPIX_NUMBERS = (("grain", "Grain", 0, 100, "%"), ("sharpen_strength", "Sharpen", 0, 100, "%"),
+                     ("stabilization_smoothing", "Stabilisation", 0, 100, "%"),
+                     ("fps_interpolation_factor", "Frame rate", 1, 8, "x"), ("playback_speed", "Speed", 0.1, 16, "x"))
+TENSORPIX_RESOLUTIONS = (("TensorPix's choice", -1), ("720p", 720), ("1080p", 1080), ("1440p", 1440),
                          ("2160p (4K)", 2160))
 
 

@@ -1,4 +1,5 @@
-"""The Tether menu: Roto, Track camera, Depth, All three, Enhance (TensorPix), Job monitor, Settings.
+"""The Tether menu: Roto, Track camera, Depth, All three, Enhance (TensorPix), Style (Clipzy), Job monitor, Settings;
+each opens the one Tether panel at its page.
 
 Imported by menu.py at start-up, so it imports only ``nuke`` and ``nukescripts`` (already loaded by Nuke). Each
 command loads the panel (Qt, the core, httpx, pydantic) when first clicked. Each entry is registered on its own,
@@ -19,7 +20,7 @@ log = logging.getLogger("tether")
 
 MENU = "Tether"
 PANEL_WIDGET = "tether_nuke.panel.TetherPanel"
-PANEL_TITLE = "Tether Autopilot"
+PANEL_TITLE = "Tether"  # one panel for every service (Autopilot, TensorPix, Clipzy)
 
 
 def _report(what: str, exc: BaseException) -> None:
@@ -42,12 +43,13 @@ def _open_panel() -> Any:
     return panel
 
 
-def show_panel(services: Tuple[str, ...] = (), page: str = "submit") -> Optional[Any]:
-    """Open (or raise) the Tether panel with ``services`` ticked and ``page`` shown; None when it cannot open."""
+def show_panel(services: Tuple[str, ...] = (), page: str = "submit", service: str = "") -> Optional[Any]:
+    """Open (or raise) the Tether panel with ``page`` shown; on Send, ``service``'s options (Autopilot's with
+    ``services`` ticked); None when it cannot open."""
     try:
         panel = _open_panel()
         if panel is not None:
-            panel.open_with(services, page)
+            panel.open_with(services, page, service)
         return panel
     except Exception as exc:
         _report("opening the panel", exc)
@@ -71,21 +73,11 @@ def all_three() -> None:
 
 
 def open_clip_service(name: str) -> Optional[Any]:
-    """The dialog of a clip service (``controller.ADAPTERS[name]``) for the selected Read. It belongs to the panel
-    (docked first when needed) and sends through the panel's controller for that service: its jobs show in the Job
-    monitor as they move, and one follower polls each."""
-    try:
-        panel = _open_panel()
-        if panel is None:
-            raise RuntimeError("the Tether panel could not be made")
-        dialog = panel.clip_dialog(name)
-        dialog.refresh_plate()
-        dialog.show()
-        dialog.raise_()
-        return dialog
-    except Exception as exc:
-        _report(f"opening {name}", exc)
-        return None
+    """The panel's section of a clip service (``controller.ADAPTERS[name]``), shown on its Send page for the
+    selected Read. It sends through the panel's controller for that service: its jobs show in the Job monitor as they
+    move, and one follower polls each."""
+    panel = show_panel((), "submit", name)
+    return panel.sections.get(name) if panel is not None else None
 
 
 def enhance_tensorpix() -> None:

@@ -10,9 +10,9 @@ tested as plain Python.
 - Every job is recorded in the shared registry (``tether.registry``) with the plate's facts and the frames sent,
   so closing Nuke loses nothing: a new session lists the jobs and imports finished ones exactly as they were sent.
 - Listeners get ``(kind, payload)`` events on whatever thread produced them: ``"jobs"`` (the list changed),
-  ``"submitted"`` (``(service, job id)``), ``"imported"``, ``"error"``, ``"quota"``, ``"changes"``, ``"stale"``
-  (``(service, text)`` while a service does not answer; text ``""`` once it does again). The panel forwards them to
-  Qt's thread with a signal.
+  ``"submitted"`` (``(service, job id)``), ``"encoding"``/``"uploading"`` (``(service, node, done, total)``),
+  ``"imported"``, ``"error"``, ``"quota"``, ``"changes"``, ``"stale"`` (``(service, text)`` while a service does not
+  answer; text ``""`` once it does again). The panel forwards them to Qt's thread with a signal.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class JobController(BackgroundWork):
         """An event of one of this controller's service controllers (any thread)."""
         if kind in ("imported", "error", "quota"):
             self._emit(kind, payload)
-        elif kind == "encoding":  # a sequence becoming a movie: (service, node, done, total)
+        elif kind in ("encoding", "uploading"):  # a send moving: (service, node, done, total)
             self._emit(kind, (service, *payload))
         if kind in ("imported", "job"):  # fetched now, or its state or progress moved
             self._emit("jobs", self.jobs())

@@ -1,10 +1,10 @@
-"""The clip services' dialog (TensorPix, Clipzy; qtpy: PySide2 or PySide6), loaded on first use.
+"""The clip services' sections of the Tether panel (TensorPix, Clipzy; qtpy: PySide2 or PySide6), loaded on first use.
 
-TensorPix gets its own form (models: the last list from disk at once, then the service's; resolution, the numeric
-options, preview). Any other adapter describes its options in ``options_spec``: ``[{"name", "label", "kind":
-"file"|"text"|"number"|"bool", "required", "help"}]``; an optional ``stage_text(job)`` is shown while the job runs
-and an optional ``action`` labels the button. The dialog sends through the service's controller (the job monitor's,
-shared), which follows the job and imports it when it completes.
+TensorPix gets its own form (models by name: the last list from disk at once, then the service's; resolution, the
+numeric options with their unit and range, preview). Any other adapter describes its options in ``options_spec``:
+``[{"name", "label", "kind": "file"|"text"|"number"|"bool", "required", "help"}]``. A section holds only its
+service's options and says what in them blocks sending; the panel holds the Read, Send, its progress and Cancel,
+and sends through the service's controller (the job monitor's, shared), which follows the job and imports it.
 """
 
 from __future__ import annotations
@@ -14,92 +14,53 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from qtpy import QtCore, QtGui, QtWidgets
 from tether.errors import InputError
-from tether.nukeimport import PlateFacts, check_plate
 
-from .clipservices import MODELS_SERVICE, TENSORPIX_RESOLUTIONS, clock, load_models, save_models, tensorpix_options
-from .plate_reader import read_plate, selected_read
+from .clipservices import (
+    MODELS_SERVICE,
+    TENSORPIX_NUMBERS,
+    TENSORPIX_RESOLUTIONS,
+    clock,
+    load_models,
+    save_models,
+    tensorpix_options,
+)
 from .service import ServiceController
-from .widgets import RED, Bridge, FailureBox, note, set_note
+from .widgets import RED, Bridge
 
 NAME_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 GONE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 
 
-class ClipServiceDialog(QtWidgets.QDialog):
-    """The dialog of one clip service: its options for the selected Read, what blocks sending (said as you type),
-    Send (the default button: Enter sends), and the job's progress. It grows with its text."""
+class ClipServiceSection(QtWidgets.QWidget):
+    """One clip service's options in the panel; ``problems_now()`` says what in them blocks sending."""
 
     def __init__(self, controller: ServiceController, parent: Optional[QtWidgets.QWidget] = None) -> None:
         super().__init__(parent)
-        self.setModal(False)
         self.adapter = controller.adapter
         self.controller = controller
-        label = self.adapter.label
-        self.setWindowTitle(f"Tether: {label}")
-        self.plate: Optional[PlateFacts] = None
-        self.plate_problems: List[str] = []
-        self._bridge = Bridge(self)
-        self._bridge.event.connect(self._on_event)
-        bridge, ctl = self._bridge, self.controller
-
-        def listen(kind: str, payload: Any) -> None:
-            bridge.event.emit(kind, payload)
-
-        # the controller is the job monitor's, which outlives this dialog
-        ctl.add_listener(listen)
-        self.destroyed.connect(lambda *_: ctl.remove_listener(listen))
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setSizeConstraint(QtWidgets.QLayout.SizeConstraint.SetMinimumSize)
-        form = QtWidgets.QFormLayout()
+        self.label = self.adapter.label
+        self._bridge = Bridge(self._on_event)
+        form = QtWidgets.QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
         form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        outer.addLayout(form)
-        self.read_label = QtWidgets.QLabel("-")
-        self.read_label.setWordWrap(True)
-        form.addRow("Read", self.read_label)
         self.spec: List[Dict[str, Any]] = list(getattr(self.adapter, "options_spec", None) or [])
         self.fields: Dict[str, Any] = {}
+        self.tab_order: List[QtWidgets.QWidget] = []  # its fields in the order Tab visits them
+        self.line_edits: List[QtWidgets.QLineEdit] = []  # Enter in one sends
         if self.spec:
             self._spec_form(form)
         else:
             self._tensorpix_form(form)
-        self.problems = note(RED)  # what blocks sending, kept current as the selection and the fields change
-        outer.addWidget(self.problems)
-        self.send_button = QtWidgets.QPushButton(getattr(self.adapter, "action", "") or f"Send to {label}")
-        self.send_button.setDefault(True)
-        self.send_button.clicked.connect(self.submit)
-        outer.addWidget(self.send_button)
-        self.stop_button = QtWidgets.QPushButton("Stop encoding")  # shown only while a sequence is encoded
-        self.stop_button.setToolTip("Stop making the movie: nothing is uploaded")
-        self.stop_button.clicked.connect(self.controller.cancel_send)
-        self.stop_button.setVisible(False)
-        outer.addWidget(self.stop_button)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 100)
-        outer.addWidget(self.progress)
-        self.status = note()
-        self.status.setVisible(True)
-        outer.addWidget(self.status)
-        self.failure_box = FailureBox()
-        outer.addWidget(self.failure_box)
-        self.resize(420, self.sizeHint().height())
-        self.refresh_plate()
-
-    def _fit(self) -> None:
-        """Grow (never shrink) to show every line of text at the current width."""
-        layout = self.layout()
-        if layout is None:
-            return
-        width = self.width()
-        need = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
-        if need > self.height():
-            self.resize(width, need)
 
     # --- forms --------------------------------------------------------------------------------------------
     def _tensorpix_form(self, form: Any) -> None:
         self.models_box = QtWidgets.QListWidget()
-        form.addRow("Models", self.models_box)
-        self.models_box.itemChanged.connect(self.update_problems)
+        self.models_box.setMaximumHeight(110)
+        models_label = QtWidgets.QLabel("&Models")
+        models_label.setBuddy(self.models_box)
+        form.addRow(models_label, self.models_box)
+        self.models_box.itemChanged.connect(self.changed)
         self.models_note = QtWidgets.QLabel("listing the models...")
         self.models_note.setWordWrap(True)
         form.addRow("", self.models_note)
@@ -107,23 +68,32 @@ class ClipServiceDialog(QtWidgets.QDialog):
         self.resolution = QtWidgets.QComboBox()
         for text, value in TENSORPIX_RESOLUTIONS:
             self.resolution.addItem(text, value)
-        form.addRow("Resolution", self.resolution)
+        form.addRow(self._label("&Resolution", self.resolution), self.resolution)
         self.numbers: Dict[str, Any] = {}
-        for key, label, top, unit in (("grain", "Grain", 100, " %"), ("sharpen_strength", "Sharpen", 100, " %"),
-                                      ("stabilization_smoothing", "Stabilisation", 100, " %"),
-                                      ("fps_interpolation_factor", "Frame rate x", 8, " x"),
-                                      ("playback_speed", "Speed x", 16, " x")):
-            spin = QtWidgets.QDoubleSpinBox()
-            spin.setRange(0, top)
-            spin.setDecimals(0 if unit == " %" else 2)
-            spin.setSuffix(unit)
-            spin.setSpecialValueText("service default")
-            spin.setToolTip(f"0 to {top}{unit.strip()}; 0 leaves the service's default")
+        for key, label, low, top, unit in TENSORPIX_NUMBERS:
+            spin = QtWidgets.QSpinBox() if unit == "%" else QtWidgets.QDoubleSpinBox()
+            spin.setRange(0, top)  # 0: TensorPix's own (the note below says so)
+            if isinstance(spin, QtWidgets.QDoubleSpinBox):
+                spin.setDecimals(1)
+                spin.setSingleStep(0.5)
+            spin.setSuffix(f" {unit}")
+            spin.setToolTip(f"{label}: {low:g} to {top:g} {unit}, or 0 to leave it to TensorPix")
+            spin.valueChanged.connect(self.changed)
             self.numbers[key] = spin
-            form.addRow(label, spin)
-        self.preview = QtWidgets.QCheckBox("Preview only (first frames)")
+            form.addRow(self._label(f"{label} ({low:g}-{top:g} {unit})", spin), spin)
+        self.numbers_note = QtWidgets.QLabel("A number left at 0 is TensorPix's own choice.")
+        self.numbers_note.setWordWrap(True)
+        form.addRow(self.numbers_note)
+        self.preview = QtWidgets.QCheckBox("Preview &only (first frames)")
         form.addRow(self.preview)
+        self.tab_order = [self.models_box, self.resolution, *self.numbers.values(), self.preview]
         self.controller._task("listing the models", self._load_models)
+
+    @staticmethod
+    def _label(text: str, buddy: QtWidgets.QWidget) -> QtWidgets.QLabel:
+        label = QtWidgets.QLabel(text)
+        label.setBuddy(buddy)
+        return label
 
     def _spec_form(self, form: Any) -> None:
         for item in self.spec:
@@ -131,24 +101,34 @@ class ClipServiceDialog(QtWidgets.QDialog):
             widget: Any
             if kind == "bool":
                 widget = QtWidgets.QCheckBox(item.get("label", item["name"]))
+                widget.toggled.connect(self.changed)
             elif kind == "number":
                 widget = QtWidgets.QDoubleSpinBox()
                 widget.setRange(-1e9, 1e9)
+                widget.valueChanged.connect(self.changed)
             else:
                 widget = QtWidgets.QLineEdit()
                 widget.setPlaceholderText(item.get("help", ""))
-                widget.textChanged.connect(self.update_problems)
+                widget.textChanged.connect(self.changed)
+                self.line_edits.append(widget)
             widget.setToolTip(item.get("help", ""))
             self.fields[item["name"]] = widget
+            self.tab_order.append(widget)
+            label = item.get("label", item["name"])
             if kind == "file":
                 row = QtWidgets.QHBoxLayout()
-                browse = QtWidgets.QPushButton("...")
+                browse = QtWidgets.QPushButton("&Browse...")
                 browse.clicked.connect(lambda _=False, w=widget: self._browse(w))
-                row.addWidget(widget)
+                row.addWidget(widget, 1)
                 row.addWidget(browse)
-                form.addRow(item.get("label", item["name"]), row)
+                self.tab_order.append(browse)
+                form.addRow(self._label(label, widget), row)
+            elif kind == "bool":
+                form.addRow(widget)
             else:
-                form.addRow(item.get("label", item["name"]) if kind != "bool" else "", widget)
+                form.addRow(self._label(label, widget), widget)
+
+    changed = QtCore.Signal()  # an option changed: the panel says again what blocks sending
 
     def _browse(self, edit: Any) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a file")
@@ -161,14 +141,14 @@ class ClipServiceDialog(QtWidgets.QDialog):
         key = (MODELS_SERVICE, str(getattr(client, "profile", "") or ""), str(getattr(client, "base_url", "")))
         cached = load_models(*key)
         if cached is not None:
-            self._bridge.event.emit("models", (cached[0], cached[1], "cached"))
+            self._bridge.send("models", (cached[0], cached[1], "cached"))
         try:
             fresh = [(str(m.id), str(m.name or "")) for m in client.models()]
         except Exception as exc:
-            self._bridge.event.emit("models", (None, cached[1] if cached else None, str(exc)))
+            self._bridge.send("models", (None, cached[1] if cached else None, str(exc)))
             return
         stamp = save_models(*key, fresh)
-        self._bridge.event.emit("models", (fresh, stamp, "fresh"))
+        self._bridge.send("models", (fresh, stamp, "fresh"))
 
     def _show_models(self, models: Optional[List[Tuple[str, str]]], fetched_at: Optional[float],
                      how: str) -> None:
@@ -205,39 +185,16 @@ class ClipServiceDialog(QtWidgets.QDialog):
         note = f"models as of {clock(fetched_at)}"
         self.models_note.setText(note + (" (checking for changes...)" if how == "cached" else ""))
         self.models_note.setToolTip("")
-        self.update_problems()
+        self.changed.emit()
 
     # --- state --------------------------------------------------------------------------------------------
-    def refresh_plate(self) -> None:
-        """Read the selected Read (main thread) and say at once what would stop it being sent here."""
-        node = selected_read()
-        self.plate, self.plate_problems = None, []
-        try:
-            self.plate = read_plate(node) if node is not None else None
-        except InputError as exc:
-            self.plate_problems = [str(exc)]
-        if self.plate is not None:
-            self.plate_problems = check_plate(self.plate, check_disk=False, service=self.adapter.label).errors
-        self.read_label.setText(self.plate.node if self.plate else "no Read selected")
-        self.update_problems()
-
     def problems_now(self) -> List[str]:
-        """What blocks sending, in words that say what to change."""
-        problems = list(self.plate_problems)
-        if self.plate is None and not problems:
-            problems.append("select the plate's Read node")
+        """What in the options blocks sending, in words that say what to change."""
         try:
             self.options()
         except InputError as exc:
-            problems.append(str(exc))
-        return problems
-
-    def update_problems(self, *args: Any) -> List[str]:
-        problems = self.problems_now()
-        set_note(self.problems, "\n".join(problems))
-        self.send_button.setEnabled(not problems)
-        self._fit()
-        return problems
+            return [str(exc)]
+        return []
 
     def options(self) -> Dict[str, Any]:
         if self.spec:
@@ -262,22 +219,11 @@ class ClipServiceDialog(QtWidgets.QDialog):
         if not ids:
             raise InputError("tick at least one model")
         numbers = {k: spin.value() for k, spin in self.numbers.items()}
+        for key, label, low, top, unit in TENSORPIX_NUMBERS:
+            if 0 < numbers[key] < low:
+                raise InputError(f"{label} goes from {low:g} to {top:g} {unit}: raise it, or set 0 for TensorPix's own")
         return tensorpix_options(ids, int(self.resolution.currentData()), preview=self.preview.isChecked(),
                                  **numbers)
-
-    def submit(self) -> None:
-        self.refresh_plate()
-        problems = self.problems_now()
-        if problems or self.plate is None:
-            set_note(self.status, "Not sent: " + "; ".join(problems))
-            return
-        options = self.options()
-        self.send_button.setEnabled(False)
-        self.failure_box.clear()
-        self.progress.setValue(0)
-        set_note(self.status, f"Sending {self.plate.node} ({self.plate.frame_count} frames) to "
-                            f"{self.adapter.label}...")
-        self.controller.submit(self.plate, options, asked=self.asked(options))
 
     def asked(self, options: Dict[str, Any]) -> str:
         """What the options ask for, in a few words, for the Job monitor."""
@@ -293,27 +239,6 @@ class ClipServiceDialog(QtWidgets.QDialog):
     def _on_event(self, kind: str, payload: Any) -> None:
         if kind == "models":
             self._show_models(*payload)
-        elif kind == "encoding":
-            node, done, total = payload
-            self.stop_button.setVisible(done < total)
-            self.progress.setValue(round(100 * done / max(total, 1)))
-            set_note(self.status, f"Encoding {node}: frame {done} of {total}...")
-        elif kind == "job":
-            stage = getattr(self.adapter, "stage_text", None)
-            self.progress.setValue(round(payload.progress))
-            set_note(self.status, f"job {payload.id}: {stage(payload) if callable(stage) else payload.state_label}")
-        elif kind == "imported":
-            job_id, applied = payload
-            self.progress.setValue(100)
-            set_note(self.status, f"Imported job {job_id}: {', '.join(applied.names.values())}"
-                                + (f" ({'; '.join(applied.notes)})" if applied.notes else ""))
-            self.update_problems()
-        elif kind == "error":
-            self.stop_button.setVisible(False)
-            set_note(self.status, "")
-            self.failure_box.show_failure(payload)
-            self.update_problems()
-        self._fit()
 
 
-__all__ = ["ClipServiceDialog"]
+__all__ = ["ClipServiceSection"]

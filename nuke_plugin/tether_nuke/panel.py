@@ -1,12 +1,16 @@
-"""The dockable Tether panel (Qt through qtpy: PySide2 in Nuke 14-15, PySide6 in Nuke 16+).
+"""The dockable Tether panel (Qt through qtpy: PySide2 in Nuke 14-15, PySide6 in Nuke 16+): one panel for every
+service.
 
-Three pages: **Send** (the selected Read's clip facts, the Autopilot options with the vendor's defaults, the problems
-that block sending, Send, and Preview payload: the create-job body a send would post, from the core's own builder,
-in a read-only dialog), **Jobs** (the job monitor: every Autopilot, TensorPix and Clipzy job of this user from the
-shared registry, with its service, live state and progress; Import and Cancel, each through its service's
-controller, and Cancel says so when a service has no way to cancel) and **Settings** (profile, endpoint, where the
-API key comes from; store a key in the OS keyring). The panel never waits on the network: the controller's workers
-do, and their events arrive here through a Qt signal, which Qt delivers on the GUI thread.
+Three pages: **Send** (the Read's clip facts: the selected Read, followed as the selection changes, or the one
+pinned; a service chosen, each its own section: Autopilot's options with the vendor's defaults, TensorPix's and
+Clipzy's from ``dialog.ClipServiceSection``; the problems that block sending, said as you type; Send, the default
+button, with the upload's progress and Cancel; for Autopilot, Preview payload: the create-job body a send would post,
+from the core's own builder, in a read-only dialog), **Jobs** (the job monitor: every Autopilot, TensorPix and Clipzy
+job of this user from the shared registry, with its service, live state and progress; Import and Cancel, each
+through its service's controller, and Cancel says so when a service has no way to cancel) and **Settings** (per
+service: its URL, where its API key comes from, storing a key in the OS keyring, Test connection). The panel never
+waits on the network: the controllers' workers do, and their events arrive here through a Qt signal, which Qt
+delivers on the GUI thread.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import json
 import re
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import nuke
 from qtpy import QtCore, QtGui, QtWidgets
 from tether.autopilot.models import MAX_FRAMES
 from tether.autopilot.submit import UPLOAD_PLACEHOLDER, AlreadySent, ServiceChoice, preview
-from tether.errors import InputError, redact
+from tether.errors import CancelledByUser, InputError, redact
+from tether.fileio import human_bytes
 from tether.jobs import JobState
 from tether.nukeimport import Check, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.plate import Problem
@@ -32,16 +38,18 @@ from tether.registry import JobRecord
 from .autopilot import SERVICE, send_metadata, stage_sequence
 from .clipservices import clock
 from .controller import JobController
-from .dialog import ClipServiceDialog
+from .dialog import ClipServiceSection
 from .failure import as_failure, failure
-from .plate_reader import read_plate, selected_read
+from .plate_reader import read_key, read_plate, selected_read
 from .widgets import AMBER, RED, Bridge, ElidedLabel, FailureBox, fixed_font, note, set_note
 
 SERVICES = ("roto", "tracking", "depth")
 PAGES = ("submit", "jobs", "settings")
 COLUMNS = ("Job", "Service", "State", "Sent")
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # (service, job id), on the Job cell
-SERVICE_LABELS = {"roto": "Roto (mattes)", "tracking": "Track camera", "depth": "Depth"}
+SERVICE_CHOICES = {"autopilot": "Autopilot: roto, camera, depth", "tensorpix": "TensorPix: enhance",
+                   "clipzy": "Clipzy: style like a template"}
+SERVICE_LABELS = {"roto": "&Roto (mattes)", "tracking": "Track &camera", "depth": "D&epth"}
 DEPTH_EXPORTS = (("jpg", "JPEG frames (8-bit)"), ("mov", "QuickTime movie (8-bit)"))  # the vendor's default first
 # Film backs as Nuke's Camera offers them (width x height, mm); "Custom" leaves the fields as typed
 FILM_BACKS = (("Custom", None), ("Super 35 (24.89 x 18.66)", (24.89, 18.66)), ("Full frame (36 x 24)", (36.0, 24.0)),
@@ -168,10 +176,96 @@ def state_words(record: JobRecord) -> str:
     if record.state is JobState.UNKNOWN:
         return "sent, waiting for news"
     if record.state is JobState.COMPLETED:
-        return "completed, imported" if record.fetched_at is not None else "completed, not imported"
+        return "imported" if record.fetched_at is not None else "ready to import"  # fits the State column
     if record.state in (JobState.RUNNING, JobState.QUEUED, JobState.HELD) and record.progress:
         return f"{record.state.value} {round(record.progress)}%"
     return record.state.value
+
+
+# one cheap question per service for Settings' Test connection, and what its answer says
+PROBES: Dict[str, Callable[[Any], str]] = {
+    "autopilot": lambda client: f"Connected: {client.quota().remaining} frames left this period",
+    "tensorpix": lambda client: f"Connected: {len(client.models())} models offered",
+    "clipzy": lambda client: f"Connected: the engine says {client.health().get('status', 'ok')}",
+}
+
+
+class ServiceSettingsBox(QtWidgets.QGroupBox):
+    """One service's settings: its URL (saved to the profile), its API key (stored in the OS keyring; a key that
+    could not be stored stays in the field), and Test connection."""
+
+    def __init__(self, service: str, label: str, panel: TetherPanel) -> None:
+        super().__init__(label)
+        self.service, self.label, self.panel = service, label, panel
+        form = QtWidgets.QFormLayout(self)
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.url = QtWidgets.QLineEdit()
+        self.url.setPlaceholderText("https://...")
+        self.key_label = QtWidgets.QLabel("-")
+        self.key_label.setWordWrap(True)
+        self.key_edit = QtWidgets.QLineEdit()
+        self.key_edit.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText(f"paste the {label} API key")
+        self.save_button = QtWidgets.QPushButton("Save")
+        self.save_button.setToolTip("Save the URL in the profile and store the key pasted in the OS keyring")
+        self.save_button.clicked.connect(self.save)
+        self.test_button = QtWidgets.QPushButton("Test connection")
+        self.test_button.clicked.connect(lambda *_: panel.test_connection(service))
+        for edit in (self.url, self.key_edit):
+            edit.returnPressed.connect(self.save_button.click)
+        self.result = note()
+        form.addRow("URL", self.url)
+        form.addRow("API key", self.key_label)
+        form.addRow(self.key_edit)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.test_button)
+        buttons.addStretch(1)
+        form.addRow(buttons)
+        form.addRow(self.result)
+        self.tab_order = [self.url, self.key_edit, self.save_button, self.test_button]
+
+    def refresh(self, profile: Any) -> None:
+        from tether.settings import secret_env_var, secret_source
+        from tether.spec import SPECS
+
+        self.url.setText(str(getattr(profile, self.service).url))
+        kind = SPECS[self.service].kind
+        source = secret_source(profile.name, self.service, kind)
+        self.key_label.setText(source or f"not set: paste one below, or set {secret_env_var(self.service, kind)}")
+
+    def set_result(self, text: str, ok: bool) -> None:
+        set_note(self.result, text if ok else f"<span style='color:{RED}'>{text}</span>")
+
+    def save(self) -> bool:
+        """Save the URL when it changed, and store the key when one is pasted; a failure is said here and what was
+        typed stays (so it can be fixed or saved again). The service's next request uses them."""
+        from pydantic import ValidationError
+        from tether.settings import ServiceSettings, active_profile, save_profile, set_secret
+        from tether.spec import SPECS
+
+        try:
+            profile = active_profile(self.panel.controller.profile)
+            current = getattr(profile, self.service)
+            url = self.url.text().strip()
+            if url != current.url:
+                try:
+                    changed = ServiceSettings(**{**current.model_dump(), "url": url})
+                except ValidationError as exc:
+                    raise InputError(f"URL '{url}': {exc.errors()[0]['msg']}") from None
+                save_profile(profile.model_copy(update={self.service: changed}))
+            key = self.key_edit.text().strip()
+            if key:
+                set_secret(profile.name, self.service, key, SPECS[self.service].kind)
+                self.key_edit.clear()  # stored: never left in the widget
+        except Exception as exc:
+            self.set_result(failure(f"saving the {self.label} settings", exc).summary, ok=False)
+            return False
+        self.panel.controller.service(self.service).forget_clients()
+        self.set_result("Saved.", ok=True)
+        self.panel.refresh_settings()
+        return True
 
 
 class TetherPanel(QtWidgets.QWidget):
@@ -189,22 +283,57 @@ class TetherPanel(QtWidgets.QWidget):
         self.stale: Dict[str, str] = {}  # service -> why its jobs' states may be out of date
         self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
         self.preview_dialog: Optional[PreviewDialog] = None
-        self.dialogs: Dict[str, ClipServiceDialog] = {}  # one per clip service, opened from the menu
+        self.sections: Dict[str, ClipServiceSection] = {}  # the clip services' options, made when first shown
+        self.pinned: Optional[str] = None  # the Read sent whatever is selected (by name), else None: follow
+        self._plate_key: Any = None  # what the shown plate was read from (see read_key)
         self.closed = False
         self._sending = False
-        self._bridge = Bridge(self)
-        self._bridge.event.connect(self._on_event)
+        self._sending_to = SERVICE  # the service of the send in flight (or the last one)
+        self._cancelling = False
+        self._bridge = Bridge(self._on_event)
         self.controller.add_listener(self._forward)
         self._build()
+        # the panel follows the selected Read by looking at it a few times a second while shown: nuke.addKnobChanged
+        # is global, runs for every knob of every node (xpos too, as Foundry's nuke.addKnobChanged page says), and a
+        # callback left behind by a closed pane would touch a deleted widget; this timer dies with the panel
+        self.selection_timer = QtCore.QTimer(self)
+        self.selection_timer.setInterval(300)
+        self.selection_timer.timeout.connect(self.follow_selection)
         self.refresh_jobs()  # and jobs left running by an earlier session are followed again
 
-    def clip_dialog(self, service: str) -> ClipServiceDialog:
-        """The clip service's dialog (made once), sending through this panel's controller for that service, so its
-        jobs are listed here as they move and polled once."""
-        dialog = self.dialogs.get(service)
-        if dialog is None or not is_alive(dialog):
-            dialog = self.dialogs[service] = ClipServiceDialog(self.controller.service(service), self)
-        return dialog
+    def section(self, service: str) -> ClipServiceSection:
+        """The clip service's section of the Send page (made once), sending through this panel's controller for that
+        service, so its jobs are listed here as they move and polled once."""
+        section = self.sections.get(service)
+        if section is None:
+            section = self.sections[service] = ClipServiceSection(self.controller.service(service))
+            section.changed.connect(self.update_problems)
+            for edit in section.line_edits:
+                edit.returnPressed.connect(self._enter)
+            self._page_layouts[service].addWidget(section)
+            self._chain_tabs()
+        return section
+
+    def show_service(self, service: str) -> Optional[ClipServiceSection]:
+        """Show ``service``'s options on the Send page (Autopilot's, or a clip service's section)."""
+        index = self.service_combo.findData(service)
+        if index < 0:
+            raise InputError(f"the panel sends to {', '.join(self.services)}, not '{service}'")
+        self.service_combo.setCurrentIndex(index)
+        return self.sections.get(service)
+
+    def current_service(self) -> str:
+        return str(self.service_combo.currentData())
+
+    def _service_chosen(self, index: int) -> None:
+        service = self.current_service()
+        if service != SERVICE:
+            self.section(service)
+        self.stack.setCurrentWidget(self._pages[service])
+        self.send_button.setText(f"&Send to {self.controller.label(service)}")
+        self.preview_button.setVisible(service == SERVICE)
+        self._chain_tabs()
+        self.update_problems()
 
     # --- building -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -232,6 +361,11 @@ class TetherPanel(QtWidgets.QWidget):
         clip_box = QtWidgets.QGroupBox("Clip")
         clip_form = self._form(clip_box)
         self.facts: Dict[str, QtWidgets.QLabel] = {}
+        self.pin_button = QtWidgets.QPushButton("Pi&n")
+        self.pin_button.setCheckable(True)
+        self.pin_button.setToolTip("Keep sending this Read whatever is selected; unpinned, the panel follows the "
+                                   "selected Read")
+        self.pin_button.toggled.connect(self.set_pinned)
         for key, label in (("node", "Read"), ("file", "File"), ("frames", "File frames"), ("plate", "Plate frames"),
                            ("fps", "FPS"), ("format", "Format"), ("colorspace", "Colourspace")):
             value: QtWidgets.QLabel = ElidedLabel("-") if key == "file" else QtWidgets.QLabel("-")
@@ -239,15 +373,89 @@ class TetherPanel(QtWidgets.QWidget):
                 value.setWordWrap(True)
                 value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.facts[key] = value
-            clip_form.addRow(label, value)
+            if key == "node":
+                row = QtWidgets.QHBoxLayout()
+                row.addWidget(value, 1)
+                row.addWidget(self.pin_button, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+                clip_form.addRow(label, row)
+            else:
+                clip_form.addRow(label, value)
+        self.pin_note = note(AMBER)  # says which Read is pinned, while one is
+        clip_form.addRow(self.pin_note)
         self.clip_note = note(RED)  # what is wrong with the plate itself (missing frames, a still): beside it
         clip_form.addRow(self.clip_note)
-        self.use_selected = QtWidgets.QPushButton("&Use selected Read")
-        self.use_selected.clicked.connect(self.refresh_plate)
-        clip_form.addRow(self.use_selected)
         form.addWidget(clip_box)
 
-        services_box = QtWidgets.QGroupBox("Services")
+        self.services = self.controller.services()
+        self.service_combo = QtWidgets.QComboBox()
+        for name in self.services:
+            self.service_combo.addItem(SERVICE_CHOICES.get(name, self.controller.label(name)), name)
+        service_row = QtWidgets.QFormLayout()
+        service_label = QtWidgets.QLabel("Ser&vice")
+        service_label.setBuddy(self.service_combo)
+        service_row.addRow(service_label, self.service_combo)
+        form.addLayout(service_row)
+        self.stack = QtWidgets.QStackedWidget()
+        self._pages: Dict[str, QtWidgets.QWidget] = {}
+        self._page_layouts: Dict[str, QtWidgets.QVBoxLayout] = {}
+        for name in self.services:
+            holder = self._pages[name] = QtWidgets.QWidget()
+            holder_layout = self._page_layouts[name] = QtWidgets.QVBoxLayout(holder)
+            holder_layout.setContentsMargins(0, 0, 0, 0)
+            self.stack.addWidget(holder)
+        self._autopilot_section(self._page_layouts[SERVICE])
+        form.addWidget(self.stack)
+
+        self.problems = note()
+        form.addWidget(self.problems)
+        self.send_button = QtWidgets.QPushButton("&Send to Autopilot")
+        self.send_button.setDefault(True)  # Enter in a field sends (the panel is no QDialog: _enter does it)
+        self.send_button.clicked.connect(lambda: self.submit())
+        self.preview_button = QtWidgets.QPushButton("&Preview payload")
+        self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
+        self.preview_button.clicked.connect(self.preview)
+        send_row = QtWidgets.QHBoxLayout()
+        send_row.addWidget(self.send_button, 1)
+        send_row.addWidget(self.preview_button)
+        form.addLayout(send_row)
+        self.send_progress = QtWidgets.QProgressBar()  # while a send runs: its upload, then Cancel stops it
+        self.send_progress.setTextVisible(True)
+        self.cancel_send_button = QtWidgets.QPushButton("Cance&l send")
+        self.cancel_send_button.clicked.connect(self.cancel_send)
+        progress_row = QtWidgets.QHBoxLayout()
+        progress_row.addWidget(self.send_progress, 1)
+        progress_row.addWidget(self.cancel_send_button)
+        form.addLayout(progress_row)
+        self._show_sending(None)
+        # no paying twice: a clip already sent with these options offers that job's results instead
+        self.offer_box = QtWidgets.QWidget()
+        offer = QtWidgets.QVBoxLayout(self.offer_box)
+        offer.setContentsMargins(0, 0, 0, 0)
+        self.offer_note = note(AMBER)
+        self.offer_import = QtWidgets.QPushButton("&Import its results")
+        self.offer_import.clicked.connect(self.import_offered)
+        self.offer_send = QtWidgets.QPushButton("Send &anyway")
+        self.offer_send.clicked.connect(lambda: self.submit(force=True))
+        offer_row = QtWidgets.QHBoxLayout()
+        offer_row.addWidget(self.offer_import, 1)
+        offer_row.addWidget(self.offer_send)
+        offer.addWidget(self.offer_note)
+        offer.addLayout(offer_row)
+        self.offer_box.hide()
+        self.offered: Optional[str] = None  # the earlier job's id while its results are offered
+        form.addWidget(self.offer_box)
+        form.addStretch(1)
+        self.service_combo.currentIndexChanged.connect(self._service_chosen)
+        self._chain_tabs()
+        scroll = QtWidgets.QScrollArea()  # a short dock scrolls; it never widens
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(page)
+        return scroll
+
+    def _autopilot_section(self, layout: Any) -> None:
+        services_box = QtWidgets.QGroupBox("Autopilot services")
         services_form = self._form(services_box)
         self.service_boxes = {name: QtWidgets.QCheckBox(text) for name, text in SERVICE_LABELS.items()}
         for box in self.service_boxes.values():
@@ -259,7 +467,7 @@ class TetherPanel(QtWidgets.QWidget):
         services_form.addRow("Depth as", self.depth_export)
         self.quota_note = note()
         services_form.addRow(self.quota_note)
-        form.addWidget(services_box)
+        layout.addWidget(services_box)
 
         self.tracking_box = QtWidgets.QGroupBox("Camera tracking")
         tracking_form = self._form(self.tracking_box)
@@ -286,61 +494,34 @@ class TetherPanel(QtWidgets.QWidget):
             tracking_form.addRow(label, edit)
             hint = self.hints[key] = note(RED)
             tracking_form.addRow(hint)
-        self.calculate_distortion = QtWidgets.QCheckBox("Calculate distortion")
-        self.fix_focal_length = QtWidgets.QCheckBox("Fix focal length")
-        self.fix_sensor_size = QtWidgets.QCheckBox("Fix sensor size")
+        self.calculate_distortion = QtWidgets.QCheckBox("Calculate &distortion")
+        self.fix_focal_length = QtWidgets.QCheckBox("Fix &focal length")
+        self.fix_sensor_size = QtWidgets.QCheckBox("Fix sensor si&ze")
         self.fix_sensor_size.setChecked(True)  # vendor defaults: False, False, True
         for box in (self.calculate_distortion, self.fix_focal_length, self.fix_sensor_size):
             tracking_form.addRow(box)
-        form.addWidget(self.tracking_box)
+        layout.addWidget(self.tracking_box)
+        self.autopilot_order: List[QtWidgets.QWidget] = [
+            *self.service_boxes.values(), self.depth_export, self.lens, self.film_back, self.sensor_width,
+            self.sensor_height, self.working_fps, self.calculate_distortion, self.fix_focal_length,
+            self.fix_sensor_size]
 
-        self.problems = note()
-        form.addWidget(self.problems)
-        self.send_button = QtWidgets.QPushButton("&Send to Autopilot")
-        self.send_button.setDefault(True)  # Enter in a field sends (the panel is no QDialog: _enter does it)
-        self.send_button.clicked.connect(lambda: self.submit())
-        self.preview_button = QtWidgets.QPushButton("&Preview payload")
-        self.preview_button.setToolTip("Show the job Send would create, as JSON; nothing is uploaded or sent")
-        self.preview_button.clicked.connect(self.preview)
-        self.stop_button = QtWidgets.QPushButton("Stop")  # shown only while a sequence is encoded for sending
-        self.stop_button.setToolTip("Stop encoding the plate: nothing is uploaded")
-        self.stop_button.clicked.connect(lambda: self.controller.service(SERVICE).cancel_send())
-        self.stop_button.setVisible(False)
-        send_row = QtWidgets.QHBoxLayout()
-        send_row.addWidget(self.send_button, 1)
-        send_row.addWidget(self.stop_button)
-        send_row.addWidget(self.preview_button)
-        form.addLayout(send_row)
-        # no paying twice: a clip already sent with these options offers that job's results instead
-        self.offer_box = QtWidgets.QWidget()
-        offer = QtWidgets.QVBoxLayout(self.offer_box)
-        offer.setContentsMargins(0, 0, 0, 0)
-        self.offer_note = note(AMBER)
-        self.offer_import = QtWidgets.QPushButton("&Import its results")
-        self.offer_import.clicked.connect(self.import_offered)
-        self.offer_send = QtWidgets.QPushButton("Send &anyway")
-        self.offer_send.clicked.connect(lambda: self.submit(force=True))
-        offer_row = QtWidgets.QHBoxLayout()
-        offer_row.addWidget(self.offer_import, 1)
-        offer_row.addWidget(self.offer_send)
-        offer.addWidget(self.offer_note)
-        offer.addLayout(offer_row)
-        self.offer_box.hide()
-        self.offered: Optional[str] = None  # the earlier job's id while its results are offered
-        form.addWidget(self.offer_box)
-        form.addStretch(1)
-        order = [self.use_selected, *self.service_boxes.values(), self.depth_export, self.lens, self.film_back,
-                 self.sensor_width, self.sensor_height, self.working_fps, self.calculate_distortion,
-                 self.fix_focal_length, self.fix_sensor_size, self.send_button, self.preview_button]
-        for before, after in zip(order, order[1:]):
+    def _chain_tabs(self) -> None:
+        """Tab goes down the page: Pin, Service, the shown service's fields, Send, Preview, Cancel send; every
+        section's fields are in the chain (Tab skips the hidden ones), so switching service keeps the order."""
+        fields: List[QtWidgets.QWidget] = list(self.autopilot_order)
+        for service in self.services:
+            if service in self.sections:
+                fields += self.sections[service].tab_order
+        chain = [self.pin_button, self.service_combo, *fields, self.send_button, self.preview_button,
+                 self.cancel_send_button, self.offer_import, self.offer_send]
+        for before, after in zip(chain, chain[1:]):
             QtWidgets.QWidget.setTabOrder(before, after)
-        self.tab_order = order
-        scroll = QtWidgets.QScrollArea()  # a short dock scrolls; it never widens
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(page)
-        return scroll
+        service = self.current_service()
+        shown = self.autopilot_order if service == SERVICE else (
+            self.sections[service].tab_order if service in self.sections else [])
+        self.tab_order = [self.pin_button, self.service_combo, *shown, self.send_button] + (
+            [self.preview_button] if service == SERVICE else [])
 
     def _jobs_page(self) -> QtWidgets.QWidget:
         jobs = QtWidgets.QWidget()
@@ -382,30 +563,40 @@ class TetherPanel(QtWidgets.QWidget):
         return jobs
 
     def _settings_page(self) -> QtWidgets.QWidget:
-        settings = QtWidgets.QWidget()
-        settings_form = self._form(settings)
+        page = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(page)
+        top = self._form_layout()
         self.profile_label = QtWidgets.QLabel("-")
-        self.endpoint_label = ElidedLabel("-")
-        self.key_label = QtWidgets.QLabel("-")
-        self.key_label.setWordWrap(True)
-        self.key_edit = QtWidgets.QLineEdit()
-        self.key_edit.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        self.key_edit.setPlaceholderText("paste an Autopilot API key")
-        self.key_button = QtWidgets.QPushButton("S&tore key in the keyring")
-        self.key_button.clicked.connect(self.store_key)
-        self.key_edit.returnPressed.connect(self.key_button.click)
-        settings_form.addRow("Profile", self.profile_label)
-        settings_form.addRow("Autopilot URL", self.endpoint_label)
-        settings_form.addRow("API key", self.key_label)
-        settings_form.addRow(self.key_edit)
-        settings_form.addRow(self.key_button)
-        return settings
+        top.addRow("Profile", self.profile_label)
+        layout.addLayout(top)
+        self.settings: Dict[str, ServiceSettingsBox] = {}
+        for service in self.services:
+            box = self.settings[service] = ServiceSettingsBox(service, self.controller.label(service), self)
+            layout.addWidget(box)
+        layout.addStretch(1)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(page)
+        return scroll
+
+    def _form_layout(self) -> QtWidgets.QFormLayout:
+        form = QtWidgets.QFormLayout()
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        return form
 
     # --- opening --------------------------------------------------------------------------------------------------
-    def open_with(self, services: Tuple[str, ...] = (), page: str = "submit") -> None:
+    def open_with(self, services: Tuple[str, ...] = (), page: str = "submit", service: str = "") -> None:
+        """Show ``page``; on Send, ``service``'s options (Autopilot's with ``services`` ticked when they are
+        given)."""
         if services:
+            service = service or SERVICE
             for name, box in self.service_boxes.items():
                 box.setChecked(name in services)
+        if service:
+            self.show_service(service)
         self.tabs.setCurrentIndex(PAGES.index(page) if page in PAGES else 0)
         if page == "submit":
             self.refresh_plate()
@@ -423,10 +614,12 @@ class TetherPanel(QtWidgets.QWidget):
 
     # --- the plate and its problems ---------------------------------------------------------------------------------
     def refresh_plate(self) -> None:
-        """Read the selected Read node (main thread: the panel lives there), check it at once, and check its frames
-        on disk on a thread (a network share may take a while to list): missing frames show before Send."""
+        """Read the Read to send (the pinned one, else the selected one; main thread: the panel lives there), check
+        it at once, and check its frames on disk on a thread (a network share may take a while to list): missing
+        frames show before Send."""
         self.plate, self.plate_error, self.disk_problems = None, None, []
-        node = selected_read()
+        node = self._node()
+        self._plate_key = read_key(node)
         if node is not None:
             try:
                 self.plate = read_plate(node)
@@ -435,16 +628,61 @@ class TetherPanel(QtWidgets.QWidget):
         self._show_facts()
         self.update_problems()
         if self.plate is not None:
-            plate = self.plate
+            plate, forward = self.plate, self._bridge.send
 
-            def work() -> None:
-                found = check_plate(plate, check_disk=True).errors
-                with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
-                    self._forward("disk", (plate, found))
+            def work() -> None:  # only what the disk adds: the quick checks are said for the service shown
+                quick = set(check_plate(plate, check_disk=False).errors)
+                forward("disk", (plate, [e for e in check_plate(plate, check_disk=True).errors if e not in quick]))
 
             threading.Thread(target=work, name="tether-nuke-disk-check", daemon=True).start()
             if self.quota_remaining is None:
                 self.controller.quota(SERVICE)
+
+    def _node(self) -> Any:
+        """The pinned Read while it exists (a deleted or renamed one unpins, said beside the Read), else the
+        selected one."""
+        if self.pinned is not None:
+            node = nuke.toNode(self.pinned)
+            if node is not None and node.Class() == "Read":
+                return node
+            gone, self.pinned = self.pinned, None
+            self.pin_button.blockSignals(True)
+            self.pin_button.setChecked(False)
+            self.pin_button.blockSignals(False)
+            set_note(self.pin_note, f"The pinned Read {gone} is gone: the panel follows the selected Read again.")
+        return selected_read()
+
+    def follow_selection(self) -> bool:
+        """Read the plate again when the Read to send changed: another selected (or none), or its knobs edited.
+        The selection timer calls it while the panel is shown; True when the plate was read again."""
+        if self.closed:
+            return False
+        if read_key(self._node()) == self._plate_key:
+            return False
+        self.refresh_plate()
+        return True
+
+    def set_pinned(self, pinned: bool) -> None:
+        """Pin the Read shown (sent whatever is selected after), or follow the selection again."""
+        if pinned and self.plate is None:
+            self.pin_button.blockSignals(True)
+            self.pin_button.setChecked(False)
+            self.pin_button.blockSignals(False)
+            set_note(self.pin_note, "Select a Read to pin first.")
+            return
+        self.pinned = self.plate.node if pinned and self.plate is not None else None
+        self.pin_button.setText("Unpi&n" if self.pinned else "Pi&n")
+        set_note(self.pin_note, f"Pinned: {self.pinned} is sent whatever is selected." if self.pinned else "")
+        self.refresh_plate()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.selection_timer.start()
+        self.follow_selection()
+
+    def hideEvent(self, event: Any) -> None:
+        self.selection_timer.stop()  # a hidden pane asks Nuke nothing
+        super().hideEvent(event)
 
     def _show_facts(self) -> None:
         plate = self.plate
@@ -505,8 +743,21 @@ class TetherPanel(QtWidgets.QWidget):
         return [name for name, box in self.service_boxes.items() if box.isChecked()]
 
     def validate(self, check_disk: bool = True) -> Check:
-        """Everything that blocks sending, in words that say what to change. The tracking fields count only when
-        Track camera is ticked (they are disabled otherwise)."""
+        """Everything that blocks sending to the service shown, in words that say what to change. The tracking
+        fields count only when Track camera is ticked (they are disabled otherwise)."""
+        service = self.current_service()
+        if service != SERVICE:
+            section = self.section(service)
+            if self.plate_error:
+                check = Check()
+                check.error(self.plate_error)
+            else:
+                check = check_plate(self.plate, check_disk=check_disk, service=section.label)
+                if not check_disk:
+                    check.problems[:0] = [Problem("error", text) for text in self.disk_problems]
+            for problem in section.problems_now():
+                check.error(problem)
+            return check
         chosen = self.chosen()
         tracking = "tracking" in chosen
         values, field_problems = self._numbers() if tracking else ({}, {})
@@ -542,7 +793,7 @@ class TetherPanel(QtWidgets.QWidget):
                 "period: untick a service or shorten the Read's range")
 
     def update_problems(self, *args: Any) -> Check:
-        tracking = "tracking" in self.chosen()
+        tracking = "tracking" in self.chosen() and self.current_service() == SERVICE
         self.tracking_box.setEnabled(tracking)
         self.depth_export.setEnabled("depth" in self.chosen())
         _, field_problems = self._numbers() if tracking else ({}, {})
@@ -556,7 +807,7 @@ class TetherPanel(QtWidgets.QWidget):
         lines = [f"<span style='color:{RED}'>{p.message}</span>" for p in check.problems
                  if p.severity == "error" and p.message not in shown]
         lines += [f"<span style='color:{AMBER}'>{p.message}</span>" for p in check.problems if p.severity != "error"]
-        if self.offline:
+        if self.offline and self.current_service() == SERVICE:
             lines.append(f"<span style='color:{AMBER}'>{self.offline}</span>")
         set_note(self.problems, "<br>".join(lines))
         self._show_quota()
@@ -590,23 +841,54 @@ class TetherPanel(QtWidgets.QWidget):
         return ", ".join(words[name] for name in self.chosen())
 
     def submit(self, force: bool = False) -> None:
-        """Send the Read's frames (``force``: even when they were sent with these options before)."""
+        """Send the plate shown to the service shown, on a worker; the upload's progress and Cancel show meanwhile.
+        Autopilot's jobs are followed by the Job monitor; a clip service's by its controller, which imports the
+        movie when it is done. ``force``: send to Autopilot even frames it was sent with these options before."""
         check = self.update_problems()
         self.offer_box.hide()
-        if not check.ok or self.plate is None:
+        if not check.ok or self.plate is None or self._sending:
             return
-        plate = self.plate
+        plate, service = self.plate, self.current_service()
+        if service == SERVICE:
+            options: Any = self.choice()
+            asked, follow = self.asked(), False
+        else:
+            section = self.section(service)
+            options = section.options()
+            asked, follow = section.asked(options), True
         try:
             script = nuke.scriptName()
         except RuntimeError:  # an unsaved script
             script = ""
-        self._sending = True
+        self._sending, self._sending_to, self._cancelling = True, service, False
         self.send_button.setEnabled(False)
         self.failure_box.clear()
-        set_note(self.status, f"Sending {plate.node} ({plate.frame_count} frames) to Autopilot...")
-        future = self.controller.service(SERVICE).submit(plate, self.choice(), script=script, follow=False,
-                                                          asked=self.asked(), force=force)
-        future.add_done_callback(lambda f: self._forward("sent", f.exception()))
+        label = self.controller.label(service)
+        set_note(self.status, f"Sending {plate.node} ({plate.frame_count} frames) to {label}...")
+        self._show_sending(f"Preparing {plate.node}...")
+        forward = self._bridge.send
+        future = self.controller.service(service).submit(plate, options, script=script, follow=follow, asked=asked,
+                                                         force=force)
+        future.add_done_callback(lambda f: forward("sent", (plate.node, label, f.exception())))
+
+    def cancel_send(self) -> None:
+        """Stop the send in flight at its next encoded frame or uploaded block; nothing is recorded."""
+        self._cancelling = True
+        self.controller.service(self._sending_to).cancel_send()
+        self.cancel_send_button.setEnabled(False)
+        set_note(self.status, "Cancelling the send...")
+
+    def _show_sending(self, text: Optional[str], done: int = 0, total: int = 0) -> None:
+        """The send's progress row: ``text`` on the bar (busy while the total is unknown); hidden for None."""
+        sending = text is not None
+        self.send_progress.setVisible(sending)
+        self.cancel_send_button.setVisible(sending)
+        self.cancel_send_button.setEnabled(sending and not self._cancelling)
+        if not sending:
+            return
+        self.send_progress.setRange(0, 1000 if total else 0)
+        self.send_progress.setValue(done * 1000 // total if total else 0)
+        self.send_progress.setFormat(text or "")
 
     def show_offer(self, earlier: AlreadySent) -> None:
         """The same frames went with the same options as ``earlier``'s job: offer its results, or to send anyway."""
@@ -694,9 +976,11 @@ class TetherPanel(QtWidgets.QWidget):
             label = self.controller.label(record.service)
             options = job_options(record)
             sent = clock(record.submitted_at.timestamp()) if record.submitted_at else ""
-            tip = (f"{name}: {label} job {record.job_id}" + (f"\n{plate.get('file')}" if plate.get("file") else "")
-                   + (f"\n{record.error}" if record.error else ""))
-            values = [name, f"{label}: {options}" if options else label, record.state_label, sent]
+            service = f"{label}: {options}" if options else label
+            # every cell's tooltip holds the whole row: a cell cut to its column is read there
+            tip = "\n".join(line for line in (name, service, f"job {record.job_id}, sent {sent}",
+                                               str(plate.get("file") or ""), record.error or "") if line)
+            values = [name, service, record.state_label, sent]
             for column, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(tip)
@@ -705,10 +989,12 @@ class TetherPanel(QtWidgets.QWidget):
                 self.table.setItem(row, column, item)
             bar = QtWidgets.QProgressBar()
             bar.setRange(0, 100)
-            bar.setValue(100 if record.state is JobState.COMPLETED else round(record.progress))
+            stopped = record.state in (JobState.FAILED, JobState.CANCELLED) or record.missing
+            # a stopped job's bar is empty: its red words never sit on the bar's fill
+            bar.setValue(0 if stopped else 100 if record.state is JobState.COMPLETED else round(record.progress))
             bar.setFormat(state_words(record))
-            bar.setToolTip(record.error or state_words(record))
-            if record.state in (JobState.FAILED, JobState.CANCELLED) or record.missing:
+            bar.setToolTip(f"{state_words(record)}: {record.error}" if record.error else state_words(record))
+            if stopped:
                 bar.setStyleSheet(f"QProgressBar {{ color: {RED}; }}")
             self.table.setCellWidget(row, COLUMNS.index("State"), bar)
         if keep is not None and keep in self._rows:
@@ -850,34 +1136,43 @@ class TetherPanel(QtWidgets.QWidget):
     # --- settings ---------------------------------------------------------------------------------------------------
     def refresh_settings(self) -> None:
         try:
-            from tether.settings import active_profile, secret_source
+            from tether.settings import active_profile
 
             profile = active_profile(self.controller.profile)
-            self.profile_label.setText(profile.name)
-            endpoint = self.endpoint_label
-            assert isinstance(endpoint, ElidedLabel)
-            endpoint.set_full_text(str(profile.autopilot.url))
-            source = secret_source(profile.name, "autopilot", "api_key")
-            self.key_label.setText(source or "not set: store one below or set TETHER_AUTOPILOT_API_KEY")
         except Exception as exc:
-            self.key_label.setText(f"settings not readable: {exc}")
+            self.profile_label.setText(f"settings not readable: {exc}")
+            return
+        self.profile_label.setText(profile.name)
+        for box in self.settings.values():
+            box.refresh(profile)
 
-    def store_key(self) -> None:
-        from tether.settings import set_secret
+    def test_connection(self, service: str) -> Future[str]:
+        """Ask ``service`` something cheap with what Settings holds now (a fresh client); the answer, or why not,
+        shows in its box."""
+        box, adapter = self.settings[service], self.controller.service(service).adapter
+        box.set_result("Asking...", ok=True)
+        forward, profile = self._bridge.send, self.controller.profile
+        done: Future[str] = Future()
 
-        value = self.key_edit.text().strip()
-        try:
-            profile = self.profile_label.text() if self.profile_label.text() not in ("", "-") else "local"
-            set_secret(profile, "autopilot", value, "api_key")
-            self.key_edit.clear()  # stored: never left in the widget
-            set_note(self.status, "API key stored in the keyring.")
-        except Exception as exc:  # kept in the field, so it can be fixed or stored again
-            self.failure_box.show_failure(failure("storing the API key", exc))
-        self.refresh_settings()
+        def work() -> None:
+            try:
+                client = adapter.client(profile)
+                try:
+                    answer = PROBES[service](client)
+                finally:
+                    client.close()
+                done.set_result(answer)
+                forward("connection", (service, answer, True))
+            except Exception as exc:
+                forward("connection", (service, failure(f"asking {adapter.label}", exc), False))
+                done.set_exception(exc)
+
+        threading.Thread(target=work, name=f"tether-nuke-test-{service}", daemon=True).start()
+        return done
 
     # --- events from the controller -------------------------------------------------------------------------------
     def _forward(self, kind: str, payload: Any) -> None:
-        self._bridge.event.emit(kind, payload)  # any thread -> the GUI thread
+        self._bridge.send(kind, payload)  # any thread -> the GUI thread
 
     def _on_event(self, kind: str, payload: Any) -> None:
         if kind == "jobs":
@@ -885,19 +1180,23 @@ class TetherPanel(QtWidgets.QWidget):
         elif kind == "submitted":
             service, job_id = payload
             set_note(self.status, f"Sent: job {job_id} ({self.controller.label(service)}).")
-            if service == SERVICE:  # this page's Send (a dialog says so itself)
-                self.tabs.setCurrentIndex(PAGES.index("jobs"))
-        elif kind == "encoding":
+            self.tabs.setCurrentIndex(PAGES.index("jobs"))  # where it is followed
+        elif kind in ("encoding", "uploading"):
             service, node, done, total = payload
-            if service == SERVICE:
-                self.stop_button.setVisible(done < total)
-                set_note(self.status, f"Encoding {node} for Autopilot: frame {done} of {total}...")
+            if self._sending and service == self._sending_to:
+                self._show_sending(f"Encoding {node}: frame {done} of {total}" if kind == "encoding" else
+                                   f"Uploading {human_bytes(done)} of {human_bytes(total)} "
+                                   f"({done * 100 // max(total, 1)}%)", done, total)
+                self.send_progress.setToolTip(f"{kind.capitalize()} {node}")
         elif kind == "sent":  # this page's send is over, sent or not
+            node, label, error = payload
             self._sending = False
-            self.stop_button.setVisible(False)
+            self._show_sending(None)
+            if isinstance(error, CancelledByUser):
+                set_note(self.status, f"Cancelled: {node} was not sent to {label}, and nothing was recorded.")
             self.update_problems()
-            if isinstance(payload, AlreadySent):
-                self.show_offer(payload)
+            if isinstance(error, AlreadySent):
+                self.show_offer(error)
         elif kind == "imported":
             job_id, applied = payload
             set_note(self.status, f"Imported job {job_id}: {', '.join(applied.names.values())}"
@@ -920,6 +1219,9 @@ class TetherPanel(QtWidgets.QWidget):
             self._show_stale()
         elif kind == "preview":
             self.show_preview(payload)
+        elif kind == "connection":
+            service, answer, ok = payload
+            self.settings[service].set_result(as_failure(answer).summary if not ok else answer, ok)
         elif kind == "error":
             problem = as_failure(payload)
             if problem.summary.lower().startswith("asking for the quota"):
@@ -931,6 +1233,7 @@ class TetherPanel(QtWidgets.QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self.closed = True
+        self.selection_timer.stop()
         self.controller.remove_listener(self._forward)
         super().closeEvent(event)
 

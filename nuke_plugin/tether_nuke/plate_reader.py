@@ -52,6 +52,19 @@ def selected_read() -> Optional[nuke.Node]:
     return reads[-1] if reads else None
 
 
+KEY_KNOBS = ("file", "first", "last", "origfirst", "origlast", "frame_mode", "frame", "colorspace", "fps")
+
+
+def read_key(node: Optional[nuke.Node]) -> Any:
+    """What :func:`read_plate` reads from ``node``, cheaply: equal keys, equal plates (a panel following the
+    selection compares them a few times a second). None for no node."""
+    if node is None:
+        return None
+    fmt = node.format()
+    return (node.name(), tuple(_knob_value(node, name) for name in KEY_KNOBS), fmt.width(), fmt.height(),
+            fmt.name(), script_fps())
+
+
 def script_fps() -> Optional[float]:
     knob = nuke.root().knob("fps")
     return float(knob.value()) if knob is not None else None
@@ -132,4 +145,5 @@ def selected_plate(view: Optional[str] = None) -> Optional[PlateFacts]:
     return read_plate(node, view) if node is not None else None
 
 
-__all__ = ["absolute_file", "project_ocio_config", "read_plate", "script_fps", "selected_plate", "selected_read"]
+__all__ = ["absolute_file", "project_ocio_config", "read_key", "read_plate", "script_fps", "selected_plate",
+           "selected_read"]

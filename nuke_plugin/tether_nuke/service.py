@@ -7,9 +7,10 @@ The adapter (:class:`ServiceAdapter`; ``tether_nuke.autopilot.AutopilotAdapter``
 - ``service``/``label``/``suffix``: the registry's service name, the words shown, the imported nodes' name suffix;
 - ``client(profile)``: the service's client (a :class:`tether.jobs.JobService`);
 - ``stage(plate, folder, progress)`` -> what is uploaded (a staged sequence's pattern, or one movie);
-- ``submit(client, upload, options, registry, label, extra, progress)`` -> :class:`Sent` (the job id, where the
-  output starts in the sent clip, and what the record keeps besides the plate); ``progress(done, total)`` follows the
-  encode of a sequence into a movie, wherever the adapter does it, and returning False cancels it;
+- ``submit(client, upload, options, registry, label, extra, progress, *, upload_progress)`` -> :class:`Sent` (the
+  job id, where the output starts in the sent clip, and what the record keeps besides the plate); ``progress(done,
+  total)`` follows the encode of a sequence into a movie, wherever the adapter does it, ``upload_progress`` the
+  upload's bytes, and returning False from either cancels the send;
 - ``fetch(client, job_id, dest)`` -> what came back into ``dest``; ``describe(plate, fetched, record, include)`` ->
   the :class:`~tether.nukeimport.ImportDescription` of the nodes to make;
 - optional: ``frame_limit`` (the most frames a job takes), ``quota(client)``, ``can_cancel`` (default True),
@@ -26,9 +27,9 @@ import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
-from tether.errors import InputError
+from tether.errors import CancelledByUser, InputError
 from tether.jobs import Job, JobState
 from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.model import Sent
@@ -53,7 +54,8 @@ class ServiceAdapter(Protocol):
     def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any: ...
 
     def submit(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
-               extra: Dict[str, Any], progress: Optional[Progress] = None) -> Sent: ...
+               extra: Dict[str, Any], progress: Optional[Progress] = None, *,
+               upload_progress: Optional[Progress] = None) -> Sent: ...
 
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any: ...
 
@@ -64,10 +66,11 @@ class ServiceAdapter(Protocol):
 class ServiceController(BackgroundWork):
     """Submit, follow, import and cancel for one adapter, on worker threads; events go to listeners.
 
-    Events: ``"encoding"`` (``(node, frames done, frames)`` while a sequence becomes a movie; :meth:`cancel_send`
-    stops it), ``"submitted"`` (job id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here),
-    ``"imported"`` (``(job_id, Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here
-    although unfinished), ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
+    Events: ``"encoding"`` (``(node, frames done, frames)`` while a sequence becomes a movie), ``"uploading"``
+    (``(node, bytes done, bytes)``, a percent at a time; :meth:`cancel_send` stops either), ``"submitted"`` (job
+    id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here), ``"imported"`` (``(job_id,
+    Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here although unfinished),
+    ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
     """
 
     def __init__(self, adapter: ServiceAdapter, registry: Optional[JobRegistry] = None,
@@ -94,6 +97,13 @@ class ServiceController(BackgroundWork):
             if client is None:
                 client = self._clients[key] = self._factory(key)
             return client
+
+    def forget_clients(self) -> List[Any]:
+        """Make clients afresh from the settings on the next request (the URL or key was changed); the clients
+        dropped, whose requests in flight end as they would have."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        return clients
 
     def follows(self, job_id: str) -> bool:
         """This controller polls the job itself (it was sent with ``follow``): nobody else needs to."""
@@ -144,8 +154,8 @@ class ServiceController(BackgroundWork):
 
     # --- sending ----------------------------------------------------------------------------------------------------
     def cancel_send(self) -> None:
-        """Stop the sends in flight at their next encoded frame (nothing is uploaded; an ``"error"`` event says
-        the send was cancelled). A send already uploading runs to the end."""
+        """Stop the sends in flight at their next encoded frame or uploaded block: nothing is recorded, and their
+        Futures raise :class:`CancelledByUser` (no ``"error"`` event: it was asked for)."""
         with self._lock:
             for cancelled in self._sends:
                 cancelled.set()
@@ -157,7 +167,8 @@ class ServiceController(BackgroundWork):
         ``asked`` says what the options ask for, in a few words, for the job list. ``force`` sends a clip the
         adapter knows was sent with these options already (Autopilot: the Future fails with
         :class:`tether.autopilot.submit.AlreadySent`, naming the earlier job, whose results ``import_job(...,
-        onto=True)`` brings onto this plate)."""
+        onto=True)`` brings onto this plate). ``"encoding"`` and ``"uploading"`` events follow the send;
+        :meth:`cancel_send` stops it."""
 
         def work() -> str:
             # the disk is checked here, off the main thread: a network share may take a while to list
@@ -171,14 +182,26 @@ class ServiceController(BackgroundWork):
                 self._emit("encoding", (plate.node, done, total))
                 return not (cancelled.is_set() or self._stop.is_set())
 
+            shown = [-1]
+
+            def uploading(done: int, total: int) -> bool:
+                percent = done * 100 // total if total else -1
+                if percent != shown[0]:  # a percent at most: an upload reads in 64 KiB blocks
+                    shown[0] = percent
+                    self._emit("uploading", (plate.node, done, total))
+                return not (cancelled.is_set() or self._stop.is_set())
+
             with self._lock:
                 self._sends.add(cancelled)
             try:
                 with tempfile.TemporaryDirectory(prefix=f"tether-{self.service}-") as tmp:
                     upload = self.adapter.stage(plate, Path(tmp), progress=encoding)
+                    if not uploading(0, 0):  # cancelled as the encode ended
+                        raise CancelledByUser(f"the send of {plate.node} was cancelled before its upload")
                     client = self.client()
                     sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
-                                               progress=encoding, **({"force": True} if force else {}))
+                                               progress=encoding, upload_progress=uploading,
+                                               **({"force": True} if force else {}))
             finally:
                 with self._lock:
                     self._sends.discard(cancelled)
@@ -272,9 +295,7 @@ class ServiceController(BackgroundWork):
 
     def close(self) -> None:
         super().close()
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client in self.forget_clients():
             if callable(getattr(client, "abort", None)):
                 client.abort()  # an upload or download in flight ends now, not at the server's reply
             if callable(getattr(client, "close", None)):

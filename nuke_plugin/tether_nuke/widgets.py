@@ -5,7 +5,7 @@ its technical detail behind a "Details" toggle that can be selected and copied."
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from qtpy import QtCore, QtGui, QtWidgets
 
@@ -15,9 +15,22 @@ RED, AMBER = "#e0605a", "#d8b040"
 
 
 class Bridge(QtCore.QObject):
-    """Carries controller events from worker threads to the GUI thread (a queued signal)."""
+    """Carries controller events from worker threads to ``receiver`` on the GUI thread (a queued signal).
+
+    Owned by the application, never by the widget it serves: a worker may emit while that widget is being deleted.
+    A bridge that was the widget's child went with it under a worker's emit (a use after free: the Nuke tests
+    segfaulted now and then under load); now Qt drops the connection to a deleted receiver, and the bridge lives on.
+    """
 
     event = QtCore.Signal(str, object)
+
+    def __init__(self, receiver: Callable[[str, Any], None]) -> None:
+        super().__init__(QtCore.QCoreApplication.instance())
+        self.event.connect(receiver)
+
+    def send(self, kind: str, payload: Any) -> None:
+        """From any thread."""
+        self.event.emit(kind, payload)
 
 
 class ElidedLabel(QtWidgets.QLabel):

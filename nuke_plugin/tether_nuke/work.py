@@ -14,6 +14,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
+from tether.errors import CancelledByUser
+
 from .failure import failure
 
 log = logging.getLogger("tether")
@@ -53,6 +55,8 @@ class BackgroundWork:
         def run() -> T:
             try:
                 return work()
+            except CancelledByUser:  # asked for: whoever cancelled hears it from the Future, it is no failure
+                raise
             except Exception as exc:
                 self._emit("error", failure(what, exc))
                 raise

@@ -1,7 +1,8 @@
-"""The panel and the clip dialogs in the states a compositor meets, built offscreen against the fake nuke with no
-network, and the checks a 420 px dock asks of each (used by test_nuke_panel_fit.py and render_states.py).
+"""The panel (each service's section, the Job monitor, Settings) in the states a compositor meets, built offscreen
+against the fake nuke with no network, and the checks a 420 px dock asks of each (used by test_nuke_panel_fit.py and
+render_states.py).
 
-Each state is made by a function ``(folder) -> widget`` that leaves the widget shown at :data:`DOCK` px wide.
+Each state is made by a function ``(folder) -> panel`` that leaves the panel shown at :data:`DOCK` px wide.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import nuke
+from memkeyring import MemoryKeyring
 from panel_support import monitor, sequence_read
 from qtpy import QtCore, QtWidgets
 from tether.errors import ServiceUnavailable
@@ -29,6 +31,9 @@ class NoNetwork:
     base_url = ""
 
     def close(self) -> None:
+        pass
+
+    def abort(self) -> None:  # nothing is in flight: nothing was ever sent
         pass
 
     def __getattr__(self, name: str) -> Any:
@@ -103,13 +108,41 @@ def send_missing_frames(folder: Path) -> Any:
     return panel
 
 
-def send_still(folder: Path) -> Any:
+def still_read(folder: Path) -> Any:
+    """``Board``: a storyboard still, selected."""
     read = nuke.nodes.Read()
     read.setName("Board")
     read["file"].setValue(str(folder / "storyboard_frame_sh0100.jpg"))
     read.setSelected(True)
+    return read
+
+
+def send_still(folder: Path) -> Any:
+    still_read(folder)
     panel = _panel(folder)
     panel.open_with(("depth",))
+    return panel
+
+
+def send_pinned(folder: Path) -> Any:
+    """``Plate_sh0100`` pinned, then another Read selected: the panel keeps the pinned one and says so."""
+    long_read(folder)
+    panel = _panel(folder)
+    panel.open_with(("roto",))
+    panel.pin_button.click()
+    sequence_read(folder).selectOnly()
+    panel.follow_selection()
+    return panel
+
+
+def send_uploading(folder: Path) -> Any:
+    """A send's upload under way: bytes and percent on the bar, Cancel beside it."""
+    sequence_read(folder)
+    panel = _panel(folder)
+    panel.open_with(("roto", "depth"))
+    panel._sending = True
+    panel.send_button.setEnabled(False)
+    panel._on_event("upload", ("Plate7", 12_582_912, 31_457_280))
     return panel
 
 
@@ -169,13 +202,33 @@ def settings_page(folder: Path) -> Any:
     return panel
 
 
-def _dialog(folder: Path, service: str) -> Any:
+class RefusingKeyring(MemoryKeyring):
+    """A keyring that is there but refuses to store (a locked login keyring does)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise PermissionError("the login keyring is locked")
+
+
+_keyrings: List[Any] = []  # the keyring a state replaced, put back by close()
+
+
+def settings_key_refused(folder: Path) -> Any:
+    """A TensorPix key pasted and Save pressed while the keyring refuses it: said in red, the key kept."""
+    import keyring
+
+    _keyrings.append(keyring.get_keyring())
+    keyring.set_keyring(RefusingKeyring())
+    panel = settings_page(folder)
+    box = panel.settings["tensorpix"]
+    box.key_edit.setText("tpx-0123456789abcdef")
+    box.save_button.click()
+    return panel
+
+
+def _section(folder: Path, service: str) -> Any:
     panel = _panel(folder)
-    dialog = panel.clip_dialog(service)
-    dialog.refresh_plate()
-    dialog.show()
-    dialog.resize(DOCK, dialog.height())
-    return dialog
+    panel.open_with((), "submit", service)
+    return panel
 
 
 def tensorpix_still(folder: Path) -> Any:
@@ -183,29 +236,31 @@ def tensorpix_still(folder: Path) -> Any:
 
     listcache.save("tensorpix", "", "", {"ml_models": [("1", "Upscale x2"), ("2", "Denoise (strong)"),
                                                           ("3", "Frame interpolation")]})
-    send_still(folder / "still")
-    dialog = _dialog(folder, "tensorpix")
-    _settle(dialog, lambda: dialog.models_box.count() == 3 and "offline" in dialog.models_note.text(),
+    still_read(folder)
+    panel = _section(folder, "tensorpix")
+    section = panel.sections["tensorpix"]
+    _settle(panel, lambda: section.models_box.count() == 3 and "offline" in section.models_note.text(),
             "the cached models, offline")
-    return dialog
+    return panel
 
 
 def clipzy_imported(folder: Path) -> Any:
     from tether_nuke.importer import Applied
 
     sequence_read(folder)
-    dialog = _dialog(folder, "clipzy")
-    dialog.fields["template"].setText("/mnt/projects/FALLOUT_S02/reference/looks/desert_warm_grade_v2.mov")
-    dialog.progress.setValue(100)
-    dialog._on_event("imported", ("c0ffee-42", Applied(names={"Plate7_clipzy": "Plate7_clipzy_styled_v003"},
-                                                       notes=["the styled movie has 24 frames for the 24 sent"])))
-    return dialog
+    panel = _section(folder, "clipzy")
+    panel.sections["clipzy"].fields["template"].setText(
+        "/mnt/projects/FALLOUT_S02/reference/looks/desert_warm_grade_v2.mov")
+    panel._on_event("imported", ("c0ffee-42", Applied(names={"Plate7_clipzy": "Plate7_clipzy_styled_v003"},
+                                                      notes=["the styled movie has 24 frames for the 24 sent"])))
+    return panel
 
 
 STATES: Dict[str, Callable[[Path], Any]] = {
     "send-no-read": send_no_read, "send-long-path": send_long_path, "send-missing-frames": send_missing_frames,
     "send-still": send_still, "send-bad-options": send_bad_options, "send-failure": send_failure,
-    "jobs": jobs_page, "settings": settings_page, "tensorpix-still": tensorpix_still,
+    "send-pinned": send_pinned, "send-uploading": send_uploading, "jobs": jobs_page, "settings": settings_page,
+    "settings-key-refused": settings_key_refused, "tensorpix-still": tensorpix_still,
     "clipzy-imported": clipzy_imported,
 }
 
@@ -220,15 +275,15 @@ def build(name: str, folder: Path) -> Any:
     return widget
 
 
-def close(widget: Any) -> None:
-    panel = widget if hasattr(widget, "dialogs") else widget.parent()
-    for one in (widget, panel):
-        if one is not None:
-            one.close()
-    if panel is not None:
-        panel.controller.close()
-        panel.deleteLater()
+def close(panel: Any) -> None:
+    panel.close()
+    panel.controller.close()
+    panel.deleteLater()
     _pump()
+    if _keyrings:
+        import keyring
+
+        keyring.set_keyring(_keyrings.pop())
 
 
 # --- the checks ---------------------------------------------------------------------------------------------------
@@ -251,12 +306,20 @@ def clipped(window: Any) -> List[str]:
             scroll = scroll.parentWidget()
         if inside > right + 1 and scroll is None:
             found.append(f"{type(widget).__name__} ends at {inside} px, past the window's {right}")
+        if isinstance(widget, QtWidgets.QTableWidget):
+            found += _clipped_cells(widget)
+        if isinstance(widget, QtWidgets.QProgressBar) and widget.isTextVisible() and widget.text():
+            need = widget.fontMetrics().horizontalAdvance(widget.text()) + 6
+            if need > widget.width() and widget.text() not in widget.toolTip():
+                found.append(f"QProgressBar '{widget.text()}': needs {need} px, has {widget.width()}")
         if isinstance(widget, ElidedLabel):
             if widget.text() != widget.full_text() and widget.toolTip() != widget.full_text():
                 found.append(f"ElidedLabel '{widget.full_text()}': cut without the whole text in its tooltip")
             continue
         if isinstance(widget, QtWidgets.QLabel) and widget.text():
             text = _plain(widget.text())
+            if widget.buddy() is not None:  # a mnemonic's "&" is not drawn
+                text = re.sub(r"&(.)", r"\1", text)
             room = widget.contentsRect()
             if widget.wordWrap():
                 longest = max((widget.fontMetrics().horizontalAdvance(w) for w in text.split()), default=0)
@@ -273,6 +336,22 @@ def clipped(window: Any) -> List[str]:
                 widget.sizeHint().width() > widget.width() + 1:
             found.append(f"{type(widget).__name__} '{widget.text()}': needs {widget.sizeHint().width()} px, "
                              f"has {widget.width()}")
+    return found
+
+
+def _clipped_cells(table: Any) -> List[str]:
+    """Cells whose text the column cuts, unless the cell's tooltip holds it whole."""
+    found = []
+    metrics = table.fontMetrics()
+    for row in range(table.rowCount()):
+        for column in range(table.columnCount()):
+            item = table.item(row, column)
+            if item is None or not item.text() or table.cellWidget(row, column) is not None:
+                continue
+            need = metrics.horizontalAdvance(item.text()) + 8  # the cell's margins
+            if need > table.columnWidth(column) and item.text() not in item.toolTip():
+                found.append(f"cell ({row}, {column}) '{item.text()}': needs {need} px, has "
+                             f"{table.columnWidth(column)}, and its tooltip does not hold it")
     return found
 
 

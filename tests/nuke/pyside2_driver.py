@@ -1,4 +1,4 @@
-"""Drives the Tether panel and the clip-service dialog under PySide2, without pytest-qt (which dropped PySide2).
+"""Drives the Tether panel and its clip-service sections under PySide2, without pytest-qt (which dropped PySide2).
 
 Run by tests/nuke/test_nuke_panel_pyside2.py with the Python 3.9 + PySide2 5.15 venv of tests/py39_env.py (Nuke 14's
 stack), ``QT_API=pyside2``, ``QT_QPA_PLATFORM=offscreen`` and the strict fake ``nuke`` and the plugin on PYTHONPATH:
@@ -199,7 +199,7 @@ def check_job_table_follows_the_registry_and_live_events(folder: Path, url: Opti
         assert panel.table.cellWidget(row1, progress).value() == 25
         failed = panel.table.cellWidget(row2, progress)
         label = registry.get("autopilot", "job-2").state_label
-        assert failed.value() == 40 and failed.format() == label == "failed", failed.format()
+        assert failed.value() == 0 and failed.format() == label == "failed", failed.format()  # red on no fill
         registry.record(service="autopilot", job_id="job-1", state=JobState.RUNNING, progress=80.0)
         seen: List[Any] = []
         panel._bridge.event.connect(lambda kind, payload: seen.append((kind, payload)))
@@ -265,9 +265,30 @@ def check_settings_page(folder: Path, url: Optional[str]) -> None:
         panel.open_with((), "settings")
         assert panel.tabs.currentIndex() == 2
         assert panel.profile_label.text() not in ("", "-")
-        assert panel.endpoint_label.text().startswith("http"), panel.endpoint_label.text()
-        assert "not readable" not in panel.key_label.text(), panel.key_label.text()
-        assert panel.key_edit.echoMode() == QtWidgets.QLineEdit.EchoMode.Password
+        assert set(panel.settings) == {"autopilot", "tensorpix", "clipzy"}, set(panel.settings)
+        for box in panel.settings.values():
+            assert box.url.text().startswith("http"), box.url.text()
+            assert "not readable" not in box.key_label.text(), box.key_label.text()
+            assert box.key_edit.echoMode() == QtWidgets.QLineEdit.EchoMode.Password
+
+
+def check_the_panel_follows_the_selection_or_the_pin(folder: Path, url: Optional[str]) -> None:
+    first = sequence_read(folder)
+    with panel_in(folder) as panel:
+        panel.open_with(("roto",))
+        assert panel.facts["node"].text() == "Plate7" and panel.selection_timer.isActive()
+        second = nuke.nodes.Read()
+        second.setName("Plate8")
+        second["file"].setValue(first["file"].value())
+        second.selectOnly()
+        wait_until(lambda: panel.facts["node"].text() == "Plate8", "the selection, followed by the timer")
+        click(panel.pin_button)
+        assert panel.pinned == "Plate8" and "Pinned: Plate8" in panel.pin_note.text(), panel.pin_note.text()
+        first.selectOnly()
+        assert not panel.follow_selection() and panel.plate.node == "Plate8"
+        panel.open_with((), "submit", "clipzy")
+        assert panel.send_button.text() == "&Send to Clipzy" and not panel.preview_button.isVisible()
+        assert "Template clip is required" in panel.problems.text(), panel.problems.text()
 
 
 def check_closing_stops_the_events(folder: Path, url: Optional[str]) -> None:
@@ -295,39 +316,32 @@ def check_commands_open_the_panel_through_nukescripts(folder: Path, url: Optiona
         APP.processEvents()
 
 
-# --- the clip-service dialog -------------------------------------------------------------------------------------
-def check_options_spec_dialog(folder: Path, url: Optional[str]) -> None:
-    from tether_nuke.dialog import ClipServiceDialog
+# --- the clip services' sections ---------------------------------------------------------------------------------
+def check_options_spec_section(folder: Path, url: Optional[str]) -> None:
+    from tether_nuke.dialog import ClipServiceSection
     from tether_nuke.service import ServiceController
 
     ctl = ServiceController(SpecOnly(), JobRegistry(folder / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
-    dialog = ClipServiceDialog(ctl)
+    section = ClipServiceSection(ctl)
     try:
-        dialog.show()
-        assert dialog.send_button.text() == "Style it"
-        assert set(dialog.fields) == {"template", "strength", "keep_audio"}
-        assert dialog.read_label.text() == "no Read selected" and not dialog.send_button.isEnabled()
-        try:
-            dialog.options()
-        except Exception as exc:
-            assert "Template clip is required" in str(exc), exc
-        else:
-            raise AssertionError("an empty required field was accepted")
-        type_into(dialog.fields["template"], "/clips/look.mov")
-        dialog.fields["strength"].setValue(0.5)
-        click(dialog.fields["keep_audio"], QtCore.QPoint(6, dialog.fields["keep_audio"].height() // 2))
-        assert dialog.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}, \
-            dialog.options()
+        section.show()
+        assert set(section.fields) == {"template", "strength", "keep_audio"}
+        assert section.problems_now() == ["Template clip is required"], section.problems_now()
+        type_into(section.fields["template"], "/clips/look.mov")
+        section.fields["strength"].setValue(0.5)
+        click(section.fields["keep_audio"], QtCore.QPoint(6, section.fields["keep_audio"].height() // 2))
+        assert section.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}, \
+            section.options()
     finally:
-        dialog.close()
+        section.close()
         ctl.close()
 
 
-def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> None:
+def check_tensorpix_section_lists_models(folder: Path, url: Optional[str]) -> None:
     """The model list comes over HTTP from the local TensorPix the test runs; ticking one names it in the options."""
     from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
     from tether_nuke.clipservices import TensorPixAdapter
-    from tether_nuke.dialog import ClipServiceDialog
+    from tether_nuke.dialog import ClipServiceSection
     from tether_nuke.service import ServiceController
 
     assert url, "no TensorPix URL given"
@@ -335,7 +349,7 @@ def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> Non
     assert expected, "the local TensorPix lists no models"
     ctl = ServiceController(TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
                             lambda profile: TensorPixClient(url, token=LOCAL_API_KEY), download_root=folder / "dl")
-    dialog = ClipServiceDialog(ctl)
+    dialog = ClipServiceSection(ctl)
     try:
         dialog.show()
         wait_until(lambda: dialog.models_box.count() == len(expected), "the model list", timeout=30)
@@ -353,7 +367,7 @@ def check_tensorpix_dialog_lists_models(folder: Path, url: Optional[str]) -> Non
         dialog.resolution.setCurrentIndex(2)
         dialog.numbers["sharpen_strength"].setValue(5)
         assert dialog.options() == {"ml_models": [ids[-1]], "output_resolution": 1080, "preview": False,
-                                    "sharpen_strength": 5.0}, dialog.options()
+                                    "sharpen_strength": 5}, dialog.options()
     finally:
         dialog.close()
         ctl.close()
@@ -368,7 +382,7 @@ def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> N
     from tether.http import RetryPolicy
     from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
     from tether_nuke.clipservices import TensorPixAdapter, clock
-    from tether_nuke.dialog import ClipServiceDialog
+    from tether_nuke.dialog import ClipServiceSection
     from tether_nuke.service import ServiceController
 
     assert url, "no TensorPix URL given"
@@ -392,7 +406,7 @@ def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> N
                 TensorPixAdapter(), JobRegistry(folder / "jobs.sqlite"),
                 lambda profile, where=where: Gated(where, token=LOCAL_API_KEY, retry=RetryPolicy(attempts=1)),
                 download_root=folder / "dl")
-            dialogs.append(ClipServiceDialog(ctl))
+            dialogs.append(ClipServiceSection(ctl))
         offline, online = dialogs
         box = online.models_box
 
@@ -425,9 +439,9 @@ def check_tensorpix_models_from_the_cache(folder: Path, url: Optional[str]) -> N
 
 CHECKS = [check_no_read_selected_blocks_sending, check_clip_facts_and_defaults, check_typing_and_clicking_revalidate,
           check_still_image_is_refused, check_preview_dialog, check_job_table_follows_the_registry_and_live_events,
-          check_clip_service_jobs_in_the_monitor, check_settings_page,
+          check_clip_service_jobs_in_the_monitor, check_settings_page, check_the_panel_follows_the_selection_or_the_pin,
           check_closing_stops_the_events, check_commands_open_the_panel_through_nukescripts,
-          check_options_spec_dialog, check_tensorpix_dialog_lists_models, check_tensorpix_models_from_the_cache]
+          check_options_spec_section, check_tensorpix_section_lists_models, check_tensorpix_models_from_the_cache]
 
 
 def main(argv: List[str]) -> int:

@@ -19,7 +19,7 @@ from tether.nukeimport import PlateFacts
 from tether.registry import JobRegistry
 from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
 from tether_nuke.clipservices import COLUMN, TensorPixAdapter, describe_clip_import, tensorpix_options
-from tether_nuke.dialog import ClipServiceDialog
+from tether_nuke.dialog import ClipServiceSection
 from tether_nuke.plate_reader import read_plate
 from tether_nuke.service import ServiceController
 from waiting import PATIENCE_MS, eventually
@@ -196,7 +196,7 @@ def test_an_encode_can_be_cancelled_and_sends_nothing(services: Any, tmp_path: P
         ctl.close()
     assert [p[1] for kind, p in events if kind == "encoding"] == [1, 2]  # stopped at the next frame
     assert services.requests.count(method="POST") == before  # nothing uploaded, no job
-    assert any(kind == "error" and "cancelled" in str(p) for kind, p in events)
+    assert not [p for kind, p in events if kind == "error"]  # asked for: the Future says so, it is no failure
 
 
 def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
@@ -218,71 +218,78 @@ def test_enhance_a_movie_preview(services: Any, tmp_path: Path) -> None:
     assert any("5 frames for the 8 sent" in note for note in applied.notes)
 
 
-# --- the dialog (offscreen Qt) --------------------------------------------------------------------------------------
-def test_the_dialog_lists_models_sends_and_imports(services: Any, tmp_path: Path, qtbot: Any) -> None:
+# --- the panel's TensorPix section (offscreen Qt) -------------------------------------------------------------------
+def test_the_panel_lists_models_sends_with_progress_and_imports(services: Any, tmp_path: Path, qtbot: Any) -> None:
     pytest.importorskip("qtpy")
+    from panel_support import monitor
     from qtpy import QtCore
+    from tether_nuke.panel import TetherPanel
+
     events: List[Any] = []
     ctl = controller(services, tmp_path, events)
-    dialog = ClipServiceDialog(ctl)
-    qtbot.addWidget(dialog)
+    panel = TetherPanel(monitor(ctl.registry, tensorpix=ctl))
+    qtbot.addWidget(panel)
+    shown: List[Any] = []
+    panel._bridge.event.connect(lambda kind, payload: shown.append((kind, payload)))
     try:
-        assert not dialog.send_button.isEnabled()  # no Read selected
-        qtbot.waitUntil(lambda: dialog.models_box.count() == 5, timeout=PATIENCE_MS)
+        panel.open_with((), "submit", "tensorpix")
+        section = panel.sections["tensorpix"]
+        assert not panel.send_button.isEnabled()  # no Read selected
+        qtbot.waitUntil(lambda: section.models_box.count() == 5, timeout=PATIENCE_MS)
         read = nuke.nodes.Read()
         read.setName("Dlg1")
-        read["file"].setValue(tiny_movie(tmp_path / "dlg.mp4", frames=6).as_posix())
+        movie = tiny_movie(tmp_path / "dlg.mp4", frames=6)
+        read["file"].setValue(movie.as_posix())
         for knob, value in (("first", 1), ("last", 6), ("origfirst", 1), ("origlast", 6)):
             read[knob].setValue(value)
         read.setSelected(True)
-        dialog.refresh_plate()
-        assert dialog.read_label.text() == "Dlg1"
-        assert not dialog.send_button.isEnabled() and "tick at least one model" in dialog.problems.text()
-        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)  # said as it is ticked
-        assert dialog.send_button.isEnabled() and dialog.problems.isHidden()
-        dialog.resolution.setCurrentIndex(0)
-        dialog.numbers["sharpen_strength"].setValue(5)
-        assert dialog.options() == {"ml_models": [1], "output_resolution": -1, "preview": False,
-                                    "sharpen_strength": 5.0}
-        dialog.submit()
+        assert panel.follow_selection() and panel.facts["node"].text() == "Dlg1"  # the selection, followed
+        assert not panel.send_button.isEnabled() and "tick at least one model" in panel.problems.text()
+        section.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)  # said as it is ticked
+        assert panel.send_button.isEnabled() and panel.problems.isHidden()
+        section.resolution.setCurrentIndex(0)
+        section.numbers["sharpen_strength"].setValue(5)
+        assert section.options() == {"ml_models": [1], "output_resolution": -1, "preview": False,
+                                     "sharpen_strength": 5}
+        panel.submit()
 
         def imported() -> bool:
             nuke._run_main_queue()
-            return "Imported job" in dialog.status.text() or any(kind == "error" for kind, _ in events)
+            return "Imported job" in panel.status.text() or any(kind == "error" for kind, _ in events)
 
         qtbot.waitUntil(imported, timeout=60000)
         assert not [p for kind, p in events if kind == "error"]
         node = nuke.toNode("Dlg1_tensorpix_v001")
         assert node is not None and (node.firstFrame(), node.lastFrame()) == (1, 6)
-        assert dialog.progress.value() == 100
+        size = movie.stat().st_size
+        assert ("uploading", ("tensorpix", "Dlg1", size, size)) in shown  # the bytes went through the panel's bar
+        assert panel.send_progress.isHidden() and panel.cancel_send_button.isHidden()  # over
     finally:
-        ctl.close()
+        panel.close()
+        panel.controller.close()
 
 
 def test_an_options_spec_builds_the_form(tmp_path: Path, qtbot: Any) -> None:
     pytest.importorskip("qtpy")
     ctl = ServiceController(SpecOnly(), JobRegistry(tmp_path / "jobs.sqlite"), lambda p: None)  # type: ignore[arg-type]
-    dialog = ClipServiceDialog(ctl)
-    qtbot.addWidget(dialog)
+    section = ClipServiceSection(ctl)
+    qtbot.addWidget(section)
     try:
-        assert dialog.send_button.text() == "Style it" and set(dialog.fields) == {"template", "strength",
-                                                                                   "keep_audio"}
-        read = nuke.nodes.Read()
-        read["file"].setValue(tiny_movie(tmp_path / "s.mp4", frames=3).as_posix())
-        read.setSelected(True)
-        dialog.submit()  # the required template is empty: refused in the dialog, nothing sent
-        assert "Template clip is required" in dialog.status.text()
-        dialog.fields["template"].setText("/clips/look.mov")
-        dialog.fields["strength"].setValue(0.5)
-        dialog.fields["keep_audio"].setChecked(True)
-        assert dialog.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}
+        assert set(section.fields) == {"template", "strength", "keep_audio"}
+        assert section.problems_now() == ["Template clip is required"]  # said before anything is sent
+        section.fields["template"].setText("/clips/look.mov")
+        section.fields["strength"].setValue(0.5)
+        section.fields["keep_audio"].setChecked(True)
+        assert section.problems_now() == []
+        assert section.options() == {"template": "/clips/look.mov", "strength": 0.5, "keep_audio": True}
+        assert section.asked(section.options()) == "look.mov"
     finally:
         ctl.close()
 
 
 class GatedTensorPix(TensorPixClient):
     """The TensorPix client, asking once (no retries: an unreachable service is known at once), and listing the
-    models only once ``gate`` is open, so the test sees what the dialog shows before the fresh list arrives."""
+    models only once ``gate`` is open, so the test sees what the section shows before the fresh list arrives."""
 
     def __init__(self, url: str, gate: Any = None) -> None:
         from tether.http import RetryPolicy
@@ -296,7 +303,7 @@ class GatedTensorPix(TensorPixClient):
         return super().models()
 
 
-def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(services: Any, tmp_path: Path,
+def test_the_section_shows_the_last_models_offline_and_fresh_ones_replace_them(services: Any, tmp_path: Path,
                                                                               qtbot: Any) -> None:
     pytest.importorskip("qtpy")
     import threading
@@ -306,28 +313,28 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
     from tether_nuke.clipservices import clock
     from tether_services.server import LocalServices
 
-    def dialog_for(url: str, gate: Any = None) -> Any:
+    def section_for(url: str, gate: Any = None) -> Any:
         ctl = ServiceController(TensorPixAdapter(), JobRegistry(tmp_path / "jobs.sqlite"),
                                 lambda profile: GatedTensorPix(url, gate), download_root=tmp_path / "dl")
-        dialog = ClipServiceDialog(ctl)
-        qtbot.addWidget(dialog)
-        return dialog
+        section = ClipServiceSection(ctl)
+        qtbot.addWidget(section)
+        return section
 
-    def ids(dialog: Any) -> List[Any]:
-        box = dialog.models_box
+    def ids(section: Any) -> List[Any]:
+        box = section.models_box
         return [box.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(box.count())]
 
     with LocalServices(port=0, services=["tensorpix"]) as soon_gone:
         url = soon_gone.url("tensorpix")
         expected = [m.id for m in TensorPixClient(url, token=LOCAL_API_KEY).models()]
-        first = dialog_for(url)
+        first = section_for(url)
         try:
             qtbot.waitUntil(lambda: ids(first) == expected, timeout=PATIENCE_MS)
             assert first.models_note.text() == f"models as of {clock(first.models_shown_at)}"
         finally:
             first.controller.close()
-    # the same profile and address, now a closed port: the models from the first dialog, said to be from then
-    second = dialog_for(url)
+    # the same profile and address, now a closed port: the models from the first section, said to be from then
+    second = section_for(url)
     try:
         qtbot.waitUntil(lambda: "offline" in second.models_note.text(), timeout=PATIENCE_MS)
         assert ids(second) == expected
@@ -343,7 +350,7 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
     listcache.save("tensorpix", "local", live, {"ml_models": [("99", "Retired"), (str(fresh[0]), "Old name")]},
                    fetched_at=time.time() - 3600)
     gate = threading.Event()
-    third = dialog_for(live, gate)
+    third = section_for(live, gate)
     try:
         qtbot.waitUntil(lambda: ids(third) == [99, fresh[0]], timeout=PATIENCE_MS)
         assert "(checking for changes...)" in third.models_note.text()
@@ -364,3 +371,82 @@ def test_the_dialog_shows_the_last_models_offline_and_fresh_ones_replace_them(se
         assert cached is not None and cached.ids("ml_models") == [str(i) for i in fresh]
     finally:
         third.controller.close()
+
+
+def test_cancel_stops_the_send_in_its_upload_and_records_nothing(services: Any, tmp_path: Path, qtbot: Any) -> None:
+    pytest.importorskip("qtpy")
+    import threading
+
+    from panel_support import monitor
+    from qtpy import QtCore
+    from tether_nuke.panel import TetherPanel
+
+    url = services.url("tensorpix")
+    reached, gate = threading.Event(), threading.Event()  # the upload starts only once Cancel was pressed
+
+    class Gated(TensorPixClient):
+        def upload_video(self, path: Path, progress: Any = None) -> Any:
+            reached.set()
+            assert gate.wait(30), "the test never let the upload start"
+            return super().upload_video(path, progress)
+
+    def gated(profile: Any) -> TensorPixClient:
+        return Gated(url, token=LOCAL_API_KEY)
+
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    ctl = ServiceController(TensorPixAdapter(), registry, gated, download_root=tmp_path / "dl")
+    panel = TetherPanel(monitor(registry, tensorpix=ctl))
+    qtbot.addWidget(panel)
+    events: List[Any] = []
+    ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
+    try:
+        panel.open_with((), "submit", "tensorpix")
+        section = panel.sections["tensorpix"]
+        section._show_models([("1", "Upscale x2")], time.time(), "fresh")
+        section.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        read = nuke.nodes.Read()
+        read.setName("Cancel1")
+        read["file"].setValue(tiny_movie(tmp_path / "c.mp4", frames=4).as_posix())
+        for knob, value in (("first", 1), ("last", 4), ("origfirst", 1), ("origlast", 4)):
+            read[knob].setValue(value)
+        read.setSelected(True)
+        panel.follow_selection()
+        before = services.requests.count("POST", r"/tensorpix/api/videos/$", status=201)
+        panel.submit()
+        assert panel.cancel_send_button.isVisible() and panel.cancel_send_button.isEnabled()
+        assert not panel.send_button.isEnabled()
+        qtbot.waitUntil(reached.is_set, timeout=PATIENCE_MS)
+        qtbot.keyClick(panel.cancel_send_button, QtCore.Qt.Key.Key_Space)
+        assert not panel.cancel_send_button.isEnabled() and "Cancelling" in panel.status.text()
+        gate.set()
+        qtbot.waitUntil(lambda: "Cancelled" in panel.status.text(), timeout=PATIENCE_MS)
+        assert "Cancel1 was not sent to TensorPix" in panel.status.text()
+        assert panel.failure_box.isHidden() and not [p for kind, p in events if kind == "error"]
+        assert panel.send_progress.isHidden() and panel.send_button.isEnabled()  # ready to send again
+        assert registry.list() == [] and not [kind for kind, _ in events if kind == "submitted"]
+        # the upload was cut short: the service made no video of it
+        assert services.requests.count("POST", r"/tensorpix/api/videos/$", status=201) == before
+    finally:
+        gate.set()
+        panel.close()
+        panel.controller.close()
+
+
+def test_settings_test_connection_asks_the_service_at_the_url_saved(services: Any, tmp_path: Path,
+                                                                   qtbot: Any) -> None:
+    pytest.importorskip("qtpy")
+    from panel_support import monitor
+    from tether_nuke.panel import TetherPanel
+
+    panel = TetherPanel(monitor(JobRegistry(tmp_path / "jobs.sqlite")))
+    qtbot.addWidget(panel)
+    try:
+        panel.open_with((), "settings")
+        box = panel.settings["tensorpix"]
+        box.url.setText(services.url("tensorpix"))
+        assert box.save()
+        panel.test_connection("tensorpix").result(timeout=30)
+        qtbot.waitUntil(lambda: "Connected: 5 models offered" in box.result.text(), timeout=PATIENCE_MS)
+    finally:
+        panel.close()
+        panel.controller.close()

@@ -271,7 +271,7 @@ class CountingTensorPix(TensorPixClient):
         return super().get_tensorpix_job(job_id)
 
 
-def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
+def test_a_clip_section_send_with_the_monitor_open_is_polled_once_and_imported_once(
         services: Any, tmp_path: Path, qtbot: Any) -> None:
     from qtpy import QtCore
     from tether_nuke import commands
@@ -294,19 +294,20 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     read = movie_read("DlgPlate", movie(tmp_path / "dlg.mp4", (30, 90, 30)), 1001, (300, 0))
     tensorpix.pause()
     try:
-        # a job the monitor follows (sent earlier, not from the dialog): a TensorPix watcher runs for it
+        # a job the monitor follows (sent earlier, not from the panel's section): a TensorPix watcher runs for it
         older = clip.submit(read_plate(older_read), tensorpix_options([1]), follow=False).result(timeout=60)
         qtbot.waitUntil(lambda: controller.watching() == ["tensorpix"], timeout=PATIENCE_MS)
 
-        dialog = commands.open_clip_service("tensorpix")  # the open panel's, found through Qt
-        assert dialog is not None, nuke._messages
-        assert dialog is panel.dialogs["tensorpix"] and commands.open_clip_service("tensorpix") is dialog
-        assert dialog.controller is controller.service("tensorpix")  # one controller per service, shared
-        qtbot.waitUntil(lambda: dialog.models_box.count() > 0, timeout=PATIENCE_MS)
+        section = commands.open_clip_service("tensorpix")  # the open panel's, found through Qt
+        assert section is not None, nuke._messages
+        assert section is panel.sections["tensorpix"] and commands.open_clip_service("tensorpix") is section
+        assert panel.current_service() == "tensorpix"
+        assert section.controller is controller.service("tensorpix")  # one controller per service, shared
+        qtbot.waitUntil(lambda: section.models_box.count() > 0, timeout=PATIENCE_MS)
         read.setSelected(True)
-        dialog.refresh_plate()
-        dialog.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
-        dialog.submit()
+        panel.follow_selection()
+        section.models_box.item(0).setCheckState(QtCore.Qt.CheckState.Checked)
+        panel.submit()
         qtbot.waitUntil(lambda: any(kind == "submitted" and p != older for kind, p in events), timeout=60000)
         [sent] = [p for kind, p in events if kind == "submitted" and p != older]
         assert controller.follows(("tensorpix", sent))
@@ -320,7 +321,7 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
         qtbot.waitUntil(lambda: polls(sent) >= 6 and polls(older) >= 6, timeout=PATIENCE_MS)
         assert controller.watching() == ["tensorpix"]  # still following the older job
         pollers = {thread for job_id, thread in asked if job_id == sent}
-        assert pollers and all(t.startswith("tether-tensorpix") for t in pollers), pollers  # the dialog's only
+        assert pollers and all(t.startswith("tether-tensorpix") for t in pollers), pollers  # its controller's
         assert {t for job_id, t in asked if job_id == older} == {"tether-nuke-watch-tensorpix"}
     finally:
         tensorpix.resume()
@@ -334,11 +335,11 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     try:
         def imported() -> bool:
             nuke._run_main_queue()
-            return "Imported job" in dialog.status.text() or any(kind == "error" for kind, _ in events)
+            return "Imported job" in panel.status.text() or any(kind == "error" for kind, _ in events)
 
         qtbot.waitUntil(imported, timeout=60000)
         assert not [p for kind, p in events if kind == "error"]
-        # the monitor shows the dialog's job finished (from the dialog's follower), and nothing is left to poll
+        # the monitor shows the section's job finished (from its controller's follower), and nothing is left to poll
         qtbot.waitUntil(lambda: cell(sent, "State") == "completed" and cell(sent, "Progress").value() == 100,
                         timeout=PATIENCE_MS)
         qtbot.waitUntil(lambda: controller.watching() == [] and not controller.follows(("tensorpix", sent)),
@@ -351,7 +352,7 @@ def test_a_dialog_send_with_the_monitor_open_is_polled_once_and_imported_once(
     assert reads == ["DlgPlate_tensorpix_v001"], reads  # imported once, by the one follower
     assert [p[0] for kind, p in events if kind == "imported"] == [sent]
     assert nuke.toNode("OldPlate_tensorpix_v001") is None  # the monitor follows; it does not import on its own
-    # every GET of the dialog's job the service answered came from the dialog's controller
+    # every GET of the section's job the service answered came from its controller
     assert polls(sent) == len([1 for job_id, _ in asked if job_id == sent])
     assert all(t.startswith("tether-tensorpix") for job_id, t in asked if job_id == sent)
 

@@ -290,3 +290,64 @@ def test_the_same_frames_and_options_offer_the_finished_jobs_results(qtbot: Any,
     finally:
         controller.close()
         client.close()
+
+
+def test_the_panel_follows_the_selected_read_or_the_pinned_one(panel: Any, qtbot: Any, tmp_path: Path) -> None:
+    first = sequence_read(tmp_path)
+    panel.open_with(("roto",))
+    panel.show()
+    assert panel.selection_timer.isActive() and panel.facts["node"].text() == "Plate7"
+    second = nuke.nodes.Read()
+    second.setName("Plate8")
+    second["file"].setValue(first["file"].value())
+    for knob in ("first", "last", "frame_mode", "frame"):
+        second[knob].setValue(first[knob].value())
+    second.selectOnly()
+    # the timer notices the selection: the panel shows, and Send would send, the selected Read
+    qtbot.waitUntil(lambda: panel.facts["node"].text() == "Plate8", timeout=PATIENCE_MS)
+    assert panel.plate is not None and panel.plate.node == "Plate8"
+    second["last"].setValue(1010)  # an edit of the Read's knobs is followed too
+    assert panel.follow_selection() and panel.plate.frame_count == 10
+    assert not panel.follow_selection()  # nothing changed: nothing read again
+
+    panel.pin_button.click()
+    assert panel.pinned == "Plate8" and "Pinned: Plate8" in panel.pin_note.text()
+    assert panel.pin_button.text() == "Unpi&n"
+    first.selectOnly()
+    assert not panel.follow_selection() and panel.plate.node == "Plate8"  # pinned: the selection is not followed
+    nuke.delete(second)
+    assert panel.follow_selection() and panel.plate.node == "Plate7"  # a pinned Read deleted: followed again
+    assert panel.pinned is None and not panel.pin_button.isChecked()
+    assert "pinned Read Plate8 is gone" in panel.pin_note.text()
+
+    panel.pin_button.click()
+    panel.pin_button.click()  # unpinned: the selection again
+    assert panel.pinned is None and panel.pin_note.isHidden()
+    panel.close()
+    assert not panel.selection_timer.isActive()  # a closed pane asks Nuke nothing
+
+
+def test_pinning_needs_a_read(panel: Any) -> None:
+    panel.open_with(("roto",))
+    panel.pin_button.click()
+    assert not panel.pin_button.isChecked() and panel.pinned is None
+    assert "Select a Read to pin first" in panel.pin_note.text()
+
+
+def test_settings_keep_a_key_that_could_not_be_stored_and_store_one_that_can(panel: Any, memkeyring: Any) -> None:
+    panel.open_with((), "settings")
+    box = panel.settings["clipzy"]
+    box.url.setText("ftp://clipzy.example.com")
+    box.key_edit.setText("czy-secret-1")
+    assert not box.save()
+    assert "is not an http:// or https:// URL" in box.result.text()
+    assert box.key_edit.text() == "czy-secret-1"  # kept, to fix the URL and save again
+    box.url.setText("https://clipzy.example.com/api/")
+    assert box.save()
+    from tether.settings import active_profile, get_secret
+
+    assert active_profile().clipzy.url == "https://clipzy.example.com/api"
+    secret = get_secret(active_profile().name, "clipzy", "token")
+    assert secret is not None and secret.get_secret_value() == "czy-secret-1"
+    assert box.key_edit.text() == "" and box.key_label.text() == "keyring"
+    assert box.url.text() == "https://clipzy.example.com/api"

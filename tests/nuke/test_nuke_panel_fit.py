@@ -39,14 +39,18 @@ def test_states_say_what_is_wrong_in_words(qtbot: Any, tmp_path: Path) -> None:
         assert "50 left" in panel.problems.text() and not panel.send_button.isEnabled()
     finally:
         close(panel)
-    dialog = build("tensorpix-still", tmp_path / "still")
+    panel = build("tensorpix-still", tmp_path / "still")
     try:
-        assert "TensorPix needs a clip" in dialog.problems.text() and "Autopilot" not in dialog.problems.text()
-        assert not dialog.send_button.isEnabled()
-        assert [dialog.models_box.item(i).text() for i in range(3)] == ["Upscale x2", "Denoise (strong)",
-                                                                       "Frame interpolation"]
+        assert "TensorPix needs a clip" in panel.problems.text() + panel.clip_note.text()
+        assert "Autopilot" not in panel.problems.text() + panel.clip_note.text()
+        assert not panel.send_button.isEnabled() and panel.send_button.text() == "&Send to TensorPix"
+        section = panel.sections["tensorpix"]
+        assert [section.models_box.item(i).text() for i in range(3)] == ["Upscale x2", "Denoise (strong)",
+                                                                        "Frame interpolation"]
+        spins = [section.numbers[k] for k in ("grain", "fps_interpolation_factor")]
+        assert [(s.text(), s.maximum()) for s in spins] == [("0 %", 100), ("0.0 x", 8)]  # no "default", no "20.00"
     finally:
-        close(dialog)
+        close(panel)
     panel = build("send-failure", tmp_path / "failure")
     try:
         box = panel.failure_box
@@ -72,7 +76,7 @@ def test_the_job_monitor_answers_what_when_where_why(qtbot: Any, tmp_path: Path)
         assert (job, service) == ("Plate_sh0100_main", "Autopilot: roto, camera, depth (jpg)") and len(sent) == 5
         state = COLUMNS.index("State")
         bars = {key: panel.table.cellWidget(r, state).format() for key, r in panel._rows.items()}
-        assert bars[("tensorpix", "101")] == "completed, imported"
+        assert bars[("tensorpix", "101")] == "imported"
         assert bars[("autopilot", "3f2a9c1d-77aa-4e0b-9f1e-0c5d7e2b1a90")] == "running 40%"
         assert bars[("clipzy", "z-88")] == "failed"
         assert "template clip is shorter than 1 second" in panel.job_info.text()  # the selected job's reason
@@ -109,9 +113,16 @@ def test_tab_order_and_enter_sends(qtbot: Any, tmp_path: Path) -> None:
         assert sent == [True]
     finally:
         close(panel)
-    dialog = build("clipzy-imported", tmp_path / "dialog")
+    panel = build("clipzy-imported", tmp_path / "clipzy")
     try:
-        assert dialog.send_button.isDefault() and dialog.send_button.isEnabled()
-        assert "Plate7_clipzy_styled_v003" in dialog.status.text()
+        section = panel.sections["clipzy"]
+        assert panel.send_button.isDefault() and panel.send_button.isEnabled()
+        assert focus_order(panel.tab_order[0], panel.tab_order) == panel.tab_order
+        assert panel.tab_order[2:4] == [section.fields["template"], *section.tab_order[1:2]]  # then Browse
+        assert "Plate7_clipzy_styled_v003" in panel.status.text()
+        sent = []
+        panel.send_button.clicked.connect(lambda *_: sent.append(True))
+        qtbot.keyClick(section.fields["template"], QtCore.Qt.Key.Key_Return)
+        assert sent == [True]
     finally:
-        close(dialog)
+        close(panel)

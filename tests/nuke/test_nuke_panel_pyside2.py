@@ -1,4 +1,4 @@
-"""The panel and the clip-service dialog on Nuke 14's stack: Python 3.9 + PySide2 5.15, offscreen.
+"""The panel and its clip-service sections on Nuke 14's stack: Python 3.9 + PySide2 5.15, offscreen.
 
 pytest-qt no longer supports PySide2, so tests/nuke/pyside2_driver.py drives the widgets (QtTest clicks and keys,
 Qt's event loop for the worker threads' queued signals) in the shared 3.9 venv (tests/py39_env.py) and reports each
@@ -20,9 +20,9 @@ ROOT = HERE.parents[1]
 CHECKS = {
     "check_no_read_selected_blocks_sending", "check_clip_facts_and_defaults", "check_typing_and_clicking_revalidate",
     "check_still_image_is_refused", "check_preview_dialog", "check_job_table_follows_the_registry_and_live_events",
-    "check_clip_service_jobs_in_the_monitor", "check_settings_page",
+    "check_clip_service_jobs_in_the_monitor", "check_settings_page", "check_the_panel_follows_the_selection_or_the_pin",
     "check_closing_stops_the_events", "check_commands_open_the_panel_through_nukescripts",
-    "check_options_spec_dialog", "check_tensorpix_dialog_lists_models", "check_tensorpix_models_from_the_cache",
+    "check_options_spec_section", "check_tensorpix_section_lists_models", "check_tensorpix_models_from_the_cache",
 }
 
 

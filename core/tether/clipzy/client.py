@@ -47,7 +47,7 @@ from ..fileio import write_text_atomic
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..progress import Progress
-from ..transfer import download
+from ..transfer import counted, download
 from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 
 SERVICE = "clipzy"
@@ -250,13 +250,15 @@ class ClipzyClient(BaseClient):
         return data if isinstance(data, dict) else {"status": data}
 
     def upload(self, path: Union[str, Path], *, template_video_id: Optional[str] = None,
-               webhook_url: Optional[str] = None) -> Video:
+               webhook_url: Optional[str] = None, progress: Optional[Progress] = None) -> Video:
+        """``progress(done, total)`` as bytes go; returning False stops the upload (:class:`CancelledByUser`)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"cannot upload {path}: no such file")
         form = {k: v for k, v in (("template_video_id", template_video_id), ("webhook_url", webhook_url)) if v}
         with open(path, "rb") as fh:  # httpx rewinds the file for each retry
-            data = self.call("POST", "/videos/upload", files={"file": (path.name, fh, "application/octet-stream")},
+            reader = counted(fh, path, progress)
+            data = self.call("POST", "/videos/upload", files={"file": (path.name, reader, "application/octet-stream")},
                              data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
         video = self.parse(Video, data, "POST /videos/upload")
         self._fresh_videos.add(video.video_id)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from ..jobs import Job
 from ..nukeimport.model import Sent
+from ..progress import Progress
 from .client import ClipzyClient, stage_text
 from .submit import TemplateUploads, problems, request_from, submit
 
@@ -44,10 +45,10 @@ class ClipzyAdapter:
         return ClipzyClient.from_profile(profile)
 
     def submit(self, client: ClipzyClient, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry],
-               label: str, extra: Dict[str, Any]) -> Sent:
+               label: str, extra: Dict[str, Any], progress: Optional[Progress] = None) -> Sent:
         # recorded at once (by the one submit path): the controller adds the plate right after
         sub = submit(client, request_from(movie, options), registry=registry, source_label=label, extra=extra,
-                     templates=self._templates)
+                     templates=self._templates, progress=progress)
         return Sent(job_id=sub.job.job_id, first_index=0, extra=dict(sub.extra))
 
     def fetch(self, client: ClipzyClient, job_id: str, dest: Path) -> Path:

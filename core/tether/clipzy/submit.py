@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
+from ..progress import Progress
 from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
 from .models import ClipzyJob, JobCreate
 
@@ -112,8 +113,10 @@ class Submission:
 
 def submit(client: ClipzyClient, req: ClipzyRequest, *, registry: Optional[JobRegistry] = None,
            out_dir: Optional[Path] = None, source_label: Optional[str] = None,
-           extra: Optional[Dict[str, Any]] = None, templates: Optional[TemplateUploads] = None) -> Submission:
-    """Upload what the engine lacks, start the styling job and record it in ``registry``."""
+           extra: Optional[Dict[str, Any]] = None, templates: Optional[TemplateUploads] = None,
+           progress: Optional[Progress] = None) -> Submission:
+    """Upload what the engine lacks, start the styling job and record it in ``registry``. ``progress`` follows the
+    clip's upload (False stops it)."""
     prep = prepare(client, req)
     clip = Path(req.clip)
     if out_dir is not None:
@@ -124,7 +127,7 @@ def submit(client: ClipzyClient, req: ClipzyRequest, *, registry: Optional[JobRe
         template_id = templates.video_id(client, prep.template_file)
     else:
         template_id = client.upload(prep.template_file).video_id
-    video = client.upload(clip)
+    video = client.upload(clip, progress=progress)
     ids = {"video_id": video.video_id, "template_video_id": template_id}
     with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=source_label or clip.name,
                                source=str(clip.resolve()), output_dir=out_dir, extra={**(extra or {}), **ids}):

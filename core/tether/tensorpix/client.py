@@ -26,6 +26,7 @@ from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
 from ..progress import Progress
 from ..spec import SPECS
+from ..transfer import counted
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
 SERVICE = "tensorpix"
@@ -130,12 +131,14 @@ class TensorPixClient(BaseClient):
         return self.parse(Balance, self.json("GET", path), f"GET {path}")
 
     # --- videos ---------------------------------------------------------------------------------------------
-    def upload_video(self, path: Path) -> InputVideo:
+    def upload_video(self, path: Path, progress: Optional[Progress] = None) -> InputVideo:
+        """``progress(done, total)`` as bytes go; returning False stops the upload (:class:`CancelledByUser`)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"cannot upload {path}: no such file")
         with open(path, "rb") as fh:
-            body = self.json("POST", "/api/videos/", files={"file": (path.name, fh, "application/octet-stream")},
+            reader = counted(fh, path, progress)
+            body = self.json("POST", "/api/videos/", files={"file": (path.name, reader, "application/octet-stream")},
                              timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
         video = self.parse(InputVideo, body, "POST /api/videos/")
         self._fresh_videos.add(str(video.id))

@@ -18,6 +18,7 @@ from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
 from ..media import WEB_MOVIE_EXTS
+from ..progress import Progress
 from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
 from .models import InputVideo, JobCreate, TensorPixJob
 
@@ -85,13 +86,15 @@ class Submission:
 
 def submit(client: TensorPixClient, clip: str, options: Dict[str, Any], *, registry: Optional[JobRegistry] = None,
            out_dir: Optional[Path] = None, source_label: Optional[str] = None,
-           extra: Optional[Dict[str, Any]] = None, ready_timeout: float = 600.0) -> Submission:
-    """Upload ``clip`` (a movie file), wait until TensorPix has it, create the job, record it in ``registry``."""
+           extra: Optional[Dict[str, Any]] = None, ready_timeout: float = 600.0,
+           progress: Optional[Progress] = None) -> Submission:
+    """Upload ``clip`` (a movie file), wait until TensorPix has it, create the job, record it in ``registry``.
+    ``progress`` follows the upload's bytes (False stops it)."""
     prep = prepare(client, clip, options)
     path = prep.path
     if out_dir is not None:
         check_output_dir(out_dir)
-    uploaded = client.upload_video(path)
+    uploaded = client.upload_video(path, progress)
     video = client.wait_ready(uploaded.id, timeout=ready_timeout)
     facts = {"source": str(path), "video_id": video.id, "frame_count": video.n_frames, "first_frame": 1,
              "options": prep.payload.payload(), **(extra or {})}
