@@ -38,6 +38,24 @@ def kinds(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     return dict(json.loads(lines[-1][len("TETHER_KINDS "):]), root=str(root / "scene"))
 
 
+@pytest.fixture(scope="session")
+def usd_walked(kinds: Dict[str, Any]) -> None:
+    """Both USD stages read by one headless Blender (the bundle keeps what it read while the layers are unchanged)."""
+    from tether.farm.bundle import usd_references
+
+    assert usd_references([Path(kinds["files"]["usd"]), Path(kinds["files"]["usd_bad"])]) is not None
+
+
+def _exists(path: Path) -> bool:
+    """A file, or at least one file of a sequence, a UDIM set or a cache folder."""
+    from blender_asset_tracer.trace import file_sequence
+
+    try:
+        return next(file_sequence.expand_sequence(path), None) is not None
+    except file_sequence.DoesNotExist:
+        return False
+
+
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -58,7 +76,8 @@ def test_outside_names_keep_drives_and_hosts_apart() -> None:
     assert outside_name("/home/ann/t.png") == PurePosixPath(OUTSIDE, "home", "ann", "t.png")
 
 
-def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_services: LocalServices,
+def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], usd_walked: None,
+                                                  local_services: LocalServices,
                                                   monkeypatch: pytest.MonkeyPatch, farm_url: str,
                                                   farm_headers: Dict[str, str],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,8 +93,15 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
                      "tex/tint.osl", "tex/font.woff2", f"{outside}/shared/par.png", f"{outside}/abs/tex/abs.png",
                      f"{outside}/abs/hdri/sky.hdr", f"{outside}/abs/cache/tile.abc", f"{outside}/abs/vse/strip.png",
                      f"{outside}/abs/audio/tone.wav", f"{outside}/abs/clip/clip.0001.png", f"{outside}/lib/lib.blend",
-                     f"{outside}/lib/libtex.png", f"{outside}/abs/fluid/config/config_0001.uni"}, sorted(names)
+                     f"{outside}/lib/libtex.png", f"{outside}/abs/fluid/config/config_0001.uni",
+                     "fluid/config/config_0001.uni", f"{outside}/abs/vol/cloud.vdb", "tex/beam.ies",
+                     f"{outside}/abs/ies/lamp.ies", f"{outside}/abs/fonts/caption.woff2",
+                     # the USD stage's root layer (named by the .blend) and the sublayer only the root layer names
+                     f"{outside}/abs/usd/root.usda", f"{outside}/abs/usd/mesh.usda"}, sorted(names)
     assert any(n.startswith("bakes/") and n.endswith(".blob") for n in names), sorted(names)
+    # particle disk caches: the scene's beside it, the library's beside the library
+    for folder in ("blendcache_shot/", f"{outside}/lib/blendcache_lib/"):
+        assert any(n.startswith(folder) and n.endswith(".bphys") for n in names), sorted(names)
     assert not any("packed" in n for n in names)  # a packed image stays packed
     # A scene saved on Windows: its paths are named as written, never joined onto this machine's folders.
     assert {str(p): plan.deps.missing_from[p] for p in plan.deps.missing} == WINDOWS
@@ -98,7 +124,8 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
                           message=f"job {job_id} to finish")
         assert view["status"] == "completed", view
 
-        # Every path of every .blend the farm received is relative and stays inside the job's workspace.
+        # Every path of every .blend the farm received is relative, stays inside the job's workspace and names a
+        # file there (the originals are gone).
         import tether.blend
         from tether.blend import trace_usages
 
@@ -108,6 +135,10 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
                 continue  # missing, submitted anyway: left as written
             assert usage.asset_path.startswith(b"//"), (usage.block_name, usage.asset_path)
             assert Path(os.path.abspath(usage.abspath)).is_relative_to(workspace), usage.abspath
+            assert _exists(usage.abspath), (usage.block_name, usage.asset_path)
+        bundle_root = (workspace / job.scene).parents[len(PurePosixPath(plan.scene).parts) - 1]
+        usd_layer = bundle_root / plan.name_for(Path(kinds["files"]["usd"]))
+        assert usd_layer.with_name("mesh.usda").is_file()  # where the root layer's ./mesh.usda finds it
 
         reply = httpx.get(f"{farm_url}/api/jobs/{job_id}/outputs/kinds_0001.png", headers=farm_headers,
                           timeout=30)
@@ -130,8 +161,9 @@ def test_every_kind_renders_from_the_bundle_alone(kinds: Dict[str, Any], local_s
 def test_a_path_the_bundle_misses_refuses_the_upload(kinds: Dict[str, Any], local_services: LocalServices,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """The headless proof is independent of the tracer: with the tracer blind to OSL scripts (as BAT is), the
-    script stays where the scene named it, and the upload is refused naming the node, the field and the path."""
+    """The headless proof is independent of the tracer: with the tracer blind to OSL scripts and to IES profiles of
+    materials (as BAT is), the files stay where the scene named them, and the upload is refused naming the node, the
+    field and the path."""
     import tether.blend
 
     monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
@@ -142,12 +174,32 @@ def test_a_path_the_bundle_misses_refuses_the_upload(kinds: Dict[str, Any], loca
     assert all(f"{path} (used by {name})" in err for path, name in WINDOWS.items()), err
     assert "--allow-missing" in err and "the farm will render without them" in err
 
-    monkeypatch.setattr(tether.blend, "_script_usages", lambda block: iter(()))
+    monkeypatch.setattr(tether.blend, "_node_file_usages", lambda block: iter(()))
     assert main(["farm", "submit", str(kinds["blend"]), "--allow-missing"]) != 0
     err = capsys.readouterr().err
     assert "material 'osl', node 'Script', filepath" in err and kinds["files"]["osl"] in err, err
+    assert "material 'ies', node 'IES Texture', filepath" in err and kinds["files"]["ies"] in err, err
     assert "nothing was uploaded" in err
     assert local_services.requests.count("POST", r"/farm/api/(uploads|jobs)") == 0
+
+
+def test_usd_layers_the_bundle_cannot_carry_are_refused(kinds: Dict[str, Any], usd_walked: None) -> None:
+    """USD files are not rewritten: a name that would not find its file on the farm is refused before upload
+    (absolute, or crossing the project folder), a missing one is named as missing."""
+    from tether.blend import Dependencies
+    from tether.farm.bundle import _usd_layers
+
+    bad, root = Path(kinds["files"]["usd_bad"]), Path(kinds["root"]) / "project"
+    deps = Dependencies()
+    found = _usd_layers([(bad, bad, "usd/bad.usda")], root, deps)
+    assert found.files == []
+    crossing, absolute = found.errors
+    assert "'../../abs/usd/mesh.usda', which crosses the project folder" in crossing and "--project-root" in crossing
+    assert "'/nowhere/x.usda' by an absolute path" in absolute and "make it relative" in absolute
+    assert deps.missing == [bad.with_name("gone.usda")] and deps.missing_from[deps.missing[0]] == "USD layer bad.usda"
+    # with the project folder above both, the crossing name keeps its place in the bundle
+    above = _usd_layers([(bad, bad, "project/usd/bad.usda")], Path(kinds["root"]), Dependencies())
+    assert [name for _src, _up, name in above.files] == ["abs/usd/mesh.usda"]
 
 
 def test_an_absolute_bake_folder_is_rewritten_in_place_or_refused(kinds: Dict[str, Any], tmp_path: Path) -> None:

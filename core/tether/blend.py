@@ -256,8 +256,11 @@ def _view_suffixes(scene: Any) -> List[str]:
     return suffixes
 
 
-# NodeShaderScript.mode: the script is a file on disk (Blender's NODE_SCRIPT_EXTERNAL)
-_SCRIPT_EXTERNAL = 1
+# NodeShaderScript.mode and NodeShaderTexIES.mode: the file is on disk (NODE_SCRIPT_EXTERNAL, NODE_IES_EXTERNAL)
+_FILE_EXTERNAL = 1
+# Shader nodes naming a file of their own, and the owners whose trees BAT already reads them from (its lamp
+# handler takes every node storage's filepath in a light's tree: IES profiles there, scripts too)
+_FILE_NODES = {"ShaderNodeScript": (), "ShaderNodeTexIES": (b"LA",)}
 _NODETREE_OWNERS = (b"MA", b"WO", b"LA", b"TE", b"LS")
 
 
@@ -297,17 +300,19 @@ def _nodes(ntree: Any) -> Iterator[Any]:
     yield from iterators.listbase(ntree.get_pointer((b"nodes", b"first")))
 
 
-def _script_usages(block: Any) -> Iterator[Any]:
-    """External OSL script files of Script nodes (BAT does not collect them)."""
+def _node_file_usages(block: Any) -> Iterator[Any]:
+    """Files of shader nodes BAT does not collect: external OSL scripts of Script nodes, and IES profiles of IES
+    Texture nodes outside lights (in a material, a world or a node group)."""
     from blender_asset_tracer.trace import result
 
     trees = [_nodetree(block)] if block.code != b"NT" else [block]
     for ntree in trees:
         for node in _nodes(ntree):
-            if node.get(b"idname", as_str=True) != "ShaderNodeScript":
+            read_by_bat = _FILE_NODES.get(node.get(b"idname", as_str=True))
+            if read_by_bat is None or block.code in read_by_bat:
                 continue
             storage = node.get_pointer(b"storage")
-            if storage is None or storage.get(b"mode") != _SCRIPT_EXTERNAL:
+            if storage is None or storage.get(b"mode") != _FILE_EXTERNAL:
                 continue
             path, field_ = storage.get(b"filepath", return_field=True)
             if path:
@@ -316,7 +321,7 @@ def _script_usages(block: Any) -> Iterator[Any]:
 
 def trace_usages(path: Path) -> Iterator[Any]:
     """BAT's ``trace.deps`` through Tether's seam: every ``BlockUsage`` of the scene and its libraries, with the
-    kinds BAT misses (see :func:`_block_iterator`, :func:`_script_usages`)."""
+    kinds BAT misses (see :func:`_block_iterator`, :func:`_node_file_usages`)."""
     from blender_asset_tracer import trace
     from blender_asset_tracer.trace import blocks2assets
 
@@ -325,7 +330,7 @@ def trace_usages(path: Path) -> Iterator[Any]:
         bfile = iterator.open_blendfile(path)
         seen: Set[int] = set()
         for block in trace.asset_holding_blocks(iterator.iter_blocks(bfile)):
-            for usage in [*blocks2assets.iter_assets(block), *_script_usages(block)]:
+            for usage in [*blocks2assets.iter_assets(block), *_node_file_usages(block)]:
                 key = hash(usage)
                 if key not in seen:
                     seen.add(key)

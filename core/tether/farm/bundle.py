@@ -9,6 +9,7 @@ The user's scene file is never changed.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import shutil
@@ -58,16 +59,14 @@ class Bundle:
     deps: Dependencies = field(default_factory=Dependencies)
     staging: Optional[Path] = None
     errors: List[str] = field(default_factory=list)  # what cannot be bundled, in words that say what to change
+    warnings: List[str] = field(default_factory=list)
 
     def remote(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
 
     def name_for(self, path: Path) -> str:
         """The bundle name of a file added as it is (an extra file the scene does not name)."""
-        try:
-            return Path(path).resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            return str(outside_name(str(Path(path).resolve())))
+        return _bundle_name(Path(path), Path(self.root))
 
     def remote_names(self, extra: List[Path]) -> List[str]:
         """The farm-side names (``upload_paths``): the bundle's files, the scene first, then ``extra``."""
@@ -169,8 +168,9 @@ def _packer_class() -> Any:
             pass
 
     class BundlePacker(Packer):
-        """``Packer`` with Tether's tracer (libraries' node trees in Blender 5 files, OSL scripts, Windows paths
-        read elsewhere), drive letters and UNC hosts kept as folders, and assets recorded instead of copied."""
+        """``Packer`` with Tether's tracer (libraries' node trees in Blender 5 files, OSL scripts, IES profiles of
+        materials, Windows paths read elsewhere), drive letters and UNC hosts kept as folders, and assets recorded
+        instead of copied; USD layers are added after the packer (see ``_usd_layers``)."""
 
         def __init__(self, scene: Path, project: Path, staging: Optional[Path]) -> None:
             super().__init__(scene, project, str(project))
@@ -296,6 +296,9 @@ def build(scene: Path, project: Optional[Path] = None, staging: Optional[Path] =
         for path in set(blendfile._cached_bfiles) - opened:
             blendfile._cached_bfiles[path].close()
     scene_name = scene.relative_to(root).as_posix()
+    deps = packer.deps
+    usd = _usd_layers(recorded, root, deps)
+    recorded += usd.files
     files: Dict[str, BundleFile] = {}
     found: List[Path] = []
     for original, source, name in recorded:
@@ -304,10 +307,138 @@ def build(scene: Path, project: Optional[Path] = None, staging: Optional[Path] =
             if name != scene_name:
                 found.append(original)
     ordered = sorted(files.values(), key=lambda f: f.name != scene_name)
-    deps = packer.deps
     deps.found = found
     return Bundle(root=root.as_posix(), scene=scene_name, files=ordered, deps=deps, staging=staging,
-                  errors=packer.errors)
+                  errors=packer.errors + usd.errors, warnings=usd.warnings)
+
+
+# --- USD layers: files a USD cache opens that no .blend names --------------------------------------------------
+# A Mesh Sequence Cache (or Transform Cache) reads a USD stage through a Cache File, whose root layer BAT follows like
+# any file. The stage's sublayers, references, payloads and asset-valued attributes are named inside the USD files,
+# which BAT cannot read and Tether does not rewrite (no USD writer): they are found with USD's own UsdUtils (pxr,
+# Blender's own: in-process inside Blender, else in the headless Blender that makes the proof) and uploaded under
+# their bundle names. That keeps a relative name working only when both files keep their relative places (both
+# inside the project, or both outside it); an absolute name, or one that crosses the project folder, is refused.
+USD_EXTENSIONS = (".usd", ".usda", ".usdc", ".usdz")
+_USD_WALK = r'''
+def usd_references(roots):
+    """For each root: [layer, the name as the layer writes it, that file on this machine] for every external name of
+    every layer reached from it (sublayers, references, payloads, asset paths), layers followed recursively."""
+    import os
+    try:
+        from pxr import UsdUtils
+    except ImportError:  # the bpy wheel keeps Blender's pxr in a Python folder of its own
+        import glob, sys, bpy
+        sys.path += glob.glob(os.path.join(bpy.utils.system_resource("PYTHON"), "lib", "python3*", "site-packages"))
+        from pxr import UsdUtils
+    found = {}
+    for root in roots:
+        out, seen, todo = found.setdefault(root, []), set(), [root]
+        while todo:
+            layer = todo.pop()
+            if layer in seen or layer.lower().endswith(".usdz"):  # a .usdz holds its own files
+                continue
+            seen.add(layer)
+            for kind, names in zip(("layer", "layer", "layer", "asset"), UsdUtils.ExtractExternalReferences(layer)):
+                for name in names:
+                    full = os.path.normpath(os.path.join(os.path.dirname(layer), name))
+                    out.append([layer, name, full])
+                    if kind == "layer" and os.path.isfile(full):
+                        todo.append(full)
+    return found
+'''
+# root layer -> (the layers read and their mtimes, its references): preflight and submit read each stage once
+_USD_SEEN: Dict[str, Tuple[Dict[str, Optional[int]], List[List[str]]]] = {}
+
+
+def _stamps(root: str, refs: List[List[str]]) -> Dict[str, Optional[int]]:
+    read = {root} | {r[0] for r in refs} | {r[2] for r in refs if r[2].lower().endswith(USD_EXTENSIONS)}
+    return {p: (os.stat(p).st_mtime_ns if os.path.exists(p) else None) for p in read}
+
+
+@dataclass
+class _UsdFiles:
+    files: List[Tuple[Path, Path, str]] = field(default_factory=list)
+    errors: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def usd_references(roots: List[Path]) -> Optional[List[List[str]]]:
+    """The external names in the USD layers reached from ``roots`` (see ``_USD_WALK``); None with no Blender here."""
+    import importlib.util
+    import json
+    import subprocess
+
+    names = [str(r) for r in roots if str(r) not in _USD_SEEN or
+             _stamps(str(r), _USD_SEEN[str(r)][1]) != _USD_SEEN[str(r)][0]]
+    if not names:
+        return [ref for r in roots for ref in _USD_SEEN[str(r)][1]]
+    space: Dict[str, Any] = {}
+    exec(_USD_WALK, space)  # our own walker, run here when Blender's pxr is importable (inside Blender)
+    if importlib.util.find_spec("pxr") is not None:
+        found = space["usd_references"](names)
+    else:
+        command = blender_command()
+        if command is None:
+            return None
+        script = _USD_WALK + "import json, sys\nprint('TETHER_USD ' + json.dumps(usd_references(json.loads(" \
+            "sys.argv[sys.argv.index('--') + 1]))))\n"
+        proc = subprocess.run([*command, script, "--", json.dumps(names)], capture_output=True, text=True,
+                              timeout=120)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("TETHER_USD ")]
+        if proc.returncode != 0 or not lines:
+            from ..errors import InputError
+
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise InputError(f"the headless Blender could not read the USD layers {', '.join(names)}: {tail}")
+        found = json.loads(lines[-1][len("TETHER_USD "):])
+    for root, refs in found.items():
+        _USD_SEEN[root] = (_stamps(root, refs), refs)
+    return [ref for r in roots for ref in _USD_SEEN[str(r)][1]]
+
+
+def _usd_layers(recorded: List[Tuple[Path, Path, str]], root: Path, deps: Dependencies) -> _UsdFiles:
+    import posixpath
+
+    out = _UsdFiles()
+    layers = {Path(original): name for original, _src, name in recorded
+              if name.lower().endswith(USD_EXTENSIONS) and Path(original).is_file()}
+    if not layers:
+        return out
+    found = usd_references(sorted(layers))
+    if found is None:
+        out.warnings.append("no headless Blender here to read the USD layers "
+                            f"({', '.join(sorted(layers.values()))}): the files they name are not uploaded "
+                            "(pip install bpy==5.0.1, or set TETHER_BLENDER)")
+        return out
+    for layer, written, full in found:
+        layer_name = layers.get(Path(layer)) or _bundle_name(Path(layer), root)
+        layers.setdefault(Path(layer), layer_name)
+        if PurePosixPath(written).is_absolute() or _DRIVE.match(written) or written.startswith("\\"):
+            out.errors.append(f"USD layer {layer} names '{written}' by an absolute path, which the farm cannot open "
+                              "(Tether does not rewrite USD files); make it relative to the layer")
+            continue
+        path = Path(full)
+        if not path.is_file():
+            if path not in deps.missing_from:
+                deps.missing.append(path)
+                deps.missing_from[path] = f"USD layer {Path(layer).name}"
+            continue
+        name = _bundle_name(path, root)
+        if posixpath.normpath(posixpath.join(posixpath.dirname(layer_name), written.replace("\\", "/"))) != name:
+            out.errors.append(f"USD layer {layer} names '{written}', which crosses the project folder {root} (it "
+                              f"would be {name} on the farm): choose a project folder above both (--project-root)")
+            continue
+        out.files.append((path, path, name))
+    return out
+
+
+def _bundle_name(path: Path, root: Path) -> str:
+    """A file's bundle name: its place in the project, or below ``_outside_project/`` (as the packer names it)."""
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(outside_name(str(path.resolve())))
 
 
 # --- proof: the rewritten bundle opened in a headless Blender ---------------------------------------------------
@@ -362,8 +493,20 @@ def rows():
                     add(owner, "bake directory", folder, obj.library, "folder")
             elif mod.type == "MESH_CACHE":
                 add(owner, "filepath", mod.filepath, obj.library)
+        caches = [(f"particle system '{p.name}' of object '{obj.name}'", p.point_cache) for p in obj.particle_systems]
+        caches += [(f"modifier '{m.name}' of object '{obj.name}'", getattr(m, "point_cache", None))
+                   for m in obj.modifiers]
+        for owner, cache in caches:
+            if cache is None or not (cache.use_disk_cache or cache.use_external):
+                continue
+            # a disk cache is //blendcache_<the .blend's name>/ beside the file that holds it (BKE_pointcache)
+            held_by = obj.library.filepath if obj.library else bpy.data.filepath
+            folder = cache.filepath if cache.use_external else \
+                "//blendcache_" + os.path.splitext(os.path.basename(held_by))[0]
+            add(owner, "point cache", folder, obj.library, "folder")
     trees = [(f"material '{m.name}'", m.node_tree, m.library) for m in bpy.data.materials if m.node_tree]
     trees += [(f"world '{w.name}'", w.node_tree, w.library) for w in bpy.data.worlds if w.node_tree]
+    trees += [(f"light '{li.name}'", li.node_tree, li.library) for li in bpy.data.lights if li.node_tree]
     trees += [(f"node group '{g.name}'", g, g.library) for g in bpy.data.node_groups]
     for owner, tree, lib in trees:
         for node in tree.nodes:
@@ -375,8 +518,8 @@ def rows():
     named |= {t.filepath for t in bpy.data.texts if t.filepath}  # text blocks are not rendered
     listed = zip(bpy.utils.blend_paths(absolute=True, packed=False, local=False),
                  bpy.utils.blend_paths(absolute=False, packed=False, local=False))
-    for full, raw in listed:
-        if raw not in named and os.path.normpath(full) not in named:
+    for full, raw in listed:  # (a point cache on disk is listed by its empty custom folder)
+        if raw and raw not in named and os.path.normpath(full) not in named:
             out.append(["a path Blender lists", raw, raw, os.path.normpath(full), "file"])
     return out
 
@@ -394,7 +537,6 @@ def blender_command() -> Optional[List[str]]:
     """How to run a bpy script headless: Blender itself when this runs inside it, this Python when it has the bpy
     wheel, else ``$TETHER_BLENDER`` or a ``blender`` on PATH; None when there is none."""
     import importlib.util
-    import os
     import sys
 
     binary = ""
@@ -436,7 +578,6 @@ def verify(bundle: Bundle, original: Path, timeout: float = 120.0) -> Optional[L
     """Open the rewritten bundle (written by :func:`build` with a staging folder) in a headless Blender and list
     every path that does not resolve to a file of the bundle; None when no Blender can be run here."""
     import json
-    import os
     import subprocess
 
     assert bundle.staging is not None, "verify needs a built bundle (build with staging)"
@@ -459,7 +600,7 @@ def verify(bundle: Bundle, original: Path, timeout: float = 120.0) -> Optional[L
 
         raise InputError(f"the headless Blender could not open the rewritten scene (exit {proc.returncode}): {tail}")
     names = [f.name for f in bundle.files]
-    missing = {os.path.normpath(str(p)) for p in bundle.deps.missing}
+    missing = {Path(os.path.normpath(str(p))).as_posix() for p in bundle.deps.missing}
     problems: List[Unresolved] = []
     seen = set()
     for owner, field_name, _path, full, kind, written in json.loads(lines[-1][len("TETHER_PROOF "):]):
@@ -473,7 +614,8 @@ def verify(bundle: Bundle, original: Path, timeout: float = 120.0) -> Optional[L
                 continue
             problems.append(Unresolved(owner, field_name, written, f"points outside the bundle ({full})"))
         elif not (_held(rel, kind, names) or os.path.exists(full)):
-            if (Path(bundle.root) / rel).as_posix() in {Path(m).as_posix() for m in missing}:
+            gone = (Path(bundle.root) / rel).as_posix()
+            if gone in missing or (kind == "folder" and any(m.startswith(gone + "/") for m in missing)):
                 continue  # a missing file the artist chose to submit without
             problems.append(Unresolved(owner, field_name, written, f"is not in the bundle (would be {rel})"))
     _PROVEN[key] = list(problems)

@@ -27,7 +27,10 @@ Wire choices of the local farm where the vendor is silent:
   .blend points outside the bundle, and no name climbs with ``..``. It works whether the farm mirrors
   ``upload_paths`` as given (below some root of its own, drive letter stripped, as the local farm does) or lays them
   out relative to the job (the common folder cut off): both keep the files' positions relative to one another,
-  and relative positions are all the rewritten .blend files use. The farm runs none of our code and remaps nothing;
+  and relative positions are all the rewritten .blend files use. USD layers are uploaded as they are (nothing
+  rewrites them): a relative name inside one works because both files keep their relative places, and a name that
+  would not (absolute, or across the project folder) is refused before the upload. The farm runs none of our code
+  and remaps nothing;
   :func:`tether.farm.bundle.verify` opens the rewritten copies in a headless Blender before anything is uploaded;
 - the documented API has no download route. The local farm adds ``GET /api/jobs/{id}/outputs`` (list) and
   ``GET /api/jobs/{id}/outputs/{name}`` (file, honours ``Range``); against a service without them the client says

@@ -275,6 +275,7 @@ class FarmSubmitter:
             layout = bundles.build(scene, opts.project_root)
             deps = layout.deps
             errors += layout.errors
+            warnings += layout.warnings
         except InputError as exc:
             errors.append(str(exc))
             deps = Dependencies()
