@@ -20,6 +20,8 @@ from tether_services.server import LocalServices
 from waiting import eventually
 
 HERE = Path(__file__).resolve().parent
+# one worker builds the every-kind scene and reads its USD stage, once, for every test here
+pytestmark = pytest.mark.xdist_group("bundle")
 # as the file holds them: Blender stores C:\\tex\\t.png with forward slashes
 WINDOWS = {"C:/tex/t.png": "winC", "D:/tex/t.png": "winD"}
 
