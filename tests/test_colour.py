@@ -216,3 +216,30 @@ def test_the_command_line_says_how_a_sequence_goes_and_refuses_an_unknown_colour
     assert main(["autopilot", "submit", pattern, "--roto", "--colorspace", "Kodak 5219"]) != 0
     assert "'Kodak 5219' is not in the OpenColorIO config" in capsys.readouterr().err
     assert autopilot_services.requests.count(method="PUT") == 0  # refused before anything was uploaded
+
+
+def test_the_command_line_writes_the_returned_clip_in_the_space_that_undoes_the_send(
+        tensorpix: Any, local_services: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job sent from Nuke (its plate and send recorded as the panel records them), imported headless: the .nk's
+    Read of the enhanced clip sits on the plate's frames with the display space as its colorspace."""
+    from tether.nukeimport import PlateFacts, parse_nk
+    from tether.registry import JobRegistry
+    from tether.tensorpix.submit import submit
+    from tether_cli import main
+
+    files = write_plate(tmp_path / "plate", frames=(1001, 1002))
+    plate = PlateFacts(node="Lin1", file=str(tmp_path / "plate" / "plate.####.exr"), first=1001, last=1002,
+                       colorspace="ACES - ACEScg", width=W, height=H)
+    movie = encode_movie(files, tmp_path / "sent" / "Lin1.mp4", plate.colour.resolve(plate.file), first_frame=1001)
+    with JobRegistry() as registry:
+        done = submit(tensorpix, str(movie.path), {"ml_models": [1], "output_resolution": H}, registry=registry,
+                      extra={"plate": plate.to_dict(), **movie.record()})
+    eventually(lambda: tensorpix.get_job(str(done.job.id)), lambda j: j.state.finished, timeout=60,
+               message="the TensorPix job to finish")
+    monkeypatch.setenv("TETHER_TENSORPIX_URL", local_services.url("tensorpix"))
+    nk = tmp_path / "shot.nk"
+    assert main(["tensorpix", "import", str(done.job.id), "--nk", str(nk)]) == 0
+    reads = {node.name: node for node in parse_nk(nk.read_text()) if node.node_class == "Read"}
+    clip = next(node for name, node in reads.items() if name.startswith("Lin1_tensorpix"))
+    assert clip.knobs["colorspace"].strip('"') == SRGB and clip.knobs["frame"].strip('"') == "1001"
+    assert Path(clip.knobs["file"].strip('"')).is_file()

@@ -191,7 +191,6 @@ def encode_movie(files: Sequence[Union[str, Path]], out: Path, transform: SendTr
         with av.open(str(tmp), "w", format="mp4") as container:
             stream: Any = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width + pad[0], height + pad[1], "yuv420p"
-            stream.time_base = 1 / rate
             stream.options = {"crf": str(crf), "preset": preset}
             tag_stream(stream)
             for index, name in enumerate(names):
@@ -204,8 +203,7 @@ def encode_movie(files: Sequence[Union[str, Path]], out: Path, transform: SendTr
                 if any(pad):
                     rgb = np.pad(rgb, ((0, pad[1]), (0, pad[0]), (0, 0)), mode="edge")
                 frame = video_frame(rgb)
-                frame.pts = index
-                frame.time_base = stream.time_base
+                frame.pts = index  # in the codec's time base, 1/rate: movie frame index + 1 is this frame
                 for packet in stream.encode(frame):
                     container.mux(packet)
                 if progress is not None and progress(index + 1, len(names)) is False:

@@ -57,6 +57,7 @@ def register(subparsers: Any) -> None:
     result.add_argument("--json", action="store_true")
     result.set_defaults(func=cmd_result)
 
+    sub.clip_import()
     sub.finish()
 
 

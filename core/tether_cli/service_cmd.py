@@ -66,6 +66,18 @@ class ServiceCommand:
                             help="upload here and now instead of handing off to the background agent "
                                  "(also TETHER_AGENT=off; the way on render nodes and in CI)")
 
+    def clip_import(self) -> None:
+        """``import JOB --nk OUT.nk``: a clip service's returned movie as a Read on its plate's frames, in the colour
+        space that undoes the send (the Nuke dialog's import, written as a script)."""
+        title = SPECS[self.service].title
+        imp = self.add("import", help=f"write a finished {title} job's clip as a Read in a Nuke .nk script")
+        imp.add_argument("job", help="job id")
+        imp.add_argument("--nk", type=Path, required=True, metavar="OUT.nk", help="the .nk script to write")
+        imp.add_argument("--out", type=Path, help="folder for the downloaded clip (default: beside the .nk)")
+        imp.add_argument("--snippet", action="store_true",
+                         help="write a snippet to paste with the plate's Read selected, not a script that opens alone")
+        imp.set_defaults(func=cmd_clip_import)
+
     def finish(self) -> None:
         """Add the common verbs this service did not define itself."""
         title = SPECS[self.service].title
@@ -190,6 +202,38 @@ def cmd_remote_jobs(args: argparse.Namespace) -> int:
     if strays:
         status_console().print(f"{strays} not recorded here: `tether jobs adopt {args.service_name} ID` records one",
                                markup=False, highlight=False)
+    return 0
+
+
+def cmd_clip_import(args: argparse.Namespace) -> int:
+    from tether.media import is_movie
+    from tether.nukeimport import plate_from_record, write_nk
+    from tether.nukeimport.clip import describe_clip_job
+    from tether.registry import JobRegistry
+
+    from .progress import status_console
+
+    service, title = args.service_name, SPECS[args.service_name].title
+    registry = JobRegistry()
+    record = registry.get(service, args.job)
+    if record is None:
+        raise InputError(f"{title} job {args.job} is not in the job registry ({registry.path}): only jobs sent from "
+                         "this machine know their plate")
+    nk = args.nk.resolve()
+    dest = (args.out or nk.parent / f"{nk.stem}_{service}").resolve()
+    with client(args) as c:
+        files = c.fetch_outputs(args.job, dest)
+    registry.mark_fetched(service, args.job, dest)
+    movies = [f for f in files if is_movie(f)]
+    if not movies:
+        raise InputError(f"{title} job {args.job} returned no movie ({', '.join(p.name for p in files) or 'nothing'})")
+    description = describe_clip_job(plate_from_record(record.extra), movies[0], record.extra, suffix=service,
+                                    job_id=args.job, title=f"Tether {title} import")
+    path = write_nk(description, nk, standalone=not args.snippet)
+    console = status_console()
+    console.print(f"[green]wrote[/] {path} ({movies[0].name} as a Read)")
+    for note in description.notes:
+        console.print(f"  [yellow]note[/] {note}")
     return 0
 
 

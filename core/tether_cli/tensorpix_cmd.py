@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
 
     jobs = sub.add("jobs", help="list TensorPix jobs (every page)", func=cmd_jobs, json_option=True)
     jobs.add_argument("--limit", type=int, default=0, help="show at most this many (0: all)")
+    sub.clip_import()
     sub.finish()
 
 

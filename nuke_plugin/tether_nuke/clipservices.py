@@ -19,16 +19,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from tether.clipzy.nuke_adapter import ClipzyAdapter
-from tether.colour import describe as sent_colour
 from tether.encode import EncodedMovie
 from tether.errors import InputError
-from tether.nukeimport import ImportDescription, NodeSpec, PlateFacts
+from tether.nukeimport import ImportDescription, PlateFacts
+from tether.nukeimport.clip import COLUMN, describe_clip_import, describe_clip_job
 from tether.nukeimport.model import Sent
 from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
 log = logging.getLogger("tether")
-COLUMN = 110  # DAG spacing: the returned clip sits one column right of the plate
 
 
 class MovieInOut:
@@ -56,11 +55,8 @@ class MovieInOut:
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
                  include: Tuple[str, ...] = ()) -> ImportDescription:
-        transform = sent_colour(record.extra.get("colour"))
-        return describe_clip_import(plate, Path(fetched), suffix=self.suffix, job_id=record.job_id,
-                                    first_index=int(record.extra.get("first_index") or 0),
-                                    title=f"Tether {self.label} import",
-                                    colorspace=transform.target if transform is not None else "")
+        return describe_clip_job(plate, Path(fetched), record.extra, suffix=self.suffix, job_id=record.job_id,
+                                 title=f"Tether {self.label} import")
 
 
 class TensorPixAdapter(MovieInOut):
@@ -117,41 +113,6 @@ def movie_for_upload(plate: PlateFacts, folder: Path, progress: Optional[Progres
     transform = plate.colour.resolve(plate.file)
     return encode_movie(plate.files_to_send(), folder / f"{plate.node}.mp4", transform, fps=plate.fps,
                         first_frame=plate.sent_range[0], progress=progress)
-
-
-# --- the clip back ---------------------------------------------------------------------------------------------
-def movie_frames(path: Path) -> Optional[int]:
-    try:
-        from tether.autopilot.clip import movie_facts
-
-        return int(movie_facts(path).frames)
-    except Exception:  # not an MP4/QuickTime we can read (e.g. .mkv): the sent count stands in
-        return None
-
-
-def describe_clip_import(plate: PlateFacts, movie: Path, *, suffix: str, first_index: int = 0,
-                         frames: Optional[int] = None, job_id: str = "", title: str = "",
-                         colorspace: str = "") -> ImportDescription:
-    """A Read of ``movie`` one column right of the plate; its frame 1 on the plate frame of sent frame
-    ``first_index`` (the sent clip's first frame is the plate's first sent frame). ``colorspace``: the display
-    space the plate was sent in, which undoes the send (empty: a movie plate sent as it was)."""
-    count = frames or movie_frames(movie) or plate.frame_count
-    start = plate.plate_range[0] + first_index
-    description = ImportDescription(plate=plate, job_id=job_id, title=title or f"Tether {suffix} import")
-    knobs: Dict[str, Any] = {
-        "file": Path(movie).as_posix(), "first": 1, "last": count, "origfirst": 1, "origlast": count,
-        "origset": True, "frame_mode": "start at", "frame": str(start),
-    }
-    if colorspace:
-        knobs["colorspace"] = colorspace
-    # else Nuke's default for a movie: the plate's own colour space (e.g. ACEScg) would not be right for video
-    name = f"{plate.node}_{suffix}"
-    description.nodes.append(NodeSpec("Read", name, knobs, (), plate.xpos + COLUMN, plate.ypos, role="clip"))
-    remaining = plate.frame_count - first_index
-    if count != remaining:
-        description.notes.append(f"{Path(movie).name} has {count} frames for the {remaining} sent from frame "
-                                 f"{start}: not one output frame per plate frame (preview, trim or retiming)")
-    return description
 
 
 # --- the TensorPix dialog's helpers (no Qt) ------------------------------------------------------------------------
