@@ -8,7 +8,8 @@ so the encoder has real work), written once with OpenImageIO into a temporary fo
   (a) the baseline, the same conversion with the command-line tools: ``oiiotool`` reads each EXR, converts ACEScg to
       sRGB-encoded Rec.709 through OCIO and writes 8-bit uncompressed TIFFs (one ``--frames`` loop, one process),
       then ``ffmpeg`` encodes them with the same libx264 settings (CRF 14, preset medium, yuv420p, BT.709 matrix,
-      limited range, accurate rounding). The system ``oiiotool`` links OCIO 2.1, which cannot open
+      limited range through ``scale=out_color_matrix=bt709``, accurate rounding). The system ``oiiotool`` links
+      OCIO 2.1, which cannot open
       ``ocio://studio-config-latest``: it is given a config file with the studio config's two colour spaces copied
       in (the same transforms);
   (b) Tether: :func:`tether.encode.encode_movie` with :func:`tether.colour.send_transform` of the plate (the studio
@@ -97,8 +98,8 @@ def baseline(files: List[Path], config: Path, work: Path, width: int, height: in
                     "-o", str(work / "display.#.tif")], check=True, capture_output=True)
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-framerate", "24", "-start_number", str(first),
                     "-i", str(work / "display.%04d.tif"), "-c:v", "libx264", "-crf", str(CRF), "-preset", PRESET,
-                    "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_range", "tv",
-                    "-sws_flags", "bicubic+accurate_rnd+full_chroma_int", str(work / "baseline.mp4")],
+                    "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int",
+                    "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_range", "tv", str(work / "baseline.mp4")],
                    check=True, capture_output=True)
     return time.perf_counter() - start
 

@@ -8,7 +8,7 @@ import nuke
 import pytest
 from tether.errors import InputError
 from tether.nukeimport import FrameMap, FramePattern, PlateFacts, check_plate, sequence_pattern
-from tether_nuke.plate_reader import read_plate, selected_read
+from tether_nuke.plate_reader import project_ocio_config, read_plate, selected_read
 
 
 @pytest.mark.parametrize(("path", "frame", "expected"), [
@@ -128,3 +128,24 @@ def test_problems_are_named_before_sending(tmp_path: Path) -> None:
     assert any("sensor width was given without a sensor height" in e for e in errors)
     gone = PlateFacts(node="R", file=str(tmp_path / "nope.mov"), first=1, last=10)
     assert "does not exist" in check_plate(gone).errors[0]
+
+
+def test_a_reads_colour_comes_with_the_projects_ocio_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCIO", raising=False)
+    root = nuke.root()
+    assert project_ocio_config() == ""  # Nuke's own colour management, no Nuke install here: the caller's default
+    root["colorManagement"].setValue("OCIO")
+    root["OCIO_config"].setValue("fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1")
+    assert project_ocio_config() == "ocio://cg-config-latest"  # Foundry's CG config is OCIO's built-in one
+    config = tmp_path / "show.ocio"
+    root["OCIO_config"].setValue("custom")
+    root["customOCIOConfigPath"].setValue(str(config))
+    read = nuke.nodes.Read()
+    read["file"].setValue(str(tmp_path / "plate.####.exr"))
+    read["colorspace"].setValue("ACES - ACEScg")
+    plate = read_plate(read)
+    assert plate.ocio_config == str(config) and plate.colour.config == str(config)
+    assert plate.colour.colorspace == "ACES - ACEScg"
+    assert PlateFacts.from_dict(plate.to_dict()).ocio_config == str(config)  # recorded with the job
+    monkeypatch.setenv("OCIO", str(config))
+    assert project_ocio_config() == ""  # Nuke prefers $OCIO, and so does the send

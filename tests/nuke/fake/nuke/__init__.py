@@ -660,7 +660,12 @@ class Root:
     def __init__(self) -> None:
         self._knobs: Dict[str, Knob] = {}
         for knob in [String_Knob("name"), Int_Knob("first_frame", 1), Int_Knob("last_frame", 100),
-                     Double_Knob("fps", 24.0), Format_Knob("format"), Boolean_Knob("proxy")]:
+                     Double_Knob("fps", 24.0), Format_Knob("format"), Boolean_Knob("proxy"),
+                     # Project Settings > Color (Nuke 14+)
+                     Enumeration_Knob("colorManagement", ["Nuke", "OCIO"]),
+                     Enumeration_Knob("OCIO_config", ["nuke-default", "fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1",
+                                                      "fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "custom"]),
+                     File_Knob("customOCIOConfigPath")]:
             self._knobs[knob.name()] = knob
         self._knobs["format"]._value = _formats.get("HD_1080")
 
