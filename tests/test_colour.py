@@ -247,3 +247,13 @@ def test_the_command_line_writes_the_returned_clip_in_the_space_that_undoes_the_
     clip = next(node for name, node in reads.items() if name.startswith("Lin1_tensorpix"))
     assert clip.knobs["colorspace"].strip('"') == SRGB and clip.knobs["frame"].strip('"') == "1001"
     assert Path(clip.knobs["file"].strip('"')).is_file()
+
+
+def test_every_movie_frame_sits_at_its_own_time(tmp_path: Path) -> None:
+    """Movie frame k plays at k / fps: what a Read numbers as frame k + 1 (a stream time base of 1/fps once broke
+    the mp4 muxer a few dozen frames in)."""
+    files = write_plate(tmp_path / "long", frames=range(1, 61), size=(16, 8), ext="png", value=0.5)
+    movie = encode_movie(files, tmp_path / "long.mp4", send_transform(str(files[0])), fps=25)
+    with av.open(str(movie.path)) as container:
+        times = [float(frame.time) for frame in container.decode(video=0)]
+    assert times == pytest.approx([k / 25 for k in range(60)])
