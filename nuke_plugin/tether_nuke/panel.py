@@ -329,7 +329,8 @@ class TetherPanel(QtWidgets.QWidget):
         service = self.current_service()
         if service != SERVICE:
             self.section(service)
-        self.stack.setCurrentWidget(self._pages[service])
+        for name, holder in self._pages.items():  # only the section shown takes room
+            holder.setVisible(name == service)
         self.send_button.setText(f"&Send to {self.controller.label(service)}")
         self.preview_button.setVisible(service == SERVICE)
         self._chain_tabs()
@@ -395,16 +396,16 @@ class TetherPanel(QtWidgets.QWidget):
         service_label.setBuddy(self.service_combo)
         service_row.addRow(service_label, self.service_combo)
         form.addLayout(service_row)
-        self.stack = QtWidgets.QStackedWidget()
+        # one section per service, the chosen one shown (a QStackedWidget would be as tall as its tallest page)
         self._pages: Dict[str, QtWidgets.QWidget] = {}
         self._page_layouts: Dict[str, QtWidgets.QVBoxLayout] = {}
         for name in self.services:
             holder = self._pages[name] = QtWidgets.QWidget()
             holder_layout = self._page_layouts[name] = QtWidgets.QVBoxLayout(holder)
             holder_layout.setContentsMargins(0, 0, 0, 0)
-            self.stack.addWidget(holder)
+            holder.setVisible(name == SERVICE)
+            form.addWidget(holder)
         self._autopilot_section(self._page_layouts[SERVICE])
-        form.addWidget(self.stack)
 
         self.problems = note()
         form.addWidget(self.problems)

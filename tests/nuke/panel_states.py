@@ -146,6 +146,21 @@ def send_uploading(folder: Path) -> Any:
     return panel
 
 
+def send_already_sent(folder: Path) -> Any:
+    """Send pressed for frames Autopilot had with these options: its results are offered, or to send anyway."""
+    from tether.autopilot.submit import AlreadySent
+
+    sequence_read(folder)
+    panel = _panel(folder)
+    panel.open_with(("roto", "depth"))
+    registry = panel.controller.registry
+    registry.record(service="autopilot", job_id="3f2a9c1d-77aa-4e0b-9f1e-0c5d7e2b1a90", state=JobState.COMPLETED,
+                    progress=100.0, extra={"plate": {"node": "Plate7"}})
+    earlier = registry.get("autopilot", "3f2a9c1d-77aa-4e0b-9f1e-0c5d7e2b1a90")
+    panel._on_event("sent", ("Plate7", "Autopilot", AlreadySent(earlier)))
+    return panel
+
+
 def send_bad_options(folder: Path) -> Any:
     sequence_read(folder)
     panel = _panel(folder)
@@ -259,7 +274,8 @@ def clipzy_imported(folder: Path) -> Any:
 STATES: Dict[str, Callable[[Path], Any]] = {
     "send-no-read": send_no_read, "send-long-path": send_long_path, "send-missing-frames": send_missing_frames,
     "send-still": send_still, "send-bad-options": send_bad_options, "send-failure": send_failure,
-    "send-pinned": send_pinned, "send-uploading": send_uploading, "jobs": jobs_page, "settings": settings_page,
+    "send-pinned": send_pinned, "send-uploading": send_uploading, "send-already-sent": send_already_sent,
+    "jobs": jobs_page, "settings": settings_page,
     "settings-key-refused": settings_key_refused, "tensorpix-still": tensorpix_still,
     "clipzy-imported": clipzy_imported,
 }
@@ -353,6 +369,20 @@ def _clipped_cells(table: Any) -> List[str]:
                 found.append(f"cell ({row}, {column}) '{item.text()}': needs {need} px, has "
                              f"{table.columnWidth(column)}, and its tooltip does not hold it")
     return found
+
+
+def clashing_mnemonics(window: Any) -> List[str]:
+    """The Alt+letter shortcuts two visible widgets of the window share (Qt would cycle between them)."""
+    seen: Dict[str, List[str]] = {}
+    for widget in window.findChildren(QtWidgets.QWidget):
+        if not widget.isVisibleTo(window) or not isinstance(widget, (QtWidgets.QAbstractButton, QtWidgets.QLabel)):
+            continue
+        if isinstance(widget, QtWidgets.QLabel) and widget.buddy() is None:
+            continue  # a label's "&" marks a mnemonic only when it has a buddy
+        found = re.search(r"&([^&\s])", widget.text())
+        if found:
+            seen.setdefault(found.group(1).lower(), []).append(widget.text())
+    return [f"Alt+{key}: {', '.join(texts)}" for key, texts in sorted(seen.items()) if len(texts) > 1]
 
 
 def focus_order(start: Any, among: List[Any]) -> List[Any]:

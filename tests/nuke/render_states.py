@@ -1,9 +1,11 @@
-"""Render the panel and the clip dialogs in every state of panel_states.py to PNGs, for a person to look at.
+"""Render the Tether panel (every service's section, Jobs, Settings) in every state of panel_states.py to PNGs, for
+a person to look at.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python tests/nuke/render_states.py OUT_FOLDER
 
 Each state is drawn at the 420 px a dock gives it (the window grows downwards only to show all of its text); the
-problems :func:`panel_states.clipped` finds are printed beside each file. Nothing here is committed: the PNGs are for
+problems :func:`panel_states.clipped` and :func:`panel_states.clashing_mnemonics` find are printed beside each
+file. Nothing here is committed: the PNGs are for
 review only.
 """
 
@@ -30,13 +32,13 @@ def main(argv: list) -> int:
     with tempfile.TemporaryDirectory(prefix="tether-states-") as tmp:
         os.environ["TETHER_DATA_DIR"] = str(Path(tmp) / "data")
         os.environ["TETHER_CONFIG_DIR"] = str(Path(tmp) / "config")
-        from panel_states import DOCK, clipped, each_state
+        from panel_states import DOCK, clashing_mnemonics, clipped, each_state
 
         bad = 0
         for name, widget in each_state(Path(tmp)):
             target = out / f"{name}.png"
             widget.grab().save(str(target))
-            problems = clipped(widget)
+            problems = clipped(widget) + clashing_mnemonics(widget)
             bad += bool(problems)
             width = widget.minimumSizeHint().width()
             print(f"{target}  {widget.width()}x{widget.height()}  minimum width {width}"

@@ -15,7 +15,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("qtpy")
 
 import panel_states
-from panel_states import DOCK, STATES, build, clipped, close, focus_order
+from panel_states import DOCK, STATES, build, clashing_mnemonics, clipped, close, focus_order
 
 
 @pytest.mark.parametrize("name", list(STATES))
@@ -25,6 +25,7 @@ def test_every_state_fits_a_dock_and_cuts_no_text(name: str, qtbot: Any, tmp_pat
         assert widget.minimumSizeHint().width() <= DOCK, widget.minimumSizeHint()
         assert widget.width() == DOCK
         assert clipped(widget) == []
+        assert clashing_mnemonics(widget) == []
     finally:
         close(widget)
 
