@@ -14,11 +14,12 @@ from typing import Any, Iterator
 import pytest
 from tether.errors import AuthError, BadRequest, InputError, NotFound, ProtocolError
 from tether.jobs import JobState
-from tether.move.client import LOCAL_API_KEY, MoveClient, graphql_error, split_endpoint
-from tether.move.models import parse_state
+from tether.move.client import LOCAL_API_KEY, MoveClient, graphql_error, output_file_name, split_endpoint, to_job
+from tether.move.models import MoveJob, parse_state
 from tether.move.submit import MoveRequest, submit_video, wait_for
 from tether.move.webhooks import WebhookVerificationError, sign, verify
 from tether.registry import JobRegistry
+from waiting import eventually
 
 av = pytest.importorskip("av")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -36,6 +37,7 @@ def move_svc(local_services: Any) -> Iterator[Any]:
     yield svc
     svc.resume()
     svc.spell = {"NOT_STARTED": "NOT STARTED"}
+    svc.output_field = "format"
 
 
 @pytest.fixture
@@ -102,8 +104,8 @@ def test_bad_input_is_refused_before_anything_is_sent(client: MoveClient, tmp_pa
     gif.write_bytes(b"GIF89a")
     with pytest.raises(InputError, match="convert it"):
         submit_video(client, MoveRequest(video=gif))
-    with pytest.raises(InputError, match="unknown Move output"):
-        submit_video(client, MoveRequest(video=clip, outputs=["MAIN_OBJ"]))
+    with pytest.raises(InputError, match="output types are words like MAIN_FBX"):
+        submit_video(client, MoveRequest(video=clip, outputs=["main fbx!"]))
     with pytest.raises(InputError, match="before it starts"):
         submit_video(client, MoveRequest(video=clip, start=1.0, end=0.5))
     assert local_services.requests.count(service="move") == 0
@@ -255,6 +257,40 @@ def test_faults_retry_queries_and_never_duplicate_a_job(client: MoveClient, clip
     faults.add("malformed", service="move", path="/ugc/graphql$", times=1)
     with pytest.raises(ProtocolError):
         client.get_job(job.id)
+
+
+# --- the SDK's forms (move-ugc-python 4.x) ------------------------------------------------------------------------
+def test_get_file_asks_by_file_id(client: MoveClient, clip: Path) -> None:
+    file = client.upload(clip)
+    assert client.get_file(file.id).id == file.id  # getFile(fileId: ID!): the local schema refuses getFile(id:)
+
+
+def test_an_output_type_this_tether_does_not_know_is_sent_and_read(client: MoveClient, clip: Path,
+                                                                   local_services: Any) -> None:
+    local_services.requests.clear()
+    with pytest.raises(BadRequest, match="cannot make MAIN_GLB"):  # Move's answer, not ours
+        submit_video(client, MoveRequest(video=clip, outputs=["MAIN_GLB"]))
+    with pytest.raises(BadRequest, match=r"ValidationError.*'MAIN_OBJ' does not exist in 'OutputType'"):
+        submit_video(client, MoveRequest(video=clip, outputs=["MAIN_OBJ"]))  # the schema's answer, not ours
+    assert local_services.requests.count(service="move") > 0
+    job = MoveJob.model_validate({"id": "job-1", "state": "FINISHED", "outputs": [
+        {"format": "MAIN_GLB", "file": {"id": "f1", "presignedUrl": "https://s/x.glb"}},
+        {"format": "MAIN_OBJ", "file": {"id": "f2", "presignedUrl": "https://s/x"}}]})
+    assert [(o.name, o.kind) for o in to_job(job).outputs] == [("MAIN_GLB", "glb"), ("MAIN_OBJ", None)]
+    assert output_file_name("MAIN_OBJ", "https://s/x?sig=1") == "MAIN_OBJ.bin"
+
+
+@pytest.mark.parametrize("age", ["format", "key"])
+def test_outputs_of_either_schema_age_are_read(age: str, client: MoveClient, move_svc: Any, clip: Path,
+                                               local_services: Any) -> None:
+    move_svc.output_field = age
+    job = client.create_job(_take(client, clip), outputs=["MOTION_DATA"])
+    done = eventually(lambda: client.get_job(job.id), lambda j: j.state.finished, timeout=60,
+                      message=f"Move job {job.id} to finish")
+    assert [o.name for o in done.outputs] == ["MOTION_DATA"] and done.outputs[0].url
+    local_services.requests.clear()
+    client.get_job(job.id)  # the schema's age is learnt once: one request from now on
+    assert local_services.requests.count("POST", r"/move/ugc/graphql$") == 1
 
 
 # --- webhooks ---------------------------------------------------------------------------------------------------

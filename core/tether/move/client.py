@@ -52,6 +52,8 @@ from .models import (
     GET_JOB,
     GET_JOB_ERROR,
     LIST_JOBS,
+    OLD_OUTPUT_FIELD,
+    OUTPUT_FIELD,
     OUTPUT_TYPES,
     SOURCE_FORMATS,
     ClipWindow,
@@ -132,7 +134,7 @@ def graphql_error(errors: List[Any], operation: str, auth_hint: str = "") -> Ser
 
 def to_job(mj: MoveJob) -> Job:
     state = mj.job_state
-    outputs = [JobOutput(name=o.key, kind=o.kind, url=o.file.presigned_url if o.file else None) for o in mj.outputs]
+    outputs = [JobOutput(name=o.format, kind=o.kind, url=o.file.presigned_url if o.file else None) for o in mj.outputs]
     title = str(mj.name or mj.metadata.get("source") or "")
     error = mj.error if state is JobState.FAILED else None
     if state is JobState.FAILED and not error:
@@ -166,6 +168,7 @@ class MoveClient(BaseClient):
         # The official SDK sends the key as it is: no "Bearer" in front.
         self.auth = HeaderAuth("authorization", api_key) if api_key else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; ask again")
+        self._output_field = OUTPUT_FIELD  # OLD_OUTPUT_FIELD once the service refuses it (graphql)
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> MoveClient:
@@ -177,7 +180,26 @@ class MoveClient(BaseClient):
     # --- GraphQL --------------------------------------------------------------------------------------------
     def graphql(self, document: str, variables: Optional[Dict[str, Any]] = None, *,
                 idempotent: Optional[bool] = None) -> Dict[str, Any]:
-        """Run one operation; return ``data``. Queries are retried like GETs; mutations only when ``idempotent``."""
+        """Run one operation; return ``data``. Queries are retried like GETs; mutations only when ``idempotent``.
+
+        A schema of the age before the SDK moved outputs from ``key`` to ``format`` refuses ``format`` in validation
+        (nothing ran): the document is sent once more with ``key``, and every later one asks for ``key``."""
+        try:
+            return self._run(self._of_age(document), variables, idempotent)
+        except BadRequest as exc:
+            older = f"outputs {{ {OUTPUT_FIELD} " in self._of_age(document) and \
+                f"'{OUTPUT_FIELD}'" in exc.server_message and "Output" in exc.server_message
+            if not older:
+                raise
+            self._output_field = OLD_OUTPUT_FIELD
+            return self._run(self._of_age(document), variables, idempotent)
+
+    def _of_age(self, document: str) -> str:
+        if self._output_field == OUTPUT_FIELD:
+            return document
+        return document.replace(f"outputs {{ {OUTPUT_FIELD} ", f"outputs {{ {self._output_field} ")
+
+    def _run(self, document: str, variables: Optional[Dict[str, Any]], idempotent: Optional[bool]) -> Dict[str, Any]:
         operation = operation_name(document)
         safe = document.lstrip().startswith("query") if idempotent is None else idempotent
         body = {"query": document, "operationName": operation,
@@ -217,7 +239,8 @@ class MoveClient(BaseClient):
         return self.parse(MoveFile, self._field(data, "file", "createFile"), "createFile")
 
     def get_file(self, file_id: str) -> MoveFile:
-        return self.parse(MoveFile, self._field(self.graphql(GET_FILE, {"id": file_id}), "file", "getFile"), "getFile")
+        data = self.graphql(GET_FILE, {"fileId": file_id})
+        return self.parse(MoveFile, self._field(data, "file", "getFile"), "getFile")
 
     def put_file(self, file: MoveFile, path: Path, progress: Optional[Progress] = None) -> None:
         """PUT the bytes to the file's presigned URL, streamed from disk with Content-Length (no API key)."""
@@ -327,19 +350,19 @@ class MoveClient(BaseClient):
 
         output = job.output(key)
         if output is None:
-            have = ", ".join(o.key for o in job.outputs) or "none"
+            have = ", ".join(o.format for o in job.outputs) or "none"
             raise InputError(f"move job {job.id} has no {key} output (it has: {have}); ask for it with --output")
         url = output.file.presigned_url if output.file else None
         if not url:
             raise ProtocolError(f"move: the {key} output of job {job.id} names no presignedUrl", service=SERVICE)
-        return download(self.storage, url, dest, output_file_name(output.key, url), progress=progress)
+        return download(self.storage, url, dest, output_file_name(output.format, url), progress=progress)
 
     def fetch_outputs(self, job_id: str, dest: Path, progress: Optional[Progress] = None,
                       keys: Optional[Sequence[str]] = None) -> List[Path]:
         job = self.get_move_job(job_id)
         if job.job_state is not JobState.COMPLETED:
             raise InputError(f"move job {job_id} is {to_job(job).state_label}: wait for it to finish")
-        wanted = list(keys) if keys else [o.key for o in job.outputs if o.file and o.file.presigned_url]
+        wanted = list(keys) if keys else [o.format for o in job.outputs if o.file and o.file.presigned_url]
         return [self.download_output(job, key, Path(dest), progress) for key in wanted]
 
 

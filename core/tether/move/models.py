@@ -9,7 +9,8 @@ where the vendor published nothing, and that the local service (``tether_service
   it is parsed loosely (``NOT STARTED``, ``NOT_STARTED`` and ``not-started`` are one state) and a value we do
   not know is kept and shown as itself;
 - ``listJobs`` answers ``{first, after, items}``: ``after`` is the cursor of the next page, null on the last;
-- an output's ``key`` is its output type (``MAIN_FBX``...); a key we do not know is kept, with no kind;
+- an output's ``format`` (``key`` before the SDK's 4.x changelog; both are read) is its output type
+  (``MAIN_FBX``...); a type we do not know (``MAIN_GLB`` and whatever Move adds) is kept, asked for and fetched;
 - the seed has no share codes, so there is no model for them (nothing is guessed).
 """
 
@@ -19,7 +20,7 @@ import json
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from .. import contract
 from ..jobs import JobState, map_state
@@ -46,7 +47,9 @@ OUTPUT_TYPES: Dict[str, Tuple[str, str]] = {
     "ALL_FBX": ("fbx-zip", ".zip"),
     "RENDER_VIDEO": ("video", ".mp4"),
     "MOTION_DATA": ("motion", ".json"),
+    "MAIN_GLB": ("glb", ".glb"),  # in the SDK's docs (move-ugc-python), beyond the seed
 }
+OUTPUT_TYPE_PATTERN = r"^[A-Z][A-Z0-9_]*$"  # any type Move may add is sent as it is: Move is the judge
 DEFAULT_OUTPUTS = ("MAIN_FBX",)
 
 
@@ -114,12 +117,13 @@ class MoveProgress(Tolerant):
 
 
 class MoveOutput(Tolerant):
-    key: str
+    # The SDK's changelog moves an output's type from ``key`` to ``format``; a reply of either age is read.
+    format: str = Field(validation_alias=AliasChoices("format", "key"))
     file: Optional[MoveFile] = None
 
     @property
     def kind(self) -> Optional[str]:
-        known = OUTPUT_TYPES.get(self.key.upper())
+        known = OUTPUT_TYPES.get(self.format.upper())
         return known[0] if known else None
 
 
@@ -157,7 +161,7 @@ class MoveJob(Tolerant):
         return 100.0 if self.job_state is JobState.COMPLETED else 0.0
 
     def output(self, key: str) -> Optional[MoveOutput]:
-        return next((o for o in self.outputs if o.key.upper() == key.upper()), None)
+        return next((o for o in self.outputs if o.format.upper() == key.upper()), None)
 
 
 class JobList(Tolerant):
@@ -215,14 +219,19 @@ class ClipWindow(BaseModel):
 # --- GraphQL documents ---------------------------------------------------------------------------------------------
 # Fixed, named operations: the operation name is what the local service dispatches on, and what a log line shows.
 _FILE = "id presignedUrl"
+# An output's type field: ``format`` since the SDK's 4.x changelog. A schema of the older age refuses the field, and
+# the client asks again with OLD_OUTPUT_FIELD (MoveClient.graphql).
+OUTPUT_FIELD, OLD_OUTPUT_FIELD = "format", "key"
 _JOB = ("id name metadata state created client { id } take { id } progress { state percentageComplete } "
-        "outputs { key file { id presignedUrl } }")
+        f"outputs {{ {OUTPUT_FIELD} file {{ id presignedUrl }} }}")
 
 # Variable types as the official SDK's documents declare them (move-ugc-python 4.x, move_ugc/gql_requests/job.py and
 # take.py): OptionsInput, SourceInput, ClipWindowInput, getJob(jobId: ID!), listJobs(after: AWSJSON).
 CREATE_FILE = ("mutation CreateFile($type: String!, $name: String, $metadata: AWSJSON) "
                f"{{ file: createFile(type: $type, name: $name, metadata: $metadata) {{ {_FILE} }} }}")
-GET_FILE = f"query GetFile($id: String!) {{ file: getFile(id: $id) {{ {_FILE} }} }}"
+# getFile(fileId: ID!) as the SDK's move_ugc/gql_requests/file.py asks it ("query retrieve($id: ID!) { getFile(fileId:
+# $id) ..."), not getFile(id:).
+GET_FILE = f"query GetFile($fileId: ID!) {{ file: getFile(fileId: $fileId) {{ {_FILE} }} }}"
 CREATE_TAKE = ("mutation CreateSingleCamTake($sources: [SourceInput!]!, $name: String, $metadata: AWSJSON) "
                "{ take: createSingleCamTake(sources: $sources, name: $name, metadata: $metadata) "
                "{ id name metadata created sources { deviceLabel format file { id } } } }")
@@ -240,6 +249,7 @@ LIST_JOBS = ("query ListJobs($first: Int, $after: AWSJSON, $sortDirection: SortD
 
 __all__ = [
     "CREATE_FILE", "CREATE_JOB", "CREATE_TAKE", "DEFAULT_OUTPUTS", "GET_FILE", "GET_JOB", "GET_JOB_ERROR", "LIST_JOBS",
-    "OUTPUT_TYPES", "SOURCE_FORMATS", "STATES", "ClipWindow", "JobList", "MoveFile", "MoveJob", "MoveOutput",
+    "OLD_OUTPUT_FIELD", "OUTPUT_FIELD", "OUTPUT_TYPES", "OUTPUT_TYPE_PATTERN",
+    "SOURCE_FORMATS", "STATES", "ClipWindow", "JobList", "MoveFile", "MoveJob", "MoveOutput",
     "MoveProgress", "MoveTake", "Source", "metadata_json", "parse_state",
 ]

@@ -2,13 +2,14 @@
 (upload -> take -> job -> record).
 
 The CLI and the Blender add-on both call :func:`submit` (``submit_video`` is its older name). A wrong file type, a
-missing file, an unknown output type, a clip window outside the video, or a take too short, too long or at a frame
+missing file, a malformed output type, a clip window outside the video, or a take too short, too long or at a frame
 rate out of :data:`LIMITS` is refused by :func:`prepare` before anything is uploaded (the whole file would be sent
 otherwise).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from ..progress import Progress
 from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, field_errors
 from .client import source_format
-from .models import DEFAULT_OUTPUTS, OUTPUT_TYPES, ClipWindow, MoveJob
+from .models import DEFAULT_OUTPUTS, OUTPUT_TYPE_PATTERN, OUTPUT_TYPES, ClipWindow, MoveJob
 
 if TYPE_CHECKING:
     from ..registry import JobRegistry
@@ -112,9 +113,11 @@ def prepare(client: Optional[MoveClient], req: MoveRequest) -> Prepared:
     outputs = [o.strip().upper() for o in req.outputs if o.strip()]
     if not outputs:
         raise InputError("ask for at least one output (e.g. MAIN_FBX)")
-    unknown = [o for o in outputs if o not in OUTPUT_TYPES]
-    if unknown:
-        raise InputError(f"unknown Move output type(s) {', '.join(unknown)}: use {', '.join(OUTPUT_TYPES)}")
+    # A type this Tether does not know (MAIN_GLB was one) is sent as it is: Move says whether it has it.
+    malformed = [o for o in outputs if not re.match(OUTPUT_TYPE_PATTERN, o)]
+    if malformed:
+        raise InputError(f"Move output types are words like {', '.join(OUTPUT_TYPES)}, not "
+                         f"{', '.join(repr(o) for o in malformed)}")
     window = None
     if req.start is not None or req.end is not None:
         start = req.start or 0.0

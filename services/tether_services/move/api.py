@@ -27,7 +27,8 @@ or a wrong variable type fails here as it would at Move. Resolvers are plain fun
   asking for ``MAIN_USDC`` or ``RENDER_VIDEO`` is refused with ``BadRequest`` naming what can be made.
 
 Test handles: ``pause()``/``resume()`` keep new jobs ``NOT STARTED``; ``spell`` maps a canonical state to the
-spelling sent; ``max_first`` caps the page size. Faults come from the frame's ``faults.py``.
+spelling sent; ``max_first`` caps the page size; ``output_field`` (``format``, or ``key`` for the older schema) names
+an output's type field. Faults come from the frame's ``faults.py``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ SCHEMA_SDL = """
 scalar AWSJSON
 
 enum SourceFormat { MP4 MOV AVI MOVE }
-enum OutputType { MAIN_FBX MAIN_BLEND MAIN_USDC ALL_FBX RENDER_VIDEO MOTION_DATA }
+enum OutputType { MAIN_FBX MAIN_BLEND MAIN_USDC MAIN_GLB ALL_FBX RENDER_VIDEO MOTION_DATA }
 enum SortDirection { ASC DESC }
 
 type Client { id: ID! }
@@ -77,7 +78,7 @@ type File { id: ID! type: String name: String metadata: AWSJSON created: String 
 type Source { deviceLabel: String format: SourceFormat file: File }
 type Take { id: ID! name: String metadata: AWSJSON created: String client: Client sources: [Source] }
 type Progress { state: String percentageComplete: Float }
-type Output { key: String! file: File }
+type Output { OUTPUT_FIELD: String! file: File }
 type Options { trackFingers: Boolean floorPlane: Boolean mocapModel: String trackBall: Boolean
                trackJerseyNumbers: Boolean }
 type Inputs { options: Options }
@@ -93,7 +94,7 @@ input OptionsInput { trackFingers: Boolean floorPlane: Boolean mocapModel: Strin
 input ClipWindowInput { startTime: Float! endTime: Float! }
 
 type Query {
-  getFile(id: String!): File
+  getFile(fileId: ID!): File
   getTake(id: String!): Take
   getJob(jobId: ID!): Job
   listJobs(first: Int, after: AWSJSON, sortDirection: SortDirection, takeId: String): JobList
@@ -107,7 +108,10 @@ type Mutation {
   createJob(takeId: String!, metadata: AWSJSON): Job
 }
 """
-SCHEMA = build_schema(SCHEMA_SDL)
+# An output's type is ``format`` since the SDK's 4.x changelog (``key`` before it): one schema of each age, chosen
+# by LocalMove.output_field, so the client is tested against both.
+SCHEMAS = {name: build_schema(SCHEMA_SDL.replace("OUTPUT_FIELD", name)) for name in ("format", "key")}
+SCHEMA = SCHEMAS["format"]
 CANONICAL = ("NOT_STARTED", "STARTED", "RUNNING", "FINISHED", "FAILED", "CANCELLED")
 
 
@@ -179,6 +183,7 @@ class LocalMove(WorkerHandles):
         self.store.mkdir(parents=True, exist_ok=True)
         self.spell: Dict[str, str] = {"NOT_STARTED": "NOT STARTED"}
         self.max_first = MAX_FIRST
+        self.output_field = "format"  # or "key": the schema's age (SCHEMAS)
         self.presigner = Presigner(self.store, put_route="move_put_object", get_route="move_get_object", ttl=URL_TTL,
                                    error=lambda status, message: _HttpError(status, message))
         self._lock = threading.RLock()
@@ -238,7 +243,7 @@ class LocalMove(WorkerHandles):
             if store_key:
                 file = {"id": f"file-{uuid.uuid5(uuid.NAMESPACE_URL, store_key)}",
                         "presignedUrl": self.presigner.url(request, "GET", store_key)}
-            outputs.append({"key": key, "file": file})
+            outputs.append({self.output_field: key, "file": file})
         spelled = self._spelled(state)
         return {"id": job.id, "name": job.name, "metadata": job.metadata, "state": spelled, "created": job.created,
                 "client": {"id": "client-local"}, "take": self.take_view(take, request) if take else None,
@@ -260,10 +265,10 @@ class LocalMove(WorkerHandles):
         self.journal.save()
         return self.file_view(f, request)
 
-    def get_file(self, request: Request, id: str) -> Optional[Dict[str, Any]]:
-        f = self._files.get(id)
+    def get_file(self, request: Request, fileId: str) -> Optional[Dict[str, Any]]:
+        f = self._files.get(fileId)
         if f is None:
-            raise MoveError("NotFoundException", f"file {id} not found")
+            raise MoveError("NotFoundException", f"file {fileId} not found")
         return self.file_view(f, request, "GET")
 
     def create_take(self, request: Request, sources: List[Dict[str, Any]], name: Optional[str] = None,
@@ -401,7 +406,7 @@ class LocalMove(WorkerHandles):
                 "listJobs": bind(self.list_jobs), "createFile": bind(self.create_file),
                 "createSingleCamTake": bind(self.create_take), "createSingleCamJob": bind(self.create_job),
                 "createJob": bind(self.create_job)}
-        result = graphql_sync(SCHEMA, body["query"], root_value=root, variable_values=variables,
+        result = graphql_sync(SCHEMAS[self.output_field], body["query"], root_value=root, variable_values=variables,
                               operation_name=body.get("operationName"))
         reply: Dict[str, Any] = {"data": result.data}
         if result.errors:
@@ -485,8 +490,10 @@ def _format(error: GraphQLError) -> Dict[str, Any]:
     original = error.original_error
     if isinstance(original, MoveError):
         error_type = original.error_type
-    elif original is None:
-        error_type = "ValidationError"  # parse, validation and variable coercion errors carry no original
+    elif original is None or not error.path:
+        # parse, validation and variable coercion errors (an enum value the schema lacks: its original is the
+        # coercion's own error) happen before any field runs, so they have no path
+        error_type = "ValidationError"
     else:
         error_type = "InternalFailure"
     out: Dict[str, Any] = {"errorType": error_type, "message": error.message}
