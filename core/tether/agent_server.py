@@ -41,6 +41,7 @@ from .agent import (
 from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
 from .jobs import JobService, JobState
 from .registry import JobRegistry, QueueEntry
+from .transfer import Throttle
 from .watch import ChangeKind, JobChange, Watcher
 
 log = logging.getLogger("tether.agent")
@@ -134,7 +135,8 @@ class Agent:
 
     def __init__(self, folder: Optional[Path] = None, registry: Optional[JobRegistry] = None,
                  clients: Optional[ClientFactory] = None, *, fast: float = 2.0, cap: float = 30.0,
-                 notify: Optional[Callable[[str, str], None]] = None) -> None:
+                 notify: Optional[Callable[[str, str], None]] = None, bandwidth: Optional[float] = None) -> None:
+        """``bandwidth``: a cap on upload bytes per second over every hand-off (None: as fast as the link)."""
         from .clients import client_for
 
         self.folder = folder or runtime_dir()
@@ -142,6 +144,7 @@ class Agent:
         self.clients: ClientFactory = clients or client_for
         self.notify = notify or notify_user
         self.fast, self.cap = fast, cap
+        self.throttle = Throttle(bandwidth) if bandwidth else None
         self.token: Optional[str] = None
         self.paused = False
         self.started = time.time()
@@ -245,8 +248,9 @@ class Agent:
         for entry in self.registry.queue():
             counts[entry.state] = counts.get(entry.state, 0) + 1
         return {"pid": os.getpid(), "paused": self.paused, "uptime": round(time.time() - self.started, 1),
-                "queue": counts, "current": dict(self.current), "cycle": self.cycle,
-                "watching": len(self.snapshot["jobs"]), "fetched": list(self.fetched[-20:])}
+                "bandwidth": self.throttle.rate if self.throttle is not None else None, "queue": counts,
+                "current": dict(self.current), "cycle": self.cycle, "watching": len(self.snapshot["jobs"]),
+                "fetched": list(self.fetched[-20:])}
 
     def _wake(self) -> Dict[str, Any]:
         self._work.set()
@@ -294,8 +298,8 @@ class Agent:
     def _progress(self, entry: QueueEntry) -> Callable[[Any], Optional[bool]]:
         def on(progress: Any) -> Optional[bool]:
             self.current = {"entry": entry.id, "service": entry.service, "title": entry.title,
-                            "bytes_sent": getattr(progress, "bytes_sent", None),
-                            "bytes_total": getattr(progress, "bytes_total", None)}
+                            "phase": progress.phase, "bytes_done": progress.bytes_done,
+                            "bytes_total": progress.bytes_total}
             return not (self.paused or self._stop.is_set())  # False: the upload stops at its next block
 
         return on
@@ -307,7 +311,7 @@ class Agent:
             module = handoff_module(entry.service)
             client = self.clients(entry.service, entry.profile or None)
             job_id = module.run_handoff(client, entry.request, registry=self.registry, resumed=entry.attempts > 1,
-                                        progress=self._progress(entry))
+                                        progress=self._progress(entry), throttle=self.throttle)
         except CancelledByUser:
             self.registry.settle(entry.id, "queued")
             log.info("hand-off %d set back in the queue (paused or stopping)", entry.id)

@@ -506,6 +506,32 @@ class _Pipeline:
         return not self.cancel.is_set()
 
 
+class Throttle:
+    """A bandwidth cap shared by every upload thread: :meth:`take` waits until ``n`` more bytes fit under ``rate``
+    bytes per second (a token bucket holding at most ``burst`` bytes; a block that overdraws it is paid back by
+    waiting, so the long-run rate is the cap)."""
+
+    def __init__(self, rate: float, *, burst: Optional[float] = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate <= 0:
+            raise InputError(f"a bandwidth cap must be more than 0 bytes per second, not {rate:g}")
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(rate / 4, BLOCK))
+        self.clock, self.sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._allowance = self.burst
+        self._last = clock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            now = self.clock()
+            self._allowance = min(self.burst, self._allowance + (now - self._last) * self.rate) - n
+            self._last = now
+            wait = -self._allowance / self.rate if self._allowance < 0 else 0.0
+        if wait > 0:
+            self.sleep(wait)
+
+
 def upload_files(
     files: Iterable[Tuple[PathLike, str]],
     target: UploadTarget,
@@ -514,11 +540,13 @@ def upload_files(
     workers: int = 4,
     progress: Optional[ProgressCallback] = None,
     before_send: Optional[Callable[[], None]] = None,
+    throttle: Optional[Throttle] = None,
 ) -> UploadReport:
     """Hash ``(local path, remote name)`` pairs, send the ones ``target`` lacks, several at once.
 
     ``before_send`` runs once, after a file is hashed and before the target is asked about any: hashing overlaps
-    it, and if it raises nothing is asked or sent and its error is raised.
+    it, and if it raises nothing is asked or sent and its error is raised. ``throttle`` caps the bytes sent per
+    second over all workers.
 
     Every path is checked before anything is sent. The first error (a :class:`ServiceError` from the target, or
     :class:`CancelledByUser` when ``progress`` returned False) stops new work, aborts sends in flight, and is
@@ -596,7 +624,12 @@ def upload_files(
         if run.cancel.is_set():
             return
         with open(path, "rb") as fh:
-            reader = ProgressReader(cast(BinaryIO, fh), lambda n: run.add("upload", name, n), name=name)
+            def sent(n: int) -> bool:
+                if throttle is not None:
+                    throttle.take(n)
+                return run.add("upload", name, n)
+
+            reader = ProgressReader(cast(BinaryIO, fh), sent, name=name)
             target.send(item, cast(BinaryIO, reader))
             rest = size - reader.bytes_read  # a target that did not read through (e.g. an empty file)
         run.add("upload", name, max(rest, 0), files=0)
@@ -875,7 +908,7 @@ def _discard(part: Path) -> None:
 
 
 __all__ = [
-    "BLOCK", "FileHash", "HashCache", "MultipartFile", "ProgressReader", "TransferProgress", "UploadItem",
+    "BLOCK", "FileHash", "HashCache", "MultipartFile", "ProgressReader", "Throttle", "TransferProgress", "UploadItem",
     "UploadReport", "UploadTarget", "counted", "default_cache_path", "download", "md5_file", "safe_destination",
     "upload_files",
 ]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, List
 
 from tether import __version__
-from tether.errors import ConfigError
+from tether.errors import ConfigError, InputError
+from tether.fileio import human_bytes
 
 
 def register(subparsers: Any) -> None:
@@ -21,9 +23,12 @@ def register(subparsers: Any) -> None:
         description="Without an action: run the agent in the foreground until Ctrl-C or `tether agent stop`.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # started by `agent start`
+    parser.add_argument("--bandwidth", type=_rate_arg, metavar="RATE",
+                        help="cap uploads at RATE bytes per second, e.g. 20M or 500K (also TETHER_AGENT_BANDWIDTH)")
     parser.set_defaults(func=cmd_run)
     actions = parser.add_subparsers(dest="agent_command", metavar="ACTION")
-    start = actions.add_parser("start", help="start the agent in the background unless it runs")
+    start = actions.add_parser("start", help="start the agent in the background unless it runs "
+                                             "(TETHER_AGENT_BANDWIDTH caps its uploads)")
     start.set_defaults(func=cmd_start)
     inst = actions.add_parser("install", help="run the agent at login (systemd user unit, launchd, Task Scheduler)")
     inst.add_argument("--no-enable", action="store_true", help="write the service file only; do not enable it")
@@ -49,8 +54,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # detached, stderr is the log file already (it catches a crash's traceback too)
     configure_logging(log_path(), verbose=args.verbose, stderr=not args.detached)
-    Agent().serve()
+    bandwidth = args.bandwidth
+    if bandwidth is None and os.environ.get("TETHER_AGENT_BANDWIDTH"):
+        bandwidth = _rate(os.environ["TETHER_AGENT_BANDWIDTH"])
+    Agent(bandwidth=bandwidth).serve()
     return 0
+
+
+def _rate(text: str) -> float:
+    """``20M``, ``500K``, ``1.5G`` or a plain number: bytes per second."""
+    units = {"K": 1e3, "M": 1e6, "G": 1e9}
+    value = text.strip().upper().removesuffix("B/S").removesuffix("B")
+    try:
+        number = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        number = 0.0
+    if number <= 0:
+        raise InputError(f"bandwidth {text!r} is not a rate: give bytes per second, e.g. 20M or 500K")
+    return number
+
+
+def _rate_arg(text: str) -> float:
+    try:
+        return _rate(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -158,8 +186,8 @@ def _print_status(status: Dict[str, Any]) -> None:
           f"watching {status['watching']} job(s), {status['cycle']} poll cycle(s)")
     current = status.get("current") or {}
     if current:
-        sent, total = current.get("bytes_sent"), current.get("bytes_total")
-        moved = f": {sent} of {total} bytes" if total else ""
+        done, total = current.get("bytes_done"), current.get("bytes_total")
+        moved = f": {current.get('phase')} {human_bytes(done or 0)} of {human_bytes(total)}" if total else ""
         print(f"  now: hand-off {current['entry']} ({current['service']} '{current['title']}'){moved}")
 
 

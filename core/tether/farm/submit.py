@@ -34,7 +34,7 @@ from .models import FarmJob, Instance, JobCreate, Package
 
 if TYPE_CHECKING:
     from ..registry import JobRegistry
-    from ..transfer import HashCache, TransferProgress
+    from ..transfer import HashCache, Throttle, TransferProgress
 
 SERVICE = "farm"
 
@@ -169,10 +169,11 @@ def _listing(opts: FarmOptions, scene: Path, name: str) -> Path:
 
 class FarmSubmitter:
     def __init__(self, client: FarmClient, registry: Optional[JobRegistry] = None,
-                 hash_cache: Optional[HashCache] = None) -> None:
+                 hash_cache: Optional[HashCache] = None, throttle: Optional[Throttle] = None) -> None:
         self.client = client
         self.registry = registry
         self.hash_cache = hash_cache
+        self.throttle = throttle  # a bandwidth cap on the uploads (the agent's)
         self._instances: Optional[List[Instance]] = None
         self._packages: Optional[List[Package]] = None
 
@@ -342,7 +343,7 @@ class FarmSubmitter:
             with ThreadPoolExecutor(1, thread_name_prefix="tether-proof") as pool:
                 # Blender opens the bundle while the files are hashed; the farm is asked nothing before it passes.
                 proof = pool.submit(bundles.verify, built, check.facts.path)
-                report = upload_files(items, self.client, cache=cache, progress=progress,
+                report = upload_files(items, self.client, cache=cache, progress=progress, throttle=self.throttle,
                                       before_send=lambda: self._proven(proof.result(), check))
             self._ensure_project(opts.project)
             source = source or str(check.facts.path)
@@ -358,7 +359,7 @@ class FarmSubmitter:
                         raise
                     # The farm lost files it had confirmed earlier: forget what it said, upload again, once.
                     cache.forget_store(self.client.store_key)
-                    report = upload_files(items, self.client, cache=cache, progress=progress)
+                    report = upload_files(items, self.client, cache=cache, progress=progress, throttle=self.throttle)
                     job = self.client.create_job(payload)
         if self.registry is not None:
             self.registry.record(service=SERVICE, job_id=job.id, profile=self.client.profile, title=job.job_title,
@@ -410,7 +411,8 @@ def handoff_request(opts: FarmOptions) -> Dict[str, Any]:
 
 
 def run_handoff(client: FarmClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
-                progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None) -> str:
+                progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None,
+                throttle: Optional[Throttle] = None) -> str:
     """The agent's side of a hand-off: submit the queued request and return the job id. ``resumed`` (an earlier
     attempt was cut off): first look for the job that attempt may have created, so it is never made twice; the
     uploads it finished are not sent again (the farm is asked by md5, and confirmed files are remembered)."""
@@ -425,7 +427,7 @@ def run_handoff(client: FarmClient, request: Dict[str, Any], *, registry: JobReg
             registry.record(service=SERVICE, job_id=existing.id, profile=client.profile, title=existing.job_title,
                             source=str(opts.scene), output_dir=str(opts.out_dir) if opts.out_dir else None)
             return existing.id
-    return submit(client, opts, registry=registry, progress=progress).job.id
+    return FarmSubmitter(client, registry, throttle=throttle).submit(opts, progress=progress).job.id
 
 
 ENGINE_NAMES = ("CYCLES", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
