@@ -245,7 +245,9 @@ class LocalAutopilot(WorkerHandles):
     def _auth(self, request: Request) -> None:
         key = request.headers.get("x-api-key")
         if not key:
-            raise ApiError(401, "missing x-api-key header")
+            # seed 000: the key goes in x-api-key; an Authorization header (another vendor's scheme) is not read
+            elsewhere = " (the key goes in x-api-key, not Authorization)" if "authorization" in request.headers else ""
+            raise ApiError(401, f"missing x-api-key header{elsewhere}")
         if not hmac.compare_digest(key, self.api_key):
             raise ApiError(401, "invalid API key")
         if self.rate_limit > 0:

@@ -87,6 +87,9 @@ def build_app(farm: LocalFarm) -> FastAPI:
     def auth(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if header and scheme.lower() != "bearer":  # seed 004: a login's token as Bearer, never a key of its own
+            raise FarmError(401, f"the Authorization scheme must be Bearer (a token from POST /api/auth/login), "
+                                 f"not {scheme!r}")
         farm.check_token(token.strip() if scheme.lower() == "bearer" else None)
 
     authed = [Depends(auth)]

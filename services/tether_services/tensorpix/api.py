@@ -181,7 +181,9 @@ class LocalTensorPix(WorkerHandles):
         if not header:
             raise ApiError(401, "Authentication credentials were not provided.")
         scheme, _, key = header.partition(" ")
-        if scheme != "Token" or not hmac.compare_digest(key.strip(), self.api_key):
+        if scheme != "Token":  # seed 002: 'Token' is the required prefix (not Bearer, not the bare key)
+            raise ApiError(401, "Invalid token header. Use 'Authorization: Token <key>'.")
+        if not hmac.compare_digest(key.strip(), self.api_key):
             raise ApiError(401, "Invalid token.")
 
     # --- views ----------------------------------------------------------------------------------------------
