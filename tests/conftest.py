@@ -116,7 +116,7 @@ def memkeyring() -> Iterator[Any]:
 @pytest.fixture
 def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]:
     """The session's local services, with the local Autopilot put back as it was after the test (faults, pause,
-    quota used and limit, rate limit)."""
+    quota used and limit, rate limit, list shape)."""
     yield local_services
     autopilot = local_services.service("autopilot")
     local_services.faults.clear()
@@ -125,6 +125,7 @@ def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]
     autopilot.frame_limit = 1000
     autopilot.rate_limit = 0
     autopilot.echo_exports = True
+    autopilot.list_form = "paged"
 
 
 def _build_venv312(folder: Path) -> Optional[Path]:

@@ -406,6 +406,11 @@ def test_lists_filters_and_pages(client: AutopilotClient, services: Any, tmp_pat
     assert client.cancel_inference(infs.items[0].id) is True
     assert client.get_inference(infs.items[0].id).status == "cancelled"
     assert set(client.jobs_by_id([*ids[:3], "missing-id"])) == set(ids[:3])
+    # every list shape the vendor's silence allows is walked to the end, each job once (the fixture puts it back)
+    for form in ("paged", "drf", "bare", "whole"):
+        services.service("autopilot").list_form = form
+        walked = [j.id for j in client.iter_jobs(metadata={"batch": tag})]
+        assert sorted(walked) == sorted(ids), form
     for job_id in ids:
         client.cancel(job_id)
 

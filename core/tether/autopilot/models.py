@@ -296,7 +296,10 @@ class Page(Tolerant):
             return True
         if self.total is not None and self.per_page:
             return self.page * self.per_page < self.total
-        return bool(self.per_page) and count >= (self.per_page or 0)
+        if self.per_page:
+            return count >= self.per_page
+        # nothing said about other pages: ask for the next one; a page that brings no new id ends the walk
+        return count > 0
 
 
 class JobPage(Page):

@@ -21,7 +21,9 @@ Routes (below the mount prefix):
   404 when the job has no inference producing that export, 409 while it is not finished or when it failed.
   Several assets with the same export: one zip with a folder per asset (``asset_1/...``).
 
-Lists answer ``{"items": [...], "page", "per_page", "total", "pages"}`` (20 per page). Errors answer
+Lists answer ``{"items": [...], "page", "per_page", "total", "pages"}`` (20 per page), or with ``list_form`` another
+shape the vendor's silence allows (``drf``: ``{count, next, previous, results}``; ``bare``: the page as a list;
+``whole``: every job whatever the page). Errors answer
 ``{"message": ...}``. Inferences run on a thread pool: ``pending`` -> ``running`` -> ``completed`` | ``failed``
 (``cancelled`` from ``pending`` or ``running``). What they compute is in :mod:`.processing`.
 
@@ -202,6 +204,7 @@ class LocalAutopilot(WorkerHandles):
         self.subscription_tier = tier
         self.frames_inferenced = 0
         self.rate_limit = 0.0
+        self.list_form = "paged"  # or "drf", "bare", "whole": the list shapes the client must read (_page)
         self._rate: Dict[str, Tuple[float, float]] = {}
         self.presigner = Presigner(self.store, put_route="put_object", get_route="get_object", ttl=URL_TTL,
                                    error=lambda status, message: ApiError(status, message))
@@ -431,11 +434,20 @@ class LocalAutopilot(WorkerHandles):
             raise ApiError(400, "page starts at 1")
         return service, status, meta, page
 
-    @staticmethod
-    def _page(items: List[Dict[str, Any]], page: int) -> Dict[str, Any]:
+    def _page(self, items: List[Dict[str, Any]], page: int) -> Any:
+        """One page in the form ``list_form`` names: the vendor publishes no paging shape (SERVICES.md)."""
         total = len(items)
-        return {"items": items[(page - 1) * PER_PAGE: page * PER_PAGE], "page": page, "per_page": PER_PAGE,
-                "total": total, "pages": max(1, math.ceil(total / PER_PAGE))}
+        chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
+        if self.list_form == "whole":  # paging parameters ignored: the whole list every time
+            return items
+        if self.list_form == "bare":  # a page with nothing said about the others
+            return chunk
+        if self.list_form == "drf":
+            return {"count": total, "results": chunk,
+                    "next": f"/api/jobs?page={page + 1}" if page * PER_PAGE < total else None,
+                    "previous": f"/api/jobs?page={page - 1}" if page > 1 else None}
+        return {"items": chunk, "page": page, "per_page": PER_PAGE, "total": total,
+                "pages": max(1, math.ceil(total / PER_PAGE))}
 
     def list_jobs(self, request: Request) -> Dict[str, Any]:
         service, status, meta, page = self._filters(request)
