@@ -1,5 +1,6 @@
 """The local services refuse what the seeds do not allow, so a client that misreads a vendor's contract fails here
-first: each service's key in another vendor's auth scheme is a 401 that names the scheme the seed wants."""
+first: each service's key in another vendor's auth scheme is a 401 that names the scheme the seed wants, and a
+create with a field the seed does not have, or one of the wrong type, is refused naming it."""
 
 from __future__ import annotations
 
@@ -26,3 +27,39 @@ def test_a_key_in_another_scheme_is_refused_saying_which(case: str, local_servic
     route, headers, words = WRONG_SCHEMES[case]
     reply = httpx.get(local_services.url(service) + route, headers=headers, timeout=10)
     assert reply.status_code == 401 and words in reply.text, reply.text
+
+
+def _headers(service: str, local_services: Any) -> Dict[str, str]:
+    key = str(SPECS[service].local_key)
+    if service == "farm":
+        from tether_services.farm.engine import EMAIL, PASSWORD
+
+        login = httpx.post(local_services.url("farm") + "/api/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return {"x-api-key": key} if service == "autopilot" else {"Authorization": f"Token {key}"}
+
+
+# service -> (create route, a body with a field the seed does not have, a body with a field of the wrong type)
+CREATES: Dict[str, Any] = {
+    "farm": ("/api/jobs", {"job_title": "t", "project": "default", "instance_type": "cpu-standard-8",
+                           "frame_range": "1", "blender_version": "blender-5-0", "output_path": "o",
+                           "upload_paths": ["/x.blend"], "colour": "red"},
+             {"job_title": "t", "project": "default", "instance_type": "cpu-standard-8", "frame_range": "1",
+              "blender_version": "blender-5-0", "output_path": "o", "upload_paths": "/x.blend"}),
+    "autopilot": ("/api/jobs", {"assets": [{"source_path": "k", "services": [{"type": "roto", "output_path": "o"}]}],
+                                "colour": "red"},
+                  {"assets": [{"source_path": "k", "services": "roto"}]}),
+    "tensorpix": ("/api/jobs/", {"input_video": 1, "ml_models": [1], "colour": "red"},
+                  {"input_video": "first", "ml_models": [1]}),
+}
+
+
+@pytest.mark.parametrize("service", list(CREATES))
+@pytest.mark.parametrize("which", ["unknown field", "mistyped field"])
+def test_a_create_off_the_seed_is_refused(service: str, which: str, local_services: Any) -> None:
+    route, unknown, mistyped = CREATES[service]
+    body = unknown if which == "unknown field" else mistyped
+    reply = httpx.post(local_services.url(service) + route, json=body, headers=_headers(service, local_services),
+                       timeout=10)
+    assert reply.status_code in (400, 422), (reply.status_code, reply.text)
+    assert ("colour" if which == "unknown field" else "") in reply.text

@@ -409,9 +409,13 @@ class LocalTensorPix(WorkerHandles):
         async def create_job(request: Request) -> Any:
             self._auth(request)
             body = await json_body(request)
+            self.options(body, ("input_video",))  # every field checked before any is looked up, as DRF does
             video_id = body.get("input_video")
-            if not isinstance(video_id, int) or isinstance(video_id, bool):
+            if video_id is None:
                 raise ApiError(400, {"input_video": ["This field is required."]})
+            if not isinstance(video_id, int) or isinstance(video_id, bool):
+                raise ApiError(400, {"input_video": [f"Incorrect type. Expected pk value, received "
+                                                     f"{type(video_id).__name__}."]})
             try:
                 video = self.video(video_id)
             except ApiError:
