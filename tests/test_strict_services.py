@@ -63,3 +63,18 @@ def test_a_create_off_the_seed_is_refused(service: str, which: str, local_servic
                        timeout=10)
     assert reply.status_code in (400, 422), (reply.status_code, reply.text)
     assert ("colour" if which == "unknown field" else "") in reply.text
+
+
+@pytest.mark.parametrize("document, words", [
+    ("mutation T($sources: [SourceIn!]!) { createSingleCamTake(sources: $sources) { id } }", "Unknown type 'SourceIn'"),
+    ("query J($jobId: String!) { getJob(jobId: $jobId) { id } }", "String!"),  # getJob(jobId: ID!)
+    ("query F($id: ID!) { getFile(id: $id) { id } }", "getFile"),  # getFile(fileId:)
+    ("query J($jobId: ID!) { getJob(jobId: $jobId) { outputs { kind } } }", "kind"),
+])
+def test_move_refuses_a_document_off_its_schema(document: str, words: str, local_services: Any) -> None:
+    reply = httpx.post(local_services.url("move") + "/ugc/graphql", timeout=10,
+                       headers={"authorization": str(SPECS["move"].local_key)},
+                       json={"query": document, "variables": {"sources": [], "jobId": "j", "id": "f"}})
+    errors = reply.json()["errors"]
+    assert reply.status_code == 400 and errors[0]["errorType"] == "ValidationError", errors
+    assert any(words in e["message"] for e in errors), errors
