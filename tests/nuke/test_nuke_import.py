@@ -16,7 +16,9 @@ from tether.nukeimport import (
     PlateFacts,
     ResultFiles,
     describe_import,
+    image_size,
     import_to_nk,
+    parse_camera_json,
     parse_curve,
     parse_nk,
     to_nk,
@@ -172,6 +174,33 @@ def test_camera_from_the_nk_text_matches_too(tmp_path: Path) -> None:
     # and Tether's own reader agrees with the fake's
     tx = parse_curve(channel_curves(cam_text.knobs["translate"])[0])
     assert [f for f, _ in tx] == [float(START + k) for k in range(N)]
+
+
+@pytest.mark.parametrize("unit", ["degrees", "radians"])
+def test_json_fov_deg_fields_are_degrees_whatever_the_angle_unit(unit: str) -> None:
+    """``vfov_deg``/``hfov_deg`` say their unit in their name; ``vfov``/``hfov`` and rotations follow the file's."""
+    to_file = math.radians if unit == "radians" else float
+    text = json.dumps({"angle_unit": unit, "frames": [
+        {"frame": 1, "translate": [0, 0, 0], "rotate": [to_file(10), 0, 0], "vfov_deg": 38.0},
+        {"frame": 2, "translate": [0, 0, 0], "rotate": [to_file(20), 0, 0], "vfov_deg": 40.0}]})
+    track = parse_camera_json(text)
+    assert track.vfov == pytest.approx([38.0, 40.0]) and [r[0] for r in track.rotate] == pytest.approx([10, 20])
+    plain = parse_camera_json(text.replace("vfov_deg", "vfov"))
+    assert plain.vfov == pytest.approx([to_file(38.0), to_file(40.0)] if unit == "degrees"
+                                       else [math.degrees(38.0), math.degrees(40.0)])
+    hfov = parse_camera_json(text.replace("vfov_deg", "hfov_deg"))
+    assert hfov.hfov == pytest.approx([38.0, 40.0]) and hfov.vfov is None
+
+
+def test_a_dpx_plate_says_its_size(tmp_path: Path) -> None:
+    """DPX plates (big- or little-endian headers) give their size, so mattes of another size get a Reformat."""
+    for magic, order in ((b"SDPX", ">"), (b"XPDS", "<")):
+        dpx = tmp_path / f"plate_{order == '>'}.dpx"
+        head = bytearray(2048)
+        head[:4] = magic
+        head[772:780] = struct.pack(order + "II", 2048, 858)
+        dpx.write_bytes(bytes(head))
+        assert image_size(dpx) == (2048, 858)
 
 
 def test_focal_without_sensor_uses_a_gate_with_the_plates_aspect(tmp_path: Path) -> None:

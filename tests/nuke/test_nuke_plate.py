@@ -149,3 +149,15 @@ def test_a_reads_colour_comes_with_the_projects_ocio_config(tmp_path: Path, monk
     assert PlateFacts.from_dict(plate.to_dict()).ocio_config == str(config)  # recorded with the job
     monkeypatch.setenv("OCIO", str(config))
     assert project_ocio_config() == ""  # Nuke prefers $OCIO, and so does the send
+
+
+def test_a_relative_file_is_recorded_as_nuke_resolves_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path is read against Nuke's working folder; the plate sent with a job names it absolutely, so a
+    .nk written from it opens from anywhere."""
+    monkeypatch.chdir(tmp_path)
+    read = nuke.nodes.Read()
+    read["file"].setValue("plates/shot.####.exr")
+    plate = read_plate(read)
+    assert plate.file == (tmp_path / "plates" / "shot.####.exr").as_posix()
+    read["file"].setValue("/already/absolute.####.exr")
+    assert read_plate(read).file == "/already/absolute.####.exr"
