@@ -144,7 +144,9 @@ def test_the_same_clip_with_the_same_options_is_not_paid_twice(
     first = submit(client, pattern, ServiceChoice(roto=True), registry=registry).job.id
     record = registry.get("autopilot", first)
     assert record is not None and len(record.extra["clip_hash"]) == 64
-    assert record.extra["options"] == {"exports": {}, "services": [{"type": "roto"}]}
+    options = record.extra["options"]
+    assert options["services"] == [{"type": "roto"}] and options["exports"] == {}
+    assert options.get("colour") == record.extra.get("colour")  # the conversion a movie is sent through counts
     puts = autopilot_services.requests.count(method="PUT")
     # the same frames under another name and folder are the same clip
     copy = tmp_path / "elsewhere"

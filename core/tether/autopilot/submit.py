@@ -265,11 +265,14 @@ def content_hash(clip: Clip, cache: Optional[HashCache] = None) -> str:
             hashes.close()
 
 
-def options_key(choice: ServiceChoice) -> Dict[str, Any]:
-    """The options that change what a job returns (services, their metadata, export types), as plain JSON values;
-    where the output goes is left out."""
+def options_key(choice: ServiceChoice, transform: Optional[SendTransform] = None) -> Dict[str, Any]:
+    """The options that change what a job returns (services, their metadata, export types, and the colour
+    conversion a sequence is sent through), as plain JSON values; where the output goes is left out."""
     specs = [{k: v for k, v in spec.items() if k != "output_path" and v is not None} for spec in choice.specs("")]
-    return json.loads(json.dumps({"services": specs, "exports": choice.exports()}, sort_keys=True))
+    key: Dict[str, Any] = {"services": specs, "exports": choice.exports()}
+    if transform is not None:
+        key["colour"] = transform.to_dict()
+    return json.loads(json.dumps(key, sort_keys=True))
 
 
 class AlreadySent(InputError):
@@ -319,7 +322,7 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
     clip = prep.clip
     record_extra: Dict[str, Any] = {}
     if registry is not None:
-        clip_hash, options = content_hash(clip), options_key(choice)
+        clip_hash, options = content_hash(clip), options_key(choice, prep.transform)
         earlier = find_sent(registry, clip_hash, options)
         if earlier is not None and not force:
             raise AlreadySent(earlier)
