@@ -283,6 +283,11 @@ def test_the_same_frames_and_options_offer_the_finished_jobs_results(qtbot: Any,
                         timeout=PATIENCE_MS)
         copy = nuke.toNode("Plate7_roto_alpha_v001")
         assert copy is not None and copy.input(0) is nuke.toNode("Plate7")
+        plate_read = nuke.toNode("Plate7")
+        assert plate_read is not None
+        plate_read.selectOnly()  # the import selected its own nodes: the artist picks the plate again
+        panel.refresh_plate()
+        qtbot.waitUntil(lambda: panel.plate is not None and panel.plate.node == "Plate7", timeout=PATIENCE_MS)
         panel.submit()  # offered again; this time the artist sends anyway
         qtbot.waitUntil(lambda: not panel.offer_box.isHidden(), timeout=PATIENCE_MS)
         qtbot.mouseClick(panel.offer_send, QtCore.Qt.MouseButton.LeftButton)
