@@ -447,6 +447,30 @@ def test_watcher_limited_to_given_jobs_and_run_loop(reg: JobRegistry) -> None:
     assert watcher.done and [r.job_id for r in watcher.followed] == ["a"]
 
 
+
+def test_watcher_cycles_wait_its_backoff_on_the_clock_and_stop_when_cancelled(reg: JobRegistry) -> None:
+    from tether.poll import Clock
+
+    svc = FakeService()
+    reg.record(service="farm", job_id="a", profile="local")
+    svc.set("a", JobState.QUEUED)
+    watcher = Watcher(reg, factory({("farm", "local"): svc}), fast=2, cap=8)
+    waits: List[float] = []
+    cycles = watcher.follow(clock=Clock(monotonic=lambda: 0.0, sleep=waits.append))
+    for _ in range(4):  # nothing moves: the waits grow to the cap, read off the watcher's own backoff
+        next(cycles)
+    assert waits == [3.0, 4.5, 6.75] and len(svc.calls) == 4
+    svc.set("a", JobState.COMPLETED, 100)
+    assert [c.kind for c in next(cycles)] == [ChangeKind.FINISHED]
+    assert list(cycles) == [] and watcher.done and len(waits) == 4  # done: no wait after the last cycle
+
+    reg.record(service="farm", job_id="b", profile="local")
+    svc.set("b", JobState.RUNNING, 5)
+    stop = {"now": False}
+    follow = Watcher(reg, factory({("farm", "local"): svc}), fast=2, cap=8)
+    gen = follow.follow(cancelled=lambda: stop["now"], clock=Clock(sleep=lambda s: stop.update(now=True)))
+    assert len(list(gen)) == 1 and not follow.done  # cancelled during the wait: no second ask
+
 # --- `tether jobs` -----------------------------------------------------------------------------------------
 def _seed(data_dir: Path) -> None:
     with JobRegistry() as reg:

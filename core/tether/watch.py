@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import threading
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import TetherError, redact
 from .jobs import Job, JobService, JobState
-from .poll import Backoff
+from .poll import SYSTEM_CLOCK, Backoff, Clock
 from .registry import JobRecord, JobRegistry
 
 ClientFactory = Callable[[str, Optional[str]], JobService]
@@ -223,7 +224,22 @@ class Watcher:
             self._seen[rec.key] = gone
         return True
 
-    # --- a loop for threads ----------------------------------------------------------------------------------
+    # --- the one loop ---------------------------------------------------------------------------------------
+    def follow(
+        self,
+        until_done: bool = True,
+        cancelled: Callable[[], bool] = lambda: False,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> Iterator[List[JobChange]]:
+        """Poll, yield each cycle's changes (maybe none), wait :meth:`next_delay`, again; ends when every followed
+        job finished (``until_done``), or ``cancelled()``. ``clock.sleep`` may be an ``Event.wait`` so a stop ends
+        the wait at once. The command's watch, the DCCs' threads and :meth:`run` all follow jobs through this."""
+        while not cancelled():
+            yield self.poll_once()
+            if (until_done and self.done) or cancelled():
+                return
+            clock.sleep(self.next_delay())
+
     def run(
         self,
         on_changes: Callable[[List[JobChange]], None],
@@ -232,13 +248,9 @@ class Watcher:
     ) -> None:
         """Poll until every followed job finished (``until_done``) or ``stop`` is set. For a worker thread."""
         stop = stop or threading.Event()
-        while not stop.is_set():
-            changes = self.poll_once()
+        for changes in self.follow(until_done, stop.is_set, Clock(sleep=stop.wait)):
             if changes:
                 on_changes(changes)
-            if until_done and self.done:
-                return
-            stop.wait(self.next_delay())
 
     def close(self) -> None:
         """Close the clients this watcher made."""

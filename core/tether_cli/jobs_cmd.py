@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from tether.errors import AuthError, ConfigError, InputError
+from tether.poll import Clock
 
 if TYPE_CHECKING:
     from tether.jobs import JobService
@@ -284,8 +285,7 @@ def _watch_plain(watcher: Watcher, start: List[JobRecord]) -> None:
     for rec in start:
         print(f"{rec.service} job {rec.job_id}: {rec.state_label} {rec.progress:.0f}%", flush=True)
     last_error: Dict[Tuple[str, str], str] = {}  # (service, profile) -> the error printed last
-    while True:
-        changes = watcher.poll_once()
+    for changes in watcher.follow(clock=Clock(monotonic=time.monotonic, sleep=time.sleep)):
         _raise_if_hopeless(changes)
         for change in changes:
             if change.error is None:
@@ -296,9 +296,6 @@ def _watch_plain(watcher: Watcher, start: List[JobRecord]) -> None:
                 last_error[(change.service, change.profile)] = change.message
                 print(f"{change.message} (retrying with back-off; Ctrl-C stops watching, the jobs keep running)",
                       file=sys.stderr, flush=True)
-        if watcher.done:
-            return
-        time.sleep(watcher.next_delay())
 
 
 def _watch_live(watcher: Watcher) -> None:
@@ -319,16 +316,15 @@ def _watch_live(watcher: Watcher) -> None:
         parts += [Text(message, style="red") for message in state["errors"]]
         return Group(*parts)
 
+    def wait(seconds: float) -> None:
+        state["next"] = time.monotonic() + seconds
+        time.sleep(seconds)
+
     with Live(console=console, get_renderable=render, refresh_per_second=2, transient=False):
-        while True:
-            changes = watcher.poll_once()
+        for changes in watcher.follow(clock=Clock(sleep=wait)):
             _raise_if_hopeless(changes)
             state["errors"] = [c.message for c in changes if c.error is not None]
-            if watcher.done:
-                state["next"] = None
-                return
-            state["next"] = time.monotonic() + watcher.next_delay()
-            time.sleep(watcher.next_delay())
+        state["next"] = None
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
