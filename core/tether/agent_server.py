@@ -40,6 +40,7 @@ from .agent import (
 )
 from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
 from .jobs import JobService, JobState
+from .poll import Clock
 from .registry import JobRegistry, QueueEntry
 from .transfer import Throttle
 from .watch import ChangeKind, JobChange, Watcher
@@ -346,15 +347,18 @@ class Agent:
     # --- the watcher: one poller per machine ----------------------------------------------------------------------
     def _watcher(self) -> None:
         watcher = Watcher(self.registry, self.clients, fast=self.fast, cap=self.cap)
+
+        def wait(seconds: float) -> None:  # a hand-off or a stop sets _poll: the next cycle starts at once
+            self._poll.wait(seconds)
+            self._poll.clear()
+
         try:
-            while not self._stop.is_set():
-                self._poll.clear()
-                changes = watcher.poll_once()
+            self._poll.clear()
+            for changes in watcher.follow(until_done=False, cancelled=self._stop.is_set, clock=Clock(sleep=wait)):
                 self._publish(watcher, changes)
                 for change in changes:
                     self._on_change(change)
                 self._pending_fetches()
-                self._poll.wait(watcher.next_delay())
         finally:
             watcher.close()
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import enum
 import threading
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import TetherError, redact
