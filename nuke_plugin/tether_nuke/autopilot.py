@@ -52,9 +52,7 @@ def stage_sequence(plate: PlateFacts, folder: Path) -> str:
                 os.link(source, target)
             except OSError:
                 shutil.copy2(source, target)
-    head = Path(pattern.head).name
-    token = "#" * pattern.padding if pattern.padding > 1 else "%d"
-    return str(folder / f"{head}{token}{pattern.tail}")
+    return str(folder / Path(pattern.hashes()).name)
 
 
 class AutopilotAdapter:
