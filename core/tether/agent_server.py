@@ -22,6 +22,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -305,14 +306,26 @@ class Agent:
 
         return on
 
+    @contextlib.contextmanager
+    def _client(self, service: str, profile: str) -> Iterator[JobService]:
+        """A client of its own for one hand-off or one fetch, closed after it (the factory makes a new one a call)."""
+        client = self.clients(service, profile or None)
+        try:
+            yield client
+        finally:
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+
     def _run(self, entry: QueueEntry) -> None:
         log.info("hand-off %d (%s '%s'): attempt %d", entry.id, entry.service, entry.title, entry.attempts)
         self.current = {"entry": entry.id, "service": entry.service, "title": entry.title}
         try:
             module = handoff_module(entry.service)
-            client = self.clients(entry.service, entry.profile or None)
-            job_id = module.run_handoff(client, entry.request, registry=self.registry, resumed=entry.attempts > 1,
-                                        progress=self._progress(entry), throttle=self.throttle)
+            with self._client(entry.service, entry.profile) as client:
+                job_id = module.run_handoff(client, entry.request, registry=self.registry,
+                                            resumed=entry.attempts > 1, progress=self._progress(entry),
+                                            throttle=self.throttle)
         except CancelledByUser:
             self.registry.settle(entry.id, "queued")
             log.info("hand-off %d set back in the queue (paused or stopping)", entry.id)
@@ -395,16 +408,12 @@ class Agent:
     def _fetch(self, rec: Any) -> None:
         self._fetching.add(rec.key)
         try:
-            client = self.clients(rec.service, rec.profile or None)
-            files = client.fetch_outputs(rec.job_id, Path(rec.output_dir))
+            with self._client(rec.service, rec.profile) as client:
+                files = client.fetch_outputs(rec.job_id, Path(rec.output_dir))
         except Exception as exc:  # kept for the next cycle: the service may answer then
             self._fetching.discard(rec.key)
             log.warning("fetching %s job %s: %s", rec.service, rec.job_id, redact(str(exc)))
             return
-        finally:
-            close = getattr(locals().get("client"), "close", None)
-            if callable(close):
-                close()
         self.registry.mark_fetched(rec.service, rec.job_id, rec.output_dir)
         self.fetched.append(f"{rec.service}:{rec.job_id}")
         log.info("%s job %s: %d file(s) downloaded to %s", rec.service, rec.job_id, len(files), rec.output_dir)
