@@ -58,7 +58,7 @@ def test_the_plate_colour_space_comes_from_the_read_else_the_file_type() -> None
     assert send_transform("ref.####.png").identity  # 8-bit images are display-referred already
     # what a Read says wins: an alias (the ACES 1.x name), Nuke's "label (name)" spelling, a role
     assert send_transform("a.exr", "ACES - ACEScg").source == "ACEScg"
-    assert send_transform("a.exr", "default (linear)").source == "ACEScg"
+    assert send_transform("a.exr", "default (linear)").source == "Linear Rec.709 (sRGB)"  # what the brackets name
     assert send_transform("a.dpx", "scene_linear (ACEScg)").source == "ACEScg"
     assert send_transform("a.exr", "ARRI LogC4").source == "ARRI LogC4"
     assert exr.inverse() == SendTransform(BUILTIN_CONFIG, SRGB, "ACEScg")

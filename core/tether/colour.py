@@ -8,9 +8,11 @@ was. Mattes, depth and vectors are data: they are never given a transform.
 
 - **config**: the one the Read was read with in Nuke (the project's), else ``$OCIO``, else OCIO's built-in studio
   config (``ocio://studio-config-latest``, OCIO 2.2+);
-- **from**: the Read's ``colorspace`` (a name, an alias or a role); when it is ``default``/empty (the command line's
-  case) the file type decides through the config's roles: EXR/HDR ``scene_linear``, DPX/Cineon ``compositing_log``;
-  8-bit images (PNG, JPEG, TIFF) are display-referred already and pass unchanged;
+- **from**: the Read's ``colorspace`` (a name, an alias or a role). Nuke shows ``default (X)`` where X is the space it
+  uses for that file type, so X is taken; a bare ``default``/empty (the command line's case) lets the file type decide
+  through the config's roles: EXR/HDR ``scene_linear``, DPX/Cineon ``compositing_log``; 8-bit images (PNG, JPEG, TIFF)
+  are display-referred already and pass unchanged. The names of Nuke's own colour management (``linear``, ``sRGB``,
+  ``rec709``, ``Cineon``, ...: the nuke-default config) are known in every config (:func:`add_nuke_names`);
 - **to**: the config's ``color_picking`` role (sRGB-encoded Rec.709 in the studio, CG and Nuke's default configs), a
   plain colour space, not a view transform: its inverse is exact where the service changed nothing. What lies above
   display white or outside Rec.709 clips on the way out; the README says so.
@@ -25,11 +27,23 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .errors import InputError
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
+# The nuke-default config's spaces (OpenColorIO-Configs nuke-default/config.ocio: linear is its reference, scene linear
+# on Rec.709 primaries; the others are curves on it, no gamut change), by the short alias of the same space in OCIO's
+# built-in CG and studio configs (every version from v1.0.0 has these aliases) or its ACES 1.x name.
+NUKE_EQUIVALENTS: Dict[str, Tuple[str, ...]] = {
+    "linear": ("lin_rec709_srgb", "Utility - Linear - sRGB"),
+    "sRGB": ("srgb_tx", "Utility - sRGB - Texture"),
+    "rec709": ("camera_rec709", "Utility - Rec.709 - Camera"),
+    "Gamma1.8": ("g18_rec709",),
+    "Gamma2.2": ("g22_rec709",),
+    "Gamma2.4": ("g24_rec709",),
+    "raw": ("Raw", "Utility - Raw"),
+}
 DISPLAY_ROLE = "color_picking"
 ROLE_BY_EXT = {".exr": "scene_linear", ".hdr": "scene_linear", ".sxr": "scene_linear",
                ".dpx": "compositing_log", ".cin": "compositing_log"}
@@ -57,8 +71,54 @@ def load_config(source: str) -> Any:
             except Exception as exc:  # OCIO raises its own Exception type with the reason
                 raise InputError(f"the OpenColorIO config {source} cannot be loaded ({exc}): set $OCIO to a "
                                  "config file, or the Read's project to a config that exists here") from None
+            add_nuke_names(config)
             _configs[source] = config
         return config
+
+
+def _nuke_curves(ocio: Any) -> Dict[str, Callable[[], Any]]:
+    """Linear Rec.709 -> the nuke-default space, for the ones a config may lack (its LUT files are these curves)."""
+    black = 10 ** ((95 - 685) / 300)  # Kodak's Cineon: code 95 is black, 685 white, 0.002 density/code, gamma 0.6
+
+    def cineon() -> Any:
+        curve = ocio.LogAffineTransform(logSideSlope=[300 / 1023] * 3, logSideOffset=[685 / 1023] * 3,
+                                        linSideSlope=[1 - black] * 3, linSideOffset=[black] * 3)
+        curve.setBase(10)
+        return curve
+
+    def rec709() -> Any:  # the BT.709 OETF, as the studio config's Camera Rec.709 writes it
+        return ocio.ExponentWithLinearTransform(gamma=[1 / 0.45] * 3 + [1], offset=[0.099] * 3 + [0],
+                                                direction=ocio.TRANSFORM_DIR_INVERSE)
+
+    return {"Cineon": cineon, "rec709": rec709}
+
+
+def add_nuke_names(config: Any) -> None:
+    """Make the nuke-default names Nuke shows (``linear``, ``sRGB``, ``rec709``, ``Cineon``, ``Gamma2.2``, ``raw``)
+    resolve in ``config`` where it lacks them: an alias on the same space, else (``Cineon``, and ``rec709`` in the CG
+    config) that curve on the config's linear Rec.709. A Nuke script made under Nuke's own colour management, or a
+    command line that names those spaces, then converts exactly as Nuke would, whatever config is loaded here."""
+    import PyOpenColorIO as ocio
+
+    linear = next((config.getColorSpace(n) for n in NUKE_EQUIVALENTS["linear"] if config.getColorSpace(n)), None)
+    curves = _nuke_curves(ocio)
+    for name in (*NUKE_EQUIVALENTS, *curves):
+        if config.getColorSpace(name) is not None:
+            continue  # the config has it (nuke-default itself, or a studio's own)
+        same = next((config.getColorSpace(n) for n in NUKE_EQUIVALENTS.get(name, ()) if config.getColorSpace(n)),
+                    None)
+        if same is not None:
+            same.addAlias(name)
+            config.addColorSpace(same)  # replaces the space of that name with the one carrying the alias
+        elif name in curves and linear is not None:
+            from_linear = linear.getTransform(ocio.COLORSPACE_DIR_FROM_REFERENCE)
+            if from_linear is None:
+                from_linear = linear.getTransform(ocio.COLORSPACE_DIR_TO_REFERENCE)
+                from_linear.setDirection(ocio.TRANSFORM_DIR_INVERSE)
+            space = ocio.ColorSpace(ocio.REFERENCE_SPACE_SCENE, name, family="Nuke",
+                                    description=f"Nuke's {name}: the nuke-default curve on {linear.getName()}")
+            space.setTransform(ocio.GroupTransform([from_linear, curves[name]()]), ocio.COLORSPACE_DIR_FROM_REFERENCE)
+            config.addColorSpace(space)
 
 
 def _resolve(config: Any, name: str, source: str) -> str:
@@ -121,7 +181,12 @@ def send_transform(file_name: str, colorspace: str = "", config: Optional[str] =
         raise InputError(f"the OpenColorIO config {source} has no '{DISPLAY_ROLE}' role: name the display colour "
                          "space to send in (--display-colorspace)")
     name = (colorspace or "").strip()
-    if name.lower() in DEFAULT_NAMES or name.lower().startswith("default ("):
+    labelled = _LABELLED.match(name)
+    if labelled and labelled.group(1).lower() == "default":
+        name = labelled.group(2)  # Foundry: "When the default option is selected, the color transform that Nuke has set
+        # for it is listed in brackets" (learn.foundry.com/nuke/content/comp_environment/configuring_nuke/
+        # using_ocio_config_files.html); per file type, Project Settings > Color's defaults
+    if name.lower() in DEFAULT_NAMES:
         role = ROLE_BY_EXT.get(Path(file_name.split("?")[0]).suffix.lower())
         if role is None:  # 8-bit images are display-referred already
             return SendTransform(config=source, source=target, target=target)
@@ -154,5 +219,5 @@ def describe(record: Optional[Mapping[str, Any]]) -> Optional[SendTransform]:
         return None
 
 
-__all__ = ["BUILTIN_CONFIG", "DISPLAY_ROLE", "ColourChoice", "SendTransform", "config_source", "describe",
-           "load_config", "send_transform"]
+__all__ = ["BUILTIN_CONFIG", "DISPLAY_ROLE", "NUKE_EQUIVALENTS", "ColourChoice", "SendTransform", "add_nuke_names",
+           "config_source", "describe", "load_config", "send_transform"]
