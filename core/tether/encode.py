@@ -24,11 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .colour import SendTransform
+from .colour import ColourChoice, SendTransform
 from .errors import CancelledByUser, InputError
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .nukeimport.plate import PlateFacts
 
 CRF = 14  # visually lossless for 8-bit H.264: the service sees the plate, not the encoder
 PRESET = "medium"
@@ -220,6 +223,26 @@ def encode_movie(files: Sequence[Union[str, Path]], out: Path, transform: SendTr
                         fps=float(rate), transform=transform, padded=pad, sources=names)
 
 
+def movie_for_upload(plate: PlateFacts, folder: Path, progress: Optional[Progress] = None,
+                     colour: Optional[ColourChoice] = None) -> Union[Path, EncodedMovie]:
+    """What a movie-only service (TensorPix, Clipzy) is sent of a plate, from the Nuke panel and the command line
+    alike: a movie plate as it is (a Path); a sequence's sent frames encoded to H.264 in ``folder``, in a display
+    space from ``colour`` (default: the plate's own, its Read's), as an :class:`EncodedMovie` whose
+    :meth:`~EncodedMovie.record` the job keeps so the result reads back on the plate."""
+    if plate.is_movie:
+        return Path(plate.file)
+    lacking = missing_media()
+    if lacking is not None:
+        raise InputError(f"{plate.node} ({Path(plate.file).name}) is an image sequence and the service takes a "
+                         f"movie, but {lacking}; or render the plate to a .mov/.mp4 and send that")
+    missing = plate.missing_frames()
+    if missing:
+        raise InputError(f"{plate.node}: frames {missing[:5]} are missing from {plate.pattern.path}")
+    transform = (colour or plate.colour).resolve(plate.file)
+    return encode_movie(plate.files_to_send(), folder / f"{plate.node}.mp4", transform, fps=plate.fps,
+                        first_frame=plate.sent_range[0], progress=progress)
+
+
 def read_movie(path: Path, transform: Optional[SendTransform] = None) -> Iterator[Any]:
     """Each frame of a movie as float32 HxWx3 RGB, put back through ``transform`` (a sent movie's
     :meth:`~tether.colour.SendTransform.inverse`: the plate's colour space again; None: display values 0..1)."""
@@ -238,4 +261,4 @@ def read_movie(path: Path, transform: Optional[SendTransform] = None) -> Iterato
 
 
 __all__ = ["CRF", "INSTALL_HINT", "PRESET", "EncodedMovie", "encode_movie", "frame_map", "frame_rgb", "missing_media",
-           "read_movie", "tag_stream", "video_frame"]
+           "movie_for_upload", "read_movie", "tag_stream", "video_frame"]

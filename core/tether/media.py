@@ -241,6 +241,22 @@ def sequence_pattern(files: Sequence[PathLike]) -> Tuple[FramePattern, List[int]
     return FramePattern(path=hashes, head=base, tail=seq.tail, padding=padding, has_token=True), seq.frames
 
 
+def split_range(spec: str) -> Tuple[str, Optional[List[int]]]:
+    """A pattern in fileseq's ranged form, ``plate.1001-1100#.exr`` (a frame range just before the token), as the bare
+    pattern (``plate.#.exr``) and the range's frames; any other spec as it is, with None. A lone number before the
+    token is part of the name (``cam2####.exr``), not a one-frame range."""
+    if not FramePattern.parse(spec).has_token:
+        return spec, None
+    try:
+        seq = fileseq.FileSequence(spec, pad_style=fileseq.PAD_STYLE_HASH4)
+    except (fileseq.ParseException, ValueError):  # outside fileseq's grammar (shot.####_v2.exr): no range in it
+        return spec, None
+    frames = seq.frameSet()
+    if frames is None or re.fullmatch(r"-?\d+", str(frames)):
+        return spec, None
+    return f"{seq.dirname()}{seq.basename()}{seq.padding()}{seq.extension()}", [int(f) for f in frames]
+
+
 def guess_pattern(path: PathLike) -> Optional[str]:
     """``shot.0001.png`` -> ``shot.####.png``: the pattern a single numbered frame probably belongs to."""
     sequences, _ = group_files([path], lone_numbers=True)
@@ -252,5 +268,5 @@ def guess_pattern(path: PathLike) -> Optional[str]:
 
 __all__ = [
     "BLENDER", "IMAGE_EXTS", "MOVIE_EXTS", "NUKE", "QUICKTIME_EXTS", "WEB_MOVIE_EXTS", "FileSequence", "FramePattern",
-    "format_ranges", "group_files", "guess_pattern", "is_movie", "sequence_pattern", "token_padding",
+    "format_ranges", "group_files", "guess_pattern", "is_movie", "sequence_pattern", "split_range", "token_padding",
 ]

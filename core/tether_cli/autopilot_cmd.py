@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from tether.errors import InputError
 
-from .service_cmd import ServiceCommand, out_folder, output_folder
+from .service_cmd import ServiceCommand, colour_choice, out_folder, output_folder
 from .service_cmd import client as service_client
 
 
@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
         "submit", help="check, upload and submit a clip",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether autopilot submit plate.####.exr --roto --dry-run
+  tether autopilot submit scan.1001-1050%04d.dpx --roto --colorspace Cineon    # these frames, in Nuke's Cineon
   tether autopilot submit plate.%04d.exr --roto --tracking --lens 35 --sensor 36 24 --wait --out results/
   tether autopilot submit shot.mov --depth --depth-export mov --json""")
     submit.add_argument("clip", help="a movie file, or an image sequence such as shot.####.png or shot.%%04d.png")
@@ -51,13 +52,7 @@ def register(subparsers: Any) -> None:
                         help="tracking: keep the focal length fixed")
     submit.add_argument("--fix-sensor", action=argparse.BooleanOptionalAction, default=None,
                         help="tracking: keep the sensor size fixed")
-    submit.add_argument("--colorspace", metavar="NAME",
-                        help="a sequence's colour space in the OCIO config (default: EXR scene_linear, DPX "
-                             "compositing_log, PNG/JPEG/TIFF display-referred)")
-    submit.add_argument("--ocio", metavar="CONFIG", help="OCIO config file or ocio:// URI (default: $OCIO, else "
-                                                          "ocio://studio-config-latest)")
-    submit.add_argument("--display-colorspace", metavar="NAME",
-                        help="the display colour space a sequence is sent in (default: the config's color_picking)")
+    sub.sequence_options(submit)
     submit.add_argument("--output-path", help="service-side output key prefix (default tether/<clip>/<id>)")
     submit.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="job metadata, e.g. --meta project=Chocolate --meta shot=ch01 (repeatable)")
@@ -162,20 +157,19 @@ def _result_json(result: Any) -> Dict[str, Any]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from tether.autopilot.submit import preview, submit
-    from tether.colour import ColourChoice
 
     from .progress import TransferBars, status_console
 
     console = status_console()
     client = service_client(args)
     choice = _choice(args)
-    colour = ColourChoice(colorspace=args.colorspace or "", config=args.ocio, display=args.display_colorspace)
+    colour = colour_choice(args)
     out = out_folder(args.out)
     with client:
         if args.dry_run:
             # the body a send posts (asset and job metadata included), as the Nuke panel's preview shows it
             pv = preview(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
-                         colour=colour)
+                         colour=colour, frames=args.frames)
             clip, quota, sent = pv.prepared.clip, pv.prepared.quota, pv.prepared.transform
             how = f"; sent as H.264 in {sent.target} (from {sent.source})" if sent is not None else ""
             summary = (f"{clip.source}: {clip.kind}, {clip.frame_count} frames ({clip.first_frame}-{clip.last_frame})"
@@ -192,7 +186,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         try:
             with TransferBars(console) as bars:
                 sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
-                             registry=registry, out_dir=out, force=args.force, colour=colour,
+                             registry=registry, out_dir=out, force=args.force, colour=colour, frames=args.frames,
                              progress=lambda done, total: bars.bytes("upload", done, total),
                              encode_progress=lambda done, total: bars.bytes("encode", done, total))
         except AlreadySent as sent:

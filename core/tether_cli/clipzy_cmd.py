@@ -1,7 +1,9 @@
 """`tether clipzy submit|jobs|status|fetch|cancel|health|upload`: the Clipzy ML Engine from the command line.
 
 ``submit CLIP --template TEMPLATE`` (also ``style``) uploads both (a template that is not a file here is taken as the
-engine's video id) and starts the job; ``--wait`` follows it showing the current stage; ``--out DIR`` also downloads
+engine's video id) and starts the job; an image sequence (``plate.####.exr``, ``plate.1001-1100#.exr``, ``--frames``)
+is encoded to a movie first, as the Nuke panel does (:func:`.service_cmd.clip_to_send`), its colour transform
+recorded; ``--wait`` follows it showing the current stage; ``--out DIR`` also downloads
 the styled MP4 and writes its ``style_json`` beside it (``fetch``, also ``result``, does that for a finished job);
 ``--dry-run`` prints the job body it would post. ``cancel`` says plainly that Clipzy has no cancel route.
 """
@@ -16,7 +18,7 @@ from typing import Any, Dict, Optional
 from tether.errors import InputError
 from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
-from .service_cmd import ServiceCommand, out_folder, output_folder, print_preview
+from .service_cmd import ServiceCommand, clip_to_send, out_folder, output_folder, print_preview
 from .service_cmd import client as service_client
 
 
@@ -34,12 +36,15 @@ def register(subparsers: Any) -> None:
         "submit", aliases=["style"], help="style a clip like a template clip",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether clipzy submit shot.mp4 --template look.mp4 --dry-run
-  tether clipzy submit shot.mp4 --template look.mp4 --wait --out styled/""")
-    style.add_argument("clip", type=Path, help="the clip to style (.mp4, .mov, ...)")
+  tether clipzy submit shot.mp4 --template look.mp4 --wait --out styled/
+  tether clipzy submit plate.%04d.exr --frames 1001-1050 --template look.mp4 --out styled/""")
+    style.add_argument("clip", help="the clip to style (.mp4, .mov, ...), or an image sequence such as "
+                                    "plate.####.exr (sent as an H.264 movie in a display colour space)")
     style.add_argument("--template", required=True, help="the template video file, or the video id of an upload")
     style.add_argument("--config", metavar="JSON", help="engine config object, e.g. '{\"strength\": 0.8}'")
     style.add_argument("--webhook", metavar="URL", help="URL the engine POSTs to when the job ends")
-    sub.submit_options(style, "the clip and options", "download the result here")
+    sub.sequence_options(style)
+    sub.submit_options(style, "the clip and options (a sequence is encoded to check it)", "download the result here")
     style.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     style.set_defaults(func=cmd_style)
 
@@ -88,6 +93,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 def cmd_style(args: argparse.Namespace) -> int:
     from tether.clipzy.submit import ClipzyRequest, preview, submit
     from tether.registry import JobRegistry
+    from tether.submission import DocumentPreview
 
     from .progress import status_console
 
@@ -100,37 +106,42 @@ def cmd_style(args: argparse.Namespace) -> int:
             raise InputError(f"--config is not JSON ({exc})") from None
         if not isinstance(config, dict):
             raise InputError("--config must be a JSON object")
-    req = ClipzyRequest(clip=args.clip, template=args.template, config=config, webhook_url=args.webhook)
-    if args.dry_run:
-        print_preview(preview(None, req))
-        return 0
-    out = out_folder(args.out)
-    registry = JobRegistry()
-    with service_client(args) as client:
-        sub = submit(client, req, registry=registry, out_dir=out)
-        cj = sub.job
-        console.print(f"[green]submitted[/] Clipzy job {cj.job_id} (template video {sub.template_video_id})")
-        code = 0
-        data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": sub.video_id,
-                                "template_video_id": sub.template_video_id}
-        if args.wait or out is not None:
-            try:
-                job = follow(client, cj.job_id, console, registry, args.interval)
-            except KeyboardInterrupt:
-                from .follow import print_resume_hint
+    with clip_to_send(args, console) as clip:
+        req = ClipzyRequest(clip=clip.path, template=args.template, config=config, webhook_url=args.webhook)
+        if args.dry_run:
+            doc = preview(None, req).document()
+            print_preview(DocumentPreview({**doc, "uploads": [clip.source if u == str(clip.path) else u
+                                                              for u in doc["uploads"]],
+                                           "clip": clip.preview({"source": clip.source})}))
+            return 0
+        out = out_folder(args.out)
+        registry = JobRegistry()
+        with service_client(args) as client:
+            sub = submit(client, req, registry=registry, out_dir=out, source_label=Path(clip.source).name,
+                         extra=clip.extra)
+            cj = sub.job
+            console.print(f"[green]submitted[/] Clipzy job {cj.job_id} (template video {sub.template_video_id})")
+            code = 0
+            data: Dict[str, Any] = {"job_id": cj.job_id, "video_id": sub.video_id,
+                                    "template_video_id": sub.template_video_id}
+            if args.wait or out is not None:
+                try:
+                    job = follow(client, cj.job_id, console, registry, args.interval)
+                except KeyboardInterrupt:
+                    from .follow import print_resume_hint
 
-                print_resume_hint("clipzy", [cj.job_id], console, fetch=out is not None)
-                raise
-            data["status"] = job.raw_state
-            if job.state.value != "completed":
-                code = 1
-            elif out is not None:
-                result = client.fetch_result(cj.job_id, out)
-                registry.mark_fetched("clipzy", cj.job_id, out)
-                console.print(f"[green]fetched[/] {result.video}" +
-                              (f" and {result.style_json.name}" if result.style_json else ""))
-                data["video"] = str(result.video)
-                data["style_json"] = str(result.style_json) if result.style_json else None
+                    print_resume_hint("clipzy", [cj.job_id], console, fetch=out is not None)
+                    raise
+                data["status"] = job.raw_state
+                if job.state.value != "completed":
+                    code = 1
+                elif out is not None:
+                    result = client.fetch_result(cj.job_id, out)
+                    registry.mark_fetched("clipzy", cj.job_id, out)
+                    console.print(f"[green]fetched[/] {result.video}" +
+                                  (f" and {result.style_json.name}" if result.style_json else ""))
+                    data["video"] = str(result.video)
+                    data["style_json"] = str(result.style_json) if result.style_json else None
     if args.json:
         print(json.dumps(data))
     return code

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Set
 
 from tether.errors import InputError
 from tether.spec import SPECS
 
 if TYPE_CHECKING:
+    from tether.colour import ColourChoice
     from tether.jobs import Job
     from tether.submission import Preview
 
@@ -65,6 +68,23 @@ class ServiceCommand:
         parser.add_argument("--no-agent", action="store_true",
                             help="upload here and now instead of handing off to the background agent "
                                  "(also TETHER_AGENT=off; the way on render nodes and in CI)")
+
+    @staticmethod
+    def sequence_options(parser: argparse.ArgumentParser) -> None:
+        """What every clip service's ``submit`` takes for an image sequence: which frames, and its colour on the way
+        to the service (:mod:`tether.colour`)."""
+        parser.add_argument("--frames", metavar="RANGE",
+                            help="a sequence's frames to send, e.g. 1001-1100 (default: the range in its name, "
+                                 "plate.1001-1100#.exr, else every frame on disk)")
+        parser.add_argument("--colorspace", "--colourspace", dest="colorspace", metavar="NAME",
+                            help="a sequence's colour space in the OCIO config: a name, alias or role, Nuke's names "
+                                 "too (linear, sRGB, Cineon, ...) (default: EXR scene_linear, DPX compositing_log, "
+                                 "PNG/JPEG/TIFF display-referred)")
+        parser.add_argument("--ocio", metavar="CONFIG", help="OCIO config file or ocio:// URI (default: $OCIO, else "
+                                                              "ocio://studio-config-latest)")
+        parser.add_argument("--display-colorspace", metavar="NAME",
+                            help="the display colour space a sequence is sent in (default: the config's "
+                                 "color_picking)")
 
     def clip_import(self) -> None:
         """``import JOB --nk OUT.nk``: a clip service's returned movie as a Read on its plate's frames, in the colour
@@ -267,9 +287,66 @@ def handed_off(args: argparse.Namespace, service: str, request: Any, *, profile:
     return True
 
 
+def colour_choice(args: argparse.Namespace) -> ColourChoice:
+    """The plate's colour as :meth:`ServiceCommand.sequence_options` took it."""
+    from tether.colour import ColourChoice
+
+    return ColourChoice(colorspace=args.colorspace or "", config=args.ocio, display=args.display_colorspace)
+
+
+@dataclass
+class ClipToSend:
+    """The movie a movie-only service is sent for the command's clip, and what its job records about it."""
+
+    path: Path
+    source: str  # what the user named: the movie, or the sequence's pattern
+    extra: Dict[str, Any] = field(default_factory=dict)  # the plate, the colour transform and the frame mapping
+
+    def preview(self, upload: Dict[str, Any]) -> Dict[str, Any]:
+        """A dry run's ``upload`` facts, naming the sequence (not the movie staged for it) and how it goes."""
+        if "colour" not in self.extra:
+            return upload
+        return {**upload, "source": self.source, "sent_as": "mp4", "colour": self.extra["colour"],
+                "frames": self.extra["frame_count"], "first_frame": self.extra["first_frame"]}
+
+
+@contextmanager
+def clip_to_send(args: argparse.Namespace, console: Any) -> Iterator[ClipToSend]:
+    """``args.clip`` as the movie to upload: a movie as it is; an image sequence (``plate.####.exr``,
+    ``plate.1001-1100#.exr``, ``--frames``) checked, then encoded as the Nuke panel encodes a Read's frames
+    (:func:`tether.encode.movie_for_upload`) into a staging folder that lives as long as the block. Bad input (missing
+    frames, an unknown colour space, no media libraries) is refused before anything is encoded or sent."""
+    from dataclasses import replace
+
+    from tether.autopilot.clip import inspect_clip, is_pattern
+    from tether.autopilot.submit import clip_plate
+    from tether.encode import EncodedMovie, movie_for_upload
+    from tether.fileio import staging
+    from tether.media import split_range
+    from tether.nukeimport.job import FROM_COMMAND_LINE
+
+    from .progress import TransferBars
+
+    spec = str(args.clip)
+    if not (is_pattern(split_range(spec)[0]) or args.frames):
+        yield ClipToSend(path=Path(spec), source=spec)  # a movie: the service's own checks apply
+        return
+    clip = inspect_clip(spec, args.frames)
+    colour = colour_choice(args)
+    plate = replace(clip_plate(clip), colorspace=colour.colorspace, ocio_config=colour.config or "")
+    with staging(f"tether-{args.service_name}-") as tmp:
+        with TransferBars(console) as bars:  # the colour and the media libraries are checked before the first frame
+            movie = movie_for_upload(plate, tmp, lambda done, total: bars.bytes("encode", done, total), colour)
+        sent, path = (movie.record(), movie.path) if isinstance(movie, EncodedMovie) else ({}, movie)
+        yield ClipToSend(path=path, source=clip.source, extra={
+            "plate": plate.to_dict(), "plate_origin": FROM_COMMAND_LINE, "source": clip.source,
+            "first_frame": clip.first_frame, "frame_count": clip.frame_count, **sent})
+
+
 def out_folder(value: Optional[Path]) -> Optional[Path]:
     return value.resolve() if value else None
 
 
-__all__ = ["VERBS", "ServiceCommand", "client", "cmd_cancel", "cmd_fetch", "cmd_remote_jobs", "cmd_status",
-           "handed_off", "job_dict", "out_folder", "print_jobs", "print_preview", "status_line"]
+__all__ = ["VERBS", "ClipToSend", "ServiceCommand", "client", "clip_to_send", "cmd_cancel", "cmd_fetch",
+           "cmd_remote_jobs", "cmd_status", "colour_choice", "handed_off", "job_dict", "out_folder", "print_jobs",
+           "print_preview", "status_line"]

@@ -2,7 +2,9 @@
 
 ``submit CLIP --model 1 [--model 2] [--resolution 1080] [--wait] [--out DIR]`` (also ``enhance``) uploads a movie,
 waits until TensorPix has processed the upload, creates the job and records it; ``--out`` follows it and downloads the
-result; ``--dry-run`` prints the job body it would post.
+result; ``--dry-run`` prints the job body it would post. An image sequence (``plate.####.exr``,
+``plate.1001-1100#.exr``, ``--frames``) is encoded to a movie first, as the Nuke panel does
+(:func:`.service_cmd.clip_to_send`), and its colour transform recorded, so ``import`` reads the result back on it.
 A job's ``status`` is an integer TensorPix does not document: it is printed as itself, never translated.
 """
 
@@ -13,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
-from .service_cmd import ServiceCommand, out_folder, print_preview
+from .service_cmd import ServiceCommand, clip_to_send, out_folder, print_preview
 from .service_cmd import client as service_client
 
 
@@ -25,12 +27,14 @@ def register(subparsers: Any) -> None:
     sub.add("balance", help="the account's balance in USD", func=cmd_balance, json_option=True)
 
     enhance = sub.add(
-        "submit", aliases=["enhance"], help="upload a movie and enhance it",
+        "submit", aliases=["enhance"], help="upload a movie (or an image sequence, encoded) and enhance it",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether tensorpix models                                   # the model ids
   tether tensorpix submit shot.mov --model 1 --dry-run      # the job body it would post
-  tether tensorpix submit shot.mov --model 1 --resolution 2160 --wait --out enhanced/""")
-    enhance.add_argument("clip", help="a movie file (.mp4, .mov, .mkv)")
+  tether tensorpix submit shot.mov --model 1 --resolution 2160 --wait --out enhanced/
+  tether tensorpix submit plate.1001-1100%04d.exr --model 1 --colorspace ACEScg --out enhanced/""")
+    enhance.add_argument("clip", help="a movie file (.mp4, .mov, .mkv), or an image sequence such as plate.####.exr "
+                                      "(sent as an H.264 movie in a display colour space)")
     enhance.add_argument("--model", type=int, action="append", default=[], metavar="ID", required=True,
                          help="ML model id from `tether tensorpix models` (repeatable)")
     enhance.add_argument("--resolution", type=int, help="output height in pixels (-1: the service's default)")
@@ -44,7 +48,9 @@ def register(subparsers: Any) -> None:
     enhance.add_argument("--start-frame", type=int, help="first frame to enhance (0-based)")
     enhance.add_argument("--end-frame", type=int, help="last frame to enhance (0-based, inclusive)")
     enhance.add_argument("--preview", action="store_true", help="enhance a short preview only")
-    sub.submit_options(enhance, "the movie and options", "download the enhanced video here")
+    sub.sequence_options(enhance)
+    sub.submit_options(enhance, "the movie and options (a sequence is encoded to check it)",
+                       "download the enhanced video here")
     enhance.set_defaults(func=cmd_enhance)
 
     jobs = sub.add("jobs", help="list TensorPix jobs (every page)", func=cmd_jobs, json_option=True)
@@ -94,29 +100,37 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     from tether.registry import JobRegistry
+    from tether.submission import DocumentPreview
     from tether.tensorpix.submit import preview, submit
 
     from .progress import status_console
 
-    if args.dry_run:
-        with service_client(args) as client:
-            print_preview(preview(client, args.clip, _options(args)))
+    console = status_console()  # progress and notes go to stderr: with --json, stdout holds the one JSON document
+    options = _options(args)
+    with clip_to_send(args, console) as clip:
+        if args.dry_run:
+            with service_client(args) as client:
+                doc = preview(client, str(clip.path), options).document()
+            print_preview(DocumentPreview({**doc, "upload": clip.preview(doc["upload"])}))
+            return 0
+        registry = JobRegistry()
+        out = out_folder(args.out)
+        # where the output starts in the sent clip: an import puts it on the plate frame it came from
+        extra = {**clip.extra, "first_index": int(args.start_frame or 0)}
+        client = service_client(args)
+        with client:
+            done = submit(client, str(clip.path), options, registry=registry, out_dir=out, source_label=clip.source,
+                          extra=extra)
+    job_id = str(done.job.id)
+    if args.json and not (args.wait or args.out):
+        print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id}))
         return 0
-    registry = JobRegistry()
-    out = out_folder(args.out)
-    with service_client(args) as client:
-        done = submit(client, args.clip, _options(args), registry=registry, out_dir=out)
-        job_id = str(done.job.id)
-        if args.json and not (args.wait or args.out):
-            print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id}))
-            return 0
-        # Progress and notes go to stderr: with --json, stdout holds the one JSON document only.
-        console = status_console()
-        console.print(f"[green]job {job_id}[/] created for {Path(args.clip).name} (video {done.video.id})")
-        if not (args.wait or args.out):
-            return 0
-        from .follow import follow_and_fetch
+    console.print(f"[green]job {job_id}[/] created for {Path(clip.source).name} (video {done.video.id})")
+    if not (args.wait or args.out):
+        return 0
+    from .follow import follow_and_fetch
 
+    with service_client(args) as client:
         code = follow_and_fetch("tensorpix", [job_id], profile=args.profile, out=out, client=client,
                                 registry=registry, interval=0.5, console=console)
         if args.json:
@@ -124,7 +138,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             fetched = sorted(str(p) for p in out.iterdir() if p.is_file()) if out is not None and code == 0 else []
             print(json.dumps({"job_id": job_id, "job": job_id, "video": done.video.id, "state": job.state.value,
                               "files": fetched}))
-        return code
+    return code
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 back as a Read beside the plate on the plate's own frames.
 
 What the clip services share is :class:`MovieInOut`: ``stage`` makes the plate's clip one movie
-(:func:`movie_for_upload`: a movie plate is sent as it is, a sequence is encoded by :func:`tether.encode.encode_movie`
-in a display space from the Read's colour, where this Python has the ``media`` extra), ``submit`` records that
+(:func:`tether.encode.movie_for_upload`, as the command line does: a movie plate is sent as it is, a sequence is
+encoded in a display space from the Read's colour, where this Python has the ``media`` extra), ``submit`` records that
 colour and frame mapping with the job, and ``describe`` places the returned movie (:func:`describe_clip_import`) with
 the colour space that undoes the send. Each service adds its ``client``, ``send`` and ``fetch``:
 :class:`TensorPixAdapter` here, Clipzy's from the core (``tether.clipzy.nuke_adapter``). Their dialog is
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from tether.clipzy.nuke_adapter import ClipzyAdapter
-from tether.encode import EncodedMovie
-from tether.errors import InputError
+from tether.encode import EncodedMovie, movie_for_upload
 from tether.nukeimport import ImportDescription, PlateFacts
 from tether.nukeimport.clip import COLUMN, describe_clip_import, describe_clip_job
 from tether.nukeimport.model import Sent
@@ -93,26 +92,6 @@ class ClipzyNukeAdapter(MovieInOut, ClipzyAdapter):
     def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
              extra: Dict[str, Any], upload_progress: Optional[Progress] = None) -> Sent:
         return ClipzyAdapter.submit(self, client, movie, options, registry, label, extra, progress=upload_progress)
-
-
-# --- the clip out ----------------------------------------------------------------------------------------------
-def movie_for_upload(plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any:
-    """The plate's sent frames as one movie: a movie plate as it is (a Path); a sequence encoded to H.264 in a
-    display space from the Read's colour (an :class:`~tether.encode.EncodedMovie`)."""
-    if plate.is_movie:
-        return Path(plate.file)
-    from tether.encode import encode_movie, missing_media
-
-    lacking = missing_media()
-    if lacking is not None:
-        raise InputError(f"Read {plate.node} reads an image sequence and the service takes a movie, but {lacking}: "
-                         "render the plate to a .mov/.mp4 and read that")
-    missing = plate.missing_frames()
-    if missing:
-        raise InputError(f"Read {plate.node}: frames {missing[:5]} are missing from {plate.pattern.path}")
-    transform = plate.colour.resolve(plate.file)
-    return encode_movie(plate.files_to_send(), folder / f"{plate.node}.mp4", transform, fps=plate.fps,
-                        first_frame=plate.sent_range[0], progress=progress)
 
 
 # --- the TensorPix dialog's helpers (no Qt) ------------------------------------------------------------------------

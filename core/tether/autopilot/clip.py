@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
-from ..media import IMAGE_EXTS, QUICKTIME_EXTS, FramePattern, format_ranges, guess_pattern
+from ..media import IMAGE_EXTS, QUICKTIME_EXTS, FramePattern, format_ranges, guess_pattern, split_range
 
 
 @dataclass
@@ -90,24 +90,53 @@ def _refuse_bad_frames(spec: str, frames: List[int], files: Dict[int, Path]) -> 
         raise InputError(f"{spec}: {'; '.join(problems)}: render or copy them again, or send a range without them")
 
 
-def inspect_clip(spec: str) -> Clip:
-    """Describe the clip named by ``spec``; raise :class:`InputError` saying what to change when it is not usable."""
+def _wanted(spec: str, frames: Optional[str]) -> Tuple[str, Optional[List[int]]]:
+    """The pattern and the frames asked for: fileseq's range in the name (``plate.1001-1100#.exr``) or ``frames``
+    (``1001-1100``), one run of frames with no step (a movie has no gaps); None: every frame on disk."""
+    from ..frames import parse
+
+    pattern, ranged = split_range(spec)
+    if frames:
+        if ranged is not None:
+            raise InputError(f"{spec} names its frames already: drop --frames or the range in the name")
+        ranged = list(parse(frames).frames)
+    if ranged is not None and ranged != list(range(ranged[0], ranged[-1] + 1)):
+        raise InputError(f"frames {format_ranges(ranged)}: a clip is one run of frames (a movie has no gaps or "
+                         f"steps); ask for e.g. {ranged[0]}-{ranged[-1]}")
+    return pattern, ranged
+
+
+def inspect_clip(spec: str, frames: Optional[str] = None) -> Clip:
+    """Describe the clip named by ``spec`` (a movie, or a sequence pattern, optionally in fileseq's ranged form
+    ``plate.1001-1100#.exr``); ``frames`` (``1001-1100``) sends only those frames of a sequence. Raise
+    :class:`InputError` saying what to change when it is not usable."""
     if not spec or not spec.strip():
         raise InputError("no clip given: name a movie file or an image sequence such as shot.####.png")
+    spec, wanted = _wanted(spec, frames)
     if is_pattern(spec):
-        frames, files = find_sequence(spec)
-        if not frames:
+        found, files = find_sequence(spec)
+        if not found:
             raise InputError(f"no frames match {spec}: check the folder, the name and the padding")
-        expected = set(range(frames[0], frames[-1] + 1))
-        missing = sorted(expected - set(frames))
-        if missing:
-            raise InputError(f"{spec} has missing frames {format_ranges(missing)} (found {frames[0]}-{frames[-1]}); "
-                             "render or copy them, or send a range without gaps")
-        if len(frames) < 2:
-            raise InputError(f"{spec} is a single frame ({frames[0]}): Autopilot needs a clip of at least 2 frames")
-        _refuse_bad_frames(spec, frames, files)
-        return Clip(source=spec, kind="sequence", frame_count=len(frames), first_frame=frames[0],
-                    files=[files[f] for f in frames])
+        if wanted is not None:
+            missing = [f for f in wanted if f not in files]
+            if missing:
+                raise InputError(f"{spec} has no frame{'s' if len(missing) > 1 else ''} {format_ranges(missing)} of "
+                                 f"the {wanted[0]}-{wanted[-1]} asked for (found {format_ranges(found)}): render or "
+                                 "copy them, or ask for frames that exist")
+            frames_sent = wanted
+        else:
+            missing = sorted(set(range(found[0], found[-1] + 1)) - set(found))
+            if missing:
+                raise InputError(f"{spec} has missing frames {format_ranges(missing)} (found {found[0]}-{found[-1]}); "
+                                 "render or copy them, or send a range without gaps (--frames)")
+            frames_sent = found
+        if len(frames_sent) < 2:
+            raise InputError(f"{spec} is a single frame ({frames_sent[0]}): a clip has at least 2 frames")
+        _refuse_bad_frames(spec, frames_sent, files)
+        return Clip(source=spec, kind="sequence", frame_count=len(frames_sent), first_frame=frames_sent[0],
+                    files=[files[f] for f in frames_sent])
+    if wanted is not None:
+        raise InputError(f"{spec}: a frame range is for an image sequence (a movie is sent whole)")
     path = Path(spec).expanduser()
     if not path.is_file():
         raise InputError(f"clip not found: {path} (name a movie file or a sequence pattern such as shot.####.png)")

@@ -131,10 +131,11 @@ class Prepared:
 
 def prepare(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
             output_path: Optional[str] = None, check_quota: bool = True,
-            colour: Optional[ColourChoice] = None) -> Prepared:
+            colour: Optional[ColourChoice] = None, frames: Optional[str] = None) -> Prepared:
     """Check the clip, its colour and the options, and (``check_quota`` and a client) that the account can afford
-    it. ``colour``: the plate's colour space and config (default: by file type, ``$OCIO`` or OCIO's studio config)."""
-    clip = inspect_clip(clip_spec)
+    it. ``colour``: the plate's colour space and config (default: by file type, ``$OCIO`` or OCIO's studio config);
+    ``frames``: the frames of a sequence to send (default: the range in its name, else all on disk)."""
+    clip = inspect_clip(clip_spec, frames)
     submission = str(uuid.uuid4())
     out = output_path or f"tether/{Path(clip.upload_name).stem}/{submission[:8]}"
     build_payload("placeholder", choice, output_path=out)  # validates the options before anything is sent
@@ -207,13 +208,15 @@ class Preview:
 def preview(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
             output_path: Optional[str] = None,
             metadata: Optional[Dict[str, Any]] = None, check_quota: bool = True,
-            source: Optional[str] = None, colour: Optional[ColourChoice] = None) -> Preview:
+            source: Optional[str] = None, colour: Optional[ColourChoice] = None,
+            frames: Optional[str] = None) -> Preview:
     """Check the clip and build the job body :func:`submit` would send; upload nothing, create nothing.
 
     ``check_quota=False`` asks the service nothing at all (``client`` may then be None). The output path and
     submission id are fresh ones, as each send makes its own.
     """
-    prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota, colour=colour)
+    prep = prepare(client, clip_spec, choice, output_path=output_path, check_quota=check_quota, colour=colour,
+                   frames=frames)
     return Preview(prepared=prep, payload=job_payload(prep, UPLOAD_PLACEHOLDER, metadata, source))
 
 
@@ -306,7 +309,8 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
            metadata: Optional[Dict[str, Any]] = None, registry: Optional[JobRegistry] = None,
            out_dir: Optional[Path] = None, progress: Optional[Progress] = None, source_label: Optional[str] = None,
            source: Optional[str] = None, plate: Optional[PlateFacts] = None, force: bool = False,
-           colour: Optional[ColourChoice] = None, encode_progress: Optional[Progress] = None) -> Submission:
+           colour: Optional[ColourChoice] = None, encode_progress: Optional[Progress] = None,
+           frames: Optional[str] = None) -> Submission:
     """Check, encode a sequence, upload and create the job; record it in ``registry``.
 
     ``source_label`` is what the job list shows; ``source`` what the job's metadata names as its clip (both default
@@ -315,8 +319,8 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
     builds the same nodes. With a registry, a clip already sent with the same options raises :class:`AlreadySent`
     before anything is uploaded, unless ``force``. ``colour``: the plate's colour (a sequence is sent as a movie in
     a display space); ``progress`` follows the upload's bytes, ``encode_progress`` the encode's frames (False from
-    either cancels)."""
-    prep = prepare(client, clip_spec, choice, output_path=output_path, colour=colour)
+    either cancels); ``frames``: as :func:`prepare`."""
+    prep = prepare(client, clip_spec, choice, output_path=output_path, colour=colour, frames=frames)
     if out_dir is not None:
         check_output_dir(out_dir)
     clip = prep.clip
