@@ -88,8 +88,9 @@ def _snapshot(folder: Path) -> Dict[str, bytes]:
 
 
 def _install(wheelhouse: Path, *extra: str) -> int:
-    return tether_main(["install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse", str(wheelhouse),
-                        *extra])
+    # --no-media: this wheelhouse has no media wheels (their tests below bring their own)
+    return tether_main(["install", "nuke", "--user", "--nuke-version", "16", "--no-media", "--wheelhouse",
+                        str(wheelhouse), *extra])
 
 
 @pytest.mark.parametrize("original", [None, b"import nuke\n\n\nnuke.pluginAddPath('/studio/gizmos')\n\n# mine"])
@@ -171,6 +172,64 @@ def test_abi_tree_holds_tagged_compiled_files(home: Path, wheelhouse: Path) -> N
     assert not list((site / "common").rglob("*.so"))  # nothing compiled in the shared pure folder
 
 
+MEDIA = ("av", "numpy", "OpenImageIO", "opencolorio")  # the media extra's distributions, as installed here
+
+
+@pytest.fixture(scope="session")
+def media_wheelhouse(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline wheelhouse plus the media extra's wheels, repacked from this venv (stored, not compressed: they
+    are large and only copied here)."""
+    out = tmp_path_factory.mktemp("media-wheelhouse")
+    for wheel in wheelhouse.glob("*.whl"):
+        os.link(wheel, out / wheel.name)
+    for name in MEDIA:
+        repack(metadata.distribution(name), out, compression=zipfile.ZIP_STORED)
+    return out
+
+
+def test_nuke_gets_the_media_libraries_and_doctor_imports_them(home: Path, media_wheelhouse: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    def doctor() -> Dict[str, Any]:
+        capsys.readouterr()
+        tether_main(["doctor", "--json", "--no-endpoints"])
+        return {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+
+    assert tether_main(["install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse",
+                        str(media_wheelhouse)]) == 0
+    out = capsys.readouterr().out
+    assert "media libraries (PyAV, numpy, OpenImageIO, OpenColorIO) deployed for Nuke's Python" in out
+    site = home / ".local" / "share" / "tether" / "deploy" / "python" / "cp311-linux-x64"
+    assert {"av", "numpy", "OpenImageIO", "PyOpenColorIO"} <= {p.name for p in site.iterdir()}
+    media = doctor()["nuke: cp311 media libraries"]
+    assert media["ok"] and "imported with" in media["detail"], media  # in a bare Python of Nuke 16's version
+    # a broken stack is a fault; one left out on purpose is not
+    shutil.rmtree(site / "PyOpenColorIO")
+    media = doctor()["nuke: cp311 media libraries"]
+    assert not media["ok"] and media["problem"] and "OpenColorIO missing" in media["detail"], media
+    assert tether_main(["install", "nuke", "--user", "--nuke-version", "16", "--no-media", "--wheelhouse",
+                        str(media_wheelhouse)]) == 0
+    assert "left out (--no-media): in Nuke, Autopilot is sent an image sequence as a zip" in capsys.readouterr().out
+    assert not (site / "numpy").exists()  # what the earlier install put there is taken away
+
+
+def test_a_platform_without_media_wheels_is_named_and_the_install_goes_on(
+        home: Path, wheelhouse: Path, media_wheelhouse: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    partial = tmp_path / "partial"  # the base wheels and OpenColorIO's, none of the other three
+    partial.mkdir()
+    for wheel in [*wheelhouse.glob("*.whl"), *media_wheelhouse.glob("opencolorio-*.whl")]:
+        os.link(wheel, partial / wheel.name)
+    assert tether_main(["install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse", str(partial)]) == 0
+    out = capsys.readouterr().out
+    assert ("media libraries left out for Python 3.11 on linux-x64 (Nuke 16-17): no PyAV, numpy, OpenImageIO wheels "
+            f"for it in the wheelhouse {partial}. There, Autopilot is sent an image sequence as a zip") in out, out
+    assert "--no-media to leave them out on purpose" in out and "Traceback" not in out
+    site = home / ".local" / "share" / "tether" / "deploy" / "python" / "cp311-linux-x64"
+    assert (site / "pydantic_core").is_dir() and not (site / "PyOpenColorIO").exists()  # all four or none
+
+
 def test_target_not_writable(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -227,6 +286,9 @@ def test_doctor_reports_install_and_endpoints(home: Path, wheelhouse: Path, loca
     assert checks["nuke: install manifest"]["ok"] and "version 0.1.0" in checks["nuke: install manifest"]["detail"]
     assert checks["nuke: Python cp311 dependencies"]["ok"]
     assert checks["nuke: cp311 tree loads"]["ok"], checks["nuke: cp311 tree loads"]
+    media = checks["nuke: cp311 media libraries"]  # left out on purpose (--no-media): said, and no fault
+    assert not media["ok"] and not media["problem"] and "not deployed" in media["detail"], media
+    assert "TensorPix and Clipzy refuse a sequence" in media["detail"]
     assert checks["endpoint farm"]["ok"] and "answered HTTP" in checks["endpoint farm"]["detail"]
     assert "keyring" in checks
     # a broken deploy and a dead endpoint are problems: non-zero exit
@@ -244,7 +306,8 @@ def test_doctor_reports_install_and_endpoints(home: Path, wheelhouse: Path, loca
     assert code == 1 and "present" not in detail and "menu.py missing" in detail, detail
     fix = detail.split("`")[1]
     assert fix == "tether install nuke --user"
-    assert tether_main([*shlex.split(fix)[1:], "--nuke-version", "16", "--wheelhouse", str(wheelhouse)]) == 0
+    assert tether_main([*shlex.split(fix)[1:], "--nuke-version", "16", "--no-media", "--wheelhouse",
+                        str(wheelhouse)]) == 0
     monkeypatch.delenv("TETHER_MOVE_URL")
     monkeypatch.setenv("TETHER_MOVE_URL", local_services.url(running[0]))  # type: ignore[attr-defined]
     code, checks = _doctor(capsys)
@@ -375,7 +438,7 @@ def test_studio_nuke_env_rez_versions_and_rollback(tmp_path: Path, wheelhouse: P
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     studio = tmp_path / "studio tools"  # a space in the path, as on many studio shares
     assert tether_main(["install", "nuke", "--studio", str(studio), "--nuke-version", "16", "--platform",
-                        "linux-x64", "--rez", "--wheelhouse", str(wheelhouse)]) == 0
+                        "linux-x64", "--rez", "--no-media", "--wheelhouse", str(wheelhouse)]) == 0
     assert (studio / "current").read_text() == "0.1.0\n"
     package = (studio / "rez" / "tether" / "0.1.0" / "package.py").read_text()
     rez: Dict[str, Any] = {}
@@ -429,7 +492,7 @@ def _upgrade_and_roll_back(studio: Path, wheelhouse: Path, env: Dict[str, str],
         return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
     old = files(first)
-    upgrade = nuke.plan(studio, False, ["3.11"], ["linux-x64"], wheelhouse, True, "0.2.0")
+    upgrade = nuke.plan(studio, False, ["3.11"], ["linux-x64"], wheelhouse, True, "0.2.0", media=False)
     at = len(upgrade.files)  # each file takes two changes or more: this kill lands halfway through the files
     assert run_killed(lambda: plan.apply(upgrade, "0.2.0"), at) == (KILLED, at)
     assert (studio / "versions" / "0.2.0").is_dir()
@@ -616,7 +679,7 @@ def test_user_install_deploys_only_the_nukes_found(home: Path, tmp_path: Path, w
     _fake_nuke(nukes, "Nuke16.0v2", "Nuke16.0", ("lib/python3.11/",))
     _fake_nuke(nukes, "Nuke13.2v5", "Nuke13.2", ("lib/python3.7/",))
     _fake_nuke(nukes, "NukeTools", "")
-    assert tether_main(["install", "nuke", "--user", "--wheelhouse", str(wheelhouse)]) == 0
+    assert tether_main(["install", "nuke", "--user", "--no-media", "--wheelhouse", str(wheelhouse)]) == 0
     out = capsys.readouterr().out
     assert f"found Nuke16.0v2 at {nukes / 'Nuke16.0v2'}: Python 3.11 (from its install)" in out
     assert "found Nuke13.2v5" in out and "NOT SUPPORTED" in out and "Nuke 14 or newer" in out
@@ -656,7 +719,7 @@ def test_doctor_lists_nukes_and_their_trees(home: Path, tmp_path: Path, wheelhou
     assert not old["ok"] and not old["problem"] and "Python 2.7" in old["detail"]
     assert not checks["nuke: Nuke16.0v2 dependencies"]["ok"]
     assert code == 1 and checks["nuke: tether installed"]["problem"]  # a supported Nuke without Tether
-    assert tether_main(["install", "nuke", "--user", "--wheelhouse", str(wheelhouse)]) == 0
+    assert tether_main(["install", "nuke", "--user", "--no-media", "--wheelhouse", str(wheelhouse)]) == 0
     code, checks = doctor()
     deps16 = checks["nuke: Nuke16.0v2 dependencies"]
     assert deps16["ok"] and "cp311 tree for linux-x64" in deps16["detail"], deps16
@@ -740,7 +803,7 @@ def _wheel_run(tether: Path, home: Path, *args: str, prefix: Sequence[str] = (),
                           env=env)
 
 
-def test_wheel_installed_tether_deploys_both_plugins_offline(wheel_tether: Path, wheelhouse: Path,
+def test_wheel_installed_tether_deploys_both_plugins_offline(wheel_tether: Path, media_wheelhouse: Path,
                                                              tmp_path: Path) -> None:
     pytest.importorskip("bpy")  # blender_ext.py comes from the bpy wheel
     home = tmp_path / "home"
@@ -755,27 +818,29 @@ def test_wheel_installed_tether_deploys_both_plugins_offline(wheel_tether: Path,
     # the documented command, on the "connected" machine: pip's own settings name the index (here a local mirror)
     built = tmp_path / "wheels"
     made = _wheel_run(wheel_tether, home, "install", "wheelhouse", str(built), "--python", "3.11", "--platform",
-                      "linux-x64", pip={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)})
+                      "linux-x64", pip={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(media_wheelhouse)})
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     assert (built / "tether-0.1.0-py3-none-any.whl").is_file()  # Tether's own wheel included
+    assert "wheels for Python 3.11 on linux-x64, media libraries included" in made.stdout
+    assert {w.name.split("-")[0].lower() for w in built.glob("*.whl")} >= {m.lower() for m in MEDIA}
 
     # the offline machine: no network namespace, no index, nothing but that folder
     offline = _offline()
     studio = tmp_path / "studio"
     share = _wheel_run(wheel_tether, home, "install", "all", "--studio", str(studio), "--nuke-version", "16",
-                       "--blender-python", "3.11", "--platform", "linux-x64", "--wheelhouse", str(built),
-                       prefix=offline)
+                       "--blender-python", "3.11", "--platform", "linux-x64", "--no-media", "--wheelhouse",
+                       str(built), prefix=offline)
     assert share.returncode == 0, share.stdout[-3000:] + share.stderr[-3000:]
     assert (studio / "versions" / "0.1.0" / "nuke_plugin" / "menu.py").is_file()
     assert (studio / "blender" / "index.json").is_file()
-    user = _wheel_run(wheel_tether, home, "install", "nuke", "--user", "--nuke-version", "16", "--wheelhouse",
-                      str(built), prefix=offline)
+    user = _wheel_run(wheel_tether, home, "install", "nuke", "--user", "--nuke-version", "16", "--no-media",
+                      "--wheelhouse", str(built), prefix=offline)
     assert user.returncode == 0, user.stdout[-3000:] + user.stderr[-3000:]
     deployed = sorted(p.name for p in home.rglob("nuke_plugin/tether_nuke/*.py"))
     assert "panel.py" in deployed and sorted(home.rglob("nuke_plugin/menu.py")), deployed
     # and the command itself installs from it
     pip = subprocess.run([*offline, str(wheel_tether.parent / "python"), "-m", "pip", "install", "--dry-run", "-q",
-                          "--ignore-installed", "--no-index", "--find-links", str(built), "tether"],
+                          "--ignore-installed", "--no-index", "--find-links", str(built), "tether[media]"],
                          capture_output=True, text=True, timeout=300, cwd=home,
                          env={k: v for k, v in os.environ.items() if not k.startswith("PIP_")})
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]

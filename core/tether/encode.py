@@ -35,22 +35,26 @@ if TYPE_CHECKING:
 
 CRF = 14  # visually lossless for 8-bit H.264: the service sees the plate, not the encoder
 PRESET = "medium"
-MEDIA_MODULES = (("av", "PyAV"), ("numpy", "numpy"), ("OpenImageIO", "OpenImageIO"),
-                 ("PyOpenColorIO", "OpenColorIO"))
-INSTALL_HINT = "pip install 'tether[media]'"
+# (module, name, distribution): the ``media`` extra, as imported, as named to people, as pip and wheels name it
+MEDIA_MODULES = (("av", "PyAV", "av"), ("numpy", "numpy", "numpy"), ("OpenImageIO", "OpenImageIO", "OpenImageIO"),
+                 ("PyOpenColorIO", "OpenColorIO", "opencolorio"))
+INSTALL_HINT = "pip install 'tether[media]' into it; for Nuke, `tether install nuke` deploys them"
+# what a Python without them cannot do (the installer and doctor say it too)
+MEDIA_LOSS = ("Autopilot is sent an image sequence as a zip of its frames, in their own colour space, and TensorPix "
+              "and Clipzy refuse a sequence (movies are sent as before)")
 
 
 def missing_media() -> Optional[str]:
     """None when a sequence can be encoded here; else which libraries this Python lacks, and how to get them."""
     missing = []
-    for module, name in MEDIA_MODULES:
+    for module, name, _ in MEDIA_MODULES:
         try:
             importlib.import_module(module)
         except ImportError:
             missing.append(name)
     if not missing:
         return None
-    return f"this Python has no {', '.join(missing)} ({INSTALL_HINT} into it)"
+    return f"this Python has no {', '.join(missing)} ({INSTALL_HINT})"
 
 
 def frame_map(first_frame: int, count: int) -> Dict[str, int]:
@@ -260,5 +264,5 @@ def read_movie(path: Path, transform: Optional[SendTransform] = None) -> Iterato
             yield rgb
 
 
-__all__ = ["CRF", "INSTALL_HINT", "PRESET", "EncodedMovie", "encode_movie", "frame_map", "frame_rgb", "missing_media",
-           "movie_for_upload", "read_movie", "tag_stream", "video_frame"]
+__all__ = ["CRF", "INSTALL_HINT", "MEDIA_LOSS", "MEDIA_MODULES", "PRESET", "EncodedMovie", "encode_movie", "frame_map",
+           "frame_rgb", "missing_media", "movie_for_upload", "read_movie", "tag_stream", "video_frame"]

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
                     "--dry-run lists every change; --uninstall removes exactly what an install added.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   tether install all --user --dry-run                  # what would change for this artist
-  tether install nuke --user                           # for the Nukes installed here
+  tether install nuke --user                           # for the Nukes installed here, media libraries included
+  tether install nuke --user --no-media                # without them: sequences go to Autopilot as a zip
   tether install all --studio /studio/tools/tether --rez
   tether install nuke --studio /studio/tools/tether --nuke-version 15 --nuke-version 16
   tether install nuke --studio /studio/tools/tether --rollback     # back to the version before
@@ -57,6 +58,11 @@ def register(subparsers: Any) -> None:
                            "3.11 for Blender 4.2-5.0, 3.13 for 5.1+)")
     inst.add_argument("--python", action="append", dest="pythons", metavar="X.Y",
                       help="with wheelhouse: the Pythons to fetch wheels for (default every one Tether supports)")
+    inst.add_argument("--no-media", dest="media", action="store_false",
+                      help="with nuke (and wheelhouse): leave out the media libraries (PyAV, numpy, OpenImageIO, "
+                           "OpenColorIO: large compiled wheels per Python and platform) that send an image sequence "
+                           "as a movie; without them Autopilot gets a zip of the frames and TensorPix/Clipzy refuse "
+                           "sequences")
     inst.add_argument("--verbose", action="store_true", help="list every file written")
     inst.add_argument("--rez", action="store_true", help="with --studio: also write a rez package.py")
     inst.set_defaults(func=run_install)
@@ -85,7 +91,8 @@ def run_install(args: argparse.Namespace) -> int:
             raise InputError("give the folder to fill, alone: tether install wheelhouse DIR [--python X.Y] "
                              "[--platform P]")
         for line in deps.build_wheelhouse(args.folder.expanduser().resolve(), args.pythons or
-                                          deps.WHEELHOUSE_PYTHONS, args.platforms or sorted(extension.PLATFORMS)):
+                                          deps.WHEELHOUSE_PYTHONS, args.platforms or sorted(extension.PLATFORMS),
+                                          media=args.media):
             print(line)
         return 0
     if args.folder is not None:
@@ -113,7 +120,8 @@ def run_install(args: argparse.Namespace) -> int:
             [deps.this_platform()] if args.user else ["linux-x64", "windows-x64", "macos-arm64"])
         if dcc == "nuke":
             pythons = nuke_pythons(args, target)
-            p = nuke.plan(target, bool(args.user), pythons, platforms, args.wheelhouse, args.rez, __version__)
+            p = nuke.plan(target, bool(args.user), pythons, platforms, args.wheelhouse, args.rez, __version__,
+                          media=args.media)
         elif args.user:
             try:
                 p = blender.user_plan(target, args.blender or [], platforms[0], args.wheelhouse, __version__,

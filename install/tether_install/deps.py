@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import platform as _platform
 import re
+import shutil
 import sys
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tether.encode import MEDIA_LOSS, MEDIA_MODULES
 from tether.errors import ConfigError, InputError
 
 from . import extension, sources
@@ -118,9 +121,66 @@ def for_python(reqs: Sequence[str], python: str) -> List[str]:
     return out
 
 
+def nukes_of(python: str) -> str:
+    """``Nuke 16-17``: the supported Nukes that run ``python``."""
+    majors = [m for m in supported_nuke_majors() if NUKE_PYTHONS[m] == python]
+    if not majors:
+        return f"no supported Nuke runs Python {python}"
+    return "Nuke " + (str(majors[0]) if len(majors) == 1 else f"{majors[0]}-{majors[-1]}")
+
+
+def media_requirements() -> List[str]:
+    """The ``media`` extra (PyAV, numpy, OpenImageIO, OpenColorIO: what :mod:`tether.encode` needs)."""
+    return sources.extra_requirements("media")
+
+
+def _media_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    name = Requirement(requirement).name
+    return next((label for _, label, dist in MEDIA_MODULES if dist.lower() == name.lower()), name)
+
+
+def media_wheels(plat: str, python: str, dest: Path, wheelhouse: Optional[Path]) -> Optional[str]:
+    """Put the ``media`` extra's wheels for one platform and Python into ``dest``. None when they are there; else
+    which have no wheel there and what that costs, and nothing of them is added (the rest of Tether works without
+    them, so the install goes on)."""
+    reqs = for_python(media_requirements(), python)
+    with tempfile.TemporaryDirectory(prefix="tether-media-") as tmp:
+        try:
+            extension.pip_download(plat, python, Path(tmp), wheelhouse, reqs)
+        except ConfigError as exc:
+            missing = _unavailable(plat, python, wheelhouse, reqs)
+            where = f"the wheelhouse {wheelhouse}" if wheelhouse else "the package index"
+            what = (f"no {', '.join(_media_name(r) for r in missing)} wheel{'s' if len(missing) > 1 else ''}"
+                    if missing else f"the media libraries do not resolve together ({str(exc).splitlines()[-1]})")
+            return (f"media libraries left out for Python {python} on {plat} ({nukes_of(python)}): {what} for it in "
+                    f"{where}. There, {MEDIA_LOSS}. Add the wheels (tether install wheelhouse on a connected "
+                    "machine) and install again, or pass --no-media to leave them out on purpose")
+        for wheel in Path(tmp).glob("*.whl"):
+            shutil.move(str(wheel), str(dest / wheel.name))
+    return None
+
+
+def _unavailable(plat: str, python: str, wheelhouse: Optional[Path], reqs: Sequence[str]) -> List[str]:
+    """Which of ``reqs`` has no wheel for this platform and Python (each asked alone, at once)."""
+    def lacks(requirement: str) -> bool:
+        with tempfile.TemporaryDirectory(prefix="tether-probe-") as tmp:
+            try:
+                extension.pip_download(plat, python, Path(tmp), wheelhouse, [requirement], no_deps=True)
+            except ConfigError:
+                return True
+            return False
+
+    with ThreadPoolExecutor(max_workers=max(len(reqs), 1)) as pool:
+        return [r for r, missing in zip(reqs, pool.map(lacks, reqs)) if missing]
+
+
 def download(pythons: Sequence[str], platforms: Sequence[str], dest: Path, wheelhouse: Optional[Path],
-             extra: Sequence[str] = ()) -> Dict[Tuple[str, str], List[Path]]:
-    """Wheels per (platform, python): pip resolves each target Python on its own, binary wheels only."""
+             extra: Sequence[str] = (), media: bool = False, notes: Optional[List[str]] = None
+             ) -> Dict[Tuple[str, str], List[Path]]:
+    """Wheels per (platform, python): pip resolves each target Python on its own, binary wheels only. ``media``: the
+    media extra's too, where they exist (``notes`` gets a line for each platform and Python without them)."""
     if wheelhouse is not None and not wheelhouse.is_dir():
         raise InputError(f"wheelhouse {wheelhouse} is not a folder")
     result: Dict[Tuple[str, str], List[Path]] = {}
@@ -140,6 +200,10 @@ def download(pythons: Sequence[str], platforms: Sequence[str], dest: Path, wheel
                         "with no network, give --wheelhouse DIR (a folder of wheels made on a connected machine)")
                 raise ConfigError(f"could not get the wheels for Python {python} on {plat} from {where}: {hint}\n"
                                   f"{exc}") from None
+            if media:
+                note = media_wheels(plat, python, folder, wheelhouse)
+                if note is not None and notes is not None:
+                    notes.append(note)
             result[(plat, python)] = sorted(folder.glob("*.whl"))
     return result
 
@@ -198,10 +262,12 @@ def _unpack(wheel: Path, folder: Path, files: Dict[Path, bytes], origin: Dict[Pa
 
 
 def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wheelhouse: Optional[Path],
-                extra: Sequence[str] = ()) -> Dict[Path, bytes]:
+                extra: Sequence[str] = (), media: bool = False) -> Tuple[Dict[Path, bytes], List[str]]:
+    """The unpacked ``python/`` tree, and a note per platform and Python the media libraries were left out for."""
+    notes: List[str] = []
     with tempfile.TemporaryDirectory(prefix="tether-wheels-") as tmp:
-        wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp), wheelhouse, extra)
-        return site_files(wheels, root)
+        wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp), wheelhouse, extra, media, notes)
+        return site_files(wheels, root), notes
 
 
 # Every Python a deploy may need wheels for: the Nukes' (3.9-3.11), Blender's (3.11, 3.13) and the tether command's own
@@ -210,11 +276,12 @@ WHEELHOUSE_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 NUKE_EXTRAS = ["qtpy>=2.4"]
 
 
-def build_wheelhouse(dest: Path, pythons: Sequence[str], platforms: Sequence[str]) -> List[str]:
+def build_wheelhouse(dest: Path, pythons: Sequence[str], platforms: Sequence[str], media: bool = True) -> List[str]:
     """A folder of wheels from which, with no index, ``pip install tether`` and every ``tether install ...
     --wheelhouse DIR`` succeed: Tether's own wheel, and for each Python and platform the binary wheels of everything
-    it, the Nuke trees and the Blender extension need. Made on a connected machine (pip's own index settings, a
-    studio mirror in pip.conf included, apply)."""
+    it, the Nuke trees and the Blender extension need, the media extra's too (``media``; where a platform has none,
+    a line says so). Made on a connected machine (pip's own index settings, a studio mirror in pip.conf included,
+    apply)."""
     unknown = [p for p in platforms if p not in extension.PLATFORMS]
     if unknown:
         raise InputError(f"unknown platform {unknown[0]!r}; known: {', '.join(sorted(extension.PLATFORMS))}")
@@ -225,7 +292,9 @@ def build_wheelhouse(dest: Path, pythons: Sequence[str], platforms: Sequence[str
         for python in sorted(set(pythons), key=py_tuple):
             wanted = for_python(reqs + list(extension.PLATFORM_EXTRAS[plat.split("-")[0]]), python)
             extension.pip_download(plat, python, dest, None, wanted)
-            lines.append(f"wheels for Python {python} on {plat}")
+            left_out = media_wheels(plat, python, dest, None) if media else None
+            lines.append(left_out or f"wheels for Python {python} on {plat}" + (", media libraries included" if media
+                                                                               else " (--no-media)"))
     lines.append(f"{len(list(dest.glob('*.whl')))} wheels in {dest}: copy the folder to the offline machine and "
                  f"give it as --wheelhouse {dest} (pip install --no-index --find-links {dest} tether installs the "
                  "command there)")

@@ -88,6 +88,7 @@ def check_nuke() -> List[Dict[str, Any]]:
                               problem=abi in wanted or (root / "python" / abi).is_dir() or site.is_dir()))
             if compiled:
                 out.append(_loads(root, abi))
+                out.append(_media(root, abi, redeploy))
     return out
 
 
@@ -119,18 +120,41 @@ def _interpreter(abi: str) -> Optional[str]:
     return None
 
 
-def _loads(root: Path, abi: str) -> Dict[str, Any]:
-    """Imports the deployed tree in a Python of that ABI with no site-packages, as a DCC's Python would."""
+def _imports(root: Path, abi: str, what: str, modules: str) -> Dict[str, Any]:
+    """Imports ``modules`` from the deployed tree in a Python of that ABI with no site-packages, as a DCC's Python
+    would."""
     exe = _interpreter(abi)
     if exe is None:
-        return _check(f"nuke: {abi} tree loads", False, f"not checked: no Python {abi} here", problem=False)
+        return _check(f"nuke: {abi} {what}", False, f"not checked: no Python {abi} here", problem=False)
     paths = [str(root / "python" / f"{abi}-{deps.this_platform()}"), str(root / "python" / abi),
              str(root / "python" / "common")]
-    code = f"import sys; sys.path[:0] = {paths!r}; import tether.settings, tether.farm.submit, pydantic_core"
+    code = f"import sys; sys.path[:0] = {paths!r}; import {modules}"
     proc = subprocess.run([exe, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120)
     tail = (proc.stderr.strip().splitlines() or [""])[-1]
-    return _check(f"nuke: {abi} tree loads", proc.returncode == 0,
+    return _check(f"nuke: {abi} {what}", proc.returncode == 0,
                   f"imported with {exe}" if proc.returncode == 0 else f"{exe}: {tail}")
+
+
+def _loads(root: Path, abi: str) -> Dict[str, Any]:
+    return _imports(root, abi, "tree loads", "tether.settings, tether.farm.submit, pydantic_core")
+
+
+def _media(root: Path, abi: str, redeploy: str) -> Dict[str, Any]:
+    """Are the media libraries (tether.encode's) in the tree, and do they import: a Nuke without them sends Autopilot
+    a zip of frames and TensorPix/Clipzy no sequence at all, which is a choice (--no-media), not a fault."""
+    from tether.encode import MEDIA_LOSS, MEDIA_MODULES
+
+    site = root / "python" / f"{abi}-{deps.this_platform()}"
+    there = [label for module, label, _ in MEDIA_MODULES if (site / module).is_dir()]
+    missing = [label for _, label, _ in MEDIA_MODULES if label not in there]
+    what = "media libraries"
+    if not there:
+        return _check(f"nuke: {abi} {what}", False, f"not deployed (--no-media, or no wheels for this platform): "
+                      f"in that Nuke, {MEDIA_LOSS}; {redeploy} without --no-media adds them", problem=False)
+    if missing:
+        return _check(f"nuke: {abi} {what}", False, f"{', '.join(missing)} missing from {site} (the others are "
+                      f"there): run {redeploy} again")
+    return _imports(root, abi, what, ", ".join(module for module, _, _ in MEDIA_MODULES))
 
 
 def check_blender(binaries: Sequence[str]) -> List[Dict[str, Any]]:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from tether.encode import MEDIA_LOSS, MEDIA_MODULES
 from tether.errors import InputError
 
 from . import deps, sources
@@ -112,9 +113,19 @@ def commands():
 '''
 
 
+def media_notes(media: bool, left_out: Sequence[str]) -> List[str]:
+    """What the install says of the media libraries (tether.encode's): deployed, where not, or left out."""
+    names = ", ".join(label for _, label, _ in MEDIA_MODULES)
+    if not media:
+        return [f"media libraries ({names}) left out (--no-media): in Nuke, {MEDIA_LOSS}"]
+    return [f"media libraries ({names}) deployed for Nuke's Python: image sequences go to Autopilot, TensorPix and "
+            "Clipzy as movies in a display colour space (--no-media leaves them out)", *left_out]
+
+
 def plan(target: Path, user: bool, pythons: Sequence[str], platforms: Sequence[str], wheelhouse: Optional[Path],
-         rez: bool, version: str) -> Plan:
-    """``pythons``: the Nuke Pythons to deploy dependency trees for (``detect.choose_pythons``).
+         rez: bool, version: str, media: bool = True) -> Plan:
+    """``pythons``: the Nuke Pythons to deploy dependency trees for (``detect.choose_pythons``); ``media``: the media
+    extra's libraries in them too, where wheels exist (each platform and Python without them is named in a note).
 
     One artist: the plugin and trees straight in ``target``. A studio share: this version in ``versions/<name>/``
     beside the earlier ones, then (``Plan.last``) the ``current`` pointer, the rez package and the launchers, so
@@ -122,7 +133,10 @@ def plan(target: Path, user: bool, pythons: Sequence[str], platforms: Sequence[s
     result = Plan("nuke", target)
     tree = Plan("nuke", Path("/"))
     tree.add_tree(sources.plugin_dir("nuke_plugin"), Path("nuke_plugin"), skip=lambda rel: rel.parts[0] == "typings")
-    tree.files.update(deps.python_tree(pythons, platforms, Path("python"), wheelhouse, extra=["qtpy>=2.4"]))
+    files, left_out = deps.python_tree(pythons, platforms, Path("python"), wheelhouse, extra=["qtpy>=2.4"],
+                                       media=media)
+    tree.files.update(files)
+    result.notes += media_notes(media, left_out)
     if user:
         result.files = {target / rel: data for rel, data in tree.files.items()}
         result.edits.append(Edit(nuke_home() / "init.py", user_block(target)))

@@ -53,16 +53,32 @@ def _dist_name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ (]", requirement, maxsplit=1)[0].strip().lower()
 
 
-def base_requirements() -> List[str]:
-    """The distribution's base requirements (no extras): what ``pip install tether`` installs.
-
-    Read from the installed metadata, which a checkout's editable install and a wheel install both have."""
+def _declared() -> List[str]:
+    """Every requirement the distribution declares, extras' too. Read from the installed metadata, which a checkout's
+    editable install and a wheel install both have."""
     try:
-        declared = metadata.requires("tether") or []
+        return metadata.requires("tether") or []
     except metadata.PackageNotFoundError:
         raise ConfigError("Tether's package metadata is missing: install it (pip install tether or pip install -e .)")\
             from None
-    return [r for r in declared if "extra ==" not in r.replace("extra==", "extra ==")]
+
+
+def base_requirements() -> List[str]:
+    """The distribution's base requirements (no extras): what ``pip install tether`` installs."""
+    return [r for r in _declared() if "extra ==" not in r.replace("extra==", "extra ==")]
+
+
+def extra_requirements(extra: str) -> List[str]:
+    """The requirements of one of the distribution's extras (``media``), their extra marker taken away (other
+    markers, e.g. a python_version, kept)."""
+    clause = re.compile(rf"""\s*(?:\band\s+)?extra\s*==\s*["']{re.escape(extra)}["']\s*(?:\band\b\s*)?""")
+    out: List[str] = []
+    for requirement in _declared():
+        head, _, marker = requirement.partition(";")
+        if clause.search(marker):
+            rest = clause.sub(" ", marker).strip()
+            out.append(head.strip() + (f"; {rest}" if rest else ""))
+    return out
 
 
 def library_requirements(extra: Optional[List[str]] = None) -> List[str]:
@@ -102,9 +118,11 @@ def build_library_wheel(dest: Path) -> Path:
     return target
 
 
-def repack(dist: metadata.Distribution, dest: Path, platform_tag: Optional[str] = None) -> Path:
+def repack(dist: metadata.Distribution, dest: Path, platform_tag: Optional[str] = None,
+           compression: int = zipfile.ZIP_DEFLATED) -> Path:
     """The wheel an installed distribution came from, rebuilt from its RECORD: the same files (scripts outside
-    site-packages are left out; pip makes them again from ``entry_points.txt``). ``platform_tag`` renames the tag."""
+    site-packages are left out; pip makes them again from ``entry_points.txt``). ``platform_tag`` renames the tag;
+    ``compression`` (ZIP_STORED: a fast local copy of a large one)."""
     files = dist.files or []
     info = next(f for f in files if str(f).endswith(".dist-info/WHEEL"))
     tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
@@ -115,7 +133,7 @@ def repack(dist: metadata.Distribution, dest: Path, platform_tag: Optional[str] 
     record_name = str(info).rsplit("/", 1)[0] + "/RECORD"
     rows: List[str] = []
     dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(wheel, "w", compression) as zf:
         for f in files:
             rel = str(f)
             if rel.startswith("..") or "__pycache__" in rel or rel == record_name:
