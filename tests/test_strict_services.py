@@ -36,6 +36,8 @@ def _headers(service: str, local_services: Any) -> Dict[str, str]:
 
         login = httpx.post(local_services.url("farm") + "/api/auth/login", json={"email": EMAIL, "password": PASSWORD})
         return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    if service == "clipzy":
+        return {}  # the engine has no auth of its own on loopback (seed 001)
     return {"x-api-key": key} if service == "autopilot" else {"Authorization": f"Token {key}"}
 
 
@@ -51,6 +53,7 @@ CREATES: Dict[str, Any] = {
                   {"assets": [{"source_path": "k", "services": "roto"}]}),
     "tensorpix": ("/api/jobs/", {"input_video": 1, "ml_models": [1], "colour": "red"},
                   {"input_video": "first", "ml_models": [1]}),
+    "clipzy": ("/api/v1/jobs", {"video_id": "v", "colour": "red"}, {"video_id": 5}),
 }
 
 
@@ -78,3 +81,41 @@ def test_move_refuses_a_document_off_its_schema(document: str, words: str, local
     errors = reply.json()["errors"]
     assert reply.status_code == 400 and errors[0]["errorType"] == "ValidationError", errors
     assert any(words in e["message"] for e in errors), errors
+
+
+# createSingleCamTake's sources, off the SDK's SourceInput: a field it does not have, and one of the wrong type
+MOVE_TAKE = "mutation T($sources: [SourceInput!]!) { createSingleCamTake(sources: $sources) { id } }"
+
+
+@pytest.mark.parametrize("source, words", [
+    ({"deviceLabel": "cam", "fileId": "f", "format": "MP4", "colour": "red"}, "colour"),
+    ({"deviceLabel": "cam", "fileId": 5, "format": "MP4"}, "fileId"),
+    ({"deviceLabel": "cam", "fileId": "f", "format": "mp4"}, "format"),
+], ids=["unknown field", "mistyped field", "unknown enum value"])
+def test_move_refuses_a_create_input_off_its_schema(source: Dict[str, Any], words: str, local_services: Any) -> None:
+    reply = httpx.post(local_services.url("move") + "/ugc/graphql", timeout=10,
+                       headers={"authorization": str(SPECS["move"].local_key)},
+                       json={"query": MOVE_TAKE, "variables": {"sources": [source]}})
+    errors = reply.json()["errors"]
+    assert reply.status_code == 400 and any(words in e["message"] for e in errors), errors
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from test_tensorpix import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("strict") / "tiny.mp4", frames=4)
+
+
+def test_tethers_own_clipzy_and_move_creates_pass_the_strict_services(local_services: Any, clip: Any) -> None:
+    from tether.clipzy.client import ClipzyClient
+    from tether.move.client import LOCAL_API_KEY, MoveClient
+
+    clipzy = ClipzyClient(local_services.url("clipzy"))
+    template = clipzy.upload(clip).video_id
+    job = clipzy.create_job(clipzy.upload(clip).video_id, template, config={"strength": 0.5},
+                            webhook_url="http://127.0.0.1:9/hook")
+    assert job.job_id and job.template_video_id == template
+    with MoveClient(local_services.url("move"), api_key=LOCAL_API_KEY) as move:
+        take = move.create_take(move.upload(clip).id, name="strict")
+        assert take.id

@@ -311,7 +311,15 @@ class LocalClipzy(WorkerHandles):
 
     def create(self, body: Any, file_base: str) -> EJob:
         if not isinstance(body, dict) or not isinstance(body.get("video_id"), str):
-            raise EngineError("VALIDATION_ERROR", "the body must be a JSON object with video_id")
+            raise EngineError("VALIDATION_ERROR", "the body must be a JSON object with video_id (a string)")
+        # JobCreateRequest (seed 001) has these four fields, the three ids and URLs strings: nothing else is read.
+        unknown = sorted(set(body) - {"video_id", "template_video_id", "config", "webhook_url"})
+        if unknown:
+            raise EngineError("VALIDATION_ERROR", f"unknown field(s) {', '.join(unknown)}: JobCreateRequest has "
+                                                  "video_id, template_video_id, config and webhook_url")
+        for name in ("template_video_id", "webhook_url"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise EngineError("VALIDATION_ERROR", f"{name} must be a string, got {type(body[name]).__name__}")
         video = self.video(body["video_id"])
         template_id = body.get("template_video_id") or video.template_video_id
         if not template_id:
