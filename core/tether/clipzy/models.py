@@ -137,11 +137,16 @@ class JobPage(Tolerant):
     pages: Optional[int] = None
 
     def has_more(self) -> bool:
+        extra = self.model_extra or {}
+        if "next" in extra:  # a Django REST page ({count, next, previous, results}): next says it
+            return bool(extra["next"]) and bool(self.items)
         if self.pages is not None:
             return self.page < self.pages
         if self.total is not None and self.page_size:
             return self.page * self.page_size < self.total
-        return bool(self.items) and self.page_size is not None and len(self.items) >= self.page_size
+        # A page that says nothing of the others (a bare list, maybe cut to the engine's own page size): ask for the
+        # next one; the walk ends on an empty page or one with no new job (tether.jobs.walk_pages).
+        return bool(self.items)
 
 
 class JobCreate(BaseModel):

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from ..creation import create_once
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
-from ..http import BaseClient, HeaderAuth, RetryPolicy
+from ..http import LIST_KEYS, BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
 from ..progress import Progress
@@ -106,21 +106,40 @@ class TensorPixClient(BaseClient):
     def page(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE, offset: int = 0,
              params: Optional[Dict[str, Any]] = None) -> Page[M]:
         body = self.json("GET", path, params={**(params or {}), "limit": limit, "offset": offset})
-        if isinstance(body, list):  # an unpaginated list is accepted as one page
-            body = {"count": len(body), "next": None, "previous": None, "results": body}
-        return self.parse(Page[item], body, f"GET {path}")  # type: ignore[valid-type]
+        return self._as_page(body, item, f"GET {path}")
+
+    def _as_page(self, body: Any, item: Type[M], what: str) -> Page[M]:
+        """A list reply as a Django REST page. The docs show ``{count, next, previous, results}``; a list under
+        another key, or a bare list, is taken too, and ``bounded`` is False when the reply says nothing of more
+        pages (the walk then asks for the next offset, see :meth:`iter_pages`)."""
+        if isinstance(body, dict) and isinstance(body.get("results"), list):
+            return self.parse(Page[item], {**body, "bounded": True}, what)  # type: ignore[valid-type]
+        items = self._items(body, what, LIST_KEYS)
+        meta = body if isinstance(body, dict) else {}
+        count = meta.get("count", meta.get("total"))
+        return self.parse(Page[item], {"count": count if isinstance(count, int) else None,  # type: ignore[valid-type]
+                                       "next": meta.get("next"), "results": items,
+                                       "bounded": "next" in meta}, what)
 
     def iter_pages(self, path: str, item: Type[M], *, limit: int = PAGE_SIZE) -> Iterator[M]:
-        """Every item of a list, page after page, following ``next`` until it is null."""
+        """Every item of a list, page after page: through ``next`` while there is one; where the reply says nothing
+        of other pages, at the next offset. The walk ends on a page that brings no item not seen before, so a
+        server that ignores ``limit``/``offset`` (its whole list every time) is read once."""
         current = self.page(path, item, limit=limit)
-        seen = 0
+        seen: Set[str] = set()
         while True:
-            yield from current.results
-            seen += len(current.results)
-            if not current.next or not current.results or seen >= current.count:
+            fresh = [r for r in current.results if str(getattr(r, "id", r)) not in seen]
+            yield from fresh
+            seen.update(str(getattr(r, "id", r)) for r in fresh)
+            if not fresh or (current.count is not None and len(seen) >= current.count):
                 return
-            body = self.json("GET", current.next)  # DRF gives the full URL; httpx keeps an absolute one as is
-            current = self.parse(Page[item], body, "GET next page")  # type: ignore[valid-type]
+            if current.next:
+                # DRF gives the full URL; httpx keeps an absolute one as is
+                current = self._as_page(self.json("GET", current.next), item, "GET next page")
+            elif current.bounded:
+                return
+            else:
+                current = self.page(path, item, limit=limit, offset=len(seen))
 
     # --- models, balance ------------------------------------------------------------------------------------
     def models(self) -> List[MLModel]:

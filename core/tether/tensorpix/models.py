@@ -146,10 +146,11 @@ T = TypeVar("T")
 class Page(Tolerant, Generic[T]):
     """A Django REST page: ``next`` is the full URL of the following page, or null on the last."""
 
-    count: int = 0
+    count: Optional[int] = None
     next: Optional[str] = None
     previous: Optional[str] = None
     results: List[T] = Field(default_factory=list)
+    bounded: bool = True  # the reply says whether more pages follow (False: a bare list, ask the next offset)
 
 
 # --- requests --------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ metadata{duration_seconds, fps, width, height, resolution, frame_count, codec, h
 ``GET /videos/{id}``; ``POST /jobs`` ``{video_id, template_video_id, config, webhook_url}`` (201);
 ``GET /jobs/{id}``; ``GET /jobs/{id}/result`` (JobDetailResponse: ``style_json``, ``output_video_url``, ``error``,
 ``processing_time_seconds``); ``GET /jobs?page=&page_size=`` -> ``{items, total, page, page_size, pages}`` (the key
-is :attr:`LocalClipzy.list_key`; ``None`` answers a bare list: the vendor's key is unknown);
+is :attr:`LocalClipzy.list_key`; ``None`` answers a bare list: the vendor's key is unknown; :attr:`list_form` switches
+to the other shapes the vendor's silence allows, see :meth:`LocalClipzy._page`);
 ``GET /files/{job_id}/{name}`` (the output). There is no cancel route, as in the vendor's API.
 
 Jobs run on a thread: ``queued`` -> ``processing`` (``current_stage`` video_analysis, style_extraction,
@@ -21,8 +22,8 @@ transfer of :mod:`.style`. Knobs the tests set on the object (``local_services.s
 set, every route wants ``Authorization: Bearer <token>``, as behind a studio proxy), ``output_urls`` (``"http"``,
 ``"root"``: a root-relative ``/static/...`` path, as an engine serving its outputs as static files answers, or
 ``"file"``: a ``file://`` URL on this host, as a self-hosted engine answers), ``webhook_form`` (``"envelope"`` or
-``"flat"``), ``list_key``, ``max_upload_bytes``, ``job_timeout``, and ``hold(stage)``/``release()`` to keep a job at
-a stage so a client can be seen reading it.
+``"flat"``), ``list_key``, ``list_form``, ``max_page_size``, ``max_upload_bytes``, ``job_timeout``, and
+``hold(stage)``/``release()`` to keep a job at a stage so a client can be seen reading it.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class LocalClipzy(WorkerHandles):
         self.output_urls = "http"
         self.webhook_form = "envelope"
         self.list_key: Optional[str] = "items"
+        self.list_form = "paged"  # or "drf", "bare", "whole" (_page)
+        self.max_page_size = 100  # the engine's cap on page_size, whatever the client asks
         self.max_upload_bytes = 500 * 1024 * 1024
         self.job_timeout = 600.0
         self.webhook_log: List[Dict[str, Any]] = []
@@ -341,6 +344,24 @@ class LocalClipzy(WorkerHandles):
         self.workers.submit(self._run, job)
         return job
 
+    def _page(self, request: Request, jobs: List[Dict[str, Any]], page: int, size: int) -> Any:
+        """One page of ``GET /jobs`` in the form ``list_form`` names (seed 001 calls the list paginated and shows
+        no shape): ``paged`` ``{<list_key>, total, page, page_size, pages}``, ``drf`` ``{count, next, previous,
+        results}`` (next/previous full URLs), ``bare`` the page as a list, ``whole`` every job whatever the page."""
+        items = jobs[(page - 1) * size: page * size]
+        if self.list_form == "whole":
+            return jobs
+        if self.list_form == "bare" or self.list_key is None:
+            return items
+        if self.list_form == "drf":
+            def link(at: int) -> str:
+                return str(request.url.include_query_params(page=at, page_size=size))
+
+            return {"count": len(jobs), "next": link(page + 1) if page * size < len(jobs) else None,
+                    "previous": link(page - 1) if page > 1 else None, "results": items}
+        return {self.list_key: items, "total": len(jobs), "page": page, "page_size": size,
+                "pages": max(1, -(-len(jobs) // size))}
+
     # --- app ------------------------------------------------------------------------------------------------
     def _build(self) -> FastAPI:
         app = FastAPI(title="Clipzy ML Engine (local)")
@@ -386,13 +407,10 @@ class LocalClipzy(WorkerHandles):
                 size = min(100, max(1, int(request.query_params.get("page_size", "20"))))
             except ValueError:
                 raise EngineError("VALIDATION_ERROR", "page and page_size must be integers") from None
+            size = min(size, self.max_page_size)
             with self._lock:
                 jobs = sorted(self.jobs.values(), key=lambda j: j.created_at, reverse=True)
-            items = [j.view() for j in jobs[(page - 1) * size: page * size]]
-            if self.list_key is None:
-                return ok(items)
-            return ok({self.list_key: items, "total": len(jobs), "page": page, "page_size": size,
-                       "pages": max(1, -(-len(jobs) // size))})
+            return ok(self._page(request, [j.view() for j in jobs], page, size))
 
         @app.get("/api/v1/jobs/{job_id}")
         def get_job(job_id: str, request: Request) -> Any:

@@ -18,7 +18,8 @@ are full URLs. **The integer statuses are this local service's own** (the vendor
 :data:`STATUSES` ``0`` waiting, ``1`` processing, ``2`` encoding, ``3`` done, ``4`` failed; ``finished`` is set on
 3 and 4; a failure's reason goes in ``description``. The client never reads meaning into them.
 
-Test handles: ``pause()``/``resume()`` (jobs stay at 0), ``set_status(job_id, value)``, ``expire_next_urls(n)``
+Test handles: ``pause()``/``resume()`` (jobs stay at 0), ``set_status(job_id, value)``, ``list_form``,
+``max_limit``, ``status_form``, ``expire_next_urls(n)``
 (the next ``n`` presigned URLs are issued already expired), ``ready_delay``, ``storage_limit``, ``balance_usd``.
 """
 
@@ -44,6 +45,7 @@ from . import processing
 API_KEY = "local-tensorpix-key"
 OWNER = "artist@tether.local"
 STATUSES = {0: "waiting", 1: "processing", 2: "encoding", 3: "done", 4: "failed"}
+STATUS_WORDS = {0: "IN_QUEUE", 1: "PROCESSING", 2: "ENCODING", 3: "COMPLETED", 4: "FAILED"}
 URL_TTL = 600
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 MODELS: List[Dict[str, Any]] = [
@@ -114,6 +116,11 @@ class LocalTensorPix(WorkerHandles):
         self.ready_delay = ready_delay
         self.storage_limit = storage_limit
         self.balance_usd = 25.0
+        self.list_form = "drf"  # or "paged", "bare", "whole" (paged())
+        self.max_limit = MAX_LIMIT  # the service's cap on limit, whatever the client asks
+        # The status integers' meanings are unpublished and the docs name the word IN_QUEUE (seed 002): "integer"
+        # answers this service's own integers, "words" the same states as upper-case words (STATUS_WORDS).
+        self.status_form = "integer"
         # a route name of our own: url_for searches the whole mounted app, and other services have a "get_object"
         self.presigner = Presigner(self.store, put_route=None, get_route="tensorpix_object", ttl=URL_TTL,
                                    error=lambda status, message: ApiError(status, message))
@@ -200,30 +207,40 @@ class LocalTensorPix(WorkerHandles):
         if job.output is not None and job.output_path is not None:
             out = {**job.output, "file": self.presign(request, job.output_path)}
         return {"id": job.id, "started": job.started, "preview": bool(job.options.get("preview")),
-                "description": job.description, "cost_usd": f"{job.cost:.2f}", "status": job.status,
+                "description": job.description, "cost_usd": f"{job.cost:.2f}",
+                "status": STATUS_WORDS.get(job.status, job.status) if self.status_form == "words" else job.status,
                 "eta_s": None if job.finished else max(0, int((100 - job.progress) / 20)),
                 "finished": job.finished, "processing_progress": round(job.progress, 1),
                 "input_video": self.video_view(request, job.video) if job.video else None,
                 "output_video": out, "ml_models": job.models,
                 **{k: job.options.get(k) for k in OPTION_FIELDS if k not in ("preview", "description")}}
 
-    @staticmethod
-    def paged(request: Request, items: List[Any]) -> Dict[str, Any]:
+    def paged(self, request: Request, items: List[Any]) -> Any:
+        """One page in the form ``list_form`` names: ``drf`` (the docs' Django REST page), or one the vendor could
+        answer as well (``paged``: ``{items, next, total}``; ``bare``: the page as a list; ``whole``: every item
+        whatever ``limit``/``offset`` ask)."""
         q = request.query_params
         try:
             limit = int(q.get("limit", DEFAULT_LIMIT))
             offset = int(q.get("offset", 0))
         except ValueError:
             raise ApiError(400, {"detail": "limit and offset must be whole numbers"}) from None
-        limit = max(1, min(limit, MAX_LIMIT))
+        limit = max(1, min(limit, self.max_limit))
         offset = max(0, offset)
 
         def link(at: int) -> str:
             return str(request.url.include_query_params(limit=limit, offset=at))
 
-        return {"count": len(items), "next": link(offset + limit) if offset + limit < len(items) else None,
-                "previous": link(max(0, offset - limit)) if offset > 0 else None,
-                "results": items[offset:offset + limit]}
+        page = items[offset:offset + limit]
+        following = link(offset + limit) if offset + limit < len(items) else None
+        if self.list_form == "whole":
+            return items
+        if self.list_form == "bare":
+            return page
+        if self.list_form == "paged":
+            return {"items": page, "next": following, "total": len(items)}
+        return {"count": len(items), "next": following,
+                "previous": link(max(0, offset - limit)) if offset > 0 else None, "results": page}
 
     # --- videos ---------------------------------------------------------------------------------------------
     def used_bytes(self) -> int:

@@ -1,0 +1,91 @@
+"""Forms the vendors leave open, one client against each (SERVICES.md "unknown"): the local services are switched
+between the list shapes (and, where a seed does not fix them, status spellings), and each client submits, follows
+its job to done, lists the service's jobs with `tether SERVICE jobs --remote` and fetches the output, over real
+HTTP. The list tests cap the service's page size at 1, so a client that stops after one page, or pages forever on a
+server that ignores paging, fails here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tensorpix import make_clip
+from tether.clipzy.client import ClipzyClient
+from tether.jobs import JobState
+from waiting import eventually
+
+PAGE_FORMS = ["paged", "drf", "bare", "whole"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("forms") / "tiny.mp4", frames=3)
+
+
+def _remote_ids(service: str, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    from tether_cli import main
+
+    monkeypatch.setenv(f"TETHER_{service.upper()}_URL", url)
+    capsys.readouterr()
+    assert main([service, "jobs", "--remote", "--json"]) == 0
+    listed = [j["id"] for j in json.loads(capsys.readouterr().out)]
+    assert len(listed) == len(set(listed)), listed  # read once, not once per page the server ignored
+    return listed
+
+
+@pytest.fixture
+def clipzy_engine(local_services: Any) -> Iterator[Any]:
+    engine = local_services.service("clipzy")
+    yield engine
+    engine.list_form, engine.max_page_size = "paged", 100
+
+
+@pytest.mark.parametrize("form", PAGE_FORMS)
+def test_clipzy_client_in_every_list_form(form: str, clipzy_engine: Any, local_services: Any, clip: Path,
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    clipzy_engine.list_form, clipzy_engine.max_page_size = form, 1
+    client = ClipzyClient(local_services.url("clipzy"))
+    job = client.style(clip, clip)
+    client.style(clip, clip)  # a second job: the list is two pages of one at least
+    done = eventually(lambda: client.get_job(job.job_id), lambda j: j.state.finished)
+    assert done.state is JobState.COMPLETED, done
+    listed = _remote_ids("clipzy", local_services.url("clipzy"), monkeypatch, capsys)
+    newest = sorted(clipzy_engine.jobs.values(), key=lambda j: j.created_at, reverse=True)[:100]  # what it shows
+    assert sorted(listed) == sorted(j.job_id for j in newest)  # every job, past the first page of 1
+    paths = client.fetch_outputs(job.job_id, tmp_path)
+    assert paths and all(p.stat().st_size > 0 for p in paths)
+
+
+@pytest.fixture
+def tensorpix_service(local_services: Any) -> Iterator[Any]:
+    service = local_services.service("tensorpix")
+    yield service
+    service.list_form, service.max_limit, service.status_form = "drf", 100, "integer"
+
+
+@pytest.mark.parametrize("form, status_form", [(form, "integer") for form in PAGE_FORMS] + [("drf", "words")])
+def test_tensorpix_client_in_every_list_and_status_form(form: str, status_form: str, tensorpix_service: Any,
+                                                        local_services: Any, clip: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from tether.tensorpix.client import LOCAL_API_KEY, TensorPixClient
+    from tether.tensorpix.models import JobCreate
+
+    tensorpix_service.list_form, tensorpix_service.max_limit, tensorpix_service.status_form = form, 1, status_form
+    client = TensorPixClient(local_services.url("tensorpix"), token=LOCAL_API_KEY)
+    client.sleep = lambda _seconds: None
+    video = client.wait_ready(client.upload_video(clip).id, interval=0.05)
+    jobs = [client.create_job(JobCreate(input_video=video.id, ml_models=[2])) for _ in range(2)]  # two pages
+    done = eventually(lambda: client.get_job(str(jobs[0].id)), lambda j: j.state.finished)
+    assert done.state is JobState.COMPLETED, done
+    listed = _remote_ids("tensorpix", local_services.url("tensorpix"), monkeypatch, capsys)
+    with tensorpix_service._lock:
+        newest = sorted(tensorpix_service._jobs, reverse=True)[:100]  # what --remote shows
+    assert sorted(listed) == sorted(str(i) for i in newest)  # every job, past the first page of 1
+    assert [m.id for m in client.models()] == [1, 2, 3, 4, 5]
+    paths = client.fetch_outputs(str(jobs[0].id), tmp_path)
+    assert paths and all(p.stat().st_size > 0 for p in paths)
