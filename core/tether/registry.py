@@ -579,6 +579,36 @@ class JobRegistry:
                        " WHERE id = ?", (state, job_id, error, _iso(utcnow()), entry_id))
             return self._entry(db, entry_id)
 
+    def give_way(self, entry_id: int) -> Optional[QueueEntry]:
+        """A running entry that stopped for one of higher priority goes back to the queue; the attempt is not
+        counted (it met no fault)."""
+        with self._write() as db:
+            db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), updated_at = ?"
+                       " WHERE id = ? AND state = 'running'", (_iso(utcnow()), entry_id))
+            return self._entry(db, entry_id)
+
+    def outranked(self, entry_id: int) -> bool:
+        """Whether a queued entry has a higher priority than this one (which then gives way between files)."""
+        with self._read() as db:
+            row = db.execute("SELECT 1 FROM queue WHERE state = 'queued' AND priority > "
+                             "(SELECT priority FROM queue WHERE id = ?) LIMIT 1", (entry_id,)).fetchone()
+        return row is not None
+
+    def set_priority(self, entry_id: int, priority: int) -> QueueEntry:
+        """Change a waiting (or running) hand-off's priority: higher goes first."""
+        with self._write() as db:
+            entry = self._entry(db, entry_id)
+            if entry is None:
+                raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
+            if entry.state not in ("queued", "running"):
+                raise ConfigError(f"queue entry {entry_id} is {entry.state}: only a queued or running hand-off "
+                                  "has a priority to change")
+            db.execute("UPDATE queue SET priority = ?, updated_at = ? WHERE id = ?",
+                       (int(priority), _iso(utcnow()), entry_id))
+            changed = self._entry(db, entry_id)
+        assert changed is not None
+        return changed
+
     def requeue_running(self) -> int:
         """Entries a dead agent left running go back to the queue (the agent resumes them on start)."""
         with self._write() as db:

@@ -16,6 +16,7 @@ cancel, which raises :class:`~tether.errors.CancelledByUser`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import io
 import os
@@ -506,6 +507,29 @@ class _Pipeline:
         return not self.cancel.is_set()
 
 
+class Overtaken(CancelledByUser):
+    """A transfer that matters more is waiting: this one stopped between files (none was cut off mid-file); what
+    was sent stays sent, and a later run skips it."""
+
+
+# Asked before each file starts: True stops the upload between files (:class:`Overtaken`). A context variable, so
+# the agent sets it around a whole hand-off and every service's submit path honours it without a parameter of its
+# own through each layer (as ``throttle`` needs).
+_YIELD_TO: contextvars.ContextVar[Optional[Callable[[], bool]]] = contextvars.ContextVar("tether_yield_to",
+                                                                                          default=None)
+
+
+@contextlib.contextmanager
+def yielding(check: Callable[[], bool]) -> Iterator[None]:
+    """Within this block, :func:`upload_files` asks ``check()`` before each file and, when it is True, finishes the
+    files in flight, starts no other and raises :class:`Overtaken`."""
+    token = _YIELD_TO.set(check)
+    try:
+        yield
+    finally:
+        _YIELD_TO.reset(token)
+
+
 class Throttle:
     """A bandwidth cap shared by every upload thread: :meth:`take` waits until ``n`` more bytes fit under ``rate``
     bytes per second (a token bucket holding at most ``burst`` bytes; a block that overdraws it is paid back by
@@ -546,7 +570,7 @@ def upload_files(
 
     ``before_send`` runs once, after a file is hashed and before the target is asked about any: hashing overlaps
     it, and if it raises nothing is asked or sent and its error is raised. ``throttle`` caps the bytes sent per
-    second over all workers.
+    second over all workers. Inside :func:`yielding`, it stops between files when told (:class:`Overtaken`).
 
     Every path is checked before anything is sent. The first error (a :class:`ServiceError` from the target, or
     :class:`CancelledByUser` when ``progress`` returned False) stops new work, aborts sends in flight, and is
@@ -583,9 +607,16 @@ def upload_files(
     store: Optional[str] = getattr(target, "store_key", None)
 
     gate_lock, gate_passed = threading.Lock(), threading.Event()
+    yield_to = _YIELD_TO.get()
+    overtaken = threading.Event()  # no new file starts; those in flight finish
+
+    def give_way() -> bool:
+        if not overtaken.is_set() and yield_to is not None and yield_to():
+            overtaken.set()
+        return overtaken.is_set()
 
     def one(index: int, path: Path, remote: str, size: int) -> None:
-        if run.cancel.is_set():
+        if run.cancel.is_set() or give_way():
             return
         name = str(path)
 
@@ -621,7 +652,7 @@ def upload_files(
                 skipped[1] += size
             run.add("upload", name, size, files=1)
             return
-        if run.cancel.is_set():
+        if run.cancel.is_set() or give_way():
             return
         with open(path, "rb") as fh:
             def sent(n: int) -> bool:
@@ -665,6 +696,8 @@ def upload_files(
         # the cause, not the CancelledByUser that our own abort raised in the other workers
         first = run.errors[0]
         raise first
+    if overtaken.is_set():
+        raise Overtaken("the upload stopped between files for a transfer that comes first; the files sent stay sent")
     done_items = [i for i in items if i is not None]
     return UploadReport(
         files=len(entries), bytes_total=run.bytes_total, bytes_sent=run.sent, files_sent=len(entries) - skipped[0],
@@ -908,7 +941,7 @@ def _discard(part: Path) -> None:
 
 
 __all__ = [
-    "BLOCK", "FileHash", "HashCache", "MultipartFile", "ProgressReader", "Throttle", "TransferProgress", "UploadItem",
-    "UploadReport", "UploadTarget", "counted", "default_cache_path", "download", "md5_file", "safe_destination",
-    "upload_files",
+    "BLOCK", "FileHash", "HashCache", "MultipartFile", "Overtaken", "ProgressReader", "Throttle", "TransferProgress",
+    "UploadItem", "UploadReport", "UploadTarget", "counted", "default_cache_path", "download", "md5_file",
+    "safe_destination", "upload_files", "yielding",
 ]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -38,6 +39,11 @@ def register(subparsers: Any) -> None:
     uninst.add_argument("--no-disable", action="store_true", help="remove the file only; do not disable it first")
     uninst.add_argument("--dry-run", action="store_true", help="print what would be removed and run")
     uninst.set_defaults(func=cmd_uninstall)
+    prio = actions.add_parser("priority", help="change a waiting hand-off's priority (higher uploads first)")
+    prio.add_argument("entry", type=int, help="its queue entry (`tether agent queue`)")
+    prio.add_argument("priority", type=int, help="the new priority; higher goes first, and overtakes a running "
+                                                 "upload of lower priority between files")
+    prio.set_defaults(func=cmd_priority)
     for name, helptext in (("status", "whether it runs, what it does now, its queue's counts"),
                            ("queue", "the hand-offs it holds, in the order it takes them"),
                            ("pause", "stop taking hand-offs (an upload in flight goes back to the queue)"),
@@ -169,6 +175,20 @@ def cmd_action(args: argparse.Namespace) -> int:
         print(f"agent {reply['pid']} stopping")
     else:
         _print_status(reply)
+    return 0
+
+
+def cmd_priority(args: argparse.Namespace) -> int:
+    """The queue is the registry's: written here, so it works whether or not the agent runs; a running one is woken
+    so that a raised priority overtakes at once."""
+    from tether.agent import AgentClient, AgentNotRunning
+    from tether.registry import JobRegistry
+
+    with JobRegistry() as registry:
+        entry = registry.set_priority(args.entry, args.priority)
+    with contextlib.suppress(AgentNotRunning), AgentClient() as client:
+        client.wake()
+    print(f"queue entry {entry.id} ({entry.service} '{entry.title}', {entry.state}): priority {entry.priority}")
     return 0
 
 

@@ -68,6 +68,9 @@ class ServiceCommand:
         parser.add_argument("--no-agent", action="store_true",
                             help="upload here and now instead of handing off to the background agent "
                                  "(also TETHER_AGENT=off; the way on render nodes and in CI)")
+        parser.add_argument("--priority", type=int, default=0, metavar="N",
+                            help="the agent's order: a higher N uploads first and overtakes a lower one's upload "
+                                 "between files (default 0; `tether agent priority` changes it while it waits)")
 
     @staticmethod
     def sequence_options(parser: argparse.ArgumentParser) -> None:
@@ -275,7 +278,7 @@ def handed_off(args: argparse.Namespace, service: str, request: Any, *, profile:
     module = agent.handoff_module(service)
     try:
         entry = agent.hand_off(service, module.handoff_request(request), profile=profile, title=title,
-                               output_dir=out, fetch=out is not None)
+                               output_dir=out, fetch=out is not None, priority=getattr(args, "priority", 0))
     except agent.AgentNotRunning as exc:
         console.print(f"[yellow]{exc}[/]: uploading from here instead")
         return False

@@ -1,0 +1,98 @@
+"""The agent as a good neighbour: priorities between hand-offs (a higher one overtakes a running upload between
+files, never mid-file), and a priority changed while it waits. Against the local farm over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+from tether import agent
+from tether.agent_server import Agent
+from tether.registry import JobRegistry
+from tether_cli import main
+from tether_services.server import LocalServices
+from waiting import eventually
+
+UPLOADS = r"/farm/api/uploads/file$"
+
+
+@pytest.fixture
+def fresh_services(tmp_path: Path) -> Iterator[LocalServices]:
+    """A farm of this test alone: uploads are keyed by md5, so the session's farm could already hold these files."""
+    with LocalServices(port=0, state_dir=tmp_path / "services", workers=2) as services:
+        yield services
+
+
+def _textures(folder: Path, count: int) -> List[Path]:
+    folder.mkdir(parents=True)
+    paths = [folder / f"tex_{i:03d}.png" for i in range(count)]
+    for path in paths:
+        path.write_bytes(os.urandom(4096))
+    return paths
+
+
+def _request(scene: Path, extras: List[Path]) -> dict:  # type: ignore[type-arg]
+    from tether.farm.submit import FarmOptions, handoff_request
+
+    return handoff_request(FarmOptions(scene=scene, frames="1", extra_files=extras))
+
+
+def test_a_higher_priority_hand_off_overtakes_between_files(
+        tiny_blend: Path, tmp_path: Path, fresh_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.farm.client import FarmClient
+
+    services = fresh_services
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(services.port))
+    low_files, high_files = _textures(tmp_path / "low", 8), _textures(tmp_path / "high", 2)
+    # every upload is held until the faults are cleared: the low hand-off's first files stay in flight
+    stall = services.faults.add("slow", delay=60.0, service="farm", method="POST", path=r"/api/uploads/file$",
+                                times=0)
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        low = registry.enqueue(service="farm", request=_request(tiny_blend, low_files), profile="local",
+                               title="low", priority=0)
+        live._wake()
+        eventually(lambda: stall.hits >= 1, message="the low hand-off's upload to start")
+        high = registry.enqueue(service="farm", request=_request(tiny_blend, high_files), profile="local",
+                                title="high", priority=5)
+        assert [e.title for e in registry.queue(["queued", "running"])] == ["high", "low"]  # the order shown
+        services.faults.clear()  # the files in flight finish; the next file of the low one gives way
+        done = [eventually(lambda e=e: registry.queue_entry(e.id), lambda x: x.state in ("done", "failed"),
+                           message=f"hand-off {e.title}") for e in (high, low)]
+        assert [d.state for d in done] == ["done", "done"], [d.error for d in done]
+        with FarmClient.from_profile("local") as client:
+            made = {j.id: j.created_at for j in client.iter_jobs()}
+        high_done, low_done = done
+        assert made[str(high_done.job_id)] < made[str(low_done.job_id)]  # the one claimed second was made first
+        assert low_done.attempts == 1  # giving way is not a failed attempt
+        sent = services.requests.count("POST", UPLOADS)
+        assert sent == services.requests.count("POST", UPLOADS, status=201)  # none cut off mid-file
+        assert len(low_files) + len(high_files) <= sent <= len(low_files) + len(high_files) + 2  # none sent twice
+    finally:
+        services.faults.clear()
+        live.close()
+        registry.close()
+
+
+def test_priority_changes_while_queued(capsys: pytest.CaptureFixture[str]) -> None:
+    registry = JobRegistry()
+    first = registry.enqueue(service="farm", request={}, title="first")
+    second = registry.enqueue(service="farm", request={}, title="second")
+    assert [e.id for e in registry.queue()] == [first.id, second.id]
+    assert not registry.outranked(first.id)
+    assert main(["agent", "priority", str(second.id), "7"]) == 0  # no agent runs: the queue is the registry's
+    assert "priority 7" in capsys.readouterr().out
+    assert [e.id for e in registry.queue()] == [second.id, first.id] and registry.outranked(first.id)
+    assert main(["agent", "queue", "--json"]) == 0
+    assert [(e["id"], e["priority"]) for e in json.loads(capsys.readouterr().out)] == [
+        (second.id, 7), (first.id, 0)]
+    registry.settle(first.id, "done", job_id="j1")
+    with pytest.raises(agent.ConfigError, match="is done"):
+        registry.set_priority(first.id, 3)
+    with pytest.raises(agent.ConfigError, match="no entry 999"):
+        registry.set_priority(999, 3)
+    registry.close()
