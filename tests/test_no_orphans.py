@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -26,6 +27,7 @@ from tether.tensorpix.models import JobCreate as TensorPixCreate
 from tether.tensorpix.submit import submit as tensorpix_submit
 from tether_services.farm.engine import EMAIL, PASSWORD
 from tether_services.faults import Faults
+from waiting import eventually
 
 FAULTS = [pytest.param({"kind": "drop", "when": "after"}, id="dropped"), pytest.param({"kind": "malformed"},
                                                                                        id="unreadable")]
@@ -135,3 +137,47 @@ def test_an_unfound_create_is_unconfirmed_then_adopted(local_services: Any, faul
     assert registry.get("tensorpix", stand_in.job_id) is None
     assert main(["tensorpix", "jobs", "--remote", "--json"]) == 0
     assert next(j for j in json.loads(capsys.readouterr().out) if j["id"] == job_id)["recorded"] is True
+
+
+@pytest.fixture
+def deduplicating(local_services: Any, request: pytest.FixtureRequest) -> Any:
+    service = local_services.service(request.node.callspec.params["service"])
+    service.dedup_uploads = True
+    yield service
+    service.dedup_uploads = False
+
+
+def _upload_and_create(service: str, services: Any, clip: Path, template: Path) -> Tuple[Any, str, Callable[[], Any]]:
+    """A fresh client's upload of ``clip`` and the create of a job on it (not yet sent)."""
+    if service == "tensorpix":
+        tp = _quiet(TensorPixClient(services.url("tensorpix"), token=TENSORPIX_KEY, retry=POLICY))
+        video = str(tp.wait_ready(tp.upload_video(clip).id).id)
+        return tp, video, lambda: str(tp.create_job(TensorPixCreate(input_video=int(video), ml_models=[1])).id)
+    cz = _quiet(ClipzyClient(services.url("clipzy"), retry=POLICY))
+    template_id = cz.upload(template).video_id
+    video = cz.upload(clip).video_id
+    return cz, video, lambda: cz.create_job(video, template_id).job_id
+
+
+@pytest.mark.parametrize("service", ["tensorpix", "clipzy"])
+def test_a_lost_create_on_a_video_uploaded_before_does_not_adopt_the_older_job(
+        service: str, local_services: Any, faults: Faults, deduplicating: Any, tmp_path: Path) -> None:
+    """A server that deduplicates uploads hands back the earlier upload of the same bytes: its older job is not
+    this create's, so a lost reply is unconfirmed rather than answered with that job."""
+    clip, template = make_clip(tmp_path / "same.mp4", frames=3), make_clip(tmp_path / "template.mp4", frames=5)
+    client, video, create = _upload_and_create(service, local_services, clip, template)
+    older = create()
+    eventually(lambda: client.get_job(older), lambda j: j.state.finished)  # Clipzy refuses a 2nd job while one runs
+    # that upload was an earlier session's: its video an hour old on the server's clock
+    hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    if service == "tensorpix":
+        deduplicating.video(int(video)).created_at = hour_ago
+    else:
+        deduplicating.video(video).uploaded_at = hour_ago
+
+    _client, again, create_again = _upload_and_create(service, local_services, clip, template)
+    assert again == video  # the server handed the earlier video back
+    faults.add("drop", when="before", service=service, method="POST", path="/jobs/?$", times=1)
+    with pytest.raises(UnconfirmedJob) as caught:
+        create_again()
+    assert caught.value.marker == video and older not in str(caught.value)

@@ -2,7 +2,8 @@
 
 Every service's create carries a client marker the service keeps with the job (where, per service, is
 :attr:`tether.spec.ServiceSpec.create_marker`: a uuid in the job's metadata or environment, or the freshly uploaded
-video only this submission uses). When the reply to the create is lost (the connection dropped after the request
+video only this submission uses, shown by :func:`made_by_this_upload` not to be an earlier upload that a
+deduplicating server handed back). When the reply to the create is lost (the connection dropped after the request
 may have reached the service, or a gateway answered 502/503/504) or cannot be read, :func:`create_once` looks for
 the job by that marker in the service's own list instead of guessing:
 
@@ -15,9 +16,14 @@ the job by that marker in the service's own list instead of guessing:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+
+import httpx
 
 from .errors import ProtocolError, ServiceError
 from .spec import spec_for
@@ -41,6 +47,27 @@ class UnconfirmedJob(ServiceError):
     def record_id(self) -> str:
         """The id the job registry keeps it under until it is adopted."""
         return f"{UNCONFIRMED_PREFIX}{self.marker}"
+
+
+def made_by_this_upload(created: Optional[datetime], response: httpx.Response, started: float,
+                        slack: float = 2.0) -> bool:
+    """Whether an upload's reply names a file this upload made, so that a job found on it after a lost create reply
+    can only be this submission's. A server that deduplicates uploads hands back the file of an earlier upload of
+    the same bytes, whose older jobs must not pass for the new one: the file's creation time must not be earlier
+    than this upload's start, both on the server's clock (the reply's ``Date`` less the time the upload took, with
+    ``slack`` for Date's whole seconds). Without either time it cannot be shown, so it counts as not made here
+    (a lost create reply on it is then unconfirmed, never adopted)."""
+    date = response.headers.get("date")
+    if created is None or not date:
+        return False
+    try:
+        now = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return False
+    if now.tzinfo is None or created.tzinfo is None:
+        return False
+    took = time.monotonic() - started
+    return created >= now - timedelta(seconds=took + slack)
 
 
 def reply_lost(exc: ServiceError) -> bool:
@@ -114,4 +141,5 @@ def recording_unconfirmed(registry: Optional[JobRegistry], service: str, *, prof
         raise
 
 
-__all__ = ["UNCONFIRMED_PREFIX", "UnconfirmedJob", "create_once", "recording_unconfirmed", "reply_lost"]
+__all__ = ["UNCONFIRMED_PREFIX", "UnconfirmedJob", "create_once", "made_by_this_upload", "recording_unconfirmed",
+           "reply_lost"]

@@ -340,7 +340,10 @@ class BaseClient:
             self.sleep(self.retry.delay(attempt, retry_after))
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
+        return self.body_of(self.request(method, path, **kwargs), method, path)
+
+    def body_of(self, response: httpx.Response, method: str, path: str) -> Any:
+        """A reply's JSON body (None when empty); a body that is not JSON is a :class:`ProtocolError`."""
         if response.status_code == 204 or not response.content:
             return None
         try:

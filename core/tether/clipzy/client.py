@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -31,7 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from ..creation import create_once
+from ..creation import create_once, made_by_this_upload
 from ..errors import (
     AuthError,
     BadRequest,
@@ -229,7 +230,9 @@ class ClipzyClient(BaseClient):
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send, unwrap the envelope, return ``data``."""
-        response = self.request(method, path, **kwargs)
+        return self.unwrap(self.request(method, path, **kwargs), method, path)
+
+    def unwrap(self, response: httpx.Response, method: str, path: str) -> Any:
         try:
             body = response.json()
         except ValueError:
@@ -256,12 +259,15 @@ class ClipzyClient(BaseClient):
         if not path.is_file():
             raise InputError(f"cannot upload {path}: no such file")
         form = {k: v for k, v in (("template_video_id", template_video_id), ("webhook_url", webhook_url)) if v}
+        started = time.monotonic()
         with open(path, "rb") as fh:  # httpx rewinds the file for each retry
             reader = counted(fh, path, progress)
-            data = self.call("POST", "/videos/upload", files={"file": (path.name, reader, "application/octet-stream")},
-                             data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
-        video = self.parse(Video, data, "POST /videos/upload")
-        self._fresh_videos.add(video.video_id)
+            response = self.request("POST", "/videos/upload",
+                                    files={"file": (path.name, reader, "application/octet-stream")},
+                                    data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
+        video = self.parse(Video, self.unwrap(response, "POST", "/videos/upload"), "POST /videos/upload")
+        if made_by_this_upload(video.uploaded_at, response, started):
+            self._fresh_videos.add(video.video_id)
         return video
 
     # --- jobs -----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ nothing); anything else -> UNKNOWN with the status shown as itself, e.g. ``unkno
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Optional, Set, Type, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from ..creation import create_once
+from ..creation import create_once, made_by_this_upload
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import LIST_KEYS, BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
@@ -155,12 +156,15 @@ class TensorPixClient(BaseClient):
         path = Path(path)
         if not path.is_file():
             raise InputError(f"cannot upload {path}: no such file")
+        started = time.monotonic()
         with open(path, "rb") as fh:
             reader = counted(fh, path, progress)
-            body = self.json("POST", "/api/videos/", files={"file": (path.name, reader, "application/octet-stream")},
-                             timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
-        video = self.parse(InputVideo, body, "POST /api/videos/")
-        self._fresh_videos.add(str(video.id))
+            response = self.request("POST", "/api/videos/",
+                                    files={"file": (path.name, reader, "application/octet-stream")},
+                                    timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
+        video = self.parse(InputVideo, self.body_of(response, "POST", "/api/videos/"), "POST /api/videos/")
+        if made_by_this_upload(video.created_at, response, started):
+            self._fresh_videos.add(str(video.id))
         return video
 
     def get_video(self, video_id: int) -> InputVideo:

@@ -22,12 +22,14 @@ transfer of :mod:`.style`. Knobs the tests set on the object (``local_services.s
 set, every route wants ``Authorization: Bearer <token>``, as behind a studio proxy), ``output_urls`` (``"http"``,
 ``"root"``: a root-relative ``/static/...`` path, as an engine serving its outputs as static files answers, or
 ``"file"``: a ``file://`` URL on this host, as a self-hosted engine answers), ``webhook_form`` (``"envelope"`` or
-``"flat"``), ``list_key``, ``list_form``, ``max_page_size``, ``max_upload_bytes``, ``job_timeout``, and
-``hold(stage)``/``release()`` to keep a job at a stage so a client can be seen reading it.
+``"flat"``), ``list_key``, ``list_form``, ``max_page_size``, ``dedup_uploads``, ``max_upload_bytes``,
+``job_timeout``, and ``hold(stage)``/``release()`` to keep a job at a stage so a client can be seen reading it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import threading
 import time
 import uuid
@@ -129,6 +131,7 @@ class LocalClipzy(WorkerHandles):
         self.list_key: Optional[str] = "items"
         self.list_form = "paged"  # or "drf", "bare", "whole" (_page)
         self.max_page_size = 100  # the engine's cap on page_size, whatever the client asks
+        self.dedup_uploads = False  # True: an upload of bytes already uploaded answers that earlier video
         self.max_upload_bytes = 500 * 1024 * 1024
         self.job_timeout = 600.0
         self.webhook_log: List[Dict[str, Any]] = []
@@ -300,6 +303,11 @@ class LocalClipzy(WorkerHandles):
         except style.VideoError as exc:
             path.unlink()
             raise EngineError("UNSUPPORTED_FORMAT", f"{name}: {exc}", "Unsupported video format") from None
+        if self.dedup_uploads:  # an engine that keeps one video per content hands back the earlier upload
+            same = self._same_video(path, size)
+            if same is not None:
+                shutil.rmtree(path.parent, ignore_errors=True)
+                return same
         template = form.get("template_video_id")
         webhook = form.get("webhook_url")
         if isinstance(template, str) and template:
@@ -311,6 +319,12 @@ class LocalClipzy(WorkerHandles):
             self.videos[video_id] = video
         self.journal.save()
         return video
+
+    def _same_video(self, path: Path, size: int) -> Optional[Video]:
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        with self._lock:
+            return next((v for v in self.videos.values() if v.path != path and v.file_size_bytes == size
+                         and v.path.is_file() and hashlib.md5(v.path.read_bytes()).hexdigest() == digest), None)
 
     def create(self, body: Any, file_base: str) -> EJob:
         if not isinstance(body, dict) or not isinstance(body.get("video_id"), str):
