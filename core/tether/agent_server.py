@@ -325,7 +325,8 @@ class Agent:
             with self._client(entry.service, entry.profile) as client, yielding(self._outranked(entry)):
                 job_id = module.run_handoff(client, entry.request, registry=self.registry,
                                             resumed=entry.attempts > 1, progress=self._progress(entry),
-                                            throttle=self.throttle)
+                                            throttle=self.throttle,
+                                            checkpoint=lambda done: self.registry.checkpoint(entry.id, done))
         except Overtaken:
             self.registry.give_way(entry.id)
             log.info("hand-off %d gives way between files to one of higher priority; it resumes after", entry.id)

@@ -609,6 +609,17 @@ class JobRegistry:
         assert changed is not None
         return changed
 
+    def checkpoint(self, entry_id: int, done: Dict[str, Any]) -> None:
+        """Note the steps of a running hand-off its service confirmed (in its request, under ``done``): a resumed
+        attempt skips them (tether.handoff.Steps)."""
+        with self._write() as db:
+            row = db.execute("SELECT request FROM queue WHERE id = ?", (entry_id,)).fetchone()
+            if row is None:
+                return
+            request = {**json.loads(row[0]), "done": done}
+            db.execute("UPDATE queue SET request = ?, updated_at = ? WHERE id = ?",
+                       (json.dumps(request, default=str), _iso(utcnow()), entry_id))
+
     def requeue_running(self) -> int:
         """Entries a dead agent left running go back to the queue (the agent resumes them on start)."""
         with self._write() as db:

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from tether.errors import InputError
 
-from .service_cmd import ServiceCommand, colour_choice, out_folder, output_folder
+from .service_cmd import ServiceCommand, colour_choice, handed_off, out_folder, output_folder
 from .service_cmd import client as service_client
 
 
@@ -178,13 +178,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 print(summary)
             print(pv.to_json() if args.json else json.dumps(pv.payload.payload(), indent=2))
             return 0
-        from tether.autopilot.submit import AlreadySent
+        from tether.autopilot.submit import AlreadySent, handoff_request
         from tether.registry import JobRegistry
 
         registry = JobRegistry()
         data: Dict[str, Any] = {}
         try:
             with TransferBars(console) as bars:
+                # checked and encoded here; uploaded, created and recorded by the agent
+                if not args.wait and handed_off(
+                        args, "autopilot", lambda: handoff_request(
+                            client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
+                            registry=registry, out_dir=out, force=args.force, colour=colour, frames=args.frames,
+                            encode_progress=lambda done, total: bars.bytes("encode", done, total)),
+                        profile=client.profile, title=Path(args.clip).name, out=out, console=console):
+                    return 0
                 sub = submit(client, args.clip, choice, output_path=args.output_path, metadata=_meta(args.meta),
                              registry=registry, out_dir=out, force=args.force, colour=colour, frames=args.frames,
                              progress=lambda done, total: bars.bytes("upload", done, total),

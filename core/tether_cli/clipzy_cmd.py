@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 from tether.errors import InputError
 from tether.poll import SYSTEM_CLOCK, Backoff, Clock, Tick, poll_until, polls
 
-from .service_cmd import ServiceCommand, clip_to_send, out_folder, output_folder, print_preview
+from .service_cmd import ServiceCommand, clip_to_send, handed_off, out_folder, output_folder, print_preview
 from .service_cmd import client as service_client
 
 
@@ -91,7 +91,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_style(args: argparse.Namespace) -> int:
-    from tether.clipzy.submit import ClipzyRequest, preview, submit
+    from tether.clipzy.submit import ClipzyRequest, handoff_request, preview, submit
     from tether.registry import JobRegistry
     from tether.submission import DocumentPreview
 
@@ -117,6 +117,10 @@ def cmd_style(args: argparse.Namespace) -> int:
         out = out_folder(args.out)
         registry = JobRegistry()
         with service_client(args) as client:
+            if not args.wait and handed_off(args, "clipzy", lambda: handoff_request(
+                    req, out_dir=out, source_label=Path(clip.source).name, extra=clip.extra, keep=clip.staged),
+                    profile=client.profile, title=Path(clip.source).name, out=out, console=console):
+                return 0
             sub = submit(client, req, registry=registry, out_dir=out, source_label=Path(clip.source).name,
                          extra=clip.extra)
             cj = sub.job

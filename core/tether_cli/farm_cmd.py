@@ -94,7 +94,7 @@ def print_preflight(check: Any, console: Any) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from tether.agent import use_agent
-    from tether.farm.submit import FarmOptions, preview, submit
+    from tether.farm.submit import FarmOptions, handoff_request, preview, submit
     from tether.registry import JobRegistry
 
     from .progress import TransferBars, status_console
@@ -124,8 +124,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0 if check.ok else 1
     if not args.wait and use_agent(args.no_agent):
         preview(client, opts).raise_errors()  # every check, before the agent is asked to take anything
-        if handed_off(args, "farm", opts, profile=client.profile, title=opts.title or opts.scene.stem,
-                      out=opts.out_dir, console=console):
+        if handed_off(args, "farm", lambda: handoff_request(opts), profile=client.profile,
+                      title=opts.title or opts.scene.stem, out=opts.out_dir, console=console):
             return 0
     with TransferBars(console) as bars:
         result = submit(client, opts, registry=JobRegistry(), progress=bars.update)

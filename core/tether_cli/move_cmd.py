@@ -19,7 +19,7 @@ from typing import Any
 
 from tether.errors import InputError
 
-from .service_cmd import ServiceCommand, out_folder, output_folder, print_jobs, print_preview
+from .service_cmd import ServiceCommand, handed_off, out_folder, output_folder, print_jobs, print_preview
 from .service_cmd import client as service_client
 
 
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from tether.move.submit import MoveRequest, preview, submit
+    from tether.move.submit import MoveRequest, handoff_request, preview, submit
     from tether.registry import JobRegistry
 
     from .progress import TransferBars, status_console
@@ -83,6 +83,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0
     registry = JobRegistry()
     with service_client(args) as client:
+        if not args.wait and handed_off(args, "move", lambda: handoff_request(req, out_dir=out),
+                                        profile=client.profile, title=req.name or Path(req.video).stem, out=out,
+                                        console=console):
+            return 0
         with TransferBars(console) as bars:
             sub = submit(client, req, registry=registry, out_dir=out,
                                progress=lambda done, total: bars.bytes("upload", done, total))

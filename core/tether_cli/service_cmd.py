@@ -13,7 +13,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 from tether.errors import InputError
 from tether.spec import SPECS
@@ -267,18 +267,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def handed_off(args: argparse.Namespace, service: str, request: Any, *, profile: str, title: str,
-               out: Optional[Path], console: Any) -> bool:
+def handed_off(args: argparse.Namespace, service: str, request: Callable[[], Dict[str, Any]], *, profile: str,
+               title: str, out: Optional[Path], console: Any) -> bool:
     """Hand a checked submission to the background agent (started when none runs) and say so; False when it goes
-    in-process instead (``--no-agent``, ``TETHER_AGENT=off``, or no agent could be started)."""
+    in-process instead (``--no-agent``, ``TETHER_AGENT=off``, or no agent could be started). ``request`` makes the
+    service's ``handoff_request`` JSON, once the agent is known to run (it may encode a clip first)."""
     from tether import agent
 
     if not agent.use_agent(getattr(args, "no_agent", False)):
         return False
-    module = agent.handoff_module(service)
+    agent.handoff_module(service)
     try:
-        entry = agent.hand_off(service, module.handoff_request(request), profile=profile, title=title,
-                               output_dir=out, fetch=out is not None, priority=getattr(args, "priority", 0))
+        agent.start()
+        entry = agent.hand_off(service, request(), profile=profile, title=title, output_dir=out,
+                               fetch=out is not None, priority=getattr(args, "priority", 0), start_agent=False)
     except agent.AgentNotRunning as exc:
         console.print(f"[yellow]{exc}[/]: uploading from here instead")
         return False
@@ -304,6 +306,11 @@ class ClipToSend:
     path: Path
     source: str  # what the user named: the movie, or the sequence's pattern
     extra: Dict[str, Any] = field(default_factory=dict)  # the plate, the colour transform and the frame mapping
+
+    @property
+    def staged(self) -> bool:
+        """Encoded into the block's staging folder (a sequence), not the user's own movie."""
+        return "colour" in self.extra or "plate" in self.extra
 
     def preview(self, upload: Dict[str, Any]) -> Dict[str, Any]:
         """A dry run's ``upload`` facts, naming the sequence (not the movie staged for it) and how it goes."""

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
-from .service_cmd import ServiceCommand, clip_to_send, out_folder, print_preview
+from .service_cmd import ServiceCommand, clip_to_send, handed_off, out_folder, print_preview
 from .service_cmd import client as service_client
 
 
@@ -99,9 +99,10 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
+    from tether.agent import use_agent
     from tether.registry import JobRegistry
     from tether.submission import DocumentPreview
-    from tether.tensorpix.submit import preview, submit
+    from tether.tensorpix.submit import handoff_request, preview, submit
 
     from .progress import status_console
 
@@ -119,6 +120,13 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         extra = {**clip.extra, "first_index": int(args.start_frame or 0)}
         client = service_client(args)
         with client:
+            if not args.wait and use_agent(args.no_agent):
+                preview(client, str(clip.path), options)  # every check (the model ids too) before the agent takes it
+                if handed_off(args, "tensorpix", lambda: handoff_request(
+                        str(clip.path), options, out_dir=out, source_label=clip.source, extra=extra,
+                        keep=clip.staged), profile=client.profile, title=Path(clip.source).name, out=out,
+                        console=console):
+                    return 0
             done = submit(client, str(clip.path), options, registry=registry, out_dir=out, source_label=clip.source,
                           extra=extra)
     job_id = str(done.job.id)

@@ -13,10 +13,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pydantic import ValidationError
 
@@ -25,6 +26,7 @@ from ..creation import recording_unconfirmed
 from ..encode import encode_movie, frame_map, missing_media
 from ..errors import InputError
 from ..fileio import check_output_dir, staging
+from ..handoff import Steps, agent_progress, kept_folder, made_before, release
 from ..jobs import JobState
 from ..nukeimport.plate import PlateFacts
 from ..progress import Progress
@@ -35,7 +37,9 @@ from .clip import Clip, inspect_clip, pack_sequence
 from .models import MAX_FRAMES, Asset, AutopilotJob, JobCreate, Quota
 
 if TYPE_CHECKING:
+    from ..handoff import Checkpoint
     from ..registry import JobRegistry
+    from ..transfer import ProgressCallback, Throttle
     from .client import AutopilotClient
 
 SERVICE = "autopilot"
@@ -320,6 +324,24 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
     before anything is uploaded, unless ``force``. ``colour``: the plate's colour (a sequence is sent as a movie in
     a display space); ``progress`` follows the upload's bytes, ``encode_progress`` the encode's frames (False from
     either cancels); ``frames``: as :func:`prepare`."""
+    prep, record_extra = _checked(client, clip_spec, choice, output_path=output_path, registry=registry,
+                                  out_dir=out_dir, plate=plate, force=force, colour=colour, frames=frames)
+    clip = prep.clip
+    with staging("tether-autopilot-") as tmp:
+        upload_path = _staged(prep, Path(tmp), encode_progress)
+        job, s3_key = _send(client, upload_path, prep.upload_name, job_payload(prep, UPLOAD_PLACEHOLDER, metadata,
+                                                                               source),
+                            {**submission_facts(prep, source), **record_extra}, Steps(), registry=registry,
+                            title=Path(clip.source).name, source=source_label or clip.source, out_dir=out_dir,
+                            progress=progress)
+    return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
+
+
+def _checked(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
+             output_path: Optional[str], registry: Optional[JobRegistry], out_dir: Optional[Path],
+             plate: Optional[PlateFacts], force: bool, colour: Optional[ColourChoice], frames: Optional[str] = None
+             ) -> Tuple[Prepared, Dict[str, Any]]:
+    """Every check before anything is encoded or uploaded, and what the registry keeps for the import."""
     prep = prepare(client, clip_spec, choice, output_path=output_path, colour=colour, frames=frames)
     if out_dir is not None:
         check_output_dir(out_dir)
@@ -335,29 +357,88 @@ def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, ou
         record_extra = {"plate": (plate or clip_plate(clip)).to_dict(),
                         "plate_origin": FROM_NUKE if plate is not None else FROM_COMMAND_LINE,
                         "sensor": sensor_of(choice), "clip_hash": clip_hash, "options": options}
-    with staging("tether-autopilot-") as tmp:
-        upload_path = Path(clip.source)
-        if prep.transform is not None:
-            upload_path = encode_movie(clip.files, Path(tmp) / prep.upload_name, prep.transform, fps=clip.fps,
-                                       first_frame=clip.first_frame, progress=encode_progress).path
-        elif clip.kind == "sequence":
-            log.warning("Tether: %s", prep.fallback)
-            upload_path = pack_sequence(clip, Path(tmp) / clip.upload_name)
-        s3_key = client.upload(upload_path, asset_type="video", file_name=prep.upload_name, progress=progress)
-    facts = submission_facts(prep, source)
-    recorded = {**facts, **record_extra, "s3_key": s3_key, "services": [s["type"] for s in choice.specs("x")]}
-    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=Path(clip.source).name,
-                               source=source_label or clip.source, output_dir=out_dir, extra=recorded):
-        job = client.create_job(job_payload(prep, s3_key, metadata, source))
+    return prep, record_extra
+
+
+def _staged(prep: Prepared, folder: Path, encode_progress: Optional[Progress]) -> Path:
+    """The file the clip goes up as: a sequence encoded (or zipped) into ``folder``, a movie as it is."""
+    clip = prep.clip
+    if prep.transform is not None:
+        return encode_movie(clip.files, folder / prep.upload_name, prep.transform, fps=clip.fps,
+                            first_frame=clip.first_frame, progress=encode_progress).path
+    if clip.kind == "sequence":
+        log.warning("Tether: %s", prep.fallback)
+        return pack_sequence(clip, folder / clip.upload_name)
+    return Path(clip.source)
+
+
+def _send(client: AutopilotClient, upload_path: Path, upload_name: str, payload: JobCreate,
+          recorded: Dict[str, Any], steps: Steps, *, registry: Optional[JobRegistry], title: str, source: str,
+          out_dir: Optional[Path], progress: Optional[Progress] = None, resumed: bool = False
+          ) -> Tuple[AutopilotJob, str]:
+    """Upload (once: ``steps``), create with the payload's marker and record: the one path of a submit and of the
+    agent's hand-off. ``resumed``: an earlier attempt may have made the job: it is looked for by its marker first."""
+    s3_key = steps.once("s3_key", lambda: client.upload(upload_path, asset_type="video", file_name=upload_name,
+                                                        progress=progress))
+    payload = payload.model_copy(update={"assets": [a.model_copy(update={"source_path": s3_key})
+                                                    for a in payload.assets]})
+    recorded = {**recorded, "s3_key": s3_key, "services": [s.type for s in payload.assets[0].services]}
+    marker = str(payload.metadata.get("tether_submission") or "")
+    earlier = made_before(client, marker) if resumed and marker else None
+    job = earlier.vendor if earlier is not None else None
+    if job is None:
+        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=title, source=source,
+                                   output_dir=out_dir, extra=recorded):
+            job = client.create_job(payload)
     if registry is not None:
-        registry.record(service=SERVICE, job_id=job.id, profile=client.profile,
-                        title=Path(clip.source).name, source=source_label or clip.source, output_dir=out_dir,
-                        extra=recorded)
-    return Submission(job=job, clip=clip, s3_key=s3_key, output_path=prep.output_path)
+        registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=title, source=source,
+                        output_dir=out_dir, extra=recorded)
+    return job, s3_key
+
+
+# --- hand-off to the agent (tether.agent) ----------------------------------------------------------------------
+def handoff_request(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceChoice, *,
+                    output_path: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None,
+                    registry: Optional[JobRegistry] = None, out_dir: Optional[Path] = None,
+                    source_label: Optional[str] = None, source: Optional[str] = None,
+                    plate: Optional[PlateFacts] = None, force: bool = False, colour: Optional[ColourChoice] = None,
+                    encode_progress: Optional[Progress] = None, frames: Optional[str] = None) -> Dict[str, Any]:
+    """:func:`submit`'s checks and encode here (a DCC's or the command's), its upload, create and record in the
+    agent: the JSON the agent's queue keeps. A sequence's movie (or zip) is written into a folder of the hand-off's
+    own under Tether's data folder, which the agent removes once the job is made."""
+    prep, record_extra = _checked(client, clip_spec, choice, output_path=output_path, registry=registry,
+                                  out_dir=out_dir, plate=plate, force=force, colour=colour, frames=frames)
+    clip = prep.clip
+    kept = kept_folder(prep.submission)
+    try:
+        upload_path = _staged(prep, kept, encode_progress)
+    except BaseException:
+        shutil.rmtree(kept, ignore_errors=True)
+        raise
+    return {"upload": str(Path(upload_path).absolute()), "upload_name": prep.upload_name,
+            "payload": job_payload(prep, UPLOAD_PLACEHOLDER, metadata, source).model_dump(mode="json"),
+            "recorded": {**submission_facts(prep, source), **record_extra}, "title": Path(clip.source).name,
+            "source": source_label or clip.source, "out_dir": str(out_dir) if out_dir is not None else None,
+            "kept": str(kept)}
+
+
+def run_handoff(client: AutopilotClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
+                progress: Optional[ProgressCallback] = None, throttle: Optional[Throttle] = None,
+                checkpoint: Optional[Checkpoint] = None) -> str:
+    """The agent's side: :func:`submit`'s upload, create and record, the upload remembered in the queue; returns the
+    job id. The hand-off's own folder goes once the job is recorded."""
+    upload = Path(request["upload"])
+    out = request.get("out_dir")
+    job, _ = _send(client, upload, request["upload_name"], JobCreate.model_validate(request["payload"]),
+                   dict(request["recorded"]), Steps.of(request, checkpoint), registry=registry,
+                   title=request["title"], source=request["source"], out_dir=Path(out) if out else None,
+                   progress=agent_progress(progress, throttle, upload.name), resumed=resumed)
+    release(request)
+    return job.id
 
 
 submit_clip = submit  # the older name
 
 __all__ = ["UPLOAD_PLACEHOLDER", "AlreadySent", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload",
-           "check_frames", "clip_plate", "content_hash", "find_sent", "job_payload", "options_key", "prepare",
-           "preview", "sensor_of", "submission_facts", "submit", "submit_clip"]
+           "check_frames", "clip_plate", "content_hash", "find_sent", "handoff_request", "job_payload", "options_key",
+           "prepare", "preview", "run_handoff", "sensor_of", "submission_facts", "submit", "submit_clip"]

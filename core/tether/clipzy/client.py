@@ -270,6 +270,11 @@ class ClipzyClient(BaseClient):
             self._fresh_videos.add(video.video_id)
         return video
 
+    def own_upload(self, video_id: str) -> None:
+        """An upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up, in no
+        job: a lost create reply is then looked for by it, as for an upload of this client's."""
+        self._fresh_videos.add(str(video_id))
+
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, video_id: str, template_video_id: Optional[str] = None, *,
                    config: Optional[Dict[str, Any]] = None, webhook_url: Optional[str] = None) -> ClipzyJob:

@@ -18,12 +18,15 @@ from pydantic import ValidationError
 from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
+from ..handoff import Steps, agent_progress, keep_file, made_before, release
 from ..progress import Progress
 from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
 from .models import ClipzyJob, JobCreate
 
 if TYPE_CHECKING:
+    from ..handoff import Checkpoint
     from ..registry import JobRegistry
+    from ..transfer import ProgressCallback, Throttle
     from .client import ClipzyClient
 
 SERVICE = "clipzy"
@@ -118,26 +121,75 @@ def submit(client: ClipzyClient, req: ClipzyRequest, *, registry: Optional[JobRe
     """Upload what the engine lacks, start the styling job and record it in ``registry``. ``progress`` follows the
     clip's upload (False stops it)."""
     prep = prepare(client, req)
-    clip = Path(req.clip)
     if out_dir is not None:
         check_output_dir(out_dir)
-    if prep.template_file is None:
+    return _send(client, prep, Steps(), registry=registry, out_dir=out_dir, source_label=source_label, extra=extra,
+                 templates=templates, progress=progress)
+
+
+def _send(client: ClipzyClient, prep: Prepared, steps: Steps, *, registry: Optional[JobRegistry],
+          out_dir: Optional[Path], source_label: Optional[str], extra: Optional[Dict[str, Any]],
+          templates: Optional[TemplateUploads] = None, progress: Optional[Progress] = None) -> Submission:
+    """Upload (each file once: ``steps``), create and record: the one path of a submit and of the agent's hand-off."""
+    req = prep.request
+    clip = Path(req.clip)
+    template_file = prep.template_file
+    if template_file is None:
         template_id = client.template_id(str(req.template).strip())  # an engine video id, or a clear InputError
     elif templates is not None:
-        template_id = templates.video_id(client, prep.template_file)
+        template_id = steps.once("template_video_id", lambda: templates.video_id(client, template_file))
     else:
-        template_id = client.upload(prep.template_file).video_id
-    video = client.upload(clip, progress=progress)
-    ids = {"video_id": video.video_id, "template_video_id": template_id}
-    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=source_label or clip.name,
-                               source=str(clip.resolve()), output_dir=out_dir, extra={**(extra or {}), **ids}):
-        job = client.create_job(video.video_id, template_id, config=prep.payload.config,
-                                webhook_url=prep.payload.webhook_url)
+        template_id = steps.once("template_video_id", lambda: client.upload(template_file).video_id)
+    video_id = steps.once("video_id", lambda: client.upload(clip, progress=progress).video_id)
+    ids = {"video_id": video_id, "template_video_id": template_id}
+    job = None
+    if steps.resumed("video_id"):  # uploaded by an attempt that was cut off: it may have made the job too
+        earlier = made_before(client, video_id)
+        job = earlier.vendor if earlier is not None else None
+        if job is None:
+            client.own_upload(video_id)
+    if job is None:
+        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=source_label or clip.name,
+                                   source=str(clip.resolve()), output_dir=out_dir, extra={**(extra or {}), **ids}):
+            job = client.create_job(video_id, template_id, config=prep.payload.config,
+                                    webhook_url=prep.payload.webhook_url)
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.job_id, profile=client.profile,
                         title=source_label or clip.name, source=str(clip.resolve()), output_dir=out_dir,
                         extra={**(extra or {}), **ids})
-    return Submission(job=job, video_id=video.video_id, template_video_id=template_id, extra=ids)
+    return Submission(job=job, video_id=video_id, template_video_id=template_id, extra=ids)
+
+
+# --- hand-off to the agent (tether.agent) ----------------------------------------------------------------------
+def handoff_request(req: ClipzyRequest, *, out_dir: Optional[Path] = None, source_label: Optional[str] = None,
+                    extra: Optional[Dict[str, Any]] = None, keep: bool = False) -> Dict[str, Any]:
+    """A checked submission as the JSON the agent's queue keeps. The user's clip and template stay where they are;
+    with ``keep`` (a clip staged for this send) the clip moves into a hand-off folder the agent removes once the job
+    is made."""
+    prep = prepare(None, req)
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    template = str(prep.template_file.absolute()) if prep.template_file is not None else str(req.template).strip()
+    clip = keep_file(Path(req.clip)) if keep else Path(req.clip).absolute()
+    return {"clip": str(clip), "template": template, "config": req.config,
+            "webhook_url": req.webhook_url, "source_label": source_label,
+            "out_dir": str(out_dir) if out_dir is not None else None, "extra": dict(extra or {}),
+            "kept": str(clip.parent) if keep else None}
+
+
+def run_handoff(client: ClipzyClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
+                progress: Optional[ProgressCallback] = None, throttle: Optional[Throttle] = None,
+                checkpoint: Optional[Checkpoint] = None) -> str:
+    """The agent's side: :func:`submit`'s path with each upload remembered in the queue; returns the job id."""
+    req = ClipzyRequest(clip=Path(request["clip"]), template=request["template"], config=request.get("config"),
+                        webhook_url=request.get("webhook_url"))
+    prep = prepare(client, req)
+    out = request.get("out_dir")
+    job_id = _send(client, prep, Steps.of(request, checkpoint), registry=registry, out_dir=Path(out) if out else None,
+                   source_label=request.get("source_label"), extra=request.get("extra"),
+                   progress=agent_progress(progress, throttle, req.clip.name)).job.job_id
+    release(request)
+    return job_id
 
 
 def request_from(clip: Union[str, Path], options: Dict[str, Any]) -> ClipzyRequest:
@@ -148,5 +200,5 @@ def request_from(clip: Union[str, Path], options: Dict[str, Any]) -> ClipzyReque
                          webhook_url=options.get("webhook_url") or None)
 
 
-__all__ = ["ClipzyRequest", "Prepared", "Submission", "TemplateUploads", "prepare", "preview", "problems",
-           "request_from", "submit"]
+__all__ = ["ClipzyRequest", "Prepared", "Submission", "TemplateUploads", "handoff_request", "prepare", "preview",
+           "problems", "request_from", "run_handoff", "submit"]

@@ -33,6 +33,7 @@ from .client import FarmClient
 from .models import FarmJob, Instance, JobCreate, Package
 
 if TYPE_CHECKING:
+    from ..handoff import Checkpoint
     from ..registry import JobRegistry
     from ..transfer import HashCache, Throttle, TransferProgress
 
@@ -412,10 +413,11 @@ def handoff_request(opts: FarmOptions) -> Dict[str, Any]:
 
 def run_handoff(client: FarmClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
                 progress: Optional[Callable[[TransferProgress], Optional[bool]]] = None,
-                throttle: Optional[Throttle] = None) -> str:
+                throttle: Optional[Throttle] = None, checkpoint: Optional[Checkpoint] = None) -> str:
     """The agent's side of a hand-off: submit the queued request and return the job id. ``resumed`` (an earlier
     attempt was cut off): first look for the job that attempt may have created, so it is never made twice; the
-    uploads it finished are not sent again (the farm is asked by md5, and confirmed files are remembered)."""
+    uploads it finished are not sent again (the farm is asked by md5, and confirmed files are remembered in the hash
+    cache, which is the farm's checkpoint: ``checkpoint`` is not needed)."""
     from pydantic import TypeAdapter
 
     adapter: TypeAdapter[FarmOptions] = TypeAdapter(FarmOptions)

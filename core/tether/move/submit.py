@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ..creation import recording_unconfirmed
 from ..errors import InputError
 from ..fileio import check_output_dir
+from ..handoff import Steps, agent_progress, made_before
 from ..jobs import Job, JobState
 from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from ..progress import Progress
@@ -28,7 +29,9 @@ from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPE_PATTERN, OUTPUT_TYPES, ClipWindow, MoveJob
 
 if TYPE_CHECKING:
+    from ..handoff import Checkpoint
     from ..registry import JobRegistry
+    from ..transfer import ProgressCallback, Throttle
     from .client import MoveClient
 
 SERVICE = "move"
@@ -205,20 +208,64 @@ def submit(client: MoveClient, req: MoveRequest, *, registry: Optional[JobRegist
     prep = prepare(client, req)
     if out_dir is not None:
         check_output_dir(out_dir)
+    return _send(client, req, prep, Steps(), registry=registry, out_dir=out_dir, progress=progress,
+                 source_label=source_label)
+
+
+def _send(client: MoveClient, req: MoveRequest, prep: Prepared, steps: Steps, *, registry: Optional[JobRegistry],
+          out_dir: Optional[Path], progress: Optional[Progress] = None,
+          source_label: Optional[str] = None) -> Submission:
+    """Upload, make the take (each once: ``steps``), create the job and record it: the one path of a submit and of
+    the agent's hand-off."""
     facts, name, window, info = prep.facts, prep.name, prep.window, _facts(prep)
-    file = client.upload(facts.path, name=facts.path.name, progress=progress)
-    take = client.create_take(file.id, source_format=facts.format, name=name, metadata=info)
-    recorded = {**info, "take_id": take.id, "file_id": file.id, "outputs": prep.outputs}
-    with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=name,
-                               source=source_label or str(facts.path), output_dir=out_dir, extra=recorded):
-        job = client.create_job(take.id, name=name, options=req.options or None, outputs=prep.outputs,
-                                metadata={**req.metadata, **info}, clip_window=prep.window)
+    file_id = steps.once("file_id", lambda: client.upload(facts.path, name=facts.path.name, progress=progress).id)
+    take_id = steps.once("take_id", lambda: client.create_take(file_id, source_format=facts.format, name=name,
+                                                               metadata=info).id)
+    recorded = {**info, "take_id": take_id, "file_id": file_id, "outputs": prep.outputs}
+    earlier = made_before(client, take_id) if steps.resumed("take_id") else None  # a cut-off attempt's job
+    job = earlier.vendor if earlier is not None else None
+    if job is None:
+        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=name,
+                                   source=source_label or str(facts.path), output_dir=out_dir, extra=recorded):
+            job = client.create_job(take_id, name=name, options=req.options or None, outputs=prep.outputs,
+                                    metadata={**req.metadata, **info}, clip_window=prep.window)
     if registry is not None:
         registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=name,
                         source=source_label or str(facts.path), output_dir=out_dir,
                         raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
                         extra=recorded)
-    return Submission(job=job, take_id=take.id, file_id=file.id, facts=facts, frames=prep.frames, window=window)
+    return Submission(job=job, take_id=take_id, file_id=file_id, facts=facts, frames=prep.frames, window=window)
+
+
+# --- hand-off to the agent (tether.agent) ----------------------------------------------------------------------
+def handoff_request(req: MoveRequest, *, out_dir: Optional[Path] = None,
+                    source_label: Optional[str] = None) -> Dict[str, Any]:
+    """A checked submission as the JSON the agent's queue keeps (the video stays where it is: it is the user's)."""
+    from pydantic import TypeAdapter
+
+    prepare(None, req)
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    req = replace(req, video=Path(req.video).absolute(), outputs=list(req.outputs))
+    adapter: TypeAdapter[MoveRequest] = TypeAdapter(MoveRequest)
+    return {"request": adapter.dump_python(req, mode="json"), "source_label": source_label,
+            "out_dir": str(out_dir) if out_dir is not None else None}
+
+
+def run_handoff(client: MoveClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
+                progress: Optional[ProgressCallback] = None, throttle: Optional[Throttle] = None,
+                checkpoint: Optional[Checkpoint] = None) -> str:
+    """The agent's side: :func:`submit`'s path with the upload and the take remembered in the queue; returns the job
+    id."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[MoveRequest] = TypeAdapter(MoveRequest)
+    req = adapter.validate_python(request["request"])
+    prep = prepare(client, req)
+    out = request.get("out_dir")
+    return _send(client, req, prep, Steps.of(request, checkpoint), registry=registry,
+                 out_dir=Path(out) if out else None, source_label=request.get("source_label"),
+                 progress=agent_progress(progress, throttle, Path(req.video).name)).job.id
 
 
 submit_video = submit  # the older name
@@ -238,5 +285,6 @@ def wait_for(client: MoveClient, job_id: str, *, on_update: Optional[Callable[[J
     return job
 
 
-__all__ = ["LIMITS", "Limits", "MoveRequest", "Prepared", "Submission", "VideoFacts", "check_limits", "prepare",
-           "preview", "probe", "submit", "submit_video", "take_frames", "wait_for"]
+__all__ = ["LIMITS", "Limits", "MoveRequest", "Prepared", "Submission", "VideoFacts", "check_limits",
+           "handoff_request", "prepare", "preview", "probe", "run_handoff", "submit", "submit_video", "take_frames",
+           "wait_for"]

@@ -184,6 +184,11 @@ class TensorPixClient(BaseClient):
         assert video is not None  # nothing cancels this loop
         return video
 
+    def own_upload(self, video_id: str) -> None:
+        """An upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up, in no
+        job: a lost create reply is then looked for by it, as for an upload of this client's."""
+        self._fresh_videos.add(str(video_id))
+
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, payload: JobCreate) -> TensorPixJob:
         """Create the job once: a lost or unreadable reply is followed by a look for the job of this submission's

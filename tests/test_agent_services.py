@@ -1,0 +1,193 @@
+"""Hand-off to the agent for every clip service (Autopilot, TensorPix, Clipzy, Move), through the one seam the farm's
+hand-off uses (``handoff_request``/``run_handoff``): the command hands off and returns; an agent killed -9 mid-upload,
+or after the service made the job but before the agent recorded it, resumes on its restart with one job and nothing
+the service confirmed sent again. Against the local services over real HTTP; the kill is a forked copy of this
+process running the agent's own hand-off step that dies with ``os._exit`` (no cleanup, no ``finally``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+
+import pytest
+from tether import agent
+from tether.agent_server import Agent
+from tether.registry import JobRegistry
+from tether_cli import main
+from tether_services.server import LocalServices
+from waiting import eventually
+
+pytest.importorskip("av")
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill is a forked process's os._exit")
+
+KILLED = 137
+# (method, path) of each service's uploads of a file (Move's and Autopilot's go to their presigned store)
+UPLOADS = {"tensorpix": ("POST", r"^/tensorpix/api/videos/$"), "clipzy": ("POST", r"^/clipzy/api/v1/videos/upload$"),
+           "move": ("PUT", r"^/move/_store/uploads/"), "autopilot": ("PUT", r"^/autopilot/_store/")}
+SERVICES = tuple(UPLOADS)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
+    from test_tensorpix import make_clip
+
+    folder = tmp_path_factory.mktemp("handoff-clips")
+    return make_clip(folder / "shot.mp4", 12), make_clip(folder / "look.mp4", 9)
+
+
+def request_for(service: str, clip: Path, template: Path) -> Tuple[Dict[str, Any], List[str]]:
+    """The service's hand-off JSON for ``clip``, and the command that would make it."""
+    if service == "tensorpix":
+        from tether.tensorpix.submit import handoff_request
+
+        return handoff_request(str(clip), {"ml_models": [1]}), ["tensorpix", "submit", str(clip), "--model", "1"]
+    if service == "clipzy":
+        from tether.clipzy.submit import ClipzyRequest
+        from tether.clipzy.submit import handoff_request as clipzy_request
+
+        return (clipzy_request(ClipzyRequest(clip=clip, template=str(template))),
+                ["clipzy", "submit", str(clip), "--template", str(template)])
+    if service == "move":
+        from tether.move.submit import MoveRequest
+        from tether.move.submit import handoff_request as move_request
+
+        return move_request(MoveRequest(video=clip)), ["move", "submit", str(clip)]
+    from tether.autopilot.submit import ServiceChoice
+    from tether.autopilot.submit import handoff_request as autopilot_request
+
+    return autopilot_request(None, str(clip), ServiceChoice(roto=True)), ["autopilot", "submit", str(clip), "--roto"]
+
+
+def jobs_of(service: str, marker: str) -> List[str]:
+    """The service's own jobs carrying ``marker``."""
+    from tether.clients import client_for
+
+    with client_for(service, "local") as client:
+        return [job.id for job in client.remote_jobs() if client.marker_of(job) == marker]
+
+
+@pytest.fixture
+def services_env(local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServices]:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    local_services.faults.clear()
+    yield local_services
+    local_services.faults.clear()
+
+
+def run_killed(entry_id: int, kill: Callable[[Agent], None]) -> int:
+    """The agent's hand-off step for ``entry_id`` in a forked child that ``kill`` arms to die; its exit status."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            registry = JobRegistry()
+            entry = registry.claim()
+            assert entry is not None and entry.id == entry_id
+            child = Agent(agent.runtime_dir(), registry, notify=lambda title, text: None)
+            kill(child)
+            child._run(entry)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def die_mid_upload(name: str) -> Callable[[Agent], None]:
+    """Die once the upload of ``name`` has started (its bytes read, not all on the wire)."""
+    def arm(child: Agent) -> None:
+        made = child._progress
+
+        def progress(entry: Any) -> Callable[[Any], Any]:
+            on = made(entry)
+
+            def event(p: Any) -> Any:
+                if p.phase == "upload" and p.file == name and p.bytes_done > 0:
+                    os._exit(KILLED)
+                return on(p)
+
+            return event
+
+        child._progress = progress  # type: ignore[method-assign]
+
+    return arm
+
+
+def die_after_create(child: Agent) -> None:
+    """Die when the job is made and about to be recorded: the service has it, the queue does not know."""
+    def record(**kwargs: Any) -> Any:
+        os._exit(KILLED)
+
+    child.registry.record = record  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("where", ["mid-upload", "after-create"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_killed_agent_resumes_with_one_job_and_nothing_confirmed_sent_again(
+        service: str, where: str, clips: Tuple[Path, Path], services_env: LocalServices) -> None:
+    clip, template = clips
+    request, _ = request_for(service, clip, template)
+    registry = JobRegistry()
+    entry = registry.enqueue(service=service, request=request, profile="local", title=clip.name)
+    requests = services_env.requests
+    requests.clear()
+    kill = die_mid_upload(clip.name) if where == "mid-upload" else die_after_create
+    assert run_killed(entry.id, kill) == KILLED
+    left = registry.queue_entry(entry.id)
+    assert left is not None and left.state == "running" and left.job_id is None
+    done_before = dict(left.request.get("done") or {})
+    method, path = UPLOADS[service]
+    if where == "mid-upload":  # the cut-off upload has ended on the service's side too (after those confirmed)
+        eventually(lambda: requests.count(method, path) >= 1 + ("template_video_id" in done_before),
+                   message=lambda: f"the killed upload to end on the service's side: {requests.all()}")
+    sent_before = requests.count(method, path, status=201) + requests.count(method, path, status=200)
+    requests.clear()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        done = eventually(lambda: registry.queue_entry(entry.id), lambda e: e.state in ("done", "failed"),
+                          message="the resumed hand-off")
+    finally:
+        live.close()
+    assert done.state == "done", done.error
+    record = registry.get(service, str(done.job_id))
+    assert record is not None
+    # one job on the service for this submission, the one recorded
+    from tether.clients import client_for
+
+    with client_for(service, "local") as client:
+        marker = client.marker_of(client.get_job(str(done.job_id)))
+    assert marker and jobs_of(service, marker) == [done.job_id]
+    resent = requests.count(method, path)
+    if where == "after-create":  # every upload was confirmed and noted before the kill: none goes again
+        assert done_before and resent == 0
+    else:  # only the upload cut off goes again (Clipzy's template, confirmed before, does not)
+        assert resent == 1
+        if service == "clipzy":
+            assert "template_video_id" in done_before and sent_before == 1
+    assert not Path(request.get("kept") or "/nonexistent").exists()  # a hand-off's own folder goes with it
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_command_hands_off_and_the_job_lands_once(service: str, clips: Tuple[Path, Path],
+                                                      services_env: LocalServices, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`tether SERVICE submit` with an agent running returns once the submission is queued (the submitting process
+    is then free to go: the agent alone uploads, creates and records); --no-agent keeps it in-process."""
+    clip, template = clips
+    _, command = request_for(service, clip, template)
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        assert main([*command, "--json"]) == 0
+        handed = [line for line in capsys.readouterr().out.splitlines() if '"handoff"' in line]
+        assert len(handed) == 1
+        [entry] = registry.queue()
+        done = eventually(lambda: registry.queue_entry(entry.id), lambda e: e.state in ("done", "failed"),
+                          message="the agent to land the job")
+        assert done.state == "done", done.error
+        assert registry.get(service, str(done.job_id)) is not None
+        assert main([*command, "--no-agent", "--json"]) == 0  # in-process: no second queue entry
+        assert len(registry.queue()) == 1
+    finally:
+        live.close()
