@@ -270,9 +270,13 @@ class ClipzyClient(BaseClient):
             self._fresh_videos.add(video.video_id)
         return video
 
-    def own_upload(self, video_id: str) -> None:
-        """An upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up, in no
-        job: a lost create reply is then looked for by it, as for an upload of this client's."""
+    def fresh(self, video_id: Any) -> bool:
+        """Whether this client's upload made ``video_id`` (not a video the server handed back for the same bytes)."""
+        return str(video_id) in self._fresh_videos
+
+    def own_upload(self, video_id: Any) -> None:
+        """A fresh upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up,
+        in no job: a lost create reply is then looked for by it, as for an upload of this client's."""
         self._fresh_videos.add(str(video_id))
 
     # --- jobs -----------------------------------------------------------------------------------------------

@@ -140,10 +140,16 @@ def _send(client: ClipzyClient, prep: Prepared, steps: Steps, *, registry: Optio
         template_id = steps.once("template_video_id", lambda: templates.video_id(client, template_file))
     else:
         template_id = steps.once("template_video_id", lambda: client.upload(template_file).video_id)
-    video_id = steps.once("video_id", lambda: client.upload(clip, progress=progress).video_id)
+    def upload() -> List[Any]:
+        uploaded = client.upload(clip, progress=progress)
+        return [uploaded.video_id, client.fresh(uploaded.video_id)]
+
+    video_id, fresh = steps.once("video", upload)
     ids = {"video_id": video_id, "template_video_id": template_id}
     job = None
-    if steps.resumed("video_id"):  # uploaded by an attempt that was cut off: it may have made the job too
+    # uploaded by an attempt that was cut off, it may have made the job too: looked for by the video, unless the
+    # engine handed back an older video (then an older job may carry it: the create goes, unconfirmed if lost)
+    if steps.resumed("video") and fresh:
         earlier = made_before(client, video_id)
         job = earlier.vendor if earlier is not None else None
         if job is None:

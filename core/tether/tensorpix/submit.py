@@ -105,12 +105,18 @@ def _send(client: TensorPixClient, prep: Prepared, steps: Steps, *, registry: Op
           ready_timeout: float = 600.0, progress: Optional[Progress] = None) -> Submission:
     """Upload (once: ``steps``), create and record: the one path of a submit and of the agent's hand-off."""
     path = prep.path
-    video_id = steps.once("video_id", lambda: client.upload_video(path, progress).id)
+    def upload() -> List[Any]:
+        uploaded = client.upload_video(path, progress)
+        return [uploaded.id, client.fresh(uploaded.id)]
+
+    video_id, fresh = steps.once("video", upload)
     video = client.wait_ready(video_id, timeout=ready_timeout)
     facts = {"source": str(path), "video_id": video.id, "frame_count": video.n_frames, "first_frame": 1,
              "options": prep.payload.payload(), **(extra or {})}
     job = None
-    if steps.resumed("video_id"):  # uploaded by an attempt that was cut off: it may have made the job too
+    # uploaded by an attempt that was cut off, it may have made the job too: looked for by the video, unless the
+    # server handed back an older video (then an older job may carry it: the create goes, unconfirmed if lost)
+    if steps.resumed("video") and fresh:
         earlier = made_before(client, str(video.id))
         job = earlier.vendor if earlier is not None else None
         if job is None:
