@@ -46,7 +46,10 @@ def test_a_higher_priority_hand_off_overtakes_between_files(
 
     services = fresh_services
     monkeypatch.setenv("TETHER_LOCAL_PORT", str(services.port))
-    low_files, high_files = _textures(tmp_path / "low", 8), _textures(tmp_path / "high", 2)
+    from tether.transfer import SMALL_WORKERS
+
+    # more small files than the small-file workers: some wait for a worker, and give way when it comes
+    low_files, high_files = _textures(tmp_path / "low", SMALL_WORKERS + 8), _textures(tmp_path / "high", 2)
     # every upload is held until the faults are cleared: the low hand-off's first files stay in flight
     stall = services.faults.add("slow", delay=60.0, service="farm", method="POST", path=r"/api/uploads/file$",
                                 times=0)
@@ -56,7 +59,7 @@ def test_a_higher_priority_hand_off_overtakes_between_files(
         low = registry.enqueue(service="farm", request=_request(tiny_blend, low_files), profile="local",
                                title="low", priority=0)
         live._wake()
-        eventually(lambda: stall.hits >= 1, message="the low hand-off's upload to start")
+        eventually(lambda: stall.hits >= SMALL_WORKERS, message="the low hand-off's upload to fill its workers")
         high = registry.enqueue(service="farm", request=_request(tiny_blend, high_files), profile="local",
                                 title="high", priority=5)
         assert [e.title for e in registry.queue(["queued", "running"])] == ["high", "low"]  # the order shown
@@ -96,3 +99,41 @@ def test_priority_changes_while_queued(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(agent.ConfigError, match="no entry 999"):
         registry.set_priority(999, 3)
     registry.close()
+
+
+def test_small_files_overlap_and_the_farm_takes_one_file_per_request(
+        tmp_path: Path, local_services: LocalServices, faults: object) -> None:
+    """A thousand textures cost their latency, not their bytes: small files go many at a time (the big ones keep
+    their few streams). What the farm's routes allow is all there is: one md5 per check, one file per upload."""
+    import hashlib
+    import threading
+
+    from test_farm_client import EMAIL, PASSWORD
+    from tether.errors import BadRequest
+    from tether.farm.client import FarmClient
+    from tether.transfer import SMALL_WORKERS, HashCache, UploadReport, upload_files
+
+    services = local_services  # the files are random and named after this test's folder: new to the farm
+    files = _textures(tmp_path / "tex", SMALL_WORKERS + 8)
+    stall = services.faults.add("slow", delay=60.0, service="farm", method="POST", path=r"/api/uploads/file$",
+                                times=0)
+    reports: List[UploadReport] = []
+    with FarmClient(services.url("farm"), email=EMAIL, password=PASSWORD) as farm, \
+            HashCache(tmp_path / "hashes.sqlite") as cache:
+        sender = threading.Thread(target=lambda: reports.append(upload_files(
+            [(p, f"{tmp_path.name}/{p.name}") for p in files], farm, cache=cache)))
+        sender.start()
+        try:
+            eventually(lambda: stall.hits >= SMALL_WORKERS, message=lambda: f"{stall.hits} uploads in flight")
+            assert stall.hits == SMALL_WORKERS  # every small worker holds one; no more until one is answered
+        finally:
+            services.faults.clear()
+            sender.join(timeout=60)
+        assert reports and reports[0].files_sent == len(files)
+
+        md5s = [hashlib.md5(p.read_bytes()).hexdigest() for p in files[:2]]
+        with pytest.raises(BadRequest, match="md5"):  # no batch check: the seed's route takes one md5
+            farm.json("POST", "/api/uploads/md5", json={"md5s": md5s})
+        with pytest.raises(BadRequest, match="exactly one file"):  # nor several files in one upload
+            farm.json("POST", "/api/uploads/file", data={"md5": md5s[0], "path": "x/a.png"},
+                      files=[("file", ("a.png", files[0].read_bytes())), ("file", ("b.png", files[1].read_bytes()))])

@@ -504,7 +504,7 @@ def test_upload_target_error_propagates_and_stops_the_rest(tmp_path: Path, serve
     files = _files(tmp_path, [900_000, 10_000, 20_000, 30_000], seed=400)
     server.fail[_md5(files[0][0])] = 507  # the biggest goes first
     with pytest.raises(ServiceError) as info:
-        upload_files(files, target, cache=cache, workers=1)
+        upload_files(files, target, cache=cache, workers=1, small_workers=0)  # one at a time
     assert info.value.status == 507 and "blob store is full" in str(info.value)
     assert server.puts == 1 and not server.stored()
 
