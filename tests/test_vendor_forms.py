@@ -89,3 +89,43 @@ def test_tensorpix_client_in_every_list_and_status_form(form: str, status_form: 
     assert [m.id for m in client.models()] == [1, 2, 3, 4, 5]
     paths = client.fetch_outputs(str(jobs[0].id), tmp_path)
     assert paths and all(p.stat().st_size > 0 for p in paths)
+
+
+# The farm's id type and status words are unpublished (SERVICES.md); the spellings are those job APIs commonly send
+# (upper case; "succeeded"/"running"/"pending", as e.g. Adobe's Photoshop API status reply). One render each.
+FARM_FORMS = {
+    "integer ids, upper case": ("integer", {s: s.upper() for s in ("syncing", "queued", "rendering", "completed")}),
+    "string ids, succeeded": ("string", {"completed": "succeeded", "rendering": "running", "queued": "pending"}),
+}
+
+
+@pytest.fixture
+def farm_engine(local_services: Any) -> Iterator[Any]:
+    yield local_services.farm
+    local_services.farm.id_form, local_services.farm.spell = "string", {}
+
+
+@pytest.mark.parametrize("case", list(FARM_FORMS))
+def test_farm_client_in_every_id_and_status_form(case: str, farm_engine: Any, local_services: Any, tiny_blend: Path,
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tether.farm.client import FarmClient
+    from tether.farm.models import JobCreate
+    from tether.transfer import upload_files
+    from tether_services.farm.engine import EMAIL, PASSWORD
+
+    farm_engine.id_form, farm_engine.spell = FARM_FORMS[case]
+    client = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
+    upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    job = client.create_job(JobCreate(job_title=f"forms {case}", project="default", instance_type="cpu-standard-8",
+                                      frame_range="1", blender_version="blender-5-0", output_path="renders/forms",
+                                      upload_paths=[tiny_blend.as_posix()]))
+    if farm_engine.id_form == "integer":
+        assert job.id.isdigit()
+    done = eventually(lambda: client.get_job(job.id), lambda j: j.state.finished)
+    assert done.state is JobState.COMPLETED, done
+    monkeypatch.setenv("TETHER_FARM_PASSWORD", PASSWORD)
+    monkeypatch.setenv("TETHER_FARM_EMAIL", EMAIL)
+    assert job.id in _remote_ids("farm", local_services.url("farm"), monkeypatch, capsys)
+    paths = client.fetch_outputs(job.id, tmp_path)
+    assert paths and all(p.stat().st_size > 0 for p in paths)

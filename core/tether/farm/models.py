@@ -243,6 +243,8 @@ STATES: Dict[str, JobState] = {
     "waiting": JobState.HELD, "held": JobState.HELD, "on_hold": JobState.HELD, "paused": JobState.HELD,
     "completed": JobState.COMPLETED, "complete": JobState.COMPLETED, "finished": JobState.COMPLETED,
     "done": JobState.COMPLETED, "success": JobState.COMPLETED,
+    # the farm's words are unpublished; "succeeded" is how many job APIs say it (e.g. Adobe's Photoshop API status)
+    "succeeded": JobState.COMPLETED,
     "failed": JobState.FAILED, "error": JobState.FAILED,
     "cancelled": JobState.CANCELLED, "canceled": JobState.CANCELLED, "aborted": JobState.CANCELLED,
 }

@@ -170,6 +170,11 @@ class LocalFarm:
         # The seed documents no paging for the job list: "paged" answers {items, page, per_page, total, pages};
         # "whole" answers a bare list of every job whatever the page asked for (the other form a vendor may use).
         self.list_form = "paged"
+        # The seed documents neither the id type nor the status words (SERVICES.md: unknown). ``id_form`` "integer"
+        # answers each job's sequence number as its id (an id the routes take too); ``spell`` maps a status word
+        # to the one sent, as for Move (e.g. {"completed": "COMPLETED"} or {"completed": "succeeded"}).
+        self.id_form = "string"
+        self.spell: Dict[str, str] = {}
         self.lock = threading.RLock()
         self._tokens: Dict[str, float] = {}
         self._bindings: Dict[str, str] = {}  # upload path -> md5
@@ -630,13 +635,15 @@ class LocalFarm:
             job = self.get(job_id)
             if job.phase not in FINISHED:
                 raise FarmError(409, f"job {job_id} is {job.status()}; cancel it first, then delete it")
-            del self.jobs[job_id]
+            del self.jobs[job.id]
             self.db.delete_job(job_id)
         shutil.rmtree(job.root, ignore_errors=True)
 
     def get(self, job_id: str) -> Job:
         with self.lock:
             job = self.jobs.get(job_id)
+            if job is None and job_id.isdigit():  # the id an integer id_form answered
+                job = next((j for j in self.jobs.values() if j.seq == int(job_id)), None)
         if job is None:
             raise FarmError(404, f"no job with id {job_id!r}")
         return job
@@ -670,7 +677,8 @@ class LocalFarm:
                                                                                "waiting")}
             total = job.frames_total
             view: Dict[str, Any] = {
-                "id": job.id, "job_title": req.job_title, "project": req.project, "status": job.status(),
+                "id": job.seq if self.id_form == "integer" else job.id, "job_title": req.job_title,
+                "project": req.project, "status": self.spell.get(job.status(), job.status()),
                 "priority": job.priority, "frame_range": req.frame_range, "scout_frames": req.scout_frames,
                 "chunk_size": req.chunk_size, "instance_type": req.instance_type,
                 "blender_version": req.blender_version, "render_software": req.render_software,
