@@ -241,16 +241,18 @@ def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
                        f"Blender may close{home}"}
 
 
-def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]) -> Dict[str, Any]:
+def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool],
+           uses: Callable[[Any], Any] = lambda client: client) -> Dict[str, Any]:
     """The headless submitter, as the CLI runs it; then the job is tagged with its scene in the registry. Handed
-    to the Tether agent instead when one runs or can be started (:func:`hand_off`)."""
+    to the Tether agent instead when one runs or can be started (:func:`hand_off`). ``uses(client)`` is given the
+    farm client (a worker task's :meth:`~blender_addon.runtime.WorkerTask.uses`, which aborts it on cancel)."""
     from tether.errors import InputError
     from tether.farm.submit import FarmSubmitter
 
     handed = hand_off(account, req)
     if handed is not None:
         return handed
-    farm = client(account)
+    farm = uses(client(account))
     reg = registry()
     try:
         try:

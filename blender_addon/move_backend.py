@@ -124,21 +124,24 @@ class MoveTask(WorkerTask):
         self.launch(phase=first, message="starting", job_id=self.values.job_id)
 
     def work(self) -> Dict[str, Any]:
-        return self._work(self.values, self._post, self.cancel_requested.is_set)
+        return self._work(self.values, self._post, self.cancel_requested.is_set, self.uses)
 
     def _post(self, **data: Any) -> None:
         self.handoff.post(self.kind, **data)
 
 
-def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool]) -> Dict[str, Any]:
-    """Submit (unless ``values.job_id``), follow until finished, download the FBX. Runs on the worker."""
+def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool],
+             uses: Callable[[Any], Any] = lambda client: client) -> Dict[str, Any]:
+    """Submit (unless ``values.job_id``), follow until finished, download the FBX. Runs on the worker; ``uses``
+    is given the client (the task's :meth:`~blender_addon.runtime.WorkerTask.uses`: a Stop aborts it)."""
     from tether.jobs import JobState
     from tether.move.client import MoveClient
     from tether.move.submit import MoveRequest, submit_video, wait_for
+    from tether.poll import Clock
     from tether.registry import JobRegistry
     from tether.settings import data_dir
 
-    client = MoveClient.from_profile(values.profile or None)
+    client = uses(MoveClient.from_profile(values.profile or None))
     reg = JobRegistry()
     try:
         job_id = values.job_id
@@ -166,7 +169,8 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
             reg.update_from(job, values.profile)
             return not cancelled()
 
-        job = wait_for(client, job_id, on_update=update, interval=0.5, max_interval=10.0)
+        job = wait_for(client, job_id, on_update=update, interval=0.5, max_interval=10.0,
+                       clock=Clock(sleep=client.pause))  # a Stop ends the wait between polls at once
         if cancelled():
             return {"phase": "cancelled", "job_id": job_id, "message": f"stopped following job {job_id}; it goes on "
                                                                        "at Move (Follow picks it up again)"}

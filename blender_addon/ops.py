@@ -273,7 +273,7 @@ class TETHER_OT_submit(Operator):
         # every path relative inside it) and never changes this file.
         req = request_from(context, allow_missing=self.allow_missing)
         account = access.account(context)
-        task = SubmitTask(lambda progress: backend.submit(account, req, progress), rt.handoff)
+        task = SubmitTask(lambda progress: backend.submit(account, req, progress, task.uses), rt.handoff)
         rt.submit_task = task
         rt.ui.submit = type(rt.ui.submit)()
         task.start()

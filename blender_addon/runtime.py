@@ -16,7 +16,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, TypeVar
+
+
+class Abortable(Protocol):
+    def abort(self) -> None: ...  # tether.http.BaseClient's: ends its requests in flight and its waits
+
+
+C = TypeVar("C", bound=Abortable)
 
 
 class Phase(str, enum.Enum):
@@ -187,7 +194,9 @@ class WorkerTask:
 
     A subclass gives :meth:`work` (what the thread runs; it returns the final event's data) and the words and phases
     of the two ways it can end early: cancelled (``cancel()`` was asked for, or the work raised CancelledByUser)
-    or failed (any other exception, said for a person by :func:`error_text`).
+    or failed (any other exception, said for a person by :func:`error_text`). The work hands the clients it makes
+    to :meth:`uses`: ``cancel()`` aborts them, so a request in flight or a wait between retries ends at once
+    instead of at the next chunk or poll.
     """
 
     kind = ""
@@ -200,6 +209,8 @@ class WorkerTask:
         self.handoff = handoff
         self.cancel_requested = threading.Event()
         self.thread: Optional[threading.Thread] = None
+        self._clients: List[Abortable] = []
+        self._clients_lock = threading.Lock()
 
     def work(self) -> Dict[str, Any]:
         raise NotImplementedError
@@ -210,8 +221,21 @@ class WorkerTask:
         self.thread = threading.Thread(target=self._main, name=self.thread_name, daemon=True)
         self.thread.start()
 
+    def uses(self, client: C) -> C:
+        """Abort ``client`` (a :class:`tether.http.BaseClient`) on :meth:`cancel`, at once if it was asked for
+        already; returns it."""
+        with self._clients_lock:
+            self._clients.append(client)
+        if self.cancel_requested.is_set():
+            client.abort()
+        return client
+
     def cancel(self) -> None:
         self.cancel_requested.set()
+        with self._clients_lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.abort()
 
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()

@@ -17,6 +17,7 @@ from tether.autopilot.client import AutopilotClient
 from tether.autopilot.submit import ServiceChoice, build_payload
 from tether.clipzy.client import ClipzyClient
 from tether.creation import UnconfirmedJob
+from tether.errors import CancelledByUser
 from tether.farm.client import FarmClient
 from tether.farm.models import JobCreate
 from tether.http import RetryPolicy
@@ -181,3 +182,20 @@ def test_a_lost_create_on_a_video_uploaded_before_does_not_adopt_the_older_job(
     with pytest.raises(UnconfirmedJob) as caught:
         create_again()
     assert caught.value.marker == video and older not in str(caught.value)
+
+
+def test_a_cancel_while_a_create_waits_to_be_sent_again_sends_nothing_more(local_services: Any, faults: Faults,
+                                                                          clip: Path) -> None:
+    """The create's reply was lost and the list shows no job: the create waits (the client's policy) before it
+    sends again. A Cancel in that wait ends it: CancelledByUser, the create sent once, no job."""
+    client = AutopilotClient(local_services.url("autopilot"), api_key=AUTOPILOT_KEY, retry=POLICY)
+    client.sleep = lambda _seconds: client.abort()  # the Cancel comes in the wait
+    case = uuid.uuid4().hex
+    payload = build_payload(client.upload(clip), ServiceChoice(roto=True), output_path="o", job_metadata={"case": case})
+    local_services.requests.clear()
+    faults.add("drop", when="before", service="autopilot", method="POST", path="/api/jobs$", times=1)
+    with client:
+        with pytest.raises(CancelledByUser, match="none was made"):
+            client.create_job(payload)
+        assert client.list_jobs(metadata={"case": case}).items == []
+    assert local_services.requests.count(method="POST", path="/api/jobs$", service="autopilot") == 1

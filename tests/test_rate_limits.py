@@ -1,17 +1,19 @@
 """Rate limits over real HTTP: the local services answer 429 (fault injection), the client waits them out within
 its service's budget (tether.spec), honours a Retry-After whole, says each wait, and says when to try again once the
-budget is spent. The client's sleep is injected: nothing here really waits."""
+budget is spent. The client's sleep is injected (nothing here really waits) but where a Cancel ends a real wait."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterator, List
 
 import pytest
 from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
-from tether.errors import RateLimited
+from tether.errors import CancelledByUser, RateLimited
 from tether.http import RetryPolicy
 from tether.spec import SPECS
 from tether_services.faults import Faults
+from waiting import PATIENCE, eventually
 
 QUOTA = "/api/user/limit$"
 
@@ -84,3 +86,26 @@ def test_the_command_shows_each_wait(local_services: Any, faults: Faults, monkey
     assert err.count("rate limited by Autopilot, waiting") == 3, err
     assert "rate limited by Autopilot, waiting 20 s (budget 10 min left)" in err
     assert slept[-1] == 20.0
+
+
+def test_abort_ends_the_wait_for_a_retry_after(autopilot: AutopilotClient, faults: Faults, local_services: Any) -> None:
+    """The real wait (no injected sleep): five minutes asked for, within the budget; a Cancel from another thread
+    ends it at once, and nothing more is asked."""
+    faults.add("status", status=429, retry_after=300, service="autopilot", path=QUOTA, times=0)
+    before = local_services.requests.count(path=QUOTA, status=429)
+    outcome: List[BaseException] = []
+
+    def ask() -> None:
+        try:
+            autopilot.quota()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    eventually(lambda: local_services.requests.count(path=QUOTA, status=429) > before, message="the first 429")
+    autopilot.abort()
+    worker.join(PATIENCE)
+    assert not worker.is_alive(), "abort() did not end the wait"
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledByUser), outcome
+    assert local_services.requests.count(path=QUOTA, status=429) == before + 1

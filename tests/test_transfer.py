@@ -92,6 +92,7 @@ class BlobServer:
         self.short_drop: Set[str] = set()  # announce a 64-byte body and drop before it, once (a cut reply)
         self.ignore_range: Set[str] = set()
         self.chunked: Set[str] = set()  # sent without Content-Length
+        self.limited: Dict[str, int] = {}  # file name -> how many GETs to refuse with 429 first
         for blob in self.blobs.iterdir():
             blob.unlink()
 
@@ -145,6 +146,9 @@ class BlobServer:
         async def get_file(name: str, request: Request) -> Response:
             self.log.append(("GET", name, request.headers.get("range")))
             path = self.files / name
+            if self.limited.get(name):
+                self.limited[name] -= 1
+                return JSONResponse({"message": "slow down"}, status_code=429)
             if name in self.drop_after:
                 return _DropAfter(path.read_bytes(), self.drop_after.pop(name))
             if name in self.short_drop:
@@ -652,6 +656,23 @@ def test_download_cancel_keeps_the_part_for_a_resume(tmp_path: Path, server: Blo
     out = download(client, "/files/c.bin", dest, "c.bin", size=len(data), md5=md5)
     assert out.read_bytes() == data
     assert server.gets("c.bin") == [None, f"bytes={kept}-"]
+
+
+def test_download_waits_out_429s_within_the_rate_budget(tmp_path: Path, server: BlobServer,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A download's 429s take the rate path every request takes: more of them than the policy's attempts are
+    waited out (each at least half its step: a limited client never hammers) while the budget lasts."""
+    data, md5 = _serve(server, "r.bin", 1000, seed=1150)
+    server.limited["r.bin"] = 4
+    slept: List[float] = []
+    policy = RetryPolicy(attempts=2, rate_budget=50.0, rate_wait=8.0)
+    with BaseClient(service="blobs", base_url=server.url, retry=policy, sleep=slept.append) as client, \
+            caplog.at_level(logging.WARNING, logger="tether.http"):
+        out = download(client, "/files/r.bin", tmp_path / "out", "r.bin", size=len(data), md5=md5)
+    assert out.read_bytes() == data and len(server.gets("r.bin")) == 5
+    steps = [min(policy.rate_wait, policy.backoff * 2 ** i) for i in range(4)]
+    assert len(slept) == 4 and all(step / 2 <= wait <= step for wait, step in zip(slept, steps))
+    assert caplog.text.count("rate limited by blobs, waiting") == 4
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/../../x", "C:\\x", "..\\x", "C:x", "", "a/..",

@@ -291,6 +291,9 @@ class _AgentView:
                     found[job_id] = job_view(rec)
         return found
 
+    def abort(self) -> None:
+        pass  # no request of its own: it reads the agent's snapshot
+
     def close(self) -> None:
         pass
 

@@ -313,9 +313,7 @@ class Agent:
         try:
             yield client
         finally:
-            close = getattr(client, "close", None)
-            if callable(close):
-                close()
+            client.close()
 
     def _run(self, entry: QueueEntry) -> None:
         log.info("hand-off %d (%s '%s'): attempt %d", entry.id, entry.service, entry.title, entry.attempts)

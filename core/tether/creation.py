@@ -29,6 +29,7 @@ from .errors import ProtocolError, ServiceError
 from .spec import spec_for
 
 if TYPE_CHECKING:
+    from .http import BaseClient
     from .registry import JobRegistry
 
 T = TypeVar("T")
@@ -75,13 +76,17 @@ def reply_lost(exc: ServiceError) -> bool:
     return exc.maybe_sent or exc.status in GATEWAY_STATUSES
 
 
-def create_once(service: str, marker: str, send: Callable[[], T], find: Optional[Callable[[], Optional[T]]], *,
-                resend: int = 1, sleep: Callable[[float], Any] = lambda _s: None, lookups: int = 3) -> T:
-    """``send()`` the create; when its reply is lost or unreadable, ``find()`` the job by ``marker`` (a lookup that
-    fails is tried ``lookups`` times, ``sleep`` between); send again only when the service surely made none.
-    ``find`` is None when the marker is not this create's alone (a video an earlier job used): nothing is looked
-    up or sent again, and the create is unconfirmed."""
-    for attempt in range(resend + 1):
+def create_once(client: BaseClient, marker: str, send: Callable[[], T], find: Optional[Callable[[], Optional[T]]],
+                *, resend: int = 1, lookups: int = 3) -> T:
+    """``send()`` the create through ``client``; when its reply is lost or unreadable, ``find()`` the job by
+    ``marker`` (a lookup that fails is tried ``lookups`` times); send again only when the service surely made none.
+    Between tries it waits as the client's retry policy says; ``client.abort()`` ends the wait, and nothing is sent
+    again after it (:class:`~tether.errors.CancelledByUser` when the list showed no job; unconfirmed when a lookup
+    was cut short). ``find`` is None when the
+    marker is not this create's alone (a video an earlier job used): nothing is looked up or sent again, and the
+    create is unconfirmed."""
+    service, mark = client.service, client.aborts
+    for attempt in range(1, resend + 2):
         try:
             return send()
         except ProtocolError as exc:  # a 2xx the client cannot read: the job was made
@@ -94,23 +99,28 @@ def create_once(service: str, marker: str, send: Callable[[], T], find: Optional
         if find is None:
             raise _unconfirmed(service, marker, cause, "its marker is not its own (an earlier job used it too)"
                                ) from cause
-        found, looked = _look(find, lookups, sleep)
+        found, looked = _look(client, mark, find, lookups)
         if found is not None:
             return found
-        if made or not looked or attempt == resend:
+        if made or not looked or attempt > resend:
             why = "its job list does not show it" if looked else "its job list could not be read either"
             raise _unconfirmed(service, marker, cause, why) from cause
-        sleep(min(5.0, 0.5 * 2 ** attempt))
+        client.pause(client.retry.delay(attempt, None), mark)
+        client.cancelled(mark, "the job create", "its list showed no job, so none was made")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _look(find: Callable[[], Optional[T]], lookups: int, sleep: Callable[[float], Any]) -> tuple[Optional[T], bool]:
+def _look(client: BaseClient, mark: int, find: Callable[[], Optional[T]], lookups: int
+          ) -> tuple[Optional[T], bool]:
     """(the job or None, whether the list could be read at all)."""
-    for attempt in range(lookups):
+    for attempt in range(1, lookups + 1):
         try:
             return find(), True
         except ServiceError:
-            sleep(0.5 * (attempt + 1))
+            if attempt < lookups:
+                client.pause(client.retry.delay(attempt, None), mark)
+            if client.aborts != mark:
+                break
     return None, False
 
 

@@ -34,6 +34,7 @@ from .errors import (
     AuthError,
     BadRequest,
     CancelledByUser,
+    ConfigError,
     Conflict,
     NotFound,
     ProtocolError,
@@ -209,11 +210,14 @@ class BaseClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Says how to fix a 401 for this profile, e.g. "run `tether login farm --profile studio`".
     auth_hint: str = ""
-    sleep: Callable[[float], None] = time.sleep
+    # how a retry waits: None waits the real time on an event that abort() sets (a Cancel ends the wait at once); a
+    # test sets a fake one
+    sleep: Optional[Callable[[float], None]] = None
     _client: Optional[httpx.Client] = field(default=None, init=False, repr=False)
     _companions: List[BaseClient] = field(default_factory=list, init=False, repr=False)
     _sockets: network.OpenSockets = field(default_factory=network.OpenSockets, init=False, repr=False)
     aborts: int = field(default=0, init=False)  # how many times abort() was called: a request compares it
+    _aborted: threading.Event = field(default_factory=threading.Event, init=False, repr=False)  # set by abort()
 
     @property
     def http(self) -> httpx.Client:
@@ -248,15 +252,29 @@ class BaseClient:
         their connections are shut down, so a request waiting on a server that holds it stops at once instead of at
         the read timeout, and raises :class:`CancelledByUser` instead of being retried. Later requests run as usual
         on new connections."""
-        self.aborts += 1
+        self.aborts += 1  # before the event is swapped: a pause that took the old one sees the count changed
+        woken, self._aborted = self._aborted, threading.Event()
+        woken.set()
         self._sockets.shut_down()
         for companion in self._companions:
             companion.abort()
 
-    def cancelled(self, mark: int, what: str) -> None:
-        """Raise :class:`CancelledByUser` if :meth:`abort` was called since ``aborts`` was ``mark``."""
+    def cancelled(self, mark: int, what: str, then: str = "") -> None:
+        """Raise :class:`CancelledByUser` if :meth:`abort` was called since ``aborts`` was ``mark``: "SERVICE: WHAT
+        was cancelled", then ``then`` (what was kept, say) after a semicolon."""
         if self.aborts != mark:
-            raise CancelledByUser(f"{self.service}: {what} was cancelled")
+            raise CancelledByUser(f"{self.service}: {what} was cancelled{f'; {then}' if then else ''}")
+
+    def pause(self, seconds: float, mark: Optional[int] = None) -> None:
+        """Wait ``seconds`` before a retry or the next ask; :meth:`abort` ends the wait at once (and so does an abort
+        since ``aborts`` was ``mark``, when given): the caller's next :meth:`cancelled` check raises."""
+        woken = self._aborted
+        if mark is not None and self.aborts != mark:
+            return
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            woken.wait(max(seconds, 0.0))
 
     def close(self) -> None:
         if self._client is not None:
@@ -267,9 +285,9 @@ class BaseClient:
 
     def storage_client(self, what: str = "storage", auth_hint: str = "") -> BaseClient:
         """A client for presigned URLs (absolute, already authorised): never sends this service's credentials,
-        shares its timeout, retries and sleep, and is closed with it."""
+        shares its timeout, retries and waits (this client's abort() ends them), and is closed with it."""
         companion = BaseClient(service=f"{self.service} {what}", base_url="", timeout=self.timeout, retry=self.retry,
-                               auth_hint=auth_hint, sleep=lambda seconds: self.sleep(seconds))
+                               auth_hint=auth_hint, sleep=lambda seconds: self.pause(seconds))
         self._companions.append(companion)
         return companion
 
@@ -318,15 +336,9 @@ class BaseClient:
                     raise self._unreachable(method, path, exc, maybe_sent=not safe) from None
             else:
                 if response.status_code == 429 and self.retry.rate_budget > 0:
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    wait = self.retry.rate_delay(attempt, retry_after, limited)
-                    if wait is None:
-                        raise self._rate_limited(response, limited, retry_after)
+                    error = self.error_for(response)
                     response.close()
-                    limited += wait
-                    log.warning("rate limited by %s, waiting %s (budget %s left)", self._title, spoken_seconds(wait),
-                                spoken_seconds(self.retry.rate_budget - limited))
-                    self.sleep(wait)
+                    limited += self.wait_out_rate_limit(error, attempt, limited, mark)
                     continue
                 if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts and (
                     safe or response.status_code == 429
@@ -337,7 +349,20 @@ class BaseClient:
                     if response.is_success or response.status_code in expect:
                         return response
                     raise self.error_for(response)
-            self.sleep(self.retry.delay(attempt, retry_after))
+            self.pause(self.retry.delay(attempt, retry_after), mark)
+
+    def wait_out_rate_limit(self, error: ServiceError, attempt: int, waited: float, mark: int) -> float:
+        """After the ``attempt``-th 429 (``error``) of one request that has waited ``waited`` seconds on 429s so far:
+        wait as the policy's rate budget allows (said on the ``tether.http`` logger) and return the seconds waited;
+        raise the 429 that outlasts the budget, saying when to try again. Every request's 429s come here, a
+        download's too."""
+        wait = self.retry.rate_delay(attempt, error.retry_after, waited)
+        if wait is None:
+            raise self._rate_limited(error, waited)
+        log.warning("rate limited by %s, waiting %s (budget %s left)", self._title, spoken_seconds(wait),
+                    spoken_seconds(self.retry.rate_budget - waited - wait))
+        self.pause(wait, mark)
+        return wait
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.body_of(self.request(method, path, **kwargs), method, path)
@@ -436,16 +461,20 @@ class BaseClient:
 
     @property
     def _title(self) -> str:
-        from .spec import SPECS
+        """What people call the service ("Autopilot storage" for a companion); the bare name off the specs."""
+        from .spec import spec_for
 
         name, _, rest = self.service.partition(" ")
-        return f"{SPECS[name].title} {rest}".strip() if name in SPECS else self.service
+        try:
+            return f"{spec_for(name).title} {rest}".strip()
+        except ConfigError:
+            return self.service
 
-    def _rate_limited(self, response: httpx.Response, waited: float, retry_after: Optional[float]) -> ServiceError:
+    def _rate_limited(self, error: ServiceError, waited: float) -> ServiceError:
         """The 429 that outlasted the budget, saying how long was waited and when to try again."""
-        error = self.error_for(response)
         if not isinstance(error, RateLimited):  # a client's own mapping of the reply: keep it
             return error
+        retry_after = error.retry_after
         budget = spoken_seconds(self.retry.rate_budget)
         if retry_after is not None and retry_after > self.retry.rate_budget - waited:
             when = time.strftime("%H:%M", time.localtime(time.time() + retry_after))

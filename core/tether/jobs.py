@@ -111,6 +111,14 @@ class JobService(Protocol):
         """Download the job's outputs into ``dest``; ``progress(done_bytes, total_bytes)`` returns False to stop."""
         ...
 
+    def abort(self) -> None:
+        """End the requests in flight now, from any thread (a Cancel, a closing panel)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connections; whoever made the client closes it."""
+        ...
+
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ import httpx
 
 from .errors import CancelledByUser, InputError, ServiceError, TransferError
 from .fileio import DISK_FULL, human_bytes, private_file
-from .http import RETRY_STATUSES, BaseClient, RetryPolicy
+from .http import RETRY_STATUSES, BaseClient
 from .progress import Progress
 
 BLOCK = 1 << 20  # 1 MiB: big enough that per-call overhead vanishes, small enough to keep memory flat
@@ -824,9 +824,10 @@ def download(
     """GET ``path`` from ``client`` (a :class:`tether.http.BaseClient`) into ``dest_dir/name``; return the file.
 
     Resumes an existing ``.<name>.part`` with ``Range`` (a 200 answer restarts from zero), resumes again after a
-    dropped connection or a 429/502/503/504 as the client's :class:`~tether.http.RetryPolicy` says (as many failures
-    in a row as its attempts, waiting its delay, Retry-After honoured), verifies ``size`` and ``md5`` when given and
-    renames into place. A final file that already matches ``md5`` is kept without a request.
+    dropped connection or a 502/503/504 as the client's :class:`~tether.http.RetryPolicy` says (as many failures
+    in a row as its attempts, waiting its delay, Retry-After honoured), waits a 429 out within the service's rate
+    budget as every request does (:meth:`~tether.http.BaseClient.wait_out_rate_limit`), verifies ``size`` and
+    ``md5`` when given and renames into place. A final file that already matches ``md5`` is kept without a request.
     ``progress(done, total)`` (``total`` 0 when unknown) may return False to stop: the ``.part`` is kept for a
     later resume and :class:`CancelledByUser` is raised. A full disk (known beforehand from ``size``, or met while
     writing) stops it with a :class:`TransferError` that says so; what was written is kept for the resume, and an
@@ -834,7 +835,7 @@ def download(
     """
     final = safe_destination(dest_dir, name)
     part = final.with_name(f".{final.name}.part")
-    policy: RetryPolicy = getattr(client, "retry", None) or RetryPolicy()
+    policy = client.retry
     mark = client.aborts
     if md5 is not None:
         md5 = md5.lower()
@@ -842,14 +843,15 @@ def download(
             return final
     if part.is_symlink():
         part.unlink()
-    sleep = getattr(client, "sleep", time.sleep)
     kept = f"{part.name} is kept and the next download resumes from it"
     digest: Any = None
     digested = 0  # bytes of .part that ``digest`` covers
     failures = 0
+    limits, limited = 0, 0.0  # 429s met and seconds waited on them, against the rate budget
     restarted = False
     retry_after: Optional[float] = None
     while True:
+        client.cancelled(mark, f"the download of {name}", kept)
         offset = part.stat().st_size if part.exists() else 0
         if size is not None and offset > size:
             part.unlink()
@@ -913,19 +915,22 @@ def download(
                 continue
             if exc.status not in RETRY_STATUSES:  # a certificate error (no status) included: no retry fixes it
                 raise
+            if exc.status == 429 and policy.rate_budget > 0:
+                limits += 1
+                limited += client.wait_out_rate_limit(exc, limits, limited, mark)
+                continue
             failures = 1 if written else failures + 1
             if failures >= policy.attempts:
                 raise
             retry_after = exc.retry_after
         except httpx.TransportError as exc:
-            if client.aborts != mark:
-                raise CancelledByUser(f"the download of {name} was cancelled; {kept}") from None
+            client.cancelled(mark, f"the download of {name}", kept)
             failures = 1 if written else failures + 1
             if failures >= policy.attempts:
                 raise TransferError(f"{name}: the download from {path} kept failing ({type(exc).__name__}: {exc}); "
                                     f"{kept}") from None
             retry_after = None
-        sleep(policy.delay(failures, retry_after))
+        client.pause(policy.delay(failures, retry_after), mark)
 
     actual = part.stat().st_size
     if size is not None and actual != size:

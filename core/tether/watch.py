@@ -255,9 +255,7 @@ class Watcher:
     def close(self) -> None:
         """Close the clients this watcher made."""
         for client in self._clients.values():
-            close = getattr(client, "close", None)
-            if callable(close):
-                close()
+            client.close()
         self._clients.clear()
 
 

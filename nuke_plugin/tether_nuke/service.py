@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from tether.errors import CancelledByUser, InputError
-from tether.jobs import Job, JobState
+from tether.jobs import Job, JobService, JobState
 from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.model import Sent
 from tether.poll import Backoff, Clock, Tick, poll_until, polls
@@ -49,7 +49,7 @@ class ServiceAdapter(Protocol):
     label: str
     suffix: str
 
-    def client(self, profile: Optional[str]) -> Any: ...
+    def client(self, profile: Optional[str]) -> JobService: ...
 
     def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any: ...
 
@@ -74,7 +74,7 @@ class ServiceController(BackgroundWork):
     """
 
     def __init__(self, adapter: ServiceAdapter, registry: Optional[JobRegistry] = None,
-                 client_factory: Optional[Callable[[Optional[str]], Any]] = None, profile: Optional[str] = None,
+                 client_factory: Optional[Callable[[Optional[str]], JobService]] = None, profile: Optional[str] = None,
                  download_root: Optional[Path] = None, poll: float = 2.0, poll_cap: float = 15.0) -> None:
         self.adapter = adapter
         self.service = adapter.service
@@ -85,7 +85,7 @@ class ServiceController(BackgroundWork):
         super().__init__(2, f"tether-{adapter.service}")
         self._what = f"{adapter.label} "
         self._poll = (poll, poll_cap)
-        self._clients: Dict[Optional[str], Any] = {}
+        self._clients: Dict[Optional[str], JobService] = {}
         self._following: Set[str] = set()
         self._sends: Set[threading.Event] = set()  # one per send in flight: set to cancel its encode
 
@@ -98,7 +98,7 @@ class ServiceController(BackgroundWork):
                 client = self._clients[key] = self._factory(key)
             return client
 
-    def forget_clients(self) -> List[Any]:
+    def forget_clients(self) -> List[JobService]:
         """Make clients afresh from the settings on the next request (the URL or key was changed); the clients
         dropped, whose requests in flight end as they would have."""
         with self._lock:
@@ -296,10 +296,8 @@ class ServiceController(BackgroundWork):
     def close(self) -> None:
         super().close()
         for client in self.forget_clients():
-            if callable(getattr(client, "abort", None)):
-                client.abort()  # an upload or download in flight ends now, not at the server's reply
-            if callable(getattr(client, "close", None)):
-                client.close()
+            client.abort()  # an upload or download in flight ends now, not at the server's reply
+            client.close()
 
 
 __all__ = ["INCLUDE_ALL", "Sent", "ServiceAdapter", "ServiceController"]

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
-from waiting import PATIENCE
+from waiting import PATIENCE, eventually
 
 from .conftest import ADDON
 
@@ -62,12 +62,12 @@ def _move_task(work: Callable[..., Dict[str, Any]]) -> Any:
 
 
 def test_worker_task_posts_result_failure_and_cancel(blender: Any) -> None:
-    rt = _move_task(lambda values, post, cancelled: {"phase": "done", "job_id": values.job_id, "message": "ok"})
+    rt = _move_task(lambda values, post, cancelled, uses: {"phase": "done", "job_id": values.job_id, "message": "ok"})
     assert rt.task is not None
     rt.task.join(PATIENCE)
     assert [r["message"] for r in rt.pump()] == ["ok"] and rt.status.phase == "done"
 
-    def broken(values: Any, post: Any, cancelled: Any) -> Dict[str, Any]:
+    def broken(values: Any, post: Any, cancelled: Any, uses: Any) -> Dict[str, Any]:
         raise ValueError("bad video")
 
     rt = _move_task(broken)
@@ -78,7 +78,7 @@ def test_worker_task_posts_result_failure_and_cancel(blender: Any) -> None:
 
     started = threading.Event()
 
-    def waits(values: Any, post: Any, cancelled: Callable[[], bool]) -> Dict[str, Any]:
+    def waits(values: Any, post: Any, cancelled: Callable[[], bool], uses: Any) -> Dict[str, Any]:
         started.set()
         while not cancelled():
             threading.Event().wait(0.01)
@@ -91,6 +91,29 @@ def test_worker_task_posts_result_failure_and_cancel(blender: Any) -> None:
     assert not rt.task.alive()
     (result,) = rt.pump()
     assert result["phase"] == "cancelled" and "goes on at Move" in result["message"]
+
+
+def test_cancel_aborts_the_task_client_in_its_wait_between_retries(blender: Any, tether_dirs: Any,
+                                                                   local_services: Any, faults: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real worker (run_move, following a job) against a Move that answers 503 with Retry-After: the client
+    waits up to two minutes before its next try; cancel() aborts the client, so that wait ends at once."""
+    from blender_addon.move_backend import MoveRequestValues, MoveRuntime
+
+    monkeypatch.setenv("TETHER_MOVE_URL", local_services.url("move"))
+    monkeypatch.delenv("TETHER_MOVE_API_KEY", raising=False)
+    faults.add("status", status=503, retry_after=600, service="move", times=0)
+    refused = lambda: local_services.requests.count(service="move", status=503) - before  # noqa: E731
+    before = local_services.requests.count(service="move", status=503)
+    rt = MoveRuntime()
+    task = rt.start(MoveRequestValues(profile="", job_id="job-held"))
+    eventually(refused, message="the held Move's first 503")
+    assert task.alive()  # waiting out the Retry-After
+    task.cancel()
+    task.join(PATIENCE)
+    assert not task.alive()
+    assert [r["phase"] for r in rt.pump()] == ["cancelled"]
+    assert refused() == 1  # nothing asked after the cancel
 
 
 def test_stop_operators(addon: Any) -> None:
@@ -119,7 +142,7 @@ def test_stop_operators(addon: Any) -> None:
 
     started = threading.Event()
 
-    def waits(values: Any, post: Any, cancelled: Callable[[], bool]) -> Dict[str, Any]:
+    def waits(values: Any, post: Any, cancelled: Callable[[], bool], uses: Any) -> Dict[str, Any]:
         started.set()
         while not cancelled():
             threading.Event().wait(0.01)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import nuke
 from memkeyring import MemoryKeyring
-from panel_support import monitor, sequence_read
+from panel_support import NoNetwork, monitor, sequence_read
 from qtpy import QtCore, QtWidgets
 from tether.errors import ServiceUnavailable
 from tether.jobs import JobState
@@ -22,25 +22,6 @@ from waiting import eventually
 
 DOCK = 420
 LONG = "shows/FALLOUT_S02/sq010_desert_approach/sh0100/plates/main_plate_v003_ungraded"  # a 94-char plate path
-
-
-class NoNetwork:
-    """A client for every service that is never reached: asking anything fails as an unreachable service does."""
-
-    profile = ""
-    base_url = ""
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:  # nothing is in flight: nothing was ever sent
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            raise ServiceUnavailable("could not connect", service="autopilot")
-
-        return refuse
 
 
 def _pump() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional, Tuple
 
 import nuke
+from tether.errors import ServiceUnavailable
 
 
 def sequence_read(folder: Path, missing: tuple = ()) -> Any:
@@ -66,3 +67,22 @@ def monitor(registry: Any, autopilot: Any = None, root: Optional[Path] = None, p
         services["autopilot"] = ServiceController(AutopilotAdapter(), registry, autopilot, download_root=root,
                                                   poll=poll[0], poll_cap=poll[1])
     return JobController(registry, controllers=services, poll_fast=poll[0], poll_cap=poll[1])
+
+
+class NoNetwork:
+    """A client for every service that is never reached: asking anything fails as an unreachable service does."""
+
+    profile = ""
+    base_url = ""
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:  # nothing is in flight: nothing was ever sent
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise ServiceUnavailable("could not connect", service="autopilot")
+
+        return refuse

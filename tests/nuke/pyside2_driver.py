@@ -27,7 +27,7 @@ import nukescripts
 assert getattr(nuke, "_reset", None) is not None, f"a real nuke module was imported: {nuke.__file__}"
 
 import qtpy  # noqa: E402
-from panel_support import SpecOnly, monitor, sequence_read  # noqa: E402
+from panel_support import NoNetwork, SpecOnly, monitor, sequence_read  # noqa: E402
 from qtpy import QtCore, QtTest, QtWidgets  # noqa: E402
 from tether.jobs import JobState  # noqa: E402
 from tether.registry import JobRegistry  # noqa: E402
@@ -36,16 +36,6 @@ from waiting import eventually  # noqa: E402
 APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["tether-pyside2-driver"])
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NO_MODIFIER = QtCore.Qt.KeyboardModifier.NoModifier
-
-
-class NoNetwork:
-    """A client that must not be reached from the panel checks (the panel's own logic is under test)."""
-
-    def quota(self) -> Any:
-        raise RuntimeError("offline")
-
-    def jobs_by_id(self, ids: Any) -> Any:
-        raise RuntimeError("offline")
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

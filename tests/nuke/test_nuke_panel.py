@@ -15,20 +15,10 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("qtpy")
 
 import nuke
-from panel_support import monitor, sequence_read
+from panel_support import NoNetwork, monitor, sequence_read
 from tether.jobs import JobState
 from tether.registry import JobRegistry
 from waiting import PATIENCE_MS
-
-
-class NoNetwork:
-    """A client that must not be reached from these tests (the panel's own logic is under test)."""
-
-    def quota(self) -> Any:
-        raise RuntimeError("offline")
-
-    def jobs_by_id(self, ids: Any) -> Any:
-        raise RuntimeError("offline")
 
 
 @pytest.fixture

@@ -233,10 +233,10 @@ class AutopilotClient(BaseClient):
         marker = str(payload.metadata.get(MARKER_KEY) or uuid.uuid4())
         payload = payload.model_copy(update={"metadata": {**payload.metadata, MARKER_KEY: marker}})
         body = payload.payload()
-        return create_once(SERVICE, marker,
+        return create_once(self, marker,
                            lambda: self.parse(AutopilotJob, self.json("POST", "/api/jobs", json=body),
                                               "POST /api/jobs"),
-                           lambda: self._find_created(marker), sleep=self.sleep)
+                           lambda: self._find_created(marker))
 
     def _find_created(self, marker: str) -> Optional[AutopilotJob]:
         # filtered by the service; checked here too, as a service that ignores the filter lists every job

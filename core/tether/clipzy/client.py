@@ -289,10 +289,10 @@ class ClipzyClient(BaseClient):
         body = payload.payload()
         own = video_id in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
         self._fresh_videos.discard(video_id)
-        return create_once(SERVICE, video_id,
+        return create_once(self, video_id,
                            lambda: self.parse(ClipzyJob, self.call("POST", "/jobs", json=body), "POST /jobs"),
                            (lambda: next((cj for cj in islice(self.iter_jobs(), LOOKUP_JOBS)
-                                          if cj.video_id == video_id), None)) if own else None, sleep=self.sleep)
+                                          if cj.video_id == video_id), None)) if own else None)
 
     def marker_of(self, job: Job) -> Optional[str]:
         return job.vendor.video_id if isinstance(job.vendor, ClipzyJob) else None

@@ -216,10 +216,9 @@ class FarmClient(BaseClient):
             update={"environment_variables": {**payload.environment_variables, MARKER_VARIABLE: marker}})
         started = datetime.now(timezone.utc) - timedelta(seconds=5)
         body = payload.model_dump(mode="json")
-        return create_once(SERVICE, marker,
+        return create_once(self, marker,
                            lambda: self.parse(FarmJob, self.json("POST", "/api/jobs", json=body), "POST /api/jobs"),
-                           lambda: self._find_created(payload, marker, started), resend=self.retry.attempts - 1,
-                           sleep=self.sleep)
+                           lambda: self._find_created(payload, marker, started), resend=self.retry.attempts - 1)
 
     def _find_created(self, payload: JobCreate, marker: str, since: datetime) -> Optional[FarmJob]:
         """The job this create made, among the newest: by its marker where the farm lists jobs' environments, else

@@ -279,11 +279,11 @@ class MoveClient(BaseClient):
                      "metadata": metadata_json(metadata),
                      "clipWindow": clip_window.variables() if clip_window else None}
         return create_once(
-            SERVICE, take_id,
+            self, take_id,
             lambda: self.parse(MoveJob, self._field(self.graphql(CREATE_JOB, variables, idempotent=False), "job",
                                                     "createSingleCamJob"), "createSingleCamJob"),
             lambda: next((mj for mj in self.list_jobs(take_id=take_id, first=5).items
-                          if mj.take is None or mj.take.id == take_id), None), sleep=self.sleep)
+                          if mj.take is None or mj.take.id == take_id), None))
 
     def marker_of(self, job: Job) -> Optional[str]:
         take = getattr(job.vendor, "take", None)

@@ -176,7 +176,7 @@ class TensorPixClient(BaseClient):
         try:
             ticks = polls(lambda: self.get_video(video_id), key=lambda video: video.ready,
                           backoff=Backoff(interval, max(interval, 5.0)), timeout=timeout,
-                          clock=clock or Clock(sleep=self.sleep))
+                          clock=clock or Clock(sleep=self.pause))
             video = poll_until(ticks, lambda video: video.ready)
         except PollTimeout:
             raise ServiceError(f"tensorpix: video {video_id} was not ready after {timeout:g} s; check it in "
@@ -201,11 +201,11 @@ class TensorPixClient(BaseClient):
         body = payload.payload()
         own = marker in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
         self._fresh_videos.discard(marker)
-        return create_once(SERVICE, marker,
+        return create_once(self, marker,
                            lambda: self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=body),
                                               "POST /api/jobs/"),
                            (lambda: next((tj for tj in islice(self.iter_jobs(), LOOKUP_JOBS)
-                                          if self._marker(tj) == marker), None)) if own else None, sleep=self.sleep)
+                                          if self._marker(tj) == marker), None)) if own else None)
 
     @staticmethod
     def _marker(tj: Any) -> Optional[str]:
