@@ -126,6 +126,7 @@ def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]
     autopilot.rate_limit = 0
     autopilot.echo_exports = True
     autopilot.list_form = "paged"
+    autopilot.id_form = "string"
 
 
 def _build_venv312(folder: Path) -> Optional[Path]:

@@ -129,3 +129,29 @@ def test_farm_client_in_every_id_and_status_form(case: str, farm_engine: Any, lo
     assert job.id in _remote_ids("farm", local_services.url("farm"), monkeypatch, capsys)
     paths = client.fetch_outputs(job.id, tmp_path)
     assert paths and all(p.stat().st_size > 0 for p in paths)
+
+
+@pytest.mark.parametrize("form, id_form", [(form, "string") for form in PAGE_FORMS] + [("paged", "integer")])
+def test_autopilot_client_in_every_list_and_id_form(form: str, id_form: str, autopilot_services: Any, clip: Path,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
+    from tether.autopilot.submit import ServiceChoice, build_payload
+
+    service = autopilot_services.service("autopilot")
+    client = AutopilotClient(autopilot_services.url("autopilot"), api_key=LOCAL_API_KEY)
+    # more jobs than the service's page of 20, so the list has a second page in every form but "whole"
+    while len(service._order) <= 20:
+        service.create({"assets": [{"source_path": client.upload(clip), "services": [
+            {"type": "roto", "output_path": "filler"}]}]})
+    service.list_form, service.id_form = form, id_form
+    job = client.create_job(build_payload(client.upload(clip), ServiceChoice(roto=True), output_path="o"))
+    if id_form == "integer":
+        assert job.id == str(len(service._order))
+    done = eventually(lambda: client.get_job(job.id), lambda j: j.state.finished)
+    assert done.state is JobState.COMPLETED, done
+    monkeypatch.setenv("TETHER_AUTOPILOT_API_KEY", LOCAL_API_KEY)
+    listed = _remote_ids("autopilot", autopilot_services.url("autopilot"), monkeypatch, capsys)
+    assert job.id in listed and len(listed) == min(100, len(service._order))
+    paths = client.fetch_outputs(job.id, tmp_path)
+    assert paths and all(p.stat().st_size > 0 for p in paths)

@@ -23,7 +23,8 @@ Routes (below the mount prefix):
 
 Lists answer ``{"items": [...], "page", "per_page", "total", "pages"}`` (20 per page), or with ``list_form`` another
 shape the vendor's silence allows (``drf``: ``{count, next, previous, results}``; ``bare``: the page as a list;
-``whole``: every job whatever the page). Errors answer
+``whole``: every job whatever the page); with ``id_form = "integer"`` a job's id is its number in the order of creation
+(the seed shows no id). Errors answer
 ``{"message": ...}``. Inferences run on a thread pool: ``pending`` -> ``running`` -> ``completed`` | ``failed``
 (``cancelled`` from ``pending`` or ``running``). What they compute is in :mod:`.processing`.
 
@@ -205,6 +206,9 @@ class LocalAutopilot(WorkerHandles):
         self.frames_inferenced = 0
         self.rate_limit = 0.0
         self.list_form = "paged"  # or "drf", "bare", "whole": the list shapes the client must read (_page)
+        # The seed's routes say {JOB_ID} and show none: "integer" answers a job's place in the order of creation as
+        # its id (an id the routes take too), "string" the uuid.
+        self.id_form = "string"
         self._rate: Dict[str, Tuple[float, float]] = {}
         self.presigner = Presigner(self.store, put_route="put_object", get_route="get_object", ttl=URL_TTL,
                                    error=lambda status, message: ApiError(status, message))
@@ -364,6 +368,8 @@ class LocalAutopilot(WorkerHandles):
     def job(self, job_id: str) -> AJob:
         with self._lock:
             job = self._jobs.get(job_id)
+            if job is None and job_id.isdigit() and 0 < int(job_id) <= len(self._order):
+                job = self._jobs.get(self._order[int(job_id) - 1])
         if job is None:
             raise ApiError(404, f"job {job_id} not found")
         return job
@@ -374,6 +380,17 @@ class LocalAutopilot(WorkerHandles):
         if inf is None:
             raise ApiError(404, f"inference {inference_id} not found")
         return inf
+
+    def view(self, job: AJob) -> Dict[str, Any]:
+        """A job as the reply shows it, its id (and its inferences' job_id) in the ``id_form``."""
+        out = job.view(self.echo_exports)
+        if self.id_form == "integer":
+            with self._lock:
+                number = self._order.index(job.id) + 1
+            out["id"] = number
+            for inf in out["inferences"]:
+                inf["job_id"] = number
+        return out
 
     # --- results --------------------------------------------------------------------------------------------
     def result_file(self, job: AJob, export_type: str) -> Path:
@@ -460,7 +477,7 @@ class LocalAutopilot(WorkerHandles):
             if (service or status) and not any((service is None or i.type == service)
                                                and (status is None or i.status == status) for i in job.inferences):
                 continue
-            out.append(job.view(self.echo_exports))
+            out.append(self.view(job))
         return self._page(out, page)
 
     def list_inferences(self, request: Request) -> Dict[str, Any]:
@@ -493,7 +510,7 @@ class LocalAutopilot(WorkerHandles):
                 body = await request.json()
             except ValueError:
                 raise ApiError(400, "the body is not valid JSON") from None
-            return self.create(body).view(self.echo_exports)
+            return self.view(self.create(body))
 
         @app.get("/api/jobs")
         def list_jobs(request: Request) -> Any:
@@ -503,7 +520,7 @@ class LocalAutopilot(WorkerHandles):
         @app.get("/api/jobs/{job_id}")
         def get_job(job_id: str, request: Request) -> Any:
             self._auth(request)
-            return self.job(job_id).view(self.echo_exports)
+            return self.view(self.job(job_id))
 
         @app.delete("/api/jobs/{job_id}")
         def cancel_job(job_id: str, request: Request) -> Any:
@@ -514,7 +531,8 @@ class LocalAutopilot(WorkerHandles):
                 if inf.status in ("pending", "running"):
                     self.cancel_inference(inf)
                     cancelled += 1
-            return {"id": job.id, "cancelled": cancelled, "message": f"cancelled {cancelled} inference(s)"}
+            return {"id": self.view(job)["id"], "cancelled": cancelled,
+                    "message": f"cancelled {cancelled} inference(s)"}
 
         @app.get("/api/inferences")
         def list_inferences(request: Request) -> Any:
