@@ -213,12 +213,13 @@ def preview_text(check: Any) -> str:
 # --- submission -----------------------------------------------------------------------------------------------
 def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
     """Give the checked submission to the Tether agent (started if needed), so it finishes after Blender closes;
-    None to submit in-process: TETHER_AGENT=off, an endpoint the agent's profile does not know, or no agent."""
+    None to submit in-process: TETHER_AGENT=off, or no agent. An endpoint override goes with the request (a URL,
+    no secret: the agent logs in with the profile's keyring credentials), and the job's record keeps the scene."""
     from tether import agent
     from tether.errors import InputError
     from tether.farm.submit import FarmSubmitter, handoff_request
 
-    if account.endpoint or not agent.use_agent():
+    if not agent.use_agent():
         return None
     opts = options(req)
     farm = client(account)
@@ -232,7 +233,8 @@ def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
         raise InputError(str(exc).replace("(--allow-missing)", "(the Submit Anyway button)")) from None
     try:
         entry = agent.hand_off(SERVICE, handoff_request(opts), profile=farm.profile, title=Path(req.scene).stem,
-                               output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir))
+                               output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir),
+                               record={"scene": req.scene_name}, endpoint=account.endpoint)
     except agent.AgentNotRunning:
         return None
     home = f"; the frames come home to {req.fetch_dir}" if req.auto_fetch and req.fetch_dir else ""

@@ -191,3 +191,33 @@ def test_the_command_hands_off_and_the_job_lands_once(service: str, clips: Tuple
         assert len(registry.queue()) == 1
     finally:
         live.close()
+
+
+def test_a_farm_hand_off_keeps_its_scene_and_its_endpoint_override_without_a_secret(
+        tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Blender add-on's hand-off: the job's record keeps the scene's name, and an endpoint override goes with the
+    request (the profile's own farm URL here leads nowhere), while the queue holds no credential."""
+    import json
+    import socket
+
+    from tether.farm.submit import FarmOptions, handoff_request
+    from tether_services.farm.engine import PASSWORD
+
+    with socket.socket() as free:  # the profile's farm: a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("TETHER_LOCAL_PORT", str(free.getsockname()[1]))
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        entry = agent.hand_off("farm", handoff_request(FarmOptions(scene=tiny_blend, frames="1")), profile="local",
+                               title="tiny", start_agent=False, record={"scene": "Scene"},
+                               endpoint=local_services.url("farm"))
+        assert PASSWORD not in json.dumps(entry.request) and "token" not in json.dumps(entry.request).lower()
+        done = eventually(lambda: registry.queue_entry(entry.id), lambda e: e.state in ("done", "failed"),
+                          message="the agent to land the job on the override's farm")
+        assert done.state == "done", done.error
+        record = registry.get("farm", str(done.job_id))
+        assert record is not None and record.extra["scene"] == "Scene"
+        assert record.extra["endpoint"] == local_services.url("farm")
+    finally:
+        live.close()

@@ -37,6 +37,8 @@ PORT_NAME = "agent.port"
 LOCK_NAME = "agent.lock"
 LOG_NAME = "agent.log"
 TOKEN_HEADER = "X-Tether-Agent-Token"
+RECORD_KEY = "record"  # a queued request's keys the agent reads itself (the service's run_handoff ignores them)
+ENDPOINT_KEY = "endpoint"
 START_TIMEOUT = 20.0
 
 UNIX_SOCKETS = hasattr(socket, "AF_UNIX")  # Windows builds of Python have none
@@ -243,8 +245,12 @@ def handoff_module(service: str) -> Any:
 
 def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title: str = "",
              output_dir: Optional[Union[str, Path]] = None, fetch: bool = True, priority: int = 0,
-             start_agent: bool = True) -> Any:
+             start_agent: bool = True, record: Optional[Dict[str, Any]] = None, endpoint: str = "") -> Any:
     """Queue a prepared submission for the agent and return its :class:`~tether.registry.QueueEntry`.
+
+    ``record``: what the job's registry record keeps besides (a Blender scene's name); ``endpoint``: the service URL
+    to use instead of the profile's (the add-on's override). Neither is a secret: the agent takes the credentials
+    from ``profile``'s keyring or environment, so the queue and the log never hold one.
 
     The agent is made to run first (so a failure to start leaves nothing queued and the caller can submit
     in-process); then the entry is persisted and the agent woken. From then on the caller may exit."""
@@ -252,6 +258,10 @@ def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title:
         start()
     elif running() is None:
         raise AgentNotRunning("the Tether agent is not running")
+    if record:
+        request = {**request, RECORD_KEY: dict(record)}
+    if endpoint:
+        request = {**request, ENDPOINT_KEY: endpoint}
     with JobRegistry() as registry:
         entry = registry.enqueue(service=service, request=request, profile=profile, title=title,
                                  output_dir=output_dir, fetch=fetch, priority=priority)

@@ -29,8 +29,10 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlparse
 
 from .agent import (
+    ENDPOINT_KEY,
     LOCK_NAME,
     PORT_NAME,
+    RECORD_KEY,
     SOCKET_NAME,
     TOKEN_HEADER,
     UNIX_SOCKETS,
@@ -307,9 +309,12 @@ class Agent:
         return on
 
     @contextlib.contextmanager
-    def _client(self, service: str, profile: str) -> Iterator[JobService]:
-        """A client of its own for one hand-off or one fetch, closed after it (the factory makes a new one a call)."""
-        client = self.clients(service, profile or None)
+    def _client(self, service: str, profile: str, endpoint: str = "") -> Iterator[JobService]:
+        """A client of its own for one hand-off or one fetch, closed after it (the factory makes a new one a call);
+        ``endpoint``: the hand-off's own service URL (the profile's credentials still)."""
+        from .clients import client_for
+
+        client = client_for(service, profile or None, endpoint) if endpoint else self.clients(service, profile or None)
         try:
             yield client
         finally:
@@ -320,7 +325,8 @@ class Agent:
         self.current = {"entry": entry.id, "service": entry.service, "title": entry.title}
         try:
             module = handoff_module(entry.service)
-            with self._client(entry.service, entry.profile) as client, yielding(self._outranked(entry)):
+            endpoint = str(entry.request.get(ENDPOINT_KEY) or "")
+            with self._client(entry.service, entry.profile, endpoint) as client, yielding(self._outranked(entry)):
                 job_id = module.run_handoff(client, entry.request, registry=self.registry,
                                             resumed=entry.attempts > 1, progress=self._progress(entry),
                                             throttle=self.throttle,
@@ -347,7 +353,9 @@ class Agent:
                        else str(exc))
         else:
             self.registry.record(service=entry.service, job_id=job_id, output_dir=entry.output_dir,
-                                 extra={"agent_fetch": bool(entry.fetch and entry.output_dir), "handoff": entry.id})
+                                 extra={**(entry.request.get(RECORD_KEY) or {}),
+                                        **({ENDPOINT_KEY: endpoint} if endpoint else {}),
+                                        "agent_fetch": bool(entry.fetch and entry.output_dir), "handoff": entry.id})
             self.registry.settle(entry.id, "done", job_id=job_id)
             log.info("hand-off %d: %s job %s created", entry.id, entry.service, job_id)
             self._poll.set()
@@ -416,7 +424,7 @@ class Agent:
     def _fetch(self, rec: Any) -> None:
         self._fetching.add(rec.key)
         try:
-            with self._client(rec.service, rec.profile) as client:
+            with self._client(rec.service, rec.profile, str(rec.extra.get(ENDPOINT_KEY) or "")) as client:
                 files = client.fetch_outputs(rec.job_id, Path(rec.output_dir))
         except Exception as exc:  # kept for the next cycle: the service may answer then
             self._fetching.discard(rec.key)
