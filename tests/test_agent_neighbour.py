@@ -137,3 +137,64 @@ def test_small_files_overlap_and_the_farm_takes_one_file_per_request(
         with pytest.raises(BadRequest, match="exactly one file"):  # nor several files in one upload
             farm.json("POST", "/api/uploads/file", data={"md5": md5s[0], "path": "x/a.png"},
                       files=[("file", ("a.png", files[0].read_bytes())), ("file", ("b.png", files[1].read_bytes()))])
+
+
+def test_agent_start_passes_its_bandwidth_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        assert main(["agent", "start", "--bandwidth", "5M"]) == 0
+        assert agent.running()["bandwidth"] == 5e6  # type: ignore[index]
+        assert main(["agent", "start", "--bandwidth", "7M"]) == 0  # one runs: it keeps its cap, and says so
+        assert "already runs with its own cap" in capsys.readouterr().err
+    finally:
+        with agent.AgentClient() as client:
+            client.stop()
+        eventually(lambda: agent.running() is None, message="the agent to stop")
+
+
+def test_a_watch_writes_only_what_moved(tiny_blend: Path, local_services: LocalServices) -> None:
+    """Every `tether jobs watch` and DCC panel subscribed to the agent reads the view the agent already stored: a
+    cycle where nothing moved writes nothing; a change is written once."""
+    from test_farm_client import EMAIL, PASSWORD, _held_jobs
+    from tether.farm.client import FarmClient
+    from tether.jobs import JobState
+    from tether.watch import Watcher
+
+    with FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD) as farm, JobRegistry() as registry:
+        [job_id] = _held_jobs(farm, tiny_blend, "watch-writes", 1)
+        registry.record(service="farm", job_id=job_id, profile="local")
+        watcher = Watcher(registry, lambda service, profile: farm)  # type: ignore[arg-type,return-value]
+        watcher.poll_once()
+        stored = registry.get("farm", job_id)
+        assert stored is not None and stored.raw_state
+        assert watcher.poll_once() == [] and registry.get("farm", job_id) == stored  # not even updated_at
+        farm.cancel_job(job_id)
+        [change] = watcher.poll_once()
+        now = registry.get("farm", job_id)
+        assert now is not None and now.state is JobState.CANCELLED and now.updated_at > stored.updated_at
+        assert change.after == now
+
+
+def test_the_foreground_agent_says_a_rate_limit_wait_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command prints the library's warnings while it runs; the agent has handlers of its own (terminal and log
+    file): a wait is said once on each, not twice."""
+    import logging
+    import threading
+
+    tether_log = logging.getLogger("tether")
+    handlers = list(tether_log.handlers)
+    codes: List[int] = []
+    runner = threading.Thread(target=lambda: codes.append(main(["agent"])))
+    runner.start()
+    try:
+        eventually(lambda: agent.running(), message="the foreground agent")
+        logging.getLogger("tether.http").warning("rate limited by farm, waiting 3 s (budget 60 s left)")
+    finally:
+        with agent.AgentClient() as client:
+            client.stop()
+        runner.join(timeout=30)
+        for handler in [h for h in tether_log.handlers if h not in handlers]:
+            tether_log.removeHandler(handler)
+            handler.close()
+    assert codes == [0]
+    assert capsys.readouterr().err.count("rate limited by farm") == 1
+    assert agent.log_path().read_text().count("rate limited by farm") == 1

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union, cast
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union, cast
 
 from .errors import ConfigError, ServiceError
 from .fileio import private_dir
@@ -196,15 +196,18 @@ def _import_roots() -> List[str]:
     return roots
 
 
-def start(wait: float = START_TIMEOUT) -> Dict[str, Any]:
+def start(wait: float = START_TIMEOUT, options: Sequence[str] = ()) -> Dict[str, Any]:
     """Start the agent in the background (detached: it outlives this process and its terminal) unless one runs;
-    return its status once it answers."""
+    return its status once it answers. ``options`` go on its command line (``tether agent start --bandwidth``);
+    a start on demand (a submit, a DCC) passes none: the agent reads TETHER_AGENT_BANDWIDTH from the environment
+    it inherits, the one place its cap is set for every way it starts. A running agent keeps its own."""
     status = running()
     if status is not None:
         return status
     command = agent_command()
     if command is None:
         raise AgentNotRunning("cannot start the Tether agent: no `tether` command on PATH; run `tether agent start`")
+    command = [*command, *options]
     log = log_path()
     kwargs: Dict[str, Any] = {}
     if sys.platform == "win32":  # pragma: no cover

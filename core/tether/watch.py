@@ -85,6 +85,13 @@ def diff(before: Optional[JobRecord], after: JobRecord) -> Optional[JobChange]:
     return JobChange(kind, after.service, after.profile, after.job_id, before, after, _describe(kind, before, after))
 
 
+def _same(rec: JobRecord, job: Job) -> bool:
+    """Whether storing ``job`` would change nothing that ``rec`` (the registry's row) says of it."""
+    return (rec.state is job.state and rec.raw_state == job.raw_state and rec.progress == job.progress
+            and rec.error == job.error and (not job.title or job.title == rec.title)
+            and (not job.counts or rec.extra.get("counts") == dict(job.counts)))
+
+
 class Watcher:
     """Poll the unfinished jobs of ``registry`` (all of them, or only ``jobs``) and report changes.
 
@@ -207,7 +214,13 @@ class Watcher:
                 self._seen.setdefault(rec.key, rec)
             return False
         answered = [job for job_id, job in current.items() if job_id in ids]
-        for before_db, after in self.registry.update_many(answered, profile):
+        # Only what moved is written: a job the service (or the agent, whose view a subscriber reads) reports as the
+        # registry already holds it costs no write, however many watchers follow it.
+        held = {r.job_id: r for r in members}
+        written = {after.job_id: (before_db, after) for before_db, after in
+                   self.registry.update_many([job for job in answered if not _same(held[job.id], job)], profile)}
+        for job in answered:
+            before_db, after = written.get(job.id, (held[job.id], held[job.id]))
             before = self._seen.get(after.key, before_db)
             change = diff(before, after)
             if change is not None:

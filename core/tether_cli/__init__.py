@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from typing import Callable, Optional, Sequence
@@ -51,7 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     restore = _exit_on_termination()
     try:
-        with announcing():
+        # a command that logs on its own (the agent, to its log and terminal) would otherwise print each warning twice
+        with announcing() if getattr(args, "announce", True) else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

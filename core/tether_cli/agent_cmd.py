@@ -26,10 +26,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # started by `agent start`
     parser.add_argument("--bandwidth", type=_rate_arg, metavar="RATE",
                         help="cap uploads at RATE bytes per second, e.g. 20M or 500K (also TETHER_AGENT_BANDWIDTH)")
-    parser.set_defaults(func=cmd_run)
+    parser.set_defaults(func=cmd_run, announce=False)  # its own log handlers say the library's warnings
     actions = parser.add_subparsers(dest="agent_command", metavar="ACTION")
-    start = actions.add_parser("start", help="start the agent in the background unless it runs "
-                                             "(TETHER_AGENT_BANDWIDTH caps its uploads)")
+    start = actions.add_parser("start", help="start the agent in the background unless it runs")
+    start.add_argument("--bandwidth", type=_rate_arg, metavar="RATE",
+                       help="cap its uploads at RATE bytes per second (a submit or a DCC that starts the agent "
+                            "passes TETHER_AGENT_BANDWIDTH on to it; a running agent keeps its cap)")
     start.set_defaults(func=cmd_start)
     inst = actions.add_parser("install", help="run the agent at login (systemd user unit, launchd, Task Scheduler)")
     inst.add_argument("--no-enable", action="store_true", help="write the service file only; do not enable it")
@@ -90,7 +92,11 @@ def _rate_arg(text: str) -> float:
 def cmd_start(args: argparse.Namespace) -> int:
     from tether import agent
 
-    status = agent.start()
+    was = agent.running()
+    status = agent.start(options=["--bandwidth", f"{args.bandwidth:.0f}"] if args.bandwidth else ())
+    if was is not None and args.bandwidth and status.get("bandwidth") != args.bandwidth:
+        print(f"the agent already runs with its own cap ({status.get('bandwidth') or 'none'}): `tether agent stop`, "
+              "then start it with --bandwidth", file=sys.stderr)
     print(f"agent running (pid {status['pid']}); log: {agent.log_path()}")
     return 0
 
