@@ -1,7 +1,8 @@
 """Forms the vendors leave open, one client against each (SERVICES.md "unknown"): the local services are switched
 between the list shapes (and, where a seed does not fix them, status spellings), and each client submits, follows
 its job to done, lists the service's jobs with `tether SERVICE jobs --remote` and fetches the output, over real
-HTTP. The list tests cap the service's page size at 1, so a client that stops after one page, or pages forever on a
+HTTP (Move's, whose list shape the SDK fixes, in tests/test_move.py's CLI test, with its states spelled otherwise).
+The list tests cap the service's page size at 1, so a client that stops after one page, or pages forever on a
 server that ignores paging, fails here."""
 
 from __future__ import annotations
@@ -155,3 +156,4 @@ def test_autopilot_client_in_every_list_and_id_form(form: str, id_form: str, aut
     assert job.id in listed and len(listed) == min(100, len(service._order))
     paths = client.fetch_outputs(job.id, tmp_path)
     assert paths and all(p.stat().st_size > 0 for p in paths)
+
