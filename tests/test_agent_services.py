@@ -219,5 +219,10 @@ def test_a_farm_hand_off_keeps_its_scene_and_its_endpoint_override_without_a_sec
         record = registry.get("farm", str(done.job_id))
         assert record is not None and record.extra["scene"] == "Scene"
         assert record.extra["endpoint"] == local_services.url("farm")
+        # the agent's one watcher follows it on that farm too (at the profile's URL it would fail, or be missing)
+        start = live.cycle
+        eventually(lambda: live.cycle >= start + 3, message="a few of the agent's cycles")
+        assert done.job_id in {j["id"] for j in live.snapshot["jobs"]} and not live.snapshot["errors"]
+        assert not registry.get("farm", str(done.job_id)).missing  # type: ignore[union-attr]
     finally:
         live.close()

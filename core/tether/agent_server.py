@@ -375,7 +375,7 @@ class Agent:
 
     # --- the watcher: one poller per machine ----------------------------------------------------------------------
     def _watcher(self) -> None:
-        watcher = Watcher(self.registry, self.clients, fast=self.fast, cap=self.cap)
+        watcher = Watcher(self.registry, self.clients, fast=self.fast, cap=self.cap, endpoints=True)
 
         def wait(seconds: float) -> None:  # a hand-off or a stop sets _poll: the next cycle starts at once
             self._poll.wait(seconds)

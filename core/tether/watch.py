@@ -113,9 +113,12 @@ class Watcher:
         cap: float = 60.0,
         factor: float = 1.5,
         skip: Optional[Callable[[Key], bool]] = None,
+        endpoints: bool = False,
     ) -> None:
         """``skip(key)`` True leaves that unfinished job to someone else this cycle (e.g. a dialog that follows the
-        job itself): it is neither polled nor reported."""
+        job itself): it is neither polled nor reported. ``endpoints``: a job recorded with its own service URL
+        (``extra["endpoint"]``: a Blender scene's farm override, handed to the agent) is polled there, with its
+        profile's credentials, not at the profile's URL (the agent's watcher; a DCC's own watcher has one URL)."""
         self.backoff = Backoff(fast, cap, factor)  # checks 0 < fast <= cap and factor >= 1
         self.registry = registry
         self.clients = clients
@@ -123,8 +126,9 @@ class Watcher:
         self.service = service
         self.profile = profile
         self.skip = skip
+        self.endpoints = endpoints
         self.cycles = 0
-        self._clients: Dict[Tuple[str, str], JobService] = {}
+        self._clients: Dict[Tuple[str, str, str], JobService] = {}
         self._seen: Dict[Key, JobRecord] = {}  # what this watcher last saw of each job it follows
         self._pending: Set[Key] = set()  # unfinished jobs after the last cycle
         self._lock = threading.Lock()
@@ -136,12 +140,13 @@ class Watcher:
             changes: List[JobChange] = []
             records = self._unfinished()
             self._catch_up(records, changes)
-            groups: Dict[Tuple[str, str], List[JobRecord]] = {}
+            groups: Dict[Tuple[str, str, str], List[JobRecord]] = {}
             for rec in records:
-                groups.setdefault((rec.service, rec.profile), []).append(rec)
+                endpoint = str(rec.extra.get("endpoint") or "") if self.endpoints else ""
+                groups.setdefault((rec.service, rec.profile, endpoint), []).append(rec)
             failed = False
-            for (service, profile), members in sorted(groups.items()):
-                if not self._poll_group(service, profile, members, changes):
+            for (service, profile, endpoint), members in sorted(groups.items()):
+                if not self._poll_group(service, profile, members, changes, endpoint):
                     failed = True
             self._pending = {k for k, rec in self._seen.items() if not rec.finished and not rec.missing}
             self.cycles += 1
@@ -195,17 +200,23 @@ class Watcher:
                     if rec is not None:
                         self._seen[key] = rec
 
-    def _client(self, service: str, profile: str) -> JobService:
-        client = self._clients.get((service, profile))
+    def _client(self, service: str, profile: str, endpoint: str = "") -> JobService:
+        client = self._clients.get((service, profile, endpoint))
         if client is None:
-            client = self.clients(service, profile or None)
-            self._clients[(service, profile)] = client
+            if endpoint:
+                from .clients import client_for
+
+                client = client_for(service, profile or None, endpoint)
+            else:
+                client = self.clients(service, profile or None)
+            self._clients[(service, profile, endpoint)] = client
         return client
 
-    def _poll_group(self, service: str, profile: str, members: List[JobRecord], changes: List[JobChange]) -> bool:
+    def _poll_group(self, service: str, profile: str, members: List[JobRecord], changes: List[JobChange],
+                    endpoint: str = "") -> bool:
         ids = [r.job_id for r in members]
         try:
-            current: Dict[str, Job] = self._client(service, profile).jobs_by_id(ids)
+            current: Dict[str, Job] = self._client(service, profile, endpoint).jobs_by_id(ids)
         except Exception as exc:  # a watcher in a DCC thread must outlive any one failing service
             where = f"{service} (profile '{profile}')" if profile else service
             text = str(exc) if isinstance(exc, TetherError) else redact(f"{type(exc).__name__}: {exc}")
