@@ -115,18 +115,32 @@ def memkeyring() -> Iterator[Any]:
 
 @pytest.fixture
 def autopilot_services(local_services: LocalServices) -> Iterator[LocalServices]:
-    """The session's local services, with the local Autopilot put back as it was after the test (faults, pause,
-    quota used and limit, rate limit, list shape)."""
+    """The session's local services, with the local Autopilot as new before the test and put back after it."""
+    _fresh_autopilot(local_services)
     yield local_services
-    autopilot = local_services.service("autopilot")
-    local_services.faults.clear()
-    autopilot.resume()
-    autopilot.frames_inferenced = 0
-    autopilot.frame_limit = 1000
+    _fresh_autopilot(local_services)
+
+
+def _fresh_autopilot(services: LocalServices) -> None:
+    """No faults, no pause, no quota used, default limits, list shape and id form, and nothing left to run: a job an
+    earlier test left pending or running (one paused and never awaited, a send a closed panel left behind) is
+    cancelled. Left to run, it would queue this test's inferences behind its own on the two workers and add its
+    frames to the quota this test counts."""
+    from tether.autopilot.client import LOCAL_API_KEY, AutopilotClient
+
+    autopilot = services.service("autopilot")
+    services.faults.clear()
     autopilot.rate_limit = 0
     autopilot.echo_exports = True
     autopilot.list_form = "paged"
     autopilot.id_form = "string"
+    with AutopilotClient(services.url("autopilot"), api_key=LOCAL_API_KEY) as client:
+        for status in ("pending", "running"):
+            for job in list(client.iter_jobs(status=status)):
+                client.cancel(str(job.id))
+    autopilot.resume()
+    autopilot.frames_inferenced = 0
+    autopilot.frame_limit = 1000
 
 
 def _build_venv312(folder: Path) -> Optional[Path]:

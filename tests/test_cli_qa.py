@@ -18,6 +18,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 from memkeyring import MemoryKeyring
+from tether.http import BaseClient
 from tether.registry import JobRegistry
 from tether_cli import main
 
@@ -43,6 +44,16 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def services_down(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The local services' port, with nobody listening on it. The clients try as often as ever but do not wait
+    between tries (seconds of backoff a try): these tests check what the command says once they give up."""
+    port = _closed_port()
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(port))
+    monkeypatch.setattr(BaseClient, "pause", lambda self, seconds, mark=None: None)
+    return port
 
 
 class _ClosedPipe(io.StringIO):
@@ -104,10 +115,8 @@ def test_unknown_job_id_says_where_to_look(urls: Any, tmp_path: Path, capsys: py
     assert "HTTP 404" in err and "`tether autopilot jobs` lists the autopilot jobs" in err
 
 
-def test_local_services_not_running_says_start_them(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    port = _closed_port()
-    monkeypatch.setenv("TETHER_LOCAL_PORT", str(port))
+def test_local_services_not_running_says_start_them(services_down: int, capsys: pytest.CaptureFixture[str]) -> None:
+    port = services_down
     assert main(["farm", "projects"]) == 1
     err = capsys.readouterr().err
     assert "cannot reach" in err and f"`tether serve --port {port}`" in err
@@ -136,11 +145,10 @@ def test_ctrl_c_during_wait_says_how_to_resume(urls: Any, tiny_blend: Path, tmp_
     assert main(["jobs", "cancel", record.job_id]) == 0
 
 
-def test_watch_says_an_unreachable_service_once(monkeypatch: pytest.MonkeyPatch,
+def test_watch_says_an_unreachable_service_once(services_down: int, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     import tether_cli.jobs_cmd as jobs_cmd
 
-    monkeypatch.setenv("TETHER_LOCAL_PORT", str(_closed_port()))
     JobRegistry().record(service="farm", job_id="job-unreachable", profile="local", title="shot")
     polls = []
 

@@ -286,12 +286,13 @@ class TetherPanel(QtWidgets.QWidget):
         self.sections: Dict[str, ClipServiceSection] = {}  # the clip services' options, made when first shown
         self.pinned: Optional[str] = None  # the Read sent whatever is selected (by name), else None: follow
         self._plate_key: Any = None  # what the shown plate was read from (see read_key)
-        self.closed = False
+        self.closed = False  # the panel was closed, or its controller was: it asks nothing more
         self._sending = False
         self._sending_to = SERVICE  # the service of the send in flight (or the last one)
         self._cancelling = False
         self._bridge = Bridge(self._on_event)
         self.controller.add_listener(self._forward)
+        self.controller.add_close_hook(self._controller_closing)
         self._build()
         # the panel follows the selected Read by looking at it a few times a second while shown: nuke.addKnobChanged
         # is global, runs for every knob of every node (xpos too, as Foundry's nuke.addKnobChanged page says), and a
@@ -678,8 +679,9 @@ class TetherPanel(QtWidgets.QWidget):
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
-        self.selection_timer.start()
-        self.follow_selection()
+        if not self.closed:
+            self.selection_timer.start()
+            self.follow_selection()
 
     def hideEvent(self, event: Any) -> None:
         self.selection_timer.stop()  # a hidden pane asks Nuke nothing
@@ -1175,8 +1177,21 @@ class TetherPanel(QtWidgets.QWidget):
     def _forward(self, kind: str, payload: Any) -> None:
         self._bridge.send(kind, payload)  # any thread -> the GUI thread
 
+    def _controller_closing(self) -> None:
+        """The controller is closing (Nuke exits, the plugin is reloaded): its pool is about to go, so the
+        selection timer must not ask it for a quota or a plate check again. Called on the closing thread; a timer
+        stops only on its own thread, so from another the stop is queued (and ``closed`` already keeps a tick
+        that comes first from asking)."""
+        self.closed = True
+        if QtCore.QThread.currentThread() == self.thread():
+            self.selection_timer.stop()
+        else:
+            self._bridge.send("controller closed", None)
+
     def _on_event(self, kind: str, payload: Any) -> None:
-        if kind == "jobs":
+        if kind == "controller closed":
+            self.selection_timer.stop()
+        elif kind == "jobs":
             self.fill_jobs(payload)
         elif kind == "submitted":
             service, job_id = payload
@@ -1236,6 +1251,7 @@ class TetherPanel(QtWidgets.QWidget):
         self.closed = True
         self.selection_timer.stop()
         self.controller.remove_listener(self._forward)
+        self.controller.remove_close_hook(self._controller_closing)
         super().closeEvent(event)
 
 

@@ -32,6 +32,7 @@ class BackgroundWork:
     def __init__(self, workers: int, thread_name: str) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
         self._listeners: List[Listener] = []
+        self._close_hooks: List[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -41,6 +42,15 @@ class BackgroundWork:
     def remove_listener(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` first thing in :meth:`close`, on the closing thread: a panel stops the timers that would
+        ask this again before the pool is gone."""
+        self._close_hooks.append(hook)
+
+    def remove_close_hook(self, hook: Callable[[], None]) -> None:
+        if hook in self._close_hooks:
+            self._close_hooks.remove(hook)
 
     def _emit(self, kind: str, payload: Any) -> None:
         for listener in list(self._listeners):
@@ -76,6 +86,11 @@ class BackgroundWork:
         done.set_result(applied.names)
 
     def close(self) -> None:
+        for hook in list(self._close_hooks):
+            try:
+                hook()
+            except Exception:  # one broken hook must not keep the pool open
+                log.exception("Tether: a close hook failed")
         self._stop.set()
         self._pool.shutdown(wait=False)
 

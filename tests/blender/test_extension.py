@@ -15,6 +15,7 @@ from tether_cli import main as tether_main
 from tether_install.extension import find_blender_ext, write_manifest
 
 pytest.importorskip("bpy")
+pytestmark = pytest.mark.xdist_group("ext_zip")  # one worker builds the zip (8 s), once
 
 
 @pytest.fixture(scope="module")

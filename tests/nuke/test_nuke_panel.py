@@ -287,6 +287,25 @@ def test_the_same_frames_and_options_offer_the_finished_jobs_results(qtbot: Any,
         client.close()
 
 
+@pytest.mark.parametrize("closer", ["main", "worker"])
+def test_a_closing_controller_stops_the_panel_first(panel: Any, qtbot: Any, tmp_path: Path, closer: str) -> None:
+    """The selection timer would ask a closed controller for a plate check and the quota (its pool shut down);
+    closed from another thread, the stop is queued to the panel's and no tick in between asks anything."""
+    panel.show()
+    assert panel.selection_timer.isActive() and not panel.closed
+    if closer == "main":
+        panel.controller.close()
+        assert not panel.selection_timer.isActive()
+    else:
+        worker = threading.Thread(target=panel.controller.close)
+        worker.start()
+        worker.join(PATIENCE_MS / 1000)
+        qtbot.waitUntil(lambda: not panel.selection_timer.isActive(), timeout=PATIENCE_MS)
+    assert panel.closed
+    sequence_read(tmp_path)  # a Read selected after the close
+    assert panel.follow_selection() is False and panel.plate is None
+
+
 def test_the_panel_follows_the_selected_read_or_the_pinned_one(panel: Any, qtbot: Any, tmp_path: Path) -> None:
     first = sequence_read(tmp_path)
     panel.open_with(("roto",))
