@@ -17,11 +17,12 @@ the job by that marker in the service's own list instead of guessing:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, TypeVar
 
 import httpx
 
@@ -69,6 +70,56 @@ def made_by_this_upload(created: Optional[datetime], response: httpx.Response, s
         return False
     took = time.monotonic() - started
     return created >= now - timedelta(seconds=took + slack)
+
+
+class FreshUploads:
+    """The videos a client's uploads made that no job has used yet, for the services whose create carries no
+    free-form field (TensorPix, Clipzy): the video it names is its marker, but only a video this submission's upload
+    made (:func:`made_by_this_upload`) is its alone, so only then is a job whose create reply was lost looked up by
+    it; otherwise the create is unconfirmed."""
+
+    LOOKUP = 200  # the newest jobs searched for the one a lost create reply would have named
+
+    def __init__(self) -> None:
+        self._videos: Set[str] = set()
+
+    def note(self, video_id: Any, created: Optional[datetime], response: httpx.Response, started: float) -> None:
+        """An upload's reply: its video is kept when the upload made it (not a video handed back for its bytes)."""
+        if made_by_this_upload(created, response, started):
+            self._videos.add(str(video_id))
+
+    def own(self, video_id: Any) -> None:
+        """A fresh upload of this submission made by an earlier process (a resumed hand-off), in no job yet."""
+        self._videos.add(str(video_id))
+
+    def __contains__(self, video_id: object) -> bool:
+        return str(video_id) in self._videos
+
+    def create(self, client: BaseClient, video_id: Any, send: Callable[[], T], jobs: Callable[[], Iterable[T]],
+               marker_of: Callable[[T], Optional[str]]) -> T:
+        """:func:`create_once` marked by ``video_id``: looked up among the newest of ``jobs()`` (by
+        ``marker_of(job)``) only when this client's upload made the video; a create uses it up."""
+        marker = str(video_id)
+        own = marker in self._videos
+        self._videos.discard(marker)
+        find = (lambda: next((job for job in islice(jobs(), self.LOOKUP) if marker_of(job) == marker), None)
+                ) if own else None
+        return create_once(client, marker, send, find)
+
+
+class MarkedByVideo:
+    """What a client whose creates are marked by their video (TensorPix, Clipzy) tells its submit module."""
+
+    _fresh: FreshUploads
+
+    def fresh(self, video_id: Any) -> bool:
+        """Whether this client's upload made ``video_id`` (not a video the server handed back for the same bytes)."""
+        return video_id in self._fresh
+
+    def own_upload(self, video_id: Any) -> None:
+        """A fresh upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up,
+        in no job: a lost create reply is then looked for by it, as for an upload of this client's."""
+        self._fresh.own(video_id)
 
 
 def reply_lost(exc: ServiceError) -> bool:
@@ -151,5 +202,5 @@ def recording_unconfirmed(registry: Optional[JobRegistry], service: str, *, prof
         raise
 
 
-__all__ = ["UNCONFIRMED_PREFIX", "UnconfirmedJob", "create_once", "made_by_this_upload", "recording_unconfirmed",
-           "reply_lost"]
+__all__ = ["UNCONFIRMED_PREFIX", "FreshUploads", "MarkedByVideo", "UnconfirmedJob", "create_once",
+           "made_by_this_upload", "recording_unconfirmed", "reply_lost"]

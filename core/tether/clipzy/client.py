@@ -25,14 +25,13 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from ..creation import create_once, made_by_this_upload
+from ..creation import FreshUploads, MarkedByVideo
 from ..errors import (
     AuthError,
     BadRequest,
@@ -54,7 +53,6 @@ from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 SERVICE = "clipzy"
 API_PREFIX = "/api/v1"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-LOOKUP_JOBS = 200  # the newest jobs searched for one whose create reply was lost
 
 
 
@@ -187,7 +185,7 @@ class ClipzyResult:
     style_json: Optional[Path]
 
 
-class ClipzyClient(BaseClient):
+class ClipzyClient(MarkedByVideo, BaseClient):
     """Typed access to one Clipzy engine. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local",
@@ -200,7 +198,7 @@ class ClipzyClient(BaseClient):
         self.auth = HeaderAuth("Authorization", token, prefix="Bearer") if token else None
         # output URLs on another host get the same retries, without our token
         self.storage = self.storage_client("output")
-        self._fresh_videos: Set[str] = set()  # uploads no job has used yet: a lost create is found by its video
+        self._fresh = FreshUploads()  # uploads no job has used yet: a lost create is found by its video
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> ClipzyClient:
@@ -266,18 +264,8 @@ class ClipzyClient(BaseClient):
                                     files={"file": (path.name, reader, "application/octet-stream")},
                                     data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
         video = self.parse(Video, self.unwrap(response, "POST", "/videos/upload"), "POST /videos/upload")
-        if made_by_this_upload(video.uploaded_at, response, started):
-            self._fresh_videos.add(video.video_id)
+        self._fresh.note(video.video_id, video.uploaded_at, response, started)
         return video
-
-    def fresh(self, video_id: Any) -> bool:
-        """Whether this client's upload made ``video_id`` (not a video the server handed back for the same bytes)."""
-        return str(video_id) in self._fresh_videos
-
-    def own_upload(self, video_id: Any) -> None:
-        """A fresh upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up,
-        in no job: a lost create reply is then looked for by it, as for an upload of this client's."""
-        self._fresh_videos.add(str(video_id))
 
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, video_id: str, template_video_id: Optional[str] = None, *,
@@ -287,12 +275,9 @@ class ClipzyClient(BaseClient):
         payload = JobCreate(video_id=video_id, template_video_id=template_video_id, config=config,
                             webhook_url=webhook_url)
         body = payload.payload()
-        own = video_id in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
-        self._fresh_videos.discard(video_id)
-        return create_once(self, video_id,
-                           lambda: self.parse(ClipzyJob, self.call("POST", "/jobs", json=body), "POST /jobs"),
-                           (lambda: next((cj for cj in islice(self.iter_jobs(), LOOKUP_JOBS)
-                                          if cj.video_id == video_id), None)) if own else None)
+        return self._fresh.create(self, video_id,
+                                  lambda: self.parse(ClipzyJob, self.call("POST", "/jobs", json=body), "POST /jobs"),
+                                  self.iter_jobs, lambda cj: cj.video_id)
 
     def marker_of(self, job: Job) -> Optional[str]:
         return job.vendor.video_id if isinstance(job.vendor, ClipzyJob) else None

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Type, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from ..creation import create_once, made_by_this_upload
+from ..creation import FreshUploads, MarkedByVideo
 from ..errors import AuthError, BadRequest, InputError, ServiceError, TetherError
 from ..http import LIST_KEYS, BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
@@ -35,7 +34,6 @@ SERVICE = "tensorpix"
 LOCAL_API_KEY = SPECS[SERVICE].local_key or ""  # the local stand-in's fixed key
 PAGE_SIZE = 50
 URL_REFRESHES = 3
-LOOKUP_JOBS = 200  # the newest jobs searched for one whose create reply was lost
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,7 +70,7 @@ def to_job(tj: TensorPixJob) -> Job:
                vendor=tj)
 
 
-class TensorPixClient(BaseClient):
+class TensorPixClient(MarkedByVideo, BaseClient):
     """Typed access to TensorPix. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
@@ -83,7 +81,7 @@ class TensorPixClient(BaseClient):
         self.profile = profile
         self.auth = HeaderAuth("Authorization", token, prefix="Token") if token else None
         self.storage = self.storage_client(auth_hint="the presigned URL was refused")
-        self._fresh_videos: Set[str] = set()  # uploads no job has used yet: a lost create is found by its video
+        self._fresh = FreshUploads()  # uploads no job has used yet: a lost create is found by its video
 
     @classmethod
     def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
@@ -163,8 +161,7 @@ class TensorPixClient(BaseClient):
                                     files={"file": (path.name, reader, "application/octet-stream")},
                                     timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
         video = self.parse(InputVideo, self.body_of(response, "POST", "/api/videos/"), "POST /api/videos/")
-        if made_by_this_upload(video.created_at, response, started):
-            self._fresh_videos.add(str(video.id))
+        self._fresh.note(video.id, video.created_at, response, started)
         return video
 
     def get_video(self, video_id: int) -> InputVideo:
@@ -184,28 +181,14 @@ class TensorPixClient(BaseClient):
         assert video is not None  # nothing cancels this loop
         return video
 
-    def fresh(self, video_id: Any) -> bool:
-        """Whether this client's upload made ``video_id`` (not a video the server handed back for the same bytes)."""
-        return str(video_id) in self._fresh_videos
-
-    def own_upload(self, video_id: Any) -> None:
-        """A fresh upload of this submission made by an earlier process (a resumed hand-off) and, as just looked up,
-        in no job: a lost create reply is then looked for by it, as for an upload of this client's."""
-        self._fresh_videos.add(str(video_id))
-
     # --- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, payload: JobCreate) -> TensorPixJob:
         """Create the job once: a lost or unreadable reply is followed by a look for the job of this submission's
         own video (:mod:`tether.creation`), and it is sent again only when TensorPix made none."""
-        marker = str(payload.input_video)
         body = payload.payload()
-        own = marker in self._fresh_videos  # uploaded by this client and in no job yet: this job's alone
-        self._fresh_videos.discard(marker)
-        return create_once(self, marker,
-                           lambda: self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=body),
-                                              "POST /api/jobs/"),
-                           (lambda: next((tj for tj in islice(self.iter_jobs(), LOOKUP_JOBS)
-                                          if self._marker(tj) == marker), None)) if own else None)
+        return self._fresh.create(self, payload.input_video,
+                                  lambda: self.parse(TensorPixJob, self.json("POST", "/api/jobs/", json=body),
+                                                     "POST /api/jobs/"), self.iter_jobs, self._marker)
 
     @staticmethod
     def _marker(tj: Any) -> Optional[str]:
