@@ -121,15 +121,14 @@ def test_clip_checks(tmp_path: Path) -> None:
         inspect_clip(str(tmp_path / "seq" / "shot.1001.png"))
     with pytest.raises(InputError, match="not found"):
         inspect_clip(str(tmp_path / "nothing.mov"))
-    big = tmp_path / "big"
-    big.mkdir()
-    for f in range(1, 3502):
-        (big / f"b.{f:04d}.png").write_bytes(b"x")  # not empty: an empty frame is refused first
-    choice = ServiceChoice(roto=True)
+    from tether.autopilot.clip import Clip
     from tether.autopilot.submit import check_frames
 
+    # the frame limit is the clip's count as inspect_clip found it (no 3501 files written to say so)
+    choice = ServiceChoice(roto=True)
+    check_frames(Clip(source="b.####.png", kind="sequence", frame_count=3500), choice, None)  # at the limit: sent
     with pytest.raises(InputError, match="3501 frames; Autopilot takes at most 3500"):
-        check_frames(inspect_clip(str(big / "b.####.png")), choice, None)
+        check_frames(Clip(source="b.####.png", kind="sequence", frame_count=3501), choice, None)
 
 
 # --- round trips --------------------------------------------------------------------------------------------------
