@@ -131,7 +131,9 @@ def test_an_unfound_create_is_unconfirmed_then_adopted(local_services: Any, faul
     video = str(caught.value.marker)
     job_id = next(str(j.id) for j in client.iter_jobs() if j.input_video and str(j.input_video.id) == video)
     assert job_id in [j["id"] for j in listed if not j["recorded"]]  # the one the lost reply would have named
-    assert main(["jobs", "adopt", "tensorpix", job_id]) == 0
+    assert main(["jobs", "adopt", "tensorpix", "--marker", "0"]) != 0  # no job carries it: nothing recorded
+    assert "0 jobs carry the marker 0" in capsys.readouterr().err
+    assert main(["jobs", "adopt", "tensorpix", "--marker", video]) == 0  # the one job carrying its marker
     assert f"in place of the unconfirmed {stand_in.job_id}" in capsys.readouterr().out
     adopted = registry.get("tensorpix", job_id)
     assert adopted is not None and adopted.output_dir == stand_in.output_dir and adopted.source == stand_in.source

@@ -76,7 +76,11 @@ def register(subparsers: Any) -> None:
     adopt = sub.add_parser("adopt", help="record a job the service has but this machine does not (made elsewhere, "
                                          "or an unconfirmed create's)")
     adopt.add_argument("service", metavar="SERVICE", help="the job's service (e.g. farm)")
-    adopt.add_argument("id", metavar="JOB_ID", help="its id on the service (`tether SERVICE jobs --remote`)")
+    adopt.add_argument("id", metavar="JOB_ID", nargs="?",
+                       help="its id on the service (`tether SERVICE jobs --remote`)")
+    adopt.add_argument("--marker", metavar="MARKER",
+                       help="instead of JOB_ID: the one job carrying this submission marker (an unconfirmed "
+                            "create's message names it)")
     adopt.add_argument("--out", type=Path, metavar="DIR", help="where `tether jobs fetch` puts its outputs")
     adopt.set_defaults(func=cmd_adopt)
 
@@ -92,8 +96,18 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     from tether.spec import spec_for
 
     spec = spec_for(args.service)
+    if (args.id is None) == (args.marker is None):
+        raise InputError("give the job's id or --marker MARKER (one of them)")
     with spec.client_class().from_profile(args.profile) as client:
-        job = client.get_job(args.id)
+        if args.marker is not None:
+            carrying = [j for j in client.remote_jobs() if client.marker_of(j) == args.marker]
+            if len(carrying) != 1:
+                found = ", ".join(j.id for j in carrying) or "none"
+                raise InputError(f"{args.service}: {len(carrying)} jobs carry the marker {args.marker} ({found}); "
+                                 "adopt one by its id (`tether jobs adopt SERVICE JOB_ID`)")
+            job = carrying[0]
+        else:
+            job = client.get_job(args.id)
         marker = client.marker_of(job)
         profile = client.profile
     registry = open_registry()
