@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from tether import agent
@@ -53,6 +53,16 @@ def test_a_higher_priority_hand_off_overtakes_between_files(
     # every upload is held until the faults are cleared: the low hand-off's first files stay in flight
     stall = services.faults.add("slow", delay=60.0, service="farm", method="POST", path=r"/api/uploads/file$",
                                 times=0)
+    import tether.farm.submit as farm_submit
+
+    resumed: List[Tuple[str, bool]] = []  # (the scene's first extra file's folder, resumed) of each run
+    run_handoff = farm_submit.run_handoff
+
+    def noting(client: Any, request: Dict[str, Any], **kwargs: Any) -> str:
+        resumed.append((Path(request["extra_files"][0]).parent.name, kwargs["resumed"]))
+        return run_handoff(client, request, **kwargs)
+
+    monkeypatch.setattr(farm_submit, "run_handoff", noting)
     registry = JobRegistry()
     live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
     try:
@@ -72,6 +82,10 @@ def test_a_higher_priority_hand_off_overtakes_between_files(
         high_done, low_done = done
         assert made[str(high_done.job_id)] < made[str(low_done.job_id)]  # the one claimed second was made first
         assert low_done.attempts == 1  # giving way is not a failed attempt
+        # but the run after it is a resumed one: the first run may have sent files (or, where a service makes
+        # something before its upload ends, more)
+        assert resumed == [("low", False), ("high", False), ("low", True)]
+        assert low_done.request["gave_way"] == 1
         sent = services.requests.count("POST", UPLOADS)
         assert sent == services.requests.count("POST", UPLOADS, status=201)  # none cut off mid-file
         assert len(low_files) + len(high_files) <= sent <= len(low_files) + len(high_files) + 2  # none sent twice
@@ -140,8 +154,14 @@ def test_small_files_overlap_and_the_farm_takes_one_file_per_request(
 
 
 def test_agent_start_passes_its_bandwidth_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    from tether_cli import build_parser
+
+    # the cap goes before or after the action alike; unless given after it, the one before it stands
+    for words in (["agent", "start", "--bandwidth", "5M"], ["agent", "--bandwidth", "5M", "start"]):
+        assert build_parser().parse_args(words).bandwidth == 5e6
+    assert build_parser().parse_args(["agent", "--bandwidth", "5M", "start", "--bandwidth", "7M"]).bandwidth == 7e6
     try:
-        assert main(["agent", "start", "--bandwidth", "5M"]) == 0
+        assert main(["agent", "--bandwidth", "5M", "start"]) == 0
         assert agent.running()["bandwidth"] == 5e6  # type: ignore[index]
         assert main(["agent", "start", "--bandwidth", "7M"]) == 0  # one runs: it keeps its cap, and says so
         assert "already runs with its own cap" in capsys.readouterr().err
@@ -198,3 +218,26 @@ def test_the_foreground_agent_says_a_rate_limit_wait_once(capsys: pytest.Capture
     assert codes == [0]
     assert capsys.readouterr().err.count("rate limited by farm") == 1
     assert agent.log_path().read_text().count("rate limited by farm") == 1
+
+
+def test_configure_logging_again_replaces_its_handlers(tmp_path: Path) -> None:
+    """The agent's logging set up twice in one process (a test, a restarted foreground agent) writes each line once,
+    to the newest file only: the handlers the first call added are removed and closed."""
+    import logging
+
+    from tether.agent_server import configure_logging
+
+    tether_log = logging.getLogger("tether")
+    before = list(tether_log.handlers)
+    try:
+        configure_logging(tmp_path / "first.log", stderr=True)
+        configure_logging(tmp_path / "second.log", stderr=True)
+        added = [h for h in tether_log.handlers if h not in before]
+        assert len(added) == 2  # one terminal, one file: not four
+        logging.getLogger("tether.agent").info("once")
+        assert (tmp_path / "second.log").read_text().count("once") == 1
+        assert "once" not in (tmp_path / "first.log").read_text()
+    finally:
+        configure_logging(None, stderr=False)  # removes what it added
+        assert [h for h in tether_log.handlers if h not in before] == []
+        tether_log.setLevel(logging.NOTSET)

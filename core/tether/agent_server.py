@@ -328,7 +328,7 @@ class Agent:
             endpoint = str(entry.request.get(ENDPOINT_KEY) or "")
             with self._client(entry.service, entry.profile, endpoint) as client, yielding(self._outranked(entry)):
                 job_id = module.run_handoff(client, entry.request, registry=self.registry,
-                                            resumed=entry.attempts > 1, progress=self._progress(entry),
+                                            resumed=entry.resumed, progress=self._progress(entry),
                                             throttle=self.throttle,
                                             checkpoint=lambda done: self.registry.checkpoint(entry.id, done))
         except Overtaken:
@@ -450,9 +450,12 @@ def notify_user(title: str, message: str) -> None:
         DesktopNotifierSync(app_name="Tether").send(title=title, message=redact(message)[:250])
 
 
+_HANDLERS: List[logging.Handler] = []  # what configure_logging added: a later call replaces them, never stacks
+
+
 def configure_logging(path: Optional[Path], verbose: bool = False, stderr: bool = True) -> None:
     """Log lines to ``path`` (0600) and, with ``stderr``, the terminal; every line is redacted, so no secret reaches
-    the log."""
+    the log. A later call replaces the handlers an earlier one added (each line is written once)."""
     from .fileio import private_file
 
     class Redacting(logging.Formatter):
@@ -465,9 +468,14 @@ def configure_logging(path: Optional[Path], verbose: bool = False, stderr: bool 
         private_file(path)
         handlers.append(logging.FileHandler(path))
     root = logging.getLogger("tether")
+    while _HANDLERS:
+        earlier = _HANDLERS.pop()
+        root.removeHandler(earlier)
+        earlier.close()
     for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
+        _HANDLERS.append(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 

@@ -131,6 +131,7 @@ def _state(value: str) -> JobState:
 
 
 QUEUE_STATES = ("queued", "running", "done", "failed", "cancelled")
+GAVE_WAY_KEY = "gave_way"  # a queue entry's request counts here the times it gave way to a higher priority
 _QUEUE_COLUMNS = ("id", "service", "profile", "title", "request", "output_dir", "fetch", "priority", "state",
                   "job_id", "attempts", "error", "created_at", "updated_at")
 
@@ -167,6 +168,13 @@ class QueueEntry:
         data = asdict(self)
         data["created_at"], data["updated_at"] = _iso(self.created_at), _iso(self.updated_at)
         return data
+
+    @property
+    def resumed(self) -> bool:
+        """Whether an earlier attempt ran (so it may have sent files or made the job): one that failed or was cut
+        off, or one that gave way to a higher priority (:meth:`JobRegistry.give_way` does not count it in
+        ``attempts``, and notes it in the request)."""
+        return self.attempts > 1 or bool(self.request.get(GAVE_WAY_KEY)) or bool(self.request.get("done"))
 
 
 @dataclass(frozen=True)
@@ -583,8 +591,12 @@ class JobRegistry:
         """A running entry that stopped for one of higher priority goes back to the queue; the attempt is not
         counted (it met no fault)."""
         with self._write() as db:
-            db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), updated_at = ?"
-                       " WHERE id = ? AND state = 'running'", (_iso(utcnow()), entry_id))
+            entry = self._entry(db, entry_id)
+            if entry is None or entry.state != "running":
+                return entry
+            request = {**entry.request, GAVE_WAY_KEY: int(entry.request.get(GAVE_WAY_KEY) or 0) + 1}
+            db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), request = ?, "
+                       "updated_at = ? WHERE id = ?", (json.dumps(request, default=str), _iso(utcnow()), entry_id))
             return self._entry(db, entry_id)
 
     def outranked(self, entry_id: int) -> bool:

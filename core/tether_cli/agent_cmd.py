@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=cmd_run, announce=False)  # its own log handlers say the library's warnings
     actions = parser.add_subparsers(dest="agent_command", metavar="ACTION")
     start = actions.add_parser("start", help="start the agent in the background unless it runs")
-    start.add_argument("--bandwidth", type=_rate_arg, metavar="RATE",
+    # SUPPRESS: unless given here, the cap given before the action (`tether agent --bandwidth 5M start`) stands;
+    # a default of None would overwrite it
+    start.add_argument("--bandwidth", type=_rate_arg, metavar="RATE", default=argparse.SUPPRESS,
                        help="cap its uploads at RATE bytes per second (a submit or a DCC that starts the agent "
                             "passes TETHER_AGENT_BANDWIDTH on to it; a running agent keeps its cap)")
     start.set_defaults(func=cmd_start)
