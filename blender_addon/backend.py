@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tether.progress import Progress
 
 SERVICE = "farm"
+ENDPOINT_KEY = "endpoint"  # a job's record keeps its farm URL here when not its profile's (tether.agent's own key)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SubmitRequest:
     fetch_dir: Optional[str] = None
     auto_fetch: bool = False
     allow_missing: bool = False
+    priority: int = 0  # the agent's queue order (tether agent priority): as the command's --priority
 
     def key(self) -> Tuple[Any, ...]:
         """What the cached summary depends on: the options and the saved file's identity."""
@@ -234,7 +236,8 @@ def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
     try:
         entry = agent.hand_off(SERVICE, handoff_request(opts), profile=farm.profile, title=Path(req.scene).stem,
                                output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir),
-                               record={"scene": req.scene_name}, endpoint=account.endpoint)
+                               record={"scene": req.scene_name}, endpoint=account.endpoint,
+                               priority=req.priority)
     except agent.AgentNotRunning:
         return None
     home = f"; the frames come home to {req.fetch_dir}" if req.auto_fetch and req.fetch_dir else ""
@@ -261,7 +264,9 @@ def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]
             result = FarmSubmitter(farm, registry=reg).submit(options(req), progress=progress, source=req.scene)
         except InputError as exc:  # the core speaks CLI; say it the panel's way
             raise InputError(str(exc).replace("(--allow-missing)", "(the Submit Anyway button)")) from None
-        reg.record(service=SERVICE, job_id=result.job.id, extra={"scene": req.scene_name})
+        # the endpoint it went to, as the agent records a hand-off's: the monitor follows it there (at_job)
+        reg.record(service=SERVICE, job_id=result.job.id,
+                   extra={"scene": req.scene_name, **({ENDPOINT_KEY: account.endpoint} if account.endpoint else {})})
     finally:
         reg.close()
         farm.close()
@@ -274,13 +279,28 @@ def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]
 
 
 # --- the job monitor ------------------------------------------------------------------------------------------
+def at_job(account: Account, job_id: str) -> Account:
+    """Where a farm job is followed, fetched and acted on: the endpoint it was submitted to (recorded with it: the
+    override of its day, in-process or handed to the agent), else its profile's URL, whatever the override is now
+    (a job from `tether farm submit`, or from before the override was set)."""
+    reg = registry()
+    try:
+        rec = reg.get(SERVICE, job_id)
+    finally:
+        reg.close()
+    if rec is None:
+        return account
+    return Account(rec.profile or account.profile, str(rec.extra.get(ENDPOINT_KEY) or ""))
+
+
 def make_watcher(account: Account) -> Any:
+    """The monitor's watcher: each job at its own endpoint (:func:`at_job`), as the agent's watcher does."""
     from tether.watch import Watcher
 
     def clients(service: str, profile: Optional[str]) -> Any:
-        return client(Account(profile or account.profile, account.endpoint if service == SERVICE else ""))
+        return client(Account(profile or account.profile))
 
-    return Watcher(registry(), clients, service=SERVICE, fast=2.0, cap=30.0)
+    return Watcher(registry(), clients, service=SERVICE, fast=2.0, cap=30.0, endpoints=True)
 
 
 def list_rows(limit: int = 50) -> List[JobRow]:
@@ -297,7 +317,7 @@ ACTIONS = ("hold", "unhold", "cancel", "priority")
 def job_action(account: Account, job_id: str, action: str, priority: int = 50) -> Dict[str, Any]:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-    farm = client(account)
+    farm = client(at_job(account, job_id))
     try:
         if action == "priority":
             farm.set_priority(job_id, priority)
@@ -311,7 +331,7 @@ def job_action(account: Account, job_id: str, action: str, priority: int = 50) -
 
 
 def fetch(account: Account, job_id: str, folder: str, progress: Progress) -> Dict[str, Any]:
-    farm = client(account)
+    farm = client(at_job(account, job_id))
     reg = registry()
     try:
         written = farm.fetch_outputs(job_id, Path(folder), progress=progress)

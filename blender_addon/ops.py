@@ -134,7 +134,7 @@ def request_from(context: Any, allow_missing: bool = False) -> Any:
         extra_files=[bpy.path.abspath(i.path) for i in s.extra_files if i.path.strip()],
         environment={e.name.strip(): e.value for e in s.environment if e.name.strip()},
         fetch_dir=fetch_folder(scene) if bpy.data.filepath else None, auto_fetch=s.auto_fetch,
-        allow_missing=allow_missing,
+        allow_missing=allow_missing, priority=s.upload_priority,
     )
 
 

@@ -124,6 +124,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     col.separator()
     col.prop(s, "fetch_dir")
     col.prop(s, "auto_fetch")
+    col.prop(s, "upload_priority")
     col.label(text=f"Frames are named by Output: {scene.render.filepath or '(empty)'}")
 
 

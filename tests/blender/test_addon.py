@@ -393,6 +393,8 @@ def test_submit_hands_off_to_a_running_agent(addon: Any, tiny_blend: Path, local
         bpy.ops.wm.open_mainfile(filepath=str(tiny_blend))
         props = bpy.context.scene.tether
         props.fetch_dir, props.auto_fetch = str(tiny_blend.parent / "frames"), True
+        assert props.upload_priority == 0  # as `tether farm submit --priority`'s default
+        props.upload_priority = 7
         local_services.requests.clear()
         assert bpy.ops.tether.submit(wait=True) == {"FINISHED"}
         status = sys.modules[f"{ADDON}.ops"].runtime().ui.submit
@@ -400,8 +402,46 @@ def test_submit_hands_off_to_a_running_agent(addon: Any, tiny_blend: Path, local
         with JobRegistry() as reg:
             [entry] = reg.queue()
         assert entry.service == "farm" and entry.state == "queued" and entry.fetch is True
+        assert entry.priority == 7  # the agent takes it before a lower one, and `tether agent queue` shows it
         assert entry.request["scene"] == str(tiny_blend) and entry.request["output_path"]
         assert entry.output_dir == str(tiny_blend.parent / "frames")
     finally:
         live.close()
     assert local_services.requests.count(path=r"/api/uploads|/api/jobs$") == 0  # nothing sent by Blender
+
+
+def test_monitor_follows_each_job_at_its_own_endpoint(tiny_blend: Path, local_services: Any, tether_dirs: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job submitted to an endpoint override (recorded with it, in-process or by the agent) is followed, fetched
+    and acted on there, whatever the add-on's endpoint is now; the profile's own farm here leads nowhere."""
+    import socket
+
+    from test_farm_client import _held_jobs
+    from tether.farm.client import FarmClient
+    from tether.jobs import JobState
+    from tether.registry import JobRegistry
+
+    from blender_addon import backend
+
+    with socket.socket() as free:  # the profile's farm, and the add-on's endpoint now: a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{free.getsockname()[1]}/farm"
+    monkeypatch.setenv("TETHER_FARM_URL", nowhere)
+    farm_url = local_services.url("farm")
+    with FarmClient.from_profile("local", url=farm_url) as farm:
+        [job_id] = _held_jobs(farm, tiny_blend, "override", 1)
+    with JobRegistry() as reg:
+        reg.record(service="farm", job_id=job_id, profile="local", extra={"endpoint": farm_url})
+    account = backend.Account(profile="local", endpoint=nowhere)
+    assert backend.at_job(account, job_id) == backend.Account("local", farm_url)
+    assert backend.at_job(account, "never-recorded") == account
+    watcher = backend.make_watcher(account)
+    try:
+        assert [c.message for c in watcher.poll_once() if c.kind.value == "error"] == []
+        [seen] = watcher.followed
+        assert seen.job_id == job_id and seen.raw_state and not seen.missing
+        backend.job_action(account, job_id, "cancel")  # at the job's farm, not the endpoint set now
+        watcher.poll_once()
+        assert watcher.followed[0].state is JobState.CANCELLED
+    finally:
+        watcher.close()
