@@ -226,3 +226,71 @@ def test_a_farm_hand_off_keeps_its_scene_and_its_endpoint_override_without_a_sec
         assert not registry.get("farm", str(done.job_id)).missing  # type: ignore[union-attr]
     finally:
         live.close()
+
+
+@pytest.mark.parametrize("service", ["tensorpix", "clipzy"])
+def test_the_submitting_command_killed_mid_upload_lands_its_job_once_and_the_results_come_home(
+        service: str, clips: Tuple[Path, Path], services_env: LocalServices, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """`tether SERVICE submit --out DIR` in a process of its own, killed -9 once its hand-off is queued and the agent
+    is uploading it (the command still waiting on the agent's reply to its wake): the agent lands the job once, and
+    when it finishes its outputs download into DIR by themselves, whole (no part file), as the service has them."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tether.clients import client_for
+
+    clip, template = clips
+    _, command = request_for(service, clip, template)
+    out = tmp_path / "results"
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    method, path = UPLOADS[service]
+    # the agent's upload is held in flight until the submitter is dead
+    stall = services_env.faults.add("slow", delay=60.0, service=service, method=method,
+                                    path=path.replace(f"^/{service}", ""), times=1)
+    registry = JobRegistry()
+    notes: List[Tuple[str, str]] = []
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2,
+                 notify=lambda title, text: notes.append((title, text))).start()
+    woken, killed = threading.Event(), threading.Event()
+
+    def held_wake(query: Dict[str, str]) -> Dict[str, Any]:
+        woken.set()
+        live._work.set()  # the agent takes the hand-off at once; the command waits for this reply until it dies
+        killed.wait(60)
+        return {"ok": True}
+
+    live.routes[("POST", "/wake")] = held_wake
+    submitter = subprocess.Popen([sys.executable, "-m", "tether_cli", *command, "--out", str(out), "--json"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        eventually(lambda: woken.is_set() and stall.hits == 1, message="the hand-off queued and its upload in flight")
+        [entry] = registry.queue()
+        assert entry.state == "running" and submitter.poll() is None  # the command is still there, and is killed
+        submitter.send_signal(signal.SIGKILL)
+        assert submitter.wait(timeout=30) == -signal.SIGKILL
+        killed.set()
+        services_env.faults.clear()
+        done = eventually(lambda: registry.queue_entry(entry.id), lambda e: e.state in ("done", "failed"),
+                          message="the agent to land the job")
+        assert done.state == "done", done.error
+        with client_for(service, "local") as client:
+            marker = client.marker_of(client.get_job(str(done.job_id)))
+            assert marker and jobs_of(service, marker) == [done.job_id]  # exactly once
+            assert [e.id for e in registry.queue()] == [entry.id]
+            record = eventually(lambda: registry.get(service, str(done.job_id)), lambda r: r and r.fetched_at,
+                                message="the results to come home")
+            assert record.output_dir == str(out.resolve())
+            expected = {p.name: p.read_bytes() for p in client.fetch_outputs(str(done.job_id), tmp_path / "check")}
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == expected and expected
+        assert any(title == "Tether: results are home" for title, _ in notes)
+    finally:
+        killed.set()
+        services_env.faults.clear()
+        if submitter.poll() is None:
+            submitter.kill()
+        submitter.wait()
+        live.close()
+        registry.close()
