@@ -100,6 +100,27 @@ def test_bad_sequences_are_refused_before_anything_is_sent(
     assert not list(tmp_path.glob("**/*.mp4"))
 
 
+def test_a_range_with_text_after_its_padding_is_taken_by_every_submit(
+        local_services: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.autopilot.client import LOCAL_API_KEY
+
+    monkeypatch.setenv("TETHER_AUTOPILOT_URL", local_services.url("autopilot"))
+    monkeypatch.setenv("TETHER_AUTOPILOT_API_KEY", LOCAL_API_KEY)
+    for path in write_plate(tmp_path / "plate", frames=(1, 2, 3, 4), ext="png", size=(64, 36)):
+        path.rename(path.with_name(path.name.replace(".png", "_v2.png")))  # plate.0001_v2.png ...
+    clip = str(tmp_path / "plate" / "plate.1-3####_v2.png")
+    local_services.requests.clear()
+    for command in (["tensorpix", "submit", clip, "--model", "1"], ["clipzy", "submit", clip, "--template", "x"],
+                    ["autopilot", "submit", clip, "--roto"]):
+        assert main([*command, "--dry-run", "--json"]) == 0, capsys.readouterr().err
+        doc = json.loads(capsys.readouterr().out)
+        said = doc.get("upload") or doc["clip"]  # Clipzy's preview calls it the clip
+        assert (said["frames"], said["first_frame"]) == (3, 1), command
+        assert said["source"] == str(tmp_path / "plate" / "plate.####_v2.png"), command
+    assert local_services.requests.count(method="POST") == 0 and local_services.requests.count(method="PUT") == 0
+
+
 def test_an_unchanged_movie_is_still_sent_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tether.encode import encode_movie
 

@@ -22,6 +22,7 @@ from tether.media import (
     guess_pattern,
     is_movie,
     sequence_pattern,
+    split_range,
     token_padding,
 )
 
@@ -106,6 +107,17 @@ def test_sequence_pattern_padding_and_errors() -> None:
     with pytest.raises(InputError, match="no frame number"):
         sequence_pattern([Path("/m/still.png")])
     assert guess_pattern("/m/shot.0001.png") == "/m/shot.####.png"
+
+
+def test_a_range_in_the_name_may_have_text_after_its_token() -> None:
+    # fileseq alone reads plate.1-3####_v2.exr as a plain file: its grammar takes no digit after the padding
+    assert fileseq.FileSequence("/p/plate.1-3####_v2.exr").frameSet() is None
+    assert split_range("/p/plate.1-3####_v2.exr") == ("/p/plate.####_v2.exr", [1, 2, 3])
+    assert split_range("/p/plate.1001-1002%04d.v2.exr") == ("/p/plate.%04d.v2.exr", [1001, 1002])
+    assert split_range("/p/plate.1001-1003#.exr") == ("/p/plate.#.exr", [1001, 1002, 1003])
+    assert split_range("/p/shot.####_v2.exr") == ("/p/shot.####_v2.exr", None)  # no range: as it is
+    assert split_range("/p/cam2####_v2.exr") == ("/p/cam2####_v2.exr", None)  # a lone number is part of the name
+    assert split_range("/p/plain_v2.exr") == ("/p/plain_v2.exr", None)
 
 
 def test_movies_are_one_list() -> None:

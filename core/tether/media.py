@@ -244,17 +244,32 @@ def sequence_pattern(files: Sequence[PathLike]) -> Tuple[FramePattern, List[int]
 def split_range(spec: str) -> Tuple[str, Optional[List[int]]]:
     """A pattern in fileseq's ranged form, ``plate.1001-1100#.exr`` (a frame range just before the token), as the bare
     pattern (``plate.#.exr``) and the range's frames; any other spec as it is, with None. A lone number before the
-    token is part of the name (``cam2####.exr``), not a one-frame range."""
-    if not FramePattern.parse(spec).has_token:
+    token is part of the name (``cam2####.exr``), not a one-frame range.
+
+    Text may follow the token (``plate.1-3####_v2.exr``): fileseq's grammar takes after the padding only an
+    "extension" of dotted or digit-free words (``.exr``, ``_exr``; its docs/grammar.rst and fileseq.g4), so a name
+    whose tail holds a digit (``_v2``) is to fileseq a plain file. The tail is cut at our token (the last in the file
+    name, as :meth:`FramePattern.parse` finds it) and only the part up to the token is read by fileseq.
+    """
+    token = FramePattern.parse(spec)
+    if not token.has_token:
         return spec, None
+    upto = spec[: len(spec) - len(token.tail)]
     try:
-        seq = fileseq.FileSequence(spec, pad_style=fileseq.PAD_STYLE_HASH4)
-    except (fileseq.ParseException, ValueError):  # outside fileseq's grammar (shot.####_v2.exr): no range in it
+        seq = fileseq.FileSequence(upto, pad_style=fileseq.PAD_STYLE_HASH4)
+    except (fileseq.ParseException, ValueError):
         return spec, None
     frames = seq.frameSet()
     if frames is None or re.fullmatch(r"-?\d+", str(frames)):
         return spec, None
-    return f"{seq.dirname()}{seq.basename()}{seq.padding()}{seq.extension()}", [int(f) for f in frames]
+    return f"{seq.dirname()}{seq.basename()}{seq.padding()}{token.tail}", [int(f) for f in frames]
+
+
+def one_run(frames: Sequence[int]) -> None:
+    """Refuse frames that are not one run with no step: a movie made of them has no gaps."""
+    if frames and list(frames) != list(range(frames[0], frames[-1] + 1)):
+        raise InputError(f"frames {format_ranges(frames)}: a clip is one run of frames (a movie has no gaps or "
+                         f"steps); ask for e.g. {frames[0]}-{frames[-1]}")
 
 
 def guess_pattern(path: PathLike) -> Optional[str]:
@@ -268,5 +283,6 @@ def guess_pattern(path: PathLike) -> Optional[str]:
 
 __all__ = [
     "BLENDER", "IMAGE_EXTS", "MOVIE_EXTS", "NUKE", "QUICKTIME_EXTS", "WEB_MOVIE_EXTS", "FileSequence", "FramePattern",
-    "format_ranges", "group_files", "guess_pattern", "is_movie", "sequence_pattern", "split_range", "token_padding",
+    "format_ranges", "group_files", "guess_pattern", "is_movie", "one_run", "sequence_pattern", "split_range",
+    "token_padding",
 ]

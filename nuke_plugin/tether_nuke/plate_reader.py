@@ -3,9 +3,9 @@
 - ``file`` as written on the knob (``####``, ``%04d``, ``%d``; ``%V``/``%v`` resolved to one view), made absolute
   the way Nuke resolves a relative one; a file knob holding a TCL expression is refused with what to do, since its
   value depends on the frame;
-- ``first``/``last`` are the frames used, ``origfirst``/``origlast`` the files found; a sequence sends
-  ``first..last``; a movie's range comes from ``firstFrame()``/``lastFrame()`` (the node's output, so the offset is
-  taken back out) and the whole movie is sent;
+- ``first``/``last`` are the frames used, ``origfirst``/``origlast`` the files found (a file in fileseq's ranged form,
+  ``plate.1-3####_v2.exr``, names both); a sequence sends ``first..last``; a movie's range comes from
+  ``firstFrame()``/``lastFrame()`` (the node's output, so the offset is taken back out) and the whole movie is sent;
 - ``frame_mode`` ("expression", "start at", "offset") with ``frame`` as a string: the plate offset;
 - the full-resolution ``file`` and ``format`` always: the ``proxy`` file and proxy mode are ignored;
 - fps from the node when it has an ``fps`` knob, else the script's;
@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import nuke
 from tether.errors import InputError
-from tether.media import is_movie
+from tether.media import is_movie, one_run, split_range
 from tether.nukeimport import PlateFacts
 
 
@@ -104,7 +104,11 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
     if "[" in file_text:
         raise InputError(f"Read {node.name()}: its file is an expression ({file_text}); "
                          "set the path itself, or bake the expression into a new Read")
-    file_text = absolute_file(file_text)
+    # a file pasted in fileseq's ranged form (plate.1001-1100#.exr, plate.1-3####_v2.exr) names its frames: the
+    # pattern is read as the Read's file and the range as the frames used, as `tether ... submit` reads it
+    file_text, ranged = split_range(absolute_file(file_text))
+    if ranged:
+        one_run(ranged)
     if "%V" in file_text or "%v" in file_text:
         views = nuke.views()
         view = view or (views[0] if views else None)
@@ -113,12 +117,12 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
     fps = float(fps_value) if fps_value else None
     if not fps:
         fps = script_fps()
-    first = int(_knob_value(node, "first", 1))
-    last = int(_knob_value(node, "last", first))
+    first = ranged[0] if ranged else int(_knob_value(node, "first", 1))
+    last = ranged[-1] if ranged else int(_knob_value(node, "last", first))
     origfirst_value = _knob_value(node, "origfirst")
     origlast_value = _knob_value(node, "origlast")
-    origfirst = int(origfirst_value) if origfirst_value is not None else None
-    origlast = int(origlast_value) if origlast_value is not None else None
+    origfirst = first if ranged else int(origfirst_value) if origfirst_value is not None else None
+    origlast = last if ranged else int(origlast_value) if origlast_value is not None else None
     frame_mode = str(_knob_value(node, "frame_mode", "expression") or "expression")
     frame = str(_knob_value(node, "frame", "") or "")
     movie = is_movie(file_text)

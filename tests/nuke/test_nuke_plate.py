@@ -161,3 +161,20 @@ def test_a_relative_file_is_recorded_as_nuke_resolves_it(tmp_path: Path, monkeyp
     assert plate.file == (tmp_path / "plates" / "shot.####.exr").as_posix()
     read["file"].setValue("/already/absolute.####.exr")
     assert read_plate(read).file == "/already/absolute.####.exr"
+
+
+def test_a_file_in_fileseqs_ranged_form_names_the_frames_used(tmp_path: Path) -> None:
+    """``plate.1-3####_v2.exr`` (a range and padding mid-name, text after it) is read as the pattern and its range,
+    as `tether ... submit` reads it; a stepped range is refused, since a clip is one run of frames."""
+    for n in range(1, 5):
+        (tmp_path / f"plate.{n:04d}_v2.exr").write_bytes(b"v/1\x01")
+    read = nuke.nodes.Read()
+    read["file"].setValue(f"{tmp_path.as_posix()}/plate.1-3####_v2.exr")
+    plate = read_plate(read)
+    assert plate.file == f"{tmp_path.as_posix()}/plate.####_v2.exr"
+    assert plate.sent_range == (1, 3) and (plate.origfirst, plate.origlast) == (1, 3)
+    assert plate.files_to_send() == [str(tmp_path / f"plate.{n:04d}_v2.exr") for n in (1, 2, 3)]
+    assert check_plate(plate).ok
+    read["file"].setValue(f"{tmp_path.as_posix()}/plate.1-4x2####_v2.exr")
+    with pytest.raises(InputError, match="one run of frames"):
+        read_plate(read)

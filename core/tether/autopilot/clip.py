@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InputError
-from ..media import IMAGE_EXTS, QUICKTIME_EXTS, FramePattern, format_ranges, guess_pattern, split_range
+from ..media import IMAGE_EXTS, QUICKTIME_EXTS, FramePattern, format_ranges, guess_pattern, one_run, split_range
 
 
 @dataclass
@@ -100,9 +100,8 @@ def _wanted(spec: str, frames: Optional[str]) -> Tuple[str, Optional[List[int]]]
         if ranged is not None:
             raise InputError(f"{spec} names its frames already: drop --frames or the range in the name")
         ranged = list(parse(frames).frames)
-    if ranged is not None and ranged != list(range(ranged[0], ranged[-1] + 1)):
-        raise InputError(f"frames {format_ranges(ranged)}: a clip is one run of frames (a movie has no gaps or "
-                         f"steps); ask for e.g. {ranged[0]}-{ranged[-1]}")
+    if ranged is not None:
+        one_run(ranged)
     return pattern, ranged
 
 
