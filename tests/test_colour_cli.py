@@ -58,6 +58,18 @@ def test_a_linear_grey_sequence_goes_through_tensorpix_and_comes_back_on_the_pla
     assert main(["tensorpix", "import", job_id, "--nk", str(nk)]) == 0
     clip = next(n for n in parse_nk(nk.read_text()) if n.node_class == "Read" and "tensorpix" in n.name)
     assert clip.knobs["colorspace"].strip('"') == SRGB and clip.knobs["frame"].strip('"') == "1001"
+    # the same job as Nuke records it from a project under its own colour management (nuke-default): that config
+    # has no "sRGB Encoded Rec.709 (sRGB)" (Nuke would refuse the script), so the Read takes its name for the space
+    JobRegistry().record(service="tensorpix", job_id=job_id, extra={
+        "plate": {**record.extra["plate"], "ocio_project": "nuke-default", "colorspace": "linear"}})
+    nk = tmp_path / "nuke_default.nk"
+    assert main(["tensorpix", "import", job_id, "--nk", str(nk)]) == 0
+    assert " colorManagement Nuke\n OCIO_config nuke-default\n}" in nk.read_text()  # the script says which config
+    nodes = {n.name: n for n in parse_nk(nk.read_text())}
+    assert nodes["Plate1"].knobs["colorspace"] == "linear"
+    assert nodes["Plate1_tensorpix_v001"].knobs["colorspace"] == "sRGB"
+    rgb = next(read_movie(back, SendTransform(sent.config, "sRGB", "linear")))  # the same space: 0.18 comes back
+    assert abs(float(rgb[4:32, 2:36].mean()) / GREY - 1) < 0.02
 
 
 def test_clipzy_styles_a_sequence_sent_as_a_movie_in_nukes_colour(

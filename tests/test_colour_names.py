@@ -94,3 +94,23 @@ def test_a_config_with_its_own_nuke_names_keeps_them_and_unknown_names_still_fai
     assert cpu.applyRGB([0.5, 0.5, 0.5])[0] == pytest.approx(0.25, rel=1e-4)  # its curve (x^2), not Kodak's
     with pytest.raises(InputError, match=r"'SLog9' is not in the OpenColorIO config"):
         send_transform("plate.exr", "SLog9", "ocio://studio-config-latest")
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_nuke_default_script_reads_a_clip_by_its_own_name_for_the_space(config: str) -> None:
+    """A clip sent in a config's display space is read in a nuke-default script by the nuke-default name of that
+    same space (Nuke refuses a name its config lacks), and by the config's own name anywhere else."""
+    from tether.colour import name_in_script
+
+    cfg = load_config(config)
+    display = send_transform("plate.exr", "", config).target
+    assert name_in_script(display, config, "nuke-default") == "sRGB"
+    assert name_in_script(display, config, "/opt/Nuke15.1v1/plugins/OCIOConfigs/configs/nuke-default/config.ocio") \
+        == "sRGB"
+    assert name_in_script(display, config, config) == display  # the script's config has the name itself
+    assert name_in_script(display, config, "") == display  # not known: the name the send was made with
+    for nuke_name in ("linear", "rec709", "Cineon", "Gamma2.2"):
+        own = cfg.getColorSpace(nuke_name).getName()
+        assert name_in_script(own, config, "nuke-default") == nuke_name, (config, own)
+    # a display space nuke-default has no name for (ACEScct): none, and the import says so
+    assert name_in_script("ACEScct", config, "nuke-default") is None

@@ -44,6 +44,10 @@ NUKE_EQUIVALENTS: Dict[str, Tuple[str, ...]] = {
     "Gamma2.4": ("g24_rec709",),
     "raw": ("Raw", "Utility - Raw"),
 }
+# Nuke's own colour management: a script under it knows only these names (Nuke ships the config as
+# plugins/OCIOConfigs/configs/nuke-default/config.ocio; a Root says `colorManagement Nuke` / `OCIO_config nuke-default`)
+NUKE_DEFAULT = "nuke-default"
+NUKE_NAMES = ("sRGB", "rec709", "linear", "Gamma2.2", "Gamma1.8", "Gamma2.4", "Cineon", "raw")
 DISPLAY_ROLE = "color_picking"
 ROLE_BY_EXT = {".exr": "scene_linear", ".hdr": "scene_linear", ".sxr": "scene_linear",
                ".dpx": "compositing_log", ".cin": "compositing_log"}
@@ -197,6 +201,36 @@ def send_transform(file_name: str, colorspace: str = "", config: Optional[str] =
     return SendTransform(config=source, source=_resolve(cfg, name, source), target=target)
 
 
+def is_nuke_default(config: str) -> bool:
+    """``config`` (a Nuke project's config name, or a config's path) is Nuke's nuke-default."""
+    text = (config or "").replace("\\", "/").rstrip("/")
+    return text == NUKE_DEFAULT or text.endswith(f"/{NUKE_DEFAULT}/config.ocio")
+
+
+def name_in_script(space: str, config: str, script_config: str) -> Optional[str]:
+    """``space``, a colour space of ``config``, as a Read in a script under ``script_config`` must name it.
+
+    Any OCIO config's script takes the name the transform was made with; a nuke-default script knows only its own
+    names, so there the nuke-default space that is the same space in ``config`` (:func:`add_nuke_names` made them
+    aliases or curves there: ``sRGB Encoded Rec.709 (sRGB)`` is ``sRGB``). None when it has no such space (a display
+    space chosen outside Rec.709): the caller leaves the knob to Nuke and says so.
+    """
+    if not is_nuke_default(script_config) or is_nuke_default(config) or space in NUKE_NAMES:
+        return space
+    try:
+        cfg = load_config(config)
+    except InputError:  # the send's config is not on this machine: which space it was cannot be told here
+        return None
+    own = cfg.getColorSpace(space)
+    if own is None:
+        return None
+    for name in NUKE_NAMES:
+        same = cfg.getColorSpace(name)
+        if same is not None and same.getName() == own.getName():
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class ColourChoice:
     """What the user said about a plate's colour (each optional): resolved by :func:`send_transform`."""
@@ -219,5 +253,6 @@ def describe(record: Optional[Mapping[str, Any]]) -> Optional[SendTransform]:
         return None
 
 
-__all__ = ["BUILTIN_CONFIG", "DISPLAY_ROLE", "NUKE_EQUIVALENTS", "ColourChoice", "SendTransform", "add_nuke_names",
-           "config_source", "describe", "load_config", "send_transform"]
+__all__ = ["BUILTIN_CONFIG", "DISPLAY_ROLE", "NUKE_DEFAULT", "NUKE_EQUIVALENTS", "NUKE_NAMES", "ColourChoice",
+           "SendTransform", "add_nuke_names", "config_source", "describe", "is_nuke_default", "load_config",
+           "name_in_script", "send_transform"]

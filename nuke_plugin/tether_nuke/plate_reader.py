@@ -70,6 +70,19 @@ def script_fps() -> Optional[float]:
     return float(knob.value()) if knob is not None else None
 
 
+def _root_knob(name: str) -> str:
+    found = nuke.root().knob(name)
+    return str(found.value() or "") if found is not None else ""
+
+
+def project_config_name() -> str:
+    """The project's config as Project Settings > Color names it: ``nuke-default`` under Nuke's own colour
+    management, else ``OCIO_config`` (``custom``, a config Nuke ships); ``$OCIO`` when set, as Nuke prefers it."""
+    if os.environ.get("OCIO"):
+        return os.environ["OCIO"]
+    return "nuke-default" if _root_knob("colorManagement") == "Nuke" else _root_knob("OCIO_config")
+
+
 def project_ocio_config() -> str:
     """The OCIO config this script's colour spaces come from, as a path or ``ocio://`` URI; empty for ``$OCIO``
     (which Nuke itself prefers when set) or when it cannot be told (then the caller's default applies).
@@ -80,15 +93,9 @@ def project_ocio_config() -> str:
     """
     if os.environ.get("OCIO"):
         return ""
-    root = nuke.root()
-
-    def knob(name: str) -> str:
-        found = root.knob(name)
-        return str(found.value() or "") if found is not None else ""
-
-    name = "nuke-default" if knob("colorManagement") == "Nuke" else knob("OCIO_config")
+    name = project_config_name()
     if name == "custom":
-        return knob("customOCIOConfigPath")
+        return _root_knob("customOCIOConfigPath")
     for family in ("cg-config", "studio-config"):
         if family in name:
             return f"ocio://{family}-latest"
@@ -130,7 +137,8 @@ def read_plate(node: nuke.Node, view: Optional[str] = None) -> PlateFacts:
         node=node.name(), file=file_text, first=first, last=last, origfirst=origfirst, origlast=origlast,
         frame_mode=frame_mode, frame=frame, width=fmt.width(), height=fmt.height(),
         pixel_aspect=float(fmt.pixelAspect()), format_name=fmt.name() or "",
-        colorspace=str(_knob_value(node, "colorspace", "") or ""), ocio_config=project_ocio_config(), fps=fps,
+        colorspace=str(_knob_value(node, "colorspace", "") or ""), ocio_config=project_ocio_config(),
+        ocio_project=project_config_name(), fps=fps,
         movie=movie, view=view,
         xpos=node.xpos(), ypos=node.ypos(),
     )
@@ -149,5 +157,5 @@ def selected_plate(view: Optional[str] = None) -> Optional[PlateFacts]:
     return read_plate(node, view) if node is not None else None
 
 
-__all__ = ["absolute_file", "project_ocio_config", "read_key", "read_plate", "script_fps", "selected_plate",
-           "selected_read"]
+__all__ = ["absolute_file", "project_config_name", "project_ocio_config", "read_key", "read_plate", "script_fps",
+           "selected_plate", "selected_read"]

@@ -137,13 +137,18 @@ def test_enhance_a_trimmed_sequence_and_import_it_on_plate_frames(services: Any,
     # the 12 sent frames were encoded one by one, off the main thread; movie frame 1 is file frame 1003
     assert [p[1:] for kind, p in events if kind == "encoding"] == [(k, 12) for k in range(1, 13)]
     assert record.extra["frame_map"] == {"movie_first": 1, "file_first": 1003, "count": 12}
-    # PNG frames are display-referred: sent unchanged, and read back in that same display space
-    assert record.extra["colour"]["from"] == record.extra["colour"]["to"] == node["colorspace"].value()
+    # PNG frames are display-referred: sent unchanged, and read back in that same display space, by the name the
+    # project knows it by: this Root is under Nuke's own colour management (nuke-default), where it is sRGB
+    assert record.extra["colour"]["from"] == record.extra["colour"]["to"] == "sRGB Encoded Rec.709 (sRGB)"
+    assert record.extra["plate"]["ocio_project"] == "nuke-default" and node["colorspace"].value() == "sRGB"
 
 
 def exr_read(folder: Path, name: str = "Lin1") -> Any:
-    """A linear ACEScg EXR plate, 18% grey, 6 frames from 1001."""
+    """A linear ACEScg EXR plate, 18% grey, 6 frames from 1001, in a project on Foundry's ACES studio config."""
     import OpenImageIO as oiio
+
+    nuke.root()["colorManagement"].setValue("OCIO")
+    nuke.root()["OCIO_config"].setValue("fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1")
 
     folder.mkdir(parents=True)
     for n in range(1001, 1007):

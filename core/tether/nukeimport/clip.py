@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from ..colour import describe as sent_colour
+from ..colour import name_in_script
 from .model import ImportDescription, NodeSpec
 from .plate import PlateFacts
 
@@ -59,9 +60,15 @@ def describe_clip_job(plate: PlateFacts, movie: Path, extra: Mapping[str, Any], 
     """:func:`describe_clip_import` from a job's record: where the output starts in the sent clip (``first_index``)
     and the colour space it was sent in (``colour``)."""
     transform = sent_colour(extra.get("colour"))
-    return describe_clip_import(plate, movie, suffix=suffix, job_id=job_id, title=title,
-                                first_index=int(extra.get("first_index") or 0),
-                                colorspace=transform.target if transform is not None else "")
+    colorspace = transform.target if transform is not None else ""
+    if transform is not None:  # spelt as the plate's script knows it: a nuke-default script lacks OCIO's names
+        colorspace = name_in_script(transform.target, transform.config, plate.script_config) or ""
+    description = describe_clip_import(plate, movie, suffix=suffix, job_id=job_id, title=title,
+                                       first_index=int(extra.get("first_index") or 0), colorspace=colorspace)
+    if transform is not None and not colorspace:
+        description.notes.append(f"{Path(movie).name} was sent in {transform.target}, which the script's colour "
+                                 f"config ({plate.script_config}) has no name for: set its Read's colorspace by hand")
+    return description
 
 
 __all__ = ["COLUMN", "describe_clip_import", "describe_clip_job", "movie_frames"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from ..colour import NUKE_DEFAULT, is_nuke_default
 from ..errors import InputError
 from ..fileio import write_text_atomic
 from .model import Curve, FormatValue, ImportDescription, KnobValue, NodeSpec, number, versioned
@@ -111,6 +112,9 @@ def to_nk(description: ImportDescription, standalone: bool = False) -> str:
             lines.append(f" fps {number(plate.fps)}")
         if plate.width and plate.height:
             lines.append(f' format "{plate.format_script}"')
+        if is_nuke_default(plate.script_config):  # the plate's project: its Reads' names are nuke-default's
+            lines.append(" colorManagement Nuke")
+            lines.append(f" OCIO_config {NUKE_DEFAULT}")
         lines.append("}")
         _node(_plate_read(plate), lines)
         variables[plate.node] = _var(plate.node)

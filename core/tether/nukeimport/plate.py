@@ -58,6 +58,9 @@ class PlateFacts:
     format_name: str = ""
     colorspace: str = ""
     ocio_config: str = ""  # the OCIO config the Read's colorspace names (empty: $OCIO, else OCIO's studio config)
+    # the Nuke project's config as Project Settings > Color names it ("nuke-default" under Nuke's own colour
+    # management, else OCIO_config); empty: not read in Nuke. The names a Read may take in that script hang on it.
+    ocio_project: str = ""
     fps: Optional[float] = None
     movie: bool = False
     view: Optional[str] = None
@@ -127,6 +130,11 @@ class PlateFacts:
             last = self.origlast if self.origlast is not None else self.last
             return (first, last)
         return (self.first, self.last)
+
+    @property
+    def script_config(self) -> str:
+        """The config of the script the plate's Read lives in: the Nuke project's, else the one it was read with."""
+        return self.ocio_project or self.ocio_config
 
     @property
     def colour(self) -> ColourChoice:
