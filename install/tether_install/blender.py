@@ -18,7 +18,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from tether.errors import ConfigError, InputError
 
 from . import deps, extension
-from .plan import Plan
+from .plan import Content, Plan
 
 
 def user_config_root() -> Path:
@@ -91,19 +91,18 @@ def studio_plan(target: Path, platforms: Sequence[str], wheelhouse: Optional[Pat
                 pythons: Sequence[str] = extension.PYTHONS) -> Plan:
     plan = Plan("blender", target)
     repo = target / "blender"
-    with tempfile.TemporaryDirectory(prefix="tether-ext-") as tmp:
-        out = Path(tmp) / "repo"
-        zips = extension.build_extension(platforms=list(platforms), pythons=list(pythons), out=out,
-                                           wheelhouse=wheelhouse)
-        for zipped in zips:
-            _keep_if_same(repo / zipped.name, zipped)
-        extension.run([sys.executable, str(extension.find_blender_ext()), "server-generate", "--repo-dir",
-                          str(out)], "blender_ext server-generate")
-        for path in sorted(out.iterdir()):
-            if path.is_file():
-                # the index goes last: an artist's Blender syncing meanwhile never reads one naming a zip not there
-                (plan.last if path.name == "index.json" else plan.files)[repo / path.name] = path.read_bytes()
-    del zips
+    tmp = tempfile.TemporaryDirectory(prefix="tether-ext-")  # kept while the plan's contents are: read as written
+    out = Path(tmp.name) / "repo"
+    zips = extension.build_extension(platforms=list(platforms), pythons=list(pythons), out=out,
+                                       wheelhouse=wheelhouse)
+    for zipped in zips:
+        _keep_if_same(repo / zipped.name, zipped)
+    extension.run([sys.executable, str(extension.find_blender_ext()), "server-generate", "--repo-dir",
+                      str(out)], "blender_ext server-generate")
+    for path in sorted(out.iterdir()):
+        if path.is_file():
+            # the index goes last: an artist's Blender syncing meanwhile never reads one naming a zip not there
+            (plan.last if path.name == "index.json" else plan.files)[repo / path.name] = Content.file(path, tmp)
     plan.notes.append(f"artists add the repository once (Preferences > Get Extensions > Repositories > + > Add "
                       f"Remote Repository): {(repo / 'index.json').as_uri()}  — then install 'Tether Render Farm'; "
                       "a redeploy shows up as an update")
@@ -142,12 +141,13 @@ def user_plan(target: Path, binaries: Sequence[str], platform: str, wheelhouse: 
                          f"that {user_config_root()} exists, or set BLENDER_USER_RESOURCES to the folder your "
                          "Blender uses")
     pythons = [deps.blender_python(v) for _, v in targets if v] or list(blender_pythons)
-    with tempfile.TemporaryDirectory(prefix="tether-ext-") as tmp:  # a dry run writes nothing to the target
-        zipped = build_zip(platform, pythons, Path(tmp), wheelhouse)
-        _keep_if_same(target / "blender" / zipped.name, zipped)
-        plan.files[target / "blender" / zipped.name] = zipped.read_bytes()
-        with zipfile.ZipFile(zipped) as zf:
-            members = {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
+    tmp = tempfile.TemporaryDirectory(prefix="tether-ext-")  # a dry run writes nothing to the target
+    zipped = build_zip(platform, pythons, Path(tmp.name), wheelhouse)
+    _keep_if_same(target / "blender" / zipped.name, zipped)
+    plan.files[target / "blender" / zipped.name] = Content.file(zipped, tmp)
+    member = Content.members(zipped, tmp)
+    with zipfile.ZipFile(zipped) as zf:
+        members = {name: member(name) for name in zf.namelist() if not name.endswith("/")}
     published = target / "blender" / zipped.name
     for binary, ver in targets:
         if binary:

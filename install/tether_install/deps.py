@@ -19,12 +19,13 @@ import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tether.encode import MEDIA_LOSS, MEDIA_MODULES
 from tether.errors import ConfigError, InputError
 
 from . import extension, sources
+from .plan import Content, Data, digest_of
 
 # The one table of which Python each Nuke major runs (VFX Reference Platform). Tether needs Python 3.9+, so Nuke 14
 # is the oldest it supports; the older rows are here so that a Nuke 12 or 13 found on disk is named with its Python.
@@ -217,15 +218,16 @@ def _compiled(wheel: Path) -> bool:
     return wheel.name[:-4].split("-")[-3].startswith("cp")
 
 
-def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path) -> Dict[Path, bytes]:
-    """The unpacked ``python/`` tree: file path -> bytes."""
+def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path, keep: Any = None) -> Dict[Path, Data]:
+    """The unpacked ``python/`` tree: file path -> its content, read from the wheel when it is written (``keep``: held
+    while any of it is, e.g. the temporary folder the wheels were downloaded to)."""
     versions: Dict[str, set] = {}
     for found in wheels.values():
         for wheel in found:
             name, version = _dist(wheel)
             versions.setdefault(name, set()).add(version)
-    files: Dict[Path, bytes] = {}
-    origin: Dict[Path, str] = {}
+    files: Dict[Path, Data] = {}
+    origin: Dict[Path, Tuple[Path, str]] = {}
     for (plat, python), found in sorted(wheels.items()):
         for wheel in found:
             name, _ = _dist(wheel)
@@ -233,13 +235,15 @@ def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path) -> Dict[Pa
                 folder = root / f"{abi(python)}-{plat}"
             else:
                 folder = root / ("common" if len(versions[name]) == 1 else abi(python))
-            _unpack(wheel, folder, files, origin)
+            _unpack(wheel, folder, files, origin, keep)
     for name, data in sources.library_files().items():
         files[root / "common" / name] = data
     return files
 
 
-def _unpack(wheel: Path, folder: Path, files: Dict[Path, bytes], origin: Dict[Path, str]) -> None:
+def _unpack(wheel: Path, folder: Path, files: Dict[Path, Data], origin: Dict[Path, Tuple[Path, str]],
+            keep: Any) -> None:
+    member = Content.members(wheel, keep)
     with zipfile.ZipFile(wheel) as zf:
         for info in zf.infolist():
             if info.is_dir():
@@ -252,22 +256,28 @@ def _unpack(wheel: Path, folder: Path, files: Dict[Path, bytes], origin: Dict[Pa
                 else:
                     continue  # scripts/headers/data: not needed to import
             dest = folder / name
-            data = zf.read(info)
-            if dest in files and files[dest] != data:
-                if ".dist-info/" in name:
-                    continue  # per-platform WHEEL/RECORD of one version: the first kept
-                raise ConfigError(f"{wheel.name} and {origin[dest]} both write {dest} with different contents")
+            data = member(info.filename)
+            if dest in files:
+                if origin[dest] == (wheel, info.filename):
+                    continue  # the same wheel unpacked for another Python or platform
+                if digest_of(files[dest]) != data.digest:
+                    if ".dist-info/" in name:
+                        continue  # per-platform WHEEL/RECORD of one version: the first kept
+                    raise ConfigError(f"{wheel.name} and {origin[dest][0].name} both write {dest} with different "
+                                      "contents")
             files[dest] = data
-            origin[dest] = wheel.name
+            origin[dest] = (wheel, info.filename)
 
 
 def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wheelhouse: Optional[Path],
-                extra: Sequence[str] = (), media: bool = False) -> Tuple[Dict[Path, bytes], List[str]]:
-    """The unpacked ``python/`` tree, and a note per platform and Python the media libraries were left out for."""
+                extra: Sequence[str] = (), media: bool = False) -> Tuple[Dict[Path, Data], List[str]]:
+    """The unpacked ``python/`` tree, and a note per platform and Python the media libraries were left out for. The
+    wheels stay in a temporary folder as long as the tree's contents do: each file is read from its wheel as it is
+    written, never the whole tree into memory."""
     notes: List[str] = []
-    with tempfile.TemporaryDirectory(prefix="tether-wheels-") as tmp:
-        wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp), wheelhouse, extra, media, notes)
-        return site_files(wheels, root), notes
+    tmp = tempfile.TemporaryDirectory(prefix="tether-wheels-")  # removed when the last content holding it goes
+    wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp.name), wheelhouse, extra, media, notes)
+    return site_files(wheels, root, keep=tmp), notes
 
 
 # Every Python a deploy may need wheels for: the Nukes' (3.9-3.11), Blender's (3.11, 3.13) and the tether command's own

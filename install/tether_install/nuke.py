@@ -11,7 +11,7 @@ from tether.encode import MEDIA_LOSS, MEDIA_MODULES
 from tether.errors import InputError
 
 from . import deps, sources
-from .plan import BEGIN, END, Edit, Plan, file_sha, load_manifest, save_manifest, set_pointer, sha256
+from .plan import BEGIN, END, Data, Edit, Plan, digest_of, file_sha, load_manifest, save_manifest, set_pointer
 
 
 def nuke_home() -> Path:
@@ -171,14 +171,14 @@ VERSIONS = "versions"
 POINTER = "current"
 
 
-def build_name(manifest: Dict[str, Any], version: str, files: Dict[str, bytes]) -> str:
+def build_name(manifest: Dict[str, Any], version: str, files: Dict[str, Data]) -> str:
     """The folder for this version on the share: ``0.2.0``; the same folder when a finished one holds exactly these
     files (a redeploy changes nothing); ``0.2.0+b2`` for different files under a version number already published
     (a finished version is never rewritten while artists may run it). A folder a killed install left unfinished
     was never current, so it is finished in place."""
     builds = manifest.get("builds", {})
     recorded = manifest.get("files", {})
-    wanted = {rel: sha256(data) for rel, data in files.items()}
+    wanted = {rel: digest_of(data) for rel, data in files.items()}
     for n in range(1, 10000):
         name = version if n == 1 else f"{version}+b{n}"
         if name not in builds:

@@ -16,9 +16,10 @@ import os
 import shutil
 import tempfile
 import tokenize
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, ContextManager, Dict, List, Optional, Tuple, Union
 
 from tether.errors import ConfigError, InputError
 from tether.fileio import write_text_atomic
@@ -28,15 +29,79 @@ BEGIN = "# >>> tether: managed by `tether install`; remove with `tether install 
 END = "# <<< tether <<<"
 
 
+CHUNK = 1 << 20  # what a copy or a hash holds at once
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _stream_sha(stream: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_sha(path: Path) -> Optional[str]:
     try:
-        return sha256(path.read_bytes())
+        with open(path, "rb") as stream:
+            return _stream_sha(stream)
     except OSError:
         return None
+
+
+class Content:
+    """A file to install, read only while it is hashed or copied: a studio deploy with the media wheels is ~2 GB,
+    never held in memory whole. A file on disk (:meth:`file`) or a member of a zip, as a wheel's (:meth:`member`);
+    small generated files stay plain ``bytes`` in a :class:`Plan`. ``keep`` is held as long as the content is (the
+    temporary folder its file lives in, removed when the last content of it is gone)."""
+
+    def __init__(self, opener: Callable[[], ContextManager[IO[bytes]]], label: str, keep: Any = None) -> None:
+        self._opener, self.label, self._keep = opener, label, keep
+        self._digest: Optional[str] = None
+
+    @classmethod
+    def file(cls, path: Path, keep: Any = None) -> Content:
+        return cls(lambda: open(path, "rb"), str(path), keep)
+
+    @classmethod
+    def members(cls, archive: Path, keep: Any = None) -> Callable[[str], Content]:
+        """The contents of the zip ``archive`` by member name, sharing one open archive (a wheel's central
+        directory read once, not once per member)."""
+        opened: List[zipfile.ZipFile] = []
+
+        def member(name: str) -> Content:
+            def opener() -> IO[bytes]:
+                if not opened:
+                    opened.append(zipfile.ZipFile(archive))
+                return opened[0].open(name)
+
+            return cls(opener, f"{archive.name}:{name}", keep)
+
+        return member
+
+    def open(self) -> ContextManager[IO[bytes]]:
+        return self._opener()
+
+    @property
+    def digest(self) -> str:
+        """Its SHA-256, streamed once and kept (the journal records it before the first write)."""
+        if self._digest is None:
+            with self.open() as stream:
+                self._digest = _stream_sha(stream)
+        return self._digest
+
+
+Data = Union[bytes, Content]
+
+
+def digest_of(data: Data) -> str:
+    return data.digest if isinstance(data, Content) else sha256(data)
+
+
+def _open(data: Data) -> ContextManager[IO[bytes]]:
+    return data.open() if isinstance(data, Content) else io.BytesIO(data)
 
 
 @dataclass
@@ -51,10 +116,10 @@ class Edit:
 class Plan:
     component: str
     target: Path
-    files: Dict[Path, bytes] = field(default_factory=dict)
+    files: Dict[Path, Data] = field(default_factory=dict)
     edits: List[Edit] = field(default_factory=list)
     # written after every other file: what makes the new files live (a "current" pointer, a repository index)
-    last: Dict[Path, bytes] = field(default_factory=dict)
+    last: Dict[Path, Data] = field(default_factory=dict)
     # run after files are written (e.g. Blender's own installer); returns extra files it created to record
     after: List[Callable[[], List[Path]]] = field(default_factory=list)
     # folders an ``after`` step fills, recorded before it runs: uninstall removes them whole
@@ -69,7 +134,7 @@ class Plan:
         for path in sorted(src.rglob("*")):
             rel = path.relative_to(src)
             if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc" and not skip(rel):
-                self.files[dest / rel] = path.read_bytes()
+                self.files[dest / rel] = Content.file(path)
 
 
 def manifest_path(target: Path, component: str) -> Path:
@@ -183,7 +248,7 @@ def describe(plan: Plan) -> List[str]:
     lines: List[str] = []
     for path, data in sorted(plan.files.items()) + sorted(plan.last.items()):
         now = file_sha(path)
-        if now != sha256(data):
+        if now != digest_of(data):
             lines.append(f"{'write ' if now is None else 'update'} {path}")
     for edit in plan.edits:
         current = read_source(edit.path)
@@ -267,7 +332,7 @@ def apply(plan: Plan, version: str) -> Result:
     old_files: Dict[str, str] = dict(manifest.get("files", {})) if manifest else {}
     stale = _stale(plan, manifest)
     everything = {**plan.files, **plan.last}
-    planned = {_rel(plan.target, path): sha256(data) for path, data in everything.items()}
+    planned = {_rel(plan.target, path): digest_of(data) for path, data in everything.items()}
     # what each file may be found at after a kill: the new content, or what the previous install left there
     previous = dict(manifest.get("previous", {})) if manifest else {}
     for key, digest in planned.items():
@@ -322,16 +387,26 @@ def apply(plan: Plan, version: str) -> Result:
     return result
 
 
-def _write_file(path: Path, data: bytes, inside: bool) -> bool:
-    """Write through a temporary name and rename, so the file is whole or absent; False when already right."""
-    if file_sha(path) == sha256(data):
+def _write_file(path: Path, data: Data, inside: bool) -> bool:
+    """Write through a temporary name and rename, so the file is whole or absent; False when already right. The
+    bytes are copied a chunk at a time and hashed on the way: what lands must be what the journal recorded."""
+    want = digest_of(data)
+    if file_sha(path) == want:
         return False
     if not path.parent.is_dir():
         before_change(f"mkdir {path.parent}")
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path)
     before_change(f"write {tmp}")
-    tmp.write_bytes(data)
+    digest = hashlib.sha256()
+    with _open(data) as source, open(tmp, "wb") as out:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != want:
+        tmp.unlink()
+        raise ConfigError(f"{getattr(data, 'label', path)} changed while it was being installed to {path}: run the "
+                          "install again")
     if os.name != "nt" and path.suffix in (".so", ".sh"):
         tmp.chmod(0o755)
     elif not inside and path.exists():
