@@ -233,12 +233,10 @@ def hand_off(account: Account, req: SubmitRequest) -> Optional[Dict[str, Any]]:
         check.raise_errors()  # nothing is queued while the scene has errors
     except InputError as exc:
         raise InputError(str(exc).replace("(--allow-missing)", "(the Submit Anyway button)")) from None
-    try:
-        entry = agent.hand_off(SERVICE, handoff_request(opts), profile=farm.profile, title=Path(req.scene).stem,
-                               output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir),
-                               record={"scene": req.scene_name}, endpoint=account.endpoint,
-                               priority=req.priority)
-    except agent.AgentNotRunning:
+    entry = agent.offer(SERVICE, lambda: handoff_request(opts), profile=farm.profile, title=Path(req.scene).stem,
+                        output_dir=req.fetch_dir or None, fetch=bool(req.auto_fetch and req.fetch_dir),
+                        record={"scene": req.scene_name}, endpoint=account.endpoint, priority=req.priority)
+    if entry is None:
         return None
     home = f"; the frames come home to {req.fetch_dir}" if req.auto_fetch and req.fetch_dir else ""
     return {"job_id": "", "warnings": list(check.warnings), "fetch_dir": "",

@@ -22,13 +22,14 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union, cast
 
 from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
-from .registry import JobRegistry
+from .registry import JobRegistry, QueueEntry
 from .watch import JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
@@ -129,8 +130,10 @@ class AgentClient:
     def status(self) -> Dict[str, Any]:
         return dict(self.call("GET", "/status"))
 
-    def queue(self) -> List[Dict[str, Any]]:
-        return list(self.call("GET", "/queue")["entries"])
+    def queue(self, states: Sequence[str] = ()) -> List[Dict[str, Any]]:
+        """The queue's entries (:meth:`~tether.registry.QueueEntry.to_dict`, the one uploading now with its ``phase``,
+        ``bytes_done`` and ``bytes_total``), only those in ``states`` when given."""
+        return list(self.call("GET", "/queue" + (f"?states={','.join(states)}" if states else ""))["entries"])
 
     def jobs(self, after: int = -1, wait: float = 0.0) -> Dict[str, Any]:
         """The agent's view of the watched jobs; with ``wait``, held until a cycle after ``after`` has run."""
@@ -248,7 +251,7 @@ def handoff_module(service: str) -> Any:
 
 def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title: str = "",
              output_dir: Optional[Union[str, Path]] = None, fetch: bool = True, priority: int = 0,
-             start_agent: bool = True, record: Optional[Dict[str, Any]] = None, endpoint: str = "") -> Any:
+             start_agent: bool = True, record: Optional[Dict[str, Any]] = None, endpoint: str = "") -> QueueEntry:
     """Queue a prepared submission for the agent and return its :class:`~tether.registry.QueueEntry`.
 
     ``record``: what the job's registry record keeps besides (a Blender scene's name); ``endpoint``: the service URL
@@ -343,17 +346,116 @@ def use_agent(no_agent: bool = False) -> bool:
     return not no_agent and mode() != "off"
 
 
+def offer(service: str, request: Callable[[], Dict[str, Any]], *, no_agent: bool = False,
+          unavailable: Callable[[AgentNotRunning], None] = lambda exc: None, **kwargs: Any) -> Optional[QueueEntry]:
+    """The one hand-off rule of every submitter (the command, the Nuke panel): the queued entry, or None to submit
+    in-process: ``no_agent``/``TETHER_AGENT=off``, or no agent runs and none can be started (``unavailable`` is told
+    why). ``request`` builds the service's ``handoff_request`` JSON once the agent is known to run, as it may encode
+    a clip first; ``kwargs`` go to :func:`hand_off`. Once it is built the submission is the agent's: an agent that
+    died meanwhile is started again, and if none will start the error is raised, the request's own folder gone."""
+    if not use_agent(no_agent):
+        return None
+    handoff_module(service)
+    try:
+        start()
+    except AgentNotRunning as exc:
+        unavailable(exc)
+        return None
+    built = request()
+    try:
+        return hand_off(service, built, **kwargs)
+    except BaseException:
+        from .handoff import release
+
+        release(built)
+        raise
+
+
+QUEUE_WAITING = ("queued", "running")  # not yet a job: waiting for the agent, or being uploaded by it
+FAILED_SHOWN = 24 * 3600.0  # a failed hand-off stays in a DCC's jobs list this long (seconds)
+
+
+def queue(states: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """The agent's queue as :meth:`AgentClient.queue` answers it; from the registry when no agent runs (the entries
+    wait there for the next start), without progress then."""
+    try:
+        with AgentClient() as client:
+            return client.queue(states)
+    except AgentNotRunning:
+        with JobRegistry() as registry:
+            return [e.to_dict() for e in registry.queue(list(states) or None)]
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """A hand-off that is not a job yet (waiting, uploading) or that failed, as a DCC's jobs list shows it."""
+
+    entry: QueueEntry
+    phase: str = ""  # what the agent does with it now ("upload"); "" while it waits
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.entry.state == "failed"
+
+    @property
+    def progress(self) -> float:
+        """Percent of its upload sent."""
+        return 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 0.0
+
+    @property
+    def words(self) -> str:
+        """Its state in a few words, for a jobs list's state column."""
+        if self.failed:
+            return "hand-off failed"
+        if self.entry.state == "running":
+            return f"uploading {self.progress:.0f}%" if self.bytes_total else "uploading"
+        return "queued for upload"
+
+    @property
+    def note(self) -> str:
+        """A sentence on it, for the selected row."""
+        if self.failed:
+            return f"The Tether agent could not send it: {self.entry.error or 'no reason given'}"
+        retry = f" (trying again after: {self.entry.error})" if self.entry.error else ""
+        return (f"Handed to the Tether agent (queue entry {self.entry.id}): it uploads and creates the job, whether "
+                f"or not this application stays open{retry}")
+
+
+def handoffs(services: Optional[Iterable[str]] = None, now: Optional[float] = None) -> List[HandOff]:
+    """The hand-offs a DCC's jobs list shows, in the order the agent takes them: queued and uploading ones (the one
+    uploading with its bytes), and those that failed in the last :data:`FAILED_SHOWN` seconds; only ``services``'
+    when given. From the running agent's queue, else the registry's."""
+    wanted = set(services) if services is not None else None
+    since = (time.time() if now is None else now) - FAILED_SHOWN
+    found: List[HandOff] = []
+    for row in queue((*QUEUE_WAITING, "failed")):
+        entry = QueueEntry.from_dict(row)
+        if wanted is not None and entry.service not in wanted:
+            continue
+        if entry.state == "failed" and entry.updated_at.timestamp() < since:
+            continue
+        found.append(HandOff(entry, str(row.get("phase") or ""), int(row.get("bytes_done") or 0),
+                             int(row.get("bytes_total") or 0)))
+    return found
+
+
 __all__ = [
     "AgentClient",
     "AgentNotRunning",
     "AgentWatcher",
+    "HandOff",
     "agent_command",
     "hand_off",
     "handoff_module",
+    "handoffs",
     "job_view",
     "log_path",
     "mode",
     "new_token",
+    "offer",
+    "queue",
     "running",
     "runtime_dir",
     "socket_path",

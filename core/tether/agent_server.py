@@ -167,7 +167,7 @@ class Agent:
         self._fetching: Set[Tuple[str, str]] = set()
         self.routes: Dict[Tuple[str, str], Callable[[Dict[str, str]], Dict[str, Any]]] = {
             ("GET", "/status"): lambda q: self.status(),
-            ("GET", "/queue"): lambda q: {"entries": [e.to_dict() for e in self.registry.queue()]},
+            ("GET", "/queue"): lambda q: self.queue(q.get("states", "")),
             ("GET", "/jobs"): lambda q: self.jobs(int(q.get("after", -1)), float(q.get("wait", 0))),
             ("POST", "/wake"): lambda q: self._wake(),
             ("POST", "/pause"): lambda q: self.pause(),
@@ -255,6 +255,18 @@ class Agent:
                 "bandwidth": self.throttle.rate if self.throttle is not None else None, "queue": counts,
                 "current": dict(self.current), "cycle": self.cycle, "watching": len(self.snapshot["jobs"]),
                 "fetched": list(self.fetched[-20:])}
+
+    def queue(self, states: str = "") -> Dict[str, Any]:
+        """The queue in the order it is taken (``states``: a comma-separated filter); the entry uploading now carries
+        its ``phase``, ``bytes_done`` and ``bytes_total``, which only this process knows."""
+        current = dict(self.current)
+        entries = []
+        for entry in self.registry.queue([s for s in states.split(",") if s] or None):
+            row = entry.to_dict()
+            if current.get("entry") == entry.id:
+                row.update({k: current[k] for k in ("phase", "bytes_done", "bytes_total") if k in current})
+            entries.append(row)
+        return {"entries": entries}
 
     def _wake(self) -> Dict[str, Any]:
         self._work.set()

@@ -176,6 +176,11 @@ class QueueEntry:
         ``attempts``, and notes it in the request)."""
         return self.attempts > 1 or bool(self.request.get(GAVE_WAY_KEY)) or bool(self.request.get("done"))
 
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> QueueEntry:
+        """An entry as :meth:`to_dict` gave it (the agent's ``/queue`` reply); other keys are left out."""
+        return cls.from_row([data[k] if k != "request" else json.dumps(data[k]) for k in _QUEUE_COLUMNS])
+
 
 @dataclass(frozen=True)
 class JobRecord:

@@ -161,7 +161,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    from tether.agent import AgentClient, AgentNotRunning
+    from tether.agent import AgentClient, AgentNotRunning, queue
 
     try:
         with AgentClient() as client:
@@ -171,7 +171,7 @@ def cmd_action(args: argparse.Namespace) -> int:
             print("the agent is not running")
             return 0
         if args.action == "queue":
-            reply = _queue_from_registry()
+            reply = queue()  # the registry's: it waits there for the next start
         else:
             print("the agent is not running: `tether agent start` starts it (a submit starts it too)")
             return 3
@@ -198,13 +198,6 @@ def cmd_priority(args: argparse.Namespace) -> int:
         client.wake()
     print(f"queue entry {entry.id} ({entry.service} '{entry.title}', {entry.state}): priority {entry.priority}")
     return 0
-
-
-def _queue_from_registry() -> Any:
-    from tether.registry import JobRegistry
-
-    with JobRegistry() as registry:
-        return [e.to_dict() for e in registry.queue()]
 
 
 def _print_status(status: Dict[str, Any]) -> None:

@@ -274,15 +274,11 @@ def handed_off(args: argparse.Namespace, service: str, request: Callable[[], Dic
     service's ``handoff_request`` JSON, once the agent is known to run (it may encode a clip first)."""
     from tether import agent
 
-    if not agent.use_agent(getattr(args, "no_agent", False)):
-        return False
-    agent.handoff_module(service)
-    try:
-        agent.start()
-        entry = agent.hand_off(service, request(), profile=profile, title=title, output_dir=out,
-                               fetch=out is not None, priority=getattr(args, "priority", 0), start_agent=False)
-    except agent.AgentNotRunning as exc:
-        console.print(f"[yellow]{exc}[/]: uploading from here instead")
+    entry = agent.offer(service, request, no_agent=getattr(args, "no_agent", False),
+                        unavailable=lambda exc: console.print(f"[yellow]{exc}[/]: uploading from here instead"),
+                        profile=profile, title=title, output_dir=out, fetch=out is not None,
+                        priority=getattr(args, "priority", 0))
+    if entry is None:
         return False
     where = f"; its outputs come home to {out}" if out is not None else ""
     console.print(f"[green]handed off[/] to the agent (queue entry {entry.id}): it uploads and creates the job; "

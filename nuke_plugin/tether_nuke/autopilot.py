@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from tether.errors import InputError
 from tether.nukeimport import ImportDescription, PlateFacts, describe_job, format_ranges
-from tether.nukeimport.model import Sent
+from tether.nukeimport.model import HandOffRequest, Sent
 from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
@@ -92,6 +92,18 @@ class AutopilotAdapter:
             raise InputError(f"{submission.clip.frame_count} frames were sent for the {plate.frame_count} of "
                              f"Read {plate.node}: import will not line up")
         return Sent(job_id=str(submission.job.id))
+
+    def handoff_request(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
+                        extra: Dict[str, Any], progress: Optional[Progress] = None,
+                        force: bool = False) -> HandOffRequest:
+        """:meth:`submit` handed to the agent: the same checks here, the staged frames encoded into the hand-off's
+        own folder (it outlives Nuke), the same record; the agent uploads, creates and records."""
+        from tether.autopilot.submit import handoff_request
+
+        plate = PlateFacts.from_dict(extra["plate"])
+        return HandOffRequest(handoff_request(client, str(upload), options, registry=registry, source_label=label,
+                                              metadata=send_metadata(plate), source=plate.file, plate=plate,
+                                              force=force, colour=plate.colour, encode_progress=progress))
 
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any:
         return client.fetch_results(job_id, dest)

@@ -22,7 +22,7 @@ from tether.clipzy.nuke_adapter import ClipzyAdapter
 from tether.encode import EncodedMovie, movie_for_upload
 from tether.nukeimport import ImportDescription, PlateFacts
 from tether.nukeimport.clip import COLUMN, describe_clip_import, describe_clip_job
-from tether.nukeimport.model import Sent
+from tether.nukeimport.model import HandOffRequest, Sent
 from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
 
@@ -51,6 +51,20 @@ class MovieInOut:
         movie = upload.path if isinstance(upload, EncodedMovie) else Path(upload)
         sent = self.send(client, movie, options, registry, label, {**extra, **sent_as}, upload_progress)
         return Sent(job_id=sent.job_id, first_index=sent.first_index, extra={**sent.extra, **sent_as})
+
+    def request(self, client: Any, movie: Path, options: Dict[str, Any], label: str, extra: Dict[str, Any],
+                keep: bool) -> HandOffRequest:
+        raise NotImplementedError
+
+    def handoff_request(self, client: Any, upload: Any, options: Dict[str, Any], registry: Optional[JobRegistry],
+                        label: str, extra: Dict[str, Any], progress: Optional[Progress] = None) -> HandOffRequest:
+        """:meth:`submit` handed to the agent: an encoded movie moves into the hand-off's own folder (it must outlive
+        Nuke), and its colour transform and frame mapping go into the job's record as a send's do."""
+        encoded = isinstance(upload, EncodedMovie)
+        sent_as = upload.record() if encoded else {}
+        movie = upload.path if encoded else Path(upload)
+        handed = self.request(client, movie, options, label, {**extra, **sent_as}, encoded)
+        return HandOffRequest(handed.request, handed.first_index, {**handed.extra, **sent_as})
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
                  include: Tuple[str, ...] = ()) -> ImportDescription:
@@ -81,6 +95,14 @@ class TensorPixAdapter(MovieInOut):
         return Sent(job_id=str(done.job.id), first_index=int(options.get("start_frame") or 0),
                     extra={"video_id": done.video.id})
 
+    def request(self, client: Any, movie: Path, options: Dict[str, Any], label: str, extra: Dict[str, Any],
+                keep: bool) -> HandOffRequest:
+        from tether.tensorpix.submit import handoff_request, preview
+
+        preview(client, str(movie), options)  # the model ids checked, as a send checks them, before the agent has it
+        return HandOffRequest(handoff_request(str(movie), options, source_label=label, extra=extra, keep=keep),
+                              first_index=int(options.get("start_frame") or 0))
+
     def fetch(self, client: Any, job_id: str, dest: Path) -> Path:
         path: Path = client.download_output(job_id, dest)
         return path
@@ -92,6 +114,10 @@ class ClipzyNukeAdapter(MovieInOut, ClipzyAdapter):
     def send(self, client: Any, movie: Path, options: Dict[str, Any], registry: Optional[JobRegistry], label: str,
              extra: Dict[str, Any], upload_progress: Optional[Progress] = None) -> Sent:
         return ClipzyAdapter.submit(self, client, movie, options, registry, label, extra, progress=upload_progress)
+
+    def request(self, client: Any, movie: Path, options: Dict[str, Any], label: str, extra: Dict[str, Any],
+                keep: bool) -> HandOffRequest:
+        return ClipzyAdapter.handoff_movie(self, movie, options, label, extra, keep)
 
 
 # --- the TensorPix dialog's helpers (no Qt) ------------------------------------------------------------------------

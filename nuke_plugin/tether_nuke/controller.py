@@ -9,7 +9,11 @@ tested as plain Python.
   itself (sent with ``follow``) is skipped here and shown from that controller's ``"job"`` events.
 - Every job is recorded in the shared registry (``tether.registry``) with the plate's facts and the frames sent,
   so closing Nuke loses nothing: a new session lists the jobs and imports finished ones exactly as they were sent.
+- A send the Tether agent took (:mod:`tether.agent`) is listed from the agent's queue until it is a job: waiting,
+  uploading (with its bytes) or failed; read while the agent holds any of the Nuke services' hand-offs, this
+  session's or an earlier one's, and once one becomes a job it is followed as any other.
 - Listeners get ``(kind, payload)`` events on whatever thread produced them: ``"jobs"`` (the list changed),
+  ``"handoffs"`` (:meth:`JobController.handoffs` changed), ``"handed off"`` (``(service, queue entry)``),
   ``"submitted"`` (``(service, job id)``), ``"encoding"``/``"uploading"`` (``(service, node, done, total)``),
   ``"imported"``, ``"error"``, ``"quota"``, ``"changes"``, ``"stale"`` (``(service, text)`` while a service does not
   answer; text ``""`` once it does again). The panel forwards them to Qt's thread with a signal.
@@ -24,15 +28,16 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from tether.errors import InputError
+from tether.errors import ConfigError, InputError
 from tether.nukeimport import PlateFacts
+from tether.poll import Backoff, Clock, polls
 from tether.registry import JobRecord, JobRegistry
 from tether.watch import ChangeKind, JobChange, Watcher
 
 from .autopilot import AutopilotAdapter
 from .clipservices import ClipzyNukeAdapter, TensorPixAdapter
 from .failure import failure
-from .service import INCLUDE_ALL, ServiceAdapter, ServiceController
+from .service import HANDOFF_POLL, INCLUDE_ALL, ServiceAdapter, ServiceController
 from .work import BackgroundWork
 
 
@@ -73,6 +78,8 @@ class JobController(BackgroundWork):
         self._poll = (poll_fast, poll_cap)
         self._services: Dict[str, ServiceController] = {}
         self._silent_since: Dict[str, float] = {}  # service -> when its watcher's asks started failing
+        self._handoffs: List[Any] = []  # tether.agent.HandOff of the Nuke services, as last read
+        self._handoff_thread: Optional[threading.Thread] = None
         for controller in (controllers or {}).values():
             self._adopt(controller)
 
@@ -117,6 +124,9 @@ class JobController(BackgroundWork):
             self._emit("submitted", (service, payload))
             self._emit("jobs", self.jobs())
             self.watch()
+        elif kind == "handed off":
+            self._emit("handed off", (service, payload.entry))
+            self.watch_handoffs()
         elif kind in ("released", "cancelled"):  # its follower stopped before the end, or it was cancelled
             self.watch()
 
@@ -125,6 +135,12 @@ class JobController(BackgroundWork):
         """Every job of the Nuke services, newest first."""
         services = set(self.services())
         return [record for record in self.registry.list() if record.service in services]
+
+    def handoffs(self) -> List[Any]:
+        """The Nuke services' sends the agent holds, not yet jobs (:class:`tether.agent.HandOff`: waiting,
+        uploading, or failed lately), as last read from its queue."""
+        with self._lock:
+            return list(self._handoffs)
 
     def record(self, service: str, job_id: str) -> Optional[JobRecord]:
         return self.registry.get(service, job_id)
@@ -182,6 +198,52 @@ class JobController(BackgroundWork):
                 self._watch_threads[service] = thread
                 thread.start()
             return sorted(s for s, t in self._watch_threads.items() if t.is_alive())
+
+    def watch_handoffs(self) -> bool:
+        """Read the agent's queue on a thread of its own while it holds hand-offs of the Nuke services (none is read
+        with ``TETHER_AGENT=off``). Returns whether that thread runs."""
+        from tether import agent
+
+        try:
+            if self._stop.is_set() or not agent.use_agent():
+                return False
+        except ConfigError:  # a TETHER_AGENT the send says is wrong
+            return False
+        with self._lock:
+            if self._handoff_thread is None or not self._handoff_thread.is_alive():
+                self._handoff_thread = threading.Thread(target=self._follow_handoffs, daemon=True,
+                                                        name="tether-nuke-handoffs")
+                self._handoff_thread.start()
+            return True
+
+    def _follow_handoffs(self) -> None:
+        """Until none waits or uploads: ``"handoffs"`` when they move, and ``"jobs"`` (with a watch of the jobs) once
+        one of them left the queue as a job."""
+        from tether import agent
+
+        fast, cap = HANDOFF_POLL
+        services = self.services()
+
+        def key(seen: List[Any]) -> object:
+            return [(h.entry.id, h.entry.state, h.entry.error, h.bytes_done) for h in seen]
+
+        try:
+            ticks = polls(lambda: agent.handoffs(services), key=key, backoff=Backoff(fast, cap),
+                          cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
+            for tick in ticks:
+                waiting = {h.entry.id for h in tick.value if not h.failed}
+                if tick.changed:
+                    with self._lock:
+                        gone = {h.entry.id for h in self._handoffs if not h.failed} - waiting
+                        self._handoffs = list(tick.value)
+                    self._emit("handoffs", list(tick.value))
+                    if gone:  # made into jobs (recorded by the agent): listed and followed from here
+                        self._emit("jobs", self.jobs())
+                        self.watch()
+                if not waiting:
+                    break
+        except Exception as exc:
+            self._emit("error", failure("reading the Tether agent's queue", exc))
 
     def _service_client(self, service: str, profile: Optional[str]) -> Any:
         return self.service(service).client(profile)

@@ -47,6 +47,7 @@ SERVICES = ("roto", "tracking", "depth")
 PAGES = ("submit", "jobs", "settings")
 COLUMNS = ("Job", "Service", "State", "Sent")
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # (service, job id), on the Job cell
+HANDOFF_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1  # a hand-off's queue entry, on its Job cell (no job id yet)
 SERVICE_CHOICES = {"autopilot": "Autopilot: roto, camera, depth", "tensorpix": "TensorPix: enhance",
                    "clipzy": "Clipzy: style like a template"}
 SERVICE_LABELS = {"roto": "&Roto (mattes)", "tracking": "Track &camera", "depth": "D&epth"}
@@ -169,6 +170,18 @@ def job_options(record: JobRecord) -> str:
     return ""
 
 
+def imported(record: JobRecord) -> bool:
+    """Its results were imported here (a download by the agent, its results come home, is no import)."""
+    return record.fetched_at is not None and bool(record.extra.get("imported") or not record.extra.get("agent_fetch"))
+
+
+def home_note(record: JobRecord) -> str:
+    """Where the agent downloaded a finished job's results (they came home by themselves), or ""."""
+    if record.fetched_at is None or not record.extra.get("agent_fetch"):
+        return ""
+    return f"Results came home to {record.extra.get('fetched_to') or record.output_dir}"
+
+
 def state_words(record: JobRecord) -> str:
     """The state as the monitor says it: with progress while it runs, and whether its results were imported."""
     if record.missing:
@@ -176,7 +189,9 @@ def state_words(record: JobRecord) -> str:
     if record.state is JobState.UNKNOWN:
         return "sent, waiting for news"
     if record.state is JobState.COMPLETED:
-        return "imported" if record.fetched_at is not None else "ready to import"  # fits the State column
+        if imported(record):
+            return "imported"
+        return "results home" if home_note(record) else "ready to import"  # fits the State column
     if record.state in (JobState.RUNNING, JobState.QUEUED, JobState.HELD) and record.progress:
         return f"{record.state.value} {round(record.progress)}%"
     return record.state.value
@@ -282,6 +297,8 @@ class TetherPanel(QtWidgets.QWidget):
         self.offline: Optional[str] = None  # why the service did not answer when last asked, else None
         self.stale: Dict[str, str] = {}  # service -> why its jobs' states may be out of date
         self._rows: Dict[Tuple[str, str], int] = {}  # (service, job id) -> row
+        self._job_records: List[JobRecord] = []  # the jobs listed, below the hand-offs
+        self._handoffs: Dict[int, Any] = {}  # queue entry -> tether.agent.HandOff, listed first
         self.preview_dialog: Optional[PreviewDialog] = None
         self.sections: Dict[str, ClipServiceSection] = {}  # the clip services' options, made when first shown
         self.pinned: Optional[str] = None  # the Read sent whatever is selected (by name), else None: follow
@@ -967,12 +984,20 @@ class TetherPanel(QtWidgets.QWidget):
         self.fill_jobs(self.controller.jobs())
         self.controller.watch()  # jobs sent elsewhere (a dialog, the command line) are followed too
 
-    def fill_jobs(self, records: List[JobRecord]) -> None:
+    def fill_jobs(self, records: List[JobRecord], handoffs: Optional[List[Any]] = None) -> None:
+        """The jobs, below the sends the agent holds that are not jobs yet (``handoffs``: the controller's, as last
+        read, unless given)."""
         keep = self.selected_key()  # rows move as jobs are added: the selection follows its job
-        self.table.setRowCount(len(records))
+        kept_handoff = self.selected_handoff()
+        shown = self.controller.handoffs() if handoffs is None else handoffs
+        self._job_records = list(records)
+        self._handoffs = {h.entry.id: h for h in shown}
+        self.table.setRowCount(len(shown) + len(records))
         self._rows = {}
         self._records = {record.key: record for record in records}
-        for row, record in enumerate(records):
+        for row, handoff in enumerate(shown):
+            self._fill_handoff(row, handoff)
+        for row, record in enumerate(records, start=len(shown)):
             self._rows[record.key] = row
             plate = record.extra.get("plate") or {}
             name = str(plate.get("node") or Path(record.source or record.title or record.job_id).name)
@@ -982,7 +1007,8 @@ class TetherPanel(QtWidgets.QWidget):
             service = f"{label}: {options}" if options else label
             # every cell's tooltip holds the whole row: a cell cut to its column is read there
             tip = "\n".join(line for line in (name, service, f"job {record.job_id}, sent {sent}",
-                                               str(plate.get("file") or ""), record.error or "") if line)
+                                               str(plate.get("file") or ""), home_note(record), record.error or "")
+                            if line)
             values = [name, service, record.state_label, sent]
             for column, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
@@ -990,21 +1016,51 @@ class TetherPanel(QtWidgets.QWidget):
                 if column == 0:
                     item.setData(KEY_ROLE, list(record.key))
                 self.table.setItem(row, column, item)
-            bar = QtWidgets.QProgressBar()
-            bar.setRange(0, 100)
             stopped = record.state in (JobState.FAILED, JobState.CANCELLED) or record.missing
             # a stopped job's bar is empty: its red words never sit on the bar's fill
-            bar.setValue(0 if stopped else 100 if record.state is JobState.COMPLETED else round(record.progress))
-            bar.setFormat(state_words(record))
-            bar.setToolTip(f"{state_words(record)}: {record.error}" if record.error else state_words(record))
-            if stopped:
-                bar.setStyleSheet(f"QProgressBar {{ color: {RED}; }}")
-            self.table.setCellWidget(row, COLUMNS.index("State"), bar)
+            self._state_bar(row, 0 if stopped else 100 if record.state is JobState.COMPLETED else record.progress,
+                            state_words(record), record.error or "", stopped)
         if keep is not None and keep in self._rows:
             self.table.selectRow(self._rows[keep])
-        elif keep is not None:
+        elif kept_handoff is not None and kept_handoff in self._handoffs:
+            self.table.selectRow(list(self._handoffs).index(kept_handoff))
+        elif keep is not None or kept_handoff is not None:
             self.table.clearSelection()
         self.update_job_buttons()
+
+    def _fill_handoff(self, row: int, handoff: Any) -> None:
+        """A send the agent holds: what was sent and where, its state and progress in the agent's queue."""
+        entry = handoff.entry
+        record = entry.request.get("record") or {}  # what the job's record will keep: the plate
+        name = str((record.get("plate") or {}).get("node") or entry.title)
+        label = self.controller.label(entry.service)
+        sent = clock(entry.created_at.timestamp())
+        tip = "\n".join((entry.title, label, f"queue entry {entry.id}, handed off {sent}", handoff.note))
+        for column, text in enumerate([name, label, handoff.words, sent]):
+            item = QtWidgets.QTableWidgetItem(text)
+            item.setToolTip(tip)
+            if column == 0:
+                item.setData(HANDOFF_ROLE, entry.id)
+            self.table.setItem(row, column, item)
+        self._state_bar(row, 0 if handoff.failed else handoff.progress, handoff.words, entry.error or "",
+                        handoff.failed)
+
+    def _state_bar(self, row: int, value: float, words: str, error: str, stopped: bool) -> None:
+        bar = QtWidgets.QProgressBar()
+        bar.setRange(0, 100)
+        bar.setValue(round(value))
+        bar.setFormat(words)
+        bar.setToolTip(f"{words}: {error}" if error else words)
+        if stopped:
+            bar.setStyleSheet(f"QProgressBar {{ color: {RED}; }}")
+        self.table.setCellWidget(row, COLUMNS.index("State"), bar)
+
+    def selected_handoff(self) -> Optional[int]:
+        """The queue entry of the selected row when it is a send the agent holds (no job yet)."""
+        rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        item = self.table.item(rows[0], COLUMNS.index("Job")) if rows else None
+        entry = item.data(HANDOFF_ROLE) if item is not None else None
+        return int(entry) if entry is not None else None
 
     def selected_key(self) -> Optional[Tuple[str, str]]:
         """(service, job id) of the selected row."""
@@ -1023,11 +1079,20 @@ class TetherPanel(QtWidgets.QWidget):
         """Cancel is offered only for a service that can cancel (its tooltip says why not); Import only for a
         completed job; the selected job's facts (and why it failed) show below the table."""
         key = self.selected_key()
+        handoff = self._handoffs.get(self.selected_handoff() or -1)
+        if handoff is not None:  # no job yet: nothing to import or cancel until the agent made it
+            self.cancel_button.setEnabled(False)
+            self.import_button.setEnabled(False)
+            self.cancel_button.setToolTip("the Tether agent holds this send: `tether agent queue` lists it")
+            set_note(self.job_info, f"<span style='color:{RED}'>{handoff.note}</span>" if handoff.failed
+                     else handoff.note)
+            return
+        self.import_button.setEnabled(True)
         note_text = self.controller.cancel_note(key[0]) if key is not None else None
         record = self.controller.record(*key) if key is not None else None
         self.cancel_button.setEnabled(note_text is None and (record is None or not record.finished))
         self.cancel_button.setToolTip(note_text or "")
-        self.import_button.setText("Re-&import" if record is not None and record.fetched_at else "&Import")
+        self.import_button.setText("Re-&import" if record is not None and imported(record) else "&Import")
         if record is None:
             set_note(self.job_info, "")
             return
@@ -1035,8 +1100,10 @@ class TetherPanel(QtWidgets.QWidget):
         lines = [f"{self.controller.label(record.service)} job {record.job_id}, sent {sent}"]
         if record.state is JobState.FAILED:
             lines.append(f"<span style='color:{RED}'>Failed: {record.error or 'the service gave no reason'}</span>")
-        elif record.fetched_at is not None:
+        elif imported(record):
             lines.append(f"Imported from {record.output_dir or 'its download folder'}")
+        elif home_note(record):
+            lines.append(home_note(record))
         set_note(self.job_info, "<br>".join(lines))
 
     def _job_menu(self, pos: Any) -> Optional[QtWidgets.QMenu]:
@@ -1056,7 +1123,7 @@ class TetherPanel(QtWidgets.QWidget):
         record = self.controller.record(*key)
         menu = QtWidgets.QMenu(self)
         completed = record is not None and record.state is JobState.COMPLETED
-        imported = record is not None and record.fetched_at is not None
+        done = record is not None and imported(record)
         folder = record.output_dir if record is not None else None
         self.menu_actions = {
             "import": menu.addAction("Import", self.import_selected),
@@ -1065,8 +1132,8 @@ class TetherPanel(QtWidgets.QWidget):
             "reveal": menu.addAction("Reveal results", self.reveal_selected),
             "copy": menu.addAction("Copy job id", self.copy_job_id),
         }
-        self.menu_actions["import"].setEnabled(completed and not imported)
-        self.menu_actions["reimport"].setEnabled(completed and imported)
+        self.menu_actions["import"].setEnabled(completed and not done)
+        self.menu_actions["reimport"].setEnabled(completed and done)
         self.menu_actions["cancel"].setEnabled(self.cancel_button.isEnabled())
         self.menu_actions["reveal"].setEnabled(bool(folder) and Path(str(folder)).is_dir())
         return menu
@@ -1193,6 +1260,13 @@ class TetherPanel(QtWidgets.QWidget):
             self.selection_timer.stop()
         elif kind == "jobs":
             self.fill_jobs(payload)
+        elif kind == "handoffs":
+            self.fill_jobs(self._job_records, payload)
+        elif kind == "handed off":
+            service, entry = payload
+            set_note(self.status, f"Handed to the Tether agent (queue entry {entry}): it uploads and creates the "
+                                  f"{self.controller.label(service)} job, and Nuke may close meanwhile.")
+            self.tabs.setCurrentIndex(PAGES.index("jobs"))  # where it is listed until it is a job
         elif kind == "submitted":
             service, job_id = payload
             set_note(self.status, f"Sent: job {job_id} ({self.controller.label(service)}).")

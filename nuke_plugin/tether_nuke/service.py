@@ -13,12 +13,18 @@ The adapter (:class:`ServiceAdapter`; ``tether_nuke.autopilot.AutopilotAdapter``
   upload's bytes, and returning False from either cancels the send;
 - ``fetch(client, job_id, dest)`` -> what came back into ``dest``; ``describe(plate, fetched, record, include)`` ->
   the :class:`~tether.nukeimport.ImportDescription` of the nodes to make;
+- ``handoff_request(client, upload, options, registry, label, extra, progress)`` ->
+  :class:`~tether.nukeimport.model.HandOffRequest`: the same send handed to the agent (the service's
+  ``handoff_request`` JSON, the command line's; what is staged for the send moves where it outlives Nuke);
 - optional: ``frame_limit`` (the most frames a job takes), ``quota(client)``, ``can_cancel`` (default True),
   ``cancel(client, job_id)`` (default: the client's ``cancel_job``) and ``cancel_note`` (why it cannot cancel).
 
-The controller checks the plate, stages and sends it on a worker, records the job with everything a later session's
-import needs (the plate, the frames sent, the profile), optionally follows the job and imports it when it completes,
-and imports on request: the nodes are described on the worker and made on the main thread. No Qt.
+The controller checks the plate and stages it on a worker, then hands the send to the Tether agent (started if
+none runs: :func:`tether.agent.offer`), which uploads, creates and records the job even once Nuke is closed; where
+there is no agent (``TETHER_AGENT=off``, none can be started) it sends in-process as before. Either way the job is
+recorded with everything a later session's import needs (the plate, the frames sent, the profile), optionally
+followed and imported when it completes, and imported on request: the nodes are described on the worker and made
+on the main thread. No Qt.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from __future__ import annotations
 import tempfile
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple, Union
 
 from tether.errors import CancelledByUser, InputError
 from tether.jobs import Job, JobService, JobState
 from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
-from tether.nukeimport.model import Sent
+from tether.nukeimport.model import HandOffRequest, Sent
 from tether.poll import Backoff, Clock, Tick, poll_until, polls
 from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
@@ -42,6 +49,15 @@ from .mainthread import run_on_main
 from .work import BackgroundWork
 
 INCLUDE_ALL = ("roto", "camera", "depth")  # what an Autopilot import makes unless told otherwise
+HANDOFF_POLL = (0.5, 3.0)  # how often the agent's queue is read while it holds a send of this session's
+
+
+@dataclass(frozen=True)
+class HandedOff:
+    """A send's Future when the agent took it: its queue entry (the job id comes with ``"submitted"`` later)."""
+
+    service: str
+    entry: int
 
 
 class ServiceAdapter(Protocol):
@@ -57,6 +73,9 @@ class ServiceAdapter(Protocol):
                extra: Dict[str, Any], progress: Optional[Progress] = None, *,
                upload_progress: Optional[Progress] = None) -> Sent: ...
 
+    def handoff_request(self, client: Any, upload: Any, options: Any, registry: JobRegistry, label: str,
+                        extra: Dict[str, Any], progress: Optional[Progress] = None) -> HandOffRequest: ...
+
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any: ...
 
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
@@ -67,8 +86,9 @@ class ServiceController(BackgroundWork):
     """Submit, follow, import and cancel for one adapter, on worker threads; events go to listeners.
 
     Events: ``"encoding"`` (``(node, frames done, frames)`` while a sequence becomes a movie), ``"uploading"``
-    (``(node, bytes done, bytes)``, a percent at a time; :meth:`cancel_send` stops either), ``"submitted"`` (job
-    id), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here), ``"imported"`` (``(job_id,
+    (``(node, bytes done, bytes)``, a percent at a time; :meth:`cancel_send` stops either), ``"handed off"``
+    (:class:`HandedOff`: the agent has the send), ``"submitted"`` (job id, once recorded, by this send or by the
+    agent), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here), ``"imported"`` (``(job_id,
     Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here although unfinished),
     ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
     """
@@ -161,16 +181,17 @@ class ServiceController(BackgroundWork):
                 cancelled.set()
 
     def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True,
-               asked: str = "", force: bool = False) -> Future[Any]:
-        """Send the plate (its facts read on the main thread beforehand); the Future gives the job id. ``follow``:
-        this controller polls the job and imports it when it completes (else whoever lists the jobs follows it).
-        ``asked`` says what the options ask for, in a few words, for the job list. ``force`` sends a clip the
-        adapter knows was sent with these options already (Autopilot: the Future fails with
-        :class:`tether.autopilot.submit.AlreadySent`, naming the earlier job, whose results ``import_job(...,
-        onto=True)`` brings onto this plate). ``"encoding"`` and ``"uploading"`` events follow the send;
-        :meth:`cancel_send` stops it."""
+               asked: str = "", force: bool = False) -> Future[Union[str, HandedOff]]:
+        """Send the plate (its facts read on the main thread beforehand); the Future gives the job id, or
+        :class:`HandedOff` when the Tether agent took the send (it uploads and creates the job, Nuke may close; the
+        job id comes with ``"submitted"`` once the agent recorded it). ``follow``: this controller polls the job and
+        imports it when it completes (else whoever lists the jobs follows it). ``asked`` says what the options ask
+        for, in a few words, for the job list. ``force`` sends a clip the adapter knows was sent with these options
+        already (Autopilot: the Future fails with :class:`tether.autopilot.submit.AlreadySent`, naming the earlier
+        job, whose results ``import_job(..., onto=True)`` brings onto this plate). ``"encoding"`` and
+        ``"uploading"`` events follow the send; :meth:`cancel_send` stops it until it is handed off."""
 
-        def work() -> str:
+        def work() -> Union[str, HandedOff]:
             # the disk is checked here, off the main thread: a network share may take a while to list
             check_plate(plate, check_disk=True, frame_limit=getattr(self.adapter, "frame_limit", None),
                         service=self.adapter.label).raise_first()
@@ -191,6 +212,7 @@ class ServiceController(BackgroundWork):
                     self._emit("uploading", (plate.node, done, total))
                 return not (cancelled.is_set() or self._stop.is_set())
 
+            forcing = {"force": True} if force else {}
             with self._lock:
                 self._sends.add(cancelled)
             try:
@@ -199,17 +221,29 @@ class ServiceController(BackgroundWork):
                     if not uploading(0, 0):  # cancelled as the encode ended
                         raise CancelledByUser(f"the send of {plate.node} was cancelled before its upload")
                     client = self.client()
-                    sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
-                                               progress=encoding, upload_progress=uploading,
-                                               **({"force": True} if force else {}))
+                    profile = str(getattr(client, "profile", "") or "")
+                    title = f"{plate.node} ({Path(plate.file).name})"
+                    record: Dict[str, Any] = {}  # what a send here records besides, filled in with the request
+
+                    def request() -> Dict[str, Any]:
+                        handed = self.adapter.handoff_request(client, upload, options, self.registry, label, extra,
+                                                              progress=encoding, **forcing)
+                        record.update({**extra, **handed.extra, "first_index": handed.first_index,
+                                       "frame_count": plate.frame_count})
+                        return handed.request
+
+                    entry = self._offer(request, profile, title, record)
+                    if entry is None:
+                        sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
+                                                   progress=encoding, upload_progress=uploading, **forcing)
             finally:
                 with self._lock:
                     self._sends.discard(cancelled)
+            if entry is not None:
+                return self._handed_off(entry, follow)
             # everything an import from a later session needs: the plate (with its sent frames), where the output
             # starts in the sent clip, and the profile whose client fetches it
-            self.registry.record(service=self.service, job_id=sent.job_id,
-                                 profile=str(getattr(client, "profile", "") or ""),
-                                 title=f"{plate.node} ({Path(plate.file).name})",
+            self.registry.record(service=self.service, job_id=sent.job_id, profile=profile, title=title,
                                  extra={**extra, **sent.extra, "first_index": sent.first_index,
                                         "frame_count": plate.frame_count})
             if follow:  # taken before "submitted": that event starts the monitor's watchers, which then skip it
@@ -218,6 +252,49 @@ class ServiceController(BackgroundWork):
             return sent.job_id
 
         return self._task(f"sending the clip to {self.adapter.label}", work)
+
+    # --- handing off to the agent -------------------------------------------------------------------------------
+    def _offer(self, request: Callable[[], Dict[str, Any]], profile: str, title: str,
+               record: Dict[str, Any]) -> Any:
+        """The agent's queue entry for this send, or None to send it here (:func:`tether.agent.offer`'s rule). The
+        job's record is given ``record``, the facts a send here records, filled in by ``request()`` (the hand-off
+        reads it after), so a later import works alike."""
+        from tether import agent
+
+        if not callable(getattr(self.adapter, "handoff_request", None)):
+            return None
+        return agent.offer(self.service, request, profile=profile, title=title, fetch=False, record=record)
+
+    def _handed_off(self, entry: Any, follow: bool) -> HandedOff:
+        """The agent has the send: say so, and wait on a thread of its own (the pool's are for sends, follows and
+        imports) for its job, which is then ``"submitted"`` and, with ``follow``, followed and imported here.
+        Closed before that (Nuke exits), nothing is lost: the agent records the job and the next session follows
+        it."""
+        handed = HandedOff(self.service, int(entry.id))
+        self._emit("handed off", handed)
+        threading.Thread(target=self._await_job, args=(handed.entry, follow), daemon=True,
+                         name=f"tether-{self.service}-handoff-{handed.entry}").start()
+        return handed
+
+    def _await_job(self, entry_id: int, follow: bool) -> None:
+        fast, cap = HANDOFF_POLL
+        try:
+            ticks = polls(lambda: self.registry.queue_entry(entry_id),
+                          key=lambda entry: entry.state if entry is not None else "gone",
+                          backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
+            entry = poll_until(ticks, lambda e: e is None or e.state in ("done", "failed", "cancelled"))
+        except Exception as exc:
+            self._emit("error", failure(f"waiting for the agent's {self.adapter.label} hand-off {entry_id}", exc))
+            return
+        if entry is None or self._stop.is_set():
+            return
+        if entry.state == "done" and entry.job_id:
+            if follow:
+                self.take(entry.job_id)
+            self._emit("submitted", entry.job_id)
+        else:
+            self._emit("error", Failure(f"the Tether agent could not send {entry.title} to {self.adapter.label}"
+                                        + (f": {entry.error}" if entry.error else "")))
 
     def take(self, job_id: str) -> None:
         """Follow the job here (a worker polls it) and import it when it completes; the monitor leaves it alone
@@ -286,6 +363,8 @@ class ServiceController(BackgroundWork):
             dest = self.download_root / job_id
             fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
             self.registry.mark_fetched(self.service, job_id, dest)
+            if record.extra.get("agent_fetch"):  # told apart from the agent's download, which is no import
+                self.registry.record(service=self.service, job_id=job_id, extra={"imported": True})
             description = self.adapter.describe(facts, fetched, record, include)
             run_on_main(self._apply, job_id, description, done)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from ..jobs import Job
-from ..nukeimport.model import Sent
+from ..nukeimport.model import HandOffRequest, Sent
 from ..progress import Progress
 from .client import ClipzyClient, stage_text
-from .submit import TemplateUploads, problems, request_from, submit
+from .submit import TemplateUploads, handoff_request, problems, request_from, submit
 
 if TYPE_CHECKING:
     from ..registry import JobRegistry
@@ -51,6 +51,13 @@ class ClipzyAdapter:
                      templates=self._templates, progress=progress)
         return Sent(job_id=sub.job.job_id, first_index=0, extra=dict(sub.extra))
 
+    def handoff_movie(self, movie: Path, options: Dict[str, Any], label: str, extra: Dict[str, Any],
+                      keep: bool = False) -> HandOffRequest:
+        """:meth:`submit` handed to the agent: its request (``keep``: the movie was staged for this send and moves
+        into the hand-off's own folder)."""
+        return HandOffRequest(handoff_request(request_from(movie, options), source_label=label, extra=extra,
+                                              keep=keep))
+
     def fetch(self, client: ClipzyClient, job_id: str, dest: Path) -> Path:
         """The styled movie in ``dest`` (``<stem>.style.json`` written beside it)."""
         return client.fetch_result(job_id, dest).video
@@ -67,4 +74,4 @@ class ClipzyAdapter:
         client.cancel_job(job_id)
 
 
-__all__ = ["ClipzyAdapter", "Sent"]
+__all__ = ["ClipzyAdapter", "HandOffRequest", "Sent"]

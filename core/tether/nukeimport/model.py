@@ -186,3 +186,13 @@ class Sent:
     job_id: str
     first_index: int = 0  # 0-based index, in the sent clip, of the output's first frame
     extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HandOffRequest:
+    """What an adapter gives for a send handed to the agent (:mod:`tether.agent`) instead of made in-process: the
+    service's ``handoff_request`` JSON, and what the job's record keeps besides, as :class:`Sent` says of a send."""
+
+    request: Dict[str, Any]
+    first_index: int = 0
+    extra: Dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,284 @@
+"""The Nuke panel hands a send to the Tether agent (issue 15, "hand off and go"): the plate is checked and encoded in
+Nuke, the agent uploads, creates and records the job, so closing Nuke after the hand-off loses nothing; the job lands
+once, recorded with what an import needs. Without an agent (``TETHER_AGENT=off``, none can be started) the send stays
+in-process. The Jobs tab lists the sends the agent holds until they are jobs, and says where results that came home
+went. Against a real agent on threads of this process and the local services over real HTTP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("av")
+
+import nuke
+import numpy as np
+from clips import bar_movie
+from PIL import Image
+from tether import agent
+from tether.agent_server import Agent
+from tether.registry import JobRegistry
+from tether_nuke import controller as job_controller
+from tether_nuke import service
+from tether_nuke.clipservices import TensorPixAdapter, tensorpix_options
+from tether_nuke.plate_reader import read_plate
+from tether_nuke.service import HandedOff, ServiceController
+from tether_services.server import LocalServices
+from waiting import PATIENCE_MS, eventually
+
+W, H = 64, 48
+
+
+@pytest.fixture
+def agent_env(local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tuple[Agent, JobRegistry]]:
+    """An agent of this test's own (runtime folder and registry), on profile ``local``'s services; the hand-off
+    queue is read often, so a test waits on the agent, not on a poll's pause."""
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    monkeypatch.setattr(service, "HANDOFF_POLL", (0.05, 0.2))
+    monkeypatch.setattr(job_controller, "HANDOFF_POLL", (0.05, 0.2))
+    local_services.faults.clear()
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        yield live, registry
+    finally:
+        live.close()
+
+
+def sequence_plate(folder: Path, name: str = "Seq1") -> Any:
+    """A PNG sequence 1001-1008 on a Read (a send encodes it to a movie in a staging folder first)."""
+    folder.mkdir(parents=True)
+    for n in range(1001, 1009):
+        rgb = np.full((H, W, 3), 20, np.uint8)
+        rgb[:, (n - 1001) * 4:(n - 1001) * 4 + 4] = 235
+        Image.fromarray(rgb).save(folder / f"shot.{n:04d}.png")
+    read = nuke.nodes.Read()
+    read.setName(name)
+    read["file"].setValue(f"{folder.as_posix()}/shot.####.png")
+    nuke.addFormat(f"{W} {H} 1 small")
+    read["format"].setValue("small")
+    for knob, value in (("first", 1001), ("last", 1008), ("origfirst", 1001), ("origlast", 1008)):
+        read[knob].setValue(value)
+    return read_plate(read)  # main thread, before any worker
+
+
+def movie_plate(path: Path, name: str = "Mov1") -> Any:
+    read = nuke.nodes.Read()
+    read.setName(name)
+    read["file"].setValue(bar_movie(path, 8, size=(W, H)).as_posix())
+    for knob, value in (("first", 1), ("last", 8), ("origfirst", 1), ("origlast", 8)):
+        read[knob].setValue(value)
+    read["frame_mode"].setValue("start at")
+    read["frame"].setValue("1001")
+    return read_plate(read)
+
+
+def tensorpix(registry: JobRegistry, tmp_path: Path, events: List[Any]) -> ServiceController:
+    """The panel's TensorPix controller, as Nuke makes it: clients from profile ``local``, the session registry."""
+    ctl = ServiceController(TensorPixAdapter(), registry, profile="local", download_root=tmp_path / "dl", poll=0.1,
+                            poll_cap=0.3)
+    ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
+    return ctl
+
+
+def jobs_with_marker(service: str, job_id: str) -> List[str]:
+    """The service's jobs carrying the create marker of ``job_id`` (its submission id, or its video's id)."""
+    from tether.clients import client_for
+
+    with client_for(service, "local") as client:
+        marker = client.marker_of(client.get_job(job_id))
+        assert marker
+        return [job.id for job in client.remote_jobs() if client.marker_of(job) == marker]
+
+
+def send_of(service: str, tmp_path: Path) -> Tuple[Any, Any, str]:
+    """The service's Nuke adapter, options and the upload its hand-off keeps."""
+    from tether.autopilot.submit import ServiceChoice
+    from tether_nuke.autopilot import AutopilotAdapter
+    from tether_nuke.clipservices import ClipzyNukeAdapter
+
+    if service == "autopilot":
+        return AutopilotAdapter(), ServiceChoice(roto=True), "upload"
+    if service == "clipzy":
+        return ClipzyNukeAdapter(), {"template": str(bar_movie(tmp_path / "look.mp4", 6, size=(W, H)))}, "clip"
+    return TensorPixAdapter(), tensorpix_options([1], start_frame=2), "clip"
+
+
+@pytest.mark.parametrize("name", ["autopilot", "tensorpix", "clipzy"])
+def test_a_panel_send_hands_off_and_lands_once_after_nuke_is_closed(
+        name: str, agent_env: Tuple[Agent, JobRegistry], autopilot_services: LocalServices, tmp_path: Path) -> None:
+    """Encoded in Nuke, handed off, Nuke closed before the agent took it: the agent uploads the movie kept for it,
+    makes one job and records it with the plate, the script, the frames and the colour, as a send in Nuke does."""
+    live, registry = agent_env
+    live.pause()  # the agent takes nothing until Nuke is gone
+    plate = sequence_plate(tmp_path / "seq")
+    adapter, options, upload = send_of(name, tmp_path)
+    events: List[Any] = []
+    ctl = ServiceController(adapter, registry, profile="local", download_root=tmp_path / "dl")
+    ctl.add_listener(lambda kind, payload: events.append((kind, payload)))
+    try:
+        handed = ctl.submit(plate, options, script="/shots/a.nk", asked="what").result(timeout=60)
+    finally:
+        ctl.close()  # the artist closed Nuke
+    assert isinstance(handed, HandedOff) and handed.service == name
+    kinds = [kind for kind, _ in events]
+    assert "handed off" in kinds and "uploading" not in kinds and "error" not in kinds, events
+    entry = registry.queue_entry(handed.entry)
+    assert entry is not None and entry.state == "queued" and entry.profile == "local"
+    kept = Path(entry.request[upload])
+    assert kept.is_file() and entry.request["kept"] == str(kept.parent)  # outlives the send's staging folder
+    live.resume()
+    done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state in ("done", "failed"),
+                      message="the agent to land the job")
+    assert done.state == "done", done.error
+    record = registry.get(name, str(done.job_id))
+    assert record is not None and record.profile == "local"
+    extra = record.extra
+    assert extra["plate"]["node"] == "Seq1" and extra["script"] == "/shots/a.nk" and extra["asked"] == "what"
+    assert extra["frame_count"] == 8 and extra["handoff"] == handed.entry
+    assert extra["first_index"] == (2 if name == "tensorpix" else 0)
+    assert extra["frame_map"] == {"movie_first": 1, "file_first": 1001, "count": 8} and "colour" in extra
+    if name == "autopilot":  # what finds the same frames sent again, and what the import's camera needs
+        assert extra["clip_hash"] and extra["options"] and extra["plate_origin"] == "nuke"
+    assert jobs_with_marker(name, str(done.job_id)) == [done.job_id]  # one job
+    assert not kept.parent.exists()  # the hand-off's own folder goes once the job is recorded
+
+
+def test_a_followed_hand_off_is_followed_and_imported_once_the_agent_made_the_job(
+        agent_env: Tuple[Agent, JobRegistry], tmp_path: Path) -> None:
+    _, registry = agent_env
+    plate = movie_plate(tmp_path / "plate.mp4")
+    events: List[Any] = []
+    ctl = tensorpix(registry, tmp_path, events)
+    try:
+        handed = ctl.submit(plate, tensorpix_options([2], preview=True), follow=True).result(timeout=60)
+        assert isinstance(handed, HandedOff)
+        eventually(lambda: [k for k, _ in events if k in ("imported", "error")], message="the import",
+                   pump=nuke._run_main_queue)
+    finally:
+        ctl.close()
+    assert not [p for kind, p in events if kind == "error"]
+    done = registry.queue_entry(handed.entry)
+    assert done is not None and done.state == "done"
+    assert [p for kind, p in events if kind == "submitted"] == [done.job_id]
+    [(job_id, applied)] = [payload for kind, payload in events if kind == "imported"]
+    assert job_id == done.job_id
+    node = nuke.toNode(applied.names["Mov1_tensorpix"])
+    assert node is not None and (node.firstFrame(), node.lastFrame()) == (1001, 1005)  # on the plate's frames
+    assert Path(str(done.request["clip"])).is_file()  # the artist's own movie is sent where it is, and left
+
+
+@pytest.mark.parametrize("why", ["TETHER_AGENT=off", "no agent can be started"])
+def test_without_an_agent_the_send_stays_in_process(why: str, local_services: LocalServices, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    if why == "TETHER_AGENT=off":
+        monkeypatch.setenv("TETHER_AGENT", "off")
+    else:  # no agent runs, and none can be started from here (no `tether` command)
+        monkeypatch.setenv("TETHER_AGENT", "auto")
+        monkeypatch.setattr(agent, "agent_command", lambda: None)
+    registry = JobRegistry()
+    events: List[Any] = []
+    ctl = tensorpix(registry, tmp_path, events)
+    try:
+        job_id = ctl.submit(movie_plate(tmp_path / "plate.mp4"), tensorpix_options([1])).result(timeout=60)
+    finally:
+        ctl.close()
+    assert isinstance(job_id, str) and registry.get("tensorpix", job_id) is not None
+    assert registry.queue() == [] and "handed off" not in [kind for kind, _ in events]
+    assert any(kind == "uploading" for kind, _ in events)  # uploaded here, as before
+
+
+def test_the_jobs_tab_lists_a_queued_hand_off_until_it_is_a_job(agent_env: Tuple[Agent, JobRegistry],
+                                                              tmp_path: Path, qtbot: Any) -> None:
+    pytest.importorskip("pytestqt")
+    from panel_support import monitor
+    from tether_nuke.panel import COLUMNS, KEY_ROLE, TetherPanel
+
+    live, registry = agent_env
+    live.pause()
+    events: List[Any] = []
+    panel = TetherPanel(monitor(registry, tensorpix=tensorpix(registry, tmp_path, events)))
+    qtbot.addWidget(panel)
+    try:
+        panel.open_with((), "jobs")
+        handed = panel.controller.submit("tensorpix", movie_plate(tmp_path / "plate.mp4"),
+                                         tensorpix_options([1])).result(timeout=60)
+        state = COLUMNS.index("State")
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "Mov1",
+                        timeout=PATIENCE_MS)
+        assert panel.table.cellWidget(0, state).format() == "queued for upload"
+        assert panel.table.item(0, COLUMNS.index("Service")).text() == "TensorPix"
+        panel.table.selectRow(0)
+        assert panel.selected_handoff() == handed.entry and panel.selected_key() is None
+        assert f"queue entry {handed.entry}" in panel.job_info.text()
+        assert not panel.import_button.isEnabled() and not panel.cancel_button.isEnabled()
+        live.resume()  # the agent makes the job: the row is the job's now, followed as any other
+        done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state == "done",
+                          message="the agent to make the job")
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and panel.selected_handoff() is None
+                        and panel.table.item(0, 0).data(KEY_ROLE) == ["tensorpix", done.job_id], timeout=PATIENCE_MS)
+    finally:
+        panel.controller.close()
+
+
+def test_the_agent_says_which_hand_offs_wait_which_uploads_with_its_bytes_and_which_failed(
+        agent_env: Tuple[Agent, JobRegistry], local_services: LocalServices, tmp_path: Path) -> None:
+    """What a DCC's jobs list shows of the agent's queue (tether.agent.handoffs): the entry uploading now with its
+    bytes (only the agent knows them), one waiting, one failed lately; an older failure and other services' are not
+    listed; without an agent, the registry's queue, waiting for one to start."""
+    import time
+
+    from tether.tensorpix.submit import handoff_request
+
+    live, registry = agent_env
+    movie = bar_movie(tmp_path / "plate.mp4", 8, size=(W, H))
+    held = local_services.faults.add("slow", delay=1.0, service="tensorpix", method="POST", path=r"/api/videos/$",
+                                     times=1)
+    live.pause()
+    first = registry.enqueue(service="tensorpix", request=handoff_request(str(movie), {"ml_models": [1]}),
+                             profile="local", title="first")
+    second = registry.enqueue(service="tensorpix", request=handoff_request(str(movie), {"ml_models": [1]}),
+                              profile="local", title="second")
+    failed = registry.enqueue(service="tensorpix", request={}, title="broken")
+    registry.settle(failed.id, "failed", error="the clip is gone")
+    other = registry.enqueue(service="farm", request={}, title="a scene")
+    live.resume()
+    shown = eventually(lambda: agent.handoffs(["tensorpix"]), lambda hs: held.hits == 1 and hs[0].bytes_total,
+                       message="the first upload to be held with its bytes sent")
+    assert [(h.entry.id, h.words) for h in shown] == [
+        (first.id, "uploading 100%"), (second.id, "queued for upload"), (failed.id, "hand-off failed")]
+    assert shown[0].phase == "upload" and shown[0].bytes_done == movie.stat().st_size
+    assert "the clip is gone" in shown[2].note and other.id in [h.entry.id for h in agent.handoffs()]
+    assert failed.id not in [h.entry.id for h in agent.handoffs(["tensorpix"], now=time.time() + 2 * 86400)]
+    live.pause()
+    live.close()
+    waiting = eventually(lambda: agent.running() is None and agent.handoffs(["tensorpix"]),
+                         message="the agent to stop")  # the registry's queue: no bytes without an agent
+    assert all(h.bytes_total == 0 for h in waiting) and second.id in [h.entry.id for h in waiting]
+
+
+def test_a_job_whose_results_came_home_says_where(tmp_path: Path) -> None:
+    """The agent's download is no import: the Jobs tab says where the results went, and Import stays offered."""
+    from tether.jobs import JobState
+    from tether_nuke.panel import home_note, imported, state_words
+
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    home = tmp_path / "comp" / "results"
+    registry.record(service="autopilot", job_id="a1", state=JobState.COMPLETED, output_dir=home,
+                    extra={"agent_fetch": True, "handoff": 3})
+    fresh = registry.get("autopilot", "a1")
+    assert fresh is not None and state_words(fresh) == "ready to import" and not home_note(fresh)
+    came = registry.mark_fetched("autopilot", "a1", home)
+    assert came is not None and not imported(came) and state_words(came) == "results home"
+    assert home_note(came) == f"Results came home to {home}"
+    done = registry.record(service="autopilot", job_id="a1", extra={"imported": True})  # the panel's import
+    assert imported(done) and state_words(done) == "imported"
+    registry.record(service="tensorpix", job_id="t1", state=JobState.COMPLETED)  # sent from Nuke, no agent fetch
+    here = registry.mark_fetched("tensorpix", "t1", tmp_path / "dl" / "t1")
+    assert here is not None and imported(here) and not home_note(here)
