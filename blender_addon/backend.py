@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .runtime import JobRow, row_from_record
+from .runtime import JobRow, row_from_handoff, row_from_record
 
 if TYPE_CHECKING:
     from tether.progress import Progress
@@ -302,9 +302,14 @@ def make_watcher(account: Account) -> Any:
 
 
 def list_rows(limit: int = 50) -> List[JobRow]:
+    """The farm submissions the agent holds that are not jobs yet (``tether.agent.handoffs``: none read with
+    TETHER_AGENT=off), then the jobs."""
+    from tether import agent
+
+    handed = [row_from_handoff(h) for h in agent.handoffs([SERVICE])] if agent.use_agent() else []
     reg = registry()
     try:
-        return [row_from_record(r) for r in reg.list(service=SERVICE, limit=limit)]
+        return handed + [row_from_record(r) for r in reg.list(service=SERVICE, limit=limit)]
     finally:
         reg.close()
 

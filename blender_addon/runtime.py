@@ -82,6 +82,8 @@ class JobRow:
     waiting: int = 0
     fetched_to: str = ""
     profile: str = ""
+    came_home: bool = False  # the agent downloaded its outputs to ``fetched_to`` by itself
+    handoff: int = 0  # not a job yet: the agent's queue entry (waiting, uploading, or failed)
 
     @property
     def finished(self) -> bool:
@@ -348,7 +350,21 @@ def row_from_record(rec: Any) -> JobRow:
         output_dir=rec.output_dir or "", error=rec.error or "", tasks=count("tasks"), completed=count("completed"),
         running=count("running"), failed=count("failed"), waiting=count("waiting"),
         fetched_to=str(extra.get("fetched_to") or ""), profile=rec.profile or "",
+        came_home=bool(extra.get("agent_fetch") and getattr(rec, "fetched_at", None)),
     )
+
+
+def row_from_handoff(handoff: Any) -> JobRow:
+    """A submission the agent holds (a ``tether.agent.HandOff``) as a JobRow: its scene, its state in a few words and
+    its upload's progress; failed, with the agent's reason."""
+    entry = handoff.entry
+    return JobRow(job_id="", title=entry.title, state="failed" if handoff.failed else "queued", label=handoff.words,
+                  progress=handoff.progress, source=str(entry.request.get("scene") or ""),
+                  scene=str(handoff.record.get("scene") or ""), error=entry.error or "", profile=entry.profile,
+                  handoff=entry.id)
+
+
+HANDOFF_LOOK = 1.0  # how often the jobs are listed again while the agent holds a submission not yet a job
 
 
 class Monitor:
@@ -399,9 +415,13 @@ class Monitor:
             changes = self.watcher.poll_once()
             if changes:
                 self._handoff.post("changes", changes=changes)
-            self._handoff.post("jobs", rows=self._list_rows(), error="")
+            rows = self._list_rows()
+            self._handoff.post("jobs", rows=rows, error="")
             pending = not self.watcher.done
-            return float(self.watcher.next_delay()) if pending else self._idle
+            delay = float(self.watcher.next_delay()) if pending else self._idle
+            if any(row.handoff and not row.finished for row in rows):  # its upload's progress moves meanwhile
+                delay = min(delay, HANDOFF_LOOK)
+            return delay
         except Exception as exc:  # the monitor must outlive a bad profile or an unreachable farm
             self._handoff.post("jobs", rows=None, error=error_text(exc))
             self.watcher = None

@@ -234,6 +234,9 @@ def draw_jobs(layout: Any, context: Any) -> None:
 
 
 def _draw_job(box: Any, job: JobRow, s: Any, fetching: Any) -> None:
+    if job.handoff:
+        _draw_handoff(box, job)
+        return
     head = box.row()
     head.label(text=f"{job.title or job.job_id}", icon=STATE_ICONS.get(job.state, "QUESTION"))
     head.label(text=job.label)
@@ -262,6 +265,22 @@ def _draw_job(box: Any, job: JobRow, s: Any, fetching: Any) -> None:
     if job.fetched_to:
         op = row.operator("tether.open_folder", text="", icon="FILE_FOLDER")
         op.path = job.fetched_to
+    if job.came_home:
+        box.label(text=f"Frames came home to {job.fetched_to}", icon="CHECKMARK")
+
+
+def _draw_handoff(box: Any, job: JobRow) -> None:
+    """A submission the Tether agent holds, not a job yet: waiting or uploading (Blender may close), or failed."""
+    head = box.row()
+    head.label(text=job.title, icon=STATE_ICONS.get(job.state, "QUESTION"))
+    head.label(text=job.label)
+    if job.finished:
+        line = box.row()
+        line.alert = True
+        line.label(text=f"The Tether agent could not submit it: {job.error or 'no reason given'}"[:200], icon="ERROR")
+        return
+    box.progress(factor=job.progress / 100.0, type="BAR", text=job.label)
+    box.label(text=f"Handed to the Tether agent (queue entry {job.handoff}): Blender may close", icon="INFO")
 
 
 def _action(row: Any, job: JobRow, action: str, text: str, icon: str) -> Any:

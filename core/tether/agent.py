@@ -400,6 +400,11 @@ class HandOff:
         return self.entry.state == "failed"
 
     @property
+    def record(self) -> Dict[str, Any]:
+        """What the job's record will keep besides the service's facts (a Nuke plate, a Blender scene's name)."""
+        return dict(self.entry.request.get(RECORD_KEY) or {})
+
+    @property
     def progress(self) -> float:
         """Percent of its upload sent."""
         return 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 0.0

@@ -1031,8 +1031,7 @@ class TetherPanel(QtWidgets.QWidget):
     def _fill_handoff(self, row: int, handoff: Any) -> None:
         """A send the agent holds: what was sent and where, its state and progress in the agent's queue."""
         entry = handoff.entry
-        record = entry.request.get("record") or {}  # what the job's record will keep: the plate
-        name = str((record.get("plate") or {}).get("node") or entry.title)
+        name = str((handoff.record.get("plate") or {}).get("node") or entry.title)
         label = self.controller.label(entry.service)
         sent = clock(entry.created_at.timestamp())
         tip = "\n".join((entry.title, label, f"queue entry {entry.id}, handed off {sent}", handoff.note))

@@ -205,8 +205,9 @@ def test_panel_uploading(saved_scene: Path) -> None:
 def _row(state: str, path: Path, **extra: Any) -> Any:
     from blender_addon.runtime import JobRow
 
-    return JobRow(job_id="j-42", title="shot 1-5x2", state=state, label=state, progress=40.0, source=str(path),
-                  scene=bpy.context.scene.name, tasks=5, completed=2, running=1, waiting=2, **extra)
+    fields: Dict[str, Any] = {"job_id": "j-42", "title": "shot 1-5x2", "label": state, "progress": 40.0,
+                              "tasks": 5, "completed": 2, "running": 1, "waiting": 2, **extra}
+    return JobRow(state=state, source=str(path), scene=bpy.context.scene.name, **fields)
 
 
 def test_panel_running(saved_scene: Path) -> None:
@@ -241,6 +242,58 @@ def test_panel_failed(saved_scene: Path) -> None:
     alerts = [e for e in rec.log if e["call"] == "set" and e["name"] == "alert" and e["value"]]
     assert alerts
     _settle()
+
+
+def test_panel_lists_the_agents_hand_offs_and_where_results_came_home(saved_scene: Path) -> None:
+    """A submission the agent holds is listed (uploading, with its progress; failed, with why) without job actions,
+    and a job whose frames the agent downloaded says where they came home."""
+    rt = _rt()
+    _draw_all()
+    _settle()
+    home = str(saved_scene.parent / "render")
+    rt.ui.jobs = [_row("queued", saved_scene, job_id="", label="uploading 40%", handoff=7),
+                  _row("failed", saved_scene, job_id="", label="hand-off failed", handoff=6, error="the farm said no"),
+                  _row("completed", saved_scene, fetched_to=home, came_home=True)]
+    rec = _draw_all()
+    texts = rec.texts()
+    assert "Handed to the Tether agent (queue entry 7): Blender may close" in texts
+    assert [e["factor"] for e in rec.calls("progress") if e["text"] == "uploading 40%"] == [pytest.approx(0.4)]
+    assert "The Tether agent could not submit it: the farm said no" in texts
+    assert f"Frames came home to {home}" in texts
+    acted = {e["values"].get("job_id") for e in rec.calls("operator_props") if e["idname"] == "tether.job_action"}
+    assert acted <= {"j-42"}  # no hold, priority or cancel for what is not a job yet
+    _settle()
+
+
+def test_the_jobs_list_reads_a_queued_hand_off_from_the_agent(saved_scene: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """backend.list_rows: the farm submission the (paused) agent holds, first, with its scene; the monitor looks
+    again soon while one waits; nothing is read with TETHER_AGENT=off."""
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.clients import client_for
+    from tether.farm.submit import FarmOptions, handoff_request
+    from tether.registry import JobRegistry
+    from tether.watch import Watcher
+
+    from blender_addon import backend
+    from blender_addon.runtime import HANDOFF_LOOK, Handoff, Monitor
+
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    live = Agent(agent.runtime_dir(), JobRegistry(), notify=lambda title, text: None).start()
+    try:
+        live.pause()
+        entry = agent.hand_off("farm", handoff_request(FarmOptions(scene=saved_scene, frames="1")), profile="local",
+                               title=saved_scene.stem, start_agent=False, record={"scene": bpy.context.scene.name})
+        [row] = backend.list_rows()
+        assert (row.handoff, row.label, row.state, row.job_id) == (entry.id, "queued for upload", "queued", "")
+        assert row.source == str(saved_scene) and row.scene == bpy.context.scene.name
+        monitor = Monitor(lambda: Watcher(JobRegistry(), client_for, service="farm"), backend.list_rows, Handoff())
+        assert monitor.cycle() <= HANDOFF_LOOK
+        monkeypatch.setenv("TETHER_AGENT", "off")
+        assert backend.list_rows() == []
+    finally:
+        live.close()
 
 
 def test_panel_offline_says_how(saved_scene: Path) -> None:
