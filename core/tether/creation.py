@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
 import httpx
 
@@ -30,7 +30,9 @@ from .errors import ProtocolError, ServiceError
 from .spec import spec_for
 
 if TYPE_CHECKING:
+    from .handoff import Steps
     from .http import BaseClient
+    from .jobs import Job
     from .registry import JobRegistry
 
 T = TypeVar("T")
@@ -121,6 +123,26 @@ class MarkedByVideo:
         in no job: a lost create reply is then looked for by it, as for an upload of this client's."""
         self._fresh.own(video_id)
 
+    def video_once(self, steps: Steps, upload: Callable[[], Any]) -> Tuple[Any, Optional[Job]]:
+        """The submission's video, ``upload()``-ed once (the step ``video`` of ``steps``), and the job an attempt that
+        was cut off after it may have made (:func:`tether.handoff.made_before`, found by the video). It is looked
+        for only when that upload made the video: a video the server handed back for the same bytes may carry an
+        older job, so then the create goes, unconfirmed if its reply is lost. Not found, the video is this
+        submission's own, as an upload of this process's is."""
+        from .handoff import made_before
+
+        def run() -> List[Any]:
+            video_id = upload()
+            return [video_id, self.fresh(video_id)]
+
+        video_id, fresh = steps.once("video", run)
+        if not (steps.resumed("video") and fresh):
+            return video_id, None
+        earlier = made_before(self, str(video_id))
+        if earlier is None:
+            self.own_upload(video_id)
+        return video_id, earlier
+
 
 def reply_lost(exc: ServiceError) -> bool:
     """The request may have reached the service but its reply never came back whole."""
@@ -184,6 +206,25 @@ def _unconfirmed(service: str, marker: str, cause: ServiceError, why: str) -> Un
         f"and `tether jobs adopt {service} JOB_ID` records the right one", service=service, marker=marker)
 
 
+def create_recorded(client: Any, registry: Optional[JobRegistry], create: Callable[[], T],
+                    job_id: Callable[[T], Any], *, title: str, source: Optional[str], output_dir: Any = None,
+                    extra: Optional[Dict[str, Any]] = None, earlier: Optional[Job] = None,
+                    reply: Callable[[T], Dict[str, Any]] = lambda job: {}) -> T:
+    """Every submit's last step: the vendor's job, either ``earlier``'s (the one a cut-off attempt made, see
+    :func:`tether.handoff.made_before`) or ``create()``'s (an :class:`UnconfirmedJob` kept in ``registry`` as such),
+    recorded in ``registry`` under ``job_id(job)`` for ``client``'s service and profile. ``reply(job)``: record
+    fields the service's answer gives (its state, its own title), over those given here."""
+    fields: Dict[str, Any] = {"profile": client.profile, "title": title, "source": source, "output_dir": output_dir,
+                              "extra": extra}
+    job = earlier.vendor if earlier is not None else None
+    if job is None:
+        with recording_unconfirmed(registry, client.service, **fields):
+            job = create()
+    if registry is not None:
+        registry.record(service=client.service, job_id=str(job_id(job)), **{**fields, **reply(job)})
+    return job
+
+
 @contextmanager
 def recording_unconfirmed(registry: Optional[JobRegistry], service: str, *, profile: str, title: str,
                           source: Optional[str], output_dir: Any = None,
@@ -202,5 +243,5 @@ def recording_unconfirmed(registry: Optional[JobRegistry], service: str, *, prof
         raise
 
 
-__all__ = ["UNCONFIRMED_PREFIX", "FreshUploads", "MarkedByVideo", "UnconfirmedJob", "create_once",
+__all__ = ["UNCONFIRMED_PREFIX", "FreshUploads", "MarkedByVideo", "UnconfirmedJob", "create_once", "create_recorded",
            "made_by_this_upload", "recording_unconfirmed", "reply_lost"]

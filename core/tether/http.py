@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, ClassVar, List, Optional, Sequence, Type, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -203,6 +203,7 @@ _STATUS_ERRORS: dict[int, type[ServiceError]] = {
 class BaseClient:
     """One service's HTTP client. Subclasses add typed methods; they never touch httpx directly for errors."""
 
+    SERVICE: ClassVar[str] = ""  # the service a subclass is the client of (``service=`` in its class line)
     service: str
     base_url: str
     auth: Optional[httpx.Auth] = None
@@ -290,6 +291,18 @@ class BaseClient:
                                auth_hint=auth_hint, sleep=lambda seconds: self.pause(seconds))
         self._companions.append(companion)
         return companion
+
+    def __init_subclass__(cls, *, service: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.SERVICE = service or cls.SERVICE
+
+    @classmethod
+    def from_profile(cls: Type[C], profile: Optional[str] = None) -> C:
+        """The client of the profile's endpoint with its credentials (``profile`` None: the default one), for the
+        service a subclass names (``class XClient(BaseClient, service=...)``)."""
+        from .settings import client_settings
+
+        return cls(**client_settings(cls.SERVICE, profile))
 
     def __enter__(self: C) -> C:  # `with XClient(...) as c`: c is an XClient, for every service's client
         return self

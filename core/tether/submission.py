@@ -16,12 +16,16 @@ The CLI, the Nuke plug-in, the Blender add-on and the tests all call these; the 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Dict, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol
 
 from pydantic import ValidationError
 
 from .errors import InputError, redact
+
+if TYPE_CHECKING:
+    from .registry import JobRegistry
 
 UPLOAD_PLACEHOLDER = "<uploaded clip>"  # stands for what only the upload gives (a storage key, a video id)
 
@@ -47,6 +51,37 @@ class DocumentPreview:
         return preview_json(self.doc)
 
 
+@dataclass
+class Recording:
+    """How a submit records its job: in ``registry`` (None records nothing), with the folder its results are fetched
+    into, the source shown for it and the caller's extra facts. The same in a submit (:meth:`checked` first) and in
+    the agent's hand-off (:meth:`request` is what the queue keeps, :meth:`of` reads it back)."""
+
+    registry: Optional[JobRegistry] = None
+    out_dir: Optional[Path] = None
+    source_label: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def checked(self) -> Recording:
+        """This, once the output folder is known to be usable (:class:`InputError` saying why not)."""
+        if self.out_dir is not None:
+            from .fileio import check_output_dir
+
+            check_output_dir(self.out_dir)
+        return self
+
+    def request(self) -> Dict[str, Any]:
+        """What a hand-off's queue entry keeps of it, as JSON (the registry is the agent's own)."""
+        return {"source_label": self.source_label, "out_dir": str(self.out_dir) if self.out_dir is not None else None,
+                "extra": dict(self.extra)}
+
+    @classmethod
+    def of(cls, request: Dict[str, Any], registry: Optional[JobRegistry]) -> Recording:
+        """Read back from a queue entry's :meth:`request`, recording into the agent's ``registry``."""
+        out = request.get("out_dir")
+        return cls(registry, Path(out) if out else None, request.get("source_label"), dict(request.get("extra") or {}))
+
+
 def preview_json(doc: Dict[str, Any]) -> str:
     """A preview document as indented JSON with sorted keys, any registered secret redacted."""
     return redact(json.dumps(doc, indent=2, sort_keys=True))
@@ -66,4 +101,5 @@ def invalid_options(title: str, exc: ValidationError) -> InputError:
     return InputError(f"the {title} options are not valid: {field_errors(exc)}")
 
 
-__all__ = ["UPLOAD_PLACEHOLDER", "DocumentPreview", "Preview", "field_errors", "invalid_options", "preview_json"]
+__all__ = ["UPLOAD_PLACEHOLDER", "DocumentPreview", "Preview", "Recording", "field_errors", "invalid_options",
+           "preview_json"]

@@ -9,8 +9,8 @@ Downloads (:func:`download`) write ``.<name>.part`` next to the final file, resu
 md5 when known, and only then rename it into place, so a final name never holds a partial file. The name comes from
 the server and is checked so it can never write outside the destination folder.
 
-Service clients implement :class:`UploadTarget` (``exists`` / ``send``); progress callbacks may return ``False`` to
-cancel, which raises :class:`~tether.errors.CancelledByUser`.
+Service clients implement :class:`UploadTarget` (``exists`` / ``send`` / ``abort``); progress callbacks may return
+``False`` to cancel, which raises :class:`~tether.errors.CancelledByUser`.
 """
 
 from __future__ import annotations
@@ -308,6 +308,10 @@ class UploadTarget(Protocol):
 
     def send(self, item: UploadItem, reader: BinaryIO) -> None: ...
 
+    def abort(self) -> None:
+        """End the requests in flight now (a cancel, a failed file): :meth:`tether.http.BaseClient.abort`."""
+        ...
+
 
 class ProgressReader(io.RawIOBase):
     """A read-only file wrapper that reports bytes read and raises :class:`CancelledByUser` when told to stop.
@@ -447,6 +451,41 @@ class MultipartFile:
             sent += len(data)
             yield data
         yield self._tail
+
+
+UPLOAD_TIMEOUT = 600.0  # the least time a one-file upload may take to write (or wait for a presigned PUT's reply)
+
+
+def upload_source(path: Union[str, Path]) -> Path:
+    """The file a client is asked to upload, or :class:`InputError` before anything is asked of the service."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"cannot upload {path}: no such file")
+    return path
+
+
+def post_file(client: BaseClient, route: str, path: Path, progress: Optional[Progress] = None,
+              **kwargs: Any) -> httpx.Response:
+    """POST ``path`` to ``route`` as the multipart field ``file``, streamed from disk (httpx rewinds it for each
+    retry), with a write timeout a large movie fits in; ``kwargs`` go to the request (``data=`` form fields).
+    ``progress(done, total)`` returning False stops it (:class:`CancelledByUser`)."""
+    path = upload_source(path)
+    with open(path, "rb") as fh:
+        return client.request("POST", route, files={"file": (path.name, counted(fh, path, progress),
+                                                             "application/octet-stream")},
+                              timeout=httpx.Timeout(client.timeout, write=max(client.timeout, UPLOAD_TIMEOUT)),
+                              **kwargs)
+
+
+def put_file(storage: BaseClient, url: str, path: Path, progress: Optional[Progress] = None,
+             chunk: int = 1024 * 1024) -> None:
+    """PUT ``path``'s bytes to a presigned ``url`` through ``storage`` (a client that sends no credentials), streamed
+    from disk with Content-Length; each retry reads the file again (:class:`FileChunks`)."""
+    chunks = FileChunks(path, progress, chunk)
+    long = max(storage.timeout, UPLOAD_TIMEOUT)
+    storage.request("PUT", url, content=chunks,
+                    headers={"Content-Length": str(chunks.size), "Content-Type": "application/octet-stream"},
+                    timeout=httpx.Timeout(storage.timeout, read=long, write=long))
 
 
 class FileChunks:
@@ -690,7 +729,6 @@ def upload_files(
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tether-upload")
     small_pool = (ThreadPoolExecutor(max_workers=small_workers, thread_name_prefix="tether-upload-small")
                   if small_workers > 0 else pool)
-    abort: Callable[[], None] = getattr(target, "abort", lambda: None)
     try:
         futures: List[Future[None]] = [(small_pool if e[2] <= SMALL_FILE else pool).submit(guarded, i, e)
                                        for i, e in enumerate(entries)]
@@ -698,11 +736,11 @@ def upload_files(
         # holding a request) is seen through run.heartbeat(); either ends the requests in flight with abort().
         while wait(futures, timeout=HEARTBEAT).not_done:
             if not run.heartbeat():
-                abort()
+                target.abort()
                 break
     except BaseException as exc:  # Ctrl-C in the caller
         run.fail(exc)
-        abort()
+        target.abort()
         raise
     finally:
         for each in {pool, small_pool}:
@@ -963,7 +1001,7 @@ def _discard(part: Path) -> None:
 
 
 __all__ = [
-    "BLOCK", "FileHash", "HashCache", "MultipartFile", "Overtaken", "ProgressReader", "Throttle", "TransferProgress",
-    "UploadItem", "UploadReport", "UploadTarget", "counted", "default_cache_path", "download", "md5_file",
-    "safe_destination", "upload_files", "yielding",
+    "BLOCK", "UPLOAD_TIMEOUT", "FileHash", "HashCache", "MultipartFile", "Overtaken", "ProgressReader", "Throttle",
+    "TransferProgress", "UploadItem", "UploadReport", "UploadTarget", "counted", "default_cache_path", "download",
+    "md5_file", "post_file", "put_file", "safe_destination", "upload_files", "upload_source", "yielding",
 ]

@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from ..creation import create_once
 from ..errors import InputError, NotFound, ServiceError
 from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..progress import Progress
 from ..spec import SPECS
-from ..transfer import FileChunks
+from ..transfer import put_file, upload_source
 from .models import (
     EXPORT_TYPES,
     STATES,
@@ -147,12 +145,7 @@ class PresignedUploads:
 
     def put(self, client: AutopilotClient, ticket: UploadTicket, path: Path,
             progress: Optional[Progress] = None) -> None:
-        chunks = FileChunks(path, progress, CHUNK)
-        client.storage.request("PUT", ticket.upload_url, content=chunks,
-                               headers={"Content-Length": str(chunks.size),
-                                        "Content-Type": "application/octet-stream"},
-                               timeout=httpx.Timeout(client.timeout, read=max(client.timeout, 600.0),
-                                                     write=max(client.timeout, 600.0)))
+        put_file(client.storage, ticket.upload_url, path, progress, CHUNK)
 
 
 @dataclass
@@ -161,7 +154,7 @@ class ResultDownload:
     path: Path
 
 
-class AutopilotClient(BaseClient):
+class AutopilotClient(BaseClient, service=SERVICE):
     """Typed access to Autopilot. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(
@@ -183,11 +176,6 @@ class AutopilotClient(BaseClient):
         # presigned URLs (storage): same retries and errors, no API key
         self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; try again")
 
-    @classmethod
-    def from_profile(cls, profile: Optional[str] = None) -> AutopilotClient:
-        from ..settings import client_settings
-
-        return cls(**client_settings(SERVICE, profile))
 
 
     # --- jobs -----------------------------------------------------------------------------------------------
@@ -282,9 +270,7 @@ class AutopilotClient(BaseClient):
         """Upload one file through a presigned URL, streamed from disk; returns the ``s3_key`` for ``source_path``."""
         if asset_type not in ASSET_TYPES:
             raise InputError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, not {asset_type!r}")
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"cannot upload {path}: no such file")
+        path = upload_source(path)
         ticket = self.uploads.ticket(self, file_name or path.name, asset_type, str(uuid.uuid4()))
         self.uploads.put(self, ticket, path, progress)
         return ticket.s3_key

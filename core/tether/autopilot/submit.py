@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from pydantic import ValidationError
 
 from ..colour import ColourChoice, SendTransform
-from ..creation import recording_unconfirmed
+from ..creation import create_recorded
 from ..encode import encode_movie, frame_map, missing_media
 from ..errors import InputError
 from ..fileio import check_output_dir, staging
@@ -385,14 +385,8 @@ def _send(client: AutopilotClient, upload_path: Path, upload_name: str, payload:
     recorded = {**recorded, "s3_key": s3_key, "services": [s.type for s in payload.assets[0].services]}
     marker = str(payload.metadata.get("tether_submission") or "")
     earlier = made_before(client, marker) if resumed and marker else None
-    job = earlier.vendor if earlier is not None else None
-    if job is None:
-        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=title, source=source,
-                                   output_dir=out_dir, extra=recorded):
-            job = client.create_job(payload)
-    if registry is not None:
-        registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=title, source=source,
-                        output_dir=out_dir, extra=recorded)
+    job = create_recorded(client, registry, lambda: client.create_job(payload), lambda job: job.id, earlier=earlier,
+                          title=title, source=source, output_dir=out_dir, extra=recorded)
     return job, s3_key
 
 

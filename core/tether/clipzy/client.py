@@ -47,7 +47,7 @@ from ..fileio import write_text_atomic
 from ..http import BaseClient, HeaderAuth, RetryPolicy, request_id_of
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages, map_state, walk_pages
 from ..progress import Progress
-from ..transfer import counted, download
+from ..transfer import download, post_file
 from .models import STATES, ClipzyJob, JobCreate, JobPage, Video
 
 SERVICE = "clipzy"
@@ -55,51 +55,46 @@ API_PREFIX = "/api/v1"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
-
 # --- typed errors, one per envelope code ------------------------------------------------------------------------
-class UnsupportedFormat(BadRequest):
-    code: ClassVar[str] = "UNSUPPORTED_FORMAT"
-    hint: ClassVar[str] = "the engine cannot read this file: convert it to an H.264 .mp4 or .mov and upload again"
+ERRORS: Dict[str, Type[ServiceError]] = {}
 
 
-class FileTooLarge(BadRequest):
-    code: ClassVar[str] = "FILE_TOO_LARGE"
-    hint: ClassVar[str] = ("the file is over the engine's upload limit: trim the clip or lower its resolution or "
-                           "bitrate (or raise the limit on the engine)")
-
-
-class VideoNotFound(NotFound):
-    code: ClassVar[str] = "VIDEO_NOT_FOUND"
-    hint: ClassVar[str] = ("the engine does not know that video id: upload the clip (and the template) again; "
-                           "uploads may not survive an engine restart")
-
-
-class JobNotFound(NotFound):
-    code: ClassVar[str] = "JOB_NOT_FOUND"
-    hint: ClassVar[str] = ("the engine does not know that job: check the id with `tether clipzy jobs`; jobs may not "
-                           "survive an engine restart")
-
-
-class JobAlreadyProcessing(Conflict):
-    code: ClassVar[str] = "JOB_ALREADY_PROCESSING"
-    hint: ClassVar[str] = ("that video already has a job queued or processing: follow it with `tether clipzy status "
-                           "JOB` and submit again once it has finished")
-
-
-class JobTimeout(ServiceError):
-    code: ClassVar[str] = "JOB_TIMEOUT"
-    hint: ClassVar[str] = "the engine gave up on the job: try a shorter clip, or raise the engine's job timeout"
-
-
-class Unauthorized(AuthError):
-    code: ClassVar[str] = "UNAUTHORIZED"
-    hint: ClassVar[str] = ""  # filled per profile: where to put the token
-
-
-ERRORS: Dict[str, Type[ServiceError]] = {
-    cls.code: cls for cls in (UnsupportedFormat, FileTooLarge, VideoNotFound, JobNotFound, JobAlreadyProcessing,
-                              JobTimeout, Unauthorized)
+HINTS = {  # what the user can do about each envelope code: the typed error's message
+    "UNSUPPORTED_FORMAT": "the engine cannot read this file: convert it to an H.264 .mp4 or .mov and upload again",
+    "FILE_TOO_LARGE": ("the file is over the engine's upload limit: trim the clip or lower its resolution or bitrate "
+                       "(or raise the limit on the engine)"),
+    "VIDEO_NOT_FOUND": ("the engine does not know that video id: upload the clip (and the template) again; uploads "
+                        "may not survive an engine restart"),
+    "JOB_NOT_FOUND": ("the engine does not know that job: check the id with `tether clipzy jobs`; jobs may not "
+                      "survive an engine restart"),
+    "JOB_ALREADY_PROCESSING": ("that video already has a job queued or processing: follow it with `tether clipzy "
+                               "status JOB` and submit again once it has finished"),
+    "JOB_TIMEOUT": "the engine gave up on the job: try a shorter clip, or raise the engine's job timeout",
 }
+
+
+class EngineError:
+    """A typed error for one envelope ``code`` (kept in :data:`ERRORS` under it); its message is its hint
+    (:data:`HINTS`)."""
+
+    code: ClassVar[str] = ""
+    hint: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, code: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code, cls.hint = code, HINTS.get(code, "")
+        ERRORS[code] = cls  # type: ignore[assignment]  # each subclass is a ServiceError too
+
+
+class UnsupportedFormat(EngineError, BadRequest, code="UNSUPPORTED_FORMAT"): ...
+class FileTooLarge(EngineError, BadRequest, code="FILE_TOO_LARGE"): ...
+class VideoNotFound(EngineError, NotFound, code="VIDEO_NOT_FOUND"): ...
+class JobNotFound(EngineError, NotFound, code="JOB_NOT_FOUND"): ...
+class JobAlreadyProcessing(EngineError, Conflict, code="JOB_ALREADY_PROCESSING"): ...
+class JobTimeout(EngineError, ServiceError, code="JOB_TIMEOUT"): ...
+
+
+class Unauthorized(EngineError, AuthError, code="UNAUTHORIZED"): ...  # the hint is the profile's: where the token goes
 
 
 class CancelNotSupported(TetherError):
@@ -185,7 +180,7 @@ class ClipzyResult:
     style_json: Optional[Path]
 
 
-class ClipzyClient(MarkedByVideo, BaseClient):
+class ClipzyClient(MarkedByVideo, BaseClient, service=SERVICE):
     """Typed access to one Clipzy engine. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local",
@@ -200,11 +195,6 @@ class ClipzyClient(MarkedByVideo, BaseClient):
         self.storage = self.storage_client("output")
         self._fresh = FreshUploads()  # uploads no job has used yet: a lost create is found by its video
 
-    @classmethod
-    def from_profile(cls, profile: Optional[str] = None) -> ClipzyClient:
-        from ..settings import client_settings
-
-        return cls(**client_settings(SERVICE, profile))
 
     # --- the envelope ---------------------------------------------------------------------------------------
     def error_for(self, response: httpx.Response) -> ServiceError:
@@ -253,16 +243,9 @@ class ClipzyClient(MarkedByVideo, BaseClient):
     def upload(self, path: Union[str, Path], *, template_video_id: Optional[str] = None,
                webhook_url: Optional[str] = None, progress: Optional[Progress] = None) -> Video:
         """``progress(done, total)`` as bytes go; returning False stops the upload (:class:`CancelledByUser`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"cannot upload {path}: no such file")
         form = {k: v for k, v in (("template_video_id", template_video_id), ("webhook_url", webhook_url)) if v}
         started = time.monotonic()
-        with open(path, "rb") as fh:  # httpx rewinds the file for each retry
-            reader = counted(fh, path, progress)
-            response = self.request("POST", "/videos/upload",
-                                    files={"file": (path.name, reader, "application/octet-stream")},
-                                    data=form, timeout=httpx.Timeout(self.timeout, write=max(600.0, self.timeout)))
+        response = post_file(self, "/videos/upload", Path(path), progress, data=form)
         video = self.parse(Video, self.unwrap(response, "POST", "/videos/upload"), "POST /videos/upload")
         self._fresh.note(video.video_id, video.uploaded_at, response, started)
         return video

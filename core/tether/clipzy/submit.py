@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import ValidationError
 
-from ..creation import recording_unconfirmed
+from ..creation import create_recorded
 from ..errors import InputError
-from ..fileio import check_output_dir
-from ..handoff import Steps, agent_progress, keep_file, made_before, release
+from ..handoff import Steps, agent_progress, keep_file, release
 from ..progress import Progress
-from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
+from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, Recording, invalid_options
 from .models import ClipzyJob, JobCreate
 
 if TYPE_CHECKING:
@@ -121,16 +120,14 @@ def submit(client: ClipzyClient, req: ClipzyRequest, *, registry: Optional[JobRe
     """Upload what the engine lacks, start the styling job and record it in ``registry``. ``progress`` follows the
     clip's upload (False stops it)."""
     prep = prepare(client, req)
-    if out_dir is not None:
-        check_output_dir(out_dir)
-    return _send(client, prep, Steps(), registry=registry, out_dir=out_dir, source_label=source_label, extra=extra,
-                 templates=templates, progress=progress)
+    to = Recording(registry, out_dir, source_label, dict(extra or {})).checked()
+    return _send(client, prep, Steps(), to, templates=templates, progress=progress)
 
 
-def _send(client: ClipzyClient, prep: Prepared, steps: Steps, *, registry: Optional[JobRegistry],
-          out_dir: Optional[Path], source_label: Optional[str], extra: Optional[Dict[str, Any]],
+def _send(client: ClipzyClient, prep: Prepared, steps: Steps, to: Recording, *,
           templates: Optional[TemplateUploads] = None, progress: Optional[Progress] = None) -> Submission:
-    """Upload (each file once: ``steps``), create and record: the one path of a submit and of the agent's hand-off."""
+    """Upload (each file once: ``steps``), create and record (``to``): the one path of a submit and of the agent's
+    hand-off."""
     req = prep.request
     clip = Path(req.clip)
     template_file = prep.template_file
@@ -140,29 +137,13 @@ def _send(client: ClipzyClient, prep: Prepared, steps: Steps, *, registry: Optio
         template_id = steps.once("template_video_id", lambda: templates.video_id(client, template_file))
     else:
         template_id = steps.once("template_video_id", lambda: client.upload(template_file).video_id)
-    def upload() -> List[Any]:
-        uploaded = client.upload(clip, progress=progress)
-        return [uploaded.video_id, client.fresh(uploaded.video_id)]
-
-    video_id, fresh = steps.once("video", upload)
+    video_id, earlier = client.video_once(steps, lambda: client.upload(clip, progress=progress).video_id)
     ids = {"video_id": video_id, "template_video_id": template_id}
-    job = None
-    # uploaded by an attempt that was cut off, it may have made the job too: looked for by the video, unless the
-    # engine handed back an older video (then an older job may carry it: the create goes, unconfirmed if lost)
-    if steps.resumed("video") and fresh:
-        earlier = made_before(client, video_id)
-        job = earlier.vendor if earlier is not None else None
-        if job is None:
-            client.own_upload(video_id)
-    if job is None:
-        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=source_label or clip.name,
-                                   source=str(clip.resolve()), output_dir=out_dir, extra={**(extra or {}), **ids}):
-            job = client.create_job(video_id, template_id, config=prep.payload.config,
-                                    webhook_url=prep.payload.webhook_url)
-    if registry is not None:
-        registry.record(service=SERVICE, job_id=job.job_id, profile=client.profile,
-                        title=source_label or clip.name, source=str(clip.resolve()), output_dir=out_dir,
-                        extra={**(extra or {}), **ids})
+    job = create_recorded(client, to.registry, lambda: client.create_job(video_id, template_id,
+                                                                         config=prep.payload.config,
+                                                                         webhook_url=prep.payload.webhook_url),
+                          lambda job: job.job_id, earlier=earlier, title=to.source_label or clip.name,
+                          source=str(clip.resolve()), output_dir=to.out_dir, extra={**to.extra, **ids})
     return Submission(job=job, video_id=video_id, template_video_id=template_id, extra=ids)
 
 
@@ -173,14 +154,11 @@ def handoff_request(req: ClipzyRequest, *, out_dir: Optional[Path] = None, sourc
     with ``keep`` (a clip staged for this send) the clip moves into a hand-off folder the agent removes once the job
     is made."""
     prep = prepare(None, req)
-    if out_dir is not None:
-        check_output_dir(out_dir)
+    to = Recording(None, out_dir, source_label, dict(extra or {})).checked()
     template = str(prep.template_file.absolute()) if prep.template_file is not None else str(req.template).strip()
     clip = keep_file(Path(req.clip)) if keep else Path(req.clip).absolute()
-    return {"clip": str(clip), "template": template, "config": req.config,
-            "webhook_url": req.webhook_url, "source_label": source_label,
-            "out_dir": str(out_dir) if out_dir is not None else None, "extra": dict(extra or {}),
-            "kept": str(clip.parent) if keep else None}
+    return {"clip": str(clip), "template": template, "config": req.config, "webhook_url": req.webhook_url,
+            **to.request(), "kept": str(clip.parent) if keep else None}
 
 
 def run_handoff(client: ClipzyClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
@@ -190,9 +168,7 @@ def run_handoff(client: ClipzyClient, request: Dict[str, Any], *, registry: JobR
     req = ClipzyRequest(clip=Path(request["clip"]), template=request["template"], config=request.get("config"),
                         webhook_url=request.get("webhook_url"))
     prep = prepare(client, req)
-    out = request.get("out_dir")
-    job_id = _send(client, prep, Steps.of(request, checkpoint), registry=registry, out_dir=Path(out) if out else None,
-                   source_label=request.get("source_label"), extra=request.get("extra"),
+    job_id = _send(client, prep, Steps.of(request, checkpoint), Recording.of(request, registry),
                    progress=agent_progress(progress, throttle, req.clip.name)).job.job_id
     release(request)
     return job_id

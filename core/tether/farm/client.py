@@ -93,7 +93,7 @@ def to_job(farm_job: FarmJob) -> Job:
     )
 
 
-class FarmClient(BaseClient):
+class FarmClient(BaseClient, service=SERVICE):
     """Typed access to the farm. Implements :class:`tether.jobs.JobService` and the transfer upload target."""
 
     def __init__(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..blend import Dependencies, SceneFacts, check_blend, scene_facts
-from ..creation import recording_unconfirmed
+from ..creation import create_recorded
 from ..errors import BadRequest, InputError, redact
 from ..fileio import output_dir_problem, summarise
 from ..fileio import staging as staging_folder
@@ -351,20 +351,22 @@ class FarmSubmitter:
             out_dir = str(opts.out_dir) if opts.out_dir else None
             extra = {"frames": check.frame_spec, "chunk_size": opts.chunk_size, "scout": opts.scout,
                      "output_path": check.payload.output_path, "user": getpass.getuser()}
-            with recording_unconfirmed(self.registry, SERVICE, profile=self.client.profile, title=payload.job_title,
-                                       source=source, output_dir=out_dir, extra=extra):
+
+            def create() -> FarmJob:
+                nonlocal report
                 try:
-                    job = self.client.create_job(payload)
+                    return self.client.create_job(payload)
                 except BadRequest as exc:
                     if "never uploaded" not in str(exc):
                         raise
-                    # The farm lost files it had confirmed earlier: forget what it said, upload again, once.
-                    cache.forget_store(self.client.store_key)
-                    report = upload_files(items, self.client, cache=cache, progress=progress, throttle=self.throttle)
-                    job = self.client.create_job(payload)
-        if self.registry is not None:
-            self.registry.record(service=SERVICE, job_id=job.id, profile=self.client.profile, title=job.job_title,
-                                 source=source, output_dir=out_dir, extra=extra)
+                # The farm lost files it had confirmed earlier: forget what it said, upload again, once.
+                cache.forget_store(self.client.store_key)
+                report = upload_files(items, self.client, cache=cache, progress=progress, throttle=self.throttle)
+                return self.client.create_job(payload)
+
+            job = create_recorded(self.client, self.registry, create, lambda job: job.id, title=payload.job_title,
+                                  source=source, output_dir=out_dir, extra=extra,
+                                  reply=lambda job: {"title": job.job_title})
         return SubmitResult(job=job, preflight=check, upload=report, seconds=time.monotonic() - started)
 
     @staticmethod

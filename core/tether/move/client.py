@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Type
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from ..creation import create_once
 from ..errors import (
     AuthError,
@@ -42,7 +40,7 @@ from ..http import BaseClient, HeaderAuth, RetryPolicy
 from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..progress import Progress
 from ..spec import SPECS
-from ..transfer import FileChunks
+from ..transfer import put_file, upload_source
 from .models import (
     CREATE_FILE,
     CREATE_JOB,
@@ -154,7 +152,7 @@ def output_file_name(key: str, url: str) -> str:
 
 
 
-class MoveClient(BaseClient):
+class MoveClient(BaseClient, service=SERVICE):
     """Typed access to Move. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(self, base_url: str, *, api_key: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
@@ -170,11 +168,6 @@ class MoveClient(BaseClient):
         self.storage = self.storage_client(auth_hint="the presigned URL was refused: it may have expired; ask again")
         self._output_field = OUTPUT_FIELD  # OLD_OUTPUT_FIELD once the service refuses it (graphql)
 
-    @classmethod
-    def from_profile(cls, profile: Optional[str] = None) -> MoveClient:
-        from ..settings import client_settings
-
-        return cls(**client_settings(SERVICE, profile))
 
 
     # --- GraphQL --------------------------------------------------------------------------------------------
@@ -247,17 +240,11 @@ class MoveClient(BaseClient):
         if not file.presigned_url:
             raise ProtocolError(f"move: file {file.id} came back without a presignedUrl to upload to",
                                 service=SERVICE)
-        chunks = FileChunks(path, progress, CHUNK)
-        self.storage.request("PUT", file.presigned_url, content=chunks,
-                             headers={"Content-Length": str(chunks.size), "Content-Type": "application/octet-stream"},
-                             timeout=httpx.Timeout(self.timeout, read=max(self.timeout, 600.0),
-                                                   write=max(self.timeout, 600.0)))
+        put_file(self.storage, file.presigned_url, path, progress, CHUNK)
 
     def upload(self, path: Path, *, name: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None,
                progress: Optional[Progress] = None) -> MoveFile:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"cannot upload {path}: no such file")
+        path = upload_source(path)
         fmt = source_format(path)
         file = self.create_file(name or path.name, fmt.lower(), metadata)
         self.put_file(file, path, progress)

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from pydantic import ValidationError
 
-from ..creation import recording_unconfirmed
+from ..creation import create_recorded
 from ..errors import InputError
-from ..fileio import check_output_dir
 from ..handoff import Steps, agent_progress, made_before
 from ..jobs import Job, JobState
 from ..poll import SYSTEM_CLOCK, Backoff, Clock, poll_until, polls
 from ..progress import Progress
-from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, field_errors
+from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, Recording, field_errors
 from .client import source_format
 from .models import DEFAULT_OUTPUTS, OUTPUT_TYPE_PATTERN, OUTPUT_TYPES, ClipWindow, MoveJob
 
@@ -206,34 +205,26 @@ def submit(client: MoveClient, req: MoveRequest, *, registry: Optional[JobRegist
            source_label: Optional[str] = None) -> Submission:
     """Upload the video, make the take and the job; record it in ``registry``."""
     prep = prepare(client, req)
-    if out_dir is not None:
-        check_output_dir(out_dir)
-    return _send(client, req, prep, Steps(), registry=registry, out_dir=out_dir, progress=progress,
-                 source_label=source_label)
+    return _send(client, req, prep, Steps(), Recording(registry, out_dir, source_label).checked(), progress=progress)
 
 
-def _send(client: MoveClient, req: MoveRequest, prep: Prepared, steps: Steps, *, registry: Optional[JobRegistry],
-          out_dir: Optional[Path], progress: Optional[Progress] = None,
-          source_label: Optional[str] = None) -> Submission:
-    """Upload, make the take (each once: ``steps``), create the job and record it: the one path of a submit and of
-    the agent's hand-off."""
+def _send(client: MoveClient, req: MoveRequest, prep: Prepared, steps: Steps, to: Recording, *,
+          progress: Optional[Progress] = None) -> Submission:
+    """Upload, make the take (each once: ``steps``), create the job and record it (``to``): the one path of a submit
+    and of the agent's hand-off."""
     facts, name, window, info = prep.facts, prep.name, prep.window, _facts(prep)
     file_id = steps.once("file_id", lambda: client.upload(facts.path, name=facts.path.name, progress=progress).id)
     take_id = steps.once("take_id", lambda: client.create_take(file_id, source_format=facts.format, name=name,
                                                                metadata=info).id)
-    recorded = {**info, "take_id": take_id, "file_id": file_id, "outputs": prep.outputs}
+    recorded = {**to.extra, **info, "take_id": take_id, "file_id": file_id, "outputs": prep.outputs}
     earlier = made_before(client, take_id) if steps.resumed("take_id") else None  # a cut-off attempt's job
-    job = earlier.vendor if earlier is not None else None
-    if job is None:
-        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=name,
-                                   source=source_label or str(facts.path), output_dir=out_dir, extra=recorded):
-            job = client.create_job(take_id, name=name, options=req.options or None, outputs=prep.outputs,
-                                    metadata={**req.metadata, **info}, clip_window=prep.window)
-    if registry is not None:
-        registry.record(service=SERVICE, job_id=job.id, profile=client.profile, title=name,
-                        source=source_label or str(facts.path), output_dir=out_dir,
-                        raw_state=job.raw_state, state=job.job_state if job.job_state is not JobState.UNKNOWN else None,
-                        extra=recorded)
+    job = create_recorded(
+        client, to.registry, lambda: client.create_job(take_id, name=name, options=req.options or None,
+                                                    outputs=prep.outputs, metadata={**req.metadata, **info},
+                                                    clip_window=prep.window),
+        lambda job: job.id, earlier=earlier, title=name, source=to.source_label or str(facts.path),
+        output_dir=to.out_dir, extra=recorded, reply=lambda job: {
+            "raw_state": job.raw_state, "state": job.job_state if job.job_state is not JobState.UNKNOWN else None})
     return Submission(job=job, take_id=take_id, file_id=file_id, facts=facts, frames=prep.frames, window=window)
 
 
@@ -244,12 +235,10 @@ def handoff_request(req: MoveRequest, *, out_dir: Optional[Path] = None,
     from pydantic import TypeAdapter
 
     prepare(None, req)
-    if out_dir is not None:
-        check_output_dir(out_dir)
+    to = Recording(None, out_dir, source_label).checked()
     req = replace(req, video=Path(req.video).absolute(), outputs=list(req.outputs))
     adapter: TypeAdapter[MoveRequest] = TypeAdapter(MoveRequest)
-    return {"request": adapter.dump_python(req, mode="json"), "source_label": source_label,
-            "out_dir": str(out_dir) if out_dir is not None else None}
+    return {"request": adapter.dump_python(req, mode="json"), **to.request()}
 
 
 def run_handoff(client: MoveClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
@@ -262,9 +251,7 @@ def run_handoff(client: MoveClient, request: Dict[str, Any], *, registry: JobReg
     adapter: TypeAdapter[MoveRequest] = TypeAdapter(MoveRequest)
     req = adapter.validate_python(request["request"])
     prep = prepare(client, req)
-    out = request.get("out_dir")
-    return _send(client, req, prep, Steps.of(request, checkpoint), registry=registry,
-                 out_dir=Path(out) if out else None, source_label=request.get("source_label"),
+    return _send(client, req, prep, Steps.of(request, checkpoint), Recording.of(request, registry),
                  progress=agent_progress(progress, throttle, Path(req.video).name)).job.id
 
 

@@ -26,7 +26,7 @@ from ..jobs import Job, JobOutput, JobState, jobs_by_id_from_pages
 from ..poll import Backoff, Clock, PollTimeout, poll_until, polls
 from ..progress import Progress
 from ..spec import SPECS
-from ..transfer import counted
+from ..transfer import post_file
 from .models import IN_QUEUE, Balance, InputVideo, JobCreate, JobFromUrl, MLModel, Page, TensorPixJob
 
 SERVICE = "tensorpix"
@@ -70,7 +70,7 @@ def to_job(tj: TensorPixJob) -> Job:
                vendor=tj)
 
 
-class TensorPixClient(MarkedByVideo, BaseClient):
+class TensorPixClient(MarkedByVideo, BaseClient, service=SERVICE):
     """Typed access to TensorPix. Implements :class:`tether.jobs.JobService`."""
 
     def __init__(self, base_url: str, *, token: Optional[str] = None, profile: str = "local", timeout: float = 30.0,
@@ -83,11 +83,6 @@ class TensorPixClient(MarkedByVideo, BaseClient):
         self.storage = self.storage_client(auth_hint="the presigned URL was refused")
         self._fresh = FreshUploads()  # uploads no job has used yet: a lost create is found by its video
 
-    @classmethod
-    def from_profile(cls, profile: Optional[str] = None) -> TensorPixClient:
-        from ..settings import client_settings
-
-        return cls(**client_settings(SERVICE, profile))
 
 
     # --- errors ---------------------------------------------------------------------------------------------
@@ -151,15 +146,8 @@ class TensorPixClient(MarkedByVideo, BaseClient):
     # --- videos ---------------------------------------------------------------------------------------------
     def upload_video(self, path: Path, progress: Optional[Progress] = None) -> InputVideo:
         """``progress(done, total)`` as bytes go; returning False stops the upload (:class:`CancelledByUser`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"cannot upload {path}: no such file")
         started = time.monotonic()
-        with open(path, "rb") as fh:
-            reader = counted(fh, path, progress)
-            response = self.request("POST", "/api/videos/",
-                                    files={"file": (path.name, reader, "application/octet-stream")},
-                                    timeout=httpx.Timeout(self.timeout, write=max(self.timeout, 600.0)))
+        response = post_file(self, "/api/videos/", Path(path), progress)
         video = self.parse(InputVideo, self.body_of(response, "POST", "/api/videos/"), "POST /api/videos/")
         self._fresh.note(video.id, video.created_at, response, started)
         return video

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
-from ..creation import recording_unconfirmed
+from ..creation import create_recorded
 from ..errors import InputError
-from ..fileio import check_output_dir
-from ..handoff import Steps, agent_progress, keep_file, made_before, release
+from ..handoff import Steps, agent_progress, keep_file, release
 from ..media import WEB_MOVIE_EXTS
 from ..progress import Progress
-from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, invalid_options
+from ..submission import UPLOAD_PLACEHOLDER, DocumentPreview, Recording, invalid_options
 from .models import InputVideo, JobCreate, TensorPixJob
 
 if TYPE_CHECKING:
@@ -94,40 +93,22 @@ def submit(client: TensorPixClient, clip: str, options: Dict[str, Any], *, regis
     """Upload ``clip`` (a movie file), wait until TensorPix has it, create the job, record it in ``registry``.
     ``progress`` follows the upload's bytes (False stops it)."""
     prep = prepare(client, clip, options)
-    if out_dir is not None:
-        check_output_dir(out_dir)
-    return _send(client, prep, Steps(), registry=registry, out_dir=out_dir, source_label=source_label, extra=extra,
-                 ready_timeout=ready_timeout, progress=progress)
+    to = Recording(registry, out_dir, source_label, dict(extra or {})).checked()
+    return _send(client, prep, Steps(), to, ready_timeout=ready_timeout, progress=progress)
 
 
-def _send(client: TensorPixClient, prep: Prepared, steps: Steps, *, registry: Optional[JobRegistry],
-          out_dir: Optional[Path], source_label: Optional[str], extra: Optional[Dict[str, Any]],
-          ready_timeout: float = 600.0, progress: Optional[Progress] = None) -> Submission:
-    """Upload (once: ``steps``), create and record: the one path of a submit and of the agent's hand-off."""
+def _send(client: TensorPixClient, prep: Prepared, steps: Steps, to: Recording, *, ready_timeout: float = 600.0,
+          progress: Optional[Progress] = None) -> Submission:
+    """Upload (once: ``steps``), create and record (``to``): the one path of a submit and of the agent's hand-off."""
     path = prep.path
-    def upload() -> List[Any]:
-        uploaded = client.upload_video(path, progress)
-        return [uploaded.id, client.fresh(uploaded.id)]
-
-    video_id, fresh = steps.once("video", upload)
+    video_id, earlier = client.video_once(steps, lambda: client.upload_video(path, progress).id)
     video = client.wait_ready(video_id, timeout=ready_timeout)
     facts = {"source": str(path), "video_id": video.id, "frame_count": video.n_frames, "first_frame": 1,
-             "options": prep.payload.payload(), **(extra or {})}
-    job = None
-    # uploaded by an attempt that was cut off, it may have made the job too: looked for by the video, unless the
-    # server handed back an older video (then an older job may carry it: the create goes, unconfirmed if lost)
-    if steps.resumed("video") and fresh:
-        earlier = made_before(client, str(video.id))
-        job = earlier.vendor if earlier is not None else None
-        if job is None:
-            client.own_upload(str(video.id))
-    if job is None:
-        with recording_unconfirmed(registry, SERVICE, profile=client.profile, title=path.name,
-                                   source=source_label or str(path), output_dir=out_dir, extra=facts):
-            job = client.create_job(build_options(prep.options, input_video=video.id))
-    if registry is not None:
-        registry.record(service=SERVICE, job_id=str(job.id), profile=client.profile, title=path.name,
-                        source=source_label or str(path), output_dir=out_dir, extra=facts)
+             "options": prep.payload.payload(), **to.extra}
+    job = create_recorded(client, to.registry, lambda: client.create_job(build_options(prep.options,
+                                                                                       input_video=video.id)),
+                          lambda job: job.id, earlier=earlier, title=path.name, source=to.source_label or str(path),
+                          output_dir=to.out_dir, extra=facts)
     return Submission(job=job, video=video, source=str(path))
 
 
@@ -138,12 +119,9 @@ def handoff_request(clip: str, options: Dict[str, Any], *, out_dir: Optional[Pat
     """A checked submission as the JSON the agent's queue keeps. The user's movie stays where it is; with ``keep``
     (a movie staged for this send) it moves into a hand-off folder the agent removes once the job is made."""
     prepare(None, clip, options)
-    if out_dir is not None:
-        check_output_dir(out_dir)
+    to = Recording(None, out_dir, source_label, dict(extra or {})).checked()
     path = keep_file(Path(clip)) if keep else Path(clip).absolute()
-    return {"clip": str(path), "options": dict(options), "source_label": source_label,
-            "out_dir": str(out_dir) if out_dir is not None else None, "extra": dict(extra or {}),
-            "kept": str(path.parent) if keep else None}
+    return {"clip": str(path), "options": dict(options), **to.request(), "kept": str(path.parent) if keep else None}
 
 
 def run_handoff(client: TensorPixClient, request: Dict[str, Any], *, registry: JobRegistry, resumed: bool,
@@ -151,10 +129,8 @@ def run_handoff(client: TensorPixClient, request: Dict[str, Any], *, registry: J
                 checkpoint: Optional[Checkpoint] = None) -> str:
     """The agent's side: :func:`submit`'s path with the upload remembered in the queue; returns the job id."""
     prep = prepare(client, request["clip"], request["options"])
-    out = request.get("out_dir")
-    job_id = str(_send(client, prep, Steps.of(request, checkpoint), registry=registry,
-                       out_dir=Path(out) if out else None, source_label=request.get("source_label"),
-                       extra=request.get("extra"), progress=agent_progress(progress, throttle, prep.path.name)).job.id)
+    job_id = str(_send(client, prep, Steps.of(request, checkpoint), Recording.of(request, registry),
+                       progress=agent_progress(progress, throttle, prep.path.name)).job.id)
     release(request)
     return job_id
 
