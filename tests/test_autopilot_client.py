@@ -217,16 +217,22 @@ def test_429_honours_retry_after(client: AutopilotClient, services: Any) -> None
     services.faults.add("status", status=429, retry_after=7, service="autopilot", path="/api/user/limit$", times=2)
     assert client.quota().subscription_tier == "free"
     assert slept == [7.0, 7.0]
-    # the service's own rate limit answers 429 with Retry-After too
-    services.service("autopilot").rate_limit = 1.0
+    # the service's own rate limit answers 429 with Retry-After too. Its bucket refills on the service's clock, which
+    # only the client's waits move: two calls at one instant meet the 429, and only a full Retry-After refills it
+    autopilot = services.service("autopilot")
+    now = [time.monotonic()]
+    autopilot.clock = lambda: now[0]
+    autopilot.rate_limit = 1.0
     slept.clear()
-    def really_sleep(seconds: float) -> None:  # really wait: the bucket refills with time
-        slept.append(seconds)
-        time.sleep(seconds)
 
-    client.sleep = really_sleep
-    # two calls within a second meet the 429; on a loaded machine they may land further apart, so call until one does
-    eventually(lambda: (client.quota(), slept)[1], timeout=30, message="the service's own 429")
+    def wait(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    client.sleep = wait
+    client.quota()  # the bucket's one token
+    assert slept == []
+    assert client.quota().subscription_tier == "free"
     assert slept == [1.0]  # it said Retry-After: 1, the client waited that long, and then the call went through
 
 

@@ -72,8 +72,23 @@ def _imports(folder: Path) -> Dict[str, Set[str]]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Call) and _dynamic_import(node):
+                names.add(_dynamic_import(node).split(".")[0])
         found[str(path.relative_to(ROOT))] = names
     return found
+
+
+def _dynamic_import(call: ast.Call) -> str:
+    """The module an ``importlib.import_module(...)`` or ``__import__(...)`` call names, as far as its text shows
+    (``f"tether.{service}.submit"`` shows ``tether.``); "" for any other call."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name not in ("import_module", "__import__") or not call.args:
+        return ""
+    first = call.args[0]
+    if isinstance(first, ast.JoinedStr) and first.values:
+        first = first.values[0]
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
 
 
 @pytest.mark.parametrize("folder", ["core/tether", "nuke_plugin", "blender_addon"])

@@ -47,7 +47,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -205,6 +205,7 @@ class LocalAutopilot(WorkerHandles):
         self.subscription_tier = tier
         self.frames_inferenced = 0
         self.rate_limit = 0.0
+        self.clock: Callable[[], float] = time.monotonic  # the rate limit's bucket refills by it (a test's own clock)
         self.list_form = "paged"  # or "drf", "bare", "whole": the list shapes the client must read (_page)
         # The seed's routes say {JOB_ID} and show none: "integer" answers a job's place in the order of creation as
         # its id (an id the routes take too), "string" the uuid.
@@ -259,8 +260,8 @@ class LocalAutopilot(WorkerHandles):
             raise ApiError(401, "invalid API key")
         if self.rate_limit > 0:
             with self._lock:
-                tokens, at = self._rate.get(key, (self.rate_limit, time.monotonic()))
-                now = time.monotonic()
+                now = self.clock()
+                tokens, at = self._rate.get(key, (self.rate_limit, now))
                 tokens = min(self.rate_limit, tokens + (now - at) * self.rate_limit)
                 if tokens < 1:
                     self._rate[key] = (tokens, now)
