@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import httpx
 import pytest
@@ -94,15 +94,15 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 
 @pytest.fixture(scope="session")
-def py39_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def py39_venv(request: pytest.FixtureRequest) -> Path:
     """The python of a session-wide Python 3.9 venv with Tether, qtpy and PySide2 5.15 (Nuke 14's stack); see
-    tests/py39_env.py. Skips when this machine has no Python 3.9; a failed install is an error, not a skip."""
-    from py39_env import build_venv, python39
-
-    python = python39()
-    if python is None:
+    tests/py39_env.py. Built in the background from the start of the session (see :func:`_start_build`). Skips when
+    this machine has no Python 3.9; a failed install is an error, not a skip."""
+    _start_build("venv39", request.config)  # started at collection, unless collected otherwise
+    built = _build_result("venv39")
+    if built is None:
         pytest.skip("no Python 3.9 interpreter on this machine")
-    return build_venv(python, tmp_path_factory.mktemp("venv39"))
+    return built / "bin" / "python"
 
 
 @pytest.fixture
@@ -152,6 +152,13 @@ def _fresh_autopilot(services: LocalServices) -> None:
     autopilot.frame_limit = 1000
 
 
+def _build_venv39(folder: Path) -> Optional[Path]:
+    from py39_env import build_venv, python39
+
+    python = python39()
+    return None if python is None else build_venv(python, folder).parents[1]
+
+
 def _build_venv312(folder: Path) -> Optional[Path]:
     """A Python 3.12 venv with mypy and fake-bpy-module (whose stubs need 3.12), or None without a 3.12."""
     import subprocess
@@ -168,10 +175,14 @@ def _build_venv312(folder: Path) -> Optional[Path]:
     return folder
 
 
-_VENV312: Dict[str, Any] = {}
+# Venvs that take pip a while, each started on a thread of its own when a test that needs it is collected, so its
+# install overlaps the other tests instead of adding to them: name -> its builder; name -> (the thread's pool, the
+# build's future)
+_BUILDERS: Dict[str, Callable[[Path], Optional[Path]]] = {"venv39": _build_venv39, "venv312": _build_venv312}
+_BUILDS: Dict[str, Any] = {}
 
 
-def _shared_venv312(folder: Path) -> Optional[Path]:
+def _shared_build(folder: Path, build: Callable[[Path], Optional[Path]]) -> Optional[Path]:
     """Under pytest-xdist every worker collects the test, so each starts this; one builds under a file lock and the
     others find its ``done`` marker (the folder is keyed by the run's id, shared by its workers)."""
     import fcntl
@@ -182,31 +193,70 @@ def _shared_venv312(folder: Path) -> Optional[Path]:
         done = folder.parent / "done"
         if done.exists():
             return folder if done.read_text() == "built" else None
-        built = _build_venv312(folder)
+        built = build(folder)
         done.write_text("built" if built is not None else "none")
         return built
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> None:
-    """When the add-on's type check is collected, its 3.12 venv starts building now, on a thread, so its ~20 s of
-    pip overlap the other tests instead of adding to them."""
-    if any(item.name == "test_mypy_blender_addon_clean" for item in items) and "future" not in _VENV312:
-        import tempfile
-        from concurrent.futures import ThreadPoolExecutor
+def _start_build(name: str, config: pytest.Config) -> None:
+    """The build of venv ``name`` begun, in the run's own temporary folder (shared by its xdist workers; pytest
+    removes it with the run's other folders, three runs later)."""
+    if name in _BUILDS:
+        return
+    from concurrent.futures import ThreadPoolExecutor
 
-        run = getattr(config, "workerinput", {}).get("testrunuid")
-        parent = Path(tempfile.gettempdir()) / f"tether-venv312-{run}" if run else Path(
-            tempfile.mkdtemp(prefix="tether-venv312-"))
-        pool = ThreadPoolExecutor(max_workers=1)
-        _VENV312["pool"] = pool
-        _VENV312["future"] = pool.submit(_shared_venv312, parent / "venv")
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    parent = (base.parent if hasattr(config, "workerinput") else base) / f"tether-{name}"
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tether-{name}")
+    _BUILDS[name] = (pool, pool.submit(_shared_build, parent / "venv", _BUILDERS[name]))
+
+
+def _build_result(name: str) -> Optional[Path]:
+    """The venv ``name`` (None: this machine lacks its Python), waited for."""
+    _BUILDS[name][0].shutdown(wait=False)
+    built: Optional[Path] = _BUILDS[name][1].result(timeout=900)
+    return built
+
+
+# The longest tests go first, while every worker is busy, so they end before the short ones do and no worker runs one
+# alone at the end (xdist hands out tests in this order; an xdist_group goes where its first test is). Those that wait
+# for a venv built in the background come next, once it has had the first ones' time to build.
+LONGEST_FIRST = (
+    "test_install.py::test_wheel_installed_tether_deploys_both_plugins_offline",
+    "test_quality.py::test_mypy_nuke_plugin_clean",
+    "test_quality.py::test_mypy_clean",
+    "test_install.py::test_nuke_gets_the_media_libraries_and_doctor_imports_them",
+    "test_install.py::test_doctor_reports_install_and_endpoints",
+    "test_install.py::test_doctor_lists_nukes_and_their_trees",
+    "test_install.py::test_studio_nuke_env_rez_versions_and_rollback",
+    "test_demo.py::test_demo_round_trips",
+    "test_install.py::test_user_install_is_idempotent_and_uninstall_restores_init_py",
+    "test_install.py::test_studio_blender_repository_installs_and_enables_in_bpy",
+    "test_agent.py::test_handed_off_submit_survives_the_submitter_and_a_killed_agent",
+    "test_quality.py::test_mypy_blender_addon_clean",
+    "nuke/test_nuke_panel_pyside2.py::",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    return next((i for i, key in enumerate(LONGEST_FIRST) if key in item.nodeid), len(LONGEST_FIRST))
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselected: a venv starts only for a test that runs
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> None:
+    """When the add-on's type check (its 3.12 venv, ~20 s of pip) or a Python 3.9 test (the 3.9 venv with PySide2,
+    ~30 s) is collected, its venv starts building now, so that pip overlaps the other tests; the longest tests are
+    moved to the front (:data:`LONGEST_FIRST`; the rest keep their order)."""
+    items.sort(key=_rank)
+    if config.option.collectonly:
+        return
+    if any(item.name == "test_mypy_blender_addon_clean" for item in items):
+        _start_build("venv312", config)
+    if any("py39_venv" in getattr(item, "fixturenames", ()) for item in items):
+        _start_build("venv39", config)
 
 
 @pytest.fixture(scope="session")
 def venv312() -> Iterator[Any]:
     """The future of the 3.12 venv (None inside without a 3.12)."""
-    yield _VENV312["future"]
-    _VENV312["pool"].shutdown(wait=True)
-    built = _VENV312["future"].result()
-    if built is not None:
-        shutil.rmtree(built.parent, ignore_errors=True)
+    yield _BUILDS["venv312"][1]

@@ -165,3 +165,13 @@ def test_the_plugins_have_no_import_cycle(folder: str, package: str) -> None:
 
 def test_the_cycle_finder_sees_a_cycle() -> None:
     assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+@pytest.mark.xdist_group("quality")
+def test_xdist_groups_hold(request: pytest.FixtureRequest) -> None:
+    """Under xdist's --dist loadgroup (the suite's addopts) a grouped test's id carries its group, or the group's
+    tests are spread over the workers and each builds the group's shared venv or zip again (pytest 9.2 with xdist
+    3.8 did, silently: pytest-dev/pytest-xdist#1386)."""
+    if not hasattr(request.config, "workerinput") or not request.config.getvalue("loadgroup"):
+        pytest.skip("not run by xdist with --dist loadgroup")
+    assert request.node.nodeid.endswith("@quality"), request.node.nodeid
