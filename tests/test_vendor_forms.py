@@ -7,7 +7,9 @@ server that ignores paging, fails here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +94,8 @@ def test_tensorpix_client_in_every_list_and_status_form(form: str, status_form: 
     assert paths and all(p.stat().st_size > 0 for p in paths)
 
 
-# The farm's id type and status words are unpublished (SERVICES.md); the spellings are those job APIs commonly send
+# The farm's id type (jobs, projects, uploaded files) and status words are unpublished (SERVICES.md; its paging too,
+# tested in test_farm_client.py's whole-list form); the spellings are those job APIs commonly send
 # (upper case; "succeeded"/"running"/"pending", as e.g. Adobe's Photoshop API status reply). One render each.
 FARM_FORMS = {
     "integer ids, upper case": ("integer", {s: s.upper() for s in ("syncing", "queued", "rendering", "completed")}),
@@ -116,8 +119,17 @@ def test_farm_client_in_every_id_and_status_form(case: str, farm_engine: Any, lo
     from tether_services.farm.engine import EMAIL, PASSWORD
 
     farm_engine.id_form, farm_engine.spell = FARM_FORMS[case]
+    integer = farm_engine.id_form == "integer"
     client = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
     upload_files([(tiny_blend, tiny_blend.as_posix())], client)
+    # project and uploaded-file ids in the same form: read, and a project archived and restored by the id it has
+    md5 = hashlib.md5(tiny_blend.read_bytes()).hexdigest()
+    file_id = client.check_md5(md5, path=tiny_blend.as_posix()).file_id
+    assert file_id is not None and (file_id.isdigit() if integer else file_id == md5)
+    made = client.create_project(f"forms {case} {uuid.uuid4().hex[:6]}")
+    assert made.id.isdigit() == integer and made.id in [p.id for p in client.projects()]
+    assert client.archive_project(made.id).archived and made.id not in [p.id for p in client.projects()]
+    assert not client.archive_project(made.id, archived=False).archived
     job = client.create_job(JobCreate(job_title=f"forms {case}", project="default", instance_type="cpu-standard-8",
                                       frame_range="1", blender_version="blender-5-0", output_path="renders/forms",
                                       upload_paths=[tiny_blend.as_posix()]))

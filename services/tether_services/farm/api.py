@@ -282,4 +282,5 @@ async def _receive_upload(farm: LocalFarm, request: Request) -> Any:
                            f"{exc.size} bytes with md5 {exc.actual}; the file changed or was corrupted on the way: "
                            "hash it again and re-upload")
     farm.bind(path, actual)
-    return JSONResponse({"file_id": actual, "md5": actual, "size": writer.size, "path": path}, status_code=201)
+    return JSONResponse({"file_id": farm.file_id(actual), "md5": actual, "size": writer.size, "path": path},
+                        status_code=201)

@@ -171,8 +171,9 @@ class LocalFarm:
         # "whole" answers a bare list of every job whatever the page asked for (the other form a vendor may use).
         self.list_form = "paged"
         # The seed documents neither the id type nor the status words (SERVICES.md: unknown). ``id_form`` "integer"
-        # answers each job's sequence number as its id (an id the routes take too); ``spell`` maps a status word
-        # to the one sent, as for Move (e.g. {"completed": "COMPLETED"} or {"completed": "succeeded"}).
+        # answers integer ids for jobs (their sequence number), projects (their position) and uploaded files (see
+        # file_id), ids the routes take too; ``spell`` maps a status word to the one sent, as for Move (e.g.
+        # {"completed": "COMPLETED"} or {"completed": "succeeded"}).
         self.id_form = "string"
         self.spell: Dict[str, str] = {}
         self.lock = threading.RLock()
@@ -272,20 +273,33 @@ class LocalFarm:
             project: Dict[str, Any] = {"id": project_id, "name": name, "archived": False, "created_at": iso(now())}
             self.projects[project_id] = project
             self.db.save_project(project, len(self.projects))
-            return dict(project)
+            return self._project_view(project)
 
     def update_project(self, project_id: str, archived: bool) -> Dict[str, Any]:
         with self.lock:
             project = self.projects.get(project_id)
+            if project is None and project_id.isdigit() and 0 < int(project_id) <= len(self.projects):
+                project = list(self.projects.values())[int(project_id) - 1]  # the id an integer id_form answered
             if project is None:
                 raise FarmError(404, f"no project with id {project_id!r}")
             project["archived"] = archived
-            self.db.save_project(project, list(self.projects).index(project_id) + 1)
-            return dict(project)
+            self.db.save_project(project, list(self.projects).index(project["id"]) + 1)
+            return self._project_view(project)
 
     def list_projects(self, include_archived: bool = False) -> List[Dict[str, Any]]:
         with self.lock:
-            return [dict(p) for p in self.projects.values() if include_archived or not p["archived"]]
+            return [self._project_view(p) for p in self.projects.values() if include_archived or not p["archived"]]
+
+    def _project_view(self, project: Dict[str, Any]) -> Dict[str, Any]:
+        """A project as the wire has it: in the integer id_form, its position (1, 2, ...: the order it was made)."""
+        if self.id_form != "integer":
+            return dict(project)
+        return {**project, "id": list(self.projects).index(project["id"]) + 1}
+
+    def file_id(self, md5: str) -> Any:
+        """An uploaded file's id: its md5, or in the integer id_form a number (the md5's first 52 bits: stable across
+        restarts, exact in any JSON reader). No route takes it back: the seed's jobs name files by upload path."""
+        return int(md5[:13], 16) if self.id_form == "integer" else md5
 
     # --- uploads --------------------------------------------------------------------------------------------
     @staticmethod
@@ -298,7 +312,7 @@ class LocalFarm:
             return {"exists": False, "file_id": None}
         if path:
             self.bind(path, md5)
-        return {"exists": True, "file_id": md5, "size": stored}
+        return {"exists": True, "file_id": self.file_id(md5), "size": stored}
 
     def bind(self, path: str, md5: str) -> None:
         try:
