@@ -549,6 +549,37 @@ def test_plugin_init_appends_tether_trees_after_the_hosts(tmp_path: Path, monkey
     assert sys.path == [*before, str(own), str(common)]
 
 
+def test_a_nukes_own_numpy_and_opencolorio_win_and_doctor_says_so(home: Path, tmp_path: Path) -> None:
+    """A Nuke that ships numpy or PyOpenColorIO in its own site-packages loads those: Tether's trees go after them, so
+    a deployed copy never shadows them; doctor names them, and an OpenColorIO older than 2.2 (no built-in configs)."""
+    from tether_install import doctor
+
+    nukes = tmp_path / "nukes"
+    n15 = _fake_nuke(nukes, "Nuke15.1v3", "Nuke15.1", ("lib/python3.10/site-packages/numpy/__init__.py",
+                                                       "lib/python3.10/site-packages/PyOpenColorIO.so",
+                                                       "lib/libOpenColorIO.so.2.1"))
+    _fake_nuke(nukes, "Nuke16.0v2", "Nuke16.0", ("lib/python3.11/", "lib/site-packages/PyOpenColorIO/__init__.py",
+                                                 "lib/libOpenColorIO.so.2.3.2"))
+    _fake_nuke(nukes, "Nuke14.0v6", "Nuke14.0", ("lib/python3.9/",))
+    checks = {c["check"]: c for c in doctor.check_nuke()}
+    old = checks["nuke: Nuke15.1v3 ships numpy and PyOpenColorIO"]
+    assert not old["ok"] and not old["problem"] and "OpenColorIO is 2.1" in old["detail"]
+    assert str(n15 / "lib" / "python3.10" / "site-packages" / "numpy") in old["detail"]
+    new = checks["nuke: Nuke16.0v2 ships PyOpenColorIO"]
+    assert new["ok"] and "never shadow" in new["detail"] and "built-in" not in new["detail"]
+    assert not [c for c in checks if c.startswith("nuke: Nuke14.0v6 ships")]
+    # and so it is: with Nuke's site-packages first, init.py puts a deployed numpy after it
+    site, tree = n15 / "lib" / "python3.10" / "site-packages", tmp_path / "tree"
+    (site / "numpy" / "__init__.py").write_text("WHERE = 'nuke'\n")
+    (tree / "numpy").mkdir(parents=True)
+    (tree / "numpy" / "__init__.py").write_text("WHERE = 'tether'\n")
+    code = (f"import sys, runpy; sys.path.insert(0, {str(site)!r}); "
+            f"runpy.run_path({str(ROOT / 'nuke_plugin' / 'init.py')!r}); import numpy; print(numpy.WHERE)")
+    env = {**os.environ, "TETHER_PYTHONPATH": str(tree)}
+    assert subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "nuke"
+
+
 @given(st.lists(st.sampled_from(["a", " ", "\n", "\r\n", "\t", "#", "é"]), max_size=40).map("".join))
 def test_marked_block_round_trips_any_file(original: str) -> None:
     from tether_install.plan import BEGIN, END, apply_block, remove_block

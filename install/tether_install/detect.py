@@ -133,6 +133,42 @@ def _inspect(folder: Path, major: int, minor: int, patch: Optional[int]) -> Nuke
     return NukeInstall(folder, major, minor, patch, python, source, problem)
 
 
+# Where a Nuke keeps the Python modules it ships. Foundry's "Nuke as a Python Module" page names
+# <Nuke>/lib/site-packages as Nuke's site-packages (learn.foundry.com/nuke/content/comp_environment/script_editor/
+# nuke_python_module.html); Linux builds with their own lib/python3.X keep one there, macOS inside the app;
+# pythonextensions/site-packages holds PySide.
+_SITE_GLOBS = ("lib/site-packages", "lib/python3.*/site-packages", "pythonextensions/site-packages",
+               "*.app/Contents/MacOS/lib/python3.*/site-packages",
+               "*.app/Contents/MacOS/pythonextensions/site-packages")
+# Media modules Tether also deploys that a Nuke may ship itself: numpy in its site-packages in some versions, and the
+# OpenColorIO of Foundry's "Third-Party Libraries and Fonts" list (learn.foundry.com/nuke/content/misc/
+# studio_third_party_libraries.html) with its Python binding.
+SHIPPED = ("numpy", "PyOpenColorIO")
+_OCIO_LIB = re.compile(r"^(?:lib)?OpenColorIO[._-](?:so[._])?(\d+)[._](\d+)", re.IGNORECASE)
+
+
+def shipped_modules(folder: Path) -> Dict[str, Path]:
+    """The modules of :data:`SHIPPED` a Nuke install has in its own site-packages, by name: where it loads them from."""
+    found: Dict[str, Path] = {}
+    for pattern in _SITE_GLOBS:
+        for site in sorted(folder.glob(pattern)):
+            for name in SHIPPED:
+                hits = [site / name] if (site / name).is_dir() else \
+                    [p for p in site.glob(f"{name}*") if p.suffix in (".so", ".pyd")]
+                if hits and name not in found:
+                    found[name] = hits[0]
+    return found
+
+
+def shipped_ocio(folder: Path) -> Optional[Tuple[int, int]]:
+    """The OpenColorIO version a Nuke links, from its library's name (``libOpenColorIO.so.2.1``,
+    ``OpenColorIO_2_2.dll``); None when no such file says."""
+    versions = [(int(m.group(1)), int(m.group(2))) for pattern in ("lib*/*OpenColorIO*", "*OpenColorIO*",
+                                                                  "*.app/Contents/*/*OpenColorIO*")
+                for p in folder.glob(pattern) for m in [_OCIO_LIB.match(p.name)] if m]
+    return max(versions) if versions else None
+
+
 def find_nukes(places: Optional[Sequence[Path]] = None) -> List[NukeInstall]:
     seen: Dict[str, NukeInstall] = {}
     for place in search_places() if places is None else places:

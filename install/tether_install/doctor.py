@@ -29,6 +29,8 @@ def check_nuke() -> List[Dict[str, Any]]:
     nukes = detect.find_nukes()
     for nuke in nukes:  # an unsupported Nuke is named, but is no problem: the others may be used
         out.append(_check(f"nuke: found {nuke.name}", nuke.supported, nuke.describe(), problem=False))
+        if nuke.supported:
+            out.extend(_shipped(nuke))
     if not nukes:
         out.append(_check("nuke: installs found", False, f"no Nuke found in {detect.describe_places()}",
                           problem=False))
@@ -90,6 +92,24 @@ def check_nuke() -> List[Dict[str, Any]]:
                 out.append(_loads(root, abi))
                 out.append(_media(root, abi, redeploy))
     return out
+
+
+def _shipped(nuke: detect.NukeInstall) -> List[Dict[str, Any]]:
+    """The media modules a Nuke ships itself: those are the ones it loads (init.py appends Tether's trees after
+    Nuke's own entries, so Tether's copies never shadow them), so say so, and when its OpenColorIO is older than 2.2,
+    whose built-in configs the send's default (``ocio://studio-config-latest``) needs."""
+    own = detect.shipped_modules(nuke.path)
+    if not own:
+        return []
+    names = " and ".join(own)
+    detail = (f"{nuke.name} ships its own {names} ({', '.join(str(p) for p in own.values())}): Nuke loads those, "
+              "not Tether's (Tether's trees go after Nuke's own on sys.path, so they never shadow them)")
+    ocio = detect.shipped_ocio(nuke.path)
+    old = ocio is not None and "PyOpenColorIO" in own and ocio < (2, 2)
+    if ocio is not None and old:
+        detail += (f"; its OpenColorIO is {ocio[0]}.{ocio[1]}, without OCIO's built-in configs (2.2+): a plate "
+                   "sent from that Nuke needs the project's OCIO config, or $OCIO, to be a config file")
+    return [_check(f"nuke: {nuke.name} ships {names}", not old, detail, problem=False)]
 
 
 def _quoted(*words: str) -> str:
