@@ -1,10 +1,11 @@
 """Move (motion capture) for the add-on, in plain Python (no ``bpy``): the worker and its hand-off to the main thread.
 
 A :class:`MoveRuntime` holds its own :class:`runtime.Handoff` and :class:`MoveStatus` (what the Move panel draws).
-The worker (:func:`run_move`) uploads the video, makes the take and the job, follows it and downloads the FBX rig,
-posting ``move`` events as it goes; :meth:`MoveRuntime.pump` applies them on the main thread and returns the
-finished result, which the operator imports there (``bpy`` is never touched off the main thread). Headless, timers
-never fire: the operator joins the worker and pumps itself.
+The worker (:func:`run_move`) hands the video to the Tether agent (which uploads it, makes the take and the job, and
+goes on after Blender closes; in-process when no agent can run), follows the hand-off and then the job, and
+downloads the FBX rig, posting ``move`` events as it goes; :meth:`MoveRuntime.pump` applies them on the main thread
+and returns the finished result, which the operator imports there (``bpy`` is never touched off the main thread).
+Headless, timers never fire: the operator joins the worker and pumps itself.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class MoveStatus:
     total_bytes: int = 0
     fbx: str = ""
     fps: Optional[float] = None
+    entry: int = 0  # the Tether agent's queue entry of this send (0: sent in-process, or following a job)
     notices: List[Notice] = field(default_factory=list)
 
     @property
@@ -49,6 +51,7 @@ class MoveRequestValues:
     profile: str
     video: str = ""
     job_id: str = ""  # follow an existing job instead of submitting
+    entry: int = 0  # follow a hand-off in the agent's queue (sent before Blender was closed) to its job
     name: str = ""
     dest_root: str = ""  # "" = Tether's data folder
     outputs: tuple = ("MAIN_FBX",)
@@ -130,13 +133,59 @@ class MoveTask(WorkerTask):
         self.handoff.post(self.kind, **data)
 
 
+def _request(values: MoveRequestValues) -> Any:
+    from tether.move.submit import MoveRequest
+
+    return MoveRequest(video=Path(values.video), name=values.name, outputs=list(values.outputs), start=values.start,
+                       end=values.end)
+
+
+def hand_off(values: MoveRequestValues, profile: str) -> Optional[int]:
+    """Queue the send for the Tether agent (started if needed) and return its queue entry: the agent uploads the video
+    (the artist's own file, read where it is: nothing of Blender's is needed once queued), makes the take and the job
+    and records it, after Blender closes too. None to send in-process: TETHER_AGENT=off, or no agent can run."""
+    from tether import agent
+    from tether.move.submit import handoff_request
+
+    entry = agent.offer("move", lambda: handoff_request(_request(values), source_label=values.video), profile=profile,
+                        title=values.name or Path(values.video).stem)
+    return entry.id if entry is not None else None
+
+
+def follow_handoff(entry_id: int, post: Callable[..., None], cancelled: Callable[[], bool],
+                   sleep: Callable[[float], object]) -> Dict[str, Any]:
+    """Wait for the agent to make the job of hand-off ``entry_id``, showing its upload; ``{"job_id": ...}``, or the
+    worker's final result when it failed or the artist stopped following (the agent goes on with it)."""
+    from tether.agent import follow_handoff as follow
+    from tether.poll import Clock
+
+    def update(handed: Any) -> bool:
+        post(phase="uploading", entry=entry_id, done_bytes=handed.bytes_done, total_bytes=handed.bytes_total,
+             message=handed.note if not handed.bytes_total else f"the Tether agent: video {handed.words} "
+                                                                 f"(queue entry {entry_id})")
+        return not cancelled()
+
+    last = follow(entry_id, update, clock=Clock(sleep=sleep))
+    entry = last.entry if last is not None else None
+    if entry is None or entry.state not in ("done", "failed", "cancelled"):
+        return {"phase": "cancelled", "entry": entry_id,
+                "message": f"stopped following; the Tether agent goes on with queue entry {entry_id} (Follow picks it "
+                           "up again)"}
+    if entry.state != "done" or not entry.job_id:
+        return {"phase": "failed", "entry": entry_id,
+                "message": f"the Tether agent could not send the video (queue entry {entry_id}): "
+                           f"{entry.error or entry.state}"}
+    return {"job_id": str(entry.job_id)}
+
+
 def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool],
              uses: Callable[[Any], Any] = lambda client: client) -> Dict[str, Any]:
     """Submit (unless ``values.job_id``), follow until finished, download the FBX. Runs on the worker; ``uses``
-    is given the client (the task's :meth:`~blender_addon.runtime.WorkerTask.uses`: a Stop aborts it)."""
+    is given the client (the task's :meth:`~blender_addon.runtime.WorkerTask.uses`: a Stop aborts it). The send
+    goes to the Tether agent when one runs or can start (:func:`hand_off`); the job is then the one it makes."""
     from tether.jobs import JobState
     from tether.move.client import MoveClient
-    from tether.move.submit import MoveRequest, submit_video, wait_for
+    from tether.move.submit import submit_video, wait_for
     from tether.poll import Clock
     from tether.registry import JobRegistry
     from tether.settings import data_dir
@@ -146,19 +195,27 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
     try:
         job_id = values.job_id
         fps: Optional[float] = None
+        entry = values.entry if not job_id else 0
+        if not job_id and not entry:
+            entry = hand_off(values, client.profile) or 0
+        if entry:
+            made = follow_handoff(entry, post, cancelled, client.pause)
+            if "phase" in made:
+                return made
+            job_id = made["job_id"]
+            post(phase="processing", job_id=job_id, entry=entry, message=f"job {job_id} made by the Tether agent")
         if not job_id:
             def upload_progress(done: int, total: int) -> bool:
                 post(phase="uploading", done_bytes=done, total_bytes=total,
                      message=f"uploading {Path(values.video).name}")
                 return not cancelled()
 
-            sub = submit_video(client, MoveRequest(video=Path(values.video), name=values.name,
-                                                   outputs=list(values.outputs), start=values.start, end=values.end),
-                               registry=reg, progress=upload_progress, source_label=values.video)
+            sub = submit_video(client, _request(values), registry=reg, progress=upload_progress,
+                               source_label=values.video)
             job_id, fps = sub.job.id, sub.facts.fps
             post(phase="processing", job_id=job_id, state=sub.job.raw_state,
                  message=f"job {job_id} submitted ({sub.frames} frames)" if sub.frames else f"job {job_id} submitted")
-        else:
+        if fps is None:
             record = reg.get("move", job_id)
             raw = record.extra.get("fps") if record is not None else None
             fps = float(raw) if isinstance(raw, (int, float)) else None

@@ -44,6 +44,10 @@ class TETHER_PG_move(PropertyGroup):
         description="The video to capture (.mp4, .mov, .avi); empty: the active movie strip in the Sequencer")
     job_id: StringProperty(name="Job", default="",  # type: ignore[valid-type]
                            description="The Move job of this scene (filled in when a video is sent)")
+    handoff_entry: IntProperty(  # type: ignore[valid-type]
+        name="Hand-off", default=0, options={"HIDDEN"},
+        description="The Tether agent's queue entry of the video sent last, until its job is known: Follow finds "
+                    "the job the agent made for it (after Blender was closed too)")
     auto_import: BoolProperty(name="Import When Done", default=True,  # type: ignore[valid-type]
                               description="Import the FBX rig as soon as the job finishes")
     set_frame_range: BoolProperty(name="Set Frame Range", default=True,  # type: ignore[valid-type]
@@ -85,6 +89,10 @@ def pump(context: Any = None) -> List[Dict[str, Any]]:
     if rt is None:
         return []
     finished = rt.pump()
+    scene_now: Any = (context or bpy.context).scene
+    if scene_now is not None and rt.status.entry and scene_now.tether_move.handoff_entry != rt.status.entry:
+        # a new send handed to the agent: its job (not the one before it) is the scene's from now on
+        scene_now.tether_move.handoff_entry, scene_now.tether_move.job_id = rt.status.entry, ""
     for result in finished:
         print(f"Tether Move: {result.get('phase')}: {result.get('message')}")
         scene: Any = (context or bpy.context).scene
@@ -377,12 +385,15 @@ class TETHER_OT_move_follow(Operator):
             return {"CANCELLED"}
         settings = context.scene.tether_move
         job_id = self.job_id or settings.job_id
-        if not job_id:
+        # sent through the agent and Blender closed before it made the job: the job it made for that hand-off
+        entry = 0 if job_id else settings.handoff_entry
+        if not job_id and not entry:
             self.report({"ERROR"}, "No Move job to follow: send a video first")
             return {"CANCELLED"}
-        if job_id != settings.job_id:  # not this scene's take: its keys start on the scene's first frame
+        if job_id and job_id != settings.job_id:  # not this scene's take: its keys start on the scene's first frame
             settings.place_frame = context.scene.frame_start
-        values = MoveRequestValues(profile=access.account(context).profile, job_id=job_id, dest_root=rig_folder())
+        values = MoveRequestValues(profile=access.account(context).profile, job_id=job_id, entry=entry,
+                                   dest_root=rig_folder())
         return _start(context, self, values, self.wait)
 
 

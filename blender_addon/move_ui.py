@@ -50,6 +50,9 @@ def draw_move(layout: Any, context: Any) -> None:
         if settings.job_id:
             layout.label(text=f"Job: {settings.job_id}")
             layout.operator("tether.move_follow", icon="FILE_REFRESH").job_id = settings.job_id
+        elif settings.handoff_entry:
+            layout.label(text=f"Sent through the Tether agent (queue entry {settings.handoff_entry})")
+            layout.operator("tether.move_follow", icon="FILE_REFRESH")
         if status is not None and status.fbx:
             op = layout.operator("tether.move_import", text="Import Rig Again", icon="IMPORT")
             op.filepath = status.fbx

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
+from .poll import SYSTEM_CLOCK, Clock
 from .registry import JobRegistry, QueueEntry
 from .watch import JobChange, Watcher
 
@@ -446,12 +447,42 @@ def handoffs(services: Optional[Iterable[str]] = None, now: Optional[float] = No
     return found
 
 
+SETTLED = ("done", "failed", "cancelled")  # a queue entry the agent is finished with
+
+
+def follow_handoff(entry_id: int, on_update: Optional[Callable[[HandOff], Optional[bool]]] = None, *,
+                   clock: Clock = SYSTEM_CLOCK, interval: float = 0.25, cap: float = 2.0) -> Optional[HandOff]:
+    """Follow one hand-off until the agent settles it (``done``: its entry's ``job_id``; ``failed``: its ``error``),
+    for a DCC that shows its upload and then follows the job the agent made. The entry is read from the registry
+    (whether or not the agent runs); while it uploads, its bytes from the agent's queue. ``on_update(hand_off)`` sees
+    each look first and may return False to stop following (the hand-off goes on in the agent); returns the last look,
+    None when stopped before the first. ``clock.sleep`` may be an abortable wait (a client's ``pause``)."""
+    from .poll import Backoff, poll_until, polls
+
+    def look(registry: JobRegistry) -> HandOff:
+        entry = registry.queue_entry(entry_id)
+        if entry is None:
+            raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
+        if entry.state != "running":
+            return HandOff(entry)
+        row = next((r for r in queue(("running",)) if r.get("id") == entry_id), {})
+        return HandOff(entry, str(row.get("phase") or ""), int(row.get("bytes_done") or 0),
+                       int(row.get("bytes_total") or 0))
+
+    with JobRegistry() as registry:
+        ticks = polls(lambda: look(registry), key=lambda seen: (seen.entry.state, seen.bytes_done),
+                      backoff=Backoff(interval, cap), clock=clock)
+        return poll_until(ticks, lambda seen: seen.entry.state in SETTLED,
+                          None if on_update is None else lambda tick: on_update(tick.value))
+
+
 __all__ = [
     "AgentClient",
     "AgentNotRunning",
     "AgentWatcher",
     "HandOff",
     "agent_command",
+    "follow_handoff",
     "hand_off",
     "handoff_module",
     "handoffs",

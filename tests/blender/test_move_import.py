@@ -267,3 +267,56 @@ def test_a_centimetre_fbx_comes_in_at_scale_one(move_scene: Path, tmp_path: Path
     assert imported.data.bones["Head"].tail_local.z == pytest.approx(1.75, abs=0.01)
     scene.frame_set(10)
     assert (imported.matrix_world @ imported.pose.bones["Hips"].head).z == pytest.approx(0.98 + 0.2, abs=0.01)
+
+
+def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: Path, local_services: Any,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the Tether agent, Capture Motion queues the video for it (the agent uploads it, makes the take and the job,
+    after Blender closes too) and the add-on follows the hand-off to that job and imports the rig as before; a file
+    reopened before the job was known finds it through the hand-off (Follow). No agent can run: sent in-process."""
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.registry import JobRegistry
+
+    from blender_addon import move_backend
+
+    from .test_addon import Recorder
+
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    values = move_backend.MoveRequestValues(profile="", video=str(move_scene), name="dance")
+    with monkeypatch.context() as nowhere:  # no agent runs, and none can start (no `tether` to start it with)
+        nowhere.setattr(agent, "agent_command", lambda: None)
+        assert move_backend.hand_off(values, "local") is None
+    registry = JobRegistry()
+    assert registry.queue() == []
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        scene = bpy.context.scene
+        scene.tether_move.video_path = str(move_scene)
+        scene.tether_move.job_id = "job-of-an-earlier-take"
+        local_services.requests.clear()
+        assert bpy.ops.tether.move_submit(wait=True) == {"FINISHED"}
+        [entry] = registry.queue()
+        assert (entry.service, entry.state) == ("move", "done") and entry.job_id
+        assert entry.request["request"]["video"] == str(move_scene)  # the artist's own file, read where it is
+        assert local_services.requests.count("PUT", r"^/move/_store/uploads/") == 1  # sent once, by the agent
+        settings = scene.tether_move
+        assert (settings.job_id, settings.handoff_entry) == (entry.job_id, entry.id)
+        (rig,) = _armatures()
+        assert rig.name == f"Move {entry.job_id[:12]}" and rig.animation_data.action is not None
+        assert (scene.frame_start, scene.frame_end) == (1, FRAMES)
+        assert (tmp_path / "move" / entry.job_id / "MAIN_FBX.fbx").is_file()
+        # Blender closed before the agent made the job: the scene knows the hand-off only, and Follow finds its job
+        bpy.data.objects.remove(rig)
+        settings.job_id = ""
+        rec = Recorder()
+        bpy.types.VIEW3D_PT_tether_move.draw(type("FakePanel", (), {"layout": rec})(), bpy.context)
+        assert f"queue entry {entry.id}" in " ".join(rec.texts())
+        assert any(c["args"][0] == "tether.move_follow" for c in rec.calls("operator"))
+        assert bpy.ops.tether.move_follow(wait=True) == {"FINISHED"}
+        assert settings.job_id == entry.job_id and len(_armatures()) == 1
+        assert len(registry.queue()) == 1
+    finally:
+        live.close()
+        registry.close()
