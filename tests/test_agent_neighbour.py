@@ -181,6 +181,11 @@ def test_a_watch_writes_only_what_moved(tiny_blend: Path, local_services: LocalS
 
     with FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD) as farm, JobRegistry() as registry:
         [job_id] = _held_jobs(farm, tiny_blend, "watch-writes", 1)
+        # The scout chunk may have started before the hold landed (running tasks finish under a hold): wait until
+        # the job is laid out and nothing of it renders, so the only change left is the one this test makes.
+        held = local_services.farm.jobs[job_id]
+        eventually(lambda: held.phase != "syncing" and all(t.status != "rendering" for t in held.tasks),
+                   message="the held job settled")
         registry.record(service="farm", job_id=job_id, profile="local")
         watcher = Watcher(registry, lambda service, profile: farm)  # type: ignore[arg-type,return-value]
         watcher.poll_once()
