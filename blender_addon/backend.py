@@ -333,6 +333,17 @@ def job_action(account: Account, job_id: str, action: str, priority: int = 50) -
     return {}
 
 
+def cancel_handoff(entry: int) -> Dict[str, Any]:
+    """Cancel a submission the agent holds (:func:`tether.agent.cancel`): its upload stops and no job is made."""
+    from tether import agent
+    from tether.errors import ConfigError
+
+    ended = agent.cancel(entry)
+    if ended["state"] != "cancelled" and not ended.get("cancelled_job"):
+        raise ConfigError(f"the Tether agent has not stopped it yet ({ended['state']})")
+    return {}
+
+
 def fetch(account: Account, job_id: str, folder: str, progress: Progress) -> Dict[str, Any]:
     farm = client(at_job(account, job_id))
     reg = registry()

@@ -460,9 +460,13 @@ class TETHER_OT_job_action(Operator):
         ("priority", "Set Priority", "Give the job the scene's priority value"),
     ], options={"SKIP_SAVE"})
     priority: IntProperty(default=50, min=0, max=100, options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    # a submission the agent holds, not a job yet: only "cancel" applies (it stops the upload, no job is made)
+    handoff: IntProperty(default=0, min=0, options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     @classmethod
     def description(cls, _context: Any, properties: Any) -> str:
+        if properties.handoff:
+            return "Stop the Tether agent's upload of this submission: no job is made"
         return {"hold": "Stop starting new tasks of this job", "unhold": "Resume this job and its held tasks",
                 "cancel": "Cancel this job on the farm",
                 "priority": "Give this job the priority set below"}.get(properties.action, "")
@@ -475,10 +479,16 @@ class TETHER_OT_job_action(Operator):
     def execute(self, context: Any) -> Result:
         if access.refuse_offline(self):
             return {"CANCELLED"}
+        from . import backend
+
+        if self.handoff and self.action == "cancel":
+            entry = self.handoff
+            in_background("action", lambda: backend.cancel_handoff(entry), "action", job_id=f"(queue entry {entry})",
+                          action="cancel")
+            return {"FINISHED"}
         if not self.job_id:
             self.report({"ERROR"}, "No job given")
             return {"CANCELLED"}
-        from . import backend
 
         account = access.account(context)
         job_id, action, priority = self.job_id, self.action, self.priority

@@ -281,6 +281,9 @@ def _draw_handoff(box: Any, job: JobRow) -> None:
         return
     box.progress(factor=job.progress / 100.0, type="BAR", text=job.label)
     box.label(text=f"Handed to the Tether agent (queue entry {job.handoff}): Blender may close", icon="INFO")
+    op = box.row().operator("tether.job_action", text="Cancel", icon="CANCEL")
+    op.handoff = job.handoff
+    op.action = "cancel"
 
 
 def _action(row: Any, job: JobRow, action: str, text: str, icon: str) -> Any:

@@ -152,6 +152,11 @@ class AgentClient:
     def stop(self) -> Dict[str, Any]:
         return dict(self.call("POST", "/stop"))
 
+    def cancel(self, entry_id: int, wait: float = 30.0) -> Dict[str, Any]:
+        """Cancel hand-off ``entry_id`` (:meth:`tether.agent_server.Agent.cancel`): the entry as it ended, held
+        until an upload in flight has stopped (at most ``wait`` seconds)."""
+        return dict(self.call("POST", f"/cancel?id={int(entry_id)}&wait={wait}", timeout=wait + 10.0))
+
     def close(self) -> None:
         self._http.close()
 
@@ -372,6 +377,37 @@ def offer(service: str, request: Callable[[], Dict[str, Any]], *, no_agent: bool
         raise
 
 
+def cancel(entry_id: int) -> Dict[str, Any]:
+    """Cancel a hand-off (``tether agent cancel``, a DCC's Cancel on a hand-off's row) through the running agent,
+    which stops an upload in flight; with no agent running, in the registry (nothing uploads it then), its kept
+    folder removed; one that is a job already has the job cancelled on its service. The entry as it ended."""
+    try:
+        with AgentClient() as client:
+            return client.cancel(entry_id)
+    except AgentNotRunning:
+        pass
+    from .handoff import release
+
+    with JobRegistry() as registry:
+        entry = registry.queue_entry(entry_id)
+        if entry is None:
+            raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
+        if entry.state == "done" and entry.job_id:
+            from .clients import client_for
+
+            service = client_for(entry.service, entry.profile or None, str(entry.request.get(ENDPOINT_KEY) or ""))
+            try:
+                service.cancel_job(entry.job_id)
+            finally:
+                service.close()
+            return {**entry.to_dict(), "cancelled_job": True}
+        dropped = registry.withdraw(entry_id, ("queued", "running", "failed"))  # a dead agent's running one too
+    if dropped is None:
+        return entry.to_dict()
+    release(dropped.request)
+    return dropped.to_dict()
+
+
 QUEUE_WAITING = ("queued", "running")  # not yet a job: waiting for the agent, or being uploaded by it
 FAILED_SHOWN = 24 * 3600.0  # a failed hand-off stays in a DCC's jobs list this long (seconds)
 
@@ -482,6 +518,7 @@ __all__ = [
     "AgentWatcher",
     "HandOff",
     "agent_command",
+    "cancel",
     "follow_handoff",
     "hand_off",
     "handoff_module",

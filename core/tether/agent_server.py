@@ -123,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._reply(200, handler(query))
+        except TetherError as exc:  # refused, with the reason (a service that cannot cancel): no traceback
+            self._reply(400, {"error": redact(str(exc))})
         except Exception as exc:  # one bad request never stops the agent
             log.exception("request %s failed", url.path)
             self._reply(500, {"error": redact(f"{type(exc).__name__}: {exc}")})
@@ -165,6 +167,8 @@ class Agent:
         self._closer: Optional[threading.Thread] = None
         self._lock_file: Any = None
         self._fetching: Set[Tuple[str, str]] = set()
+        self._cancelling: Set[int] = set()  # running hand-offs asked to stop; the worker drops them
+        self._settled = threading.Condition()  # notified whenever the worker is done with an entry
         self.routes: Dict[Tuple[str, str], Callable[[Dict[str, str]], Dict[str, Any]]] = {
             ("GET", "/status"): lambda q: self.status(),
             ("GET", "/queue"): lambda q: self.queue(q.get("states", "")),
@@ -173,6 +177,7 @@ class Agent:
             ("POST", "/pause"): lambda q: self.pause(),
             ("POST", "/resume"): lambda q: self.resume(),
             ("POST", "/stop"): lambda q: self.stop(),
+            ("POST", "/cancel"): lambda q: self.cancel(int(q.get("id", 0)), float(q.get("wait", 30))),
         }
 
     # --- life -----------------------------------------------------------------------------------------------------
@@ -290,6 +295,53 @@ class Agent:
         self._work.set()
         return {"ok": True, "pid": os.getpid()}
 
+    def cancel(self, entry_id: int, wait: float = 30.0) -> Dict[str, Any]:
+        """Cancel hand-off ``entry_id``: a waiting one is dropped at once, one uploading stops at its next block or
+        confirmed step (held ``wait`` seconds for it); either way its kept folder goes and no job is made. One that
+        is a job already has the job cancelled on its service, as any job. The entry as it ends, with
+        ``cancelled_job`` when the service was asked."""
+        entry = self.registry.queue_entry(entry_id)
+        if entry is None:
+            raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
+        if entry.state == "done" and entry.job_id:
+            with self._client(entry.service, entry.profile, str(entry.request.get(ENDPOINT_KEY) or "")) as client:
+                client.cancel_job(entry.job_id)
+            log.info("hand-off %d: %s job %s cancelled on the service", entry_id, entry.service, entry.job_id)
+            return {**entry.to_dict(), "cancelled_job": True}
+        if entry.state == "cancelled":
+            return entry.to_dict()
+        with self._settled:
+            self._cancelling.add(entry_id)
+        dropped = self.registry.withdraw(entry_id)
+        if dropped is not None:  # it was waiting: nothing was sent for it in this attempt
+            self._dropped(dropped)
+            return dropped.to_dict()
+        deadline = time.monotonic() + min(max(wait, 0.0), 60.0)
+        with self._settled:  # the worker has it: it stops between blocks or steps and drops it
+            while entry_id in self._cancelling and time.monotonic() < deadline:
+                now = self.registry.queue_entry(entry_id)
+                if now is None or now.state != "running":
+                    break
+                self._settled.wait(deadline - time.monotonic())
+            ended = self.registry.queue_entry(entry_id)
+            missed = ended is not None and ended.state == "done" and entry_id in self._cancelling
+            if missed:  # made into a job before the worker heard of the cancel: cancelled as a job
+                self._cancelling.discard(entry_id)
+        if missed:
+            return self.cancel(entry_id)
+        assert ended is not None
+        return ended.to_dict()
+
+    def _dropped(self, entry: QueueEntry) -> None:
+        """A cancelled hand-off is over: its kept folder goes, and whoever waits on the cancel hears it."""
+        from .handoff import release
+
+        release(entry.request)
+        with self._settled:
+            self._cancelling.discard(entry.id)
+            self._settled.notify_all()
+        log.info("hand-off %d (%s '%s') cancelled", entry.id, entry.service, entry.title)
+
     def jobs(self, after: int, wait: float) -> Dict[str, Any]:
         """The watched jobs as of the latest cycle; with ``wait``, held until a cycle newer than ``after`` ran."""
         deadline = time.monotonic() + min(max(wait, 0.0), 60.0)
@@ -316,7 +368,8 @@ class Agent:
             self.current = {"entry": entry.id, "service": entry.service, "title": entry.title,
                             "phase": progress.phase, "bytes_done": progress.bytes_done,
                             "bytes_total": progress.bytes_total}
-            return not (self.paused or self._stop.is_set())  # False: the upload stops at its next block
+            # False: the upload stops at its next block
+            return not (self.paused or self._stop.is_set() or entry.id in self._cancelling)
 
         return on
 
@@ -332,17 +385,37 @@ class Agent:
         finally:
             client.close()
 
+    def _checkpoint(self, entry: QueueEntry) -> Callable[[Dict[str, Any]], None]:
+        """A confirmed step is kept; a cancel asked for meanwhile stops the hand-off there, before the next step
+        (an upload held by the service has no block left to stop at: its create is the next step)."""
+
+        def on(done: Dict[str, Any]) -> None:
+            self.registry.checkpoint(entry.id, done)
+            if entry.id in self._cancelling:
+                raise CancelledByUser(f"hand-off {entry.id} was cancelled")
+
+        return on
+
     def _run(self, entry: QueueEntry) -> None:
         log.info("hand-off %d (%s '%s'): attempt %d", entry.id, entry.service, entry.title, entry.attempts)
         self.current = {"entry": entry.id, "service": entry.service, "title": entry.title}
+        endpoint = str(entry.request.get(ENDPOINT_KEY) or "")
         try:
-            module = handoff_module(entry.service)
-            endpoint = str(entry.request.get(ENDPOINT_KEY) or "")
-            with self._client(entry.service, entry.profile, endpoint) as client, yielding(self._outranked(entry)):
-                job_id = module.run_handoff(client, entry.request, registry=self.registry,
-                                            resumed=entry.resumed, progress=self._progress(entry),
-                                            throttle=self.throttle,
-                                            checkpoint=lambda done: self.registry.checkpoint(entry.id, done))
+            try:
+                if entry.id in self._cancelling:  # cancelled as the worker claimed it
+                    raise CancelledByUser(f"hand-off {entry.id} was cancelled")
+                module = handoff_module(entry.service)
+                with self._client(entry.service, entry.profile, endpoint) as client, \
+                        yielding(self._outranked(entry)):
+                    job_id = module.run_handoff(client, entry.request, registry=self.registry,
+                                                resumed=entry.resumed, progress=self._progress(entry),
+                                                throttle=self.throttle, checkpoint=self._checkpoint(entry))
+            except Exception:
+                if entry.id not in self._cancelling:
+                    raise
+                settled = self.registry.settle(entry.id, "cancelled")
+                self._dropped(settled or entry)
+                return
         except Overtaken:
             self.registry.give_way(entry.id)
             log.info("hand-off %d gives way between files to one of higher priority; it resumes after", entry.id)
@@ -370,9 +443,26 @@ class Agent:
                                         "agent_fetch": bool(entry.fetch and entry.output_dir), "handoff": entry.id})
             self.registry.settle(entry.id, "done", job_id=job_id)
             log.info("hand-off %d: %s job %s created", entry.id, entry.service, job_id)
+            if entry.id in self._cancelling:  # cancelled after its last step: the job goes, as any job's cancel
+                self._cancel_made(entry, job_id, endpoint)
             self._poll.set()
         finally:
             self.current = {}
+            with self._settled:
+                self._settled.notify_all()
+
+    def _cancel_made(self, entry: QueueEntry, job_id: str, endpoint: str) -> None:
+        try:
+            with self._client(entry.service, entry.profile, endpoint) as client:
+                client.cancel_job(job_id)
+            log.info("hand-off %d: cancelled as it became %s job %s: the job is cancelled", entry.id, entry.service,
+                     job_id)
+        except Exception as exc:
+            log.warning("hand-off %d: %s job %s was made as it was cancelled, and cancelling it failed: %s",
+                        entry.id, entry.service, job_id, redact(str(exc)))
+        finally:
+            with self._settled:
+                self._cancelling.discard(entry.id)
 
     def _outranked(self, entry: QueueEntry) -> Callable[[], bool]:
         """Asked before each file of ``entry``'s upload: a queued hand-off of higher priority overtakes it there.

@@ -138,7 +138,8 @@ _QUEUE_COLUMNS = ("id", "service", "profile", "title", "request", "output_dir", 
 
 @dataclass(frozen=True)
 class QueueEntry:
-    """One hand-off in the agent's queue: ``queued`` -> ``running`` -> ``done`` (``job_id`` set) or ``failed``."""
+    """One hand-off in the agent's queue: ``queued`` -> ``running`` -> ``done`` (``job_id`` set) or ``failed``;
+    ``cancelled`` by the user before it was a job."""
 
     id: int
     service: str
@@ -591,6 +592,14 @@ class JobRegistry:
             db.execute("UPDATE queue SET state = ?, job_id = COALESCE(?, job_id), error = ?, updated_at = ?"
                        " WHERE id = ?", (state, job_id, error, _iso(utcnow()), entry_id))
             return self._entry(db, entry_id)
+
+    def withdraw(self, entry_id: int, states: Sequence[str] = ("queued", "failed")) -> Optional[QueueEntry]:
+        """Cancel a hand-off that is in one of ``states`` (by default: not being uploaded): the entry, now
+        ``cancelled``; None when it is not (an agent took it meanwhile: only that agent can stop it)."""
+        with self._write() as db:
+            changed = db.execute(f"UPDATE queue SET state = 'cancelled', updated_at = ? WHERE id = ? AND state IN "
+                                 f"({', '.join('?' for _ in states)})", (_iso(utcnow()), entry_id, *states)).rowcount
+            return self._entry(db, entry_id) if changed else None
 
     def give_way(self, entry_id: int) -> Optional[QueueEntry]:
         """A running entry that stopped for one of higher priority goes back to the queue; the attempt is not

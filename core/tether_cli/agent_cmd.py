@@ -1,7 +1,8 @@
 """`tether agent`: the per-user background process that owns hand-off uploads, job watching and downloads.
 
 ``tether agent`` runs it in the foreground; ``start`` runs it detached (it outlives the terminal); ``status``,
-``queue``, ``pause``, ``resume`` and ``stop`` talk to the running one over its private channel (:mod:`tether.agent`).
+``queue``, ``pause``, ``resume``, ``cancel`` and ``stop`` talk to the running one over its private channel
+(:mod:`tether.agent`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def register(subparsers: Any) -> None:
     prio.add_argument("priority", type=int, help="the new priority; higher goes first, and overtakes a running "
                                                  "upload of lower priority between files")
     prio.set_defaults(func=cmd_priority)
+    canc = actions.add_parser("cancel", help="cancel a hand-off: it stops uploading and no job is made (one that is "
+                                             "a job already is cancelled on its service)")
+    canc.add_argument("entry", type=int, help="its queue entry (`tether agent queue`)")
+    canc.add_argument("--json", action="store_true", help="print JSON")
+    canc.set_defaults(func=cmd_cancel)
     for name, helptext in (("status", "whether it runs, what it does now, its queue's counts"),
                            ("queue", "the hand-offs it holds, in the order it takes them"),
                            ("pause", "stop taking hand-offs (an upload in flight goes back to the queue)"),
@@ -197,6 +203,22 @@ def cmd_priority(args: argparse.Namespace) -> int:
     with contextlib.suppress(AgentNotRunning), AgentClient() as client:
         client.wake()
     print(f"queue entry {entry.id} ({entry.service} '{entry.title}', {entry.state}): priority {entry.priority}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from tether.agent import cancel
+
+    entry = cancel(args.entry)
+    if args.json:
+        print(json.dumps(entry, indent=2))
+    elif entry.get("cancelled_job"):
+        print(f"queue entry {entry['id']} was {entry['service']} job {entry['job_id']} already: the job is cancelled")
+    elif entry["state"] == "cancelled":
+        print(f"queue entry {entry['id']} ({entry['service']} '{entry['title']}') cancelled: no job was made")
+    else:
+        print(f"queue entry {entry['id']} is {entry['state']}: the agent has not stopped it yet", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,6 +14,7 @@ tested as plain Python.
   session's or an earlier one's, and once one becomes a job it is followed as any other.
 - Listeners get ``(kind, payload)`` events on whatever thread produced them: ``"jobs"`` (the list changed),
   ``"handoffs"`` (:meth:`JobController.handoffs` changed), ``"handed off"`` (``(service, queue entry)``),
+  ``"handoff cancelled"`` (the queue entry as :func:`tether.agent.cancel` ended it),
   ``"submitted"`` (``(service, job id)``), ``"encoding"``/``"uploading"`` (``(service, node, done, total)``),
   ``"imported"``, ``"error"``, ``"quota"``, ``"changes"``, ``"stale"`` (``(service, text)`` while a service does not
   answer; text ``""`` once it does again). The panel forwards them to Qt's thread with a signal.
@@ -171,6 +172,26 @@ class JobController(BackgroundWork):
 
     def cancel(self, service: str, job_id: str) -> Future[bool]:
         return self.service(service).cancel(job_id)
+
+    def cancel_handoff(self, entry: int) -> Future[Dict[str, Any]]:
+        """Cancel a send the agent holds (:func:`tether.agent.cancel`): it stops uploading, its kept movie goes and
+        no job is made; one the agent made into a job meanwhile is cancelled on its service. The entry as it ended;
+        its row leaves the list (``"handoffs"``)."""
+
+        def work() -> Dict[str, Any]:
+            from tether import agent
+
+            ended = agent.cancel(entry)
+            with self._lock:
+                self._handoffs = [h for h in self._handoffs if h.entry.id != entry]
+            self._emit("handoffs", self.handoffs())
+            self._emit("handoff cancelled", ended)
+            if ended.get("job_id"):
+                self._emit("jobs", self.jobs())
+                self.watch()
+            return ended
+
+        return self._task(f"cancelling the send the Tether agent holds (queue entry {entry})", work)
 
     def quota(self, service: str) -> Future[Any]:
         return self.service(service).quota()

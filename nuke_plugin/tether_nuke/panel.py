@@ -1079,10 +1079,11 @@ class TetherPanel(QtWidgets.QWidget):
         completed job; the selected job's facts (and why it failed) show below the table."""
         key = self.selected_key()
         handoff = self._handoffs.get(self.selected_handoff() or -1)
-        if handoff is not None:  # no job yet: nothing to import or cancel until the agent made it
-            self.cancel_button.setEnabled(False)
+        if handoff is not None:  # no job yet: nothing to import; Cancel stops the agent's upload, no job is made
+            self.cancel_button.setEnabled(True)
             self.import_button.setEnabled(False)
-            self.cancel_button.setToolTip("the Tether agent holds this send: `tether agent queue` lists it")
+            self.cancel_button.setToolTip("the Tether agent stops this send's upload and makes no job" if not
+                                          handoff.failed else "remove this failed send from the list")
             set_note(self.job_info, f"<span style='color:{RED}'>{handoff.note}</span>" if handoff.failed
                      else handoff.note)
             return
@@ -1185,6 +1186,11 @@ class TetherPanel(QtWidgets.QWidget):
         self.controller.import_job(service, job_id, plate)
 
     def cancel_selected(self) -> None:
+        entry = self.selected_handoff()
+        if entry is not None:
+            set_note(self.status, f"Cancelling the send the Tether agent holds (queue entry {entry})...")
+            self.controller.cancel_handoff(entry)
+            return
         key = self.selected_key()
         if key is None:
             set_note(self.status, "Select a job to cancel.")
@@ -1261,6 +1267,11 @@ class TetherPanel(QtWidgets.QWidget):
             self.fill_jobs(payload)
         elif kind == "handoffs":
             self.fill_jobs(self._job_records, payload)
+        elif kind == "handoff cancelled":
+            what = (f"its job {payload['job_id']} is cancelled" if payload.get("cancelled_job") else
+                    "no job was made" if payload["state"] == "cancelled" else
+                    f"it is {payload['state']}: the agent has not stopped it yet")
+            set_note(self.status, f"Cancelled the send of {payload['title']} (queue entry {payload['id']}): {what}.")
         elif kind == "handed off":
             service, entry = payload
             set_note(self.status, f"Handed to the Tether agent (queue entry {entry}): it uploads and creates the "

@@ -286,7 +286,7 @@ class ServiceController(BackgroundWork):
         except Exception as exc:
             self._emit("error", failure(f"waiting for the agent's {self.adapter.label} hand-off {entry_id}", exc))
             return
-        if entry is None or self._stop.is_set():
+        if entry is None or entry.state == "cancelled" or self._stop.is_set():  # a cancel is no failure
             return
         if entry.state == "done" and entry.job_id:
             if follow:

@@ -260,15 +260,16 @@ def test_panel_lists_the_agents_hand_offs_and_where_results_came_home(saved_scen
     assert [e["factor"] for e in rec.calls("progress") if e["text"] == "uploading 40%"] == [pytest.approx(0.4)]
     assert "The Tether agent could not submit it: the farm said no" in texts
     assert f"Frames came home to {home}" in texts
-    acted = {e["values"].get("job_id") for e in rec.calls("operator_props") if e["idname"] == "tether.job_action"}
-    assert acted <= {"j-42"}  # no hold, priority or cancel for what is not a job yet
+    acted = [e["values"] for e in rec.calls("operator_props") if e["idname"] == "tether.job_action"]
+    assert {v.get("job_id") for v in acted if not v.get("handoff")} <= {"j-42"}  # no hold or priority: not a job
+    assert [v.get("action") for v in acted if v.get("handoff")] == ["cancel"]  # the waiting one can be cancelled
     _settle()
 
 
 def test_the_jobs_list_reads_a_queued_hand_off_from_the_agent(saved_scene: Path, monkeypatch: pytest.MonkeyPatch,
                                                               tmp_path: Path) -> None:
     """backend.list_rows: the farm submission the (paused) agent holds, first, with its scene; the monitor looks
-    again soon while one waits; nothing is read with TETHER_AGENT=off."""
+    again soon while one waits; its Cancel drops it; nothing is read with TETHER_AGENT=off."""
     from tether import agent
     from tether.agent_server import Agent
     from tether.clients import client_for
@@ -290,6 +291,8 @@ def test_the_jobs_list_reads_a_queued_hand_off_from_the_agent(saved_scene: Path,
         assert row.source == str(saved_scene) and row.scene == bpy.context.scene.name
         monitor = Monitor(lambda: Watcher(JobRegistry(), client_for, service="farm"), backend.list_rows, Handoff())
         assert monitor.cycle() <= HANDOFF_LOOK
+        assert backend.cancel_handoff(entry.id) == {}  # the row's Cancel: the agent drops it, no job is made
+        assert backend.list_rows() == [] and JobRegistry().queue_entry(entry.id).state == "cancelled"  # type: ignore[union-attr]
         monkeypatch.setenv("TETHER_AGENT", "off")
         assert backend.list_rows() == []
     finally:

@@ -194,19 +194,26 @@ def test_without_an_agent_the_send_stays_in_process(why: str, local_services: Lo
     assert any(kind == "uploading" for kind, _ in events)  # uploaded here, as before
 
 
-def test_the_jobs_tab_lists_a_queued_hand_off_until_it_is_a_job(agent_env: Tuple[Agent, JobRegistry],
-                                                              tmp_path: Path, qtbot: Any) -> None:
+def jobs_tab(registry: JobRegistry, tmp_path: Path, events: List[Any], qtbot: Any) -> Any:
+    """The panel on its Jobs tab, its TensorPix sends through :func:`tensorpix`'s controller."""
     pytest.importorskip("pytestqt")
     from panel_support import monitor
-    from tether_nuke.panel import COLUMNS, KEY_ROLE, TetherPanel
+    from tether_nuke.panel import TetherPanel
+
+    panel = TetherPanel(monitor(registry, tensorpix=tensorpix(registry, tmp_path, events)))
+    qtbot.addWidget(panel)
+    panel.open_with((), "jobs")
+    return panel
+
+
+def test_the_jobs_tab_lists_a_queued_hand_off_until_it_is_a_job(agent_env: Tuple[Agent, JobRegistry],
+                                                              tmp_path: Path, qtbot: Any) -> None:
+    from tether_nuke.panel import COLUMNS, KEY_ROLE
 
     live, registry = agent_env
     live.pause()
-    events: List[Any] = []
-    panel = TetherPanel(monitor(registry, tensorpix=tensorpix(registry, tmp_path, events)))
-    qtbot.addWidget(panel)
+    panel = jobs_tab(registry, tmp_path, [], qtbot)
     try:
-        panel.open_with((), "jobs")
         handed = panel.controller.submit("tensorpix", movie_plate(tmp_path / "plate.mp4"),
                                          tensorpix_options([1])).result(timeout=60)
         state = COLUMNS.index("State")
@@ -217,7 +224,7 @@ def test_the_jobs_tab_lists_a_queued_hand_off_until_it_is_a_job(agent_env: Tuple
         panel.table.selectRow(0)
         assert panel.selected_handoff() == handed.entry and panel.selected_key() is None
         assert f"queue entry {handed.entry}" in panel.job_info.text()
-        assert not panel.import_button.isEnabled() and not panel.cancel_button.isEnabled()
+        assert not panel.import_button.isEnabled() and panel.cancel_button.isEnabled()  # Cancel stops the send
         live.resume()  # the agent makes the job: the row is the job's now, followed as any other
         done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state == "done",
                           message="the agent to make the job")
@@ -282,3 +289,88 @@ def test_a_job_whose_results_came_home_says_where(tmp_path: Path) -> None:
     registry.record(service="tensorpix", job_id="t1", state=JobState.COMPLETED)  # sent from Nuke, no agent fetch
     here = registry.mark_fetched("tensorpix", "t1", tmp_path / "dl" / "t1")
     assert here is not None and imported(here) and not home_note(here)
+
+
+def tensorpix_jobs() -> List[str]:
+    """Every job on the local TensorPix service (shared by the session's tests: compared before and after)."""
+    from tether.clients import client_for
+
+    with client_for("tensorpix", "local") as client:
+        return sorted(job.id for job in client.remote_jobs())
+
+
+def test_cancel_on_a_queued_hand_offs_row_drops_it_and_its_kept_movie(
+        agent_env: Tuple[Agent, JobRegistry], tmp_path: Path, qtbot: Any) -> None:
+    """The Jobs tab's Cancel on a send the agent holds: the entry is cancelled, the movie encoded for it goes, its
+    row leaves the list, and once the agent runs again it makes no job of it."""
+    live, registry = agent_env
+    before = tensorpix_jobs()
+    live.pause()
+    events: List[Any] = []
+    panel = jobs_tab(registry, tmp_path, events, qtbot)
+    try:
+        handed = panel.controller.submit("tensorpix", sequence_plate(tmp_path / "seq"),
+                                         tensorpix_options([1])).result(timeout=60)
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=PATIENCE_MS)
+        kept = Path(str(registry.queue_entry(handed.entry).request["kept"]))  # type: ignore[union-attr]
+        assert kept.is_dir()
+        panel.table.selectRow(0)
+        assert panel.selected_handoff() == handed.entry and panel.cancel_button.isEnabled()
+        panel.cancel_button.click()
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 0 and "no job was made" in panel.status.text(),
+                        timeout=PATIENCE_MS)
+        entry = registry.queue_entry(handed.entry)
+        assert entry is not None and entry.state == "cancelled" and not kept.exists()
+        live.resume()
+        assert registry.claim() is None  # nothing left for the agent to take
+    finally:
+        panel.controller.close()
+    assert tensorpix_jobs() == before and "error" not in [kind for kind, _ in events]
+
+
+def test_tether_agent_cancel_stops_an_upload_the_service_holds_and_no_job_is_made(
+        agent_env: Tuple[Agent, JobRegistry], local_services: LocalServices, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Cancelled while the service holds its uploaded movie: the agent stops at the confirmed step, before the
+    create; the kept folder goes; the service ends with no new job; a second cancel says so again."""
+    from tether.tensorpix.submit import handoff_request
+    from tether_cli import main
+
+    live, registry = agent_env
+    before = tensorpix_jobs()
+    held = local_services.faults.add("slow", delay=1.0, service="tensorpix", method="POST", path=r"/api/videos/$",
+                                     times=1)
+    request = handoff_request(str(bar_movie(tmp_path / "plate.mp4", 8, size=(W, H))), {"ml_models": [1]}, keep=True)
+    entry = registry.enqueue(service="tensorpix", request=request, profile="local", title="held")
+    live._wake()
+    eventually(lambda: held.hits, message="the upload to be held by the service")
+    assert main(["agent", "cancel", str(entry.id)]) == 0
+    assert "cancelled: no job was made" in capsys.readouterr().out
+    ended = registry.queue_entry(entry.id)
+    assert ended is not None and ended.state == "cancelled" and ended.job_id is None
+    assert not Path(request["kept"]).exists()
+    assert live.current == {} and tensorpix_jobs() == before
+    assert agent.cancel(entry.id)["state"] == "cancelled"
+
+
+def test_cancelling_a_hand_off_that_is_a_job_cancels_the_job(agent_env: Tuple[Agent, JobRegistry],
+                                                            autopilot_services: LocalServices, tmp_path: Path) -> None:
+    """Once the agent made the job, the cancel goes to the service as any job's does."""
+    from tether.clients import client_for
+
+    _, registry = agent_env
+    autopilot_services.service("autopilot").pause()  # its jobs wait: one is still there to cancel
+    adapter, options, _ = send_of("autopilot", tmp_path)
+    ctl = ServiceController(adapter, registry, profile="local", download_root=tmp_path / "dl")
+    try:
+        handed = ctl.submit(movie_plate(tmp_path / "plate.mp4"), options, follow=False).result(timeout=60)
+    finally:
+        ctl.close()
+    assert isinstance(handed, HandedOff)
+    done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state in ("done", "failed"),
+                      message="the agent to make the job")
+    assert done.state == "done", done.error
+    ended = agent.cancel(handed.entry)
+    assert ended["cancelled_job"] and ended["job_id"] == done.job_id
+    with client_for("autopilot", "local") as client:
+        assert client.get_job(str(done.job_id)).state.value == "cancelled"
