@@ -108,6 +108,13 @@ class AutopilotAdapter:
     def fetch(self, client: Any, job_id: str, dest: Path) -> Any:
         return client.fetch_results(job_id, dest)
 
+    def came_home(self, dest: Path, record: JobRecord) -> Any:
+        """:meth:`fetch`'s result read from the folder the agent downloaded the results into."""
+        from tether.autopilot.results import fetched_into
+
+        first = record.extra.get("first_frame")
+        return fetched_into(dest, int(first) if isinstance(first, int) else None)
+
     def describe(self, plate: PlateFacts, fetched: Any, record: JobRecord,
                  include: Tuple[str, ...]) -> ImportDescription:
         """The command line's path (:func:`tether.nukeimport.describe_job`), with ``plate`` the Read to import onto."""

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tether.clipzy.nuke_adapter import ClipzyAdapter
 from tether.encode import EncodedMovie, movie_for_upload
+from tether.errors import InputError
 from tether.nukeimport import ImportDescription, PlateFacts
 from tether.nukeimport.clip import COLUMN, describe_clip_import, describe_clip_job
 from tether.nukeimport.model import HandOffRequest, Sent
@@ -34,6 +35,15 @@ class MovieInOut:
 
     label: str  # the service's own (a mixin: never set here, so a base adapter's stand)
     suffix: str
+
+    def came_home(self, dest: Path, record: JobRecord) -> Path:
+        """The movie the agent downloaded into ``dest`` (what ``fetch`` gives; Clipzy's style JSON lies beside it)."""
+        movies = [p for p in sorted(Path(dest).iterdir()) if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() != ".json"]
+        if len(movies) != 1:
+            raise InputError(f"{self.label} job {record.job_id}: {dest} holds {len(movies)} movies, not the one "
+                             "that came home")
+        return movies[0]
 
     def stage(self, plate: PlateFacts, folder: Path, progress: Optional[Progress] = None) -> Any:
         return movie_for_upload(plate, folder, progress)

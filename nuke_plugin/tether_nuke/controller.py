@@ -158,11 +158,12 @@ class JobController(BackgroundWork):
 
     # --- actions (each returns a Future; errors are also sent as "error" events) --------------------------------------
     def submit(self, service: str, plate: PlateFacts, options: Any, script: str = "",
-               follow: bool = False, force: bool = False) -> Future[Any]:
+               follow: bool = False, force: bool = False, home: bool = True) -> Future[Any]:
         """Send ``plate`` to ``service``; the monitor follows the job unless ``follow`` leaves it to the service's
         controller (which then imports it when it completes). ``force`` sends a clip already sent with these
-        options (else the Future fails with ``AlreadySent`` naming the earlier job)."""
-        return self.service(service).submit(plate, options, script=script, follow=follow, force=force)
+        options (else the Future fails with ``AlreadySent`` naming the earlier job). ``home``: the agent brings the
+        results home beside the saved script."""
+        return self.service(service).submit(plate, options, script=script, follow=follow, force=force, home=home)
 
     def import_job(self, service: str, job_id: str, plate: Optional[PlateFacts] = None,
                    include: Tuple[str, ...] = INCLUDE_ALL, onto: bool = False) -> Future[Dict[str, str]]:

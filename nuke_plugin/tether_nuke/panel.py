@@ -437,6 +437,12 @@ class TetherPanel(QtWidgets.QWidget):
         send_row.addWidget(self.send_button, 1)
         send_row.addWidget(self.preview_button)
         form.addLayout(send_row)
+        self.bring_home = QtWidgets.QCheckBox("Bring results &home")
+        self.bring_home.setChecked(True)
+        self.bring_home.setToolTip("The Tether agent downloads the finished job's results into a folder beside the "
+                                   "saved script (tether/), even with Nuke closed, and Import uses them; an unsaved "
+                                   "script's results are downloaded when imported")
+        form.addWidget(self.bring_home)
         self.send_progress = QtWidgets.QProgressBar()  # while a send runs: its upload, then Cancel stops it
         self.send_progress.setTextVisible(True)
         self.cancel_send_button = QtWidgets.QPushButton("Cance&l send")
@@ -888,7 +894,7 @@ class TetherPanel(QtWidgets.QWidget):
         self._show_sending(f"Preparing {plate.node}...")
         forward = self._bridge.send
         future = self.controller.service(service).submit(plate, options, script=script, follow=follow, asked=asked,
-                                                         force=force)
+                                                         force=force, home=self.bring_home.isChecked())
         future.add_done_callback(lambda f: forward("sent", (plate.node, label, f.exception())))
 
     def cancel_send(self) -> None:

@@ -17,7 +17,8 @@ The adapter (:class:`ServiceAdapter`; ``tether_nuke.autopilot.AutopilotAdapter``
   :class:`~tether.nukeimport.model.HandOffRequest`: the same send handed to the agent (the service's
   ``handoff_request`` JSON, the command line's; what is staged for the send moves where it outlives Nuke);
 - optional: ``frame_limit`` (the most frames a job takes), ``quota(client)``, ``can_cancel`` (default True),
-  ``cancel(client, job_id)`` (default: the client's ``cancel_job``) and ``cancel_note`` (why it cannot cancel).
+  ``cancel(client, job_id)`` (default: the client's ``cancel_job``), ``cancel_note`` (why it cannot cancel) and
+  ``came_home(dest, record)`` (``fetch``'s result read from a folder the agent downloaded the results into).
 
 The controller checks the plate and stages it on a worker, then hands the send to the Tether agent (started if
 none runs: :func:`tether.agent.offer`), which uploads, creates and records the job even once Nuke is closed; where
@@ -181,15 +182,17 @@ class ServiceController(BackgroundWork):
                 cancelled.set()
 
     def submit(self, plate: PlateFacts, options: Any, script: str = "", follow: bool = True,
-               asked: str = "", force: bool = False) -> Future[Union[str, HandedOff]]:
+               asked: str = "", force: bool = False, home: bool = True) -> Future[Union[str, HandedOff]]:
         """Send the plate (its facts read on the main thread beforehand); the Future gives the job id, or
         :class:`HandedOff` when the Tether agent took the send (it uploads and creates the job, Nuke may close; the
         job id comes with ``"submitted"`` once the agent recorded it). ``follow``: this controller polls the job and
         imports it when it completes (else whoever lists the jobs follows it). ``asked`` says what the options ask
         for, in a few words, for the job list. ``force`` sends a clip the adapter knows was sent with these options
         already (Autopilot: the Future fails with :class:`tether.autopilot.submit.AlreadySent`, naming the earlier
-        job, whose results ``import_job(..., onto=True)`` brings onto this plate). ``"encoding"`` and
-        ``"uploading"`` events follow the send; :meth:`cancel_send` stops it until it is handed off."""
+        job, whose results ``import_job(..., onto=True)`` brings onto this plate). ``home``: a send the agent takes
+        from a saved script has its results downloaded beside the comp once the job finishes (:func:`home_for`),
+        which the import then uses. ``"encoding"`` and ``"uploading"`` events follow the send; :meth:`cancel_send`
+        stops it until it is handed off."""
 
         def work() -> Union[str, HandedOff]:
             # the disk is checked here, off the main thread: a network share may take a while to list
@@ -232,7 +235,8 @@ class ServiceController(BackgroundWork):
                                        "frame_count": plate.frame_count})
                         return handed.request
 
-                    entry = self._offer(request, profile, title, record)
+                    entry = self._offer(request, profile, title, record,
+                                        home_for(script, plate.node, self.service) if home else None)
                     if entry is None:
                         sent = self.adapter.submit(client, upload, options, self.registry, label, extra,
                                                    progress=encoding, upload_progress=uploading, **forcing)
@@ -255,15 +259,17 @@ class ServiceController(BackgroundWork):
 
     # --- handing off to the agent -------------------------------------------------------------------------------
     def _offer(self, request: Callable[[], Dict[str, Any]], profile: str, title: str,
-               record: Dict[str, Any]) -> Any:
+               record: Dict[str, Any], home: Optional[Path] = None) -> Any:
         """The agent's queue entry for this send, or None to send it here (:func:`tether.agent.offer`'s rule). The
         job's record is given ``record``, the facts a send here records, filled in by ``request()`` (the hand-off
-        reads it after), so a later import works alike."""
+        reads it after), so a later import works alike. ``home``: where the agent downloads the results (None: it
+        does not)."""
         from tether import agent
 
         if not callable(getattr(self.adapter, "handoff_request", None)):
             return None
-        return agent.offer(self.service, request, profile=profile, title=title, fetch=False, record=record)
+        return agent.offer(self.service, request, profile=profile, title=title, output_dir=home,
+                           fetch=home is not None, record=record)
 
     def _handed_off(self, entry: Any, follow: bool) -> HandedOff:
         """The agent has the send: say so, and wait on a thread of its own (the pool's are for sends, follows and
@@ -360,9 +366,11 @@ class ServiceController(BackgroundWork):
             if facts is None:
                 raise InputError(f"{label} job {job_id} was not sent from Nuke: its plate is unknown; "
                                  "select the plate's Read and import again")
-            dest = self.download_root / job_id
-            fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
-            self.registry.mark_fetched(self.service, job_id, dest)
+            fetched = self._came_home(record)
+            if fetched is None:
+                dest = self.download_root / job_id
+                fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
+                self.registry.mark_fetched(self.service, job_id, dest)
             if record.extra.get("agent_fetch"):  # told apart from the agent's download, which is no import
                 self.registry.record(service=self.service, job_id=job_id, extra={"imported": True})
             description = self.adapter.describe(facts, fetched, record, include)
@@ -372,6 +380,19 @@ class ServiceController(BackgroundWork):
         future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
         return done
 
+    def _came_home(self, record: JobRecord) -> Any:
+        """What the agent downloaded for the job (its folder read by the adapter's ``came_home``), or None: not
+        downloaded by the agent, or no longer all there (then the import downloads it again)."""
+        read = getattr(self.adapter, "came_home", None)
+        folder = record.extra.get("fetched_to") or record.output_dir
+        home = Path(folder) if folder and record.extra.get("agent_fetch") and record.fetched_at else None
+        if not callable(read) or home is None or not home.is_dir():
+            return None
+        try:
+            return read(home, record)
+        except (OSError, InputError):
+            return None
+
     def close(self) -> None:
         super().close()
         for client in self.forget_clients():
@@ -379,4 +400,17 @@ class ServiceController(BackgroundWork):
             client.close()
 
 
-__all__ = ["INCLUDE_ALL", "Sent", "ServiceAdapter", "ServiceController"]
+def home_for(script: str, node: str, service: str) -> Optional[Path]:
+    """Where the agent brings a send's results home: a folder of its own beside the saved comp
+    (``<comp folder>/tether/<node>_<service>_<time>``, so two sends never mix their files); None for an unsaved
+    script, whose results are downloaded when imported, as before."""
+    if not script:
+        return None
+    import time
+    import uuid
+
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    return Path(script).absolute().parent / "tether" / f"{node}_{service}_{stamp}"
+
+
+__all__ = ["INCLUDE_ALL", "Sent", "ServiceAdapter", "ServiceController", "home_for"]

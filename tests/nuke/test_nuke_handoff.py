@@ -308,6 +308,7 @@ def test_cancel_on_a_queued_hand_offs_row_drops_it_and_its_kept_movie(
     live.pause()
     events: List[Any] = []
     panel = jobs_tab(registry, tmp_path, events, qtbot)
+    assert panel.bring_home.isChecked()  # results come home unless the artist says not
     try:
         handed = panel.controller.submit("tensorpix", sequence_plate(tmp_path / "seq"),
                                          tensorpix_options([1])).result(timeout=60)
@@ -374,3 +375,60 @@ def test_cancelling_a_hand_off_that_is_a_job_cancels_the_job(agent_env: Tuple[Ag
     assert ended["cancelled_job"] and ended["job_id"] == done.job_id
     with client_for("autopilot", "local") as client:
         assert client.get_job(str(done.job_id)).state.value == "cancelled"
+
+
+@pytest.mark.parametrize("name", ["autopilot", "tensorpix"])
+def test_results_come_home_beside_the_saved_comp_and_the_import_uses_them(
+        name: str, agent_env: Tuple[Agent, JobRegistry], autopilot_services: LocalServices, tmp_path: Path) -> None:
+    """A send from a saved script: the agent downloads the finished job's results into a folder of their own
+    beside the comp (verified and atomic, its fetch path) and says so; Import makes the nodes from those files,
+    without a request to the service."""
+    live, registry = agent_env
+    notes: List[Tuple[str, str]] = []
+    live.notify = lambda title, text: notes.append((title, text))
+    script = tmp_path / "comp" / "shot010.nk"
+    script.parent.mkdir()
+    adapter, options, _ = send_of(name, tmp_path)
+    ctl = ServiceController(adapter, registry, profile="local", download_root=tmp_path / "dl")
+    try:
+        handed = ctl.submit(movie_plate(tmp_path / "plate.mp4"), options, script=str(script),
+                            follow=False).result(timeout=60)
+        assert isinstance(handed, HandedOff)
+        entry = registry.queue_entry(handed.entry)
+        assert entry is not None and entry.fetch and entry.output_dir
+        home = Path(entry.output_dir)
+        assert home.parent == script.parent / "tether" and home.name.startswith(f"Mov1_{name}_")
+        done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state == "done",
+                          message="the agent to make the job")
+        record = eventually(lambda: registry.get(name, str(done.job_id)), lambda r: r.fetched_at is not None,
+                            message="the agent to bring the results home")
+        came = sorted(p for p in home.rglob("*") if p.is_file())
+        assert came and not [p for p in came if p.name.endswith(".part")]
+        assert ("Tether: results are home", f"{record.title}: {len(came)} file(s) in {home}") in notes
+        asked = len(autopilot_services.requests)
+        future = ctl.import_job(str(done.job_id))
+        names = eventually(lambda: future.result(timeout=0) if future.done() else None,
+                           message="the import", pump=nuke._run_main_queue)
+    finally:
+        ctl.close()
+    assert len(autopilot_services.requests) == asked  # nothing downloaded again, not even asked
+    files = [nuke.toNode(n)["file"].value() for n in names.values() if "file" in nuke.toNode(n).knobs()]
+    assert files and all(Path(f).is_relative_to(home) for f in files), files
+    assert sorted(p for p in home.rglob("*") if p.is_file()) == came and not (tmp_path / "dl").exists()
+
+
+def test_results_stay_on_the_service_when_asked_or_the_script_is_unsaved(agent_env: Tuple[Agent, JobRegistry],
+                                                                         tmp_path: Path) -> None:
+    """Bring results home unticked, or a script never saved (no comp folder): the agent downloads nothing."""
+    live, registry = agent_env
+    live.pause()
+    ctl = tensorpix(registry, tmp_path, [])
+    try:
+        plate = movie_plate(tmp_path / "plate.mp4")
+        off = ctl.submit(plate, tensorpix_options([1]), script=str(tmp_path / "shot.nk"), home=False).result(60)
+        unsaved = ctl.submit(plate, tensorpix_options([1]), script="").result(60)
+    finally:
+        ctl.close()
+    for handed in (off, unsaved):
+        entry = registry.queue_entry(handed.entry)
+        assert entry is not None and not entry.fetch and entry.output_dir is None

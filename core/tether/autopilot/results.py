@@ -283,5 +283,16 @@ def classify_folder(folder: Path, export_type: Optional[str] = None) -> ResultFi
     return classify(files, folder, export_type)
 
 
-__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "unpack", "unpack_into",
+def fetched_into(dest: Path, first_frame: Optional[int] = None) -> ResultFiles:
+    """What ``AutopilotClient.fetch_results`` unpacked into ``dest`` (a folder per export type), read back without
+    asking the service: results the agent downloaded are imported from where they came home."""
+    out = ResultFiles(root=dest, first_frame=first_frame)
+    for folder in sorted(p for p in Path(dest).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        part = classify_folder(folder, folder.name)
+        part.exports[folder.name] = folder
+        out.merge(part)
+    return out
+
+
+__all__ = ["FileSequence", "ResultFiles", "classify", "classify_folder", "fetched_into", "unpack", "unpack_into",
            "unpack_zip"]
