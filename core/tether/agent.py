@@ -432,6 +432,12 @@ class HandOff:
     bytes_done: int = 0
     bytes_total: int = 0
 
+    @classmethod
+    def from_row(cls, entry: QueueEntry, row: Dict[str, Any]) -> HandOff:
+        """``entry`` with the upload progress its agent's queue row carries (none for one not uploading)."""
+        return cls(entry, str(row.get("phase") or ""), int(row.get("bytes_done") or 0),
+                   int(row.get("bytes_total") or 0))
+
     @property
     def failed(self) -> bool:
         return self.entry.state == "failed"
@@ -478,8 +484,7 @@ def handoffs(services: Optional[Iterable[str]] = None, now: Optional[float] = No
             continue
         if entry.state == "failed" and entry.updated_at.timestamp() < since:
             continue
-        found.append(HandOff(entry, str(row.get("phase") or ""), int(row.get("bytes_done") or 0),
-                             int(row.get("bytes_total") or 0)))
+        found.append(HandOff.from_row(entry, row))
     return found
 
 
@@ -501,9 +506,7 @@ def follow_handoff(entry_id: int, on_update: Optional[Callable[[HandOff], Option
             raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
         if entry.state != "running":
             return HandOff(entry)
-        row = next((r for r in queue(("running",)) if r.get("id") == entry_id), {})
-        return HandOff(entry, str(row.get("phase") or ""), int(row.get("bytes_done") or 0),
-                       int(row.get("bytes_total") or 0))
+        return HandOff.from_row(entry, next((r for r in queue(("running",)) if r.get("id") == entry_id), {}))
 
     with JobRegistry() as registry:
         ticks = polls(lambda: look(registry), key=lambda seen: (seen.entry.state, seen.bytes_done),

@@ -283,12 +283,14 @@ class ServiceController(BackgroundWork):
         return handed
 
     def _await_job(self, entry_id: int, follow: bool) -> None:
+        from tether import agent
+
         fast, cap = HANDOFF_POLL
         try:
             ticks = polls(lambda: self.registry.queue_entry(entry_id),
                           key=lambda entry: entry.state if entry is not None else "gone",
                           backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
-            entry = poll_until(ticks, lambda e: e is None or e.state in ("done", "failed", "cancelled"))
+            entry = poll_until(ticks, lambda e: e is None or e.state in agent.SETTLED)
         except Exception as exc:
             self._emit("error", failure(f"waiting for the agent's {self.adapter.label} hand-off {entry_id}", exc))
             return
