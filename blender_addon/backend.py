@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from tether.progress import Progress
 
 SERVICE = "farm"
-ENDPOINT_KEY = "endpoint"  # a job's record keeps its farm URL here when not its profile's (tether.agent's own key)
 
 
 @dataclass(frozen=True)
@@ -251,6 +250,7 @@ def submit(account: Account, req: SubmitRequest, progress: Callable[[Any], bool]
     farm client (a worker task's :meth:`~blender_addon.runtime.WorkerTask.uses`, which aborts it on cancel)."""
     from tether.errors import InputError
     from tether.farm.submit import FarmSubmitter
+    from tether.registry import ENDPOINT_KEY
 
     handed = hand_off(account, req)
     if handed is not None:
@@ -281,6 +281,8 @@ def at_job(account: Account, job_id: str) -> Account:
     """Where a farm job is followed, fetched and acted on: the endpoint it was submitted to (recorded with it: the
     override of its day, in-process or handed to the agent), else its profile's URL, whatever the override is now
     (a job from `tether farm submit`, or from before the override was set)."""
+    from tether.registry import ENDPOINT_KEY
+
     reg = registry()
     try:
         rec = reg.get(SERVICE, job_id)

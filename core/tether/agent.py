@@ -30,7 +30,7 @@ from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
 from .poll import SYSTEM_CLOCK, Clock
-from .registry import JobRegistry, QueueEntry
+from .registry import ENDPOINT_KEY, JobRegistry, QueueEntry
 from .watch import JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
@@ -40,7 +40,6 @@ LOCK_NAME = "agent.lock"
 LOG_NAME = "agent.log"
 TOKEN_HEADER = "X-Tether-Agent-Token"
 RECORD_KEY = "record"  # a queued request's keys the agent reads itself (the service's run_handoff ignores them)
-ENDPOINT_KEY = "endpoint"
 START_TIMEOUT = 20.0
 
 UNIX_SOCKETS = hasattr(socket, "AF_UNIX")  # Windows builds of Python have none

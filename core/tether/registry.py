@@ -131,6 +131,9 @@ def _state(value: str) -> JobState:
 
 
 QUEUE_STATES = ("queued", "running", "done", "failed", "cancelled")
+# the service URL a job went to when not its profile's (a Blender farm override): a record's extra keeps it here,
+# as a queued hand-off's request does; the watchers, the agent and the add-on follow the job there
+ENDPOINT_KEY = "endpoint"
 GAVE_WAY_KEY = "gave_way"  # a queue entry's request counts here the times it gave way to a higher priority
 _QUEUE_COLUMNS = ("id", "service", "profile", "title", "request", "output_dir", "fetch", "priority", "state",
                   "job_id", "attempts", "error", "created_at", "updated_at")
@@ -653,4 +656,5 @@ class JobRegistry:
                                   (_iso(utcnow()),)).rowcount)
 
 
-__all__ = ["MIGRATIONS", "QUEUE_STATES", "SCHEMA_VERSION", "JobRecord", "JobRegistry", "QueueEntry", "default_path"]
+__all__ = ["ENDPOINT_KEY", "MIGRATIONS", "QUEUE_STATES", "SCHEMA_VERSION", "JobRecord", "JobRegistry", "QueueEntry",
+           "default_path"]

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 from .errors import TetherError, redact
 from .jobs import Job, JobService, JobState
 from .poll import SYSTEM_CLOCK, Backoff, Clock
-from .registry import JobRecord, JobRegistry
+from .registry import ENDPOINT_KEY, JobRecord, JobRegistry
 
 ClientFactory = Callable[[str, Optional[str]], JobService]
 Key = Tuple[str, str]
@@ -117,7 +117,7 @@ class Watcher:
     ) -> None:
         """``skip(key)`` True leaves that unfinished job to someone else this cycle (e.g. a dialog that follows the
         job itself): it is neither polled nor reported. ``endpoints``: a job recorded with its own service URL
-        (``extra["endpoint"]``: a Blender scene's farm override, handed to the agent) is polled there, with its
+        (``extra[ENDPOINT_KEY]``: a Blender scene's farm override, handed to the agent) is polled there, with its
         profile's credentials, not at the profile's URL (the agent's watcher; a DCC's own watcher has one URL)."""
         self.backoff = Backoff(fast, cap, factor)  # checks 0 < fast <= cap and factor >= 1
         self.registry = registry
@@ -142,7 +142,7 @@ class Watcher:
             self._catch_up(records, changes)
             groups: Dict[Tuple[str, str, str], List[JobRecord]] = {}
             for rec in records:
-                endpoint = str(rec.extra.get("endpoint") or "") if self.endpoints else ""
+                endpoint = str(rec.extra.get(ENDPOINT_KEY) or "") if self.endpoints else ""
                 groups.setdefault((rec.service, rec.profile, endpoint), []).append(rec)
             failed = False
             for (service, profile, endpoint), members in sorted(groups.items()):
