@@ -30,7 +30,7 @@ from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
 from .poll import SYSTEM_CLOCK, Clock
-from .registry import ENDPOINT_KEY, JobRegistry, QueueEntry
+from .registry import ENDPOINT_KEY, JobRecord, JobRegistry, QueueEntry
 from .watch import JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
@@ -138,6 +138,14 @@ class AgentClient:
     def jobs(self, after: int = -1, wait: float = 0.0) -> Dict[str, Any]:
         """The agent's view of the watched jobs; with ``wait``, held until a cycle after ``after`` has run."""
         return dict(self.call("GET", f"/jobs?after={after}&wait={wait}", timeout=wait + 10.0))
+
+    def home(self, service: str, job_id: str, wait: float = 0.0) -> Dict[str, Any]:
+        """Whether the job's results came home (:meth:`tether.agent_server.Agent.home`), held until they do, at most
+        ``wait`` seconds."""
+        from urllib.parse import urlencode
+
+        query = urlencode({"service": service, "job": job_id, "wait": wait})
+        return dict(self.call("GET", f"/home?{query}", timeout=wait + 10.0))
 
     def wake(self) -> None:
         self.call("POST", "/wake")
@@ -346,6 +354,40 @@ class AgentWatcher(Watcher):
         self.agent.close()
 
 
+HOME_WAIT = 120.0  # how long an import waits for a running agent that does not start bringing results home
+
+
+def bring_home(client: JobService, registry: JobRegistry, rec: JobRecord) -> List[Path]:
+    """Download a completed job's outputs into its record's ``output_dir`` (verified and atomic: the client's
+    ``fetch_outputs``) and note them fetched there: what the agent does for a hand-off asked to bring its results
+    home, and what a DCC does in its stead when no agent runs."""
+    files = client.fetch_outputs(rec.job_id, Path(str(rec.output_dir)))
+    registry.mark_fetched(rec.service, rec.job_id, rec.output_dir)
+    return files
+
+
+def await_home(registry: JobRegistry, service: str, job_id: str, *, quiet: float = HOME_WAIT, wait: float = 1.0,
+               cancelled: Callable[[], bool] = lambda: False) -> Optional[JobRecord]:
+    """Wait for the running agent to bring a completed job's results home (it downloads them in the cycle that sees
+    the job complete, or a later one): the job's record once they came home. None when ``cancelled()``, or when for
+    ``quiet`` seconds the agent neither brought them nor was downloading them (whoever waits then fetches a copy of
+    its own and leaves home to the agent: two downloads into one folder would share their partial files). Raises
+    :class:`AgentNotRunning` when no agent answers, as none will bring them: the caller does (:func:`bring_home`).
+    Each ask is held by the agent until a download ends, at most ``wait`` seconds, so a cancel is seen soon."""
+    deadline = time.monotonic() + quiet
+    with AgentClient() as client:
+        while not cancelled():
+            seen = client.home(service, job_id, wait=max(0.0, min(wait, deadline - time.monotonic())))
+            if seen.get("fetched") or not seen.get("known"):
+                rec = registry.get(service, job_id)
+                return rec if rec is not None and rec.fetched_at is not None else None
+            if seen.get("fetching"):  # downloading it now: as long as that takes
+                deadline = time.monotonic() + quiet
+            elif time.monotonic() >= deadline:
+                return None
+    return None
+
+
 def use_agent(no_agent: bool = False) -> bool:
     """Whether a submission goes to the agent: not with ``--no-agent`` or ``TETHER_AGENT=off``."""
     return not no_agent and mode() != "off"
@@ -520,6 +562,8 @@ __all__ = [
     "AgentWatcher",
     "HandOff",
     "agent_command",
+    "await_home",
+    "bring_home",
     "cancel",
     "follow_handoff",
     "hand_off",

@@ -36,6 +36,7 @@ from .agent import (
     SOCKET_NAME,
     TOKEN_HEADER,
     UNIX_SOCKETS,
+    bring_home,
     handoff_module,
     job_view,
     new_token,
@@ -167,12 +168,15 @@ class Agent:
         self._closer: Optional[threading.Thread] = None
         self._lock_file: Any = None
         self._fetching: Set[Tuple[str, str]] = set()
+        self.fetching: Optional[Tuple[str, str]] = None  # the job whose results download now
+        self._homed = threading.Condition()  # notified whenever a download of results ends
         self._cancelling: Set[int] = set()  # running hand-offs asked to stop; the worker drops them
         self._settled = threading.Condition()  # notified whenever the worker is done with an entry
         self.routes: Dict[Tuple[str, str], Callable[[Dict[str, str]], Dict[str, Any]]] = {
             ("GET", "/status"): lambda q: self.status(),
             ("GET", "/queue"): lambda q: self.queue(q.get("states", "")),
             ("GET", "/jobs"): lambda q: self.jobs(int(q.get("after", -1)), float(q.get("wait", 0))),
+            ("GET", "/home"): lambda q: self.home(q.get("service", ""), q.get("job", ""), float(q.get("wait", 0))),
             ("POST", "/wake"): lambda q: self._wake(),
             ("POST", "/pause"): lambda q: self.pause(),
             ("POST", "/resume"): lambda q: self.resume(),
@@ -232,8 +236,9 @@ class Agent:
         self._stop.wait()
         self._work.set()
         self._poll.set()
-        with self._cycled:
-            self._cycled.notify_all()
+        for condition in (self._cycled, self._homed):
+            with condition:
+                condition.notify_all()
         self._server.shutdown()
         self._server.server_close()
         if UNIX_SOCKETS:
@@ -352,6 +357,20 @@ class Agent:
                     break
                 self._cycled.wait(left)
             return dict(self.snapshot)
+
+    def home(self, service: str, job_id: str, wait: float) -> Dict[str, Any]:
+        """Whether ``service`` job ``job_id``'s results came home (its record's ``fetched_at``), held until they do or
+        ``wait`` seconds passed: ``fetched``, ``fetching`` (its download runs now) and ``known`` (it is recorded)."""
+        deadline = time.monotonic() + min(max(wait, 0.0), 60.0)
+        with self._homed:
+            while True:
+                rec = self.registry.get(service, job_id)
+                left = deadline - time.monotonic()
+                if rec is None or rec.fetched_at is not None or left <= 0 or self._stop.is_set():
+                    break
+                self._homed.wait(left)
+        return {"fetched": rec is not None and rec.fetched_at is not None, "known": rec is not None,
+                "fetching": self.fetching == (service, job_id)}
 
     # --- the worker: hand-offs ----------------------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -525,14 +544,18 @@ class Agent:
 
     def _fetch(self, rec: Any) -> None:
         self._fetching.add(rec.key)
+        self.fetching = rec.key
         try:
             with self._client(rec.service, rec.profile, str(rec.extra.get(ENDPOINT_KEY) or "")) as client:
-                files = client.fetch_outputs(rec.job_id, Path(rec.output_dir))
+                files = bring_home(client, self.registry, rec)
         except Exception as exc:  # kept for the next cycle: the service may answer then
             self._fetching.discard(rec.key)
             log.warning("fetching %s job %s: %s", rec.service, rec.job_id, redact(str(exc)))
             return
-        self.registry.mark_fetched(rec.service, rec.job_id, rec.output_dir)
+        finally:
+            self.fetching = None
+            with self._homed:  # a DCC's import waiting for these results (home) reads them now
+                self._homed.notify_all()
         self.fetched.append(f"{rec.service}:{rec.job_id}")
         log.info("%s job %s: %d file(s) downloaded to %s", rec.service, rec.job_id, len(files), rec.output_dir)
         self.notify("Tether: results are home", f"{rec.title or rec.job_id}: {len(files)} file(s) in {rec.output_dir}")

@@ -354,7 +354,9 @@ class ServiceController(BackgroundWork):
 
         The plate is the Read the clip was sent from (a job from an earlier Nuke session imports the same way);
         ``plate`` stands in for a job sent without one (from the command line), and with ``onto`` replaces it (the
-        results of an earlier job on the same frames, offered instead of sending them again).
+        results of an earlier job on the same frames, offered instead of sending them again). A job the agent was
+        asked to bring home is read from its home folder, once: the import waits for the running agent's download
+        there, or downloads there itself when no agent runs.
         """
         done: Future[Dict[str, str]] = Future()
         label = self.adapter.label
@@ -369,10 +371,13 @@ class ServiceController(BackgroundWork):
                 raise InputError(f"{label} job {job_id} was not sent from Nuke: its plate is unknown; "
                                  "select the plate's Read and import again")
             fetched = self._came_home(record)
+            if fetched is None and record.extra.get("agent_fetch") and record.output_dir:
+                fetched = self._home(record)
             if fetched is None:
                 dest = self.download_root / job_id
                 fetched = self.adapter.fetch(self.client(record.profile or None), job_id, dest)
-                self.registry.mark_fetched(self.service, job_id, dest)
+                if not record.extra.get("agent_fetch"):  # a copy here does not stand for the results' home
+                    self.registry.mark_fetched(self.service, job_id, dest)
             if record.extra.get("agent_fetch"):  # told apart from the agent's download, which is no import
                 self.registry.record(service=self.service, job_id=job_id, extra={"imported": True})
             description = self.adapter.describe(facts, fetched, record, include)
@@ -381,6 +386,22 @@ class ServiceController(BackgroundWork):
         future = self._task(f"importing {label} job {job_id}", work)
         future.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception() else None)
         return done
+
+    def _home(self, record: JobRecord) -> Any:
+        """The results of a job the agent was asked to bring home, read from there: waited for while an agent runs
+        (it downloads them once it sees the job complete, maybe after this import began), brought home here as
+        the agent would when none runs. None when a running agent did not bring them (the import fetches a copy
+        of its own, home left to the agent)."""
+        from tether import agent
+
+        try:
+            came = agent.await_home(self.registry, self.service, record.job_id, cancelled=self._stop.is_set)
+        except agent.AgentNotRunning:
+            agent.bring_home(self.client(record.profile or None), self.registry, record)
+            came = self.registry.get(self.service, record.job_id)
+        if self._stop.is_set():
+            raise CancelledByUser(f"the import of {self.adapter.label} job {record.job_id} stopped: Nuke closes")
+        return self._came_home(came) if came is not None else None
 
     def _came_home(self, record: JobRecord) -> Any:
         """What the agent downloaded for the job (its folder read by the adapter's ``came_home``), or None: not

@@ -28,7 +28,7 @@ from tether_nuke.clipservices import TensorPixAdapter, tensorpix_options
 from tether_nuke.plate_reader import read_plate
 from tether_nuke.service import HandedOff, ServiceController
 from tether_services.server import LocalServices
-from waiting import PATIENCE_MS, eventually
+from waiting import PATIENCE, PATIENCE_MS, eventually
 
 W, H = 64, 48
 
@@ -432,3 +432,95 @@ def test_results_stay_on_the_service_when_asked_or_the_script_is_unsaved(agent_e
     for handed in (off, unsaved):
         entry = registry.queue_entry(handed.entry)
         assert entry is not None and not entry.fetch and entry.output_dir is None
+
+
+def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
+        agent_env: Tuple[Agent, JobRegistry], local_services: LocalServices, tmp_path: Path) -> None:
+    """A followed clip send asked to bring its results home is seen complete before the agent downloaded them (the
+    agent's download is held until the import asks for them): the import waits for the agent instead of fetching a
+    copy of its own, the movie lands once in the home folder, and the Read made reads it there."""
+    import threading
+
+    live, registry = agent_env
+    held, release, asked = threading.Event(), threading.Event(), threading.Event()
+    fetch = live._fetch
+
+    def held_fetch(rec: Any) -> None:
+        held.set()
+        release.wait(PATIENCE)
+        fetch(rec)
+
+    live._fetch = held_fetch  # type: ignore[method-assign]
+    route = live.routes.get(("GET", "/home"), lambda query: {})
+    live.routes[("GET", "/home")] = lambda query: (asked.set(), route(query))[1]
+    script = tmp_path / "comp" / "shot010.nk"
+    script.parent.mkdir()
+    events: List[Any] = []
+    ctl = tensorpix(registry, tmp_path, events)
+    try:
+        handed = ctl.submit(movie_plate(tmp_path / "plate.mp4"), tensorpix_options([2], preview=True),
+                            script=str(script), follow=True).result(timeout=60)
+        assert isinstance(handed, HandedOff)
+        def ended() -> List[str]:
+            return [k for k, _ in events if k in ("imported", "error")]
+
+        # the import waits for the agent (or, as it did, downloads a copy of its own and ends)
+        eventually(lambda: held.is_set() and (asked.is_set() or ended()), message="the agent's download to be held",
+                   pump=nuke._run_main_queue)
+        local_services.requests.clear()
+        release.set()
+        eventually(ended, message="the import", pump=nuke._run_main_queue)
+    finally:
+        release.set()
+        ctl.close()
+    assert not [p for kind, p in events if kind == "error"]
+    done = registry.queue_entry(handed.entry)
+    assert done is not None and done.output_dir
+    home = Path(done.output_dir)
+    came = [p for p in home.rglob("*") if p.is_file()]
+    assert len(came) == 1 and came[0].suffix == ".mp4", came  # one movie, no partial file
+    record = registry.get("tensorpix", str(done.job_id))
+    assert record is not None and record.extra["fetched_to"] == str(home) and record.extra["imported"]
+    [(_, applied)] = [payload for kind, payload in events if kind == "imported"]
+    assert Path(nuke.toNode(applied.names["Mov1_tensorpix"])["file"].value()) == came[0]
+    assert not (tmp_path / "dl").exists()  # no copy of its own
+    # downloaded once, by the agent, after the import began waiting
+    assert local_services.requests.count("GET", r"/tensorpix/.*\.mp4", service="tensorpix") == 1, \
+        local_services.requests.all()
+
+
+def test_without_an_agent_the_import_brings_the_results_home_itself(local_services: LocalServices, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job the agent was to bring home, and no agent runs to do it (gone before the job completed): the import
+    downloads the results into their home folder as the agent would (verified, atomic), notes them fetched there,
+    and reads them from there."""
+    from tether.clients import client_for
+    from tether.jobs import JobState
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "off")
+    registry = JobRegistry()
+    events: List[Any] = []
+    ctl = tensorpix(registry, tmp_path, events)
+    home = tmp_path / "comp" / "tether" / "Mov1_tensorpix"
+    try:
+        job_id = ctl.submit(movie_plate(tmp_path / "plate.mp4"), tensorpix_options([2], preview=True),
+                            follow=False).result(timeout=60)
+        assert isinstance(job_id, str)
+        with client_for("tensorpix", "local") as client:
+            eventually(lambda: client.get_job(job_id).state, lambda s: s is JobState.COMPLETED,
+                       message="the job to complete")
+        # as the agent records a send it took with a home folder
+        registry.record(service="tensorpix", job_id=job_id, state=JobState.COMPLETED, output_dir=home,
+                        extra={"agent_fetch": True, "handoff": 1})
+        future = ctl.import_job(job_id)
+        names = eventually(lambda: future.result(timeout=0) if future.done() else None, message="the import",
+                           pump=nuke._run_main_queue)
+    finally:
+        ctl.close()
+    came = [p for p in home.iterdir() if p.is_file()]
+    assert len(came) == 1 and came[0].suffix == ".mp4", came
+    record = registry.get("tensorpix", job_id)
+    assert record is not None and record.fetched_at is not None and record.extra["fetched_to"] == str(home)
+    assert Path(nuke.toNode(names["Mov1_tensorpix"])["file"].value()) == came[0]
+    assert not (tmp_path / "dl").exists()
