@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tether.progress import Progress
 
 SERVICE = "farm"
+LISTED = (SERVICE, "move")  # the services whose jobs the add-on lists and follows: the farm's panel's, Move's
 
 
 @dataclass(frozen=True)
@@ -294,24 +295,28 @@ def at_job(account: Account, job_id: str) -> Account:
 
 
 def make_watcher(account: Account) -> Any:
-    """The monitor's watcher: each job at its own endpoint (:func:`at_job`), as the agent's watcher does."""
+    """The monitor's watcher of the farm's and Move's jobs: each farm job at its own endpoint (:func:`at_job`), as
+    the agent's watcher does."""
+    from tether.clients import client_for
     from tether.watch import Watcher
 
     def clients(service: str, profile: Optional[str]) -> Any:
-        return client(Account(profile or account.profile))
+        if service == SERVICE:
+            return client(Account(profile or account.profile))
+        return client_for(service, profile or account.profile_or_none)
 
-    return Watcher(registry(), clients, service=SERVICE, fast=2.0, cap=30.0, endpoints=True)
+    return Watcher(registry(), clients, skip=lambda key: key[0] not in LISTED, fast=2.0, cap=30.0, endpoints=True)
 
 
 def list_rows(limit: int = 50) -> List[JobRow]:
-    """The farm submissions the agent holds that are not jobs yet (``tether.agent.handoffs``: none read with
-    TETHER_AGENT=off), then the jobs."""
+    """The farm and Move submissions the agent holds that are not jobs yet (``tether.agent.handoffs``: none read with
+    TETHER_AGENT=off), then the jobs; each panel shows its service's (:attr:`JobRow.service`)."""
     from tether import agent
 
-    handed = [row_from_handoff(h) for h in agent.handoffs([SERVICE])] if agent.use_agent() else []
+    handed = [row_from_handoff(h) for h in agent.handoffs(LISTED)] if agent.use_agent() else []
     reg = registry()
     try:
-        return handed + [row_from_record(r) for r in reg.list(service=SERVICE, limit=limit)]
+        return handed + [row_from_record(r) for service in LISTED for r in reg.list(service=service, limit=limit)]
     finally:
         reg.close()
 

@@ -57,6 +57,7 @@ class MoveRequestValues:
     outputs: tuple = ("MAIN_FBX",)
     start: Optional[float] = None  # the clip window sent to Move, seconds into the video
     end: Optional[float] = None
+    priority: int = 0  # the Tether agent's queue order of its upload, as `tether move submit --priority`
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def hand_off(values: MoveRequestValues, profile: str) -> Optional[int]:
     from tether.move.submit import handoff_request
 
     entry = agent.offer("move", lambda: handoff_request(_request(values), source_label=values.video), profile=profile,
-                        title=values.name or Path(values.video).stem)
+                        title=values.name or Path(values.video).stem, priority=values.priority)
     return entry.id if entry is not None else None
 
 

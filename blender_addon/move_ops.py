@@ -21,6 +21,7 @@ from bpy.types import Operator, PropertyGroup
 
 from . import access, bonemaps
 from .mainthread import Result, RuntimeSlot, redraw, stop_task
+from .props import upload_priority_property
 
 if TYPE_CHECKING:
     from .move_backend import MoveRuntime, Retime, StripTake
@@ -48,6 +49,7 @@ class TETHER_PG_move(PropertyGroup):
         name="Hand-off", default=0, options={"HIDDEN"},
         description="The Tether agent's queue entry of the video sent last, until its job is known: Follow finds "
                     "the job the agent made for it (after Blender was closed too)")
+    upload_priority: upload_priority_property("this video's upload", "tether move submit")  # type: ignore[valid-type]
     auto_import: BoolProperty(name="Import When Done", default=True,  # type: ignore[valid-type]
                               description="Import the FBX rig as soon as the job finishes")
     set_frame_range: BoolProperty(name="Set Frame Range", default=True,  # type: ignore[valid-type]
@@ -364,7 +366,8 @@ class TETHER_OT_move_submit(Operator):
         context.scene.tether_move.place_frame = take.frame
         values = MoveRequestValues(profile=access.account(context).profile, video=take.video,
                                    name=os.path.splitext(os.path.basename(take.video))[0], dest_root=rig_folder(),
-                                   start=take.start, end=take.end)
+                                   start=take.start, end=take.end,
+                                   priority=context.scene.tether_move.upload_priority)
         return _start(context, self, values, self.wait)
 
 

@@ -1,18 +1,23 @@
 """The Move panel in the 3D Viewport sidebar (category "Tether"): send a video, follow the job, import the rig, and
 retarget it onto the artist's character through an editable bone map.
 
-``draw()`` reads the scene and the Move runtime's status; it never writes ID data and starts no work.
+``draw()`` reads the scene and the Move runtime's status; it never writes ID data. The Move Jobs sub-panel starts the
+add-on's job monitor (as the farm panel's first draw does), which keeps its rows current.
 """
 
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Any, Tuple
 
 import bpy
 from bpy.types import Panel, UIList
 
-from . import access, move_ops
+from . import access, move_ops, ops
+from .ui import MAX_JOBS, STATE_ICONS, draw_handoff
+
+if TYPE_CHECKING:
+    from .runtime import JobRow
 
 
 def draw_move(layout: Any, context: Any) -> None:
@@ -35,6 +40,7 @@ def draw_move(layout: Any, context: Any) -> None:
     col.prop(settings, "auto_import")
     col.prop(settings, "set_frame_range")
     col.prop(settings, "use_clip_rate")
+    col.prop(settings, "upload_priority")
     rt = move_ops.peek_runtime()
     status = rt.status if rt is not None else None
     if status is not None and status.busy:
@@ -62,6 +68,46 @@ def draw_move(layout: Any, context: Any) -> None:
             for index, line in enumerate(textwrap.wrap(notice.text, 60) or [""]):
                 layout.label(text=line, icon=icon if index == 0 else "BLANK1")
     draw_retarget(layout.box(), settings)
+
+
+def draw_move_jobs(layout: Any, context: Any) -> None:
+    """The Move sends the Tether agent holds (waiting, uploading, or failed, with why) and the Move jobs: where the
+    artist looks for a take sent before Blender was closed."""
+    if not access.online():
+        layout.label(text="Online access is off", icon="ERROR")
+        return
+    ops.ensure_monitor()
+    rt = ops.peek_runtime()
+    rows = [r for r in rt.ui.jobs if r.service == "move"] if rt is not None else []
+    if rt is not None and rt.ui.jobs_error:
+        layout.label(text=rt.ui.jobs_error[:200], icon="ERROR")
+    if not rows:
+        layout.label(text="No Move jobs yet")
+        return
+    for job in rows[:MAX_JOBS]:
+        box = layout.box()
+        if job.handoff:
+            draw_handoff(box, job)
+        else:
+            _draw_move_job(box, job)
+    if len(rows) > MAX_JOBS:
+        layout.label(text=f"{len(rows) - MAX_JOBS} older Move jobs: `tether jobs --service move` lists them all")
+
+
+def _draw_move_job(box: Any, job: JobRow) -> None:
+    head = box.row()
+    head.label(text=job.title or job.job_id, icon=STATE_ICONS.get(job.state, "QUESTION"))
+    head.label(text=job.label)
+    if not job.finished:
+        box.progress(factor=job.progress / 100.0, type="BAR", text=f"{job.progress:.0f}%")
+    if job.error and job.state in ("failed", "unknown"):
+        line = box.row()
+        line.alert = True
+        line.label(text=job.error[:200], icon="ERROR")
+    if job.state == "completed":  # Follow reads a rig that came home, else downloads it, and imports it
+        box.row().operator("tether.move_follow", text="Import Rig", icon="IMPORT").job_id = job.job_id
+    if job.came_home:
+        box.label(text=f"Rig came home to {job.fetched_to}", icon="CHECKMARK")
 
 
 def draw_retarget(layout: Any, settings: Any) -> None:
@@ -92,17 +138,30 @@ class TETHER_UL_move_bones(UIList):
             split.prop(item, "target", text="")
 
 
-class VIEW3D_PT_tether_move(Panel):
+class _Sidebar(Panel):
+    """Where Move's panels are: the 3D Viewport's sidebar, in the Tether tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Tether"
+
+
+class VIEW3D_PT_tether_move(_Sidebar):
     bl_label = "Move (Motion Capture)"
 
     def draw(self, context: Any) -> None:
         draw_move(self.layout, context)
 
 
-CLASSES: Tuple[Any, ...] = (TETHER_UL_move_bones, VIEW3D_PT_tether_move)
+class VIEW3D_PT_tether_move_jobs(_Sidebar):
+    bl_label = "Move Jobs"
+    bl_parent_id = "VIEW3D_PT_tether_move"
+
+    def draw(self, context: Any) -> None:
+        draw_move_jobs(self.layout, context)
+
+
+CLASSES: Tuple[Any, ...] = (TETHER_UL_move_bones, VIEW3D_PT_tether_move, VIEW3D_PT_tether_move_jobs)
 
 
 def register() -> None:

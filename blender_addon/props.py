@@ -10,6 +10,16 @@ from bpy.types import PropertyGroup
 
 DEFAULT_ID = "__default__"
 
+
+def upload_priority_property(what: str, command: str) -> Any:
+    """The Upload Priority control of every send handed to the Tether agent (the farm submit, Capture Motion)."""
+    return IntProperty(
+        name="Upload Priority", default=0, soft_min=-10, soft_max=10,
+        description=f"The Tether agent's order for {what}: a higher one goes first, and overtakes a lower one's "
+                    f"upload between files (as `{command} --priority`; `tether agent priority` changes it while it "
+                    "waits)")
+
+
 # Blender keeps only pointers to enum item strings: Python must hold the lists, or the menu shows garbage.
 _ITEMS: Dict[str, List[Tuple[str, str, str]]] = {}
 
@@ -89,11 +99,7 @@ class TETHER_PG_scene(PropertyGroup):
         description="Where finished frames are downloaded; empty: the scene's own output folder")
     auto_fetch: BoolProperty(name="Fetch When Done", default=True,  # type: ignore[valid-type]
                              description="Download the frames as soon as the job completes")
-    upload_priority: IntProperty(  # type: ignore[valid-type]
-        name="Upload Priority", default=0, soft_min=-10, soft_max=10,
-        description="The Tether agent's order for this scene's upload: a higher one goes first, and overtakes a "
-                    "lower one's upload between files (as `tether farm submit --priority`; "
-                    "`tether agent priority` changes it while it waits)")
+    upload_priority: upload_priority_property("this scene's upload", "tether farm submit")  # type: ignore[valid-type]
     extra_files: CollectionProperty(type=TETHER_PG_path)  # type: ignore[valid-type]
     extra_files_index: IntProperty(default=0)  # type: ignore[valid-type]
     environment: CollectionProperty(type=TETHER_PG_env)  # type: ignore[valid-type]

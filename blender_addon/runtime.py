@@ -84,6 +84,7 @@ class JobRow:
     profile: str = ""
     came_home: bool = False  # the agent downloaded its outputs to ``fetched_to`` by itself
     handoff: int = 0  # not a job yet: the agent's queue entry (waiting, uploading, or failed)
+    service: str = "farm"  # the panel that lists it: the farm's Jobs, or Move's
 
     @property
     def finished(self) -> bool:
@@ -350,7 +351,7 @@ def row_from_record(rec: Any) -> JobRow:
         output_dir=rec.output_dir or "", error=rec.error or "", tasks=count("tasks"), completed=count("completed"),
         running=count("running"), failed=count("failed"), waiting=count("waiting"),
         fetched_to=str(extra.get("fetched_to") or ""), profile=rec.profile or "",
-        came_home=bool(extra.get("agent_fetch") and getattr(rec, "fetched_at", None)),
+        came_home=bool(extra.get("agent_fetch") and getattr(rec, "fetched_at", None)), service=rec.service,
     )
 
 
@@ -358,17 +359,18 @@ def row_from_handoff(handoff: Any) -> JobRow:
     """A submission the agent holds (a ``tether.agent.HandOff``) as a JobRow: its scene, its state in a few words and
     its upload's progress; failed, with the agent's reason."""
     entry = handoff.entry
+    source = entry.request.get("scene") or entry.request.get("source_label") or ""  # a farm's .blend, Move's video
     return JobRow(job_id="", title=entry.title, state="failed" if handoff.failed else "queued", label=handoff.words,
-                  progress=handoff.progress, source=str(entry.request.get("scene") or ""),
+                  progress=handoff.progress, source=str(source),
                   scene=str(handoff.record.get("scene") or ""), error=entry.error or "", profile=entry.profile,
-                  handoff=entry.id)
+                  handoff=entry.id, service=entry.service)
 
 
 HANDOFF_LOOK = 1.0  # how often the jobs are listed again while the agent holds a submission not yet a job
 
 
 class Monitor:
-    """Polls the registry's farm jobs on a worker thread (``tether.watch.Watcher``) and posts rows and changes.
+    """Polls the registry's farm and Move jobs on a worker thread (``tether.watch.Watcher``) and posts rows and changes.
 
     ``make_watcher()`` and ``list_rows()`` come from the backend. ``kick()`` wakes the loop at once (after a submit
     or an action); otherwise it sleeps as long as the watcher says, so an idle Blender costs no requests.

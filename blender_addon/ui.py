@@ -205,10 +205,12 @@ def draw_summary(layout: Any, context: Any) -> None:
 
 
 def visible_jobs(rows: List[JobRow], context: Any) -> List[JobRow]:
+    """The farm's rows (Move's are in its own panel): this file's scene's, or all of them."""
+    farm = [r for r in rows if r.service == "farm"]
     if context.scene.tether.show_all_jobs:
-        return rows
+        return farm
     here = bpy.data.filepath
-    return [r for r in rows if r.source == here and (not r.scene or r.scene == context.scene.name)]
+    return [r for r in farm if r.source == here and (not r.scene or r.scene == context.scene.name)]
 
 
 def draw_jobs(layout: Any, context: Any) -> None:
@@ -235,7 +237,7 @@ def draw_jobs(layout: Any, context: Any) -> None:
 
 def _draw_job(box: Any, job: JobRow, s: Any, fetching: Any) -> None:
     if job.handoff:
-        _draw_handoff(box, job)
+        draw_handoff(box, job)
         return
     head = box.row()
     head.label(text=f"{job.title or job.job_id}", icon=STATE_ICONS.get(job.state, "QUESTION"))
@@ -269,8 +271,9 @@ def _draw_job(box: Any, job: JobRow, s: Any, fetching: Any) -> None:
         box.label(text=f"Frames came home to {job.fetched_to}", icon="CHECKMARK")
 
 
-def _draw_handoff(box: Any, job: JobRow) -> None:
-    """A submission the Tether agent holds, not a job yet: waiting or uploading (Blender may close), or failed."""
+def draw_handoff(box: Any, job: JobRow) -> None:
+    """A submission the Tether agent holds, not a job yet: waiting or uploading (Blender may close), or failed; the
+    farm's Jobs panel and Move's draw theirs alike."""
     head = box.row()
     head.label(text=job.title, icon=STATE_ICONS.get(job.state, "QUESTION"))
     head.label(text=job.label)

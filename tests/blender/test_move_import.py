@@ -295,10 +295,12 @@ def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: P
         scene = bpy.context.scene
         scene.tether_move.video_path = str(move_scene)
         scene.tether_move.job_id = "job-of-an-earlier-take"
+        assert scene.tether_move.upload_priority == 0  # as `tether move submit --priority`'s default
+        scene.tether_move.upload_priority = 4
         local_services.requests.clear()
         assert bpy.ops.tether.move_submit(wait=True) == {"FINISHED"}
         [entry] = registry.queue()
-        assert (entry.service, entry.state) == ("move", "done") and entry.job_id
+        assert (entry.service, entry.state, entry.priority) == ("move", "done", 4) and entry.job_id
         assert entry.request["request"]["video"] == str(move_scene)  # the artist's own file, read where it is
         assert local_services.requests.count("PUT", r"^/move/_store/uploads/") == 1  # sent once, by the agent
         settings = scene.tether_move
@@ -317,6 +319,62 @@ def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: P
         assert bpy.ops.tether.move_follow(wait=True) == {"FINISHED"}
         assert settings.job_id == entry.job_id and len(_armatures()) == 1
         assert len(registry.queue()) == 1
+    finally:
+        live.close()
+        registry.close()
+
+
+def test_move_sends_and_jobs_are_listed_in_the_move_panel(move_scene: Path, local_services: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Move panel's Move Jobs: a video the (paused) Tether agent holds, with its priority and its Cancel, and the
+    Move jobs the add-on's monitor follows (started by the panel), a finished one with Import Rig; the farm's Jobs
+    panel lists neither."""
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.move.client import LOCAL_API_KEY, MoveClient
+    from tether.move.submit import MoveRequest, submit_video
+    from tether.registry import JobRegistry
+    from waiting import eventually
+
+    from blender_addon import backend, move_backend
+
+    from .test_addon import Recorder
+
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    ops = sys.modules[f"{ADDON}.ops"]
+    registry = JobRegistry()
+    with MoveClient(local_services.url("move"), api_key=LOCAL_API_KEY) as client:
+        job_id = submit_video(client, MoveRequest(video=move_scene, start=0.0, end=0.5), registry=registry).job.id
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    try:
+        live.pause()  # it keeps the send waiting: uploading it is the agent's own test
+        values = move_backend.MoveRequestValues(profile="", video=str(move_scene), name="dance", priority=3)
+        entry_id = move_backend.hand_off(values, "local")
+        assert entry_id and registry.queue_entry(entry_id).priority == 3  # type: ignore[union-attr]
+
+        def draw(panel: str) -> Recorder:
+            rec = Recorder()
+            getattr(bpy.types, panel).draw(type("FakePanel", (), {"layout": rec})(), bpy.context)
+            return rec
+
+        draw("VIEW3D_PT_tether_move_jobs")  # starts the monitor, which lists and follows Move's jobs
+        rows = eventually(lambda: {(r.job_id, r.handoff): r for r in ops.runtime().ui.jobs if r.service == "move"},
+                          lambda seen: ("", entry_id) in seen and seen.get((job_id, 0), Any).state == "completed",
+                          pump=ops.pump, message="the send and the finished job in the Move panel's rows")
+        assert rows[("", entry_id)].label == "queued for upload" and rows[("", entry_id)].source == str(move_scene)
+        monitor = ops.runtime().monitor
+        assert job_id in {r.job_id for r in monitor.watcher.followed}  # followed at Move by the add-on itself
+        rec = draw("VIEW3D_PT_tether_move_jobs")
+        assert f"Handed to the Tether agent (queue entry {entry_id}): Blender may close" in rec.texts()
+        acted = [(e["idname"], e["values"]) for e in rec.calls("operator_props")]
+        assert ("tether.job_action", {"handoff": entry_id, "action": "cancel"}) in acted
+        assert ("tether.move_follow", {"job_id": job_id}) in acted  # Import Rig: follows the finished job, imports
+        bpy.context.scene.tether.show_all_jobs = True
+        farm = draw("VIEW3D_PT_tether_jobs")
+        assert "No jobs yet" in farm.texts() and not [e for e in farm.calls("operator_props")
+                                                        if e["idname"] != "tether.refresh"]
+        assert backend.cancel_handoff(entry_id) == {}
+        assert [r.job_id for r in backend.list_rows() if r.service == "move"] == [job_id]
     finally:
         live.close()
         registry.close()
