@@ -141,16 +141,59 @@ def _request(values: MoveRequestValues) -> Any:
                        end=values.end)
 
 
+RIG = "MAIN_FBX"  # the output imported as the rig
+
+
+def rig_root(values: MoveRequestValues) -> Path:
+    """Where rigs go: the operator's folder (beside the saved .blend), else Tether's data folder."""
+    from tether.settings import data_dir
+
+    return Path(values.dest_root) if values.dest_root else data_dir() / "move"
+
+
 def hand_off(values: MoveRequestValues, profile: str) -> Optional[int]:
     """Queue the send for the Tether agent (started if needed) and return its queue entry: the agent uploads the video
     (the artist's own file, read where it is: nothing of Blender's is needed once queued), makes the take and the job
-    and records it, after Blender closes too. None to send in-process: TETHER_AGENT=off, or no agent can run."""
+    and records it, and brings the rig home to a folder of its own under the rig folder when the job completes,
+    after Blender closes too. None to send in-process: TETHER_AGENT=off, or no agent can run."""
     from tether import agent
     from tether.move.submit import handoff_request
 
+    title = values.name or Path(values.video).stem
     entry = agent.offer("move", lambda: handoff_request(_request(values), source_label=values.video), profile=profile,
-                        title=values.name or Path(values.video).stem, priority=values.priority)
+                        title=title, priority=values.priority, fetch=True,
+                        output_dir=agent.home_folder(rig_root(values), title))
     return entry.id if entry is not None else None
+
+
+def rig_came_home(rec: Any) -> Optional[Path]:
+    """The rig the Tether agent brought home for the job (its home folder's MAIN_FBX file), or None: not brought home
+    by the agent, or no longer there (then it is downloaded again)."""
+    folder = str(rec.extra.get("fetched_to") or rec.output_dir or "") if rec is not None else ""
+    if not folder or not rec.extra.get("agent_fetch") or rec.fetched_at is None or not Path(folder).is_dir():
+        return None
+    rigs = sorted(p for p in Path(folder).glob(f"{RIG}.*") if p.is_file() and p.stat().st_size > 0)
+    return rigs[0] if rigs else None
+
+
+def rig_from_home(client: Any, reg: Any, job_id: str, cancelled: Callable[[], bool]) -> Optional[Path]:
+    """The rig of a completed job the agent was asked to bring home, read from there: waited for while an agent runs
+    (it downloads it once it sees the job complete, maybe after Blender did), brought home here as the agent would
+    when none runs or when it is no longer all there. None when it is not the agent's to bring, or a running agent
+    did not bring it (Blender downloads a copy of its own then, home left to the agent)."""
+    from tether import agent
+
+    rec = reg.get("move", job_id)
+    if rec is None or not rec.extra.get("agent_fetch") or not rec.output_dir:
+        return None
+    if rec.fetched_at is None:
+        try:
+            return rig_came_home(agent.await_home(reg, "move", job_id, cancelled=cancelled))
+        except agent.AgentNotRunning:
+            pass  # none will bring it
+    # no agent runs, or what it brought is no longer all there (it brings a job's results once)
+    agent.bring_home(client, reg, rec)
+    return rig_came_home(reg.get("move", job_id))
 
 
 def follow_handoff(entry_id: int, post: Callable[..., None], cancelled: Callable[[], bool],
@@ -189,7 +232,6 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
     from tether.move.submit import submit_video, wait_for
     from tether.poll import Clock
     from tether.registry import JobRegistry
-    from tether.settings import data_dir
 
     client = uses(MoveClient.from_profile(values.profile or None))
     reg = JobRegistry()
@@ -235,13 +277,21 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
         if job.state is not JobState.COMPLETED:
             return {"phase": "failed", "job_id": job_id, "state": job.state_label,
                     "message": f"job {job_id} {job.state_label}" + (f": {job.error}" if job.error else "")}
-        root = Path(values.dest_root) if values.dest_root else data_dir() / "move"
-        dest = root / job_id
-        post(phase="downloading", job_id=job_id, message=f"downloading the rig of job {job_id}")
-        fbx = client.download_output(client.get_move_job(job_id), "MAIN_FBX", dest)
-        reg.mark_fetched("move", job_id, dest)
+        post(phase="downloading", job_id=job_id, message=f"bringing the rig of job {job_id} home")
+        fbx = rig_came_home(reg.get("move", job_id)) or rig_from_home(client, reg, job_id, cancelled)
+        if cancelled():
+            return {"phase": "cancelled", "job_id": job_id, "message": f"stopped; the rig of job {job_id} comes home "
+                                                                       "with the Tether agent (Follow imports it)"}
+        said = f"rig came home to {fbx}"
+        if fbx is None:  # not the agent's to bring, or not all there: downloaded here
+            dest = rig_root(values) / job_id
+            fbx = client.download_output(client.get_move_job(job_id), RIG, dest)
+            record = reg.get("move", job_id)
+            if record is None or not record.extra.get("agent_fetch"):  # a copy here is not the rig's home
+                reg.mark_fetched("move", job_id, dest)
+            said = f"rig downloaded to {fbx}"
         return {"phase": "done", "job_id": job_id, "fbx": str(fbx), "fps": fps, "progress": 100.0,
-                "state": job.state_label, "message": f"job {job_id}: rig downloaded to {fbx}"}
+                "state": job.state_label, "message": f"job {job_id}: {said}"}
     finally:
         reg.close()
         client.close()

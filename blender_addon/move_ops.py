@@ -420,6 +420,7 @@ class TETHER_OT_move_import(Operator):
 
     filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})  # type: ignore[valid-type]
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})  # type: ignore[valid-type]
+    job_id: StringProperty(options={"SKIP_SAVE", "HIDDEN"})  # type: ignore[valid-type]  # the rig's job, to name it
 
     def invoke(self, context: Any, event: Any) -> Result:
         if self.filepath:
@@ -433,11 +434,12 @@ class TETHER_OT_move_import(Operator):
             self.report({"ERROR"}, f"FBX not found: {path or '(none)'}")
             return {"CANCELLED"}
         settings = context.scene.tether_move
-        # a job's rig is downloaded to <folder>/<job id>/: named after that job, it replaces its earlier import
+        # named after its job (given, or the <job id> folder it was downloaded to), it replaces its earlier import;
+        # a rig the agent brought home is in a folder named after the video
         folder = os.path.basename(os.path.dirname(path))
+        job_id = self.job_id or (folder if folder.startswith("job-") else "")
         try:
-            rig = import_rig(context, path, set_range=settings.set_frame_range,
-                             name=rig_name(folder) if folder.startswith("job-") else "")
+            rig = import_rig(context, path, set_range=settings.set_frame_range, name=rig_name(job_id) if job_id else "")
         except RuntimeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

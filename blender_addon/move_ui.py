@@ -61,7 +61,7 @@ def draw_move(layout: Any, context: Any) -> None:
             layout.operator("tether.move_follow", icon="FILE_REFRESH")
         if status is not None and status.fbx:
             op = layout.operator("tether.move_import", text="Import Rig Again", icon="IMPORT")
-            op.filepath = status.fbx
+            op.filepath, op.job_id = status.fbx, status.job_id
     if status is not None:
         for notice in status.notices[-2:]:
             icon = {"ERROR": "ERROR", "WARNING": "ERROR"}.get(notice.level, "INFO")

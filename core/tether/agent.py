@@ -289,6 +289,15 @@ def hand_off(service: str, request: Dict[str, Any], *, profile: str = "", title:
     return entry
 
 
+def home_folder(parent: Union[str, Path], label: str) -> Path:
+    """A folder of its own under ``parent`` for one hand-off's results (``<label>_<time>-<4 hex>``): the agent brings
+    them home there when the job finishes (:func:`hand_off`'s ``output_dir``), so two sends never mix their files."""
+    import uuid
+
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    return Path(parent).absolute() / f"{label}_{stamp}"
+
+
 def job_view(rec: Any) -> Job:
     """A registry record as the one job view (what the agent publishes of each job it watches)."""
     counts = {k: int(v) for k, v in (rec.extra.get("counts") or {}).items() if isinstance(v, (int, float))}
@@ -569,6 +578,7 @@ __all__ = [
     "hand_off",
     "handoff_module",
     "handoffs",
+    "home_folder",
     "job_view",
     "log_path",
     "mode",

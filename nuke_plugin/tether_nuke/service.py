@@ -429,11 +429,9 @@ def home_for(script: str, node: str, service: str) -> Optional[Path]:
     script, whose results are downloaded when imported, as before."""
     if not script:
         return None
-    import time
-    import uuid
+    from tether.agent import home_folder
 
-    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    return Path(script).absolute().parent / "tether" / f"{node}_{service}_{stamp}"
+    return home_folder(Path(script).absolute().parent / "tether", f"{node}_{service}")
 
 
 __all__ = ["INCLUDE_ALL", "Sent", "ServiceAdapter", "ServiceController", "home_for"]

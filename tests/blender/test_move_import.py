@@ -283,6 +283,7 @@ def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: P
 
     from .test_addon import Recorder
 
+    move_ops = sys.modules[f"{ADDON}.move_ops"]
     monkeypatch.setenv("TETHER_AGENT", "auto")
     values = move_backend.MoveRequestValues(profile="", video=str(move_scene), name="dance")
     with monkeypatch.context() as nowhere:  # no agent runs, and none can start (no `tether` to start it with)
@@ -308,7 +309,15 @@ def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: P
         (rig,) = _armatures()
         assert rig.name == f"Move {entry.job_id[:12]}" and rig.animation_data.action is not None
         assert (scene.frame_start, scene.frame_end) == (1, FRAMES)
-        assert (tmp_path / "move" / entry.job_id / "MAIN_FBX.fbx").is_file()
+        # the agent brought the rig home, to a folder of its own beside the .blend; Blender read it there
+        home = Path(str(entry.output_dir))
+        assert home.parent == tmp_path / "move" and home.name.startswith("dance_") and entry.fetch
+        record = registry.get("move", str(entry.job_id))
+        assert record.fetched_at and record.extra["agent_fetch"] and record.extra["fetched_to"] == str(home)
+        assert (home / "MAIN_FBX.fbx").is_file() and not (tmp_path / "move" / entry.job_id).exists()
+        assert f"rig came home to {home / 'MAIN_FBX.fbx'}" in move_ops.runtime().status.message
+        rig_gets = local_services.requests.count("GET", r"^/move/_store/.*\.fbx")
+        assert rig_gets == 1  # by the agent only
         # Blender closed before the agent made the job: the scene knows the hand-off only, and Follow finds its job
         bpy.data.objects.remove(rig)
         settings.job_id = ""
@@ -319,6 +328,20 @@ def test_capture_hands_off_to_the_agent_and_the_rig_still_comes_in(move_scene: P
         assert bpy.ops.tether.move_follow(wait=True) == {"FINISHED"}
         assert settings.job_id == entry.job_id and len(_armatures()) == 1
         assert len(registry.queue()) == 1
+        assert local_services.requests.count("GET", r"^/move/_store/.*\.fbx") == rig_gets  # read from home again
+        # not all there any more: Follow brings it home again (the agent brings a job's results once), and imports
+        (home / "MAIN_FBX.fbx").unlink()
+        bpy.data.objects.remove(_armatures()[0])
+        assert bpy.ops.tether.move_follow(wait=True) == {"FINISHED"}
+        assert (home / "MAIN_FBX.fbx").is_file() and len(_armatures()) == 1
+        assert local_services.requests.count("GET", r"^/move/_store/.*\.fbx") == rig_gets + 1
+        # Import Rig Again names it after its job (its home folder is named after the video), replacing the earlier
+        rec = Recorder()
+        bpy.types.VIEW3D_PT_tether_move.draw(type("FakePanel", (), {"layout": rec})(), bpy.context)
+        again = [e["values"] for e in rec.calls("operator_props") if e["idname"] == "tether.move_import"]
+        assert again == [{"filepath": str(home / "MAIN_FBX.fbx"), "job_id": entry.job_id}]
+        assert bpy.ops.tether.move_import(**again[0]) == {"FINISHED"}
+        assert [o.name for o in _armatures()] == [f"Move {entry.job_id[:12]}"]
     finally:
         live.close()
         registry.close()
