@@ -144,6 +144,23 @@ def test_handed_off_submit_survives_the_submitter_and_a_killed_agent(
         registry.close()
 
 
+def recorded_farm_jobs(local_services: LocalServices, monkeypatch: pytest.MonkeyPatch, tiny_blend: Path, title: str,
+                       count: int) -> Tuple[Any, List[str], JobRegistry]:
+    """``count`` held jobs on the local farm, recorded in this test's registry as a DCC would (TETHER_AGENT=auto):
+    the farm client, their ids and the registry."""
+    from test_farm_client import EMAIL, PASSWORD, _held_jobs
+    from tether.farm.client import FarmClient
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    farm = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
+    ids = _held_jobs(farm, tiny_blend, title, count) if count else []
+    registry = JobRegistry()
+    for job_id in ids:
+        registry.record(service="farm", job_id=job_id, profile="local")
+    return farm, ids, registry
+
+
 def test_one_watcher_per_machine(tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
                                  notes: List[Tuple[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
     """Two DCC sessions and a `tether jobs watch` subscribe to the agent: the farm sees the agent's list pages once
@@ -151,16 +168,7 @@ def test_one_watcher_per_machine(tiny_blend: Path, local_services: LocalServices
     import math
     import threading
 
-    from test_farm_client import EMAIL, PASSWORD, _held_jobs
-    from tether.farm.client import FarmClient
-
-    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
-    monkeypatch.setenv("TETHER_AGENT", "auto")
-    farm = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
-    ids = _held_jobs(farm, tiny_blend, "agent-watch", 4)
-    registry = JobRegistry()
-    for job_id in ids:
-        registry.record(service="farm", job_id=job_id, profile="local")
+    farm, ids, registry = recorded_farm_jobs(local_services, monkeypatch, tiny_blend, "agent-watch", 4)
     live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda t, m: notes.append((t, m))).start()
     sessions = [agent.AgentWatcher(JobRegistry()) for _ in range(2)]
     codes: List[int] = []
@@ -192,6 +200,81 @@ def test_one_watcher_per_machine(tiny_blend: Path, local_services: LocalServices
             w.close()
         live.close()
         farm.close()
+
+
+def test_a_watcher_outlives_the_agent_and_picks_up_a_new_one(
+        tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher a DCC or the command gets (`watcher_for`) polls the farm itself while no agent runs, subscribes
+    once one answers (the farm then sees only the agent's list pages), and polls again when the agent goes; with
+    TETHER_AGENT=off it never asks for an agent."""
+    import math
+
+    from tether.clients import client_for
+    from tether.watch import Watcher
+
+    monkeypatch.setenv("TETHER_AGENT", "off")
+    assert type(agent.watcher_for(JobRegistry(), client_for)) is Watcher
+    farm, ids, registry = recorded_farm_jobs(local_services, monkeypatch, tiny_blend, "outlives", 3)
+    watcher = agent.watcher_for(JobRegistry(), client_for, fast=0.05, cap=0.2, wait=0.5)
+    live = None
+    try:
+        local_services.requests.clear()
+        watcher.poll_once()  # no agent: the watcher asks the farm itself
+        assert not watcher.subscribed and local_services.requests.count("GET", r"/farm/api/jobs$") >= 1
+        assert {r.state.value for r in watcher.followed} == {"held"}
+
+        live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda t, m: None).start()
+        watcher.poll_once()
+        assert watcher.subscribed and watcher.next_delay() == 0.0
+        local_services.requests.clear()
+        start = live.cycle
+        for _ in range(4):
+            watcher.poll_once()
+        cycles = live.cycle - start
+        pages = math.ceil(len(local_services.farm.jobs) / 100)
+        assert local_services.requests.count("GET", r"/farm/api/jobs$") <= (cycles + 1) * pages  # the agent's only
+        assert local_services.requests.count("GET", r"/farm/api/jobs/[^/]+$") == 0
+
+        live.close()
+        eventually(lambda: agent.running() is None, message="the agent to stop")
+        live = None
+        for job_id in ids:
+            farm.cancel_job(job_id)
+        local_services.requests.clear()
+        eventually(lambda: watcher.poll_once() is not None and watcher.done, message="the jobs to be seen cancelled")
+        assert not watcher.subscribed and local_services.requests.count("GET", r"/farm/api/jobs$") >= 1
+        assert {r.state.value for r in watcher.followed} == {"cancelled"}
+    finally:
+        watcher.close()
+        if live is not None:
+            live.close()
+        farm.close()
+        registry.close()
+
+
+def test_a_job_the_agent_has_not_seen_is_polled_at_once(
+        tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DCC that sent a job in-process records it; the agent, backed off to long cycles, is asked once to poll now
+    instead of the subscriber waiting out its cycle."""
+    from test_farm_client import _held_jobs
+
+    farm, _, registry = recorded_farm_jobs(local_services, monkeypatch, tiny_blend, "", 0)
+    live = Agent(agent.runtime_dir(), registry, fast=60.0, cap=60.0, notify=lambda t, m: None).start()
+    watcher = agent.AgentWatcher(JobRegistry(), wait=0.5)
+    try:
+        eventually(lambda: live.cycle >= 1, message="the agent's first cycle")
+        (job_id,) = _held_jobs(farm, tiny_blend, "new to the agent", 1)
+        registry.record(service="farm", job_id=job_id, profile="local")
+        seen = lambda: [j["state"] for j in watcher.snapshot.get("jobs", []) if j["id"] == job_id]  # noqa: E731
+        eventually(lambda: watcher.poll_once() is not None and seen() == ["held"], timeout=20,
+                   message="the agent to poll the new job before its 60 s cycle")
+        assert live.cycle <= 3  # one cycle asked for, not a poll per subscriber look
+        farm.cancel_job(job_id)
+    finally:
+        watcher.close()
+        live.close()
+        farm.close()
+        registry.close()
 
 
 def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_services: LocalServices,

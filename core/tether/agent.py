@@ -24,14 +24,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
 from .poll import SYSTEM_CLOCK, Clock
 from .registry import ENDPOINT_KEY, JobRecord, JobRegistry, QueueEntry
-from .watch import JobChange, Watcher
+from .watch import ClientFactory, JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
 TOKEN_NAME = "agent.token"  # loopback channel only (no Unix sockets)
@@ -147,8 +147,9 @@ class AgentClient:
         query = urlencode({"service": service, "job": job_id, "wait": wait})
         return dict(self.call("GET", f"/home?{query}", timeout=wait + 10.0))
 
-    def wake(self) -> None:
-        self.call("POST", "/wake")
+    def wake(self, poll: bool = False) -> None:
+        """Have the agent look at its queue now; ``poll``: and poll the services now."""
+        self.call("POST", "/wake?poll=1" if poll else "/wake")
 
     def pause(self) -> Dict[str, Any]:
         return dict(self.call("POST", "/pause"))
@@ -338,29 +339,85 @@ class _AgentView:
 
 class AgentWatcher(Watcher):
     """A :class:`~tether.watch.Watcher` that subscribes to the running agent instead of polling the services: each
-    :meth:`poll_once` waits for the agent's next cycle and reads the jobs it saw. Any number of DCC sessions and
-    `tether jobs watch` cost the services nothing more than the agent's one poll per cycle."""
+    :meth:`poll_once` waits (at most ``wait`` seconds) for the agent's next cycle and reads the jobs it saw. Any number
+    of DCC sessions and `tether jobs watch` cost the services nothing more than the agent's one poll per cycle.
+
+    With a ``fallback`` client factory, a cycle in which no agent answers polls the services itself through it, as a
+    plain :class:`~tether.watch.Watcher` would, and the next cycle asks the agent again: a watcher that outlives the
+    agent, or starts before it, is never left blind and never polls twice. Without one, no agent raises
+    :class:`AgentNotRunning`."""
 
     def __init__(self, registry: JobRegistry, client: Optional[AgentClient] = None, wait: float = 30.0,
-                 **kwargs: Any) -> None:
-        super().__init__(registry, lambda service, profile: cast(JobService, _AgentView(self, service, profile)),
-                         **kwargs)
-        self.agent = client or AgentClient()
+                 fallback: Optional[ClientFactory] = None, **kwargs: Any) -> None:
+        super().__init__(registry, fallback or _no_fallback, **kwargs)
+        self.fallback = fallback
+        self._agent = client
         self.wait = wait
         self.snapshot: Dict[str, Any] = {}
         self.agent_cycle = 0
+        self.subscribed = False  # the latest cycle read the agent's (else it polled the services, or none ran yet)
+        self._asked: Set[Tuple[str, str]] = set()  # jobs the agent was asked to poll at once (see _new_to_agent)
+
+    @property
+    def agent(self) -> AgentClient:
+        if self._agent is None:
+            self._agent = AgentClient()  # may raise AgentNotRunning (no port file on loopback)
+        return self._agent
 
     def poll_once(self) -> List[JobChange]:
-        self.snapshot = self.agent.jobs(after=self.agent_cycle, wait=self.wait)
-        self.agent_cycle = int(self.snapshot.get("cycle", 0))
-        return super().poll_once()
+        try:
+            # a watcher that polled last time asks without waiting: an agent's cycle to read may be there already
+            self.snapshot = self.agent.jobs(after=self.agent_cycle, wait=self.wait if self.subscribed else 0.0)
+        except AgentNotRunning:
+            if self.fallback is None:
+                raise
+            self.subscribed = False
+            return super().poll_once()
+        self.subscribed = True
+        self.agent_cycle = int(self.snapshot.get("cycle", 0))  # a restarted agent counts from 0 again
+        changes = super().poll_once()
+        self._new_to_agent()
+        return changes
+
+    def _new_to_agent(self) -> None:
+        """A job this watcher follows that the agent's latest cycle did not poll (recorded since, by a DCC that sent
+        it in-process): the agent is asked to poll now, once per job, rather than at its next backed-off cycle."""
+        polled = {(j.get("service"), j.get("id")) for j in self.snapshot.get("jobs", [])}
+        polled.update(tuple(k) for k in self.snapshot.get("missing", []))
+        new = {r.key for r in self.followed if not r.finished and not r.missing} - polled - self._asked
+        if new:
+            self._asked |= new
+            with contextlib.suppress(AgentNotRunning):
+                self.agent.wake(poll=True)
+
+    def _client(self, service: str, profile: str, endpoint: str = "") -> JobService:
+        if self.subscribed:  # the agent polls each job at its own endpoint; the view reads its snapshot
+            return cast(JobService, _AgentView(self, service, profile))
+        return super()._client(service, profile, endpoint)
 
     def next_delay(self) -> float:
-        return 0.0  # the wait is the agent's: poll_once is held until its next cycle
+        # subscribed, poll_once itself waited for the agent's cycle; else the fallback's own backoff
+        return 0.0 if self.subscribed else super().next_delay()
 
     def close(self) -> None:
         super().close()
-        self.agent.close()
+        if self._agent is not None:
+            self._agent.close()
+
+
+def _no_fallback(service: str, profile: Optional[str]) -> JobService:
+    raise AgentNotRunning("the Tether agent is not running")
+
+
+def watcher_for(registry: JobRegistry, clients: ClientFactory, *, no_agent: bool = False, wait: float = 30.0,
+                **kwargs: Any) -> Watcher:
+    """The one way a DCC or the command follows jobs: through the agent whenever one runs (:class:`AgentWatcher`,
+    polling through ``clients`` in a cycle when none answers), or polling the services itself with
+    ``no_agent``/``TETHER_AGENT=off``. ``wait`` bounds how long one :meth:`~Watcher.poll_once` waits for the agent's
+    next cycle (a DCC's thread that must stop promptly passes a short one); ``kwargs`` go to the watcher."""
+    if not use_agent(no_agent):
+        return Watcher(registry, clients, **kwargs)
+    return AgentWatcher(registry, wait=wait, fallback=clients, **kwargs)
 
 
 HOME_WAIT = 120.0  # how long an import waits for a running agent that does not start bringing results home
@@ -590,4 +647,5 @@ __all__ = [
     "socket_path",
     "start",
     "use_agent",
+    "watcher_for",
 ]

@@ -110,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         return hmac.compare_digest(self.headers.get(TOKEN_HEADER, ""), token)
 
     def _route(self, method: str) -> None:
+        if self.agent.stopped:  # a kept-alive connection outlives the listening socket: it ends with the agent
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
@@ -177,7 +180,7 @@ class Agent:
             ("GET", "/queue"): lambda q: self.queue(q.get("states", "")),
             ("GET", "/jobs"): lambda q: self.jobs(int(q.get("after", -1)), float(q.get("wait", 0))),
             ("GET", "/home"): lambda q: self.home(q.get("service", ""), q.get("job", ""), float(q.get("wait", 0))),
-            ("POST", "/wake"): lambda q: self._wake(),
+            ("POST", "/wake"): lambda q: self._wake(poll=q.get("poll") == "1"),
             ("POST", "/pause"): lambda q: self.pause(),
             ("POST", "/resume"): lambda q: self.resume(),
             ("POST", "/stop"): lambda q: self.stop(),
@@ -250,6 +253,10 @@ class Agent:
             self._lock_file.close()
         log.info("agent stopped")
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def close(self) -> None:
         """Stop and wait until everything has stopped."""
         self._stop.set()
@@ -278,8 +285,12 @@ class Agent:
             entries.append(row)
         return {"entries": entries}
 
-    def _wake(self) -> Dict[str, Any]:
+    def _wake(self, poll: bool = False) -> Dict[str, Any]:
+        """Look at the queue now; with ``poll``, also start a watch cycle now (a subscriber follows a job this
+        agent has not polled yet: recorded by a DCC that submitted in-process)."""
         self._work.set()
+        if poll:
+            self._poll.set()
         return {"ok": True}
 
     def pause(self) -> Dict[str, Any]:

@@ -243,7 +243,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from tether import agent
     from tether.jobs import JobState
-    from tether.watch import Watcher
 
     if args.interval <= 0:
         raise InputError(f"--interval must be more than 0 seconds, not {args.interval}")
@@ -262,12 +261,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     scope: Dict[str, Any] = dict(jobs=keys, service=service if keys is None else None,
                                  profile=args.profile if keys is None else None, fast=args.interval,
                                  cap=max(args.interval, args.max_interval))
-    watcher: Watcher
     # A running agent's one watcher is subscribed to instead of polling the services a second time.
-    if agent.mode() != "off" and agent.running() is not None:
-        watcher = agent.AgentWatcher(registry, **scope)
-    else:
-        watcher = Watcher(registry, make_client, **scope)
+    watcher = agent.watcher_for(registry, make_client, **scope)
     try:
         if _is_tty():
             _watch_live(watcher)
