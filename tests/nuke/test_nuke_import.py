@@ -6,6 +6,7 @@ import json
 import math
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -497,6 +498,28 @@ def test_nk_snippet_and_standalone_parse_back(tmp_path: Path) -> None:
     for knob in ("first", "last", "frame_mode", "frame"):
         plate_node[knob].fromScript(standalone[0].knobs[knob])
     assert (plate_node.firstFrame(), plate_node.lastFrame()) == (START, START + N - 1)
+
+
+@pytest.mark.parametrize("project, config, root", [
+    ("nuke-default", "", ["colorManagement Nuke", "OCIO_config nuke-default"]),
+    ("fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1", "ocio://cg-config-latest",
+     ["colorManagement OCIO", "OCIO_config fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1"]),
+    ("custom", "/show/colour/config.ocio",
+     ["colorManagement OCIO", "OCIO_config custom", "customOCIOConfigPath /show/colour/config.ocio"]),
+    ("", "/show/colour v2/config.ocio",  # the command line's --ocio-config
+     ["colorManagement OCIO", "OCIO_config custom", 'customOCIOConfigPath "/show/colour v2/config.ocio"']),
+    ("", "ocio://studio-config-latest", []),
+    ("", "", []),
+])
+def test_a_standalone_script_names_the_config_its_reads_colour_comes_from(
+        tmp_path: Path, project: str, config: str, root: List[str]) -> None:
+    """A plate read under a studio config (``--colorspace ACEScg --ocio-config ...``, or a Nuke project's config)
+    opens in a script whose Root uses that config, so its Reads' colour space names exist there."""
+    plate = replace(read_plate(make_plate(tmp_path)), ocio_project=project, ocio_config=config)
+    _, desc = import_to_nk(plate.to_dict(), ResultFiles(mattes=matte_files(tmp_path / "m", [1])), tmp_path / "a.nk")
+    text = to_nk(desc, standalone=True)
+    root_block = text[text.index("Root {"):text.index("}", text.index("Root {"))]
+    assert [line.strip() for line in root_block.splitlines() if "olor" in line or "OCIO" in line] == root
 
 
 def test_results_from_the_autopilot_classifier_are_accepted(tmp_path: Path) -> None:

@@ -97,6 +97,23 @@ def _nodes(description: ImportDescription, variables: Dict[str, str], lines: Lis
         variables[spec.name] = _var(spec.name)
 
 
+def _root_colour(plate: PlateFacts) -> List[str]:
+    """A standalone script's colour management: the config its Reads' colour space names come from, or nothing when
+    that is unknown (Nuke's default, or ``$OCIO``, which Nuke prefers over the Root anyway). Knobs as Project
+    Settings > Color writes them: a config Nuke ships by its ``OCIO_config`` name, any other file as ``custom`` with
+    its path. An ``ocio://`` built-in config is left to the user's default: not every Nuke takes one as a path."""
+    config = plate.script_config
+    if is_nuke_default(config):  # the plate's project: its Reads' names are nuke-default's
+        return [" colorManagement Nuke", f" OCIO_config {NUKE_DEFAULT}"]
+    shipped = plate.ocio_project not in ("", "custom") and not any(sep in plate.ocio_project for sep in "/\\")
+    if shipped:
+        return [" colorManagement OCIO", f" OCIO_config {quote(plate.ocio_project)}"]
+    path = plate.ocio_config if plate.ocio_project in ("", "custom") else plate.ocio_project
+    if path and not path.startswith("ocio://"):
+        return [" colorManagement OCIO", " OCIO_config custom", f" customOCIOConfigPath {quote(path)}"]
+    return []
+
+
 def to_nk(description: ImportDescription, standalone: bool = False) -> str:
     plate = description.plate
     lines = [f"# {description.title or 'Tether import'} beside {plate.node}; written by Tether"]
@@ -112,9 +129,7 @@ def to_nk(description: ImportDescription, standalone: bool = False) -> str:
             lines.append(f" fps {number(plate.fps)}")
         if plate.width and plate.height:
             lines.append(f' format "{plate.format_script}"')
-        if is_nuke_default(plate.script_config):  # the plate's project: its Reads' names are nuke-default's
-            lines.append(" colorManagement Nuke")
-            lines.append(f" OCIO_config {NUKE_DEFAULT}")
+        lines.extend(_root_colour(plate))
         lines.append("}")
         _node(_plate_read(plate), lines)
         variables[plate.node] = _var(plate.node)
