@@ -294,18 +294,23 @@ def at_job(account: Account, job_id: str) -> Account:
     return Account(rec.profile or account.profile, str(rec.extra.get(ENDPOINT_KEY) or ""))
 
 
+WATCH_WAIT = 0.5  # how long one monitor cycle waits for the Tether agent's next: Monitor.stop joins it soon
+
+
 def make_watcher(account: Account) -> Any:
-    """The monitor's watcher of the farm's and Move's jobs: each farm job at its own endpoint (:func:`at_job`), as
-    the agent's watcher does."""
+    """The monitor's watcher of the farm's and Move's jobs (``tether.agent.watcher_for``): it reads the Tether agent's
+    cycles while one answers, so Blender asks the services nothing; else it polls them itself, each farm job at its
+    own endpoint (:func:`at_job`), as the agent's watcher does."""
+    from tether.agent import watcher_for
     from tether.clients import client_for
-    from tether.watch import Watcher
 
     def clients(service: str, profile: Optional[str]) -> Any:
         if service == SERVICE:
             return client(Account(profile or account.profile))
         return client_for(service, profile or account.profile_or_none)
 
-    return Watcher(registry(), clients, skip=lambda key: key[0] not in LISTED, fast=2.0, cap=30.0, endpoints=True)
+    return watcher_for(registry(), clients, wait=WATCH_WAIT, skip=lambda key: key[0] not in LISTED, fast=2.0,
+                       cap=30.0, endpoints=True)
 
 
 def list_rows(limit: int = 50) -> List[JobRow]:

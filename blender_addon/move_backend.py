@@ -222,6 +222,36 @@ def follow_handoff(entry_id: int, post: Callable[..., None], cancelled: Callable
     return {"job_id": str(entry.job_id)}
 
 
+FOLLOW_WAIT = 0.5  # how long one look at the Tether agent waits for its next cycle: a Stop is heard within it
+
+
+def follow_job(values: MoveRequestValues, job_id: str, reg: Any, client: Any, post: Callable[..., None],
+               cancelled: Callable[[], bool], uses: Callable[[Any], Any]) -> Any:
+    """Follow the Move job until it finishes, posting its state: through the Tether agent's cycles while one answers
+    (Blender asks Move nothing; ``tether.agent.watcher_for``), else polling Move itself, a Stop ending the wait
+    between polls at once (``client.pause``). The job's last record; None when stopped."""
+    from tether.agent import watcher_for
+    from tether.clients import client_for
+
+    if reg.get("move", job_id) is None:  # a job this machine did not send (a Follow by its id): learnt once
+        reg.update_from(client.get_job(job_id), client.profile)
+    watcher = watcher_for(reg, lambda service, profile: uses(client_for(service, profile or values.profile or None)),
+                          wait=FOLLOW_WAIT, jobs=[("move", job_id)], fast=0.5, cap=10.0)
+    try:
+        while not cancelled():
+            watcher.poll_once()
+            rec = next((r for r in watcher.followed if r.job_id == job_id), None)
+            if rec is not None:
+                post(phase="processing", job_id=job_id, state=rec.state_label, progress=rec.progress,
+                     message=f"job {job_id}: {rec.state_label}")
+            if watcher.done:
+                return rec
+            client.pause(watcher.next_delay())
+        return None
+    finally:
+        watcher.close()
+
+
 def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Callable[[], bool],
              uses: Callable[[Any], Any] = lambda client: client) -> Dict[str, Any]:
     """Submit (unless ``values.job_id``), follow until finished, download the FBX. Runs on the worker; ``uses``
@@ -229,8 +259,7 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
     goes to the Tether agent when one runs or can start (:func:`hand_off`); the job is then the one it makes."""
     from tether.jobs import JobState
     from tether.move.client import MoveClient
-    from tether.move.submit import submit_video, wait_for
-    from tether.poll import Clock
+    from tether.move.submit import submit_video
     from tether.registry import JobRegistry
 
     client = uses(MoveClient.from_profile(values.profile or None))
@@ -263,20 +292,14 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
             raw = record.extra.get("fps") if record is not None else None
             fps = float(raw) if isinstance(raw, (int, float)) else None
 
-        def update(job: Any) -> bool:
-            post(phase="processing", job_id=job_id, state=job.state_label, progress=job.progress,
-                 message=f"job {job_id}: {job.state_label}")
-            reg.update_from(job, values.profile)
-            return not cancelled()
-
-        job = wait_for(client, job_id, on_update=update, interval=0.5, max_interval=10.0,
-                       clock=Clock(sleep=client.pause))  # a Stop ends the wait between polls at once
-        if cancelled():
+        rec = follow_job(values, job_id, reg, client, post, cancelled, uses)
+        if rec is None or cancelled():
             return {"phase": "cancelled", "job_id": job_id, "message": f"stopped following job {job_id}; it goes on "
                                                                        "at Move (Follow picks it up again)"}
-        if job.state is not JobState.COMPLETED:
-            return {"phase": "failed", "job_id": job_id, "state": job.state_label,
-                    "message": f"job {job_id} {job.state_label}" + (f": {job.error}" if job.error else "")}
+        if rec.state is not JobState.COMPLETED:
+            gone = "was not found at Move" if rec.missing else rec.state_label
+            return {"phase": "failed", "job_id": job_id, "state": rec.state_label,
+                    "message": f"job {job_id} {gone}" + (f": {rec.error}" if rec.error else "")}
         post(phase="downloading", job_id=job_id, message=f"bringing the rig of job {job_id} home")
         fbx = rig_came_home(reg.get("move", job_id)) or rig_from_home(client, reg, job_id, cancelled)
         if cancelled():
@@ -291,7 +314,7 @@ def run_move(values: MoveRequestValues, post: Callable[..., None], cancelled: Ca
                 reg.mark_fetched("move", job_id, dest)
             said = f"rig downloaded to {fbx}"
         return {"phase": "done", "job_id": job_id, "fbx": str(fbx), "fps": fps, "progress": 100.0,
-                "state": job.state_label, "message": f"job {job_id}: {said}"}
+                "state": rec.state_label, "message": f"job {job_id}: {said}"}
     finally:
         reg.close()
         client.close()

@@ -367,13 +367,16 @@ def row_from_handoff(handoff: Any) -> JobRow:
 
 
 HANDOFF_LOOK = 1.0  # how often the jobs are listed again while the agent holds a submission not yet a job
+MIN_CYCLE = 0.25  # the shortest cycle: a watcher whose poll returns at once and asks for no wait does not spin
 
 
 class Monitor:
     """Polls the registry's farm and Move jobs on a worker thread (``tether.watch.Watcher``) and posts rows and changes.
 
     ``make_watcher()`` and ``list_rows()`` come from the backend. ``kick()`` wakes the loop at once (after a submit
-    or an action); otherwise it sleeps as long as the watcher says, so an idle Blender costs no requests.
+    or an action); otherwise it sleeps as long as the watcher says, so an idle Blender costs no requests. A watcher
+    that subscribes to the Tether agent waits for the agent's next cycle in ``poll_once`` itself and asks for no
+    sleep after it: a cycle is then as long as the agent's (at least :data:`MIN_CYCLE`).
     """
 
     def __init__(self, make_watcher: Callable[[], Any], list_rows: Callable[[], List[JobRow]], handoff: Handoff,
@@ -411,6 +414,10 @@ class Monitor:
 
     def cycle(self) -> float:
         """One poll: changes, then the fresh rows. Returns how long to wait. Plain Python, so tests drive it."""
+        started = time.monotonic()
+        return max(self._cycle(), MIN_CYCLE - (time.monotonic() - started))
+
+    def _cycle(self) -> float:
         try:
             if self.watcher is None:
                 self.watcher = self._make_watcher()

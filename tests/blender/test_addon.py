@@ -501,3 +501,77 @@ def test_monitor_follows_each_job_at_its_own_endpoint(tiny_blend: Path, local_se
         assert watcher.followed[0].state is JobState.CANCELLED
     finally:
         watcher.close()
+
+
+def test_the_monitor_subscribes_to_the_agent_while_one_runs(tiny_blend: Path, local_services: Any, tether_dirs: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a Tether agent running, the add-on's job monitor reads the agent's cycles: Blender costs the farm no GET
+    per job and no list of its own (the lists are the agent's, one page a cycle), the jobs reach their end states in
+    the rows, and Monitor.stop returns at once. With TETHER_AGENT=off the monitor polls the farm itself."""
+    import math
+    import time
+
+    from test_farm_client import EMAIL, PASSWORD, _held_jobs
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.farm.client import FarmClient
+    from tether.registry import JobRegistry
+    from waiting import eventually
+
+    from blender_addon import backend
+    from blender_addon.runtime import Monitor, Runtime
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    farm = FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD)
+    ids = _held_jobs(farm, tiny_blend, "blender-watch", 3)
+    registry = JobRegistry()
+    for job_id in ids:
+        registry.record(service="farm", job_id=job_id, profile="local")
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    rt = Runtime()
+    monitor = Monitor(lambda: backend.make_watcher(backend.Account("local")), backend.list_rows, rt.handoff)
+    requests = local_services.requests
+    try:
+        monitor.start()
+        eventually(lambda: monitor.watcher is not None and monitor.watcher.cycles >= 1, message="the monitor to start")
+        requests.clear()
+        start, seen = live.cycle, monitor.watcher.cycles
+        eventually(lambda: live.cycle >= start + 5 and monitor.watcher.cycles >= seen + 3,
+                   message="a few cycles of the agent and of the monitor")
+        cycles = live.cycle - start
+        pages = math.ceil(len(local_services.farm.jobs) / 100)
+        assert requests.count("GET", r"/farm/api/jobs/[^/]+$") == 0  # no GET per job
+        assert requests.count("GET", r"/farm/api/jobs$") <= (cycles + 1) * pages  # the agent's alone
+        for job_id in ids:
+            farm.cancel_job(job_id)
+
+        def states() -> Dict[str, str]:
+            rt.pump()
+            return {row.job_id: row.state for row in rt.ui.jobs if row.job_id in ids}
+
+        eventually(states, lambda now: now == {job_id: "cancelled" for job_id in ids},
+                   message="the jobs to end in the rows")
+        began = time.monotonic()
+        monitor.stop()
+        assert not monitor.alive() and time.monotonic() - began < 1.5  # a wait on the agent ends soon
+    finally:
+        monitor.stop()
+        live.close()
+    # no agent: the monitor polls the farm itself, and the jobs are followed as before
+    monkeypatch.setenv("TETHER_AGENT", "off")
+    more = _held_jobs(farm, tiny_blend, "blender-watch-alone", 2)
+    for job_id in more:
+        registry.record(service="farm", job_id=job_id, profile="local")
+        farm.cancel_job(job_id)
+    requests.clear()
+    alone = Monitor(lambda: backend.make_watcher(backend.Account("local")), backend.list_rows, rt.handoff)
+    try:
+        alone.cycle()
+        rt.pump()
+        assert {row.job_id: row.state for row in rt.ui.jobs if row.job_id in more} == dict.fromkeys(more, "cancelled")
+        assert requests.count("GET", r"/farm/api/jobs$") >= 1
+    finally:
+        alone.stop()
+        farm.close()
+        registry.close()

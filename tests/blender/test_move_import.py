@@ -401,3 +401,34 @@ def test_move_sends_and_jobs_are_listed_in_the_move_panel(move_scene: Path, loca
     finally:
         live.close()
         registry.close()
+
+
+def test_follow_reads_the_agents_cycles_and_asks_move_nothing(move_scene: Path, local_services: Any, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a Tether agent running, Follow follows the Move job through the agent's cycles and reads the rig where the
+    agent brought it: Blender's own way to Move leads nowhere here, and it is never needed."""
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether.move.client import LOCAL_API_KEY, MoveClient
+    from tether.move.submit import MoveRequest, submit_video
+    from tether.registry import JobRegistry
+
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    url = local_services.url("move")
+    registry = JobRegistry()
+    with MoveClient(url, api_key=LOCAL_API_KEY) as client:
+        job_id = submit_video(client, MoveRequest(video=move_scene, start=0.0, end=0.5), registry=registry).job.id
+    home = tmp_path / "move" / "dance_home"
+    registry.record(service="move", job_id=job_id, output_dir=home, extra={"agent_fetch": True})  # as a hand-off's
+    live = Agent(agent.runtime_dir(), registry, clients=lambda service, profile: MoveClient(url, api_key=LOCAL_API_KEY),
+                 fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    monkeypatch.setenv("TETHER_MOVE_URL", "http://127.0.0.1:9/move")  # Blender's own way to Move: nothing listens
+    try:
+        assert bpy.ops.tether.move_follow(job_id=job_id, wait=True) == {"FINISHED"}
+        (rig,) = _armatures()
+        assert rig.name == f"Move {job_id[:12]}" and rig.animation_data.action is not None
+        assert (home / "MAIN_FBX.fbx").is_file() and registry.get("move", job_id).fetched_at  # type: ignore[union-attr]
+        assert "rig came home to" in sys.modules[f"{ADDON}.move_ops"].runtime().status.message
+    finally:
+        live.close()
+        registry.close()
