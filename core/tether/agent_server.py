@@ -467,7 +467,9 @@ class Agent:
             self._fail(entry, redact(f"{type(exc).__name__}: {exc}") if not isinstance(exc, TetherError)
                        else str(exc))
         else:
-            self.registry.record(service=entry.service, job_id=job_id, output_dir=entry.output_dir,
+            # the submitter's title (a Nuke panel's "node (file)"), as a send in-process records it
+            self.registry.record(service=entry.service, job_id=job_id, title=entry.title,
+                                 output_dir=entry.output_dir,
                                  extra={**(entry.request.get(RECORD_KEY) or {}),
                                         **({ENDPOINT_KEY: endpoint} if endpoint else {}),
                                         "agent_fetch": bool(entry.fetch and entry.output_dir), "handoff": entry.id})

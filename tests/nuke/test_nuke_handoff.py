@@ -136,8 +136,12 @@ def test_a_panel_send_hands_off_and_lands_once_after_nuke_is_closed(
     done = eventually(lambda: registry.queue_entry(handed.entry), lambda e: e.state in ("done", "failed"),
                       message="the agent to land the job")
     assert done.state == "done", done.error
+    seen = live.cycle
+    eventually(lambda: live.cycle >= seen + 2, message="the agent to look at the job")
     record = registry.get(name, str(done.job_id))
     assert record is not None and record.profile == "local"
+    if name == "clipzy":  # the panel's title, as a send in Nuke records it (a service that names its jobs, as
+        assert record.title == "Seq1 (shot.####.png)"  # TensorPix and Autopilot do, renames it when polled)
     extra = record.extra
     assert extra["plate"]["node"] == "Seq1" and extra["script"] == "/shots/a.nk" and extra["asked"] == "what"
     assert extra["frame_count"] == 8 and extra["handoff"] == handed.entry
