@@ -351,6 +351,19 @@ def test_watcher_one_call_per_group_per_cycle_and_changes(reg: JobRegistry) -> N
     assert local.closed and studio.closed and other.closed
 
 
+def test_a_change_carries_the_view_it_was_read_from_and_shared_clients_stay_open(reg: JobRegistry) -> None:
+    """A follower shows the service's own view of what moved (its vendor reply too); a DCC's clients, lent to a
+    watcher, are still its own once the watcher closes."""
+    svc = FakeService()
+    reg.record(service="farm", job_id="j1", profile="local")
+    svc.set("j1", JobState.RUNNING, 10)
+    watcher = Watcher(reg, factory({("farm", "local"): svc}), shared_clients=True)
+    [change] = watcher.poll_once()
+    assert change.job is svc.jobs["j1"] and change.after is not None and change.after.progress == 10
+    watcher.close()
+    assert not svc.closed
+
+
 def test_watcher_backoff_grows_to_cap_and_resets(reg: JobRegistry) -> None:
     svc = FakeService()
     reg.record(service="farm", job_id="j1", profile="local")

@@ -10,6 +10,7 @@ A service that fails is reported as an event and backed off; it never stops the 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ class JobChange:
     after: Optional[JobRecord] = None
     message: str = ""
     error: Optional[BaseException] = None
+    job: Optional[Job] = None  # the view it was read from: the service's (its vendor reply with it) or the agent's
 
     @property
     def state_changed(self) -> bool:
@@ -114,11 +116,14 @@ class Watcher:
         factor: float = 1.5,
         skip: Optional[Callable[[Key], bool]] = None,
         endpoints: bool = False,
+        shared_clients: bool = False,
     ) -> None:
         """``skip(key)`` True leaves that unfinished job to someone else this cycle (e.g. a dialog that follows the
         job itself): it is neither polled nor reported. ``endpoints``: a job recorded with its own service URL
         (``extra[ENDPOINT_KEY]``: a Blender scene's farm override, handed to the agent) is polled there, with its
-        profile's credentials, not at the profile's URL (the agent's watcher; a DCC's own watcher has one URL)."""
+        profile's credentials, not at the profile's URL (the agent's watcher; a DCC's own watcher has one URL).
+        ``shared_clients``: the clients ``clients`` gives are the caller's (a DCC's, which sends and imports through
+        them too): :meth:`close` leaves them open."""
         self.backoff = Backoff(fast, cap, factor)  # checks 0 < fast <= cap and factor >= 1
         self.registry = registry
         self.clients = clients
@@ -127,6 +132,7 @@ class Watcher:
         self.profile = profile
         self.skip = skip
         self.endpoints = endpoints
+        self.shared_clients = shared_clients
         self.cycles = 0
         self._clients: Dict[Tuple[str, str, str], JobService] = {}
         self._seen: Dict[Key, JobRecord] = {}  # what this watcher last saw of each job it follows
@@ -235,7 +241,7 @@ class Watcher:
             before = self._seen.get(after.key, before_db)
             change = diff(before, after)
             if change is not None:
-                changes.append(change)
+                changes.append(dataclasses.replace(change, job=job))
             self._seen[after.key] = after
         for rec in members:
             if rec.job_id in current:
@@ -277,9 +283,10 @@ class Watcher:
                 on_changes(changes)
 
     def close(self) -> None:
-        """Close the clients this watcher made."""
-        for client in self._clients.values():
-            client.close()
+        """Close the clients this watcher made (not the caller's, with ``shared_clients``)."""
+        for (_, _, endpoint), client in self._clients.items():
+            if endpoint or not self.shared_clients:
+                client.close()
         self._clients.clear()
 
 

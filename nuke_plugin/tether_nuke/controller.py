@@ -4,8 +4,10 @@ tested as plain Python.
 - One :class:`~tether_nuke.service.ServiceController` per service (Autopilot, TensorPix, Clipzy: :data:`ADAPTERS`),
   made on first use and shared by everything in the session that sends to that service (the panel's Send, the
   dialogs), so there is one client per service and profile. Sending, importing and cancelling go through them.
-- A job watcher (``tether.watch.Watcher``) per service with unfinished jobs polls on a thread of its own until they
-  finish (nothing polls while nothing is unfinished). One follower per job: a job a service controller follows
+- A job watcher per service with unfinished jobs follows them on a thread of its own until they finish (nothing
+  follows while nothing is unfinished): through the running Tether agent's cycles while one runs (it polls each
+  service once per cycle for every job of the machine), else by polling the service
+  (:func:`tether.agent.watcher_for`). One follower per job: a job a service controller follows
   itself (sent with ``follow``) is skipped here and shown from that controller's ``"job"`` events.
 - Every job is recorded in the shared registry (``tether.registry``) with the plate's facts and the frames sent,
   so closing Nuke loses nothing: a new session lists the jobs and imports finished ones exactly as they were sent.
@@ -29,6 +31,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from tether.agent import watcher_for
 from tether.errors import ConfigError, InputError
 from tether.nukeimport import PlateFacts
 from tether.poll import Backoff, Clock, polls
@@ -38,22 +41,8 @@ from tether.watch import ChangeKind, JobChange, Watcher
 from .autopilot import AutopilotAdapter
 from .clipservices import ClipzyNukeAdapter, TensorPixAdapter
 from .failure import failure
-from .service import HANDOFF_POLL, INCLUDE_ALL, ServiceAdapter, ServiceController
+from .service import AGENT_WAIT, HANDOFF_POLL, INCLUDE_ALL, ServiceAdapter, ServiceController
 from .work import BackgroundWork
-
-
-class _Watcher(Watcher):
-    """A watcher that also reports each cycle's failed asks (none: the service answered)."""
-
-    def __init__(self, *args: Any, on_cycle: Callable[[List[JobChange]], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_cycle = on_cycle
-
-    def poll_once(self) -> List[JobChange]:
-        changes = super().poll_once()
-        self.on_cycle([c for c in changes if c.kind is ChangeKind.ERROR])
-        return changes
-
 
 ADAPTERS: Dict[str, Callable[[], ServiceAdapter]] = {
     "autopilot": AutopilotAdapter, "tensorpix": TensorPixAdapter, "clipzy": ClipzyNukeAdapter}
@@ -212,9 +201,9 @@ class JobController(BackgroundWork):
                 thread = self._watch_threads.get(service)
                 if thread is not None and thread.is_alive():
                     continue
-                # the jobs a service controller follows itself are left to it: polled once, not twice
-                watcher = _Watcher(self.registry, self._service_client, service=service, fast=fast, cap=cap,
-                                   skip=self.follows, on_cycle=functools.partial(self._answered, service))
+                # the jobs a service controller follows itself are left to it: followed once, not twice
+                watcher = watcher_for(self.registry, self._service_client, wait=AGENT_WAIT, service=service,
+                                      fast=fast, cap=cap, skip=self.follows, shared_clients=True)
                 thread = threading.Thread(target=self._follow, args=(service, watcher),
                                           name=f"tether-nuke-watch-{service}", daemon=True)
                 self._watch_threads[service] = thread
@@ -276,11 +265,18 @@ class JobController(BackgroundWork):
             return sorted(s for s, t in self._watch_threads.items() if t.is_alive())
 
     def _follow(self, service: str, watcher: Watcher) -> None:
+        """Until ``service``'s jobs finish: each cycle says whether the service answered (``"stale"``), and what
+        moved."""
         try:
-            watcher.run(self._changed, stop=self._stop, until_done=True)
+            for changes in watcher.follow(True, self._stop.is_set, Clock(sleep=self._stop.wait)):
+                self._answered(service, [c for c in changes if c.kind is ChangeKind.ERROR])
+                if changes:
+                    self._changed(changes)
         except Exception as exc:
             self._emit("error", failure(f"following {self.label(service)} jobs", exc))
             return
+        finally:
+            watcher.close()
         with self._lock:
             if self._watch_threads.get(service) is threading.current_thread():
                 del self._watch_threads[service]

@@ -37,13 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple, Union
 
-from tether.errors import CancelledByUser, InputError
+from tether.errors import CancelledByUser, InputError, ServiceError
 from tether.jobs import Job, JobService, JobState
 from tether.nukeimport import ImportDescription, PlateFacts, check_plate, nuke_plate
 from tether.nukeimport.model import HandOffRequest, Sent
-from tether.poll import Backoff, Clock, Tick, poll_until, polls
+from tether.poll import Clock
 from tether.progress import Progress
 from tether.registry import JobRecord, JobRegistry
+from tether.watch import ChangeKind
 
 from .failure import Failure, failure
 from .mainthread import run_on_main
@@ -51,6 +52,7 @@ from .work import BackgroundWork
 
 INCLUDE_ALL = ("roto", "camera", "depth")  # what an Autopilot import makes unless told otherwise
 HANDOFF_POLL = (0.5, 3.0)  # how often the agent's queue is read while it holds a send of this session's
+AGENT_WAIT = 1.0  # the longest a follower waits for the agent's next cycle: a closing panel stops it no later
 
 
 @dataclass(frozen=True)
@@ -287,13 +289,12 @@ class ServiceController(BackgroundWork):
 
         fast, cap = HANDOFF_POLL
         try:
-            ticks = polls(lambda: self.registry.queue_entry(entry_id),
-                          key=lambda entry: entry.state if entry is not None else "gone",
-                          backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
-            entry = poll_until(ticks, lambda e: e is None or e.state in agent.SETTLED)
+            seen = agent.follow_handoff(entry_id, lambda handed: not self._stop.is_set(),
+                                        clock=Clock(sleep=self._stop.wait), interval=fast, cap=cap)
         except Exception as exc:
             self._emit("error", failure(f"waiting for the agent's {self.adapter.label} hand-off {entry_id}", exc))
             return
+        entry = seen.entry if seen is not None else None
         if entry is None or entry.state == "cancelled" or self._stop.is_set():  # a cancel is no failure
             return
         if entry.state == "done" and entry.job_id:
@@ -333,18 +334,27 @@ class ServiceController(BackgroundWork):
                 self._emit("released", job_id)
 
     def follow(self, job_id: str) -> Optional[Job]:
-        """Poll until the job finishes or the controller closes (worker thread), backing off while nothing changes;
-        the last view of the job (None when closed before the first ask)."""
+        """Follow the job until it finishes or the controller closes (worker thread), a ``"job"`` event each time it
+        moves: through the running agent's cycles while one runs (no request of its own to the service), else
+        polling the service, backing off while nothing changes (:func:`tether.agent.watcher_for`). The last view of
+        the job (None when closed before the first look); a service that does not answer ends the follow with its
+        error (the monitor takes the job over)."""
+        from tether.agent import job_view, watcher_for
+
         fast, cap = self._poll
-
-        def seen(tick: Tick[Job]) -> None:
-            self.registry.update_from(tick.value, self.profile or "")
-            if tick.changed:
-                self._emit("job", tick.value)
-
-        ticks = polls(lambda: self.client().get_job(job_id), key=lambda job: (job.state_label, job.progress),
-                      backoff=Backoff(fast, cap), cancelled=self._stop.is_set, clock=Clock(sleep=self._stop.wait))
-        return poll_until(ticks, lambda job: bool(job.state.finished), seen)
+        watcher = watcher_for(self.registry, lambda service, profile: self.client(profile), wait=AGENT_WAIT,
+                              jobs=[(self.service, str(job_id))], fast=fast, cap=cap, shared_clients=True)
+        try:
+            for changes in watcher.follow(True, self._stop.is_set, Clock(sleep=self._stop.wait)):
+                for change in changes:
+                    if change.kind is ChangeKind.ERROR:
+                        raise change.error or ServiceError(change.message, service=self.service)
+                    if change.after is not None:
+                        self._emit("job", change.job or job_view(change.after))
+        finally:
+            watcher.close()
+        record = self.registry.get(self.service, str(job_id))
+        return job_view(record) if record is not None and watcher.cycles else None
 
     # --- importing ----------------------------------------------------------------------------------------------------
     def import_job(self, job_id: str, plate: Optional[PlateFacts] = None,

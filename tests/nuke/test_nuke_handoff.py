@@ -528,3 +528,59 @@ def test_without_an_agent_the_import_brings_the_results_home_itself(local_servic
     assert record is not None and record.fetched_at is not None and record.extra["fetched_to"] == str(home)
     assert Path(nuke.toNode(names["Mov1_tensorpix"])["file"].value()) == came[0]
     assert not (tmp_path / "dl").exists()
+
+
+def test_the_panel_follows_its_jobs_through_the_running_agent(
+        agent_env: Tuple[Agent, JobRegistry], local_services: LocalServices, tmp_path: Path) -> None:
+    """Issue 15's one watcher per machine, in Nuke: with an agent running, the Jobs tab's watcher and a followed send
+    subscribe to it, so the service sees only the agent's list pages (no GET per job, lists bounded by the agent's
+    cycles); the jobs still reach their end and the followed one is imported when it completes."""
+    import math
+
+    from tether.clients import client_for
+    from tether.jobs import JobState
+    from tether.tensorpix.client import PAGE_SIZE
+    from tether.tensorpix.submit import build_options
+
+    live, registry = agent_env
+    engine = local_services.service("tensorpix")
+    engine.pause()  # every job stays queued while the requests are counted
+    events: List[Any] = []
+    ctl = tensorpix(registry, tmp_path, events)
+    monitor = job_controller.JobController(registry, profile="local", controllers={"tensorpix": ctl},
+                                           poll_fast=0.05, poll_cap=0.1)
+    movie = bar_movie(tmp_path / "clip.mp4", 8, size=(W, H))
+    try:
+        with client_for("tensorpix", "local") as client:  # three jobs sent earlier, listed in the Jobs tab
+            video = client.wait_ready(client.upload_video(movie).id)
+            watched = [str(client.create_job(build_options(tensorpix_options([2], preview=True), video.id)).id)
+                       for _ in range(3)]
+        for job_id in watched:
+            registry.record(service="tensorpix", job_id=job_id, profile="local")
+        handed = ctl.submit(movie_plate(tmp_path / "plate.mp4"), tensorpix_options([2], preview=True),
+                            follow=True).result(timeout=60)
+        assert isinstance(handed, HandedOff)
+        followed = eventually(lambda: [p for kind, p in events if kind == "submitted"], message="the agent's job")[0]
+        assert ctl.follows(followed) and monitor.watch() == ["tensorpix"]
+        eventually(lambda: live.cycle >= 2, message="the agent to watch the jobs")
+        local_services.requests.clear()
+        start = live.cycle
+        eventually(lambda: live.cycle >= start + 4, message="a few of the agent's cycles")
+        cycles = live.cycle - start
+        pages = math.ceil(len(tensorpix_jobs()) / PAGE_SIZE)
+        lists = local_services.requests.count("GET", r"/api/jobs/$", service="tensorpix")
+        assert local_services.requests.count("GET", r"/api/jobs/\d+/$", service="tensorpix") == 0  # no GET per job
+        assert lists <= (cycles + 1) * pages, (lists, cycles, pages)  # one cycle may be half inside the window
+        engine.resume()
+        eventually(lambda: [k for k, _ in events if k in ("imported", "error")], message="the followed import",
+                   pump=nuke._run_main_queue)
+        eventually(lambda: [registry.get("tensorpix", j) for j in watched],
+                   lambda recs: all(r is not None and r.state is JobState.COMPLETED for r in recs),
+                   message="the watched jobs to complete")
+        eventually(lambda: not monitor.watching(), message="the Jobs tab's watcher to end with its jobs")
+    finally:
+        engine.resume()
+        monitor.close()
+    assert not [p for kind, p in events if kind == "error"]
+    [(job_id, _)] = [payload for kind, payload in events if kind == "imported"]
+    assert job_id == followed

@@ -373,8 +373,7 @@ class Unanswered:
         raise ConnectionError("TensorPix did not answer")
 
     def jobs_by_id(self, ids: Any) -> Any:
-        self.asked.append(threading.current_thread().name)
-        raise ConnectionError("TensorPix did not answer")
+        return {job_id: self.get_job(job_id) for job_id in ids}
 
     def abort(self) -> None:  # the controller's close: nothing of its own to end
         pass
