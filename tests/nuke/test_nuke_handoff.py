@@ -584,3 +584,33 @@ def test_the_panel_follows_its_jobs_through_the_running_agent(
     assert not [p for kind, p in events if kind == "error"]
     [(job_id, _)] = [payload for kind, payload in events if kind == "imported"]
     assert job_id == followed
+
+
+def test_the_jobs_tab_says_when_a_service_stops_answering_the_agent(
+        agent_env: Tuple[Agent, JobRegistry], local_services: LocalServices, tmp_path: Path) -> None:
+    """Subscribed to the agent, the Jobs tab still says when a service stops answering (the agent's cycle could not
+    ask it) and when it answers again."""
+    from tether.clients import client_for
+    from tether.tensorpix.submit import build_options
+
+    _, registry = agent_env
+    engine = local_services.service("tensorpix")
+    engine.pause()
+    events: List[Any] = []
+    monitor = job_controller.JobController(registry, profile="local", poll_fast=0.05, poll_cap=0.1)
+    monitor.add_listener(lambda kind, payload: events.append((kind, payload)))
+    try:
+        with client_for("tensorpix", "local") as client:
+            video = client.wait_ready(client.upload_video(bar_movie(tmp_path / "clip.mp4", 8, size=(W, H))).id)
+            job_id = str(client.create_job(build_options(tensorpix_options([2], preview=True), video.id)).id)
+        registry.record(service="tensorpix", job_id=job_id, profile="local")
+        local_services.faults.add("status", status=403, service="tensorpix", method="GET", path=r"/api/jobs/")
+        assert monitor.watch() == ["tensorpix"]
+        eventually(lambda: [p for kind, p in events if kind == "stale" and p[0] == "tensorpix" and p[1]],
+                   message="the Jobs tab to say TensorPix does not answer")
+        local_services.faults.clear()
+        eventually(lambda: ("stale", ("tensorpix", "")) in events, message="the Jobs tab to say it answers again")
+    finally:
+        local_services.faults.clear()
+        engine.resume()
+        monitor.close()
