@@ -294,3 +294,42 @@ def test_the_submitting_command_killed_mid_upload_lands_its_job_once_and_the_res
         submitter.wait()
         live.close()
         registry.close()
+
+
+def test_a_clip_handed_off_twice_before_it_is_a_job_is_refused_the_second_time(
+        clips: Tuple[Path, Path], services_env: LocalServices, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Two Autopilot sends of one clip with the same options, the first still waiting in the agent's queue (no job
+    yet, so no record to find): the second is refused as already sent, naming the hand-off, and queues nothing;
+    other options, --force, or a cancelled hand-off send again."""
+    import json
+
+    from tether.autopilot.submit import AlreadySent, ServiceChoice, handoff_request
+
+    clip, _ = clips
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    live.pause()  # nothing it holds becomes a job
+    command = ["autopilot", "submit", str(clip), "--roto", "--json"]
+    try:
+        assert main(command) == 0
+        [first] = registry.queue()
+        capsys.readouterr()
+        assert main(command) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out) == {"job_id": None, "reused": True, "handoff": first.id}
+        assert f"already sent with the same options as the Tether agent's hand-off {first.id}" in err
+        assert "--force" in err and [e.id for e in registry.queue()] == [first.id]
+        # the library's own path (the Nuke panel's) is refused alike, before anything is encoded or kept
+        with pytest.raises(AlreadySent) as refused:
+            handoff_request(None, str(clip), ServiceChoice(roto=True), registry=registry)
+        assert refused.value.handoff == first.id and refused.value.job_id is None
+        assert main([*command[:-2], "--depth", "--json"]) == 0  # other options: another send
+        assert main([*command, "--force"]) == 0
+        assert len(registry.queue(("queued",))) == 3
+        for entry in registry.queue():
+            agent.cancel(entry.id)
+        assert main(command) == 0 and len(registry.queue(("queued",))) == 1  # a cancelled one does not count
+    finally:
+        live.close()

@@ -198,10 +198,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
                              progress=lambda done, total: bars.bytes("upload", done, total),
                              encode_progress=lambda done, total: bars.bytes("encode", done, total))
         except AlreadySent as sent:
-            # no paying twice: the earlier job answers this send (followed and fetched like a new one)
-            job_id = sent.job_id
+            # no paying twice: the earlier job answers this send (followed and fetched like a new one); a hand-off
+            # the agent still holds answers it once it is a job
             console.print(f"[yellow]not sent[/]: {sent}")
-            data = {"job_id": job_id, "reused": True}
+            data = {"job_id": sent.job_id, "reused": True, **({"handoff": sent.handoff} if sent.handoff else {})}
+            job_id = sent.job_id or (_handed_job(sent.handoff) if args.wait or out else None)
+            if job_id is None:  # not followed, or the hand-off failed or was cancelled
+                if args.wait or out:
+                    console.print(f"[red]hand-off {sent.handoff} did not become a job[/]: `tether agent queue` "
+                                  "says why")
+                if args.json:
+                    print(json.dumps(data))
+                return 1 if args.wait or out else 0
         else:
             clip = sub.clip
             job_id = sub.job.id
@@ -228,6 +236,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 data["results"] = _result_json(result)
             print(json.dumps(data))
         return code
+
+
+def _handed_job(entry_id: Optional[int]) -> Optional[str]:
+    """The job the agent makes of hand-off ``entry_id`` (followed until it is one); None when it failed or was
+    cancelled instead."""
+    from tether.agent import follow_handoff
+
+    ended = follow_handoff(int(entry_id or 0))
+    return ended.entry.job_id if ended is not None and ended.entry.state == "done" else None
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -921,8 +921,8 @@ class TetherPanel(QtWidgets.QWidget):
         self.failure_box.clear()  # not a failure: nothing was sent, and nothing needs to be
         self.offered = earlier.job_id
         done = earlier.state is JobState.COMPLETED
-        set_note(self.offer_note, f"These frames were already sent with these options: Autopilot job "
-                                  f"{earlier.job_id} ({'completed' if done else earlier.state.value}). "
+        set_note(self.offer_note, f"These frames were already sent with these options: {earlier.what} "
+                                  f"({'completed' if done else earlier.state.value}). "
                                   + ("Import its results instead of paying for the frames again?" if done else
                                      "The Job monitor follows it; import it when it completes."))
         self.offer_import.setEnabled(done)

@@ -17,7 +17,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from pydantic import ValidationError
 
@@ -30,7 +30,7 @@ from ..handoff import Steps, agent_progress, kept_folder, made_before, release
 from ..jobs import JobState
 from ..nukeimport.plate import PlateFacts
 from ..progress import Progress
-from ..registry import JobRecord
+from ..registry import JobRecord, QueueEntry
 from ..submission import UPLOAD_PLACEHOLDER, invalid_options, preview_json
 from ..transfer import HashCache
 from .clip import Clip, inspect_clip, pack_sequence
@@ -283,19 +283,29 @@ def options_key(choice: ServiceChoice, transform: Optional[SendTransform] = None
 
 
 class AlreadySent(InputError):
-    """This clip was sent with these options before: the earlier job's results answer it (``--force`` sends
-    anyway). Raised before anything is uploaded."""
+    """This clip was sent with these options before: the earlier job's results answer it, or the hand-off the agent
+    holds for it (waiting or uploading, not a job yet) will (``--force`` sends anyway). Raised before anything is
+    uploaded. ``job_id`` is the earlier job's (None for a hand-off: ``handoff`` is its queue entry then); ``what``
+    names either, for a sentence."""
 
-    def __init__(self, record: JobRecord) -> None:
-        self.job_id = record.job_id
-        self.state = record.state
-        done = record.state is JobState.COMPLETED
-        what = "its results are ready" if done else f"it is {record.state_label}"
-        super().__init__(
-            f"this clip was already sent with the same options as Autopilot job {record.job_id} ({what}): "
-            + (f"import it (`tether autopilot import {record.job_id} --nk OUT.nk`) or fetch it" if done
-               else f"follow it (`tether autopilot status {record.job_id}`)")
-            + " instead of paying for the frames again, or send anyway with --force")
+    def __init__(self, earlier: Union[JobRecord, QueueEntry]) -> None:
+        if isinstance(earlier, QueueEntry):
+            from ..agent import HandOff
+
+            self.job_id: Optional[str] = None
+            self.handoff: Optional[int] = earlier.id
+            self.state = JobState.RUNNING if earlier.state == "running" else JobState.QUEUED
+            self.what = f"the Tether agent's hand-off {earlier.id}"
+            how, follow = HandOff(earlier).words, "follow it (`tether agent queue`)"
+        else:
+            self.job_id, self.handoff, self.state = earlier.job_id, None, earlier.state
+            self.what = f"Autopilot job {earlier.job_id}"
+            done = earlier.state is JobState.COMPLETED
+            how = "its results are ready" if done else f"it is {earlier.state_label}"
+            follow = (f"import it (`tether autopilot import {earlier.job_id} --nk OUT.nk`) or fetch it" if done
+                      else f"follow it (`tether autopilot status {earlier.job_id}`)")
+        super().__init__(f"this clip was already sent with the same options as {self.what} ({how}): {follow} "
+                         "instead of paying for the frames again, or send anyway with --force")
 
 
 def find_sent(registry: JobRegistry, clip_hash: str, options: Dict[str, Any]) -> Optional[JobRecord]:
@@ -307,6 +317,20 @@ def find_sent(registry: JobRegistry, clip_hash: str, options: Dict[str, Any]) ->
     done = [r for r in same if r.state is JobState.COMPLETED]
     found = done or same
     return found[0] if found else None
+
+
+def find_handed(registry: JobRegistry, clip_hash: str, options: Dict[str, Any]) -> Optional[QueueEntry]:
+    """The hand-off of this clip with these options the agent's queue holds and has not made into a job yet
+    (waiting or uploading): two sends queued before either is a job are one too many. One the agent made into a
+    job is :func:`find_sent`'s; a failed or cancelled one does not count."""
+    from ..agent import QUEUE_WAITING
+
+    for entry in registry.queue(QUEUE_WAITING):
+        recorded = entry.request.get("recorded") or {}
+        if (entry.service == SERVICE and recorded.get("clip_hash") == clip_hash
+                and recorded.get("options") == options):
+            return entry
+    return None
 
 
 def submit(client: AutopilotClient, clip_spec: str, choice: ServiceChoice, *, output_path: Optional[str] = None,
@@ -349,7 +373,7 @@ def _checked(client: Optional[AutopilotClient], clip_spec: str, choice: ServiceC
     record_extra: Dict[str, Any] = {}
     if registry is not None:
         clip_hash, options = content_hash(clip), options_key(choice, prep.transform)
-        earlier = find_sent(registry, clip_hash, options)
+        earlier = find_sent(registry, clip_hash, options) or find_handed(registry, clip_hash, options)
         if earlier is not None and not force:
             raise AlreadySent(earlier)
         from ..nukeimport.job import FROM_COMMAND_LINE, FROM_NUKE
@@ -434,5 +458,5 @@ def run_handoff(client: AutopilotClient, request: Dict[str, Any], *, registry: J
 submit_clip = submit  # the older name
 
 __all__ = ["UPLOAD_PLACEHOLDER", "AlreadySent", "Prepared", "Preview", "ServiceChoice", "Submission", "build_payload",
-           "check_frames", "clip_plate", "content_hash", "find_sent", "handoff_request", "job_payload", "options_key",
-           "prepare", "preview", "run_handoff", "sensor_of", "submission_facts", "submit", "submit_clip"]
+           "check_frames", "clip_plate", "content_hash", "find_handed", "find_sent", "handoff_request", "job_payload",
+           "options_key", "prepare", "preview", "run_handoff", "sensor_of", "submission_facts", "submit", "submit_clip"]
