@@ -362,3 +362,53 @@ def test_bandwidth_cap_paces_the_upload_threads(tmp_path: Path, local_services: 
         _rate("fast")
     with pytest.raises(SystemExit):
         main(["agent", "--bandwidth", "0"])
+
+
+def test_settled_hand_offs_older_than_a_month_are_pruned_at_start_and_once_a_day(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Done, cancelled and failed hand-offs (and what a failed one kept) go from the queue after 30 days, when the
+    agent starts and once a day after; waiting and uploading ones stay, however old, with their kept files; recent
+    settled ones stay listed by `tether agent queue`. Old entries by their timestamps: no waiting."""
+    import sqlite3
+    import time
+    from datetime import timedelta
+
+    from tether.handoff import kept_folder
+    from tether.registry import _iso, utcnow
+
+    registry = JobRegistry()
+
+    def entry(state: str, days: float, kept: bool = False) -> int:
+        request = {"kept": str(kept_folder(f"k{state}{days}"))} if kept else {}
+        made = registry.enqueue(service="tensorpix", request=request, title=f"{state} {days}d")
+        if state != "queued":
+            registry.settle(made.id, state, job_id="j" if state == "done" else None)
+        with sqlite3.connect(registry.path) as db:  # as if last changed that long ago
+            db.execute("UPDATE queue SET updated_at = ?, created_at = ? WHERE id = ?",
+                       (_iso(utcnow() - timedelta(days=days)),) * 2 + (made.id,))
+        return made.id
+
+    old = [entry("done", 31), entry("cancelled", 45), entry("failed", 31, kept=True)]
+    waiting = [entry("queued", 90, kept=True), entry("running", 60, kept=True)]
+    recent = [entry("done", 29), entry("failed", 2, kept=True), entry("cancelled", 0.01)]
+    kept = {e.id: Path(e.request["kept"]) for e in registry.queue() if e.request.get("kept")}
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None)
+    live.pause()  # it takes none of the waiting ones
+    live.start()
+    try:
+        left = {e.id: e.state for e in registry.queue()}
+        assert sorted(left) == sorted(waiting + recent) and left[waiting[1]] == "queued"  # a dead agent's: resumed
+        assert [i for i, path in kept.items() if not path.exists()] == [old[2]]  # the failed one's movie went
+        assert main(["agent", "queue", "--json"]) == 0
+        assert sorted(e["id"] for e in json.loads(capsys.readouterr().out)) == sorted(waiting + recent)
+        # a day later: pruned again, without a restart
+        later = entry("done", 31)
+        live.next_prune = 0.0
+        live._wake()
+        eventually(lambda: registry.queue_entry(later) is None, message="the daily pruning")
+        assert sorted(e.id for e in registry.queue()) == sorted(waiting + recent)
+        assert live.next_prune > time.time() + 23 * 3600
+    finally:
+        live.close()
+    with pytest.raises(ValueError, match="only settled"):
+        registry.prune_queue(utcnow(), ("queued", "done"))

@@ -30,7 +30,7 @@ from .errors import ConfigError, ServiceError
 from .fileio import private_dir
 from .jobs import Job, JobService
 from .poll import SYSTEM_CLOCK, Clock
-from .registry import ENDPOINT_KEY, JobRecord, JobRegistry, QueueEntry
+from .registry import ENDPOINT_KEY, SETTLED_STATES, JobRecord, JobRegistry, QueueEntry
 from .watch import ClientFactory, JobChange, Watcher
 
 SOCKET_NAME = "agent.sock"
@@ -517,6 +517,7 @@ def cancel(entry_id: int) -> Dict[str, Any]:
 
 QUEUE_WAITING = ("queued", "running")  # not yet a job: waiting for the agent, or being uploaded by it
 FAILED_SHOWN = 24 * 3600.0  # a failed hand-off stays in a DCC's jobs list this long (seconds)
+SETTLED_KEPT = 30 * 24 * 3600.0  # a settled one (done, failed, cancelled) stays in the queue this long, then is pruned
 
 
 def queue(states: Sequence[str] = ()) -> List[Dict[str, Any]]:
@@ -595,7 +596,7 @@ def handoffs(services: Optional[Iterable[str]] = None, now: Optional[float] = No
     return found
 
 
-SETTLED = ("done", "failed", "cancelled")  # a queue entry the agent is finished with
+SETTLED = SETTLED_STATES  # a queue entry the agent is finished with
 
 
 def follow_handoff(entry_id: int, on_update: Optional[Callable[[HandOff], Optional[bool]]] = None, *,

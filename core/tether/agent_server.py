@@ -32,7 +32,9 @@ from .agent import (
     ENDPOINT_KEY,
     LOCK_NAME,
     PORT_NAME,
+    QUEUE_WAITING,
     RECORD_KEY,
+    SETTLED_KEPT,
     SOCKET_NAME,
     TOKEN_HEADER,
     UNIX_SOCKETS,
@@ -45,7 +47,7 @@ from .agent import (
 from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
 from .jobs import JobService, JobState
 from .poll import Clock
-from .registry import JobRegistry, QueueEntry
+from .registry import JobRegistry, QueueEntry, utcnow
 from .transfer import Overtaken, Throttle, yielding
 from .watch import ChangeKind, JobChange, Watcher
 
@@ -54,6 +56,7 @@ log = logging.getLogger("tether.agent")
 RETRIES = 5  # attempts of a hand-off that met a passing fault (no reply, 5xx, 429) before it is failed
 RETRY_DELAY = 15.0
 IDLE_LOOK = 1.0  # the queue is looked at this often even without a wake (a submitter killed before it woke us)
+PRUNE_EVERY = 24 * 3600.0  # settled hand-offs older than SETTLED_KEPT are pruned at start and this often after
 ClientFactory = Callable[[str, Optional[str]], JobService]
 
 
@@ -175,6 +178,7 @@ class Agent:
         self._homed = threading.Condition()  # notified whenever a download of results ends
         self._cancelling: Set[int] = set()  # running hand-offs asked to stop; the worker drops them
         self._settled = threading.Condition()  # notified whenever the worker is done with an entry
+        self.next_prune = 0.0  # time.time() of the queue's next pruning
         self.routes: Dict[Tuple[str, str], Callable[[Dict[str, str]], Dict[str, Any]]] = {
             ("GET", "/status"): lambda q: self.status(),
             ("GET", "/queue"): lambda q: self.queue(q.get("states", "")),
@@ -212,6 +216,7 @@ class Agent:
         resumed = self.registry.requeue_running()
         if resumed:
             log.info("resuming %d hand-off(s) a stopped agent left running", resumed)
+        self.prune()
         for name, target in (("server", self._serve), ("worker", self._worker), ("watcher", self._watcher)):
             thread = threading.Thread(target=target, name=f"tether-agent-{name}", daemon=True)
             thread.start()
@@ -383,10 +388,34 @@ class Agent:
         return {"fetched": rec is not None and rec.fetched_at is not None, "known": rec is not None,
                 "fetching": self.fetching == (service, job_id)}
 
+    def prune(self) -> int:
+        """Delete the queue's settled hand-offs (done, failed, cancelled) older than :data:`SETTLED_KEPT`, and what
+        a failed one kept for a retry; waiting and uploading ones, and their kept files, stay. At start and once every
+        :data:`PRUNE_EVERY` after; how many went."""
+        from datetime import timedelta
+
+        from .handoff import release
+
+        self.next_prune = time.time() + PRUNE_EVERY
+        try:
+            gone = self.registry.prune_queue(utcnow() - timedelta(seconds=SETTLED_KEPT))
+            live = {e.request.get("kept") for e in self.registry.queue(QUEUE_WAITING)}
+        except Exception as exc:  # the registry busy or unreadable: the next day's try
+            log.warning("pruning the queue: %s", redact(str(exc)))
+            return 0
+        for entry in gone:
+            if entry.request.get("kept") not in live:
+                release(entry.request)
+        if gone:
+            log.info("pruned %d settled hand-off(s) older than %g days", len(gone), SETTLED_KEPT / 86400)
+        return len(gone)
+
     # --- the worker: hand-offs ----------------------------------------------------------------------------------------
     def _worker(self) -> None:
         while not self._stop.is_set():
             self._work.clear()
+            if time.time() >= self.next_prune:
+                self.prune()
             entry = None if self.paused else self.registry.claim()
             if entry is None:
                 self._work.wait(IDLE_LOOK)

@@ -131,6 +131,7 @@ def _state(value: str) -> JobState:
 
 
 QUEUE_STATES = ("queued", "running", "done", "failed", "cancelled")
+SETTLED_STATES = QUEUE_STATES[2:]  # a queue entry the agent is finished with
 # the service URL a job went to when not its profile's (a Blender farm override): a record's extra keeps it here,
 # as a queued hand-off's request does; the watchers, the agent and the add-on follow the job there
 ENDPOINT_KEY = "endpoint"
@@ -649,6 +650,18 @@ class JobRegistry:
             db.execute("UPDATE queue SET request = ?, updated_at = ? WHERE id = ?",
                        (json.dumps(request, default=str), _iso(utcnow()), entry_id))
 
+    def prune_queue(self, before: datetime, states: Sequence[str] = SETTLED_STATES) -> List[QueueEntry]:
+        """Delete the entries in ``states`` (settled ones only) last changed before ``before``; those deleted, whose
+        kept folders the caller may remove. A waiting or uploading entry is never touched."""
+        if not states or set(states) - set(SETTLED_STATES):
+            raise ValueError(f"only settled queue entries ({', '.join(SETTLED_STATES)}) are pruned, not {states!r}")
+        where = f"state IN ({', '.join('?' for _ in states)}) AND updated_at < ?"
+        params = (*states, _iso(before))
+        with self._write() as db:
+            rows = db.execute(f"SELECT {', '.join(_QUEUE_COLUMNS)} FROM queue WHERE {where}", params).fetchall()
+            db.execute(f"DELETE FROM queue WHERE {where}", params)
+        return [QueueEntry.from_row(r) for r in rows]
+
     def requeue_running(self) -> int:
         """Entries a dead agent left running go back to the queue (the agent resumes them on start)."""
         with self._write() as db:
@@ -656,5 +669,5 @@ class JobRegistry:
                                   (_iso(utcnow()),)).rowcount)
 
 
-__all__ = ["ENDPOINT_KEY", "MIGRATIONS", "QUEUE_STATES", "SCHEMA_VERSION", "JobRecord", "JobRegistry", "QueueEntry",
-           "default_path"]
+__all__ = ["ENDPOINT_KEY", "MIGRATIONS", "QUEUE_STATES", "SCHEMA_VERSION", "SETTLED_STATES", "JobRecord", "JobRegistry",
+           "QueueEntry", "default_path"]
