@@ -412,3 +412,37 @@ def test_settled_hand_offs_older_than_a_month_are_pruned_at_start_and_once_a_day
         live.close()
     with pytest.raises(ValueError, match="only settled"):
         registry.prune_queue(utcnow(), ("queued", "done"))
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["agent", "no-agent"])
+def test_cancelling_a_hand_off_that_is_a_job_cancels_it_where_it_went(
+        running: bool, tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`tether agent cancel` of a hand-off the agent already made into a job cancels the job on its service, at the
+    endpoint the hand-off went to (the profile's own URL here leads nowhere), through the running agent or, with
+    none running, from the command itself: one path for both."""
+    import socket
+
+    from test_farm_client import EMAIL, PASSWORD, _held_jobs
+    from tether.farm.client import FarmClient
+    from tether.registry import ENDPOINT_KEY
+
+    with socket.socket() as free:  # the profile's farm: a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("TETHER_LOCAL_PORT", str(free.getsockname()[1]))
+    with FarmClient(local_services.url("farm"), email=EMAIL, password=PASSWORD) as farm:
+        [job_id] = _held_jobs(farm, tiny_blend, f"cancel {running}", 1)
+        registry = JobRegistry()
+        entry = registry.enqueue(service="farm", request={ENDPOINT_KEY: local_services.url("farm")},
+                                 profile="local", title="made")
+        registry.settle(entry.id, "done", job_id=job_id)
+        live = Agent(agent.runtime_dir(), registry, notify=lambda title, text: None).start() if running else None
+        try:
+            assert (agent.running() is not None) is running
+            assert main(["agent", "cancel", str(entry.id)]) == 0
+            assert f"was farm job {job_id} already: the job is cancelled" in capsys.readouterr().out
+        finally:
+            if live is not None:
+                live.close()
+        assert farm.get_job(job_id).state.value == "cancelled"
+        assert registry.queue_entry(entry.id).state == "done"  # type: ignore[union-attr]

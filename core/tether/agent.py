@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from .errors import ConfigError, ServiceError
 from .fileio import private_dir
@@ -484,6 +484,31 @@ def offer(service: str, request: Callable[[], Dict[str, Any]], *, no_agent: bool
         raise
 
 
+@contextlib.contextmanager
+def service_client(service: str, profile: str, endpoint: str = "",
+                   clients: Optional[ClientFactory] = None) -> Iterator[JobService]:
+    """A client of its own for one hand-off's service, closed after it: at ``endpoint`` (the hand-off's own service
+    URL, with the profile's credentials still), else made by ``clients`` (default: the profile's)."""
+    from .clients import client_for
+
+    client = clients(service, profile or None) if clients is not None and not endpoint else \
+        client_for(service, profile or None, endpoint)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def cancel_made(entry: QueueEntry, clients: Optional[ClientFactory] = None) -> Optional[Dict[str, Any]]:
+    """A hand-off the agent already made into a job is cancelled as any job: on its service, at the endpoint it
+    went to; the entry with ``cancelled_job``. None when ``entry`` is no job (yet)."""
+    if entry.state != "done" or not entry.job_id:
+        return None
+    with service_client(entry.service, entry.profile, str(entry.request.get(ENDPOINT_KEY) or ""), clients) as client:
+        client.cancel_job(entry.job_id)
+    return {**entry.to_dict(), "cancelled_job": True}
+
+
 def cancel(entry_id: int) -> Dict[str, Any]:
     """Cancel a hand-off (``tether agent cancel``, a DCC's Cancel on a hand-off's row) through the running agent,
     which stops an upload in flight; with no agent running, in the registry (nothing uploads it then), its kept
@@ -499,15 +524,9 @@ def cancel(entry_id: int) -> Dict[str, Any]:
         entry = registry.queue_entry(entry_id)
         if entry is None:
             raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
-        if entry.state == "done" and entry.job_id:
-            from .clients import client_for
-
-            service = client_for(entry.service, entry.profile or None, str(entry.request.get(ENDPOINT_KEY) or ""))
-            try:
-                service.cancel_job(entry.job_id)
-            finally:
-                service.close()
-            return {**entry.to_dict(), "cancelled_job": True}
+        made = cancel_made(entry)
+        if made is not None:
+            return made
         dropped = registry.withdraw(entry_id, ("queued", "running", "failed"))  # a dead agent's running one too
     if dropped is None:
         return entry.to_dict()
@@ -632,6 +651,7 @@ __all__ = [
     "await_home",
     "bring_home",
     "cancel",
+    "cancel_made",
     "follow_handoff",
     "hand_off",
     "handoff_module",
@@ -645,6 +665,7 @@ __all__ = [
     "queue",
     "running",
     "runtime_dir",
+    "service_client",
     "socket_path",
     "start",
     "use_agent",

@@ -15,6 +15,7 @@ passes through :func:`tether.errors.redact`, and no request body or header is lo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -22,10 +23,9 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlparse
 
 from .agent import (
@@ -39,17 +39,19 @@ from .agent import (
     TOKEN_HEADER,
     UNIX_SOCKETS,
     bring_home,
+    cancel_made,
     handoff_module,
     job_view,
     new_token,
     runtime_dir,
+    service_client,
 )
 from .errors import AuthError, CancelledByUser, ConfigError, InputError, ServiceError, TetherError, redact
 from .jobs import JobService, JobState
 from .poll import Clock
 from .registry import JobRegistry, QueueEntry, utcnow
 from .transfer import Overtaken, Throttle, yielding
-from .watch import ChangeKind, JobChange, Watcher
+from .watch import ChangeKind, ClientFactory, JobChange, Watcher
 
 log = logging.getLogger("tether.agent")
 
@@ -57,7 +59,6 @@ RETRIES = 5  # attempts of a hand-off that met a passing fault (no reply, 5xx, 4
 RETRY_DELAY = 15.0
 IDLE_LOOK = 1.0  # the queue is looked at this often even without a wake (a submitter killed before it woke us)
 PRUNE_EVERY = 24 * 3600.0  # settled hand-offs older than SETTLED_KEPT are pruned at start and this often after
-ClientFactory = Callable[[str, Optional[str]], JobService]
 
 
 class AgentRunning(ConfigError):
@@ -324,11 +325,10 @@ class Agent:
         entry = self.registry.queue_entry(entry_id)
         if entry is None:
             raise ConfigError(f"the agent's queue has no entry {entry_id}: `tether agent queue` lists them")
-        if entry.state == "done" and entry.job_id:
-            with self._client(entry.service, entry.profile, str(entry.request.get(ENDPOINT_KEY) or "")) as client:
-                client.cancel_job(entry.job_id)
+        made = cancel_made(entry, self.clients)
+        if made is not None:
             log.info("hand-off %d: %s job %s cancelled on the service", entry_id, entry.service, entry.job_id)
-            return {**entry.to_dict(), "cancelled_job": True}
+            return made
         if entry.state == "cancelled":
             return entry.to_dict()
         with self._settled:
@@ -432,17 +432,10 @@ class Agent:
 
         return on
 
-    @contextlib.contextmanager
-    def _client(self, service: str, profile: str, endpoint: str = "") -> Iterator[JobService]:
+    def _client(self, service: str, profile: str, endpoint: str = "") -> ContextManager[JobService]:
         """A client of its own for one hand-off or one fetch, closed after it (the factory makes a new one a call);
         ``endpoint``: the hand-off's own service URL (the profile's credentials still)."""
-        from .clients import client_for
-
-        client = client_for(service, profile or None, endpoint) if endpoint else self.clients(service, profile or None)
-        try:
-            yield client
-        finally:
-            client.close()
+        return service_client(service, profile, endpoint, self.clients)
 
     def _checkpoint(self, entry: QueueEntry) -> Callable[[Dict[str, Any]], None]:
         """A confirmed step is kept; a cancel asked for meanwhile stops the hand-off there, before the next step
@@ -505,17 +498,16 @@ class Agent:
             self.registry.settle(entry.id, "done", job_id=job_id)
             log.info("hand-off %d: %s job %s created", entry.id, entry.service, job_id)
             if entry.id in self._cancelling:  # cancelled after its last step: the job goes, as any job's cancel
-                self._cancel_made(entry, job_id, endpoint)
+                self._cancel_made(entry, job_id)
             self._poll.set()
         finally:
             self.current = {}
             with self._settled:
                 self._settled.notify_all()
 
-    def _cancel_made(self, entry: QueueEntry, job_id: str, endpoint: str) -> None:
+    def _cancel_made(self, entry: QueueEntry, job_id: str) -> None:
         try:
-            with self._client(entry.service, entry.profile, endpoint) as client:
-                client.cancel_job(job_id)
+            cancel_made(dataclasses.replace(entry, state="done", job_id=job_id), self.clients)
             log.info("hand-off %d: cancelled as it became %s job %s: the job is cancelled", entry.id, entry.service,
                      job_id)
         except Exception as exc:
