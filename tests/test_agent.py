@@ -446,3 +446,54 @@ def test_cancelling_a_hand_off_that_is_a_job_cancels_it_where_it_went(
                 live.close()
         assert farm.get_job(job_id).state.value == "cancelled"
         assert registry.queue_entry(entry.id).state == "done"  # type: ignore[union-attr]
+
+
+def test_an_unexpected_error_is_answered_in_one_line_and_logged_without_a_traceback_or_secret(
+        running_agent: Agent, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A request that fails unexpectedly is answered 500 with its type and redacted message on one line; the log
+    has that line, the traceback only at debug level, and no secret anywhere (whatever handler reads the records)."""
+    import logging
+
+    from tether.agent_server import configure_logging
+    from tether.errors import register_secret
+
+    secret = "s3cr3t-agent-test-value"
+    register_secret(secret)
+
+    def boom(query: Any) -> Any:
+        raise RuntimeError(f"the service said\nno to {secret} (api_key={secret}x)")
+
+    running_agent.routes[("GET", "/boom")] = boom
+    tether_log = logging.getLogger("tether")
+    try:
+        configure_logging(tmp_path / "agent.log", stderr=False)
+        with caplog.at_level(logging.INFO, logger="tether"), agent.AgentClient() as client:
+            reply = client._http.get("/boom")
+        assert reply.status_code == 500
+        said = reply.json()["error"]
+        assert said.startswith("RuntimeError: the service said no to ***") and "\n" not in said
+        assert secret not in reply.text and "Traceback" not in reply.text
+        logged = (tmp_path / "agent.log").read_text()
+        assert logged.count("request /boom failed") == 1 and "Traceback" not in logged and secret not in logged
+        assert not any(r.exc_info or secret in r.getMessage() for r in caplog.records)
+        # a hand-off that fails unexpectedly (its request names no clip) is said alike
+        with caplog.at_level(logging.INFO, logger="tether"):
+            entry = running_agent.registry.enqueue(service="tensorpix", request={}, profile="local", title="odd")
+            running_agent._wake()
+            failed = eventually(lambda: running_agent.registry.queue_entry(entry.id), lambda e: e.state == "failed",
+                                message="the odd hand-off to fail")
+        assert failed.error == "KeyError: 'clip'"
+        logged = (tmp_path / "agent.log").read_text()
+        assert f"hand-off {entry.id} failed: KeyError: 'clip'" in logged and "Traceback" not in logged
+        assert not any(r.exc_info for r in caplog.records)
+        caplog.clear()
+        configure_logging(tmp_path / "verbose.log", verbose=True, stderr=False)  # `tether agent --verbose`
+        with caplog.at_level(logging.DEBUG, logger="tether"), agent.AgentClient() as client:
+            assert client._http.get("/boom").status_code == 500
+        debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and "Traceback" in r.getMessage()]
+        assert len(debug) == 1 and "in boom" in debug[0]
+        assert not any(secret in r.getMessage() for r in caplog.records)
+        assert secret not in (tmp_path / "verbose.log").read_text()
+    finally:
+        configure_logging(None, stderr=False)
+        tether_log.setLevel(logging.NOTSET)

@@ -83,6 +83,19 @@ def _lock(folder: Path) -> Any:
     return fh
 
 
+def one_line(exc: BaseException) -> str:
+    """An unexpected error in one line for a reply or the log: its type and its message, redacted."""
+    return redact(" ".join(f"{type(exc).__name__}: {exc}".split()))
+
+
+def traceback_of(exc: BaseException) -> str:
+    """Its traceback, redacted (the last line repeats the message), for a debug line; the log's formatter redacts
+    too, but a handler someone else added (a DCC's) would not."""
+    import traceback
+
+    return redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+
+
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
@@ -134,8 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
         except TetherError as exc:  # refused, with the reason (a service that cannot cancel): no traceback
             self._reply(400, {"error": redact(str(exc))})
         except Exception as exc:  # one bad request never stops the agent
-            log.exception("request %s failed", url.path)
-            self._reply(500, {"error": redact(f"{type(exc).__name__}: {exc}")})
+            said = one_line(exc)
+            log.error("request %s failed: %s", url.path, said)
+            log.debug("request %s failed:\n%s", url.path, traceback_of(exc))
+            self._reply(500, {"error": said})
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -485,9 +500,8 @@ class Agent:
             else:
                 self._fail(entry, str(exc))
         except Exception as exc:  # the agent outlives any one hand-off
-            log.exception("hand-off %d failed", entry.id)
-            self._fail(entry, redact(f"{type(exc).__name__}: {exc}") if not isinstance(exc, TetherError)
-                       else str(exc))
+            log.debug("hand-off %d failed:\n%s", entry.id, traceback_of(exc))
+            self._fail(entry, one_line(exc) if not isinstance(exc, TetherError) else str(exc))
         else:
             # the submitter's title (a Nuke panel's "node (file)"), as a send in-process records it
             self.registry.record(service=entry.service, job_id=job_id, title=entry.title,
