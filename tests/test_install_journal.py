@@ -8,7 +8,7 @@ import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from hypothesis import example, given, settings
@@ -220,3 +220,48 @@ def test_a_large_file_is_copied_a_chunk_at_a_time_journaled_and_undone(tmp_path:
     assert not list((target / "python").glob("*.tether-tmp"))
     plan_mod.uninstall(target, "nuke")
     assert not target.exists() or not any(target.rglob("*.so"))
+
+
+def _open_by_us(path: Path) -> int:
+    """How many of this process's file descriptors are ``path`` (Linux's /proc)."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in os.listdir(fds) if os.path.realpath(fds / fd) == str(path.resolve()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="open files are counted in /proc")
+def test_a_plan_closes_its_wheels_and_removes_their_folder_when_it_is_closed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel's members share one open archive while the plan is applied; closing the plan (``with plan:``, as
+    `tether install` does) closes it and removes the temporary folder the wheel was in, there and then: nothing is
+    left for the garbage collector to close (ResourceWarning an error, an unraisable one caught too)."""
+    import gc
+    import sys
+    import warnings
+    import zipfile
+
+    gc.collect()  # what earlier tests in this process left is not this test's
+    unraisable: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        keep = tempfile.TemporaryDirectory(prefix="tether-test-wheels-")
+        wheel = Path(keep.name) / "small-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            for i in range(3):
+                zf.writestr(f"small/m{i}.py", f"x = {i}\n")
+        member = plan_mod.Content.members(wheel, keep)
+        target = tmp_path / "deploy"
+        with Plan("nuke", target) as made:
+            for i in range(3):
+                made.files[target / "python" / f"m{i}.py"] = member(f"small/m{i}.py")
+            plan_mod.apply(made, "1")
+            assert _open_by_us(wheel) == 1  # one archive for all its members, open while the plan is
+        assert _open_by_us(wheel) == 0 and not Path(keep.name).exists()
+        assert (target / "python" / "m2.py").read_text() == "x = 2\n"
+        made.close()  # again: nothing more to do
+        folder = keep.name
+        del made, member, keep
+        gc.collect()
+    ours = [u for u in unraisable if folder in repr(u.object) or folder in str(u.exc_value)
+            or isinstance(u.object, (zipfile.ZipFile, tempfile.TemporaryDirectory))]
+    assert ours == []

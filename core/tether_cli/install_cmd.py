@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, List
+from typing import TYPE_CHECKING, Any, List
 
 from tether import __version__
 from tether.errors import InputError
+
+if TYPE_CHECKING:
+    from tether_install.plan import Plan
 
 
 def register(subparsers: Any) -> None:
@@ -134,24 +137,32 @@ def run_install(args: argparse.Namespace) -> int:
         else:
             p = blender.studio_plan(target, platforms, args.wheelhouse, __version__,
                                     pythons=args.blender_python or ["3.11", "3.13"])
-        if args.dry_run:
-            lines = plan.describe(p)
-            print("\n".join(lines) if lines else "already up to date: nothing would change")
-            if p.after:
-                print(f"run    Blender's extension installer ({len(p.after)} Blender(s))")
-        else:
-            result = plan.apply(p, __version__)
-            if result.repaired:
-                print("an earlier install was unfinished or had missing files: repaired")
-            for line in result.changed[:20] if not args.verbose else result.changed:
-                print(line)
-            if len(result.changed) > 20 and not args.verbose:
-                print(f"... and {len(result.changed) - 20} more (--verbose lists them all)")
-            print(f"{len(result.changed)} change(s), {result.unchanged} file(s) already up to date" if result.changed
-                  else "already up to date: nothing changed")
-        for note in p.notes:
-            print(note)
+        with p:  # its wheels' archives closed and their temporary folder removed when done
+            _run_plan(p, args)
     return 0
+
+
+def _run_plan(p: Plan, args: argparse.Namespace) -> None:
+    """Say what the plan would change (``--dry-run``) or apply it, and its notes."""
+    from tether_install import plan
+
+    if args.dry_run:
+        lines = plan.describe(p)
+        print("\n".join(lines) if lines else "already up to date: nothing would change")
+        if p.after:
+            print(f"run    Blender's extension installer ({len(p.after)} Blender(s))")
+    else:
+        result = plan.apply(p, __version__)
+        if result.repaired:
+            print("an earlier install was unfinished or had missing files: repaired")
+        for line in result.changed[:20] if not args.verbose else result.changed:
+            print(line)
+        if len(result.changed) > 20 and not args.verbose:
+            print(f"... and {len(result.changed) - 20} more (--verbose lists them all)")
+        print(f"{len(result.changed)} change(s), {result.unchanged} file(s) already up to date" if result.changed
+              else "already up to date: nothing changed")
+    for note in p.notes:
+        print(note)
 
 
 def nuke_pythons(args: argparse.Namespace, target: Path) -> List[str]:

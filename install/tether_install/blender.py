@@ -91,7 +91,7 @@ def studio_plan(target: Path, platforms: Sequence[str], wheelhouse: Optional[Pat
                 pythons: Sequence[str] = extension.PYTHONS) -> Plan:
     plan = Plan("blender", target)
     repo = target / "blender"
-    tmp = tempfile.TemporaryDirectory(prefix="tether-ext-")  # kept while the plan's contents are: read as written
+    tmp = tempfile.TemporaryDirectory(prefix="tether-ext-")  # read as written: removed when the plan is closed
     out = Path(tmp.name) / "repo"
     zips = extension.build_extension(platforms=list(platforms), pythons=list(pythons), out=out,
                                        wheelhouse=wheelhouse)

@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from tether.encode import MEDIA_LOSS, MEDIA_MODULES
 from tether.errors import ConfigError, InputError
@@ -218,7 +218,8 @@ def _compiled(wheel: Path) -> bool:
     return wheel.name[:-4].split("-")[-3].startswith("cp")
 
 
-def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path, keep: Any = None) -> Dict[Path, Data]:
+def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path,
+               keep: Optional[tempfile.TemporaryDirectory[str]] = None) -> Dict[Path, Data]:
     """The unpacked ``python/`` tree: file path -> its content, read from the wheel when it is written (``keep``: held
     while any of it is, e.g. the temporary folder the wheels were downloaded to)."""
     versions: Dict[str, set] = {}
@@ -242,7 +243,7 @@ def site_files(wheels: Dict[Tuple[str, str], List[Path]], root: Path, keep: Any 
 
 
 def _unpack(wheel: Path, folder: Path, files: Dict[Path, Data], origin: Dict[Path, Tuple[Path, str]],
-            keep: Any) -> None:
+            keep: Optional[tempfile.TemporaryDirectory[str]]) -> None:
     member = Content.members(wheel, keep)
     with zipfile.ZipFile(wheel) as zf:
         for info in zf.infolist():
@@ -275,7 +276,7 @@ def python_tree(pythons: Sequence[str], platforms: Sequence[str], root: Path, wh
     wheels stay in a temporary folder as long as the tree's contents do: each file is read from its wheel as it is
     written, never the whole tree into memory."""
     notes: List[str] = []
-    tmp = tempfile.TemporaryDirectory(prefix="tether-wheels-")  # removed when the last content holding it goes
+    tmp = tempfile.TemporaryDirectory(prefix="tether-wheels-")  # removed when the plan of its contents is closed
     wheels = download(sorted(set(pythons), key=py_tuple), platforms, Path(tmp.name), wheelhouse, extra, media, notes)
     return site_files(wheels, root, keep=tmp), notes
 

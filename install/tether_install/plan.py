@@ -51,38 +51,58 @@ def file_sha(path: Path) -> Optional[str]:
         return None
 
 
+class _Archive:
+    """A zip opened on first use and shared by its members' contents (its central directory read once, not once per
+    member) until :meth:`close`; read again after, it opens again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: Optional[zipfile.ZipFile] = None
+
+    def open(self, name: str) -> IO[bytes]:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip.open(name)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+
 class Content:
     """A file to install, read only while it is hashed or copied: a studio deploy with the media wheels is ~2 GB,
-    never held in memory whole. A file on disk (:meth:`file`) or a member of a zip, as a wheel's (:meth:`member`);
-    small generated files stay plain ``bytes`` in a :class:`Plan`. ``keep`` is held as long as the content is (the
-    temporary folder its file lives in, removed when the last content of it is gone)."""
+    never held in memory whole. A file on disk (:meth:`file`) or a member of a zip, as a wheel's (:meth:`members`);
+    small generated files stay plain ``bytes`` in a :class:`Plan`. ``keep`` is the temporary folder its file lives in,
+    held as long as the content is and removed when its plan is closed (:meth:`Plan.close`)."""
 
-    def __init__(self, opener: Callable[[], ContextManager[IO[bytes]]], label: str, keep: Any = None) -> None:
-        self._opener, self.label, self._keep = opener, label, keep
+    def __init__(self, opener: Callable[[], ContextManager[IO[bytes]]], label: str,
+                 keep: Optional[tempfile.TemporaryDirectory[str]] = None, archive: Optional[_Archive] = None) -> None:
+        self._opener, self.label, self.keep, self._archive = opener, label, keep, archive
         self._digest: Optional[str] = None
 
     @classmethod
-    def file(cls, path: Path, keep: Any = None) -> Content:
+    def file(cls, path: Path, keep: Optional[tempfile.TemporaryDirectory[str]] = None) -> Content:
         return cls(lambda: open(path, "rb"), str(path), keep)
 
     @classmethod
-    def members(cls, archive: Path, keep: Any = None) -> Callable[[str], Content]:
-        """The contents of the zip ``archive`` by member name, sharing one open archive (a wheel's central
-        directory read once, not once per member)."""
-        opened: List[zipfile.ZipFile] = []
+    def members(cls, archive: Path, keep: Optional[tempfile.TemporaryDirectory[str]] = None
+                ) -> Callable[[str], Content]:
+        """The contents of the zip ``archive`` by member name, sharing one open archive until they are closed."""
+        shared = _Archive(archive)
 
         def member(name: str) -> Content:
-            def opener() -> IO[bytes]:
-                if not opened:
-                    opened.append(zipfile.ZipFile(archive))
-                return opened[0].open(name)
-
-            return cls(opener, f"{archive.name}:{name}", keep)
+            return cls(lambda: shared.open(name), f"{archive.name}:{name}", keep, shared)
 
         return member
 
     def open(self) -> ContextManager[IO[bytes]]:
         return self._opener()
+
+    def close(self) -> None:
+        """Close the archive it is read from (shared with the other members of its zip; opened again if read)."""
+        if self._archive is not None:
+            self._archive.close()
 
     @property
     def digest(self) -> str:
@@ -129,6 +149,24 @@ class Plan:
     # saved into the manifest when the install completes (the versions a share holds)
     record: Dict[str, Any] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Done with the plan: the archives its contents read from are closed and the temporary folders they were
+        held in removed, now rather than whenever the garbage collector gets to them (``with plan:`` closes it)."""
+        keeps: List[tempfile.TemporaryDirectory[str]] = []
+        for data in [*self.files.values(), *self.last.values()]:
+            if isinstance(data, Content):
+                data.close()
+                if data.keep is not None and all(data.keep is not k for k in keeps):
+                    keeps.append(data.keep)
+        for keep in keeps:
+            keep.cleanup()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def add_tree(self, src: Path, dest: Path, skip: Callable[[Path], bool] = lambda p: False) -> None:
         for path in sorted(src.rglob("*")):
