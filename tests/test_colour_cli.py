@@ -130,6 +130,9 @@ def test_a_range_with_text_after_its_padding_is_taken_by_every_submit(
         said = doc.get("upload") or doc["clip"]  # Clipzy's preview calls it the clip
         assert (said["frames"], said["first_frame"]) == (3, 1), command
         assert said["source"] == str(tmp_path / "plate" / "plate.####_v2.png"), command
+        if command[0] == "autopilot":  # named for the plate, not "plate._v2"
+            assert said["file_name"] in ("plate_v2.mp4", "plate_v2.zip")
+            assert doc["payload"]["assets"][0]["services"][0]["output_path"].startswith("tether/plate_v2/")
     assert local_services.requests.count(method="POST") == 0 and local_services.requests.count(method="PUT") == 0
 
 

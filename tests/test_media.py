@@ -56,6 +56,10 @@ def test_nuke_and_blender_read_hashes_their_own_way() -> None:
     # the token may sit anywhere in the file name (fileseq's grammar wants it before the extension)
     mid = FramePattern.parse("/r/shot.####_v2.exr")
     assert mid.frame(12) == "/r/shot.0012_v2.exr" and mid.hashes() == "/r/shot.####_v2.exr"
+    # the name of a file made of a sequence: no frame token, no extension, no separator left dangling
+    assert mid.stem == "shot_v2" and FramePattern.parse("/r.d/shot.####.exr").stem == "shot"
+    assert FramePattern.parse("plate.%04dv2.exr").stem == "plate.v2" and FramePattern.parse("####.exr").stem == ""
+    assert FramePattern.parse("C:\\r\\plate_####_v2.beauty.exr").stem == "plate_v2.beauty"
     assert FramePattern.parse("/r/shot.%04d.exr").printf() == "/r/shot.%04d.exr"
     assert not FramePattern.parse("/r#/shot.exr").has_token  # a # in the folder is not a frame token
 

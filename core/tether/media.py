@@ -101,6 +101,18 @@ class FramePattern:
     def has_view(self) -> bool:
         return bool(_VIEW.search(self.path))
 
+    @property
+    def stem(self) -> str:
+        """The sequence's name without its folder, frame token and extension, for a file made of it: ``shot.####.png``
+        -> ``shot``; text after the token is kept, joined by the separator before it (``plate.####_v2.exr`` ->
+        ``plate_v2``, ``plate.####v2.exr`` -> ``plate.v2``); '' when nothing is left (``####.exr``)."""
+        name = self.head[max(self.head.rfind("/"), self.head.rfind("\\")) + 1:]
+        before = name.rstrip("._- ")
+        after = self.tail.rsplit(".", 1)[0] if "." in self.tail else self.tail
+        if after and before and after[0] not in "._- ":
+            after = name[len(before):][:1] + after
+        return (before + after).strip("._- ")
+
     def frame(self, number: int) -> str:
         if not self.has_token:
             return self.path

@@ -41,9 +41,7 @@ class Clip:
     def upload_name(self) -> str:
         base = Path(self.source).name
         if self.kind == "sequence":
-            pattern = FramePattern.parse(base)
-            stem = (pattern.head + pattern.tail).rsplit(".", 1)[0].rstrip("._-") or "sequence"
-            return f"{stem}.zip"
+            return f"{FramePattern.parse(base).stem or 'sequence'}.zip"
         return base
 
     def plate_frame(self, index: int) -> int:
