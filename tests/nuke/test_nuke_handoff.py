@@ -408,7 +408,9 @@ def test_results_come_home_beside_the_saved_comp_and_the_import_uses_them(
                             message="the agent to bring the results home")
         came = sorted(p for p in home.rglob("*") if p.is_file())
         assert came and not [p for p in came if p.name.endswith(".part")]
-        assert ("Tether: results are home", f"{record.title}: {len(came)} file(s) in {home}") in notes
+        # the notice follows the record's fetched mark: waited for, not raced
+        eventually(lambda: ("Tether: results are home", f"{record.title}: {len(came)} file(s) in {home}") in notes,
+                   message=lambda: f"the notice that the results are home: {notes}")
         asked = len(autopilot_services.requests)
         future = ctl.import_job(str(done.job_id))
         names = eventually(lambda: future.result(timeout=0) if future.done() else None,
