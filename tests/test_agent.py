@@ -277,6 +277,33 @@ def test_a_job_the_agent_has_not_seen_is_polled_at_once(
         registry.close()
 
 
+def test_an_agent_keeping_another_registry_is_not_subscribed_to(
+        tmp_path: Path, tiny_blend: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent started with another TETHER_DATA_DIR follows other jobs: a watcher would wait on it forever, so it
+    polls the services itself, and one with nothing to fall back on says what to change."""
+    from tether.clients import client_for
+
+    farm, ids, registry = recorded_farm_jobs(local_services, monkeypatch, tiny_blend, "elsewhere", 1)
+    live = Agent(agent.runtime_dir(), JobRegistry(tmp_path / "other" / "jobs.sqlite"), fast=0.05, cap=0.2,
+                 notify=lambda t, m: None).start()
+    watcher = agent.watcher_for(JobRegistry(), client_for, fast=0.05, cap=0.2, wait=0.5)
+    try:
+        local_services.requests.clear()
+        watcher.poll_once()
+        assert not watcher.subscribed and local_services.requests.count("GET", r"/farm/api/jobs$") >= 1
+        assert {r.state.value for r in watcher.followed} == {"held"}
+        strict = agent.AgentWatcher(JobRegistry(), wait=0.5)
+        with pytest.raises(agent.ConfigError, match="same TETHER_DATA_DIR"):
+            strict.poll_once()
+        strict.close()
+        farm.cancel_job(ids[0])
+    finally:
+        watcher.close()
+        live.close()
+        farm.close()
+        registry.close()
+
+
 def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_services: LocalServices,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from tether.agent import use_agent

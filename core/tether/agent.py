@@ -373,6 +373,13 @@ class AgentWatcher(Watcher):
                 raise
             self.subscribed = False
             return super().poll_once()
+        if not _same_file(self.snapshot.get("registry"), self.registry.path):
+            # an agent keeping another registry (TETHER_DATA_DIR set for one process only) follows other jobs
+            if self.fallback is None:
+                raise ConfigError(f"the Tether agent follows the jobs of {self.snapshot.get('registry')}, not "
+                                  f"{self.registry.path}: run both with the same TETHER_DATA_DIR")
+            self.subscribed = False
+            return super().poll_once()
         self.subscribed = True
         self.agent_cycle = int(self.snapshot.get("cycle", 0))  # a restarted agent counts from 0 again
         changes = super().poll_once()
@@ -403,6 +410,15 @@ class AgentWatcher(Watcher):
         super().close()
         if self._agent is not None:
             self._agent.close()
+
+
+def _same_file(reported: Any, path: Path) -> bool:
+    if not reported:  # an agent from before the snapshot said which registry it keeps
+        return True
+    try:
+        return Path(str(reported)).resolve() == path.resolve()
+    except OSError:
+        return False
 
 
 def _no_fallback(service: str, profile: Optional[str]) -> JobService:

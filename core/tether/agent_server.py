@@ -179,7 +179,8 @@ class Agent:
         self.started = time.time()
         self.current: Dict[str, Any] = {}  # what the worker does now (entry, bytes)
         self.cycle = 0
-        self.snapshot: Dict[str, Any] = {"cycle": 0, "jobs": [], "missing": [], "errors": {}}
+        self.snapshot: Dict[str, Any] = {"cycle": 0, "jobs": [], "missing": [], "errors": {},
+                                         "registry": str(self.registry.path)}
         self.fetched: List[str] = []
         self._stop = threading.Event()
         self._work = threading.Event()  # the queue may have something
@@ -567,6 +568,7 @@ class Agent:
             "jobs": [job_view(r).model_dump(mode="json") for r in followed if not r.missing],
             "missing": [[r.service, r.job_id] for r in followed if r.missing],
             "errors": {f"{c.service}|{c.profile}": c.message for c in changes if c.kind is ChangeKind.ERROR},
+            "registry": str(self.registry.path),  # a subscriber with another registry polls for itself
         }
         with self._cycled:
             self.cycle += 1

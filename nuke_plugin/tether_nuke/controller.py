@@ -202,8 +202,12 @@ class JobController(BackgroundWork):
                 if thread is not None and thread.is_alive():
                     continue
                 # the jobs a service controller follows itself are left to it: followed once, not twice
-                watcher = watcher_for(self.registry, self._service_client, wait=AGENT_WAIT, service=service,
-                                      fast=fast, cap=cap, skip=self.follows, shared_clients=True)
+                scope: Dict[str, Any] = dict(wait=AGENT_WAIT, service=service, fast=fast, cap=cap,
+                                             skip=self.follows, shared_clients=True)
+                try:
+                    watcher = watcher_for(self.registry, self._service_client, **scope)
+                except ConfigError:  # a TETHER_AGENT the next send names: the jobs are polled from here meanwhile
+                    watcher = watcher_for(self.registry, self._service_client, no_agent=True, **scope)
                 thread = threading.Thread(target=self._follow, args=(service, watcher),
                                           name=f"tether-nuke-watch-{service}", daemon=True)
                 self._watch_threads[service] = thread

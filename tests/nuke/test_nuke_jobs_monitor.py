@@ -256,6 +256,26 @@ def test_nothing_is_polled_while_no_job_is_active(tmp_path: Path) -> None:
         controller.close()
 
 
+def test_a_wrong_tether_agent_setting_still_follows_the_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TETHER_AGENT=sometimes is refused by the next send with what to write instead; the Jobs tab meanwhile follows
+    its jobs by polling, rather than failing on the watcher's thread."""
+    registry = JobRegistry(tmp_path / "jobs.sqlite")
+    registry.record(service="tensorpix", job_id="101", state=JobState.RUNNING)
+    asked: List[Any] = []
+
+    def unreachable(profile: Any) -> Any:
+        asked.append(profile)
+        raise ConnectionError("nothing listens here")
+
+    monkeypatch.setenv("TETHER_AGENT", "sometimes")
+    controller = monitor(registry, tensorpix=ServiceController(TensorPixAdapter(), registry, unreachable))
+    try:
+        assert controller.watch() == ["tensorpix"]
+        eventually(lambda: asked, message="the watcher to ask the service itself")
+    finally:
+        controller.close()
+
+
 class CountingTensorPix(TensorPixClient):
     """The local TensorPix's client, noting which thread asks for which job (the watcher's threads and the clip
     controller's workers have names of their own)."""
