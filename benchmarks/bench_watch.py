@@ -4,6 +4,10 @@ Creates ``--jobs`` (500) real jobs on the local farm over its API, records them 
 ``Watcher.poll_once`` and counts the requests the farm answered during that one cycle. Side by side, in the same
 run: the naive way (one ``GET /api/jobs/{id}`` per job). Target: pages, not jobs (500 jobs at 100 per page = 5).
 
+Then three followers at once (two DCC sessions and a ``tether jobs watch``): each polling the farm on its own, one
+cycle each, against the same three subscribed to a running agent (``tether.agent.watcher_for``), counted over a few
+of the agent's cycles. Target: the agent's pages per cycle, whatever the number of followers.
+
 Nothing renders: the farm gets a chunk executor with no free slot (the executor seam of the local farm), so the
 jobs stay queued, as on a busy farm; every fifth job is also held through the API, so the cycle sees mixed states.
 
@@ -77,6 +81,50 @@ def queued_jobs(client: FarmClient, count: int) -> List[str]:
     return ids
 
 
+def followers(services: Any, registry: JobRegistry, client: FarmClient, work: Path, jobs: int,
+              count: int = 3, cycles: int = 4) -> List[Dict[str, Any]]:
+    """``count`` followers polling on their own (one cycle each), then subscribed to an agent (``cycles`` of its
+    cycles): the farm's requests, per cycle."""
+    import os
+
+    from tether import agent
+    from tether.agent_server import Agent
+    from tether_services.farm.engine import EMAIL, PASSWORD
+
+    own = [Watcher(registry, lambda service, profile: client) for _ in range(count)]
+    for watcher in own:
+        watcher.poll_once()  # past the first cycle's writes, as the steady case above
+    rows = [measure(f"{count} followers, polling", services, lambda: [w.poll_once() for w in own], jobs)]
+    os.environ["TETHER_RUNTIME_DIR"] = str(work / "run")
+    os.environ["TETHER_AGENT"] = "auto"
+    live = Agent(agent.runtime_dir(), registry, fast=0.2, cap=0.2, notify=lambda title, text: None,
+                 clients=lambda service, profile: FarmClient(services.url("farm"), email=EMAIL, password=PASSWORD,
+                                                             profile="local")).start()
+    subscribed = [agent.watcher_for(registry, lambda service, profile: client, wait=5.0) for _ in range(count)]
+    try:
+        for watcher in subscribed:
+            watcher.poll_once()
+        start = live.cycle
+
+        def follow() -> None:
+            while live.cycle < start + cycles:
+                for watcher in subscribed:
+                    watcher.poll_once()
+
+        row = measure(f"{count} followers, via agent/cycle", services, follow, jobs)
+        row["cycles"] = live.cycle - start
+        row["subscribed"] = all(getattr(w, "subscribed", False) for w in subscribed)
+        row["requests"] = round(row["requests"] / row["cycles"], 2)  # per agent cycle, as the polling row's one
+        row["list_pages"] = round(row["list_pages"] / row["cycles"], 2)
+        row["seconds"] = round(row["seconds"] / row["cycles"], 4)  # the agent's cadence (0.2 s), not work
+        rows.append(row)
+    finally:
+        for watcher in [*own, *subscribed]:
+            watcher.close()
+        live.close()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
@@ -109,6 +157,7 @@ def main() -> int:
         few = Watcher(registry, lambda service, profile: client, jobs=[("farm", i) for i in oldest])
         rows.append(measure("watcher, 10 oldest of them", services, few.poll_once, len(oldest)))
         states = sorted({c.after.state.value for c in changes if c.after is not None})
+        rows.extend(followers(services, registry, client, work, len(ids)))
         registry.close()
         client.close()
 
