@@ -505,10 +505,9 @@ def service_client(service: str, profile: str, endpoint: str = "",
                    clients: Optional[ClientFactory] = None) -> Iterator[JobService]:
     """A client of its own for one hand-off's service, closed after it: at ``endpoint`` (the hand-off's own service
     URL, with the profile's credentials still), else made by ``clients`` (default: the profile's)."""
-    from .clients import client_for
+    from .clients import client_at
 
-    client = clients(service, profile or None) if clients is not None and not endpoint else \
-        client_for(service, profile or None, endpoint)
+    client = client_at(service, profile, endpoint, clients)
     try:
         yield client
     finally:

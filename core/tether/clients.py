@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from .errors import ConfigError
 from .jobs import JobService
@@ -20,3 +20,12 @@ def client_for(service: str, profile: Optional[str] = None, url: Optional[str] =
         return cls.from_profile(profile, url=url)  # type: ignore[no-any-return,unused-ignore]
     except TypeError:
         raise ConfigError(f"{service} takes no endpoint override: set the URL in the profile instead") from None
+
+
+def client_at(service: str, profile: str, endpoint: str = "",
+              clients: Optional[Callable[[str, Optional[str]], JobService]] = None) -> JobService:
+    """A job's or a hand-off's client: at its own ``endpoint`` (a farm override, with the profile's credentials
+    still), else made by ``clients`` (a watcher's or the agent's factory; default :func:`client_for`)."""
+    if endpoint or clients is None:
+        return client_for(service, profile or None, endpoint)
+    return clients(service, profile or None)

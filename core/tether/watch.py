@@ -209,12 +209,9 @@ class Watcher:
     def _client(self, service: str, profile: str, endpoint: str = "") -> JobService:
         client = self._clients.get((service, profile, endpoint))
         if client is None:
-            if endpoint:
-                from .clients import client_for
+            from .clients import client_at
 
-                client = client_for(service, profile or None, endpoint)
-            else:
-                client = self.clients(service, profile or None)
+            client = client_at(service, profile, endpoint, self.clients)
             self._clients[(service, profile, endpoint)] = client
         return client
 
