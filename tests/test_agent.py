@@ -304,6 +304,29 @@ def test_an_agent_keeping_another_registry_is_not_subscribed_to(
         registry.close()
 
 
+def test_an_old_job_to_bring_home_is_not_left_behind_by_newer_ones(
+        tmp_path: Path, local_services: LocalServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A completed hand-off whose results are still to come home (the service did not answer when it completed) is
+    fetched however many jobs were recorded since: the agent used to look at the newest 500 only."""
+    from datetime import datetime, timedelta, timezone
+
+    from tether.jobs import JobState
+
+    monkeypatch.setenv("TETHER_LOCAL_PORT", str(local_services.port))
+    registry = JobRegistry()
+    old = datetime.now(timezone.utc) - timedelta(days=3)
+    registry.record(service="farm", job_id="old-handoff", profile="local", state=JobState.COMPLETED,
+                    output_dir=tmp_path / "home", submitted_at=old, extra={"agent_fetch": True})
+    for i in range(520):  # newer jobs, finished and fetched or never asked for
+        registry.record(service="farm", job_id=f"newer-{i}", profile="local", state=JobState.COMPLETED)
+    assert [r.job_id for r in registry.unfetched()] == ["old-handoff"]
+    live = Agent(agent.runtime_dir(), registry, notify=lambda t, m: None)  # not started: one look, on this thread
+    local_services.requests.clear()
+    live._pending_fetches()
+    assert any("old-handoff" in r.path for r in local_services.requests.all())  # asked the farm for its outputs
+    registry.close()
+
+
 def test_no_agent_and_agent_off_submit_in_process(tiny_blend: Path, local_services: LocalServices,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from tether.agent import use_agent

@@ -587,9 +587,8 @@ class Agent:
 
     def _pending_fetches(self) -> None:
         """Completed hand-off jobs whose outputs are asked for here and not yet fetched."""
-        for rec in self.registry.list(unfinished_only=False, limit=500):
-            if (rec.state is JobState.COMPLETED and rec.fetched_at is None and rec.output_dir
-                    and rec.extra.get("agent_fetch") and rec.key not in self._fetching):
+        for rec in self.registry.unfetched():  # all of them: an old one is not left behind by newer jobs
+            if rec.extra.get("agent_fetch") and rec.key not in self._fetching:
                 self._fetch(rec)
 
     def _fetch(self, rec: Any) -> None:

@@ -377,6 +377,14 @@ class JobRegistry:
         with self._read() as db:
             return [JobRecord.from_row(r) for r in db.execute(sql + " ORDER BY service", params).fetchall()]
 
+    def unfetched(self) -> List[JobRecord]:
+        """Completed jobs with an output folder whose outputs were not fetched yet, oldest first: however many
+        jobs the registry holds (the agent brings them home)."""
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state = ? AND fetched_at IS NULL"
+               " AND output_dir IS NOT NULL AND output_dir != '' ORDER BY submitted_at, job_id")
+        with self._read() as db:
+            return [JobRecord.from_row(r) for r in db.execute(sql, (JobState.COMPLETED.value,)).fetchall()]
+
     def list(
         self,
         service: Optional[str] = None,
