@@ -449,15 +449,18 @@ def bring_home(client: JobService, registry: JobRegistry, rec: JobRecord) -> Lis
 
 
 def await_home(registry: JobRegistry, service: str, job_id: str, *, quiet: float = HOME_WAIT, wait: float = 1.0,
-               cancelled: Callable[[], bool] = lambda: False) -> Optional[JobRecord]:
+               cancelled: Callable[[], bool] = lambda: False,
+               waiting: Callable[[], None] = lambda: None) -> Optional[JobRecord]:
     """Wait for the running agent to bring a completed job's results home (it downloads them in the cycle that sees
     the job complete, or a later one): the job's record once they came home. None when ``cancelled()``, or when for
     ``quiet`` seconds the agent neither brought them nor was downloading them (whoever waits then fetches a copy of
     its own and leaves home to the agent: two downloads into one folder would share their partial files). Raises
     :class:`AgentNotRunning` when no agent answers, as none will bring them: the caller does (:func:`bring_home`).
-    Each ask is held by the agent until a download ends, at most ``wait`` seconds, so a cancel is seen soon."""
+    Each ask is held by the agent until a download ends, at most ``wait`` seconds, so a cancel is seen soon.
+    ``waiting()`` is told once an agent runs to wait for (whoever waits says so, as this may last a download)."""
     deadline = time.monotonic() + quiet
     with AgentClient() as client:
+        waiting()
         while not cancelled():
             seen = client.home(service, job_id, wait=max(0.0, min(wait, deadline - time.monotonic())))
             if seen.get("fetched") or not seen.get("known"):

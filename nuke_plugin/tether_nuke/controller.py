@@ -18,6 +18,7 @@ tested as plain Python.
   ``"handoffs"`` (:meth:`JobController.handoffs` changed), ``"handed off"`` (``(service, queue entry)``),
   ``"handoff cancelled"`` (the queue entry as :func:`tether.agent.cancel` ended it),
   ``"submitted"`` (``(service, job id)``), ``"encoding"``/``"uploading"`` (``(service, node, done, total)``),
+  ``"awaiting home"`` (``(service, job id, waiting)``: an import waits for the agent to bring the results home),
   ``"imported"``, ``"error"``, ``"quota"``, ``"changes"``, ``"stale"`` (``(service, text)`` while a service does not
   answer; text ``""`` once it does again). The panel forwards them to Qt's thread with a signal.
 """
@@ -106,7 +107,7 @@ class JobController(BackgroundWork):
         """An event of one of this controller's service controllers (any thread)."""
         if kind in ("imported", "error", "quota"):
             self._emit(kind, payload)
-        elif kind in ("encoding", "uploading"):  # a send moving: (service, node, done, total)
+        elif kind in ("encoding", "uploading", "awaiting home"):  # (service, node, done, total), (service, job, on)
             self._emit(kind, (service, *payload))
         if kind in ("imported", "job"):  # fetched now, or its state or progress moved
             self._emit("jobs", self.jobs())

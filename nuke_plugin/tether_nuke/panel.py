@@ -1303,6 +1303,12 @@ class TetherPanel(QtWidgets.QWidget):
             self.update_problems()
             if isinstance(error, AlreadySent):
                 self.show_offer(error)
+        elif kind == "awaiting home":  # the import goes on after it: its own note again
+            service, job_id, waiting = payload
+            label = self.controller.label(service)
+            set_note(self.status, f"Waiting for the Tether agent to bring {label} job {job_id} home (it downloads "
+                                  "the results beside the comp)..." if waiting else
+                                  f"Importing {label} job {job_id}...")
         elif kind == "imported":
             job_id, applied = payload
             set_note(self.status, f"Imported job {job_id}: {', '.join(applied.names.values())}"

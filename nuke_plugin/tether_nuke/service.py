@@ -92,8 +92,9 @@ class ServiceController(BackgroundWork):
     (``(node, bytes done, bytes)``, a percent at a time; :meth:`cancel_send` stops either), ``"handed off"``
     (:class:`HandedOff`: the agent has the send), ``"submitted"`` (job id, once recorded, by this send or by the
     agent), ``"job"`` (:class:`tether.jobs.Job`, as it changes while followed here), ``"imported"`` (``(job_id,
-    Applied)``), ``"error"`` (text), ``"released"`` (job id: no longer followed here although unfinished),
-    ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
+    Applied)``), ``"awaiting home"`` (``(job_id, True)`` while an import waits for the running agent to bring the
+    job's results home, ``(job_id, False)`` once it goes on), ``"error"`` (text), ``"released"`` (job id: no
+    longer followed here although unfinished), ``"cancelled"`` (job id), ``"quota"`` (the service's quota).
     """
 
     def __init__(self, adapter: ServiceAdapter, registry: Optional[JobRegistry] = None,
@@ -404,11 +405,21 @@ class ServiceController(BackgroundWork):
         of its own, home left to the agent)."""
         from tether import agent
 
+        waited: List[bool] = []
+
+        def waiting() -> None:  # said while it lasts (it may last the agent's whole download), cleared after
+            waited.append(True)
+            self._emit("awaiting home", (record.job_id, True))
+
         try:
-            came = agent.await_home(self.registry, self.service, record.job_id, cancelled=self._stop.is_set)
+            came = agent.await_home(self.registry, self.service, record.job_id, cancelled=self._stop.is_set,
+                                    waiting=waiting)
         except agent.AgentNotRunning:
             agent.bring_home(self.client(record.profile or None), self.registry, record)
             came = self.registry.get(self.service, record.job_id)
+        finally:
+            if waited:
+                self._emit("awaiting home", (record.job_id, False))
         if self._stop.is_set():
             raise CancelledByUser(f"the import of {self.adapter.label} job {record.job_id} stopped: Nuke closes")
         return self._came_home(came) if came is not None else None

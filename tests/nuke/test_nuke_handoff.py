@@ -473,6 +473,8 @@ def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
         # the import waits for the agent (or, as it did, downloads a copy of its own and ends)
         eventually(lambda: held.is_set() and (asked.is_set() or ended()), message="the agent's download to be held",
                    pump=nuke._run_main_queue)
+        # the panel says what it waits for while the agent's download is held
+        assert [p[1] for kind, p in events if kind == "awaiting home"] == [True], events
         local_services.requests.clear()
         release.set()
         eventually(ended, message="the import", pump=nuke._run_main_queue)
@@ -482,6 +484,10 @@ def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
     assert not [p for kind, p in events if kind == "error"]
     done = registry.queue_entry(handed.entry)
     assert done is not None and done.output_dir
+    # ... and no longer once the import went on with the results that came home
+    kinds = [(kind, p) for kind, p in events if kind in ("awaiting home", "imported")]
+    assert [k for k, _ in kinds] == ["awaiting home", "awaiting home", "imported"], events
+    assert kinds[:2] == [("awaiting home", (str(done.job_id), True)), ("awaiting home", (str(done.job_id), False))]
     home = Path(done.output_dir)
     came = [p for p in home.rglob("*") if p.is_file()]
     assert len(came) == 1 and came[0].suffix == ".mp4", came  # one movie, no partial file

@@ -95,6 +95,10 @@ def test_the_job_monitor_answers_what_when_where_why(qtbot: Any, tmp_path: Path)
         assert panel.menu_actions["reimport"].isEnabled() and not panel.menu_actions["import"].isEnabled()
         panel._on_event("stale", ("autopilot", ""))  # it answers again
         assert panel.stale_note.isHidden()
+        panel._on_event("awaiting home", ("tensorpix", "101", True))  # an import waits for the agent's download
+        assert "Waiting for the Tether agent to bring TensorPix job 101 home" in panel.status.text()
+        panel._on_event("awaiting home", ("tensorpix", "101", False))  # and goes on
+        assert panel.status.text() == "Importing TensorPix job 101..."
     finally:
         close(panel)
 
