@@ -333,3 +333,48 @@ def test_a_clip_handed_off_twice_before_it_is_a_job_is_refused_the_second_time(
         assert main(command) == 0 and len(registry.queue(("queued",))) == 1  # a cancelled one does not count
     finally:
         live.close()
+
+
+def test_a_waited_send_refused_for_a_waiting_hand_off_ends_with_that_hand_offs_job(
+        clips: Tuple[Path, Path], services_env: LocalServices, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``tether autopilot submit --wait`` of a clip the agent still holds a waiting hand-off of (same options): refused
+    as already sent, it follows that hand-off until the agent made it a job (the agent resumed meanwhile), then waits
+    for that job as usual; no second job on the service."""
+    import json
+
+    from tether.clients import client_for
+
+    clip, _ = clips
+    monkeypatch.setenv("TETHER_AGENT", "auto")
+    registry = JobRegistry()
+    live = Agent(agent.runtime_dir(), registry, fast=0.05, cap=0.2, notify=lambda title, text: None).start()
+    live.pause()  # the first hand-off waits
+    followed: List[int] = []
+    follow = agent.follow_handoff
+
+    def resumed_then_followed(entry_id: int, *args: Any, **kwargs: Any) -> Any:
+        followed.append(entry_id)
+        live.resume()  # only now may the waiting hand-off become a job: the refused send is following it
+        return follow(entry_id, *args, **{**kwargs, "interval": 0.05, "cap": 0.2})
+
+    monkeypatch.setattr(agent, "follow_handoff", resumed_then_followed)
+    command = ["autopilot", "submit", str(clip), "--roto", "--json"]
+    try:
+        with client_for("autopilot", "local") as client:
+            before = {job.id for job in client.remote_jobs()}
+        assert main(command) == 0
+        [first] = registry.queue()
+        capsys.readouterr()
+        assert main([*command, "--wait"]) == 0
+        out, err = capsys.readouterr()
+        done = registry.queue_entry(first.id)
+        assert followed == [first.id] and done is not None and done.state == "done" and done.job_id
+        assert json.loads(out) == {"job_id": done.job_id, "reused": True, "handoff": first.id}
+        assert "did not become a job" not in err
+        record = registry.get("autopilot", done.job_id)
+        assert record is not None and record.state == "completed"  # waited for as usual
+        with client_for("autopilot", "local") as client:
+            assert {job.id for job in client.remote_jobs()} - before == {done.job_id}  # no second job
+    finally:
+        live.close()

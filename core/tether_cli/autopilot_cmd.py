@@ -201,8 +201,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # no paying twice: the earlier job answers this send (followed and fetched like a new one); a hand-off
             # the agent still holds answers it once it is a job
             console.print(f"[yellow]not sent[/]: {sent}")
-            data = {"job_id": sent.job_id, "reused": True, **({"handoff": sent.handoff} if sent.handoff else {})}
             job_id = sent.job_id or (_handed_job(sent.handoff) if args.wait or out else None)
+            data = {"job_id": job_id, "reused": True, **({"handoff": sent.handoff} if sent.handoff else {})}
             if job_id is None:  # not followed, or the hand-off failed or was cancelled
                 if args.wait or out:
                     console.print(f"[red]hand-off {sent.handoff} did not become a job[/]: `tether agent queue` "
