@@ -258,6 +258,8 @@ def test_the_same_frames_and_options_offer_the_finished_jobs_results(qtbot: Any,
         qtbot.waitUntil(lambda: panel.quota_remaining is not None, timeout=PATIENCE_MS)
         panel.submit()
         qtbot.waitUntil(lambda: "Sent: job" in panel.status.text(), timeout=PATIENCE_MS)
+        # the send is over (Send enabled again) only once its worker returns, which can be after the job completes
+        qtbot.waitUntil(panel.send_button.isEnabled, timeout=PATIENCE_MS)
         [first] = [r.job_id for r in registry.list()]
         qtbot.waitUntil(lambda: registry.get("autopilot", first).state.finished,  # type: ignore[union-attr]
                         timeout=PATIENCE_MS)  # the monitor follows it to the end
