@@ -434,6 +434,51 @@ def test_monitor_survives_a_broken_service(tether_dirs: Path) -> None:
     assert "no route to farm" in rt.ui.jobs_error
 
 
+def test_a_service_that_keeps_failing_is_reported_once_and_shown_while_it_lasts(tether_dirs: Path) -> None:
+    """Move jobs with no Move key (or a farm down for the night): one warning when the service stops answering,
+    its reason in the jobs list while it lasts, cleared when it answers; failing again is reported again."""
+    from tether.errors import ConfigError
+    from tether.jobs import Job, JobState
+    from tether.registry import JobRegistry
+    from tether.watch import Watcher
+
+    from blender_addon import backend
+    from blender_addon.runtime import Monitor, Runtime
+
+    reg = JobRegistry()
+    reg.record(service="move", job_id="m-1", profile="local", title="walk.mp4")
+    answering = {"now": False}
+
+    class Move:
+        service = "move"
+
+        def jobs_by_id(self, ids: Any) -> Dict[str, Job]:
+            if not answering["now"]:
+                raise ConfigError("no Move API key: set TETHER_MOVE_API_KEY or run `tether login move`")
+            return {i: Job(service="move", id=i, title="walk.mp4", state=JobState.RUNNING, raw_state="processing",
+                           progress=10.0) for i in ids}
+
+    rt = Runtime()
+    monitor = Monitor(lambda: Watcher(reg, lambda s, p: Move(), service="move"), backend.list_rows, rt.handoff)
+
+    def warnings() -> List[str]:
+        return [n.text for n in rt.pump() if n.level == "WARNING"]
+
+    said = []
+    for _ in range(4):
+        monitor.cycle()
+        said += warnings()
+        assert "no Move API key" in rt.ui.jobs_error and rt.ui.jobs[0].job_id == "m-1"
+    assert len(said) == 1 and "no Move API key" in said[0]
+    answering["now"] = True
+    monitor.cycle()
+    assert warnings() == [] and rt.ui.jobs_error == ""
+    answering["now"] = False
+    monitor.cycle()
+    assert len(warnings()) == 1 and "no Move API key" in rt.ui.jobs_error
+    reg.close()
+
+
 def test_submit_hands_off_to_a_running_agent(addon: Any, tiny_blend: Path, local_services: Any,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """With an agent running, Submit checks the scene and queues it for the agent: Blender may close at once."""
