@@ -463,6 +463,9 @@ def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
     script.parent.mkdir()
     events: List[Any] = []
     ctl = tensorpix(registry, tmp_path, events)
+    panel_events: List[Any] = []  # what the panel hears: the Job monitor passes the service's events on
+    monitor = job_controller.JobController(registry, profile="local", controllers={"tensorpix": ctl})
+    monitor.add_listener(lambda kind, payload: panel_events.append((kind, payload)))
     try:
         handed = ctl.submit(movie_plate(tmp_path / "plate.mp4"), tensorpix_options([2], preview=True),
                             script=str(script), follow=True).result(timeout=60)
@@ -480,7 +483,7 @@ def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
         eventually(ended, message="the import", pump=nuke._run_main_queue)
     finally:
         release.set()
-        ctl.close()
+        monitor.close()  # and the service controller it holds
     assert not [p for kind, p in events if kind == "error"]
     done = registry.queue_entry(handed.entry)
     assert done is not None and done.output_dir
@@ -488,6 +491,8 @@ def test_a_followed_send_seen_complete_first_waits_for_its_results_to_come_home(
     kinds = [(kind, p) for kind, p in events if kind in ("awaiting home", "imported")]
     assert [k for k, _ in kinds] == ["awaiting home", "awaiting home", "imported"], events
     assert kinds[:2] == [("awaiting home", (str(done.job_id), True)), ("awaiting home", (str(done.job_id), False))]
+    assert [p for kind, p in panel_events if kind == "awaiting home"] == [("tensorpix", str(done.job_id), True),
+                                                                          ("tensorpix", str(done.job_id), False)]
     home = Path(done.output_dir)
     came = [p for p in home.rglob("*") if p.is_file()]
     assert len(came) == 1 and came[0].suffix == ".mp4", came  # one movie, no partial file
