@@ -389,7 +389,6 @@ class Monitor:
         self._stop = threading.Event()
         self.thread: Optional[threading.Thread] = None
         self.watcher: Any = None
-        self._failing: Dict[Tuple[str, str], str] = {}  # (service, profile): what it said in the latest cycle
 
     def start(self) -> None:
         if self.alive():
@@ -422,11 +421,15 @@ class Monitor:
         try:
             if self.watcher is None:
                 self.watcher = self._make_watcher()
-            changes = self._news(self.watcher.poll_once())
+            # a service that keeps failing (Move with no key, a farm down for the night) is warned about once, when
+            # it starts, and shown in the jobs list while it lasts (the watcher's failing), not every cycle
+            was_failing = set(self.watcher.failing)
+            changes = [c for c in self.watcher.poll_once()
+                       if c.error is None or (c.service, c.profile) not in was_failing]
             if changes:
                 self._handoff.post("changes", changes=changes)
             rows = self._list_rows()
-            self._handoff.post("jobs", rows=rows, error="; ".join(self._failing.values()))
+            self._handoff.post("jobs", rows=rows, error="; ".join(self.watcher.failing.values()))
             pending = not self.watcher.done
             delay = float(self.watcher.next_delay()) if pending else self._idle
             if any(row.handoff and not row.finished for row in rows):  # its upload's progress moves meanwhile
@@ -436,17 +439,6 @@ class Monitor:
             self._handoff.post("jobs", rows=None, error=error_text(exc))
             self.watcher = None
             return self._idle
-
-    def _news(self, changes: List[Any]) -> List[Any]:
-        """``changes`` without the error of a service that failed the cycle before too: a service that keeps failing
-        (Move with no key, a farm down for the night) is reported once and shown in the jobs list while it lasts,
-        not warned about every cycle. It is reported again once a cycle passed without it failing."""
-        def error(change: Any) -> bool:
-            return getattr(change.kind, "value", "") == "error"  # tether.watch's ChangeKind, not imported here
-
-        news = [c for c in changes if not error(c) or (c.service, c.profile) not in self._failing]
-        self._failing = {(c.service, c.profile): c.message for c in changes if error(c)}
-        return news
 
     def _main(self) -> None:
         while not self._stop.is_set():

@@ -134,6 +134,7 @@ class Watcher:
         self.endpoints = endpoints
         self.shared_clients = shared_clients
         self.cycles = 0
+        self.failing: Dict[Tuple[str, str], str] = {}  # (service, profile) -> its error in the latest cycle
         self._clients: Dict[Tuple[str, str, str], JobService] = {}
         self._seen: Dict[Key, JobRecord] = {}  # what this watcher last saw of each job it follows
         self._pending: Set[Key] = set()  # unfinished jobs after the last cycle
@@ -156,6 +157,7 @@ class Watcher:
                     failed = True
             self._pending = {k for k, rec in self._seen.items() if not rec.finished and not rec.missing}
             self.cycles += 1
+            self.failing = {(c.service, c.profile): c.message for c in changes if c.kind is ChangeKind.ERROR}
             moved = any(c.kind is not ChangeKind.ERROR for c in changes)
             if failed:
                 waits = [w for w in (getattr(c.error, "retry_after", None) for c in changes) if w is not None]
